@@ -1,0 +1,153 @@
+//! The host-specific calls of kiln, behind one small interface.
+//!
+//! Everything that differs between Linux, macOS and Windows hosts lives here:
+//! the details of `lstat` ([`HostMeta`]), extended attributes ([`read_xattrs`]),
+//! the data ranges of sparse files ([`data_ranges`]), opening a source without
+//! touching its access time ([`open_source`]) and positional reads and writes
+//! ([`read_at`], [`write_at`]). The rest of the workspace is host-neutral.
+//!
+//! On Unix hosts the real calls are made through `rustix` and `std::os::unix`;
+//! on other hosts the functions return the documented defaults (no xattrs, a
+//! file is one data range, owner 0, mode from the read-only flag).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::ops::Range;
+use std::path::Path;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as imp;
+
+#[cfg(not(unix))]
+mod other;
+#[cfg(not(unix))]
+use other as imp;
+
+/// The file type of a directory entry, as the host reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostFileType {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A named pipe.
+    Fifo,
+    /// A Unix domain socket.
+    Socket,
+}
+
+/// A point in time with nanoseconds, seconds counted from the Unix epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostTime {
+    /// Seconds since 1970-01-01T00:00:00Z (negative before it).
+    pub secs: i64,
+    /// Nanoseconds within the second, below 1,000,000,000.
+    pub nanos: u32,
+}
+
+/// What kiln needs to know of one entry from `lstat` (never following links).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostMeta {
+    /// The type of the entry.
+    pub file_type: HostFileType,
+    /// The 12 permission bits (setuid, setgid, sticky, rwxrwxrwx).
+    pub perm: u16,
+    /// Owner user id.
+    pub uid: u32,
+    /// Owner group id.
+    pub gid: u32,
+    /// Size in bytes (regular files and symlinks).
+    pub size: u64,
+    /// Number of hard links.
+    pub nlink: u64,
+    /// Device holding the entry (to stay on one filesystem, like `cp -x`).
+    pub dev: u64,
+    /// Inode number on that device (to find hard links).
+    pub ino: u64,
+    /// Device number of a character or block device: (major, minor).
+    pub rdev: (u32, u32),
+    /// Last access time.
+    pub atime: HostTime,
+    /// Last modification time.
+    pub mtime: HostTime,
+    /// Last status change time.
+    pub ctime: HostTime,
+    /// Creation (birth) time, where the host records it.
+    pub crtime: Option<HostTime>,
+}
+
+/// Reads the metadata of `path` without following a final symlink.
+pub fn lstat(path: &Path) -> io::Result<HostMeta> {
+    let meta = std::fs::symlink_metadata(path)?;
+    Ok(imp::host_meta(&meta))
+}
+
+/// Converts metadata that std already fetched (e.g. by walkdir) into a [`HostMeta`].
+pub fn host_meta(meta: &Metadata) -> HostMeta {
+    imp::host_meta(meta)
+}
+
+/// Reads all extended attributes of `path` (not following symlinks) as
+/// `(name, value)` pairs sorted by name, values in the host's VFS encoding.
+///
+/// Hosts and filesystems without xattr support give an empty list.
+pub fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    imp::read_xattrs(path)
+}
+
+/// Opens a source file for reading, without updating its access time where the
+/// host allows that (so a second build of the same tree sees the same atimes).
+pub fn open_source(path: &Path) -> io::Result<File> {
+    imp::open_source(path)
+}
+
+/// Returns the byte ranges of `file` (of length `size`) that hold data; the gaps
+/// between them are holes. Hosts that cannot tell report one range covering all.
+pub fn data_ranges(file: &File, size: u64) -> io::Result<Vec<Range<u64>>> {
+    if size == 0 {
+        return Ok(Vec::new());
+    }
+    imp::data_ranges(file, size)
+}
+
+/// Reads into `buf` from `offset` until `buf` is full or the file ends; returns
+/// how many bytes were read.
+pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let off = offset + done as u64;
+        match imp::read_at(file, &mut buf[done..], off) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Writes all of `buf` at `offset` without moving a shared file position, so
+/// several threads may write disjoint ranges of one file at once.
+pub fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    imp::write_all_at(file, buf, offset)
+}
+
+/// Makes the bytes written so far durable (fdatasync or the host's equivalent).
+pub fn sync_data(file: &File) -> io::Result<()> {
+    file.sync_data()
+}
+
+/// Splits a host path into raw bytes (Unix) or WTF-8/UTF-8 bytes elsewhere.
+pub fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
+    imp::name_bytes(name)
+}

@@ -1,0 +1,97 @@
+//! Hosts without Unix metadata (Windows): documented defaults.
+//!
+//! Files get mode 0644 (0444 when read-only), directories 0755, owner 0:0,
+//! no device numbers, no xattrs, and every file is one data range.
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::ops::Range;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::{HostFileType, HostMeta, HostTime};
+
+pub(crate) fn host_meta(meta: &Metadata) -> HostMeta {
+    let ft = meta.file_type();
+    let file_type = if ft.is_dir() {
+        HostFileType::Dir
+    } else if ft.is_symlink() {
+        HostFileType::Symlink
+    } else {
+        HostFileType::File
+    };
+    let perm = match (file_type, meta.permissions().readonly()) {
+        (HostFileType::Dir, _) => 0o755,
+        (_, true) => 0o444,
+        (_, false) => 0o644,
+    };
+    let time = |t: io::Result<SystemTime>| {
+        t.ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| HostTime {
+                secs: d.as_secs() as i64,
+                nanos: d.subsec_nanos(),
+            })
+            .unwrap_or_default()
+    };
+    let mtime = time(meta.modified());
+    HostMeta {
+        file_type,
+        perm,
+        uid: 0,
+        gid: 0,
+        size: meta.len(),
+        nlink: 1,
+        dev: 0,
+        ino: 0,
+        rdev: (0, 0),
+        atime: time(meta.accessed()),
+        mtime,
+        ctime: mtime,
+        crtime: meta.created().ok().map(|t| time(Ok(t))),
+    }
+}
+
+pub(crate) fn read_xattrs(_path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    Ok(Vec::new())
+}
+
+pub(crate) fn open_source(path: &Path) -> io::Result<File> {
+    File::open(path)
+}
+
+pub(crate) fn data_ranges(_file: &File, size: u64) -> io::Result<Vec<Range<u64>>> {
+    Ok(vec![0..size])
+}
+
+#[cfg(windows)]
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+#[cfg(windows)]
+pub(crate) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(not(windows))]
+pub(crate) fn read_at(_file: &File, _buf: &mut [u8], _offset: u64) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(not(windows))]
+pub(crate) fn write_all_at(_file: &File, _buf: &[u8], _offset: u64) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+pub(crate) fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
+    name.to_string_lossy().into_owned().into_bytes()
+}

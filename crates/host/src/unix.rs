@@ -1,0 +1,189 @@
+//! Unix hosts: `std::os::unix` for lstat details and positional IO, `rustix`
+//! for xattrs, `O_NOATIME` and `SEEK_DATA`/`SEEK_HOLE`.
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use crate::{HostFileType, HostMeta, HostTime};
+
+pub(crate) fn host_meta(meta: &Metadata) -> HostMeta {
+    let ft = meta.file_type();
+    let file_type = if ft.is_dir() {
+        HostFileType::Dir
+    } else if ft.is_symlink() {
+        HostFileType::Symlink
+    } else if ft.is_char_device() {
+        HostFileType::CharDevice
+    } else if ft.is_block_device() {
+        HostFileType::BlockDevice
+    } else if ft.is_fifo() {
+        HostFileType::Fifo
+    } else if ft.is_socket() {
+        HostFileType::Socket
+    } else {
+        HostFileType::File
+    };
+    let rdev = rustix::fs::Dev::from(meta.rdev());
+    HostMeta {
+        file_type,
+        perm: (meta.mode() & 0o7777) as u16,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: meta.size(),
+        nlink: meta.nlink(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+        rdev: (rustix::fs::major(rdev), rustix::fs::minor(rdev)),
+        atime: time(meta.atime(), meta.atime_nsec()),
+        mtime: time(meta.mtime(), meta.mtime_nsec()),
+        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        crtime: meta.created().ok().map(HostTime::from_system),
+    }
+}
+
+fn time(secs: i64, nanos: i64) -> HostTime {
+    HostTime {
+        secs,
+        nanos: nanos.clamp(0, 999_999_999) as u32,
+    }
+}
+
+impl HostTime {
+    fn from_system(t: std::time::SystemTime) -> HostTime {
+        match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => HostTime {
+                secs: d.as_secs() as i64,
+                nanos: d.subsec_nanos(),
+            },
+            Err(e) => {
+                let d = e.duration();
+                // Before the epoch: floor the seconds so that nanos stays positive.
+                let (secs, nanos) = (d.as_secs() as i64, d.subsec_nanos());
+                if nanos == 0 {
+                    HostTime { secs: -secs, nanos: 0 }
+                } else {
+                    HostTime {
+                        secs: -secs - 1,
+                        nanos: 1_000_000_000 - nanos,
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let names = match list_names(path) {
+        Ok(n) => n,
+        Err(e) if unsupported(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        match get_value(path, &name) {
+            Ok(v) => out.push((name, v)),
+            // Removed between the listing and the read: it is simply not there.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NODATA.raw_os_error()) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn unsupported(e: &io::Error) -> bool {
+    let code = e.raw_os_error();
+    code == Some(rustix::io::Errno::NOTSUP.raw_os_error())
+        || code == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error())
+}
+
+/// Calls a size-query-then-fill xattr function, growing the buffer if the
+/// attribute grew in between.
+fn sized_call(mut call: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>) -> io::Result<Vec<u8>> {
+    loop {
+        let len = call(&mut [])?;
+        let mut buf = vec![0u8; len];
+        match call(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(rustix::io::Errno::RANGE) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn list_names(path: &Path) -> io::Result<Vec<Vec<u8>>> {
+    let raw = sized_call(|buf| rustix::fs::llistxattr(path, buf))?;
+    Ok(raw
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
+fn get_value(path: &Path, name: &[u8]) -> io::Result<Vec<u8>> {
+    let name = std::ffi::OsStr::from_bytes(name);
+    sized_call(|buf| rustix::fs::lgetxattr(path, name, buf))
+}
+
+pub(crate) fn open_source(path: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // O_NOATIME is refused (EPERM) for files the caller does not own.
+        match rustix::fs::open(path, flags | OFlags::NOATIME, Mode::empty()) {
+            Ok(fd) => return Ok(File::from(fd)),
+            Err(rustix::io::Errno::PERM) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(File::from(rustix::fs::open(path, flags, Mode::empty())?))
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub(crate) fn data_ranges(file: &File, size: u64) -> io::Result<Vec<Range<u64>>> {
+    use rustix::fs::SeekFrom;
+    let mut ranges = Vec::new();
+    let mut pos = 0u64;
+    while pos < size {
+        let start = match rustix::fs::seek(file, SeekFrom::Data(pos)) {
+            Ok(s) => s,
+            // ENXIO: no data after pos, the rest is a hole.
+            Err(rustix::io::Errno::NXIO) => break,
+            // Filesystems without SEEK_DATA: all of the file is data.
+            Err(rustix::io::Errno::INVAL) if pos == 0 => return Ok(vec![0..size]),
+            Err(e) => return Err(e.into()),
+        };
+        if start >= size {
+            break;
+        }
+        let end = rustix::fs::seek(file, SeekFrom::Hole(start))?.min(size);
+        ranges.push(start..end);
+        pos = end;
+    }
+    Ok(ranges)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub(crate) fn data_ranges(_file: &File, size: u64) -> io::Result<Vec<Range<u64>>> {
+    Ok(vec![0..size])
+}
+
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    file.read_at(buf, offset)
+}
+
+pub(crate) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    file.write_all_at(buf, offset)
+}
+
+pub(crate) fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
+    name.as_bytes().to_vec()
+}
