@@ -1,1 +1,61 @@
-fn main() {}
+//! `cargo xtask`: the project's own tools, run through the alias in `.cargo/config.toml`.
+//!
+//! - `cargo xtask bench`: time kiln against `mke2fs -d` on real trees, and check both images
+//!   with `e2fsck -fn` (bench.rs).
+//! - `cargo xtask corpus NAME`: prepare a corpus tree and print its path (corpus.rs).
+//!
+//! The corpus trees are made by the scripts in `shared/corpus/` beside the repository; this
+//! crate only runs them. tree.rs measures a tree so that both tools get the same geometry.
+
+mod bench;
+mod corpus;
+mod tree;
+
+use std::path::Path;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// The command line of `cargo xtask`.
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Development tasks of kiln"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// One subcommand each.
+#[derive(Subcommand)]
+enum Task {
+    /// Time kiln against `mke2fs -d` on corpus trees and check both images with e2fsck.
+    Bench(bench::Args),
+    /// Prepare a corpus tree (under $BASE, default /tmp/corpus) and print its path.
+    Corpus {
+        /// Which corpus; `manyfiles` makes two trees, bigdir and small.
+        name: corpus::Name,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Bench(args) => bench::run(&args),
+        Task::Corpus { name } => {
+            for tree in corpus::prepare(name)? {
+                println!("{}", tree.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The repository root. xtask is always built from its own checkout, so the manifest
+/// directory known at compile time is one level below the root.
+fn repo_root() -> &'static Path {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // OK to unwrap: CARGO_MANIFEST_DIR is an absolute path ending in `xtask`.
+    manifest_dir.parent().unwrap()
+}

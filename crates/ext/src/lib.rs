@@ -1,1 +1,41 @@
-//! placeholder
+//! The ext2/ext3 image writer of kiln.
+//!
+//! [`plan`] turns a [`kiln_tree::Tree`] and [`BuildOptions`] into a [`Plan`]:
+//! the [`Geometry`] and every inode number and block address, computed
+//! deterministically and without IO. [`emit`] then renders the plan into a
+//! [`kiln_sink::Sink`] in one pass, copying file data in parallel.
+//! [`derive_ids`] derives the UUID and hash seed from the inputs.
+//!
+//! One module per on-disk structure: [`superblock`](crate::superblock),
+//! group descriptors, inodes, directory entries, extended attributes, block
+//! maps, the journal superblock and the resize inode; `le` encodes fields.
+//!
+//! Place in the data flow: sources → tree → **plan → emit** → sink.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod blockmap;
+mod dir;
+mod emit;
+mod error;
+mod features;
+mod geometry;
+mod group_desc;
+mod ids;
+mod inode;
+mod journal;
+mod layout;
+mod le;
+mod options;
+mod plan;
+mod resize;
+mod superblock;
+mod xattr;
+
+pub use emit::emit;
+pub use error::{EmitError, PlanError};
+pub use features::FsType;
+pub use geometry::Geometry;
+pub use ids::derive_ids;
+pub use options::BuildOptions;
+pub use plan::{plan, Plan};

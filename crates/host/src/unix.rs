@@ -64,7 +64,10 @@ impl HostTime {
                 // Before the epoch: floor the seconds so that nanos stays positive.
                 let (secs, nanos) = (d.as_secs() as i64, d.subsec_nanos());
                 if nanos == 0 {
-                    HostTime { secs: -secs, nanos: 0 }
+                    HostTime {
+                        secs: -secs,
+                        nanos: 0,
+                    }
                 } else {
                     HostTime {
                         secs: -secs - 1,

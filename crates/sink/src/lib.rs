@@ -1,1 +1,203 @@
-//! placeholder
+//! Output sinks of kiln: where the emitted image bytes go.
+//!
+//! A [`Sink`] receives the image as positioned writes of non-overlapping byte
+//! ranges; ranges never written read as zeros. [`SparseFile`] is the sink of
+//! today: a file created beside the target, kept sparse (all-zero blocks are
+//! never written) and renamed over the target only by [`SparseFile::commit`],
+//! so a failed build leaves nothing behind. Streaming zstd, block devices and
+//! GPT partitions come later as further sinks.
+//!
+//! Place in the data flow: sources → tree → plan → emit → **sink**.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+/// The granularity at which [`SparseFile`] looks for all-zero runs to skip.
+const ZERO_CHECK_CHUNK: usize = 4096;
+
+/// Why the output could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The output exists and overwriting was not asked for.
+    #[error("{}: already exists (use --force to overwrite)", path.display())]
+    Exists {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// Creating, writing or renaming the output failed.
+    #[error("{}: {what} at byte offset {offset}: {source}", path.display())]
+    Io {
+        /// The output path.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// Where in the image.
+        offset: u64,
+        /// What the host said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A destination for image bytes written at absolute offsets.
+///
+/// Implementations are `Sync`: the emitter writes disjoint ranges from several
+/// threads at once.
+pub trait Sink: Sync {
+    /// Writes `buf` at byte `offset` of the image.
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError>;
+}
+
+/// A sparse image file, written beside its final path and renamed when complete.
+#[derive(Debug)]
+pub struct SparseFile {
+    temp: NamedTempFile,
+    target: PathBuf,
+    force: bool,
+}
+
+impl SparseFile {
+    /// Creates the temporary file beside `target` with apparent size `size`.
+    ///
+    /// Fails early when `target` exists and `force` is false.
+    pub fn create(target: &Path, size: u64, force: bool) -> Result<SparseFile, SinkError> {
+        if !force && target.symlink_metadata().is_ok() {
+            return Err(SinkError::Exists {
+                path: target.into(),
+            });
+        }
+        let io_err = |what, source| SinkError::Io {
+            path: target.into(),
+            what,
+            offset: 0,
+            source,
+        };
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(".kiln-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| io_err("creating a temporary file beside it", e))?;
+        temp.as_file()
+            .set_len(size)
+            .map_err(|e| io_err("setting the image size", e))?;
+        Ok(SparseFile {
+            temp,
+            target: target.into(),
+            force,
+        })
+    }
+
+    fn file(&self) -> &File {
+        self.temp.as_file()
+    }
+
+    /// Flushes the image to stable storage and renames it to its target path.
+    pub fn commit(self) -> Result<(), SinkError> {
+        let target = self.target;
+        let io_err = |what, source| SinkError::Io {
+            path: target.clone(),
+            what,
+            offset: 0,
+            source,
+        };
+        kiln_host::sync_data(self.temp.as_file()).map_err(|e| io_err("flushing", e))?;
+        let persisted = if self.force {
+            self.temp.persist(&target)
+        } else {
+            self.temp.persist_noclobber(&target)
+        };
+        persisted.map_err(|e| io_err("renaming into place", e.error))?;
+        Ok(())
+    }
+}
+
+impl Sink for SparseFile {
+    /// Writes the non-zero chunks of `buf`; all-zero chunks stay holes.
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
+        for (start, run) in nonzero_runs(buf) {
+            let at = offset + start as u64;
+            kiln_host::write_at(self.file(), run, at).map_err(|source| SinkError::Io {
+                path: self.target.clone(),
+                what: "writing",
+                offset: at,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `buf` into maximal runs of chunks that are not all zero, with their
+/// start offsets within `buf`.
+fn nonzero_runs(buf: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let is_zero = |c: &[u8]| c.iter().all(|&b| b == 0);
+        while pos < buf.len() && is_zero(&buf[pos..(pos + ZERO_CHECK_CHUNK).min(buf.len())]) {
+            pos += ZERO_CHECK_CHUNK;
+        }
+        if pos >= buf.len() {
+            return None;
+        }
+        let start = pos;
+        while pos < buf.len() && !is_zero(&buf[pos..(pos + ZERO_CHECK_CHUNK).min(buf.len())]) {
+            pos += ZERO_CHECK_CHUNK;
+        }
+        let end = pos.min(buf.len());
+        Some((start, &buf[start..end]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_chunks_are_skipped() {
+        let mut buf = vec![0u8; 4 * ZERO_CHECK_CHUNK + 10];
+        buf[ZERO_CHECK_CHUNK + 1] = 1;
+        buf[4 * ZERO_CHECK_CHUNK + 9] = 2;
+        let runs: Vec<_> = nonzero_runs(&buf).map(|(s, r)| (s, r.len())).collect();
+        assert_eq!(
+            runs,
+            vec![
+                (ZERO_CHECK_CHUNK, ZERO_CHECK_CHUNK),
+                (4 * ZERO_CHECK_CHUNK, 10)
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_appears_until_commit_and_no_clobber() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.img");
+        let sink = SparseFile::create(&target, 1 << 20, false).unwrap();
+        sink.write_at(4096, b"kiln").unwrap();
+        assert!(!target.exists());
+        sink.commit().unwrap();
+        let data = std::fs::read(&target).unwrap();
+        assert_eq!(data.len(), 1 << 20);
+        assert_eq!(&data[4096..4100], b"kiln");
+        let err = SparseFile::create(&target, 1, false).unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn dropped_sink_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.img");
+        drop(SparseFile::create(&target, 1 << 20, false).unwrap());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,1 +1,22 @@
-//! placeholder
+//! The source-tree model of kiln and its readers.
+//!
+//! A [`Tree`] is what every source (today: host directories, read by
+//! [`read_dir_tree`]) turns into, and what the image writer plans from. It is a
+//! POSIX model, not an ext one: an arena of [`Node`]s (inodes) with metadata and
+//! a [`Body`] (directory entries, file data source, symlink target, device
+//! number); directory entries map raw-byte names to node ids, so hard links are
+//! several entries naming one node. Several trees are layered with
+//! [`Tree::overlay`], later sources winning.
+//!
+//! Place in the data flow: **sources → tree** → plan → emit → sink.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod dir;
+mod error;
+mod model;
+
+pub use dir::read_dir_tree;
+pub use error::TreeError;
+pub use kiln_host::HostTime as Timestamp;
+pub use model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};

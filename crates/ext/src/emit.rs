@@ -1,0 +1,424 @@
+//! Emission: turns a [`Plan`] into bytes and hands them to a [`Sink`].
+//!
+//! The image is cut into pieces (each group's metadata, each inode's blocks,
+//! the resize inode's double-indirect block), listed in the order of their
+//! first block, and rendered in parallel; nothing is written twice and nothing
+//! is read back. Zero blocks are never written: the sink leaves them as holes.
+
+use std::fs::File;
+
+use kiln_sink::Sink;
+use kiln_tree::{Body, FileData, Node, Timestamp};
+use rayon::prelude::*;
+
+use crate::blockmap::BlockMap;
+use crate::dir::{self, ftype, DirEntry};
+use crate::group_desc;
+use crate::inode::{encode_device, mode, InodeRecord};
+use crate::layout::{EXTRA_ISIZE, FAST_SYMLINK_MAX, GOOD_OLD_INODE_SIZE, JOURNAL_INO, ROOT_INO};
+use crate::plan::{Plan, Slot, LOST_FOUND};
+use crate::superblock::{self, SuperblockInfo};
+use crate::{journal, resize, xattr, EmitError};
+
+/// Bytes read from a source file at a time.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// One independently rendered part of the image.
+#[derive(Clone, Copy, Debug)]
+enum Piece {
+    /// Superblock and GDT copies, bitmaps and inode table of a group.
+    Group(u32),
+    /// All blocks of one inode: data, index and xattr blocks.
+    Inode(u32),
+    /// The resize inode's double-indirect block.
+    ResizeDind,
+}
+
+/// What every group piece shares: the superblock fields and the GDT.
+struct Shared {
+    sb: SuperblockInfo,
+    gdt: Vec<u8>,
+}
+
+/// Writes the whole image described by `plan` to `sink`.
+pub fn emit(plan: &Plan<'_>, sink: &dyn Sink) -> Result<(), EmitError> {
+    let shared = shared(plan);
+    let pieces = pieces(plan);
+    pieces.par_iter().try_for_each(|piece| match *piece {
+        Piece::Group(g) => write_group(plan, &shared, sink, g),
+        Piece::Inode(ino) => write_inode_blocks(plan, sink, ino),
+        Piece::ResizeDind => {
+            let geo = &plan.geometry;
+            Ok(sink.write_at(geo.offset(plan.resize_dind), &resize::encode_dind(geo))?)
+        }
+    })
+}
+
+/// The pieces in the order of their first block.
+fn pieces(plan: &Plan<'_>) -> Vec<Piece> {
+    let geo = &plan.geometry;
+    let mut pieces: Vec<(u32, Piece)> = (0..geo.groups)
+        .map(|g| (geo.group_start(g), Piece::Group(g)))
+        .collect();
+    pieces.push((plan.resize_dind, Piece::ResizeDind));
+    for ino in 1..=plan.last_ino() {
+        let p = plan.inode(ino);
+        let first = p
+            .map
+            .runs
+            .iter()
+            .map(|r| r.pblk)
+            .chain(p.map.index.iter().map(|i| i.pblk))
+            .chain((p.xattr_block != 0).then_some(p.xattr_block))
+            .min();
+        if let Some(first) = first {
+            pieces.push((first, Piece::Inode(ino)));
+        }
+    }
+    pieces.sort_by_key(|&(block, _)| block);
+    pieces.into_iter().map(|(_, p)| p).collect()
+}
+
+fn shared(plan: &Plan<'_>) -> Shared {
+    let counts = plan.group_counts();
+    let free_blocks = counts.iter().map(|c| u64::from(c.free_blocks)).sum();
+    let free_inodes = counts.iter().map(|c| c.free_inodes).sum();
+    let journal_backup = (plan.journal_blocks > 0).then(|| {
+        let j = plan.inode(JOURNAL_INO);
+        (
+            j.map.i_block(plan.geometry.block_size),
+            u64::from(plan.journal_blocks) * u64::from(plan.geometry.block_size),
+        )
+    });
+    let mut label = [0u8; 16];
+    label[..plan.opts.label.len()].copy_from_slice(&plan.opts.label);
+    let mut features = plan.features;
+    if plan.journal_blocks == 0 {
+        features.compat &= !crate::features::COMPAT_HAS_JOURNAL;
+    }
+    Shared {
+        sb: SuperblockInfo {
+            features,
+            free_blocks,
+            free_inodes,
+            reserved_blocks: plan.reserved_blocks(),
+            uuid: plan.opts.uuid,
+            hash_seed: plan.opts.hash_seed,
+            label,
+            time: fs_time(plan),
+            journal_backup,
+        },
+        gdt: group_desc::encode_table(&plan.geometry, &counts),
+    }
+}
+
+/// The filesystem-level time, clamped to what the 32-bit fields hold.
+fn fs_time(plan: &Plan<'_>) -> u32 {
+    plan.opts.timestamp.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+fn write_group(plan: &Plan<'_>, shared: &Shared, sink: &dyn Sink, g: u32) -> Result<(), EmitError> {
+    let geo = &plan.geometry;
+    if geo.has_super(g) {
+        sink.write_at(
+            geo.superblock_offset(g),
+            &superblock::encode(geo, &shared.sb, g),
+        )?;
+        sink.write_at(geo.offset(geo.group_start(g) + 1), &shared.gdt)?;
+        if g == 0 {
+            let rsv = resize::encode_reserved_gdt(geo);
+            sink.write_at(geo.offset(geo.group_start(0) + 1 + geo.gdt_blocks), &rsv)?;
+        }
+    }
+    let bits = 8 * geo.block_size;
+    let block_bitmap = bitmap(
+        geo.block_size,
+        plan.used_blocks(g),
+        geo.group_blocks(g),
+        bits,
+    );
+    sink.write_at(geo.offset(geo.block_bitmap(g)), &block_bitmap)?;
+    let inode_bitmap = bitmap(
+        geo.block_size,
+        plan.used_inodes(g),
+        geo.inodes_per_group,
+        bits,
+    );
+    sink.write_at(geo.offset(geo.inode_bitmap(g)), &inode_bitmap)?;
+    sink.write_at(geo.offset(geo.inode_table(g)), &inode_table(plan, g))?;
+    Ok(())
+}
+
+/// A bitmap block: the first `used` bits set, and the padding bits from
+/// `valid` to the end of the block set, as the format requires.
+fn bitmap(block_size: u32, used: u32, valid: u32, bits: u32) -> Vec<u8> {
+    let mut b = vec![0u8; block_size as usize];
+    for bit in (0..used).chain(valid..bits) {
+        b[(bit / 8) as usize] |= 1 << (bit % 8);
+    }
+    b
+}
+
+/// The used part of group `g`'s inode table (the rest stays zero).
+fn inode_table(plan: &Plan<'_>, g: u32) -> Vec<u8> {
+    let geo = &plan.geometry;
+    let isz = usize::from(geo.inode_size);
+    let used = plan.used_inodes(g) as usize;
+    let mut table = vec![0u8; used * isz];
+    let first = g * geo.inodes_per_group + 1;
+    for (k, slot) in table.chunks_exact_mut(isz).enumerate() {
+        if let Some(rec) = inode_record(plan, first + k as u32) {
+            rec.encode(slot, geo.block_size);
+        }
+    }
+    table
+}
+
+/// The inode record of `ino`, `None` for reserved inodes left zero.
+fn inode_record(plan: &Plan<'_>, ino: u32) -> Option<InodeRecord> {
+    let p = plan.inode(ino);
+    let bs = plan.geometry.block_size;
+    let fs_blocks = p.map.total_blocks() + u64::from(p.xattr_block != 0);
+    let now = Timestamp {
+        secs: plan.opts.timestamp,
+        nanos: 0,
+    };
+    let kiln_made = |mode: u16, links: u16, size: u64, i_block: [u8; 60]| InodeRecord {
+        mode,
+        size,
+        atime: now,
+        ctime: now,
+        mtime: now,
+        crtime: (plan.geometry.inode_size > GOOD_OLD_INODE_SIZE).then_some(now),
+        links,
+        fs_blocks,
+        i_block,
+        ..InodeRecord::default()
+    };
+    match p.slot {
+        Slot::Empty => None,
+        Slot::Resize => Some(InodeRecord {
+            fs_blocks: resize::blocks(&plan.geometry),
+            ..kiln_made(
+                mode::S_IFREG | 0o600,
+                1,
+                resize::size(&plan.geometry),
+                resize::i_block(plan.resize_dind),
+            )
+        }),
+        Slot::Journal if plan.journal_blocks == 0 => None,
+        Slot::Journal => Some(kiln_made(
+            mode::S_IFREG | 0o600,
+            1,
+            u64::from(plan.journal_blocks) * u64::from(bs),
+            p.map.i_block(bs),
+        )),
+        Slot::LostFound => Some(kiln_made(
+            mode::S_IFDIR | 0o700,
+            2,
+            block_bytes(&p.map, bs),
+            p.map.i_block(bs),
+        )),
+        Slot::Node(id) => Some(node_record(plan, ino, plan.tree.node(id), fs_blocks)),
+    }
+}
+
+fn block_bytes(map: &BlockMap, bs: u32) -> u64 {
+    map.runs.iter().map(|r| u64::from(r.len)).sum::<u64>() * u64::from(bs)
+}
+
+fn node_record(plan: &Plan<'_>, ino: u32, node: &Node, fs_blocks: u64) -> InodeRecord {
+    let p = plan.inode(ino);
+    let bs = plan.geometry.block_size;
+    let (type_bits, size, i_block) = match &node.body {
+        Body::Dir(_) => (mode::S_IFDIR, block_bytes(&p.map, bs), p.map.i_block(bs)),
+        Body::File(f) => (mode::S_IFREG, f.size, p.map.i_block(bs)),
+        Body::Symlink(t) if t.len() <= FAST_SYMLINK_MAX => {
+            let mut b = [0u8; 60];
+            b[..t.len()].copy_from_slice(t);
+            (mode::S_IFLNK, t.len() as u64, b)
+        }
+        Body::Symlink(t) => (mode::S_IFLNK, t.len() as u64, p.map.i_block(bs)),
+        Body::CharDevice(ma, mi) => (mode::S_IFCHR, 0, encode_device(*ma, *mi)),
+        Body::BlockDevice(ma, mi) => (mode::S_IFBLK, 0, encode_device(*ma, *mi)),
+        Body::Fifo => (mode::S_IFIFO, 0, [0; 60]),
+        Body::Socket => (mode::S_IFSOCK, 0, [0; 60]),
+    };
+    let meta = &node.meta;
+    let large = plan.geometry.inode_size > GOOD_OLD_INODE_SIZE;
+    let ibody_space =
+        usize::from(plan.geometry.inode_size) - usize::from(GOOD_OLD_INODE_SIZE + EXTRA_ISIZE);
+    InodeRecord {
+        mode: type_bits | (meta.perm & 0o7777),
+        uid: meta.uid,
+        gid: meta.gid,
+        size,
+        atime: meta.atime,
+        ctime: meta.ctime,
+        mtime: meta.mtime,
+        crtime: if large { meta.crtime } else { None },
+        links: p.links as u16,
+        fs_blocks,
+        flags: 0,
+        i_block,
+        file_acl: p.xattr_block,
+        ibody_xattrs: if large {
+            xattr::encode_ibody(&p.ibody_xattrs, ibody_space)
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// Writes every block of inode `ino`: content, index blocks, xattr block.
+fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), EmitError> {
+    let p = plan.inode(ino);
+    let geo = &plan.geometry;
+    let bs = geo.block_size;
+    for idx in &p.map.index {
+        sink.write_at(geo.offset(idx.pblk), &p.map.encode_index(idx, bs))?;
+    }
+    if p.xattr_block != 0 {
+        sink.write_at(
+            geo.offset(p.xattr_block),
+            &xattr::encode_block(&p.block_xattrs, bs as usize),
+        )?;
+    }
+    let content = match p.slot {
+        Slot::Node(id) => match &plan.tree.node(id).body {
+            Body::File(f) => return copy_file(plan, sink, &p.map, f),
+            Body::Symlink(t) => t.clone(),
+            Body::Dir(_) => dir_content(plan, ino),
+            _ => Vec::new(),
+        },
+        Slot::LostFound => dir_content(plan, ino),
+        Slot::Journal => journal::encode_superblock(bs, plan.journal_blocks, &plan.opts.uuid),
+        Slot::Empty | Slot::Resize => Vec::new(),
+    };
+    write_logical(plan, sink, &p.map, &content)
+}
+
+/// Writes `content` (logical block 0 onwards) through the block map.
+fn write_logical(
+    plan: &Plan<'_>,
+    sink: &dyn Sink,
+    map: &BlockMap,
+    content: &[u8],
+) -> Result<(), EmitError> {
+    let geo = &plan.geometry;
+    let bs = geo.block_size as usize;
+    for run in &map.runs {
+        let start = run.lblk as usize * bs;
+        if start >= content.len() {
+            break;
+        }
+        let end = (start + run.len as usize * bs).min(content.len());
+        sink.write_at(geo.offset(run.pblk), &content[start..end])?;
+    }
+    Ok(())
+}
+
+/// The directory blocks of directory inode `ino`.
+fn dir_content(plan: &Plan<'_>, ino: u32) -> Vec<u8> {
+    let p = plan.inode(ino);
+    let mut entries = vec![
+        DirEntry {
+            ino,
+            file_type: ftype::DIR,
+            name: b".",
+        },
+        DirEntry {
+            ino: p.parent,
+            file_type: ftype::DIR,
+            name: b"..",
+        },
+    ];
+    if let Slot::Node(id) = p.slot {
+        let tree = plan.tree;
+        if ino == ROOT_INO && tree.lookup(id, LOST_FOUND).is_none() {
+            entries.push(DirEntry {
+                ino: crate::layout::LOST_FOUND_INO,
+                file_type: ftype::DIR,
+                name: LOST_FOUND,
+            });
+        }
+        for (name, child) in tree.node(id).entries() {
+            entries.push(DirEntry {
+                ino: plan.ino_of[child],
+                file_type: file_type(tree.node(child)),
+                name,
+            });
+        }
+    }
+    let blocks = p.map.runs.iter().map(|r| r.len).sum();
+    dir::encode(&entries, plan.geometry.block_size, blocks)
+}
+
+fn file_type(node: &Node) -> u8 {
+    match node.body {
+        Body::Dir(_) => ftype::DIR,
+        Body::File(_) => ftype::REG,
+        Body::Symlink(_) => ftype::SYMLINK,
+        Body::CharDevice(..) => ftype::CHR,
+        Body::BlockDevice(..) => ftype::BLK,
+        Body::Fifo => ftype::FIFO,
+        Body::Socket => ftype::SOCK,
+    }
+}
+
+/// Copies a source file's data runs into their blocks.
+fn copy_file(
+    plan: &Plan<'_>,
+    sink: &dyn Sink,
+    map: &BlockMap,
+    f: &FileData,
+) -> Result<(), EmitError> {
+    if map.runs.is_empty() {
+        return Ok(());
+    }
+    let src_err = |source| EmitError::Source {
+        path: f.source.clone(),
+        source,
+    };
+    let file = kiln_host::open_source(&f.source).map_err(src_err)?;
+    let now = file.metadata().map_err(src_err)?.len();
+    if now != f.size {
+        return Err(EmitError::SourceChanged {
+            path: f.source.clone(),
+            what: format!("size was {} bytes, now {now}", f.size),
+        });
+    }
+    let geo = &plan.geometry;
+    let bs = u64::from(geo.block_size);
+    let mut buf = vec![0u8; COPY_CHUNK];
+    for run in &map.runs {
+        let start = u64::from(run.lblk) * bs;
+        let end = (start + u64::from(run.len) * bs).min(f.size);
+        let mut pos = start;
+        while pos < end {
+            let n = ((end - pos) as usize).min(COPY_CHUNK);
+            read_exact_at(&file, &mut buf[..n], pos, f)?;
+            sink.write_at(geo.offset(run.pblk) + (pos - start), &buf[..n])?;
+            pos += n as u64;
+        }
+    }
+    Ok(())
+}
+
+fn read_exact_at(file: &File, buf: &mut [u8], pos: u64, f: &FileData) -> Result<(), EmitError> {
+    let got = kiln_host::read_at(file, buf, pos).map_err(|source| EmitError::Source {
+        path: f.source.clone(),
+        source,
+    })?;
+    if got < buf.len() {
+        return Err(EmitError::SourceChanged {
+            path: f.source.clone(),
+            what: format!(
+                "it ended at byte {} while {} bytes were expected",
+                pos + got as u64,
+                f.size
+            ),
+        });
+    }
+    Ok(())
+}

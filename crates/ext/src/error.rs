@@ -1,0 +1,92 @@
+//! Errors of planning and writing an image.
+
+use std::io;
+use std::path::PathBuf;
+
+use kiln_sink::SinkError;
+
+/// Why an image could not be planned: the tree does not fit the format or the
+/// options. Each variant names the entry (image path) or the numbers involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// The image is too small for the tree.
+    #[error("the image is too small: {have} bytes{}", needed.map(|n| format!(", it must be at least {n} bytes ({})", human(n))).unwrap_or_default())]
+    TooSmall {
+        /// Smallest image size that would hold the tree, when known.
+        needed: Option<u64>,
+        /// The size asked for.
+        have: u64,
+    },
+    /// More inodes were asked for (or needed) than the geometry can hold.
+    #[error("too many inodes for this size: {wanted} wanted, at most {max} fit (use a larger --size or fewer inodes)")]
+    TooManyInodes {
+        /// Inodes wanted.
+        wanted: u64,
+        /// Most the geometry holds.
+        max: u64,
+    },
+    /// The tree has more entries than the inode count allows.
+    #[error(
+        "not enough inodes: the tree needs {needed}, the image has {have} (raise -N or lower -i)"
+    )]
+    NotEnoughInodes {
+        /// Inodes the tree needs (reserved ones included).
+        needed: u64,
+        /// Inodes the image has.
+        have: u64,
+    },
+    /// An entry breaks a limit of the format.
+    #[error("{path}: {what}")]
+    Limit {
+        /// Path of the entry inside the image.
+        path: String,
+        /// Which limit, with the numbers.
+        what: String,
+    },
+    /// The options contradict each other or the format.
+    #[error("invalid options: {0}")]
+    Options(String),
+}
+
+/// Why an image could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// A source file could not be read.
+    #[error("{}: {source}", path.display())]
+    Source {
+        /// The source file.
+        path: PathBuf,
+        /// What the host said.
+        #[source]
+        source: io::Error,
+    },
+    /// A source file changed between reading the tree and copying its data.
+    #[error("{}: the file changed while the image was being built ({what})", path.display())]
+    SourceChanged {
+        /// The source file.
+        path: PathBuf,
+        /// What changed.
+        what: String,
+    },
+    /// Writing the output failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// Formats a byte count with a binary suffix for messages.
+pub(crate) fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,93 @@
+//! The validated options of one build.
+
+use crate::features::FsType;
+use crate::PlanError;
+
+/// Everything that shapes an image besides the tree; the CLI fills it from
+/// flags named as mke2fs users expect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuildOptions {
+    /// ext2 or ext3.
+    pub fs_type: FsType,
+    /// Image size in bytes; `None` picks a size that fits the tree with headroom.
+    pub size: Option<u64>,
+    /// Bytes per block: 1024, 2048 or 4096.
+    pub block_size: u32,
+    /// Bytes per inode: 128 or 256.
+    pub inode_size: u16,
+    /// Inode count (`-N`); at least this many are created.
+    pub inodes: Option<u64>,
+    /// Bytes of filesystem per inode (`-i`).
+    pub bytes_per_inode: Option<u64>,
+    /// Percentage of blocks reserved for root (`-m`).
+    pub reserved_percent: f64,
+    /// Volume label, at most 16 bytes.
+    pub label: Vec<u8>,
+    /// Filesystem UUID.
+    pub uuid: [u8; 16],
+    /// Directory hash seed.
+    pub hash_seed: [u8; 16],
+    /// Journal size in bytes (`-J`); `None` picks mke2fs's default.
+    pub journal_size: Option<u64>,
+    /// Seconds since the epoch recorded as creation and write time of the
+    /// filesystem and as the times of the inodes kiln creates itself.
+    pub timestamp: i64,
+}
+
+impl BuildOptions {
+    /// Options with mke2fs 1.47's defaults for `fs_type`, a zero UUID and seed.
+    pub fn new(fs_type: FsType) -> BuildOptions {
+        BuildOptions {
+            fs_type,
+            size: None,
+            block_size: 4096,
+            inode_size: 256,
+            inodes: None,
+            bytes_per_inode: None,
+            reserved_percent: 5.0,
+            label: Vec::new(),
+            uuid: [0; 16],
+            hash_seed: [0; 16],
+            journal_size: None,
+            timestamp: 0,
+        }
+    }
+
+    /// Checks each option against what the format allows.
+    pub(crate) fn validate(&self) -> Result<(), PlanError> {
+        let bad = |m: String| Err(PlanError::Options(m));
+        if ![1024, 2048, 4096].contains(&self.block_size) {
+            return bad(format!(
+                "block size {} (use 1024, 2048 or 4096)",
+                self.block_size
+            ));
+        }
+        if ![128, 256].contains(&self.inode_size) {
+            return bad(format!("inode size {} (use 128 or 256)", self.inode_size));
+        }
+        if self.label.len() > 16 {
+            return bad(format!(
+                "label is {} bytes, at most 16 fit",
+                self.label.len()
+            ));
+        }
+        if !(0.0..=50.0).contains(&self.reserved_percent) {
+            return bad(format!(
+                "reserved percentage {} (use 0 to 50)",
+                self.reserved_percent
+            ));
+        }
+        if let Some(i) = self.bytes_per_inode {
+            if !(1024..=67_108_864).contains(&i) {
+                return bad(format!("bytes per inode {i} (use 1024 to 64 MiB)"));
+            }
+        }
+        if self.journal_size.is_some() && !self.fs_type.has_journal() {
+            return bad(format!(
+                "a journal size was given but {} has no journal",
+                self.fs_type.name()
+            ));
+        }
+        Ok(())
+    }
+}

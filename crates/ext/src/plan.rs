@@ -1,0 +1,703 @@
+//! The plan: every inode number and block address, decided before any byte is
+//! written, from the tree and the options alone (no IO).
+//!
+//! Inodes are numbered in breadth-first order of sorted names (root 2, lost+found
+//! 11, then the tree from 12). Blocks are handed out by one cursor that walks
+//! the data area of each group in ascending order, inode by inode, so used
+//! blocks and used inodes are each a prefix: the bitmaps and free counts follow
+//! from two numbers.
+
+use std::ops::Range;
+
+use kiln_tree::{Body, Node, NodeId, Tree};
+
+use crate::blockmap::{self, BlockMap};
+use crate::features::Features;
+use crate::geometry::{Geometry, GeometryInput};
+use crate::group_desc::GroupCounts;
+use crate::layout::{
+    default_journal_blocks, DEFAULT_BYTES_PER_INODE, EXTRA_ISIZE, FAST_SYMLINK_MAX, FIRST_INO,
+    GOOD_OLD_INODE_SIZE, JOURNAL_INO, LINK_MAX, LOST_FOUND_INO, LOST_FOUND_MIN_BYTES,
+    MIN_BLOCKS_FOR_JOURNAL, MIN_JOURNAL_BLOCKS, NAME_MAX, N_DIRECT, RESIZE_INO, ROOT_INO,
+    SYMLINK_MAX,
+};
+use crate::xattr::{self, DiskXattr};
+use crate::{dir, BuildOptions, PlanError};
+
+/// The name of the directory e2fsck reconnects orphans into.
+pub(crate) const LOST_FOUND: &[u8] = b"lost+found";
+
+/// What an inode number holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Reserved and unused (bad blocks inode, quota, ...): all zero.
+    Empty,
+    /// A node of the tree.
+    Node(NodeId),
+    /// lost+found made by kiln (the tree had none).
+    LostFound,
+    /// The resize inode.
+    Resize,
+    /// The journal.
+    Journal,
+}
+
+/// The plan of one inode.
+#[derive(Clone, Debug)]
+pub(crate) struct InodePlan {
+    pub(crate) slot: Slot,
+    pub(crate) links: u32,
+    /// For directories: the parent's inode number.
+    pub(crate) parent: u32,
+    /// Logical blocks to allocate (data, directory or symlink blocks).
+    pub(crate) logical: Vec<Range<u32>>,
+    pub(crate) map: BlockMap,
+    pub(crate) ibody_xattrs: Vec<DiskXattr>,
+    pub(crate) block_xattrs: Vec<DiskXattr>,
+    pub(crate) xattr_block: u32,
+}
+
+impl InodePlan {
+    fn new(slot: Slot) -> InodePlan {
+        InodePlan {
+            slot,
+            links: 0,
+            parent: 0,
+            logical: Vec::new(),
+            map: BlockMap::default(),
+            ibody_xattrs: Vec::new(),
+            block_xattrs: Vec::new(),
+            xattr_block: 0,
+        }
+    }
+
+    /// Blocks this inode will hold.
+    fn blocks_needed(&self, block_size: u32) -> u64 {
+        let mut count = 0u64;
+        let map = BlockMap::build(&self.logical, block_size, &mut || {
+            count += 1;
+            0
+        });
+        drop(map);
+        count + u64::from(!self.block_xattrs.is_empty())
+    }
+}
+
+/// Every decision about the image: geometry, inode numbers, block addresses.
+#[derive(Debug)]
+pub struct Plan<'t> {
+    pub(crate) tree: &'t Tree,
+    pub(crate) opts: BuildOptions,
+    /// The filesystem's shape.
+    pub geometry: Geometry,
+    /// Apparent size of the image file in bytes.
+    pub image_size: u64,
+    pub(crate) features: Features,
+    /// Plans of inodes 1..=last used, index = inode number - 1.
+    pub(crate) inodes: Vec<InodePlan>,
+    /// Inode number of each tree node (0 where unreachable).
+    pub(crate) ino_of: Vec<u32>,
+    /// The first block no inode uses.
+    pub(crate) cursor: u32,
+    pub(crate) journal_blocks: u32,
+    /// Block holding the resize inode's double-indirect block (0 if none).
+    pub(crate) resize_dind: u32,
+}
+
+/// Plans an image of `tree` with `opts`.
+pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanError> {
+    opts.validate()?;
+    let mut inodes = number_inodes(tree)?;
+    let ino_of = ino_map(&inodes);
+    for ino in 1..=inodes.len() as u32 {
+        prepare_inode(tree, opts, &mut inodes, &ino_of, ino)?;
+    }
+    let bs = opts.block_size;
+    let data_blocks: u64 = inodes.iter().map(|p| p.blocks_needed(bs)).sum();
+    let sizing = Sizing {
+        opts,
+        data_blocks,
+        used_inodes: inodes.len() as u64,
+    };
+    let (geometry, journal_blocks) = match opts.size {
+        Some(size) => sizing.fixed(size / u64::from(bs))?,
+        None => sizing.auto()?,
+    };
+    let image_size = opts
+        .size
+        .unwrap_or(u64::from(geometry.blocks_count) * u64::from(bs));
+    let mut plan = Plan {
+        tree,
+        opts: opts.clone(),
+        geometry,
+        image_size,
+        features: Features::defaults(opts.fs_type),
+        inodes,
+        ino_of,
+        cursor: 0,
+        journal_blocks,
+        resize_dind: 0,
+    };
+    plan.allocate()?;
+    Ok(plan)
+}
+
+/// Assigns inode numbers: reserved ones, root, lost+found, then the tree in
+/// breadth-first order. Returns the plans of inodes 1..=last.
+fn number_inodes(tree: &Tree) -> Result<Vec<InodePlan>, PlanError> {
+    let order = tree.reachable();
+    let mut inodes: Vec<InodePlan> = (1..FIRST_INO)
+        .map(|_| InodePlan::new(Slot::Empty))
+        .collect();
+    inodes[(ROOT_INO - 1) as usize].slot = Slot::Node(Tree::ROOT);
+    inodes[(RESIZE_INO - 1) as usize].slot = Slot::Resize;
+    inodes[(JOURNAL_INO - 1) as usize].slot = Slot::Journal;
+    let lost_found = match tree.lookup(Tree::ROOT, LOST_FOUND) {
+        Some(id) if tree.node(id).is_dir() => Slot::Node(id),
+        Some(_) => {
+            return Err(PlanError::Limit {
+                path: "/lost+found".into(),
+                what: "must be a directory (e2fsck needs it)".into(),
+            })
+        }
+        None => Slot::LostFound,
+    };
+    inodes.push(InodePlan::new(lost_found));
+    let others = order
+        .into_iter()
+        .filter(|&id| id != Tree::ROOT && Slot::Node(id) != lost_found);
+    inodes.extend(others.map(|id| InodePlan::new(Slot::Node(id))));
+    if inodes.len() > u32::MAX as usize {
+        return Err(PlanError::NotEnoughInodes {
+            needed: inodes.len() as u64,
+            have: u64::from(u32::MAX),
+        });
+    }
+    Ok(inodes)
+}
+
+fn ino_map(inodes: &[InodePlan]) -> Vec<u32> {
+    let len = inodes
+        .iter()
+        .filter_map(|p| match p.slot {
+            Slot::Node(id) => Some(id + 1),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut map = vec![0u32; len.max(1)];
+    for (i, p) in inodes.iter().enumerate() {
+        if let Slot::Node(id) = p.slot {
+            map[id] = i as u32 + 1;
+        }
+    }
+    map
+}
+
+/// Checks one inode against the format's limits and works out its links,
+/// logical blocks and xattr placement.
+fn prepare_inode(
+    tree: &Tree,
+    opts: &BuildOptions,
+    inodes: &mut [InodePlan],
+    ino_of: &[u32],
+    ino: u32,
+) -> Result<(), PlanError> {
+    let bs = opts.block_size;
+    let idx = (ino - 1) as usize;
+    match inodes[idx].slot {
+        Slot::Empty | Slot::Resize | Slot::Journal => Ok(()),
+        Slot::LostFound => {
+            inodes[idx].links = 2;
+            inodes[idx].parent = ROOT_INO;
+            let blocks = lost_found_blocks(bs, dir_block_count(None, bs));
+            inodes[idx].logical = vec![0..blocks];
+            Ok(())
+        }
+        Slot::Node(id) => {
+            let node = tree.node(id);
+            let path = || node_path(tree, id);
+            let p = &mut inodes[idx];
+            match &node.body {
+                Body::Dir(_) => {
+                    let mut blocks = dir_block_count(Some(node), bs);
+                    if id == Tree::ROOT && tree.lookup(Tree::ROOT, LOST_FOUND).is_none() {
+                        blocks = dir_block_count_with_lost_found(node, bs);
+                    }
+                    if ino == LOST_FOUND_INO {
+                        blocks = lost_found_blocks(bs, blocks);
+                    }
+                    if u64::from(blocks) > blockmap::max_blocks(bs) {
+                        return Err(limit(path(), "directory too large for a block map"));
+                    }
+                    p.logical = vec![0..blocks];
+                }
+                Body::File(f) => {
+                    let max = max_file_size(bs);
+                    if f.size > max {
+                        return Err(limit(
+                            path(),
+                            format!(
+                                "file of {} bytes is larger than {} allows with {} blocks ({} bytes); use a larger block size or ext4",
+                                f.size,
+                                opts.fs_type.name(),
+                                bs,
+                                max
+                            ),
+                        ));
+                    }
+                    p.logical = logical_ranges(&f.data, f.size, bs);
+                }
+                Body::Symlink(target) => {
+                    if target.is_empty()
+                        || target.len() > SYMLINK_MAX
+                        || target.len() >= bs as usize
+                    {
+                        return Err(limit(
+                            path(),
+                            format!(
+                                "symlink target of {} bytes (must be 1 to {} bytes with {} blocks)",
+                                target.len(),
+                                SYMLINK_MAX.min(bs as usize - 1),
+                                bs
+                            ),
+                        ));
+                    }
+                    if target.len() > FAST_SYMLINK_MAX {
+                        p.logical = vec![0..1];
+                    }
+                }
+                _ => {}
+            }
+            for (name, _) in node.entries() {
+                if name.len() > NAME_MAX {
+                    return Err(limit(
+                        format!(
+                            "{}/{}",
+                            path().trim_end_matches('/'),
+                            String::from_utf8_lossy(name)
+                        ),
+                        format!("name of {} bytes (at most {NAME_MAX})", name.len()),
+                    ));
+                }
+            }
+            let prepared = xattr::prepare(&node.meta.xattrs).map_err(|e| limit(path(), e))?;
+            let ibody_space = ibody_space(opts.inode_size);
+            let (ibody, block) =
+                xattr::split(prepared, ibody_space, bs as usize).ok_or_else(|| {
+                    limit(
+                        path(),
+                        format!("extended attributes do not fit in one {bs}-byte block"),
+                    )
+                })?;
+            p.ibody_xattrs = ibody;
+            p.block_xattrs = block;
+            count_links(tree, inodes, ino_of, id, ino)
+        }
+    }
+}
+
+/// Adds the links of node `id` (at inode `ino`) to itself and its children.
+fn count_links(
+    tree: &Tree,
+    inodes: &mut [InodePlan],
+    ino_of: &[u32],
+    id: NodeId,
+    ino: u32,
+) -> Result<(), PlanError> {
+    let node = tree.node(id);
+    if !node.is_dir() {
+        return Ok(());
+    }
+    let idx = (ino - 1) as usize;
+    // "." and the entry in the parent (the root's ".." is itself).
+    inodes[idx].links += 2;
+    if id == Tree::ROOT {
+        inodes[idx].parent = ROOT_INO;
+        if tree.lookup(Tree::ROOT, LOST_FOUND).is_none() {
+            inodes[idx].links += 1;
+        }
+    }
+    for (_, child) in node.entries() {
+        let c = (ino_of[child] - 1) as usize;
+        if tree.node(child).is_dir() {
+            inodes[idx].links += 1;
+            inodes[c].parent = ino;
+        } else {
+            inodes[c].links += 1;
+            if inodes[c].links > LINK_MAX {
+                return Err(limit(
+                    node_path(tree, child),
+                    format!("more than {LINK_MAX} hard links"),
+                ));
+            }
+        }
+    }
+    if inodes[idx].links > LINK_MAX {
+        return Err(limit(
+            node_path(tree, id),
+            format!("more than {} subdirectories", LINK_MAX - 2),
+        ));
+    }
+    Ok(())
+}
+
+fn limit(path: String, what: impl Into<String>) -> PlanError {
+    PlanError::Limit {
+        path,
+        what: what.into(),
+    }
+}
+
+/// The image path of node `id` (for messages only: a linear search).
+fn node_path(tree: &Tree, id: NodeId) -> String {
+    fn find(tree: &Tree, dir: NodeId, id: NodeId, prefix: &mut Vec<u8>) -> bool {
+        for (name, child) in tree.node(dir).entries() {
+            let len = prefix.len();
+            prefix.push(b'/');
+            prefix.extend_from_slice(name);
+            if child == id || (tree.node(child).is_dir() && find(tree, child, id, prefix)) {
+                return true;
+            }
+            prefix.truncate(len);
+        }
+        false
+    }
+    let mut path = Vec::new();
+    if id == Tree::ROOT || !find(tree, Tree::ROOT, id, &mut path) {
+        return "/".into();
+    }
+    String::from_utf8_lossy(&path).into_owned()
+}
+
+/// Bytes of the in-inode xattr area (after the fixed fields).
+fn ibody_space(inode_size: u16) -> usize {
+    usize::from(inode_size.saturating_sub(GOOD_OLD_INODE_SIZE + EXTRA_ISIZE))
+}
+
+/// Name lengths of a directory's entries: ".", "..", then its children.
+fn dir_name_lens(node: Option<&Node>) -> impl Iterator<Item = usize> + '_ {
+    [1, 2].into_iter().chain(
+        node.into_iter()
+            .flat_map(|n| n.entries().map(|(name, _)| name.len())),
+    )
+}
+
+fn dir_block_count(node: Option<&Node>, bs: u32) -> u32 {
+    dir::block_count(dir_name_lens(node), bs)
+}
+
+/// The root's block count when kiln adds lost+found right after "..".
+fn dir_block_count_with_lost_found(root: &Node, bs: u32) -> u32 {
+    let lens = [1, 2, LOST_FOUND.len()]
+        .into_iter()
+        .chain(root.entries().map(|(name, _)| name.len()));
+    dir::block_count(lens, bs)
+}
+
+/// lost+found is at least 16 KiB and 2 blocks, within the direct blocks.
+fn lost_found_blocks(bs: u32, entries_need: u32) -> u32 {
+    let min = (LOST_FOUND_MIN_BYTES / u64::from(bs))
+        .max(2)
+        .min(u64::from(N_DIRECT)) as u32;
+    entries_need.max(min)
+}
+
+/// The largest file a block map holds (as the kernel computes it without
+/// huge_file): the addressable blocks, and `i_blocks` counting 512-byte
+/// sectors in 32 bits, less the index blocks.
+pub(crate) fn max_file_size(bs: u32) -> u64 {
+    let a = u64::from(bs / 4);
+    let sectors_per_block = u64::from(bs / 512);
+    let index_blocks = 1 + (1 + a) + (1 + a + a * a);
+    let by_i_blocks = (u64::from(u32::MAX) / sectors_per_block).saturating_sub(index_blocks);
+    blockmap::max_blocks(bs).min(by_i_blocks) * u64::from(bs)
+}
+
+/// The logical blocks touched by the data ranges of a file, merged.
+fn logical_ranges(data: &[Range<u64>], size: u64, bs: u32) -> Vec<Range<u32>> {
+    let bs = u64::from(bs);
+    let mut out: Vec<Range<u32>> = Vec::new();
+    for r in data {
+        let end = r.end.min(size);
+        if r.start >= end {
+            continue;
+        }
+        let (first, last) = ((r.start / bs) as u32, end.div_ceil(bs) as u32);
+        match out.last_mut() {
+            Some(prev) if prev.end >= first => prev.end = prev.end.max(last),
+            _ => out.push(first..last),
+        }
+    }
+    out
+}
+
+/// Works out the geometry from the tree's needs and the options.
+struct Sizing<'o> {
+    opts: &'o BuildOptions,
+    /// Blocks of every inode of the tree (not the journal or resize inode).
+    data_blocks: u64,
+    used_inodes: u64,
+}
+
+impl Sizing<'_> {
+    /// The inode count asked for (or picked) for `blocks` blocks.
+    fn inodes_for(&self, blocks: u64) -> u64 {
+        let bytes = blocks * u64::from(self.opts.block_size);
+        match (self.opts.inodes, self.opts.bytes_per_inode) {
+            (Some(n), _) => n,
+            (None, Some(ratio)) => bytes / ratio,
+            (None, None) => {
+                (bytes / DEFAULT_BYTES_PER_INODE).max(self.used_inodes + self.used_inodes / 4 + 16)
+            }
+        }
+    }
+
+    fn journal_blocks(&self, blocks: u64) -> Result<u32, PlanError> {
+        if !self.opts.fs_type.has_journal() {
+            return Ok(0);
+        }
+        if blocks < MIN_BLOCKS_FOR_JOURNAL {
+            return Err(PlanError::TooSmall {
+                needed: Some(MIN_BLOCKS_FOR_JOURNAL * u64::from(self.opts.block_size)),
+                have: blocks * u64::from(self.opts.block_size),
+            });
+        }
+        let j = match self.opts.journal_size {
+            Some(bytes) => bytes / u64::from(self.opts.block_size),
+            None => u64::from(default_journal_blocks(blocks)),
+        };
+        if j < u64::from(MIN_JOURNAL_BLOCKS) || j > blocks / 2 {
+            return Err(PlanError::Options(format!(
+                "journal of {j} blocks (must be {MIN_JOURNAL_BLOCKS} blocks up to half the filesystem, {} blocks)",
+                blocks / 2
+            )));
+        }
+        Ok(j as u32)
+    }
+
+    /// Checks that a filesystem of `blocks` blocks holds everything.
+    fn try_blocks(&self, blocks: u64) -> Result<(Geometry, u32), PlanError> {
+        let geo = Geometry::new(GeometryInput {
+            block_size: self.opts.block_size,
+            blocks,
+            inodes: self.inodes_for(blocks),
+            inode_size: self.opts.inode_size,
+            resize_inode: true,
+        })?;
+        let inodes = u64::from(geo.inodes_count());
+        if inodes < self.used_inodes {
+            return Err(PlanError::NotEnoughInodes {
+                needed: self.used_inodes,
+                have: inodes,
+            });
+        }
+        let journal = self.journal_blocks(u64::from(geo.blocks_count))?;
+        let journal_map = BlockMap::build(&[0..journal], geo.block_size, &mut || 0);
+        let need = self.data_blocks + journal_map.total_blocks() + 1;
+        if need > geo.data_capacity() {
+            return Err(PlanError::TooSmall {
+                needed: None,
+                have: blocks * u64::from(geo.block_size),
+            });
+        }
+        Ok((geo, journal))
+    }
+
+    /// A fixed size: it fits, or the error says how large it must be.
+    fn fixed(&self, blocks: u64) -> Result<(Geometry, u32), PlanError> {
+        match self.try_blocks(blocks) {
+            Err(PlanError::TooSmall { .. }) | Err(PlanError::TooManyInodes { .. }) => {
+                let needed = self
+                    .smallest()
+                    .ok()
+                    .map(|(g, _)| u64::from(g.blocks_count) * u64::from(g.block_size));
+                Err(PlanError::TooSmall {
+                    needed,
+                    have: blocks * u64::from(self.opts.block_size),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// The smallest filesystem that holds the tree.
+    fn smallest(&self) -> Result<(Geometry, u32), PlanError> {
+        let bs = u64::from(self.opts.block_size);
+        let mut blocks = (self.data_blocks + 64).max(MIN_BLOCKS_FOR_JOURNAL);
+        // Each failed try grows by at least 1/16: few rounds even for huge trees.
+        loop {
+            match self.try_blocks(blocks) {
+                Ok(fit) => return Ok(fit),
+                Err(PlanError::TooSmall { .. })
+                | Err(PlanError::TooManyInodes { .. })
+                | Err(PlanError::NotEnoughInodes { .. })
+                    if blocks < u64::from(u32::MAX) =>
+                {
+                    blocks = (blocks + blocks / 16 + 16).min(u64::from(u32::MAX));
+                }
+                Err(e) => return Err(e),
+            }
+            if blocks * bs > (1 << 44) {
+                return Err(PlanError::Options(
+                    "the tree does not fit in any ext2/ext3 image".into(),
+                ));
+            }
+        }
+    }
+
+    /// The smallest filesystem with 10% more room than the tree needs plus 1 MiB.
+    fn auto(&self) -> Result<(Geometry, u32), PlanError> {
+        let bs = u64::from(self.opts.block_size);
+        let roomy = Sizing {
+            opts: self.opts,
+            data_blocks: self.data_blocks + self.data_blocks / 10 + (1 << 20) / bs,
+            used_inodes: self.used_inodes,
+        };
+        roomy.smallest()
+    }
+}
+
+impl Plan<'_> {
+    /// Hands out blocks: resize inode, then every inode in number order.
+    fn allocate(&mut self) -> Result<(), PlanError> {
+        let geo = self.geometry;
+        let mut cursor = Cursor::new(&geo);
+        self.resize_dind = cursor.next();
+        if self.journal_blocks > 0 {
+            self.inodes[(JOURNAL_INO - 1) as usize].logical = vec![0..self.journal_blocks];
+        }
+        for p in &mut self.inodes {
+            p.map = BlockMap::build(&p.logical, geo.block_size, &mut || cursor.next());
+            if !p.block_xattrs.is_empty() {
+                p.xattr_block = cursor.next();
+            }
+        }
+        if cursor.overflow {
+            return Err(PlanError::TooSmall {
+                needed: None,
+                have: self.image_size,
+            });
+        }
+        self.cursor = cursor.block;
+        Ok(())
+    }
+
+    /// Number of the last used inode.
+    pub(crate) fn last_ino(&self) -> u32 {
+        self.inodes.len() as u32
+    }
+
+    /// The plan of inode `ino`.
+    pub(crate) fn inode(&self, ino: u32) -> &InodePlan {
+        &self.inodes[(ino - 1) as usize]
+    }
+
+    /// Is inode `ino` a directory?
+    pub(crate) fn is_dir(&self, ino: u32) -> bool {
+        match self.inode(ino).slot {
+            Slot::Node(id) => self.tree.node(id).is_dir(),
+            Slot::LostFound => true,
+            _ => false,
+        }
+    }
+
+    /// Blocks used in group `g` (metadata plus the allocated prefix).
+    pub(crate) fn used_blocks(&self, g: u32) -> u32 {
+        let geo = &self.geometry;
+        let data = self
+            .cursor
+            .clamp(geo.data_start(g), geo.group_start(g) + geo.group_blocks(g))
+            - geo.data_start(g);
+        geo.overhead(g) + data
+    }
+
+    /// Inodes used in group `g` (a prefix of the group's inodes).
+    pub(crate) fn used_inodes(&self, g: u32) -> u32 {
+        let ipg = self.geometry.inodes_per_group;
+        self.last_ino().saturating_sub(g * ipg).min(ipg)
+    }
+
+    /// The counts of each group's descriptor.
+    pub(crate) fn group_counts(&self) -> Vec<GroupCounts> {
+        let geo = &self.geometry;
+        let mut counts: Vec<GroupCounts> = (0..geo.groups)
+            .map(|g| GroupCounts {
+                free_blocks: geo.group_blocks(g) - self.used_blocks(g),
+                free_inodes: geo.inodes_per_group - self.used_inodes(g),
+                used_dirs: 0,
+            })
+            .collect();
+        for ino in 1..=self.last_ino() {
+            if self.is_dir(ino) {
+                counts[geo.group_of_inode(ino) as usize].used_dirs += 1;
+            }
+        }
+        counts
+    }
+
+    /// Blocks reserved for root, as a percentage of all blocks.
+    pub(crate) fn reserved_blocks(&self) -> u64 {
+        (u64::from(self.geometry.blocks_count) as f64 * self.opts.reserved_percent / 100.0) as u64
+    }
+}
+
+/// The allocation cursor: the next free block, skipping group metadata.
+struct Cursor<'g> {
+    geo: &'g Geometry,
+    block: u32,
+    group: u32,
+    overflow: bool,
+}
+
+impl<'g> Cursor<'g> {
+    fn new(geo: &'g Geometry) -> Cursor<'g> {
+        Cursor {
+            geo,
+            block: geo.data_start(0),
+            group: 0,
+            overflow: false,
+        }
+    }
+
+    fn next(&mut self) -> u32 {
+        while self.block >= self.geo.group_start(self.group) + self.geo.group_blocks(self.group) {
+            if self.group + 1 >= self.geo.groups {
+                self.overflow = true;
+                return 0;
+            }
+            self.group += 1;
+            self.block = self.geo.data_start(self.group);
+        }
+        self.block += 1;
+        self.block - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logical_ranges_merge_and_round() {
+        let r = logical_ranges(&[0..10, 1000..1030, 4096..8192, 8192..9000], 9000, 1024);
+        assert_eq!(r, vec![0..2, 4..9]);
+    }
+
+    #[test]
+    fn file_size_limits() {
+        // 1 KiB blocks: 16 GiB and change; 4 KiB: just under 2 TiB (i_blocks).
+        assert_eq!(
+            max_file_size(1024),
+            (12 + 256 + 256 * 256 + 256 * 256 * 256) * 1024
+        );
+        assert!(max_file_size(4096) < 2 << 40 && max_file_size(4096) > (2 << 40) - (8 << 30));
+    }
+
+    #[test]
+    fn lost_found_sizes() {
+        assert_eq!(lost_found_blocks(4096, 1), 4);
+        assert_eq!(lost_found_blocks(2048, 1), 8);
+        assert_eq!(lost_found_blocks(1024, 1), 12);
+    }
+}

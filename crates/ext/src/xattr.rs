@@ -1,0 +1,284 @@
+//! Extended attributes: in the inode's extra space and in an xattr block.
+//!
+//! Both places hold a list of `struct ext4_xattr_entry` (16 bytes plus the
+//! name suffix, padded to 4) ended by four zero bytes, with the values packed
+//! from the end of the space downwards. The in-inode area starts with the
+//! magic and value offsets count from its first entry; the block starts with
+//! a 32-byte header and value offsets count from the block start. Entries are
+//! sorted by (name index, name length, name), which the kernel's block lookup
+//! relies on.
+
+use kiln_tree::Xattr;
+
+use crate::le::{put_u16, put_u32};
+
+/// Magic number of the in-inode xattr area and of xattr blocks.
+const XATTR_MAGIC: u32 = 0xEA02_0000;
+/// Size of the xattr block header.
+const BLOCK_HEADER: usize = 32;
+/// Size of an entry before its name.
+const ENTRY_HEADER: usize = 16;
+/// The four zero bytes that end an entry list.
+const END_MARKER: usize = 4;
+
+/// Name prefixes and their on-disk name index (`e_name_index`). Full names
+/// come before the `system.` catch-all so they match first.
+const PREFIXES: [(&[u8], u8); 6] = [
+    (b"user.", 1),
+    (b"system.posix_acl_access", 2),
+    (b"system.posix_acl_default", 3),
+    (b"trusted.", 4),
+    (b"security.", 6),
+    (b"system.", 7),
+];
+
+/// `posix_acl_xattr` (VFS) and ext4 on-disk ACL versions.
+const ACL_VFS_VERSION: u32 = 2;
+const ACL_DISK_VERSION: u32 = 1;
+/// ACL tags that carry an id (ACL_USER, ACL_GROUP); the others are short.
+const ACL_USER: u16 = 0x02;
+const ACL_GROUP: u16 = 0x08;
+
+/// An attribute ready for the disk: name index, name suffix, on-disk value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DiskXattr {
+    index: u8,
+    name: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl DiskXattr {
+    /// Converts a tree xattr; ACLs are re-encoded from the VFS format.
+    pub(crate) fn from_tree(x: &Xattr) -> Result<DiskXattr, String> {
+        let (prefix, index) = PREFIXES
+            .iter()
+            .find(|(p, _)| x.name.starts_with(p))
+            .ok_or_else(|| {
+                format!(
+                    "xattr {}: unknown namespace",
+                    String::from_utf8_lossy(&x.name)
+                )
+            })?;
+        let name = x.name[prefix.len()..].to_vec();
+        if name.len() > 255 {
+            return Err(format!(
+                "xattr name longer than 255 bytes: {}",
+                String::from_utf8_lossy(&x.name)
+            ));
+        }
+        let value = match index {
+            2 | 3 => acl_to_disk(&x.value)
+                .map_err(|e| format!("xattr {}: {e}", String::from_utf8_lossy(&x.name)))?,
+            _ => x.value.clone(),
+        };
+        Ok(DiskXattr {
+            index: *index,
+            name,
+            value,
+        })
+    }
+
+    fn entry_size(&self) -> usize {
+        (ENTRY_HEADER + self.name.len()).next_multiple_of(4)
+    }
+
+    fn value_size(&self) -> usize {
+        self.value.len().next_multiple_of(4)
+    }
+
+    fn sort_key(&self) -> (u8, usize, &[u8]) {
+        (self.index, self.name.len(), &self.name)
+    }
+}
+
+/// Converts a `posix_acl_xattr` value to the ext4 on-disk ACL format.
+fn acl_to_disk(vfs: &[u8]) -> Result<Vec<u8>, String> {
+    let bad = || "malformed POSIX ACL value".to_string();
+    if vfs.len() < 4 || (vfs.len() - 4) % 8 != 0 {
+        return Err(bad());
+    }
+    if u32::from_le_bytes(vfs[0..4].try_into().map_err(|_| bad())?) != ACL_VFS_VERSION {
+        return Err(bad());
+    }
+    let mut out = ACL_DISK_VERSION.to_le_bytes().to_vec();
+    for e in vfs[4..].chunks_exact(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        out.extend_from_slice(&e[0..4]);
+        if tag == ACL_USER || tag == ACL_GROUP {
+            out.extend_from_slice(&e[4..8]);
+        }
+    }
+    Ok(out)
+}
+
+/// Converts and sorts a node's xattrs.
+pub(crate) fn prepare(xattrs: &[Xattr]) -> Result<Vec<DiskXattr>, String> {
+    let mut out = xattrs
+        .iter()
+        .map(DiskXattr::from_tree)
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    Ok(out)
+}
+
+/// Splits attributes between the inode (`ibody_space` bytes after the fixed
+/// inode, 0 for 128-byte inodes) and the xattr block, filling the inode first.
+/// Returns `None` if the block would overflow `block_size`.
+pub(crate) fn split(
+    xattrs: Vec<DiskXattr>,
+    ibody_space: usize,
+    block_size: usize,
+) -> Option<(Vec<DiskXattr>, Vec<DiskXattr>)> {
+    let mut ibody = Vec::new();
+    let mut block = Vec::new();
+    // The magic and the end marker are the in-inode area's fixed cost.
+    let mut ibody_used = 4 + END_MARKER;
+    let mut block_used = BLOCK_HEADER + END_MARKER;
+    for x in xattrs {
+        let need = x.entry_size() + x.value_size();
+        if ibody_used + need <= ibody_space {
+            ibody_used += need;
+            ibody.push(x);
+        } else {
+            block_used += need;
+            block.push(x);
+        }
+    }
+    (block_used <= block_size).then_some((ibody, block))
+}
+
+/// Encodes the in-inode area (`space` bytes); empty if there are no entries.
+pub(crate) fn encode_ibody(entries: &[DiskXattr], space: usize) -> Vec<u8> {
+    if entries.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![0u8; space];
+    put_u32(&mut out, 0, XATTR_MAGIC);
+    // Offsets in the inode count from the first entry, 4 bytes in.
+    encode_entries(&mut out[4..], entries, 0);
+    out
+}
+
+/// Encodes an xattr block with reference count 1.
+pub(crate) fn encode_block(entries: &[DiskXattr], block_size: usize) -> Vec<u8> {
+    let mut out = vec![0u8; block_size];
+    put_u32(&mut out, 0x0, XATTR_MAGIC);
+    put_u32(&mut out, 0x4, 1); // h_refcount
+    put_u32(&mut out, 0x8, 1); // h_blocks
+    let hashes = encode_entries(&mut out, entries, BLOCK_HEADER);
+    put_u32(&mut out, 0xC, block_hash(&hashes));
+    out
+}
+
+/// Writes entries from `first` and values from the end of `area`; value
+/// offsets are relative to the start of `area`. Returns the entry hashes.
+fn encode_entries(area: &mut [u8], entries: &[DiskXattr], first: usize) -> Vec<u32> {
+    let mut pos = first;
+    let mut value_end = area.len();
+    let mut hashes = Vec::with_capacity(entries.len());
+    for x in entries {
+        let offs = if x.value.is_empty() {
+            0
+        } else {
+            value_end -= x.value_size();
+            area[value_end..value_end + x.value.len()].copy_from_slice(&x.value);
+            value_end
+        };
+        let hash = entry_hash(&x.name, &x.value);
+        area[pos] = x.name.len() as u8;
+        area[pos + 1] = x.index;
+        put_u16(area, pos + 2, offs as u16);
+        put_u32(area, pos + 4, 0); // e_value_inum
+        put_u32(area, pos + 8, x.value.len() as u32);
+        put_u32(area, pos + 12, hash);
+        area[pos + ENTRY_HEADER..pos + ENTRY_HEADER + x.name.len()].copy_from_slice(&x.name);
+        hashes.push(hash);
+        pos += x.entry_size();
+    }
+    hashes
+}
+
+/// The entry hash (`ext4_xattr_hash_entry`): name bytes, then the value as
+/// zero-padded little-endian words.
+fn entry_hash(name: &[u8], value: &[u8]) -> u32 {
+    const NAME_SHIFT: u32 = 5;
+    const VALUE_SHIFT: u32 = 16;
+    let mut hash: u32 = 0;
+    for &c in name {
+        hash = (hash << NAME_SHIFT) ^ (hash >> (32 - NAME_SHIFT)) ^ u32::from(c);
+    }
+    for word in value.chunks(4) {
+        let mut w = [0u8; 4];
+        w[..word.len()].copy_from_slice(word);
+        hash = (hash << VALUE_SHIFT) ^ (hash >> (32 - VALUE_SHIFT)) ^ u32::from_le_bytes(w);
+    }
+    hash
+}
+
+/// The block hash (`ext4_xattr_rehash`) over the entry hashes.
+fn block_hash(entry_hashes: &[u32]) -> u32 {
+    const BLOCK_SHIFT: u32 = 16;
+    let mut hash: u32 = 0;
+    for &h in entry_hashes {
+        if h == 0 {
+            return 0;
+        }
+        hash = (hash << BLOCK_SHIFT) ^ (hash >> (32 - BLOCK_SHIFT)) ^ h;
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x(name: &str, value: &[u8]) -> Xattr {
+        Xattr {
+            name: name.as_bytes().to_vec(),
+            value: value.to_vec(),
+        }
+    }
+
+    #[test]
+    fn acl_is_reencoded() {
+        // user::rw- user:1000:r-- group::r-- mask::r-- other::---
+        let mut vfs = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in [
+            (1u16, 6u16, u32::MAX),
+            (2, 4, 1000),
+            (4, 4, u32::MAX),
+            (0x10, 4, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ] {
+            vfs.extend_from_slice(&tag.to_le_bytes());
+            vfs.extend_from_slice(&perm.to_le_bytes());
+            vfs.extend_from_slice(&id.to_le_bytes());
+        }
+        let d = DiskXattr::from_tree(&x("system.posix_acl_access", &vfs)).unwrap();
+        assert_eq!(d.index, 2);
+        assert!(d.name.is_empty());
+        assert_eq!(d.value.len(), 4 + 4 + 8 + 4 + 4 + 4);
+        assert_eq!(&d.value[0..4], &1u32.to_le_bytes());
+    }
+
+    #[test]
+    fn small_attrs_stay_in_the_inode_large_go_to_the_block() {
+        let xs = prepare(&[
+            x("user.big", &[7u8; 3000]),
+            x("user.a", b"1"),
+            x("security.selinux", b"system_u:object_r:etc_t:s0\0"),
+        ])
+        .unwrap();
+        let (ibody, block) = split(xs, 96, 4096).unwrap();
+        assert_eq!(ibody.len(), 2);
+        assert_eq!(block.len(), 1);
+        let enc = encode_block(&block, 4096);
+        assert_eq!(crate::le::get_u32(&enc, 0), XATTR_MAGIC);
+        assert!(split(prepare(&[x("user.huge", &[1u8; 5000])]).unwrap(), 96, 4096).is_none());
+    }
+
+    #[test]
+    fn unknown_namespace_is_refused() {
+        assert!(DiskXattr::from_tree(&x("bogus.name", b"")).is_err());
+    }
+}

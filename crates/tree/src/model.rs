@@ -1,0 +1,314 @@
+//! The tree model: an arena of nodes, directories mapping names to node ids.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::PathBuf;
+
+use crate::Timestamp;
+
+/// Index of a [`Node`] in its [`Tree`].
+pub type NodeId = usize;
+
+/// One extended attribute: full name (`user.foo`, `system.posix_acl_access`)
+/// and value, the value in the host VFS encoding (ACLs as `posix_acl_xattr`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Xattr {
+    /// Full attribute name including its namespace prefix.
+    pub name: Vec<u8>,
+    /// Raw value.
+    pub value: Vec<u8>,
+}
+
+/// Metadata common to every kind of node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Metadata {
+    /// The 12 permission bits (setuid, setgid, sticky, rwxrwxrwx).
+    pub perm: u16,
+    /// Owner user id (32 bits).
+    pub uid: u32,
+    /// Owner group id (32 bits).
+    pub gid: u32,
+    /// Last access time.
+    pub atime: Timestamp,
+    /// Last modification time.
+    pub mtime: Timestamp,
+    /// Last status change time.
+    pub ctime: Timestamp,
+    /// Creation time, where the source knows it.
+    pub crtime: Option<Timestamp>,
+    /// Extended attributes, sorted by name.
+    pub xattrs: Vec<Xattr>,
+}
+
+/// Where a regular file's bytes come from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FileData {
+    /// Host path to read the bytes from.
+    pub source: PathBuf,
+    /// Size in bytes (the apparent size, holes included).
+    pub size: u64,
+    /// Byte ranges that hold data, ascending and disjoint; the rest are holes.
+    pub data: Vec<Range<u64>>,
+}
+
+/// What a node is, with what only that kind has.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Body {
+    /// A directory: entry names (raw bytes, never `.` or `..`) to nodes.
+    Dir(BTreeMap<Vec<u8>, NodeId>),
+    /// A regular file.
+    File(FileData),
+    /// A symbolic link with its target (raw bytes).
+    Symlink(Vec<u8>),
+    /// A character device (major, minor).
+    CharDevice(u32, u32),
+    /// A block device (major, minor).
+    BlockDevice(u32, u32),
+    /// A named pipe.
+    Fifo,
+    /// A Unix domain socket.
+    Socket,
+}
+
+/// One inode of the tree: metadata plus body.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    /// Owner, mode bits, times and xattrs.
+    pub meta: Metadata,
+    /// Kind-specific content.
+    pub body: Body,
+}
+
+impl Node {
+    /// True for directories.
+    pub fn is_dir(&self) -> bool {
+        matches!(self.body, Body::Dir(_))
+    }
+
+    /// The entries of a directory node (empty for other kinds).
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], NodeId)> {
+        let map = match &self.body {
+            Body::Dir(map) => Some(map),
+            _ => None,
+        };
+        map.into_iter()
+            .flat_map(|m| m.iter().map(|(k, &v)| (k.as_slice(), v)))
+    }
+}
+
+/// A whole source tree: node 0 is the root directory.
+///
+/// Nodes that no directory names any more (after an overlay replaced them)
+/// stay in the arena but are unreachable; consumers walk from [`Tree::ROOT`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Tree {
+    nodes: Vec<Node>,
+}
+
+impl Tree {
+    /// The id of the root directory.
+    pub const ROOT: NodeId = 0;
+
+    /// A tree holding only a root directory with the given metadata.
+    pub fn new(root_meta: Metadata) -> Tree {
+        Tree {
+            nodes: vec![Node {
+                meta: root_meta,
+                body: Body::Dir(BTreeMap::new()),
+            }],
+        }
+    }
+
+    /// The node with id `id`.
+    ///
+    /// # Panics
+    /// If `id` was not returned by this tree.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    /// Mutable access to the node with id `id`.
+    ///
+    /// # Panics
+    /// If `id` was not returned by this tree.
+    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.nodes[id]
+    }
+
+    /// Adds a node that no directory names yet; see [`Tree::link`].
+    pub fn add(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// Names `child` as `name` in directory `dir`, replacing an entry of that name.
+    ///
+    /// # Panics
+    /// If `dir` is not a directory.
+    pub fn link(&mut self, dir: NodeId, name: Vec<u8>, child: NodeId) {
+        match &mut self.nodes[dir].body {
+            Body::Dir(map) => {
+                map.insert(name, child);
+            }
+            _ => panic!("link into a non-directory node"),
+        }
+    }
+
+    /// Looks up `name` in directory `dir`.
+    pub fn lookup(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
+        match &self.nodes[dir].body {
+            Body::Dir(map) => map.get(name).copied(),
+            _ => None,
+        }
+    }
+
+    /// Lays `upper` over this tree: entries of `upper` add to or replace ours;
+    /// where both have a directory of the same name the two are merged and the
+    /// directory takes `upper`'s metadata. Hard links within `upper` stay links.
+    pub fn overlay(&mut self, upper: &Tree) {
+        let mut imported = HashMap::new();
+        self.nodes[Tree::ROOT].meta = upper.nodes[Tree::ROOT].meta.clone();
+        self.merge_dir(Tree::ROOT, upper, Tree::ROOT, &mut imported);
+    }
+
+    fn merge_dir(
+        &mut self,
+        dir: NodeId,
+        upper: &Tree,
+        upper_dir: NodeId,
+        imported: &mut HashMap<NodeId, NodeId>,
+    ) {
+        for (name, up_child) in upper.nodes[upper_dir].entries() {
+            let both_dirs = self
+                .lookup(dir, name)
+                .filter(|&ours| self.nodes[ours].is_dir() && upper.nodes[up_child].is_dir());
+            match both_dirs {
+                Some(ours) => {
+                    self.nodes[ours].meta = upper.nodes[up_child].meta.clone();
+                    self.merge_dir(ours, upper, up_child, imported);
+                }
+                None => {
+                    let id = self.import(upper, up_child, imported);
+                    self.link(dir, name.to_vec(), id);
+                }
+            }
+        }
+    }
+
+    /// Copies node `id` of `other` (and, for a directory, everything below it)
+    /// into this arena, keeping hard links shared through `imported`.
+    fn import(
+        &mut self,
+        other: &Tree,
+        id: NodeId,
+        imported: &mut HashMap<NodeId, NodeId>,
+    ) -> NodeId {
+        if let Some(&done) = imported.get(&id) {
+            return done;
+        }
+        let node = &other.nodes[id];
+        let new_id = self.add(Node {
+            meta: node.meta.clone(),
+            body: match &node.body {
+                Body::Dir(_) => Body::Dir(BTreeMap::new()),
+                body => body.clone(),
+            },
+        });
+        imported.insert(id, new_id);
+        for (name, child) in node.entries() {
+            let c = self.import(other, child, imported);
+            self.link(new_id, name.to_vec(), c);
+        }
+        new_id
+    }
+
+    /// The ids of all nodes reachable from the root, in breadth-first order of
+    /// sorted names, each once (a hard-linked node at its first name).
+    pub fn reachable(&self) -> Vec<NodeId> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut order = vec![Tree::ROOT];
+        seen[Tree::ROOT] = true;
+        let mut next = 0;
+        while next < order.len() {
+            let id = order[next];
+            next += 1;
+            for (_, child) in self.nodes[id].entries() {
+                if !seen[child] {
+                    seen[child] = true;
+                    order.push(child);
+                }
+            }
+        }
+        order
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(perm: u16) -> Metadata {
+        Metadata {
+            perm,
+            uid: 0,
+            gid: 0,
+            atime: Timestamp::default(),
+            mtime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            crtime: None,
+            xattrs: Vec::new(),
+        }
+    }
+
+    fn dir(tree: &mut Tree, parent: NodeId, name: &str, perm: u16) -> NodeId {
+        let id = tree.add(Node {
+            meta: meta(perm),
+            body: Body::Dir(BTreeMap::new()),
+        });
+        tree.link(parent, name.as_bytes().to_vec(), id);
+        id
+    }
+
+    fn file(tree: &mut Tree, parent: NodeId, name: &str, text: &str) -> NodeId {
+        let id = tree.add(Node {
+            meta: meta(0o644),
+            body: Body::Symlink(text.as_bytes().to_vec()),
+        });
+        tree.link(parent, name.as_bytes().to_vec(), id);
+        id
+    }
+
+    #[test]
+    fn overlay_merges_directories_and_replaces_files() {
+        let mut base = Tree::new(meta(0o755));
+        let etc = dir(&mut base, Tree::ROOT, "etc", 0o755);
+        file(&mut base, etc, "fstab", "old");
+        file(&mut base, etc, "passwd", "kept");
+
+        let mut top = Tree::new(meta(0o700));
+        let etc2 = dir(&mut top, Tree::ROOT, "etc", 0o750);
+        let f = file(&mut top, etc2, "fstab", "new");
+        top.link(etc2, b"hostname".to_vec(), f); // a hard link in the upper layer
+
+        base.overlay(&top);
+        let etc = base.lookup(Tree::ROOT, b"etc").unwrap();
+        assert_eq!(base.node(etc).meta.perm, 0o750);
+        assert_eq!(base.node(Tree::ROOT).meta.perm, 0o700);
+        let fstab = base.lookup(etc, b"fstab").unwrap();
+        assert_eq!(base.node(fstab).body, Body::Symlink(b"new".to_vec()));
+        assert_eq!(base.lookup(etc, b"hostname"), Some(fstab));
+        assert!(base.lookup(etc, b"passwd").is_some());
+    }
+
+    #[test]
+    fn reachable_skips_replaced_nodes_and_lists_links_once() {
+        let mut t = Tree::new(meta(0o755));
+        let a = file(&mut t, Tree::ROOT, "a", "1");
+        t.link(Tree::ROOT, b"b".to_vec(), a);
+        let c = file(&mut t, Tree::ROOT, "c", "old");
+        file(&mut t, Tree::ROOT, "c", "new");
+        let order = t.reachable();
+        assert_eq!(order.len(), 3);
+        assert!(!order.contains(&c));
+    }
+}
