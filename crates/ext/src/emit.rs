@@ -15,8 +15,8 @@ use crate::blockmap::BlockMap;
 use crate::dir::{self, ftype, DirEntry};
 use crate::group_desc;
 use crate::inode::{encode_device, mode, InodeRecord};
-use crate::layout::{EXTRA_ISIZE, FAST_SYMLINK_MAX, GOOD_OLD_INODE_SIZE, JOURNAL_INO, ROOT_INO};
-use crate::plan::{Plan, Slot, LOST_FOUND};
+use crate::layout::{FAST_SYMLINK_MAX, GOOD_OLD_INODE_SIZE, JOURNAL_INO, ROOT_INO};
+use crate::plan::{ibody_space, Plan, Slot, LOST_FOUND};
 use crate::superblock::{self, SuperblockInfo};
 use crate::{journal, resize, xattr, EmitError};
 
@@ -246,8 +246,6 @@ fn node_record(plan: &Plan<'_>, ino: u32, node: &Node, fs_blocks: u64) -> InodeR
     };
     let meta = &node.meta;
     let large = plan.geometry.inode_size > GOOD_OLD_INODE_SIZE;
-    let ibody_space =
-        usize::from(plan.geometry.inode_size) - usize::from(GOOD_OLD_INODE_SIZE + EXTRA_ISIZE);
     InodeRecord {
         mode: type_bits | (meta.perm & 0o7777),
         uid: meta.uid,
@@ -262,11 +260,7 @@ fn node_record(plan: &Plan<'_>, ino: u32, node: &Node, fs_blocks: u64) -> InodeR
         flags: 0,
         i_block,
         file_acl: p.xattr_block,
-        ibody_xattrs: if large {
-            xattr::encode_ibody(&p.ibody_xattrs, ibody_space)
-        } else {
-            Vec::new()
-        },
+        ibody_xattrs: xattr::encode_ibody(&p.ibody_xattrs, ibody_space(plan.geometry.inode_size)),
     }
 }
 

@@ -371,7 +371,7 @@ fn node_path(tree: &Tree, id: NodeId) -> String {
 }
 
 /// Bytes of the in-inode xattr area (after the fixed fields).
-fn ibody_space(inode_size: u16) -> usize {
+pub(crate) fn ibody_space(inode_size: u16) -> usize {
     usize::from(inode_size.saturating_sub(GOOD_OLD_INODE_SIZE + EXTRA_ISIZE))
 }
 
