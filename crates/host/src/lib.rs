@@ -15,7 +15,7 @@
 // not a mistaken `(0..n).collect()`.
 #![allow(clippy::single_range_in_vec_init)]
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::path::Path;
@@ -95,17 +95,20 @@ pub fn lstat(path: &Path) -> io::Result<HostMeta> {
     Ok(imp::host_meta(&meta))
 }
 
-/// Converts metadata that std already fetched (e.g. by walkdir) into a [`HostMeta`].
-pub fn host_meta(meta: &Metadata) -> HostMeta {
-    imp::host_meta(meta)
-}
-
 /// Reads all extended attributes of `path` (not following symlinks) as
 /// `(name, value)` pairs sorted by name, values in the host's VFS encoding.
 ///
 /// Hosts and filesystems without xattr support give an empty list.
 pub fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     imp::read_xattrs(path)
+}
+
+/// Lists the entry names of directory `path` (without `.` and `..`), sorted,
+/// without updating the directory's access time where the host allows that.
+pub fn read_dir_names(path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+    let mut names = imp::read_dir_names(path)?;
+    names.sort();
+    Ok(names)
 }
 
 /// Opens a source file for reading, without updating its access time where the

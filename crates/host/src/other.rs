@@ -56,6 +56,12 @@ pub(crate) fn read_xattrs(_path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(Vec::new())
 }
 
+pub(crate) fn read_dir_names(path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+    std::fs::read_dir(path)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect()
+}
+
 pub(crate) fn open_source(path: &Path) -> io::Result<File> {
     File::open(path)
 }

@@ -4,7 +4,7 @@
 use std::fs::{File, Metadata};
 use std::io;
 use std::ops::Range;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::Path;
 
@@ -138,18 +138,36 @@ fn get_value(path: &Path, name: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 pub(crate) fn open_source(path: &Path) -> io::Result<File> {
+    Ok(File::from(open_noatime(path, rustix::fs::OFlags::empty())?))
+}
+
+/// Opens `path` read-only, not following a final symlink, with O_NOATIME
+/// where the host has it and allows it.
+fn open_noatime(path: &Path, extra: rustix::fs::OFlags) -> io::Result<rustix::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | extra;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         // O_NOATIME is refused (EPERM) for files the caller does not own.
         match rustix::fs::open(path, flags | OFlags::NOATIME, Mode::empty()) {
-            Ok(fd) => return Ok(File::from(fd)),
+            Ok(fd) => return Ok(fd),
             Err(rustix::io::Errno::PERM) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(File::from(rustix::fs::open(path, flags, Mode::empty())?))
+    Ok(rustix::fs::open(path, flags, Mode::empty())?)
+}
+
+pub(crate) fn read_dir_names(path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+    let fd = open_noatime(path, rustix::fs::OFlags::DIRECTORY)?;
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&fd)? {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(std::ffi::OsString::from_vec(name));
+        }
+    }
+    Ok(names)
 }
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use kiln_host::{HostFileType, HostMeta};
 use rayon::prelude::*;
-use walkdir::WalkDir;
 
 use crate::model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
 use crate::{Timestamp, TreeError};
@@ -15,8 +14,10 @@ use crate::{Timestamp, TreeError};
 /// Symlinks are kept as symlinks, hard links (same device and inode) become
 /// one node, and like `cp -x` the walk does not descend into directories of
 /// other mounted filesystems (they appear as empty directories). Names are
-/// walked in sorted order, so the result never depends on readdir order.
-/// Xattrs and the data ranges of files are read in parallel.
+/// read in sorted order, so the result never depends on readdir order, and
+/// directories are opened with `O_NOATIME` where allowed, so reading the tree
+/// leaves its access times as they were. Xattrs and the data ranges of files
+/// are read in parallel once the walk is done.
 pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
     let root_meta = kiln_host::lstat(root).map_err(|e| TreeError::io(root, e))?;
     if root_meta.file_type != HostFileType::Dir {
@@ -24,57 +25,38 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
     }
     let mut tree = Tree::new(metadata(&root_meta));
     let mut pending = vec![(Tree::ROOT, root.to_path_buf(), root_meta.file_type)];
-    // dirs[d] is the node of the directory being filled at depth d.
-    let mut dirs: Vec<NodeId> = vec![Tree::ROOT];
     let mut links: HashMap<(u64, u64), NodeId> = HashMap::new();
-    let walk = WalkDir::new(root)
-        .follow_links(false)
-        .same_file_system(true)
-        .sort_by(|a, b| a.file_name().cmp(b.file_name()))
-        .min_depth(1);
-    for entry in walk {
-        let entry = entry.map_err(walk_error)?;
-        let path = entry.path();
-        let meta = entry
-            .metadata()
-            .map(|m| kiln_host::host_meta(&m))
-            .map_err(walk_error)?;
-        let depth = entry.depth();
-        dirs.truncate(depth);
-        let parent = dirs[depth - 1];
-        let name = kiln_host::name_bytes(entry.file_name());
-        let linked = (meta.file_type != HostFileType::Dir && meta.nlink > 1)
-            .then(|| links.get(&(meta.dev, meta.ino)).copied())
-            .flatten();
-        let id = match linked {
-            Some(id) => id,
-            None => {
-                let id = tree.add(Node {
-                    meta: metadata(&meta),
-                    body: placeholder_body(&meta),
-                });
-                if meta.file_type != HostFileType::Dir && meta.nlink > 1 {
-                    links.insert((meta.dev, meta.ino), id);
+    let mut dirs = vec![(Tree::ROOT, root.to_path_buf())];
+    while let Some((dir, dir_path)) = dirs.pop() {
+        let names =
+            kiln_host::read_dir_names(&dir_path).map_err(|e| TreeError::io(&dir_path, e))?;
+        for name in names {
+            let path = dir_path.join(&name);
+            let meta = kiln_host::lstat(&path).map_err(|e| TreeError::io(&path, e))?;
+            let is_dir = meta.file_type == HostFileType::Dir;
+            let shared = !is_dir && meta.nlink > 1;
+            let id = match shared.then(|| links.get(&(meta.dev, meta.ino))).flatten() {
+                Some(&id) => id,
+                None => {
+                    let id = tree.add(Node {
+                        meta: metadata(&meta),
+                        body: placeholder_body(&meta),
+                    });
+                    if shared {
+                        links.insert((meta.dev, meta.ino), id);
+                    }
+                    pending.push((id, path.clone(), meta.file_type));
+                    id
                 }
-                pending.push((id, path.to_path_buf(), meta.file_type));
-                id
+            };
+            tree.link(dir, kiln_host::name_bytes(&name), id);
+            if is_dir && meta.dev == root_meta.dev {
+                dirs.push((id, path));
             }
-        };
-        tree.link(parent, name, id);
-        if meta.file_type == HostFileType::Dir {
-            dirs.push(id);
         }
     }
     fill_details(&mut tree, pending)?;
     Ok(tree)
-}
-
-fn walk_error(e: walkdir::Error) -> TreeError {
-    let path = e.path().map(Path::to_path_buf).unwrap_or_default();
-    let io = e
-        .into_io_error()
-        .unwrap_or_else(|| std::io::Error::other("filesystem loop"));
-    TreeError::io(path, io)
 }
 
 fn metadata(meta: &HostMeta) -> Metadata {
@@ -112,7 +94,7 @@ fn placeholder_body(meta: &HostMeta) -> Body {
 struct Details {
     xattrs: Vec<Xattr>,
     body: Option<Body>,
-    /// The access time after reading, for entries whose reading moves it.
+    /// A symlink's access time after reading its target (which moves it).
     atime: Option<Timestamp>,
 }
 
@@ -163,13 +145,11 @@ fn read_details(path: &Path, ft: HostFileType) -> Result<Details, TreeError> {
         }
         _ => None,
     };
-    // readdir and readlink update the access time (under relatime, once after
-    // each change), and neither can be asked not to; taking the atime after the
-    // walk records what the source holds from then on, so a rebuild matches.
+    // readlink updates a symlink's access time (under relatime, once after each
+    // change) and cannot be asked not to; the atime taken after it is what the
+    // source holds from then on, so a rebuild of the same tree matches.
     let atime = match ft {
-        HostFileType::Dir | HostFileType::Symlink => {
-            Some(kiln_host::lstat(path).map_err(err)?.atime)
-        }
+        HostFileType::Symlink => Some(kiln_host::lstat(path).map_err(err)?.atime),
         _ => None,
     };
     Ok(Details {

@@ -271,6 +271,17 @@ pub fn debugfs_stat(image: &Path, path: &str) -> String {
     stdout
 }
 
+/// The header fields of `dumpe2fs -h IMAGE`, by name (`Block size` -> `4096`).
+pub fn dumpe2fs_header(image: &Path) -> std::collections::BTreeMap<String, String> {
+    let out = run(tool("dumpe2fs").arg("-h").arg(image));
+    assert_success(&out, &format!("dumpe2fs -h {}", image.display()));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
 /// The fields of a `debugfs stat` report that the tests check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DebugfsStat {
@@ -369,7 +380,7 @@ impl Mount {
             .tempdir()
             .expect("create a mount point");
         let target = dir.path().to_path_buf();
-        Mount::mount(
+        Mount::attach(
             &[
                 OsStr::new("-t"),
                 OsStr::new(fs_type),
@@ -385,7 +396,7 @@ impl Mount {
 
     /// Mounts a small tmpfs on an existing directory (a mount point inside a source tree).
     pub fn tmpfs(target: &Path) -> Mount {
-        Mount::mount(
+        Mount::attach(
             &[
                 OsStr::new("-t"),
                 OsStr::new("tmpfs"),
@@ -399,7 +410,7 @@ impl Mount {
         )
     }
 
-    fn mount(args: &[&OsStr], target: PathBuf, dir: Option<TempDir>) -> Mount {
+    fn attach(args: &[&OsStr], target: PathBuf, dir: Option<TempDir>) -> Mount {
         let out = run(tool("mount").args(args));
         if !out.status.success() {
             let kernel = Command::new("dmesg")

@@ -189,12 +189,19 @@ fn proc_path(dir: BorrowedFd<'_>, name: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(&p))
 }
 
-/// Calls a size-query-then-fill xattr function until the value fits.
-fn sized(mut call: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>) -> io::Result<Vec<u8>> {
+/// Asks an xattr call for the size it needs, then fills a buffer of that
+/// size, again if the value grew in between. (rustix answers an empty buffer
+/// with 0, so the size comes from the `*_query` variant.)
+fn sized(
+    query: impl Fn() -> rustix::io::Result<usize>,
+    fill: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Vec<u8>> {
     loop {
-        let len = call(&mut [0u8; 0][..]).map_err(errno)?;
-        let mut buf = vec![0u8; len];
-        match call(&mut buf[..]) {
+        let mut buf = vec![0u8; query().map_err(errno)?];
+        if buf.is_empty() {
+            return Ok(buf);
+        }
+        match fill(&mut buf[..]) {
             Ok(n) => {
                 buf.truncate(n);
                 return Ok(buf);
@@ -210,7 +217,10 @@ fn sized(mut call: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>) -> io::Re
 /// (ACLs included).
 pub fn xattrs_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let path = proc_path(dir, name);
-    let list = match sized(|buf| rfs::llistxattr(&path, buf)) {
+    let list = match sized(
+        || rfs::llistxattr_query(&path),
+        |buf| rfs::llistxattr(&path, buf),
+    ) {
         Ok(l) => l,
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) => {
             return Ok(Vec::new())
@@ -219,7 +229,10 @@ pub fn xattrs_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<(Vec<u8>, V
     };
     let mut out = Vec::new();
     for n in list.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let value = sized(|buf| rfs::lgetxattr(&path, n, buf))?;
+        let value = sized(
+            || rfs::lgetxattr_query(&path, n),
+            |buf| rfs::lgetxattr(&path, n, buf),
+        )?;
         out.push((n.to_vec(), value));
     }
     out.sort();
@@ -240,7 +253,10 @@ pub fn remove_xattr(path: &Path, name: &str) {
 
 /// Reads one extended attribute, `None` when absent.
 pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    match sized(|buf| rfs::lgetxattr(path, name, buf)) {
+    match sized(
+        || rfs::lgetxattr_query(path, name),
+        |buf| rfs::lgetxattr(path, name, buf),
+    ) {
         Ok(v) => Some(v),
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NODATA.raw_os_error()) => None,
         Err(e) => panic!("lgetxattr {} {name}: {e}", path.display()),

@@ -11,26 +11,26 @@ macro_rules! kiln_test {
             #[allow(unused_imports)]
             use super::*;
 
-            fn run($case: crate::helpers::Case) $body
+            fn body($case: crate::helpers::Case) $body
 
             #[test]
             fn ext2_1k() {
-                run(crate::helpers::Case::new("ext2", 1024))
+                body(crate::helpers::Case::new("ext2", 1024))
             }
 
             #[test]
             fn ext2_4k() {
-                run(crate::helpers::Case::new("ext2", 4096))
+                body(crate::helpers::Case::new("ext2", 4096))
             }
 
             #[test]
             fn ext3_1k() {
-                run(crate::helpers::Case::new("ext3", 1024))
+                body(crate::helpers::Case::new("ext3", 1024))
             }
 
             #[test]
             fn ext3_4k() {
-                run(crate::helpers::Case::new("ext3", 4096))
+                body(crate::helpers::Case::new("ext3", 4096))
             }
         }
     };
@@ -42,16 +42,20 @@ macro_rules! eqnice {
     ($expected:expr, $got:expr) => {
         eqnice!($expected, $got, "values differ")
     };
-    ($expected:expr, $got:expr, $($context:tt)+) => {{
-        let expected: &str = &$expected;
-        let got: &str = &$got;
-        if expected != got {
-            panic!(
-                "{}\n==== expected ====\n{}\n==== got ====\n{}\n==================\n",
-                format_args!($($context)+),
-                expected,
-                got
-            );
+    ($expected:expr, $got:expr, $($context:tt)+) => {
+        // A match keeps temporaries in the operands alive (as in assert_eq!).
+        match (&$expected, &$got) {
+            (expected, got) => {
+                let (expected, got): (&str, &str) = (expected.as_ref(), got.as_ref());
+                if expected != got {
+                    panic!(
+                        "{}\n==== expected ====\n{}\n==== got ====\n{}\n==================\n",
+                        format_args!($($context)+),
+                        expected,
+                        got
+                    );
+                }
+            }
         }
-    }};
+    };
 }
