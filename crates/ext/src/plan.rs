@@ -694,6 +694,53 @@ mod tests {
         assert!(max_file_size(4096) < 2 << 40 && max_file_size(4096) > (2 << 40) - (8 << 30));
     }
 
+    fn empty_meta() -> kiln_tree::Metadata {
+        kiln_tree::Metadata {
+            perm: 0o755,
+            uid: 0,
+            gid: 0,
+            atime: Default::default(),
+            mtime: Default::default(),
+            ctime: Default::default(),
+            crtime: None,
+            xattrs: Vec::new(),
+        }
+    }
+
+    fn tree_with(name: Vec<u8>, body: Body) -> Tree {
+        let mut tree = Tree::new(empty_meta());
+        let sub = tree.add(Node {
+            meta: empty_meta(),
+            body: Body::Dir(Default::default()),
+        });
+        tree.link(Tree::ROOT, b"sub".to_vec(), sub);
+        let id = tree.add(Node {
+            meta: empty_meta(),
+            body,
+        });
+        tree.link(sub, name, id);
+        tree
+    }
+
+    fn plan_error(tree: &Tree, bs: u32) -> String {
+        let mut opts = BuildOptions::new(crate::FsType::Ext2);
+        opts.block_size = bs;
+        plan(tree, &opts).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn long_names_and_targets_are_refused_with_their_path() {
+        let long = tree_with(vec![b'n'; 256], Body::Fifo);
+        let err = plan_error(&long, 4096);
+        assert!(
+            err.starts_with("/sub/nnnn") && err.contains("256 bytes"),
+            "{err}"
+        );
+        let target = tree_with(b"l".to_vec(), Body::Symlink(vec![b'x'; 1024]));
+        let err = plan_error(&target, 1024);
+        assert!(err.starts_with("/sub/l:") && err.contains("1023"), "{err}");
+    }
+
     #[test]
     fn lost_found_sizes() {
         assert_eq!(lost_found_blocks(4096, 1), 4);
