@@ -16,7 +16,7 @@ use crate::dir::{self, ftype, DirEntry};
 use crate::group_desc;
 use crate::inode::{encode_device, mode, InodeRecord};
 use crate::layout::{FAST_SYMLINK_MAX, GOOD_OLD_INODE_SIZE, JOURNAL_INO, ROOT_INO};
-use crate::plan::{ibody_space, Plan, Slot, LOST_FOUND};
+use crate::plan::{adds_lost_found, ibody_space, Plan, Slot, LOST_FOUND};
 use crate::superblock::{self, SuperblockInfo};
 use crate::{journal, resize, xattr, EmitError};
 
@@ -329,7 +329,7 @@ fn dir_content(plan: &Plan<'_>, ino: u32) -> Vec<u8> {
     ];
     if let Slot::Node(id) = p.slot {
         let tree = plan.tree;
-        if ino == ROOT_INO && tree.lookup(id, LOST_FOUND).is_none() {
+        if ino == ROOT_INO && adds_lost_found(tree) {
             entries.push(DirEntry {
                 ino: crate::layout::LOST_FOUND_INO,
                 file_type: ftype::DIR,

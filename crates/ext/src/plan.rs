@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use kiln_tree::{Body, Node, NodeId, Tree};
+use kiln_tree::{Body, NodeId, Tree};
 
 use crate::blockmap::{self, BlockMap};
 use crate::features::Features;
@@ -210,7 +210,7 @@ fn prepare_inode(
         Slot::LostFound => {
             inodes[idx].links = 2;
             inodes[idx].parent = ROOT_INO;
-            let blocks = lost_found_blocks(bs, dir_block_count(None, bs));
+            let blocks = lost_found_blocks(bs, dir::block_count([1, 2].into_iter(), bs));
             inodes[idx].logical = vec![0..blocks];
             Ok(())
         }
@@ -220,10 +220,7 @@ fn prepare_inode(
             let p = &mut inodes[idx];
             match &node.body {
                 Body::Dir(_) => {
-                    let mut blocks = dir_block_count(Some(node), bs);
-                    if id == Tree::ROOT && tree.lookup(Tree::ROOT, LOST_FOUND).is_none() {
-                        blocks = dir_block_count_with_lost_found(node, bs);
-                    }
+                    let mut blocks = dir::block_count(dir_names(tree, id).map(<[u8]>::len), bs);
                     if ino == LOST_FOUND_INO {
                         blocks = lost_found_blocks(bs, blocks);
                     }
@@ -314,7 +311,7 @@ fn count_links(
     inodes[idx].links += 2;
     if id == Tree::ROOT {
         inodes[idx].parent = ROOT_INO;
-        if tree.lookup(Tree::ROOT, LOST_FOUND).is_none() {
+        if adds_lost_found(tree) {
             inodes[idx].links += 1;
         }
     }
@@ -375,24 +372,19 @@ pub(crate) fn ibody_space(inode_size: u16) -> usize {
     usize::from(inode_size.saturating_sub(GOOD_OLD_INODE_SIZE + EXTRA_ISIZE))
 }
 
-/// Name lengths of a directory's entries: ".", "..", then its children.
-fn dir_name_lens(node: Option<&Node>) -> impl Iterator<Item = usize> + '_ {
-    [1, 2].into_iter().chain(
-        node.into_iter()
-            .flat_map(|n| n.entries().map(|(name, _)| name.len())),
-    )
+/// Whether kiln adds lost+found (the tree has none at its root).
+pub(crate) fn adds_lost_found(tree: &Tree) -> bool {
+    tree.lookup(Tree::ROOT, LOST_FOUND).is_none()
 }
 
-fn dir_block_count(node: Option<&Node>, bs: u32) -> u32 {
-    dir::block_count(dir_name_lens(node), bs)
-}
-
-/// The root's block count when kiln adds lost+found right after "..".
-fn dir_block_count_with_lost_found(root: &Node, bs: u32) -> u32 {
-    let lens = [1, 2, LOST_FOUND.len()]
+/// The names directory `id` holds in the image: ".", "..", lost+found where
+/// kiln adds it (right after "..", as mke2fs does), then the tree's entries.
+fn dir_names(tree: &Tree, id: NodeId) -> impl Iterator<Item = &[u8]> {
+    let added = (id == Tree::ROOT && adds_lost_found(tree)).then_some(LOST_FOUND);
+    [b".".as_slice(), b"..".as_slice()]
         .into_iter()
-        .chain(root.entries().map(|(name, _)| name.len()));
-    dir::block_count(lens, bs)
+        .chain(added)
+        .chain(tree.node(id).entries().map(|(name, _)| name))
 }
 
 /// lost+found is at least 16 KiB and 2 blocks, within the direct blocks.
@@ -677,6 +669,7 @@ impl<'g> Cursor<'g> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_tree::Node;
 
     #[test]
     fn logical_ranges_merge_and_round() {
