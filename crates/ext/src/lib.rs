@@ -18,6 +18,7 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 mod blockmap;
+mod checksum;
 mod dir;
 mod emit;
 mod error;
