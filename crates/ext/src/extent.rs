@@ -1,0 +1,1 @@
+//! Extent trees (being written).

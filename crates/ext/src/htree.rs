@@ -1,0 +1,1 @@
+//! Hash-indexed directories (being written).
