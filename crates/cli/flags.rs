@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use kiln_ext::{BuildOptions, FsType};
 
 const ABOUT: &str =
-    "Build ext2/ext3 filesystem images from directory trees: no root, no loop device, no mount.";
+    "Build ext2/ext3/ext4 filesystem images from directory trees: no root, no loop device, no mount.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -50,8 +50,14 @@ pub(crate) struct BuildArgs {
     pub(crate) output: PathBuf,
 
     /// Filesystem type.
-    #[arg(short = 't', long = "fs-type", value_name = "TYPE", default_value = "ext3", value_parser = ["ext2", "ext3"])]
+    #[arg(short = 't', long = "fs-type", value_name = "TYPE", default_value = "ext3", value_parser = ["ext2", "ext3", "ext4"])]
     pub(crate) fs_type: String,
+
+    /// Features to add to or remove from the type's defaults, as with mke2fs
+    /// -O: a comma-separated list, `^` removes (`-O ^metadata_csum,^64bit`).
+    /// Repeatable. Combinations kiln cannot write are refused.
+    #[arg(short = 'O', long = "features", value_name = "LIST")]
+    pub(crate) features: Vec<String>,
 
     /// Apparent size of the image (K, M, G, T suffixes are powers of 1024);
     /// the file stays sparse. Default: what the tree needs plus headroom.
@@ -122,9 +128,13 @@ impl BuildArgs {
         let fs_type = match self.fs_type.as_str() {
             "ext2" => FsType::Ext2,
             "ext3" => FsType::Ext3,
+            "ext4" => FsType::Ext4,
             other => bail!("unknown filesystem type {other:?}"),
         };
         let mut opts = BuildOptions::new(fs_type);
+        for list in &self.features {
+            opts.features.edit(list)?;
+        }
         opts.size = self.size;
         opts.block_size = self.block_size;
         opts.inode_size = self.inode_size;

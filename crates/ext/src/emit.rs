@@ -18,7 +18,7 @@ use crate::inode::{encode_device, mode, InodeRecord};
 use crate::layout::{FAST_SYMLINK_MAX, GOOD_OLD_INODE_SIZE, JOURNAL_INO, ROOT_INO};
 use crate::plan::{adds_lost_found, ibody_space, Plan, Slot, LOST_FOUND};
 use crate::superblock::{self, SuperblockInfo};
-use crate::{journal, resize, xattr, EmitError};
+use crate::{bitmap, checksum, features, inode, journal, resize, xattr, EmitError};
 
 /// Bytes read from a source file at a time.
 const COPY_CHUNK: usize = 1 << 20;
@@ -57,18 +57,20 @@ pub fn emit(plan: &Plan<'_>, sink: &dyn Sink) -> Result<(), EmitError> {
 /// The pieces in the order of their first block.
 fn pieces(plan: &Plan<'_>) -> Vec<Piece> {
     let geo = &plan.geometry;
-    let mut pieces: Vec<(u32, Piece)> = (0..geo.groups)
+    let mut pieces: Vec<(u64, Piece)> = (0..geo.groups)
         .map(|g| (geo.group_start(g), Piece::Group(g)))
         .collect();
-    pieces.push((plan.resize_dind, Piece::ResizeDind));
+    if plan.resize_dind != 0 {
+        pieces.push((plan.resize_dind, Piece::ResizeDind));
+    }
     for ino in 1..=plan.last_ino() {
         let p = plan.inode(ino);
         let first = p
             .map
             .runs
             .iter()
-            .map(|r| r.pblk)
-            .chain(p.map.index.iter().map(|i| i.pblk))
+            .map(|r| u64::from(r.pblk))
+            .chain(p.map.index.iter().map(|i| u64::from(i.pblk)))
             .chain((p.xattr_block != 0).then_some(p.xattr_block))
             .min();
         if let Some(first) = first {
@@ -92,10 +94,7 @@ fn shared(plan: &Plan<'_>) -> Shared {
     });
     let mut label = [0u8; 16];
     label[..plan.opts.label.len()].copy_from_slice(&plan.opts.label);
-    let mut features = plan.features;
-    if plan.journal_blocks == 0 {
-        features.compat &= !crate::features::COMPAT_HAS_JOURNAL;
-    }
+    let features = plan.features;
     Shared {
         sb: SuperblockInfo {
             features,
@@ -108,7 +107,7 @@ fn shared(plan: &Plan<'_>) -> Shared {
             time: fs_time(plan),
             journal_backup,
         },
-        gdt: group_desc::encode_table(&plan.geometry, &counts),
+        gdt: group_desc::encode_table(&plan.geometry, &counts, plan.csum_seed()),
     }
 }
 
@@ -125,38 +124,22 @@ fn write_group(plan: &Plan<'_>, shared: &Shared, sink: &dyn Sink, g: u32) -> Res
             &superblock::encode(geo, &shared.sb, g),
         )?;
         sink.write_at(geo.offset(geo.group_start(g) + 1), &shared.gdt)?;
-        if g == 0 {
+        if g == 0 && plan.resize_dind != 0 {
             let rsv = resize::encode_reserved_gdt(geo);
-            sink.write_at(geo.offset(geo.group_start(0) + 1 + geo.gdt_blocks), &rsv)?;
+            let at = geo.group_start(0) + 1 + u64::from(geo.gdt_blocks);
+            sink.write_at(geo.offset(at), &rsv)?;
         }
     }
-    let bits = 8 * geo.block_size;
-    let block_bitmap = bitmap(
-        geo.block_size,
-        plan.used_blocks(g),
-        geo.group_blocks(g),
-        bits,
-    );
-    sink.write_at(geo.offset(geo.block_bitmap(g)), &block_bitmap)?;
-    let inode_bitmap = bitmap(
-        geo.block_size,
-        plan.used_inodes(g),
-        geo.inodes_per_group,
-        bits,
-    );
-    sink.write_at(geo.offset(geo.inode_bitmap(g)), &inode_bitmap)?;
+    sink.write_at(
+        geo.offset(geo.block_bitmap(g)),
+        &bitmap::block_bitmap(plan, g),
+    )?;
+    sink.write_at(
+        geo.offset(geo.inode_bitmap(g)),
+        &bitmap::inode_bitmap(plan, g),
+    )?;
     sink.write_at(geo.offset(geo.inode_table(g)), &inode_table(plan, g))?;
     Ok(())
-}
-
-/// A bitmap block: the first `used` bits set, and the padding bits from
-/// `valid` to the end of the block set, as the format requires.
-fn bitmap(block_size: u32, used: u32, valid: u32, bits: u32) -> Vec<u8> {
-    let mut b = vec![0u8; block_size as usize];
-    for bit in (0..used).chain(valid..bits) {
-        b[(bit / 8) as usize] |= 1 << (bit % 8);
-    }
-    b
 }
 
 /// The used part of group `g`'s inode table (the rest stays zero).
@@ -166,9 +149,14 @@ fn inode_table(plan: &Plan<'_>, g: u32) -> Vec<u8> {
     let used = plan.used_inodes(g) as usize;
     let mut table = vec![0u8; used * isz];
     let first = g * geo.inodes_per_group + 1;
+    let seed = plan.csum_seed();
     for (k, slot) in table.chunks_exact_mut(isz).enumerate() {
-        if let Some(rec) = inode_record(plan, first + k as u32) {
+        let ino = first + k as u32;
+        if let Some(rec) = inode_record(plan, ino) {
             rec.encode(slot, geo.block_size);
+            if let Some(seed) = seed {
+                inode::set_checksum(slot, checksum::inode_seed(seed, ino, 0));
+            }
         }
     }
     table
@@ -197,6 +185,7 @@ fn inode_record(plan: &Plan<'_>, ino: u32) -> Option<InodeRecord> {
     };
     match p.slot {
         Slot::Empty => None,
+        Slot::Resize if plan.resize_dind == 0 => None,
         Slot::Resize => Some(InodeRecord {
             fs_blocks: resize::blocks(&plan.geometry),
             ..kiln_made(
@@ -270,13 +259,19 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
     let geo = &plan.geometry;
     let bs = geo.block_size;
     for idx in &p.map.index {
-        sink.write_at(geo.offset(idx.pblk), &p.map.encode_index(idx, bs))?;
+        sink.write_at(
+            geo.offset(u64::from(idx.pblk)),
+            &p.map.encode_index(idx, bs),
+        )?;
     }
     if p.xattr_block != 0 {
-        sink.write_at(
-            geo.offset(p.xattr_block),
-            &xattr::encode_block(&p.block_xattrs, bs as usize),
-        )?;
+        let block = xattr::encode_block(
+            &p.block_xattrs,
+            bs as usize,
+            p.xattr_block,
+            plan.csum_seed(),
+        );
+        sink.write_at(geo.offset(p.xattr_block), &block)?;
     }
     let content = match p.slot {
         Slot::Node(id) => match &plan.tree.node(id).body {
@@ -307,7 +302,7 @@ fn write_logical(
             break;
         }
         let end = (start + run.len as usize * bs).min(content.len());
-        sink.write_at(geo.offset(run.pblk), &content[start..end])?;
+        sink.write_at(geo.offset(u64::from(run.pblk)), &content[start..end])?;
     }
     Ok(())
 }
@@ -343,6 +338,10 @@ fn dir_content(plan: &Plan<'_>, ino: u32) -> Vec<u8> {
                 name,
             });
         }
+    }
+    if !plan.features.has(features::FILETYPE) {
+        // Without the filetype feature the byte is the high half of name_len.
+        entries.iter_mut().for_each(|e| e.file_type = 0);
     }
     let blocks = p.map.runs.iter().map(|r| r.len).sum();
     dir::encode(&entries, plan.geometry.block_size, blocks)
@@ -392,7 +391,7 @@ fn copy_file(
         while pos < end {
             let n = ((end - pos) as usize).min(COPY_CHUNK);
             read_exact_at(&file, &mut buf[..n], pos, f)?;
-            sink.write_at(geo.offset(run.pblk) + (pos - start), &buf[..n])?;
+            sink.write_at(geo.offset(u64::from(run.pblk)) + (pos - start), &buf[..n])?;
             pos += n as u64;
         }
     }

@@ -1,24 +1,11 @@
-//! Filesystem types and the feature flags they switch on.
+//! Filesystem types and their feature flags, and mke2fs-style `-O` edits.
 //!
 //! The flag values are those of the superblock's `s_feature_compat`,
 //! `s_feature_incompat` and `s_feature_ro_compat` words.
 
-/// `s_feature_compat`: the filesystem has a journal (inode 8).
-pub(crate) const COMPAT_HAS_JOURNAL: u32 = 0x4;
-/// `s_feature_compat`: extended attributes are supported.
-pub(crate) const COMPAT_EXT_ATTR: u32 = 0x8;
-/// `s_feature_compat`: reserved GDT blocks and the resize inode exist.
-pub(crate) const COMPAT_RESIZE_INODE: u32 = 0x10;
-/// `s_feature_compat`: directories may be hash-indexed.
-pub(crate) const COMPAT_DIR_INDEX: u32 = 0x20;
-/// `s_feature_incompat`: directory entries record the file type.
-pub(crate) const INCOMPAT_FILETYPE: u32 = 0x2;
-/// `s_feature_ro_compat`: superblock backups only in groups 0, 1 and powers of 3, 5, 7.
-pub(crate) const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
-/// `s_feature_ro_compat`: files may be larger than 2 GiB.
-pub(crate) const RO_COMPAT_LARGE_FILE: u32 = 0x2;
+use crate::PlanError;
 
-/// The kind of filesystem to build.
+/// The kind of filesystem to build; it picks the default features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FsType {
@@ -26,42 +13,222 @@ pub enum FsType {
     Ext2,
     /// ext3: ext2 plus a jbd2 journal in inode 8.
     Ext3,
+    /// ext4: extents, flex_bg, 64bit, metadata_csum and the rest of mke2fs 1.47's set.
+    Ext4,
 }
 
 impl FsType {
-    /// The name users type (`ext2`, `ext3`).
+    /// The name users type (`ext2`, `ext3`, `ext4`).
     pub fn name(self) -> &'static str {
         match self {
             FsType::Ext2 => "ext2",
             FsType::Ext3 => "ext3",
+            FsType::Ext4 => "ext4",
         }
-    }
-
-    /// True when this type carries a journal.
-    pub fn has_journal(self) -> bool {
-        matches!(self, FsType::Ext3)
     }
 }
 
-/// The three feature words of the superblock.
+/// Which of the three feature words a flag lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Features {
+enum Word {
+    Compat,
+    Incompat,
+    RoCompat,
+}
+
+/// One feature kiln knows: its mke2fs name, word and bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Feature {
+    name: &'static str,
+    word: Word,
+    bit: u32,
+}
+
+macro_rules! features {
+    ($($konst:ident = $name:literal, $word:ident, $bit:literal, $doc:literal;)*) => {
+        $(
+            #[doc = $doc]
+            pub(crate) const $konst: Feature = Feature { name: $name, word: Word::$word, bit: $bit };
+        )*
+        /// Every feature kiln can write, in mke2fs's order of listing.
+        const KNOWN: &[Feature] = &[$($konst),*];
+    };
+}
+
+features! {
+    HAS_JOURNAL = "has_journal", Compat, 0x4, "A jbd2 journal in inode 8.";
+    EXT_ATTR = "ext_attr", Compat, 0x8, "Extended attributes.";
+    RESIZE_INODE = "resize_inode", Compat, 0x10, "Reserved GDT blocks and the resize inode.";
+    DIR_INDEX = "dir_index", Compat, 0x20, "Hash-indexed (htree) directories.";
+    FILETYPE = "filetype", Incompat, 0x2, "Directory entries record the file type.";
+    EXTENT = "extent", Incompat, 0x40, "Files mapped by extent trees.";
+    BIT64 = "64bit", Incompat, 0x80, "64-bit block numbers and 64-byte group descriptors.";
+    FLEX_BG = "flex_bg", Incompat, 0x200, "Bitmaps and inode tables of 16 groups packed together.";
+    LARGE_DIR = "large_dir", Incompat, 0x4000, "Three-level htrees and directories over 2 GiB.";
+    INLINE_DATA = "inline_data", Incompat, 0x8000, "Small files and directories inside the inode.";
+    SPARSE_SUPER = "sparse_super", RoCompat, 0x1, "Superblock backups only in groups 0, 1 and powers of 3, 5, 7.";
+    LARGE_FILE = "large_file", RoCompat, 0x2, "Files of 2 GiB and more.";
+    HUGE_FILE = "huge_file", RoCompat, 0x8, "48-bit i_blocks: files of 2 TiB and more.";
+    DIR_NLINK = "dir_nlink", RoCompat, 0x20, "Directories with more than 65,000 subdirectories.";
+    EXTRA_ISIZE = "extra_isize", RoCompat, 0x40, "Every large inode reserves its extra fields.";
+    METADATA_CSUM = "metadata_csum", RoCompat, 0x400, "CRC32C checksums on all metadata.";
+}
+
+/// Features kiln knows by name but cannot write yet; asking for one is an error.
+const NOT_YET: &[&str] = &[INLINE_DATA.name, EXTENT.name, METADATA_CSUM.name];
+
+/// The three feature words of the superblock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
     pub(crate) compat: u32,
     pub(crate) incompat: u32,
     pub(crate) ro_compat: u32,
 }
 
 impl Features {
-    /// mke2fs 1.47's defaults (`/etc/mke2fs.conf` base_features) for `fs_type`.
-    pub(crate) fn defaults(fs_type: FsType) -> Features {
-        let mut compat = COMPAT_EXT_ATTR | COMPAT_RESIZE_INODE | COMPAT_DIR_INDEX;
-        if fs_type.has_journal() {
-            compat |= COMPAT_HAS_JOURNAL;
+    /// mke2fs 1.47's defaults (`/etc/mke2fs.conf`) for `fs_type`.
+    pub fn defaults(fs_type: FsType) -> Features {
+        let base = [
+            SPARSE_SUPER,
+            LARGE_FILE,
+            FILETYPE,
+            RESIZE_INODE,
+            DIR_INDEX,
+            EXT_ATTR,
+        ];
+        let extra: &[Feature] = match fs_type {
+            FsType::Ext2 => &[],
+            FsType::Ext3 => &[HAS_JOURNAL],
+            FsType::Ext4 => &[
+                HAS_JOURNAL,
+                EXTENT,
+                HUGE_FILE,
+                FLEX_BG,
+                METADATA_CSUM,
+                BIT64,
+                DIR_NLINK,
+                EXTRA_ISIZE,
+            ],
+        };
+        let mut f = Features::default();
+        for feature in base.iter().chain(extra) {
+            f.set(*feature, true);
         }
-        Features {
-            compat,
-            incompat: INCOMPAT_FILETYPE,
-            ro_compat: RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE,
+        f
+    }
+
+    fn word(&mut self, word: Word) -> &mut u32 {
+        match word {
+            Word::Compat => &mut self.compat,
+            Word::Incompat => &mut self.incompat,
+            Word::RoCompat => &mut self.ro_compat,
         }
+    }
+
+    /// Whether `feature` is on.
+    pub(crate) fn has(&self, feature: Feature) -> bool {
+        let word = match feature.word {
+            Word::Compat => self.compat,
+            Word::Incompat => self.incompat,
+            Word::RoCompat => self.ro_compat,
+        };
+        word & feature.bit != 0
+    }
+
+    /// Turns `feature` on or off.
+    pub(crate) fn set(&mut self, feature: Feature, on: bool) {
+        let w = self.word(feature.word);
+        if on {
+            *w |= feature.bit;
+        } else {
+            *w &= !feature.bit;
+        }
+    }
+
+    /// Applies a mke2fs-style edit list: `extent,^metadata_csum,^64bit`
+    /// (`^` removes; `none` clears all). Unknown names are errors.
+    pub fn edit(&mut self, list: &str) -> Result<(), PlanError> {
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item == "none" {
+                *self = Features::default();
+                continue;
+            }
+            let (on, name) = match item.strip_prefix('^') {
+                Some(name) => (false, name),
+                None => (true, item),
+            };
+            let name = if name == "extents" { "extent" } else { name };
+            let feature = KNOWN.iter().find(|f| f.name == name).ok_or_else(|| {
+                PlanError::Options(format!(
+                    "unknown or unsupported feature {name:?} (known: {})",
+                    KNOWN.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            self.set(*feature, on);
+        }
+        Ok(())
+    }
+
+    /// Refuses combinations the format or kiln does not support, naming why.
+    pub(crate) fn validate(&self) -> Result<(), PlanError> {
+        let refuse = |m: &str| Err(PlanError::Options(m.to_string()));
+        if let Some(name) = NOT_YET
+            .iter()
+            .find(|n| KNOWN.iter().any(|f| f.name == **n && self.has(*f)))
+        {
+            return refuse(&format!("feature {name} is not supported yet"));
+        }
+        if self.has(BIT64) && !self.has(EXTENT) {
+            return refuse("64bit needs extent (block maps cannot address blocks past 2^32)");
+        }
+        if self.has(LARGE_DIR) && !self.has(DIR_INDEX) {
+            return refuse("large_dir needs dir_index");
+        }
+        if self.has(RESIZE_INODE) && !self.has(SPARSE_SUPER) {
+            return refuse("resize_inode needs sparse_super");
+        }
+        Ok(())
+    }
+
+    /// The names of the features that are on, space-separated (for messages).
+    pub fn names(&self) -> String {
+        KNOWN
+            .iter()
+            .filter(|f| self.has(**f))
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext4_defaults_match_mke2fs() {
+        let f = Features::defaults(FsType::Ext4);
+        assert_eq!(
+            f.names(),
+            "has_journal ext_attr resize_inode dir_index filetype extent 64bit flex_bg sparse_super large_file huge_file dir_nlink extra_isize metadata_csum"
+        );
+    }
+
+    #[test]
+    fn edits_add_and_remove() {
+        let mut f = Features::defaults(FsType::Ext4);
+        f.edit("^metadata_csum,^64bit,large_dir").unwrap();
+        assert!(!f.has(METADATA_CSUM) && !f.has(BIT64) && f.has(LARGE_DIR));
+        assert!(f.edit("bogus").is_err());
+        let mut g = Features::defaults(FsType::Ext2);
+        g.edit("64bit").unwrap();
+        assert!(g.validate().is_err());
+        let mut h = Features::defaults(FsType::Ext4);
+        h.edit("inline_data").unwrap();
+        assert!(h
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("inline_data"));
     }
 }

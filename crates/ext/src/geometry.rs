@@ -1,12 +1,18 @@
-//! Geometry: how many blocks and groups, where each group's metadata sits.
+//! Geometry: how many blocks and groups, and where every group's metadata sits.
 //!
-//! Without flex_bg every group is laid out the same way: a superblock backup,
-//! the group descriptor table and the reserved GDT blocks (only in groups that
-//! carry a backup), then the block bitmap, the inode bitmap and the inode
-//! table. Everything after that is free for data.
+//! Groups that carry a superblock backup start with it, the group descriptor
+//! table and the reserved GDT blocks. Each group also has a block bitmap, an
+//! inode bitmap and an inode table. Without flex_bg they follow the backup in
+//! the group itself; with flex_bg the bitmaps and tables of 16 groups are packed
+//! together at the start of the first of them (skipping any backup in the way).
+//! Every other block is free for data; [`Geometry::metadata`] lists the
+//! metadata as sorted, disjoint block ranges.
+
+use std::ops::Range;
 
 use crate::layout::{
-    DESC_SIZE, FIRST_INO, MIN_LAST_GROUP_DATA, RESIZE_GROWTH_FACTOR, SUPERBLOCK_OFFSET,
+    DESC_SIZE, DESC_SIZE_64, FIRST_INO, FLEX_BG_LOG_GROUPS, MIN_LAST_GROUP_DATA,
+    RESIZE_GROWTH_FACTOR, SUPERBLOCK_OFFSET,
 };
 use crate::PlanError;
 
@@ -18,17 +24,20 @@ pub(crate) struct GeometryInput {
     pub(crate) inodes: u64,
     pub(crate) inode_size: u16,
     pub(crate) resize_inode: bool,
+    pub(crate) sparse_super: bool,
+    pub(crate) flex_bg: bool,
+    pub(crate) bit64: bool,
 }
 
 /// The computed shape of the filesystem.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Geometry {
     /// Bytes per block.
     pub block_size: u32,
     /// Blocks in the filesystem (may be less than the image holds).
-    pub blocks_count: u32,
+    pub blocks_count: u64,
     /// 1 with 1 KiB blocks (block 0 holds the boot sector), else 0.
-    pub first_data_block: u32,
+    pub first_data_block: u64,
     /// Blocks per group (8 × block size: one bitmap block).
     pub blocks_per_group: u32,
     /// Number of block groups.
@@ -37,49 +46,75 @@ pub struct Geometry {
     pub inodes_per_group: u32,
     /// Bytes per inode.
     pub inode_size: u16,
+    /// Bytes per group descriptor (32, or 64 with 64bit).
+    pub desc_size: u32,
     /// Blocks of the group descriptor table.
     pub gdt_blocks: u32,
     /// Reserved GDT blocks for online growth.
     pub reserved_gdt_blocks: u32,
     /// Blocks of each group's inode table.
     pub inode_table_blocks: u32,
+    /// log2 of the groups per flex group (0 without flex_bg).
+    pub flex_log: u8,
+    sparse_super: bool,
+    block_bitmaps: Vec<u64>,
+    inode_bitmaps: Vec<u64>,
+    inode_tables: Vec<u64>,
+    metadata: Vec<Range<u64>>,
 }
 
 impl Geometry {
     /// Computes the geometry as mke2fs would for these inputs.
     pub(crate) fn new(input: GeometryInput) -> Result<Geometry, PlanError> {
         let b = input.block_size;
-        let first_data_block = u32::from(b == 1024);
-        let bpg = 8 * b;
-        let blocks = input.blocks.min(u64::from(u32::MAX));
+        let max_blocks = if input.bit64 {
+            1u64 << 48
+        } else {
+            u64::from(u32::MAX)
+        };
+        if input.blocks > max_blocks {
+            return Err(PlanError::Options(format!(
+                "{} blocks do not fit 32-bit block numbers; use a larger block size or the 64bit feature",
+                input.blocks
+            )));
+        }
+        let first_data_block = u64::from(b == 1024);
         let too_small = || PlanError::TooSmall {
             needed: None,
             have: input.blocks * u64::from(b),
         };
-        if blocks <= u64::from(first_data_block) {
+        if input.blocks <= first_data_block + u64::from(MIN_LAST_GROUP_DATA) {
             return Err(too_small());
         }
         let mut geo = Geometry {
             block_size: b,
-            blocks_count: blocks as u32,
+            blocks_count: input.blocks,
             first_data_block,
-            blocks_per_group: bpg,
+            blocks_per_group: 8 * b,
             groups: 0,
             inodes_per_group: 0,
             inode_size: input.inode_size,
+            desc_size: if input.bit64 { DESC_SIZE_64 } else { DESC_SIZE },
             gdt_blocks: 0,
             reserved_gdt_blocks: 0,
             inode_table_blocks: 0,
+            flex_log: if input.flex_bg { FLEX_BG_LOG_GROUPS } else { 0 },
+            sparse_super: input.sparse_super,
+            block_bitmaps: Vec::new(),
+            inode_bitmaps: Vec::new(),
+            inode_tables: Vec::new(),
+            metadata: Vec::new(),
         };
         geo.set_groups(input)?;
         // A last group too small to hold its own metadata and some data is
         // dropped, as mke2fs does.
         let last = geo.groups - 1;
-        if geo.groups > 1 && geo.group_blocks(last) < geo.overhead(last) + MIN_LAST_GROUP_DATA {
-            geo.blocks_count -= geo.group_blocks(last);
+        if geo.groups > 1 && geo.group_blocks(last) < geo.own_overhead(last) + MIN_LAST_GROUP_DATA {
+            geo.blocks_count -= u64::from(geo.group_blocks(last));
             geo.set_groups(input)?;
         }
-        if geo.group_blocks(0) < geo.overhead(0) + MIN_LAST_GROUP_DATA {
+        geo.place_metadata().ok_or_else(too_small)?;
+        if geo.group_blocks(0) < MIN_LAST_GROUP_DATA {
             return Err(too_small());
         }
         Ok(geo)
@@ -88,24 +123,25 @@ impl Geometry {
     /// Sets the group count and everything that depends on it.
     fn set_groups(&mut self, input: GeometryInput) -> Result<(), PlanError> {
         let b = u64::from(self.block_size);
-        let data_blocks = u64::from(self.blocks_count - self.first_data_block);
-        self.groups = data_blocks.div_ceil(u64::from(self.blocks_per_group)) as u32;
-        let groups = u64::from(self.groups);
+        let data_blocks = self.blocks_count - self.first_data_block;
+        let groups = data_blocks.div_ceil(u64::from(self.blocks_per_group));
+        self.groups = u32::try_from(groups)
+            .map_err(|_| PlanError::Options("too many block groups".into()))?;
         let per_block = b / u64::from(input.inode_size);
         // Whole inode-table blocks, and whole bytes of the inode bitmap.
         let align = per_block.max(8);
         let wanted = input.inodes.max(u64::from(FIRST_INO) + 1);
         let ipg = wanted.div_ceil(groups).div_ceil(align) * align;
         let max_ipg = (8 * b).min(65_536 - per_block);
-        if ipg > max_ipg {
+        if ipg > max_ipg || ipg * groups > u64::from(u32::MAX) {
             return Err(PlanError::TooManyInodes {
                 wanted,
-                max: max_ipg * groups,
+                max: (max_ipg * groups).min(u64::from(u32::MAX)),
             });
         }
         self.inodes_per_group = ipg as u32;
         self.inode_table_blocks = (ipg / per_block) as u32;
-        let per_gdt_block = b / u64::from(DESC_SIZE);
+        let per_gdt_block = b / u64::from(self.desc_size);
         self.gdt_blocks = groups.div_ceil(per_gdt_block) as u32;
         self.reserved_gdt_blocks = if input.resize_inode {
             self.reserved_gdt_for_growth()
@@ -120,13 +156,64 @@ impl Geometry {
     /// indirect block of the resize inode can map.
     fn reserved_gdt_for_growth(&self) -> u32 {
         let b = u64::from(self.block_size);
-        let max_blocks =
-            (u64::from(self.blocks_count) * RESIZE_GROWTH_FACTOR).min(u64::from(u32::MAX));
-        let groups = (max_blocks - u64::from(self.first_data_block))
-            .div_ceil(u64::from(self.blocks_per_group));
-        let needed = groups.div_ceil(b / u64::from(DESC_SIZE));
+        let max_blocks = (self.blocks_count * RESIZE_GROWTH_FACTOR).min(u64::from(u32::MAX));
+        let groups =
+            (max_blocks - self.first_data_block).div_ceil(u64::from(self.blocks_per_group));
+        let needed = groups.div_ceil(b / u64::from(self.desc_size));
         let rsv = needed.saturating_sub(u64::from(self.gdt_blocks));
         rsv.min(b / 4) as u32
+    }
+
+    /// Groups per flex group (1 without flex_bg).
+    fn flex_size(&self) -> u32 {
+        1 << self.flex_log
+    }
+
+    /// Metadata blocks that group `g` holds for itself (for the last-group rule).
+    fn own_overhead(&self, g: u32) -> u32 {
+        let tables = if g % self.flex_size() == 0 {
+            let members = self.flex_size().min(self.groups - g);
+            members * (2 + self.inode_table_blocks)
+        } else {
+            0
+        };
+        self.super_blocks(g) + tables
+    }
+
+    /// Places every group's bitmaps and inode table, skipping superblock
+    /// backups, and collects the metadata ranges. `None` if they do not fit.
+    fn place_metadata(&mut self) -> Option<()> {
+        let groups = self.groups as usize;
+        let supers: Vec<Range<u64>> = (0..self.groups)
+            .filter(|&g| self.has_super(g))
+            .map(|g| self.group_start(g)..self.group_start(g) + u64::from(self.super_blocks(g)))
+            .collect();
+        self.block_bitmaps = vec![0; groups];
+        self.inode_bitmaps = vec![0; groups];
+        self.inode_tables = vec![0; groups];
+        let itb = u64::from(self.inode_table_blocks);
+        for first in (0..self.groups).step_by(self.flex_size() as usize) {
+            let members = first..(first + self.flex_size()).min(self.groups);
+            let mut pos = self.group_start(first);
+            for g in members.clone() {
+                self.block_bitmaps[g as usize] = take(&mut pos, 1, &supers);
+            }
+            for g in members.clone() {
+                self.inode_bitmaps[g as usize] = take(&mut pos, 1, &supers);
+            }
+            for g in members {
+                self.inode_tables[g as usize] = take(&mut pos, itb, &supers);
+            }
+            if pos > self.blocks_count {
+                return None;
+            }
+        }
+        let mut ranges = supers;
+        ranges.extend(self.block_bitmaps.iter().map(|&b| b..b + 1));
+        ranges.extend(self.inode_bitmaps.iter().map(|&b| b..b + 1));
+        ranges.extend(self.inode_tables.iter().map(|&b| b..b + itb));
+        self.metadata = merge(ranges);
+        Some(())
     }
 
     /// Total inodes.
@@ -135,19 +222,22 @@ impl Geometry {
     }
 
     /// First block of group `g`.
-    pub fn group_start(&self, g: u32) -> u32 {
-        self.first_data_block + g * self.blocks_per_group
+    pub fn group_start(&self, g: u32) -> u64 {
+        self.first_data_block + u64::from(g) * u64::from(self.blocks_per_group)
+    }
+
+    /// One past the last block of group `g`.
+    pub fn group_end(&self, g: u32) -> u64 {
+        (self.group_start(g) + u64::from(self.blocks_per_group)).min(self.blocks_count)
     }
 
     /// Blocks in group `g` (the last one may be short).
     pub fn group_blocks(&self, g: u32) -> u32 {
-        let end = (self.group_start(g) as u64 + self.blocks_per_group as u64)
-            .min(self.blocks_count as u64) as u32;
-        end - self.group_start(g)
+        (self.group_end(g) - self.group_start(g)) as u32
     }
 
-    /// Whether group `g` holds a superblock and GDT backup (sparse_super:
-    /// groups 0, 1 and powers of 3, 5 and 7).
+    /// Whether group `g` holds a superblock and GDT backup (with sparse_super
+    /// only groups 0, 1 and powers of 3, 5 and 7 do).
     pub fn has_super(&self, g: u32) -> bool {
         fn power_of(mut n: u32, base: u32) -> bool {
             while n > 1 && n % base == 0 {
@@ -155,11 +245,11 @@ impl Geometry {
             }
             n == 1
         }
-        g == 0 || power_of(g, 3) || power_of(g, 5) || power_of(g, 7)
+        !self.sparse_super || g == 0 || power_of(g, 3) || power_of(g, 5) || power_of(g, 7)
     }
 
     /// Blocks of superblock, GDT and reserved GDT at the start of group `g`.
-    fn super_blocks(&self, g: u32) -> u32 {
+    pub(crate) fn super_blocks(&self, g: u32) -> u32 {
         if self.has_super(g) {
             1 + self.gdt_blocks + self.reserved_gdt_blocks
         } else {
@@ -168,40 +258,43 @@ impl Geometry {
     }
 
     /// The block bitmap of group `g`.
-    pub fn block_bitmap(&self, g: u32) -> u32 {
-        self.group_start(g) + self.super_blocks(g)
+    pub fn block_bitmap(&self, g: u32) -> u64 {
+        self.block_bitmaps[g as usize]
     }
 
     /// The inode bitmap of group `g`.
-    pub fn inode_bitmap(&self, g: u32) -> u32 {
-        self.block_bitmap(g) + 1
+    pub fn inode_bitmap(&self, g: u32) -> u64 {
+        self.inode_bitmaps[g as usize]
     }
 
     /// The first block of group `g`'s inode table.
-    pub fn inode_table(&self, g: u32) -> u32 {
-        self.block_bitmap(g) + 2
+    pub fn inode_table(&self, g: u32) -> u64 {
+        self.inode_tables[g as usize]
     }
 
-    /// Metadata blocks at the start of group `g`.
-    pub fn overhead(&self, g: u32) -> u32 {
-        self.super_blocks(g) + 2 + self.inode_table_blocks
+    /// All metadata blocks as sorted, disjoint ranges.
+    pub fn metadata(&self) -> &[Range<u64>] {
+        &self.metadata
     }
 
-    /// The first block of group `g` free for data.
-    pub fn data_start(&self, g: u32) -> u32 {
-        self.group_start(g) + self.overhead(g)
+    /// The metadata ranges that overlap `blocks`, clipped to it.
+    pub(crate) fn metadata_in(&self, blocks: Range<u64>) -> impl Iterator<Item = Range<u64>> + '_ {
+        let first = self.metadata.partition_point(|r| r.end <= blocks.start);
+        self.metadata[first..]
+            .iter()
+            .take_while(move |r| r.start < blocks.end)
+            .map(move |r| r.start.max(blocks.start)..r.end.min(blocks.end))
     }
 
     /// Blocks free for data in the whole filesystem.
     pub fn data_capacity(&self) -> u64 {
-        (0..self.groups)
-            .map(|g| u64::from(self.group_blocks(g) - self.overhead(g)))
-            .sum()
+        let meta: u64 = self.metadata.iter().map(|r| r.end - r.start).sum();
+        self.blocks_count - self.first_data_block - meta
     }
 
-    /// Byte offset of block `b`.
-    pub fn offset(&self, block: u32) -> u64 {
-        u64::from(block) * u64::from(self.block_size)
+    /// Byte offset of block `block`.
+    pub fn offset(&self, block: u64) -> u64 {
+        block * u64::from(self.block_size)
     }
 
     /// Byte offset of the superblock copy of group `g` (the primary sits 1024
@@ -214,37 +307,63 @@ impl Geometry {
         }
     }
 
-    /// The group that block `b` belongs to.
-    pub fn group_of_block(&self, block: u32) -> u32 {
-        (block - self.first_data_block) / self.blocks_per_group
-    }
-
     /// The group that inode `ino` (1-based) belongs to.
     pub fn group_of_inode(&self, ino: u32) -> u32 {
         (ino - 1) / self.inodes_per_group
     }
 }
 
+/// Takes `len` contiguous blocks at `*pos` or after, outside `avoid`
+/// (sorted ranges), and moves `*pos` past them.
+fn take(pos: &mut u64, len: u64, avoid: &[Range<u64>]) -> u64 {
+    loop {
+        let clash = avoid.iter().find(|r| r.start < *pos + len && *pos < r.end);
+        match clash {
+            Some(r) => *pos = r.end,
+            None => {
+                let start = *pos;
+                *pos += len;
+                return start;
+            }
+        }
+    }
+}
+
+/// Sorts ranges and merges those that touch.
+fn merge(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn geo(block_size: u32, blocks: u64, inodes: u64) -> Geometry {
-        Geometry::new(GeometryInput {
+    fn input(block_size: u32, blocks: u64, inodes: u64) -> GeometryInput {
+        GeometryInput {
             block_size,
             blocks,
             inodes,
             inode_size: 256,
             resize_inode: true,
-        })
-        .unwrap()
+            sparse_super: true,
+            flex_bg: false,
+            bit64: false,
+        }
     }
 
     #[test]
     fn matches_mke2fs_for_64m_1k() {
         // mke2fs -t ext3 -b 1024 on 64 MiB: 8 groups, 2048 inodes per group,
         // 255 reserved GDT blocks (as dumpe2fs shows for an mke2fs image).
-        let g = geo(1024, 65536, 65536 * 1024 / 4096);
+        let g = Geometry::new(input(1024, 65536, 65536 * 1024 / 4096)).unwrap();
         assert_eq!(g.blocks_count, 65536);
         assert_eq!(g.groups, 8);
         assert_eq!(g.inodes_per_group, 2048);
@@ -256,21 +375,38 @@ mod tests {
 
     #[test]
     fn tiny_last_group_is_dropped() {
-        let g = geo(1024, 8193 + 20, 256);
+        let g = Geometry::new(input(1024, 8193 + 20, 256)).unwrap();
         assert_eq!(g.groups, 1);
         assert_eq!(g.blocks_count, 8193);
     }
 
     #[test]
     fn too_many_inodes_is_an_error() {
-        let err = Geometry::new(GeometryInput {
-            block_size: 1024,
-            blocks: 8192,
-            inodes: 100_000,
-            inode_size: 256,
-            resize_inode: true,
-        })
-        .unwrap_err();
+        let err = Geometry::new(input(1024, 8192, 100_000)).unwrap_err();
         assert!(matches!(err, PlanError::TooManyInodes { .. }), "{err}");
+    }
+
+    #[test]
+    fn flex_bg_packs_tables_and_skips_backups() {
+        // 1 KiB blocks: 16 inode tables of 512 blocks overflow group 0 and must
+        // jump over group 1's superblock backup.
+        let mut i = input(1024, 200 * 1024, 200 * 1024 / 4 + 1);
+        i.flex_bg = true;
+        i.bit64 = true;
+        let g = Geometry::new(i).unwrap();
+        assert_eq!(g.block_bitmap(1), g.block_bitmap(0) + 1);
+        let backup = g.group_start(1)..g.group_start(1) + u64::from(g.super_blocks(1));
+        for grp in 0..g.groups {
+            let t = g.inode_table(grp)..g.inode_table(grp) + u64::from(g.inode_table_blocks);
+            assert!(
+                t.end <= backup.start || t.start >= backup.end,
+                "group {grp} table {t:?} hits {backup:?}"
+            );
+        }
+        let meta: u64 = g.metadata().iter().map(|r| r.end - r.start).sum();
+        let expected: u64 = (0..g.groups)
+            .map(|grp| u64::from(g.super_blocks(grp)) + 2 + u64::from(g.inode_table_blocks))
+            .sum();
+        assert_eq!(meta, expected);
     }
 }

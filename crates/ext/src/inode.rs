@@ -39,6 +39,7 @@ mod off {
     pub(super) const I_FILE_ACL_LO: usize = 0x68;
     pub(super) const I_SIZE_HIGH: usize = 0x6C;
     pub(super) const L_I_BLOCKS_HIGH: usize = 0x74;
+    pub(super) const L_I_FILE_ACL_HIGH: usize = 0x76;
     pub(super) const L_I_UID_HIGH: usize = 0x78;
     pub(super) const L_I_GID_HIGH: usize = 0x7A;
     pub(super) const I_EXTRA_ISIZE: usize = 0x80;
@@ -71,7 +72,7 @@ pub(crate) struct InodeRecord {
     /// The 60 bytes of `i_block`: block pointers, a fast symlink target or a
     /// device number.
     pub(crate) i_block: [u8; 60],
-    pub(crate) file_acl: u32,
+    pub(crate) file_acl: u64,
     /// Encoded in-inode xattr area (magic and entries), empty if none.
     pub(crate) ibody_xattrs: Vec<u8>,
 }
@@ -114,7 +115,8 @@ impl InodeRecord {
         put_u16(buf, off::L_I_BLOCKS_HIGH, (sectors >> 32) as u16);
         put_u32(buf, off::I_FLAGS, self.flags);
         buf[off::I_BLOCK..off::I_BLOCK + 60].copy_from_slice(&self.i_block);
-        put_u32(buf, off::I_FILE_ACL_LO, self.file_acl);
+        put_u32(buf, off::I_FILE_ACL_LO, self.file_acl as u32);
+        put_u16(buf, off::L_I_FILE_ACL_HIGH, (self.file_acl >> 32) as u16);
         let times = [
             (off::I_ATIME, off::I_ATIME_EXTRA, Some(self.atime)),
             (off::I_CTIME, off::I_CTIME_EXTRA, Some(self.ctime)),
@@ -140,6 +142,21 @@ impl InodeRecord {
             let start = usize::from(GOOD_OLD_INODE_SIZE + EXTRA_ISIZE);
             buf[start..start + self.ibody_xattrs.len()].copy_from_slice(&self.ibody_xattrs);
         }
+    }
+}
+
+/// Offsets of the two halves of the metadata_csum inode checksum.
+const L_I_CHECKSUM_LO: usize = 0x7C;
+const I_CHECKSUM_HI: usize = 0x82;
+
+/// Stores the CRC32C of an encoded inode (checksum fields zero), seeded with
+/// the inode's own seed: low half in `l_i_checksum_lo`, high half in
+/// `i_checksum_hi` when the inode has the extra fields.
+pub(crate) fn set_checksum(slot: &mut [u8], inode_seed: u32) {
+    let crc = crate::checksum::crc32c(inode_seed, slot);
+    put_u16(slot, L_I_CHECKSUM_LO, crc as u16);
+    if slot.len() > usize::from(GOOD_OLD_INODE_SIZE) {
+        put_u16(slot, I_CHECKSUM_HI, (crc >> 16) as u16);
     }
 }
 

@@ -6,6 +6,10 @@ pub(crate) const SUPERBLOCK_OFFSET: u64 = 1024;
 pub(crate) const SUPERBLOCK_SIZE: usize = 1024;
 /// Size of a group descriptor without the 64bit feature.
 pub(crate) const DESC_SIZE: u32 = 32;
+/// Size of a group descriptor with the 64bit feature (mke2fs's choice).
+pub(crate) const DESC_SIZE_64: u32 = 64;
+/// flex_bg packs the metadata of 2^4 = 16 groups together (mke2fs's default).
+pub(crate) const FLEX_BG_LOG_GROUPS: u8 = 4;
 /// Size of the classic (rev 0) inode; larger inodes add an extra area.
 pub(crate) const GOOD_OLD_INODE_SIZE: u16 = 128;
 /// `i_extra_isize` written in large inodes: covers the nanosecond, crtime,

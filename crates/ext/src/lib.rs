@@ -17,6 +17,7 @@
 // not a mistaken `(0..n).collect()`.
 #![allow(clippy::single_range_in_vec_init)]
 
+mod bitmap;
 mod blockmap;
 mod checksum;
 mod dir;
@@ -40,7 +41,7 @@ mod xattr;
 
 pub use emit::emit;
 pub use error::{EmitError, PlanError};
-pub use features::FsType;
+pub use features::{Features, FsType};
 pub use geometry::Geometry;
 pub use ids::derive_ids;
 pub use options::BuildOptions;

@@ -1,14 +1,16 @@
 //! The validated options of one build.
 
-use crate::features::FsType;
+use crate::features::{self, Features, FsType};
 use crate::PlanError;
 
 /// Everything that shapes an image besides the tree; the CLI fills it from
 /// flags named as mke2fs users expect.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BuildOptions {
-    /// ext2 or ext3.
+    /// ext2, ext3 or ext4: the defaults the features started from.
     pub fs_type: FsType,
+    /// The features to write (the type's defaults with `-O` edits applied).
+    pub features: Features,
     /// Image size in bytes; `None` picks a size that fits the tree with headroom.
     pub size: Option<u64>,
     /// Bytes per block: 1024, 2048 or 4096.
@@ -39,6 +41,7 @@ impl BuildOptions {
     pub fn new(fs_type: FsType) -> BuildOptions {
         BuildOptions {
             fs_type,
+            features: Features::defaults(fs_type),
             size: None,
             block_size: 4096,
             inode_size: 256,
@@ -82,12 +85,9 @@ impl BuildOptions {
                 return bad(format!("bytes per inode {i} (use 1024 to 64 MiB)"));
             }
         }
-        if self.journal_size.is_some() && !self.fs_type.has_journal() {
-            return bad(format!(
-                "a journal size was given but {} has no journal",
-                self.fs_type.name()
-            ));
+        if self.journal_size.is_some() && !self.features.has(features::HAS_JOURNAL) {
+            return bad("a journal size was given but has_journal is off".into());
         }
-        Ok(())
+        self.features.validate()
     }
 }

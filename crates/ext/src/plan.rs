@@ -12,7 +12,7 @@ use std::ops::Range;
 use kiln_tree::{Body, NodeId, Tree};
 
 use crate::blockmap::{self, BlockMap};
-use crate::features::Features;
+use crate::features::{self, Features};
 use crate::geometry::{Geometry, GeometryInput};
 use crate::group_desc::GroupCounts;
 use crate::layout::{
@@ -22,7 +22,8 @@ use crate::layout::{
     SYMLINK_MAX,
 };
 use crate::xattr::{self, DiskXattr};
-use crate::{dir, BuildOptions, PlanError};
+use crate::{bitmap, checksum, dir, BuildOptions, PlanError};
+use rayon::prelude::*;
 
 /// The name of the directory e2fsck reconnects orphans into.
 pub(crate) const LOST_FOUND: &[u8] = b"lost+found";
@@ -54,7 +55,7 @@ pub(crate) struct InodePlan {
     pub(crate) map: BlockMap,
     pub(crate) ibody_xattrs: Vec<DiskXattr>,
     pub(crate) block_xattrs: Vec<DiskXattr>,
-    pub(crate) xattr_block: u32,
+    pub(crate) xattr_block: u64,
 }
 
 impl InodePlan {
@@ -98,10 +99,10 @@ pub struct Plan<'t> {
     /// Inode number of each tree node (0 where unreachable).
     pub(crate) ino_of: Vec<u32>,
     /// The first block no inode uses.
-    pub(crate) cursor: u32,
+    pub(crate) cursor: u64,
     pub(crate) journal_blocks: u32,
     /// Block holding the resize inode's double-indirect block (0 if none).
-    pub(crate) resize_dind: u32,
+    pub(crate) resize_dind: u64,
 }
 
 /// Plans an image of `tree` with `opts`.
@@ -123,15 +124,19 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
         Some(size) => sizing.fixed(size / u64::from(bs))?,
         None => sizing.auto()?,
     };
-    let image_size = opts
-        .size
-        .unwrap_or(u64::from(geometry.blocks_count) * u64::from(bs));
+    let image_size = opts.size.unwrap_or(geometry.blocks_count * u64::from(bs));
+    let mut features = opts.features;
+    // The resize inode is block-mapped: it cannot reach past 2^32 blocks, and
+    // mke2fs leaves it out of such filesystems too.
+    if geometry.blocks_count > u64::from(u32::MAX) {
+        features.set(features::RESIZE_INODE, false);
+    }
     let mut plan = Plan {
         tree,
         opts: opts.clone(),
         geometry,
         image_size,
-        features: Features::defaults(opts.fs_type),
+        features,
         inodes,
         ino_of,
         cursor: 0,
@@ -446,7 +451,7 @@ impl Sizing<'_> {
     }
 
     fn journal_blocks(&self, blocks: u64) -> Result<u32, PlanError> {
-        if !self.opts.fs_type.has_journal() {
+        if !self.opts.features.has(features::HAS_JOURNAL) {
             return Ok(0);
         }
         if blocks < MIN_BLOCKS_FOR_JOURNAL {
@@ -470,12 +475,16 @@ impl Sizing<'_> {
 
     /// Checks that a filesystem of `blocks` blocks holds everything.
     fn try_blocks(&self, blocks: u64) -> Result<(Geometry, u32), PlanError> {
+        let f = &self.opts.features;
         let geo = Geometry::new(GeometryInput {
             block_size: self.opts.block_size,
             blocks,
             inodes: self.inodes_for(blocks),
             inode_size: self.opts.inode_size,
-            resize_inode: true,
+            resize_inode: f.has(features::RESIZE_INODE) && blocks <= u64::from(u32::MAX),
+            sparse_super: f.has(features::SPARSE_SUPER),
+            flex_bg: f.has(features::FLEX_BG),
+            bit64: f.has(features::BIT64),
         })?;
         let inodes = u64::from(geo.inodes_count());
         if inodes < self.used_inodes {
@@ -484,7 +493,7 @@ impl Sizing<'_> {
                 have: inodes,
             });
         }
-        let journal = self.journal_blocks(u64::from(geo.blocks_count))?;
+        let journal = self.journal_blocks(geo.blocks_count)?;
         let journal_map = BlockMap::build(&[0..journal], geo.block_size, &mut || 0);
         let need = self.data_blocks + journal_map.total_blocks() + 1;
         if need > geo.data_capacity() {
@@ -503,7 +512,7 @@ impl Sizing<'_> {
                 let needed = self
                     .smallest()
                     .ok()
-                    .map(|(g, _)| u64::from(g.blocks_count) * u64::from(g.block_size));
+                    .map(|(g, _)| g.blocks_count * u64::from(g.block_size));
                 Err(PlanError::TooSmall {
                     needed,
                     have: blocks * u64::from(self.opts.block_size),
@@ -515,7 +524,11 @@ impl Sizing<'_> {
 
     /// The smallest filesystem that holds the tree.
     fn smallest(&self) -> Result<(Geometry, u32), PlanError> {
-        let bs = u64::from(self.opts.block_size);
+        let max = if self.opts.features.has(features::BIT64) {
+            1 << 48
+        } else {
+            u64::from(u32::MAX)
+        };
         let mut blocks = (self.data_blocks + 64).max(MIN_BLOCKS_FOR_JOURNAL);
         // Each failed try grows by at least 1/16: few rounds even for huge trees.
         loop {
@@ -524,16 +537,11 @@ impl Sizing<'_> {
                 Err(PlanError::TooSmall { .. })
                 | Err(PlanError::TooManyInodes { .. })
                 | Err(PlanError::NotEnoughInodes { .. })
-                    if blocks < u64::from(u32::MAX) =>
+                    if blocks < max =>
                 {
-                    blocks = (blocks + blocks / 16 + 16).min(u64::from(u32::MAX));
+                    blocks = (blocks + blocks / 16 + 16).min(max);
                 }
                 Err(e) => return Err(e),
-            }
-            if blocks * bs > (1 << 44) {
-                return Err(PlanError::Options(
-                    "the tree does not fit in any ext2/ext3 image".into(),
-                ));
             }
         }
     }
@@ -553,14 +561,18 @@ impl Sizing<'_> {
 impl Plan<'_> {
     /// Hands out blocks: resize inode, then every inode in number order.
     fn allocate(&mut self) -> Result<(), PlanError> {
-        let geo = self.geometry;
-        let mut cursor = Cursor::new(&geo);
-        self.resize_dind = cursor.next();
+        let geo = &self.geometry;
+        let mut cursor = Cursor::new(geo);
+        if self.features.has(features::RESIZE_INODE) {
+            self.resize_dind = cursor.next();
+        }
         if self.journal_blocks > 0 {
             self.inodes[(JOURNAL_INO - 1) as usize].logical = vec![0..self.journal_blocks];
         }
         for p in &mut self.inodes {
-            p.map = BlockMap::build(&p.logical, geo.block_size, &mut || cursor.next());
+            // Block maps hold 32-bit pointers; they are only used on
+            // filesystems below 2^32 blocks (64bit requires extents).
+            p.map = BlockMap::build(&p.logical, geo.block_size, &mut || cursor.next() as u32);
             if !p.block_xattrs.is_empty() {
                 p.xattr_block = cursor.next();
             }
@@ -596,12 +608,20 @@ impl Plan<'_> {
 
     /// Blocks used in group `g` (metadata plus the allocated prefix).
     pub(crate) fn used_blocks(&self, g: u32) -> u32 {
+        self.used_ranges(g).map(|r| (r.end - r.start) as u32).sum()
+    }
+
+    /// The used blocks of group `g`, relative to its start: everything below
+    /// the cursor (allocated or metadata), then the metadata above it.
+    pub(crate) fn used_ranges(&self, g: u32) -> impl Iterator<Item = Range<u32>> + '_ {
         let geo = &self.geometry;
-        let data = self
-            .cursor
-            .clamp(geo.data_start(g), geo.group_start(g) + geo.group_blocks(g))
-            - geo.data_start(g);
-        geo.overhead(g) + data
+        let (start, end) = (geo.group_start(g), geo.group_end(g));
+        let below = self.cursor.clamp(start, end);
+        let prefix = (below > start).then_some(0..(below - start) as u32);
+        let above = geo
+            .metadata_in(below..end)
+            .map(move |r| (r.start - start) as u32..(r.end - start) as u32);
+        prefix.into_iter().chain(above)
     }
 
     /// Inodes used in group `g` (a prefix of the group's inodes).
@@ -613,11 +633,14 @@ impl Plan<'_> {
     /// The counts of each group's descriptor.
     pub(crate) fn group_counts(&self) -> Vec<GroupCounts> {
         let geo = &self.geometry;
+        let seed = self.csum_seed();
         let mut counts: Vec<GroupCounts> = (0..geo.groups)
+            .into_par_iter()
             .map(|g| GroupCounts {
                 free_blocks: geo.group_blocks(g) - self.used_blocks(g),
                 free_inodes: geo.inodes_per_group - self.used_inodes(g),
                 used_dirs: 0,
+                bitmap_csums: seed.map_or((0, 0), |s| bitmap::checksums(self, g, s)),
             })
             .collect();
         for ino in 1..=self.last_ino() {
@@ -628,17 +651,25 @@ impl Plan<'_> {
         counts
     }
 
+    /// The filesystem checksum seed, with metadata_csum.
+    pub(crate) fn csum_seed(&self) -> Option<u32> {
+        self.features
+            .has(features::METADATA_CSUM)
+            .then(|| checksum::fs_seed(&self.opts.uuid))
+    }
+
     /// Blocks reserved for root, as a percentage of all blocks.
     pub(crate) fn reserved_blocks(&self) -> u64 {
-        (u64::from(self.geometry.blocks_count) as f64 * self.opts.reserved_percent / 100.0) as u64
+        (self.geometry.blocks_count as f64 * self.opts.reserved_percent / 100.0) as u64
     }
 }
 
-/// The allocation cursor: the next free block, skipping group metadata.
+/// The allocation cursor: the next free block, skipping metadata.
 struct Cursor<'g> {
     geo: &'g Geometry,
-    block: u32,
-    group: u32,
+    block: u64,
+    /// Index of the first metadata range not yet passed.
+    next_meta: usize,
     overflow: bool,
 }
 
@@ -646,20 +677,24 @@ impl<'g> Cursor<'g> {
     fn new(geo: &'g Geometry) -> Cursor<'g> {
         Cursor {
             geo,
-            block: geo.data_start(0),
-            group: 0,
+            block: geo.first_data_block,
+            next_meta: 0,
             overflow: false,
         }
     }
 
-    fn next(&mut self) -> u32 {
-        while self.block >= self.geo.group_start(self.group) + self.geo.group_blocks(self.group) {
-            if self.group + 1 >= self.geo.groups {
-                self.overflow = true;
-                return 0;
+    fn next(&mut self) -> u64 {
+        let meta = self.geo.metadata();
+        while let Some(r) = meta.get(self.next_meta) {
+            if self.block < r.start {
+                break;
             }
-            self.group += 1;
-            self.block = self.geo.data_start(self.group);
+            self.block = self.block.max(r.end);
+            self.next_meta += 1;
+        }
+        if self.block >= self.geo.blocks_count {
+            self.overflow = true;
+            return 0;
         }
         self.block += 1;
         self.block - 1

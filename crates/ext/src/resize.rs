@@ -11,9 +11,10 @@ use crate::geometry::Geometry;
 use crate::layout::{IND_SLOT, N_DIRECT};
 use crate::le::put_u32;
 
-/// The k-th primary reserved GDT block.
-fn primary(geo: &Geometry, k: u32) -> u32 {
-    geo.group_start(0) + 1 + geo.gdt_blocks + k
+/// The k-th primary reserved GDT block. The resize inode is block-mapped, so
+/// the plan keeps it only on filesystems of fewer than 2^32 blocks.
+fn primary(geo: &Geometry, k: u32) -> u64 {
+    geo.group_start(0) + 1 + u64::from(geo.gdt_blocks + k)
 }
 
 /// Groups after group 0 that hold a backup, ascending.
@@ -22,9 +23,9 @@ fn backup_groups(geo: &Geometry) -> impl Iterator<Item = u32> + '_ {
 }
 
 /// The resize inode's `i_block`: only the double-indirect pointer is set.
-pub(crate) fn i_block(dind: u32) -> [u8; 60] {
+pub(crate) fn i_block(dind: u64) -> [u8; 60] {
     let mut b = [0u8; 60];
-    put_u32(&mut b, (IND_SLOT + 1) * 4, dind);
+    put_u32(&mut b, (IND_SLOT + 1) * 4, dind as u32);
     b
 }
 
@@ -47,7 +48,7 @@ pub(crate) fn encode_dind(geo: &Geometry) -> Vec<u8> {
     let mut out = vec![0u8; geo.block_size as usize];
     for k in 0..geo.reserved_gdt_blocks {
         let slot = (geo.gdt_blocks + k) % a;
-        put_u32(&mut out, slot as usize * 4, primary(geo, k));
+        put_u32(&mut out, slot as usize * 4, primary(geo, k) as u32);
     }
     out
 }
@@ -60,7 +61,8 @@ pub(crate) fn encode_reserved_gdt(geo: &Geometry) -> Vec<u8> {
     for k in 0..geo.reserved_gdt_blocks {
         let block = &mut out[k as usize * bs..(k as usize + 1) * bs];
         for (i, g) in backup_groups(geo).enumerate() {
-            put_u32(block, i * 4, primary(geo, k) + g * geo.blocks_per_group);
+            let backup = primary(geo, k) + u64::from(g) * u64::from(geo.blocks_per_group);
+            put_u32(block, i * 4, backup as u32);
         }
     }
     out

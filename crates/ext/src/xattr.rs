@@ -159,14 +159,26 @@ pub(crate) fn encode_ibody(entries: &[DiskXattr], space: usize) -> Vec<u8> {
     out
 }
 
-/// Encodes an xattr block with reference count 1.
-pub(crate) fn encode_block(entries: &[DiskXattr], block_size: usize) -> Vec<u8> {
+/// Encodes an xattr block with reference count 1, to be written at block
+/// `block`; with metadata_csum (`csum_seed`) `h_checksum` is the CRC32C of the
+/// block number and the block.
+pub(crate) fn encode_block(
+    entries: &[DiskXattr],
+    block_size: usize,
+    block: u64,
+    csum_seed: Option<u32>,
+) -> Vec<u8> {
     let mut out = vec![0u8; block_size];
     put_u32(&mut out, 0x0, XATTR_MAGIC);
     put_u32(&mut out, 0x4, 1); // h_refcount
     put_u32(&mut out, 0x8, 1); // h_blocks
     let hashes = encode_entries(&mut out, entries, BLOCK_HEADER);
     put_u32(&mut out, 0xC, block_hash(&hashes));
+    if let Some(seed) = csum_seed {
+        let crc =
+            crate::checksum::crc32c(crate::checksum::crc32c(seed, &block.to_le_bytes()), &out);
+        put_u32(&mut out, 0x10, crc); // h_checksum
+    }
     out
 }
 
@@ -272,7 +284,7 @@ mod tests {
         let (ibody, block) = split(xs, 96, 4096).unwrap();
         assert_eq!(ibody.len(), 2);
         assert_eq!(block.len(), 1);
-        let enc = encode_block(&block, 4096);
+        let enc = encode_block(&block, 4096, 100, None);
         assert_eq!(crate::le::get_u32(&enc, 0), XATTR_MAGIC);
         assert!(split(prepare(&[x("user.huge", &[1u8; 5000])]).unwrap(), 96, 4096).is_none());
     }
