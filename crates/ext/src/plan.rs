@@ -608,7 +608,7 @@ impl Plan<'_> {
 
     /// Blocks used in group `g` (metadata plus the allocated prefix).
     pub(crate) fn used_blocks(&self, g: u32) -> u32 {
-        self.used_ranges(g).map(|r| (r.end - r.start) as u32).sum()
+        self.used_ranges(g).map(|r| r.end - r.start).sum()
     }
 
     /// The used blocks of group `g`, relative to its start: everything below
