@@ -20,7 +20,10 @@ pub(crate) fn fs_seed(uuid: &[u8; 16]) -> u32 {
 /// The seed of inode `ino` with generation `generation`, for the inode's own
 /// checksum and those of the blocks it owns (extent, directory blocks).
 pub(crate) fn inode_seed(fs_seed: u32, ino: u32, generation: u32) -> u32 {
-    crc32c(crc32c(fs_seed, &ino.to_le_bytes()), &generation.to_le_bytes())
+    crc32c(
+        crc32c(fs_seed, &ino.to_le_bytes()),
+        &generation.to_le_bytes(),
+    )
 }
 
 #[cfg(test)]
