@@ -11,14 +11,16 @@ use kiln_sink::Sink;
 use kiln_tree::{Body, FileData, Node, Timestamp};
 use rayon::prelude::*;
 
-use crate::blockmap::BlockMap;
-use crate::dir::{self, ftype, DirEntry};
+use crate::alloc::Mapping;
+use crate::dir::{ftype, DirEntry};
 use crate::group_desc;
 use crate::inode::{encode_device, mode, InodeRecord};
-use crate::layout::{FAST_SYMLINK_MAX, GOOD_OLD_INODE_SIZE, JOURNAL_INO, ROOT_INO};
+use crate::layout::{
+    FAST_SYMLINK_MAX, GOOD_OLD_INODE_SIZE, JOURNAL_INO, LINK_MAX, LOST_FOUND_INO, ROOT_INO,
+};
 use crate::plan::{adds_lost_found, ibody_space, Plan, Slot, LOST_FOUND};
 use crate::superblock::{self, SuperblockInfo};
-use crate::{bitmap, checksum, features, inode, journal, resize, xattr, EmitError};
+use crate::{bitmap, checksum, htree, inode, journal, resize, xattr, EmitError};
 
 /// Bytes read from a source file at a time.
 const COPY_CHUNK: usize = 1 << 20;
@@ -66,11 +68,9 @@ fn pieces(plan: &Plan<'_>) -> Vec<Piece> {
     for ino in 1..=plan.last_ino() {
         let p = plan.inode(ino);
         let first = p
-            .map
-            .runs
-            .iter()
-            .map(|r| u64::from(r.pblk))
-            .chain(p.map.index.iter().map(|i| u64::from(i.pblk)))
+            .mapping
+            .first_block()
+            .into_iter()
             .chain((p.xattr_block != 0).then_some(p.xattr_block))
             .min();
         if let Some(first) = first {
@@ -88,7 +88,7 @@ fn shared(plan: &Plan<'_>) -> Shared {
     let journal_backup = (plan.journal_blocks > 0).then(|| {
         let j = plan.inode(JOURNAL_INO);
         (
-            j.map.i_block(plan.geometry.block_size),
+            j.mapping.i_block(plan.geometry.block_size),
             u64::from(plan.journal_blocks) * u64::from(plan.geometry.block_size),
         )
     });
@@ -166,7 +166,7 @@ fn inode_table(plan: &Plan<'_>, g: u32) -> Vec<u8> {
 fn inode_record(plan: &Plan<'_>, ino: u32) -> Option<InodeRecord> {
     let p = plan.inode(ino);
     let bs = plan.geometry.block_size;
-    let fs_blocks = p.map.total_blocks() + u64::from(p.xattr_block != 0);
+    let fs_blocks = p.mapping.total_blocks() + u64::from(p.xattr_block != 0);
     let now = Timestamp {
         secs: plan.opts.timestamp,
         nanos: 0,
@@ -180,6 +180,7 @@ fn inode_record(plan: &Plan<'_>, ino: u32) -> Option<InodeRecord> {
         crtime: (plan.geometry.inode_size > GOOD_OLD_INODE_SIZE).then_some(now),
         links,
         fs_blocks,
+        flags: p.mapping.flags(),
         i_block,
         ..InodeRecord::default()
     };
@@ -200,34 +201,38 @@ fn inode_record(plan: &Plan<'_>, ino: u32) -> Option<InodeRecord> {
             mode::S_IFREG | 0o600,
             1,
             u64::from(plan.journal_blocks) * u64::from(bs),
-            p.map.i_block(bs),
+            p.mapping.i_block(bs),
         )),
         Slot::LostFound => Some(kiln_made(
             mode::S_IFDIR | 0o700,
             2,
-            block_bytes(&p.map, bs),
-            p.map.i_block(bs),
+            block_bytes(&p.mapping, bs),
+            p.mapping.i_block(bs),
         )),
         Slot::Node(id) => Some(node_record(plan, ino, plan.tree.node(id), fs_blocks)),
     }
 }
 
-fn block_bytes(map: &BlockMap, bs: u32) -> u64 {
-    map.runs.iter().map(|r| u64::from(r.len)).sum::<u64>() * u64::from(bs)
+fn block_bytes(mapping: &Mapping, bs: u32) -> u64 {
+    mapping.data_blocks() * u64::from(bs)
 }
 
 fn node_record(plan: &Plan<'_>, ino: u32, node: &Node, fs_blocks: u64) -> InodeRecord {
     let p = plan.inode(ino);
     let bs = plan.geometry.block_size;
     let (type_bits, size, i_block) = match &node.body {
-        Body::Dir(_) => (mode::S_IFDIR, block_bytes(&p.map, bs), p.map.i_block(bs)),
-        Body::File(f) => (mode::S_IFREG, f.size, p.map.i_block(bs)),
+        Body::Dir(_) => (
+            mode::S_IFDIR,
+            block_bytes(&p.mapping, bs),
+            p.mapping.i_block(bs),
+        ),
+        Body::File(f) => (mode::S_IFREG, f.size, p.mapping.i_block(bs)),
         Body::Symlink(t) if t.len() <= FAST_SYMLINK_MAX => {
             let mut b = [0u8; 60];
             b[..t.len()].copy_from_slice(t);
             (mode::S_IFLNK, t.len() as u64, b)
         }
-        Body::Symlink(t) => (mode::S_IFLNK, t.len() as u64, p.map.i_block(bs)),
+        Body::Symlink(t) => (mode::S_IFLNK, t.len() as u64, p.mapping.i_block(bs)),
         Body::CharDevice(ma, mi) => (mode::S_IFCHR, 0, encode_device(*ma, *mi)),
         Body::BlockDevice(ma, mi) => (mode::S_IFBLK, 0, encode_device(*ma, *mi)),
         Body::Fifo => (mode::S_IFIFO, 0, [0; 60]),
@@ -244,9 +249,14 @@ fn node_record(plan: &Plan<'_>, ino: u32, node: &Node, fs_blocks: u64) -> InodeR
         ctime: meta.ctime,
         mtime: meta.mtime,
         crtime: if large { meta.crtime } else { None },
-        links: p.links as u16,
+        // Past the limit (dir_nlink) a directory records 1: "too many to count".
+        links: if p.links > LINK_MAX {
+            1
+        } else {
+            p.links as u16
+        },
         fs_blocks,
-        flags: 0,
+        flags: p.mapping.flags() | if p.indexed { htree::INDEX_FL } else { 0 },
         i_block,
         file_acl: p.xattr_block,
         ibody_xattrs: xattr::encode_ibody(&p.ibody_xattrs, ibody_space(plan.geometry.inode_size)),
@@ -258,11 +268,9 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
     let p = plan.inode(ino);
     let geo = &plan.geometry;
     let bs = geo.block_size;
-    for idx in &p.map.index {
-        sink.write_at(
-            geo.offset(u64::from(idx.pblk)),
-            &p.map.encode_index(idx, bs),
-        )?;
+    let inode_seed = plan.csum_seed().map(|s| checksum::inode_seed(s, ino, 0));
+    for (block, content) in p.mapping.index_blocks(bs, inode_seed) {
+        sink.write_at(geo.offset(block), &content)?;
     }
     if p.xattr_block != 0 {
         let block = xattr::encode_block(
@@ -275,7 +283,7 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
     }
     let content = match p.slot {
         Slot::Node(id) => match &plan.tree.node(id).body {
-            Body::File(f) => return copy_file(plan, sink, &p.map, f),
+            Body::File(f) => return copy_file(plan, sink, &p.mapping, f),
             Body::Symlink(t) => t.clone(),
             Body::Dir(_) => dir_content(plan, ino),
             _ => Vec::new(),
@@ -284,25 +292,25 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
         Slot::Journal => journal::encode_superblock(bs, plan.journal_blocks, &plan.opts.uuid),
         Slot::Empty | Slot::Resize => Vec::new(),
     };
-    write_logical(plan, sink, &p.map, &content)
+    write_logical(plan, sink, &p.mapping, &content)
 }
 
 /// Writes `content` (logical block 0 onwards) through the block map.
 fn write_logical(
     plan: &Plan<'_>,
     sink: &dyn Sink,
-    map: &BlockMap,
+    mapping: &Mapping,
     content: &[u8],
 ) -> Result<(), EmitError> {
     let geo = &plan.geometry;
     let bs = geo.block_size as usize;
-    for run in &map.runs {
+    for run in mapping.data_runs() {
         let start = run.lblk as usize * bs;
         if start >= content.len() {
             break;
         }
         let end = (start + run.len as usize * bs).min(content.len());
-        sink.write_at(geo.offset(u64::from(run.pblk)), &content[start..end])?;
+        sink.write_at(geo.offset(run.pblk), &content[start..end])?;
     }
     Ok(())
 }
@@ -310,23 +318,12 @@ fn write_logical(
 /// The directory blocks of directory inode `ino`.
 fn dir_content(plan: &Plan<'_>, ino: u32) -> Vec<u8> {
     let p = plan.inode(ino);
-    let mut entries = vec![
-        DirEntry {
-            ino,
-            file_type: ftype::DIR,
-            name: b".",
-        },
-        DirEntry {
-            ino: p.parent,
-            file_type: ftype::DIR,
-            name: b"..",
-        },
-    ];
+    let mut entries = Vec::new();
     if let Slot::Node(id) = p.slot {
         let tree = plan.tree;
         if ino == ROOT_INO && adds_lost_found(tree) {
             entries.push(DirEntry {
-                ino: crate::layout::LOST_FOUND_INO,
+                ino: LOST_FOUND_INO,
                 file_type: ftype::DIR,
                 name: LOST_FOUND,
             });
@@ -339,12 +336,13 @@ fn dir_content(plan: &Plan<'_>, ino: u32) -> Vec<u8> {
             });
         }
     }
-    if !plan.features.has(features::FILETYPE) {
+    let fmt = &plan.dir_format;
+    if !fmt.filetype {
         // Without the filetype feature the byte is the high half of name_len.
         entries.iter_mut().for_each(|e| e.file_type = 0);
     }
-    let blocks = p.map.runs.iter().map(|r| r.len).sum();
-    dir::encode(&entries, plan.geometry.block_size, blocks)
+    let blocks = p.mapping.data_blocks() as u32;
+    fmt.encode(ino, 0, p.parent, &entries, blocks, ino != LOST_FOUND_INO)
 }
 
 fn file_type(node: &Node) -> u8 {
@@ -363,10 +361,11 @@ fn file_type(node: &Node) -> u8 {
 fn copy_file(
     plan: &Plan<'_>,
     sink: &dyn Sink,
-    map: &BlockMap,
+    mapping: &Mapping,
     f: &FileData,
 ) -> Result<(), EmitError> {
-    if map.runs.is_empty() {
+    let runs = mapping.data_runs();
+    if runs.is_empty() {
         return Ok(());
     }
     let src_err = |source| EmitError::Source {
@@ -384,14 +383,14 @@ fn copy_file(
     let geo = &plan.geometry;
     let bs = u64::from(geo.block_size);
     let mut buf = vec![0u8; COPY_CHUNK];
-    for run in &map.runs {
+    for run in runs {
         let start = u64::from(run.lblk) * bs;
         let end = (start + u64::from(run.len) * bs).min(f.size);
         let mut pos = start;
         while pos < end {
             let n = ((end - pos) as usize).min(COPY_CHUNK);
             read_exact_at(&file, &mut buf[..n], pos, f)?;
-            sink.write_at(geo.offset(u64::from(run.pblk)) + (pos - start), &buf[..n])?;
+            sink.write_at(geo.offset(run.pblk) + (pos - start), &buf[..n])?;
             pos += n as u64;
         }
     }

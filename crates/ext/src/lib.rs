@@ -17,6 +17,7 @@
 // not a mistaken `(0..n).collect()`.
 #![allow(clippy::single_range_in_vec_init)]
 
+mod alloc;
 mod bitmap;
 mod blockmap;
 mod checksum;

@@ -11,10 +11,13 @@ use std::ops::Range;
 
 use kiln_tree::{Body, NodeId, Tree};
 
-use crate::blockmap::{self, BlockMap};
+use crate::alloc::{Cursor, Mapping};
+use crate::blockmap;
+use crate::dir::{DirFormat, DirShape};
 use crate::features::{self, Features};
 use crate::geometry::{Geometry, GeometryInput};
 use crate::group_desc::GroupCounts;
+use crate::htree::{self, HtreeParams};
 use crate::layout::{
     default_journal_blocks, DEFAULT_BYTES_PER_INODE, EXTRA_ISIZE, FAST_SYMLINK_MAX, FIRST_INO,
     GOOD_OLD_INODE_SIZE, JOURNAL_INO, LINK_MAX, LOST_FOUND_INO, LOST_FOUND_MIN_BYTES,
@@ -22,7 +25,7 @@ use crate::layout::{
     SYMLINK_MAX,
 };
 use crate::xattr::{self, DiskXattr};
-use crate::{bitmap, checksum, dir, BuildOptions, PlanError};
+use crate::{bitmap, checksum, BuildOptions, PlanError};
 use rayon::prelude::*;
 
 /// The name of the directory e2fsck reconnects orphans into.
@@ -52,10 +55,12 @@ pub(crate) struct InodePlan {
     pub(crate) parent: u32,
     /// Logical blocks to allocate (data, directory or symlink blocks).
     pub(crate) logical: Vec<Range<u32>>,
-    pub(crate) map: BlockMap,
+    pub(crate) mapping: Mapping,
     pub(crate) ibody_xattrs: Vec<DiskXattr>,
     pub(crate) block_xattrs: Vec<DiskXattr>,
     pub(crate) xattr_block: u64,
+    /// For directories: block 0 is an htree root.
+    pub(crate) indexed: bool,
 }
 
 impl InodePlan {
@@ -65,22 +70,24 @@ impl InodePlan {
             links: 0,
             parent: 0,
             logical: Vec::new(),
-            map: BlockMap::default(),
+            mapping: Mapping::None,
             ibody_xattrs: Vec::new(),
             block_xattrs: Vec::new(),
             xattr_block: 0,
+            indexed: false,
         }
     }
 
-    /// Blocks this inode will hold.
-    fn blocks_needed(&self, block_size: u32) -> u64 {
-        let mut count = 0u64;
-        let map = BlockMap::build(&self.logical, block_size, &mut || {
-            count += 1;
-            0
-        });
-        drop(map);
-        count + u64::from(!self.block_xattrs.is_empty())
+    /// Blocks this inode will hold at most.
+    fn blocks_needed(&self, block_size: u32, extents: bool) -> u64 {
+        Mapping::blocks_needed(&self.logical, block_size, extents)
+            + u64::from(!self.block_xattrs.is_empty())
+    }
+
+    /// Whether this inode is mapped by an extent tree (everything but the
+    /// resize inode, when the filesystem has extents).
+    fn uses_extents(&self, features: &Features) -> bool {
+        features.has(features::EXTENT) && self.slot != Slot::Resize
     }
 }
 
@@ -103,6 +110,8 @@ pub struct Plan<'t> {
     pub(crate) journal_blocks: u32,
     /// Block holding the resize inode's double-indirect block (0 if none).
     pub(crate) resize_dind: u64,
+    /// How directories are written.
+    pub(crate) dir_format: DirFormat,
 }
 
 /// Plans an image of `tree` with `opts`.
@@ -110,11 +119,15 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
     opts.validate()?;
     let mut inodes = number_inodes(tree)?;
     let ino_of = ino_map(&inodes);
+    let dir_format = dir_format(opts);
     for ino in 1..=inodes.len() as u32 {
-        prepare_inode(tree, opts, &mut inodes, &ino_of, ino)?;
+        prepare_inode(tree, opts, &dir_format, &mut inodes, &ino_of, ino)?;
     }
     let bs = opts.block_size;
-    let data_blocks: u64 = inodes.iter().map(|p| p.blocks_needed(bs)).sum();
+    let data_blocks: u64 = inodes
+        .iter()
+        .map(|p| p.blocks_needed(bs, p.uses_extents(&opts.features)))
+        .sum();
     let sizing = Sizing {
         opts,
         data_blocks,
@@ -142,6 +155,7 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
         cursor: 0,
         journal_blocks,
         resize_dind: 0,
+        dir_format,
     };
     plan.allocate()?;
     Ok(plan)
@@ -204,6 +218,7 @@ fn ino_map(inodes: &[InodePlan]) -> Vec<u32> {
 fn prepare_inode(
     tree: &Tree,
     opts: &BuildOptions,
+    dir_format: &DirFormat,
     inodes: &mut [InodePlan],
     ino_of: &[u32],
     ino: u32,
@@ -215,7 +230,10 @@ fn prepare_inode(
         Slot::LostFound => {
             inodes[idx].links = 2;
             inodes[idx].parent = ROOT_INO;
-            let blocks = lost_found_blocks(bs, dir::block_count([1, 2].into_iter(), bs));
+            let blocks = lost_found_blocks(
+                bs,
+                dir_shape(dir_format, tree, None, ino, String::new)?.blocks,
+            );
             inodes[idx].logical = vec![0..blocks];
             Ok(())
         }
@@ -225,7 +243,9 @@ fn prepare_inode(
             let p = &mut inodes[idx];
             match &node.body {
                 Body::Dir(_) => {
-                    let mut blocks = dir::block_count(dir_names(tree, id).map(<[u8]>::len), bs);
+                    let shape = dir_shape(dir_format, tree, Some(id), ino, path)?;
+                    p.indexed = shape.indexed;
+                    let mut blocks = shape.blocks;
                     if ino == LOST_FOUND_INO {
                         blocks = lost_found_blocks(bs, blocks);
                     }
@@ -235,16 +255,14 @@ fn prepare_inode(
                     p.logical = vec![0..blocks];
                 }
                 Body::File(f) => {
-                    let max = max_file_size(bs);
+                    let max = max_file_size(bs, &opts.features);
                     if f.size > max {
                         return Err(limit(
                             path(),
                             format!(
-                                "file of {} bytes is larger than {} allows with {} blocks ({} bytes); use a larger block size or ext4",
+                                "file of {} bytes is larger than the {max} bytes these features allow with {bs}-byte blocks ({}); use a larger block size or ext4",
                                 f.size,
-                                opts.fs_type.name(),
-                                bs,
-                                max
+                                opts.features.names(),
                             ),
                         ));
                     }
@@ -283,6 +301,9 @@ fn prepare_inode(
                     ));
                 }
             }
+            if !node.meta.xattrs.is_empty() && !opts.features.has(features::EXT_ATTR) {
+                return Err(limit(path(), "has extended attributes but ext_attr is off"));
+            }
             let prepared = xattr::prepare(&node.meta.xattrs).map_err(|e| limit(path(), e))?;
             let ibody_space = ibody_space(opts.inode_size);
             let (ibody, block) =
@@ -294,7 +315,14 @@ fn prepare_inode(
                 })?;
             p.ibody_xattrs = ibody;
             p.block_xattrs = block;
-            count_links(tree, inodes, ino_of, id, ino)
+            count_links(
+                tree,
+                inodes,
+                ino_of,
+                id,
+                ino,
+                opts.features.has(features::DIR_NLINK),
+            )
         }
     }
 }
@@ -306,6 +334,7 @@ fn count_links(
     ino_of: &[u32],
     id: NodeId,
     ino: u32,
+    dir_nlink: bool,
 ) -> Result<(), PlanError> {
     let node = tree.node(id);
     if !node.is_dir() {
@@ -335,10 +364,14 @@ fn count_links(
             }
         }
     }
-    if inodes[idx].links > LINK_MAX {
+    // With dir_nlink a directory past the limit records 1 ("not counted").
+    if inodes[idx].links > LINK_MAX && !dir_nlink {
         return Err(limit(
             node_path(tree, id),
-            format!("more than {} subdirectories", LINK_MAX - 2),
+            format!(
+                "more than {} subdirectories (needs dir_nlink)",
+                LINK_MAX - 2
+            ),
         ));
     }
     Ok(())
@@ -382,14 +415,55 @@ pub(crate) fn adds_lost_found(tree: &Tree) -> bool {
     tree.lookup(Tree::ROOT, LOST_FOUND).is_none()
 }
 
-/// The names directory `id` holds in the image: ".", "..", lost+found where
-/// kiln adds it (right after "..", as mke2fs does), then the tree's entries.
-fn dir_names(tree: &Tree, id: NodeId) -> impl Iterator<Item = &[u8]> {
+/// The names directory `id` holds besides "." and "..": lost+found where
+/// kiln adds it to the root, then the tree's entries.
+pub(crate) fn dir_children(tree: &Tree, id: NodeId) -> impl Iterator<Item = &[u8]> + Clone {
     let added = (id == Tree::ROOT && adds_lost_found(tree)).then_some(LOST_FOUND);
-    [b".".as_slice(), b"..".as_slice()]
+    added
         .into_iter()
-        .chain(added)
         .chain(tree.node(id).entries().map(|(name, _)| name))
+}
+
+/// The shape of directory inode `ino` (`id` its tree node, `None` for the
+/// lost+found kiln makes, which is never indexed, like mke2fs's).
+fn dir_shape(
+    fmt: &DirFormat,
+    tree: &Tree,
+    id: Option<NodeId>,
+    ino: u32,
+    path: impl Fn() -> String,
+) -> Result<DirShape, PlanError> {
+    let allow_index = ino != LOST_FOUND_INO;
+    let shape = match id {
+        Some(id) => fmt.shape(dir_children(tree, id), allow_index),
+        None => fmt.shape(std::iter::empty(), false),
+    };
+    shape.map_err(|e| limit(path(), e.to_string()))
+}
+
+/// How directories are written, from the options.
+fn dir_format(opts: &BuildOptions) -> DirFormat {
+    let f = &opts.features;
+    let seed = std::array::from_fn(|i| {
+        u32::from_le_bytes(
+            opts.hash_seed[4 * i..4 * i + 4]
+                .try_into()
+                .unwrap_or_default(),
+        )
+    });
+    DirFormat {
+        block_size: opts.block_size,
+        csum_seed: f
+            .has(features::METADATA_CSUM)
+            .then(|| checksum::fs_seed(&opts.uuid)),
+        htree: f.has(features::DIR_INDEX).then_some(HtreeParams {
+            hash_version: htree::HALF_MD4,
+            unsigned: false,
+            seed,
+            large_dir: f.has(features::LARGE_DIR),
+        }),
+        filetype: f.has(features::FILETYPE),
+    }
 }
 
 /// lost+found is at least 16 KiB and 2 blocks, within the direct blocks.
@@ -403,12 +477,24 @@ fn lost_found_blocks(bs: u32, entries_need: u32) -> u32 {
 /// The largest file a block map holds (as the kernel computes it without
 /// huge_file): the addressable blocks, and `i_blocks` counting 512-byte
 /// sectors in 32 bits, less the index blocks.
-pub(crate) fn max_file_size(bs: u32) -> u64 {
+pub(crate) fn max_file_size(bs: u32, features: &Features) -> u64 {
+    if !features.has(features::LARGE_FILE) {
+        return (1 << 31) - 1;
+    }
     let a = u64::from(bs / 4);
     let sectors_per_block = u64::from(bs / 512);
-    let index_blocks = 1 + (1 + a) + (1 + a + a * a);
+    let (addressable, index_blocks) = if features.has(features::EXTENT) {
+        // 32-bit logical block numbers; index blocks are few, ignore them as
+        // the kernel does.
+        (u64::from(u32::MAX), 0)
+    } else {
+        (blockmap::max_blocks(bs), 1 + (1 + a) + (1 + a + a * a))
+    };
+    if features.has(features::HUGE_FILE) {
+        return addressable * u64::from(bs);
+    }
     let by_i_blocks = (u64::from(u32::MAX) / sectors_per_block).saturating_sub(index_blocks);
-    blockmap::max_blocks(bs).min(by_i_blocks) * u64::from(bs)
+    addressable.min(by_i_blocks) * u64::from(bs)
 }
 
 /// The logical blocks touched by the data ranges of a file, merged.
@@ -494,8 +580,9 @@ impl Sizing<'_> {
             });
         }
         let journal = self.journal_blocks(geo.blocks_count)?;
-        let journal_map = BlockMap::build(&[0..journal], geo.block_size, &mut || 0);
-        let need = self.data_blocks + journal_map.total_blocks() + 1;
+        let extents = self.opts.features.has(features::EXTENT);
+        let journal_blocks = Mapping::blocks_needed(&[0..journal], geo.block_size, extents);
+        let need = self.data_blocks + journal_blocks + 1;
         if need > geo.data_capacity() {
             return Err(PlanError::TooSmall {
                 needed: None,
@@ -570,9 +657,8 @@ impl Plan<'_> {
             self.inodes[(JOURNAL_INO - 1) as usize].logical = vec![0..self.journal_blocks];
         }
         for p in &mut self.inodes {
-            // Block maps hold 32-bit pointers; they are only used on
-            // filesystems below 2^32 blocks (64bit requires extents).
-            p.map = BlockMap::build(&p.logical, geo.block_size, &mut || cursor.next() as u32);
+            let extents = p.uses_extents(&self.features);
+            p.mapping = Mapping::allocate(&p.logical, geo.block_size, extents, &mut cursor);
             if !p.block_xattrs.is_empty() {
                 p.xattr_block = cursor.next();
             }
@@ -583,7 +669,7 @@ impl Plan<'_> {
                 have: self.image_size,
             });
         }
-        self.cursor = cursor.block;
+        self.cursor = cursor.position();
         Ok(())
     }
 
@@ -664,43 +750,6 @@ impl Plan<'_> {
     }
 }
 
-/// The allocation cursor: the next free block, skipping metadata.
-struct Cursor<'g> {
-    geo: &'g Geometry,
-    block: u64,
-    /// Index of the first metadata range not yet passed.
-    next_meta: usize,
-    overflow: bool,
-}
-
-impl<'g> Cursor<'g> {
-    fn new(geo: &'g Geometry) -> Cursor<'g> {
-        Cursor {
-            geo,
-            block: geo.first_data_block,
-            next_meta: 0,
-            overflow: false,
-        }
-    }
-
-    fn next(&mut self) -> u64 {
-        let meta = self.geo.metadata();
-        while let Some(r) = meta.get(self.next_meta) {
-            if self.block < r.start {
-                break;
-            }
-            self.block = self.block.max(r.end);
-            self.next_meta += 1;
-        }
-        if self.block >= self.geo.blocks_count {
-            self.overflow = true;
-            return 0;
-        }
-        self.block += 1;
-        self.block - 1
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,11 +764,17 @@ mod tests {
     #[test]
     fn file_size_limits() {
         // 1 KiB blocks: 16 GiB and change; 4 KiB: just under 2 TiB (i_blocks).
+        let ext3 = Features::defaults(crate::FsType::Ext3);
+        let ext4 = Features::defaults(crate::FsType::Ext4);
+        assert_eq!(max_file_size(4096, &ext4), (u64::from(u32::MAX)) * 4096);
         assert_eq!(
-            max_file_size(1024),
+            max_file_size(1024, &ext3),
             (12 + 256 + 256 * 256 + 256 * 256 * 256) * 1024
         );
-        assert!(max_file_size(4096) < 2 << 40 && max_file_size(4096) > (2 << 40) - (8 << 30));
+        assert!(
+            max_file_size(4096, &ext3) < 2 << 40
+                && max_file_size(4096, &ext3) > (2 << 40) - (8 << 30)
+        );
     }
 
     fn empty_meta() -> kiln_tree::Metadata {

@@ -86,7 +86,7 @@ impl Node {
     }
 
     /// The entries of a directory node (empty for other kinds).
-    pub fn entries(&self) -> impl Iterator<Item = (&[u8], NodeId)> {
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], NodeId)> + Clone {
         let map = match &self.body {
             Body::Dir(map) => Some(map),
             _ => None,
