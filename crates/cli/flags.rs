@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use kiln_ext::{BuildOptions, FsType};
+use kiln_ext::{BuildOptions, FsType, HashAlg};
 
 const ABOUT: &str =
     "Build ext2/ext3/ext4 filesystem images from directory trees: no root, no loop device, no mount.";
@@ -113,6 +113,10 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "UUID", value_parser = parse_uuid)]
     pub(crate) seed: Option<[u8; 16]>,
 
+    /// Directory hash algorithm for htree directories, as mke2fs -E hash_alg=.
+    #[arg(long = "hash-alg", value_name = "ALG", default_value = "half_md4", value_parser = ["legacy", "half_md4", "tea"])]
+    pub(crate) hash_alg: String,
+
     /// Journal size (ext3); a plain number is in MiB, as with mke2fs -J size=.
     #[arg(short = 'J', long = "journal-size", value_name = "SIZE", value_parser = parse_journal_size)]
     pub(crate) journal_size: Option<u64>,
@@ -143,6 +147,11 @@ impl BuildArgs {
         opts.reserved_percent = self.reserved_percent;
         opts.label = self.label.clone().unwrap_or_default().into_bytes();
         opts.journal_size = self.journal_size;
+        opts.hash_alg = match self.hash_alg.as_str() {
+            "legacy" => HashAlg::Legacy,
+            "tea" => HashAlg::Tea,
+            _ => HashAlg::HalfMd4,
+        };
         Ok(opts)
     }
 }

@@ -103,6 +103,7 @@ fn shared(plan: &Plan<'_>) -> Shared {
             reserved_blocks: plan.reserved_blocks(),
             uuid: plan.opts.uuid,
             hash_seed: plan.opts.hash_seed,
+            hash_alg: plan.opts.hash_alg.version(),
             label,
             time: fs_time(plan),
             journal_backup,

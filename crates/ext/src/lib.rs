@@ -45,5 +45,5 @@ pub use error::{EmitError, PlanError};
 pub use features::{Features, FsType};
 pub use geometry::Geometry;
 pub use ids::derive_ids;
-pub use options::BuildOptions;
+pub use options::{BuildOptions, HashAlg};
 pub use plan::{plan, Plan};

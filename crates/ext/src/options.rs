@@ -3,6 +3,28 @@
 use crate::features::{self, Features, FsType};
 use crate::PlanError;
 
+/// The directory hash algorithms of htree directories (mke2fs `-E hash_alg=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashAlg {
+    /// The original ext3 hash.
+    Legacy,
+    /// Half MD4, the default.
+    HalfMd4,
+    /// Tiny Encryption Algorithm.
+    Tea,
+}
+
+impl HashAlg {
+    /// The `s_def_hash_version` value.
+    pub(crate) fn version(self) -> u8 {
+        match self {
+            HashAlg::Legacy => crate::htree::LEGACY,
+            HashAlg::HalfMd4 => crate::htree::HALF_MD4,
+            HashAlg::Tea => crate::htree::TEA,
+        }
+    }
+}
+
 /// Everything that shapes an image besides the tree; the CLI fills it from
 /// flags named as mke2fs users expect.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +51,8 @@ pub struct BuildOptions {
     pub uuid: [u8; 16],
     /// Directory hash seed.
     pub hash_seed: [u8; 16],
+    /// Directory hash algorithm of htree directories.
+    pub hash_alg: HashAlg,
     /// Journal size in bytes (`-J`); `None` picks mke2fs's default.
     pub journal_size: Option<u64>,
     /// Seconds since the epoch recorded as creation and write time of the
@@ -51,6 +75,7 @@ impl BuildOptions {
             label: Vec::new(),
             uuid: [0; 16],
             hash_seed: [0; 16],
+            hash_alg: HashAlg::HalfMd4,
             journal_size: None,
             timestamp: 0,
         }

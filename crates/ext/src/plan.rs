@@ -17,7 +17,7 @@ use crate::dir::{DirFormat, DirShape};
 use crate::features::{self, Features};
 use crate::geometry::{Geometry, GeometryInput};
 use crate::group_desc::GroupCounts;
-use crate::htree::{self, HtreeParams};
+use crate::htree::HtreeParams;
 use crate::layout::{
     default_journal_blocks, DEFAULT_BYTES_PER_INODE, EXTRA_ISIZE, FAST_SYMLINK_MAX, FIRST_INO,
     GOOD_OLD_INODE_SIZE, JOURNAL_INO, LINK_MAX, LOST_FOUND_INO, LOST_FOUND_MIN_BYTES,
@@ -457,7 +457,7 @@ fn dir_format(opts: &BuildOptions) -> DirFormat {
             .has(features::METADATA_CSUM)
             .then(|| checksum::fs_seed(&opts.uuid)),
         htree: f.has(features::DIR_INDEX).then_some(HtreeParams {
-            hash_version: htree::HALF_MD4,
+            hash_version: opts.hash_alg.version(),
             unsigned: false,
             seed,
             large_dir: f.has(features::LARGE_DIR),

@@ -19,8 +19,6 @@ const REV_DYNAMIC: u32 = 1;
 const MAX_MNT_COUNT_NONE: u16 = 0xFFFF;
 /// `s_default_mount_opts`: user_xattr and acl, as mke2fs.conf sets.
 const DEFAULT_MOUNT_OPTS: u32 = 0x0004 | 0x0008;
-/// `s_def_hash_version`: half_md4.
-const HASH_HALF_MD4: u8 = 1;
 /// `s_flags`: directory hashes use signed chars (what x86 mke2fs records).
 const FLAGS_SIGNED_HASH: u32 = 0x1;
 /// `s_jnl_backup_type`: `s_jnl_blocks` holds a copy of the journal's i_block.
@@ -39,6 +37,8 @@ pub(crate) struct SuperblockInfo {
     pub(crate) reserved_blocks: u64,
     pub(crate) uuid: [u8; 16],
     pub(crate) hash_seed: [u8; 16],
+    /// `s_def_hash_version`.
+    pub(crate) hash_alg: u8,
     pub(crate) label: [u8; 16],
     /// Creation, write and last-check time.
     pub(crate) time: u32,
@@ -79,7 +79,7 @@ pub(crate) fn encode(geo: &Geometry, info: &SuperblockInfo, group: u32) -> [u8; 
     b[0x78..0x88].copy_from_slice(&info.label); // s_volume_name
     put_u16(&mut b, 0xCE, geo.reserved_gdt_blocks as u16); // s_reserved_gdt_blocks
     b[0xEC..0xFC].copy_from_slice(&info.hash_seed); // s_hash_seed
-    b[0xFC] = HASH_HALF_MD4; // s_def_hash_version
+    b[0xFC] = info.hash_alg; // s_def_hash_version
     if f.has(features::BIT64) {
         put_u16(&mut b, 0xFE, geo.desc_size as u16); // s_desc_size
     }
