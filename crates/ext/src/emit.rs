@@ -20,7 +20,8 @@ use crate::layout::{
 };
 use crate::plan::{adds_lost_found, ibody_space, Plan, Slot, LOST_FOUND};
 use crate::superblock::{self, SuperblockInfo};
-use crate::{bitmap, checksum, htree, inode, journal, resize, xattr, EmitError};
+use crate::xattr::DiskXattr;
+use crate::{bitmap, checksum, htree, inline, inode, journal, resize, xattr, EmitError};
 
 /// Bytes read from a source file at a time.
 const COPY_CHUNK: usize = 1 << 20;
@@ -139,12 +140,12 @@ fn write_group(plan: &Plan<'_>, shared: &Shared, sink: &dyn Sink, g: u32) -> Res
         geo.offset(geo.inode_bitmap(g)),
         &bitmap::inode_bitmap(plan, g),
     )?;
-    sink.write_at(geo.offset(geo.inode_table(g)), &inode_table(plan, g))?;
+    sink.write_at(geo.offset(geo.inode_table(g)), &inode_table(plan, g)?)?;
     Ok(())
 }
 
 /// The used part of group `g`'s inode table (the rest stays zero).
-fn inode_table(plan: &Plan<'_>, g: u32) -> Vec<u8> {
+fn inode_table(plan: &Plan<'_>, g: u32) -> Result<Vec<u8>, EmitError> {
     let geo = &plan.geometry;
     let isz = usize::from(geo.inode_size);
     let used = plan.used_inodes(g) as usize;
@@ -153,18 +154,18 @@ fn inode_table(plan: &Plan<'_>, g: u32) -> Vec<u8> {
     let seed = plan.csum_seed();
     for (k, slot) in table.chunks_exact_mut(isz).enumerate() {
         let ino = first + k as u32;
-        if let Some(rec) = inode_record(plan, ino) {
+        if let Some(rec) = inode_record(plan, ino)? {
             rec.encode(slot, geo.block_size);
             if let Some(seed) = seed {
                 inode::set_checksum(slot, checksum::inode_seed(seed, ino, 0));
             }
         }
     }
-    table
+    Ok(table)
 }
 
 /// The inode record of `ino`, `None` for reserved inodes left zero.
-fn inode_record(plan: &Plan<'_>, ino: u32) -> Option<InodeRecord> {
+fn inode_record(plan: &Plan<'_>, ino: u32) -> Result<Option<InodeRecord>, EmitError> {
     let p = plan.inode(ino);
     let bs = plan.geometry.block_size;
     let fs_blocks = p.mapping.total_blocks() + u64::from(p.xattr_block != 0);
@@ -185,7 +186,7 @@ fn inode_record(plan: &Plan<'_>, ino: u32) -> Option<InodeRecord> {
         i_block,
         ..InodeRecord::default()
     };
-    match p.slot {
+    Ok(match p.slot {
         Slot::Empty => None,
         Slot::Resize if plan.resize_dind == 0 => None,
         Slot::Resize => Some(InodeRecord {
@@ -210,18 +211,23 @@ fn inode_record(plan: &Plan<'_>, ino: u32) -> Option<InodeRecord> {
             block_bytes(&p.mapping, bs),
             p.mapping.i_block(bs),
         )),
-        Slot::Node(id) => Some(node_record(plan, ino, plan.tree.node(id), fs_blocks)),
-    }
+        Slot::Node(id) => Some(node_record(plan, ino, plan.tree.node(id), fs_blocks)?),
+    })
 }
 
 fn block_bytes(mapping: &Mapping, bs: u32) -> u64 {
     mapping.data_blocks() * u64::from(bs)
 }
 
-fn node_record(plan: &Plan<'_>, ino: u32, node: &Node, fs_blocks: u64) -> InodeRecord {
+fn node_record(
+    plan: &Plan<'_>,
+    ino: u32,
+    node: &Node,
+    fs_blocks: u64,
+) -> Result<InodeRecord, EmitError> {
     let p = plan.inode(ino);
     let bs = plan.geometry.block_size;
-    let (type_bits, size, i_block) = match &node.body {
+    let (type_bits, mut size, mut i_block) = match &node.body {
         Body::Dir(_) => (
             mode::S_IFDIR,
             block_bytes(&p.mapping, bs),
@@ -241,7 +247,17 @@ fn node_record(plan: &Plan<'_>, ino: u32, node: &Node, fs_blocks: u64) -> InodeR
     };
     let meta = &node.meta;
     let large = plan.geometry.inode_size > GOOD_OLD_INODE_SIZE;
-    InodeRecord {
+    let mut flags = p.mapping.flags() | if p.indexed { htree::INDEX_FL } else { 0 };
+    let mut ibody = p.ibody_xattrs.clone();
+    if p.inline.is_some() {
+        let (head, spill, inline_size) = inline_content(plan, ino, node)?;
+        i_block = head;
+        size = inline_size;
+        flags |= inline::INLINE_DATA_FL;
+        // system.data goes first: the plan reserved its room in the inode.
+        ibody.insert(0, DiskXattr::system_data(spill));
+    }
+    Ok(InodeRecord {
         mode: type_bits | (meta.perm & 0o7777),
         uid: meta.uid,
         gid: meta.gid,
@@ -257,10 +273,32 @@ fn node_record(plan: &Plan<'_>, ino: u32, node: &Node, fs_blocks: u64) -> InodeR
             p.links as u16
         },
         fs_blocks,
-        flags: p.mapping.flags() | if p.indexed { htree::INDEX_FL } else { 0 },
+        flags,
         i_block,
         file_acl: p.xattr_block,
-        ibody_xattrs: xattr::encode_ibody(&p.ibody_xattrs, ibody_space(plan.geometry.inode_size)),
+        ibody_xattrs: xattr::encode_ibody(&ibody, ibody_space(plan.geometry.inode_size)),
+    })
+}
+
+/// The inline form of a small file or directory: `i_block`, the
+/// `system.data` value and the inode size.
+fn inline_content(
+    plan: &Plan<'_>,
+    ino: u32,
+    node: &Node,
+) -> Result<([u8; 60], Vec<u8>, u64), EmitError> {
+    match &node.body {
+        Body::File(f) => {
+            let (file, mut data) = (open_unchanged(f)?, vec![0u8; f.size as usize]);
+            read_exact_at(&file, &mut data, 0, f)?;
+            let (head, spill) = inline::split_file(&data);
+            Ok((head, spill, f.size))
+        }
+        _ => {
+            let (head, spill) = inline::encode_dir(plan.inode(ino).parent, &dir_entries(plan, ino));
+            let size = inline::dir_size(spill.len());
+            Ok((head, spill, size))
+        }
     }
 }
 
@@ -319,8 +357,21 @@ fn write_logical(
 /// The directory blocks of directory inode `ino`.
 fn dir_content(plan: &Plan<'_>, ino: u32) -> Vec<u8> {
     let p = plan.inode(ino);
+    let blocks = p.mapping.data_blocks() as u32;
+    plan.dir_format.encode(
+        ino,
+        0,
+        p.parent,
+        &dir_entries(plan, ino),
+        blocks,
+        ino != LOST_FOUND_INO,
+    )
+}
+
+/// The entries of directory inode `ino` besides "." and "..".
+fn dir_entries<'t>(plan: &Plan<'t>, ino: u32) -> Vec<DirEntry<'t>> {
     let mut entries = Vec::new();
-    if let Slot::Node(id) = p.slot {
+    if let Slot::Node(id) = plan.inode(ino).slot {
         let tree = plan.tree;
         if ino == ROOT_INO && adds_lost_found(tree) {
             entries.push(DirEntry {
@@ -337,13 +388,11 @@ fn dir_content(plan: &Plan<'_>, ino: u32) -> Vec<u8> {
             });
         }
     }
-    let fmt = &plan.dir_format;
-    if !fmt.filetype {
+    if !plan.dir_format.filetype {
         // Without the filetype feature the byte is the high half of name_len.
         entries.iter_mut().for_each(|e| e.file_type = 0);
     }
-    let blocks = p.mapping.data_blocks() as u32;
-    fmt.encode(ino, 0, p.parent, &entries, blocks, ino != LOST_FOUND_INO)
+    entries
 }
 
 fn file_type(node: &Node) -> u8 {
@@ -369,18 +418,7 @@ fn copy_file(
     if runs.is_empty() {
         return Ok(());
     }
-    let src_err = |source| EmitError::Source {
-        path: f.source.clone(),
-        source,
-    };
-    let file = kiln_host::open_source(&f.source).map_err(src_err)?;
-    let now = file.metadata().map_err(src_err)?.len();
-    if now != f.size {
-        return Err(EmitError::SourceChanged {
-            path: f.source.clone(),
-            what: format!("size was {} bytes, now {now}", f.size),
-        });
-    }
+    let file = open_unchanged(f)?;
     let geo = &plan.geometry;
     let bs = u64::from(geo.block_size);
     let mut buf = vec![0u8; COPY_CHUNK];
@@ -396,6 +434,23 @@ fn copy_file(
         }
     }
     Ok(())
+}
+
+/// Opens a source file and checks it still has the size the tree recorded.
+fn open_unchanged(f: &FileData) -> Result<File, EmitError> {
+    let src_err = |source| EmitError::Source {
+        path: f.source.clone(),
+        source,
+    };
+    let file = kiln_host::open_source(&f.source).map_err(src_err)?;
+    let now = file.metadata().map_err(src_err)?.len();
+    if now != f.size {
+        return Err(EmitError::SourceChanged {
+            path: f.source.clone(),
+            what: format!("size was {} bytes, now {now}", f.size),
+        });
+    }
+    Ok(file)
 }
 
 fn read_exact_at(file: &File, buf: &mut [u8], pos: u64, f: &FileData) -> Result<(), EmitError> {

@@ -74,9 +74,6 @@ features! {
     METADATA_CSUM = "metadata_csum", RoCompat, 0x400, "CRC32C checksums on all metadata.";
 }
 
-/// Features kiln knows by name but cannot write yet; asking for one is an error.
-const NOT_YET: &[&str] = &[INLINE_DATA.name];
-
 /// The three feature words of the superblock.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Features {
@@ -172,12 +169,6 @@ impl Features {
     /// Refuses combinations the format or kiln does not support, naming why.
     pub(crate) fn validate(&self) -> Result<(), PlanError> {
         let refuse = |m: &str| Err(PlanError::Options(m.to_string()));
-        if let Some(name) = NOT_YET
-            .iter()
-            .find(|n| KNOWN.iter().any(|f| f.name == **n && self.has(*f)))
-        {
-            return refuse(&format!("feature {name} is not supported yet"));
-        }
         if self.has(BIT64) && !self.has(EXTENT) {
             return refuse("64bit needs extent (block maps cannot address blocks past 2^32)");
         }
@@ -224,11 +215,7 @@ mod tests {
         g.edit("64bit").unwrap();
         assert!(g.validate().is_err());
         let mut h = Features::defaults(FsType::Ext4);
-        h.edit("inline_data").unwrap();
-        assert!(h
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("inline_data"));
+        h.edit("inline_data,^dir_index,large_dir").unwrap();
+        assert!(h.validate().unwrap_err().to_string().contains("large_dir"));
     }
 }

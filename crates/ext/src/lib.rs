@@ -30,6 +30,7 @@ mod geometry;
 mod group_desc;
 mod htree;
 mod ids;
+mod inline;
 mod inode;
 mod journal;
 mod layout;

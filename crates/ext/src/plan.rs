@@ -25,7 +25,7 @@ use crate::layout::{
     SYMLINK_MAX,
 };
 use crate::xattr::{self, DiskXattr};
-use crate::{bitmap, checksum, BuildOptions, PlanError};
+use crate::{bitmap, checksum, inline, BuildOptions, PlanError};
 use rayon::prelude::*;
 
 /// The name of the directory e2fsck reconnects orphans into.
@@ -61,6 +61,9 @@ pub(crate) struct InodePlan {
     pub(crate) xattr_block: u64,
     /// For directories: block 0 is an htree root.
     pub(crate) indexed: bool,
+    /// With inline_data: the data is in the inode, and this many bytes of it
+    /// spill from `i_block` into `system.data`.
+    pub(crate) inline: Option<usize>,
 }
 
 impl InodePlan {
@@ -75,6 +78,7 @@ impl InodePlan {
             block_xattrs: Vec::new(),
             xattr_block: 0,
             indexed: false,
+            inline: None,
         }
     }
 
@@ -241,7 +245,20 @@ fn prepare_inode(
             let node = tree.node(id);
             let path = || node_path(tree, id);
             let p = &mut inodes[idx];
+            let ibody_space = ibody_space(opts.inode_size);
+            let inline_ok = opts.features.has(features::INLINE_DATA) && ibody_space > 0;
             match &node.body {
+                Body::Dir(_)
+                    if inline_ok
+                        && ino != LOST_FOUND_INO
+                        && inline_dir_fits(tree, id, ibody_space) =>
+                {
+                    let (_, spill) = inline::dir_split(dir_children(tree, id).map(<[u8]>::len));
+                    p.inline = Some(spill);
+                }
+                Body::File(f) if inline_ok && inline::file_fits(f.size, ibody_space) => {
+                    p.inline = Some(f.size.saturating_sub(inline::I_BLOCK_BYTES as u64) as usize);
+                }
                 Body::Dir(_) => {
                     let shape = dir_shape(dir_format, tree, Some(id), ino, path)?;
                     p.indexed = shape.indexed;
@@ -305,9 +322,11 @@ fn prepare_inode(
                 return Err(limit(path(), "has extended attributes but ext_attr is off"));
             }
             let prepared = xattr::prepare(&node.meta.xattrs).map_err(|e| limit(path(), e))?;
-            let ibody_space = ibody_space(opts.inode_size);
-            let (ibody, block) =
-                xattr::split(prepared, ibody_space, bs as usize).ok_or_else(|| {
+            let reserved = p.inline.map_or(0, |spill| {
+                xattr::entry_cost(xattr::SYSTEM_DATA_NAME.len(), spill)
+            });
+            let (ibody, block) = xattr::split(prepared, ibody_space, reserved, bs as usize)
+                .ok_or_else(|| {
                     limit(
                         path(),
                         format!("extended attributes do not fit in one {bs}-byte block"),
@@ -422,6 +441,13 @@ pub(crate) fn dir_children(tree: &Tree, id: NodeId) -> impl Iterator<Item = &[u8
     added
         .into_iter()
         .chain(tree.node(id).entries().map(|(name, _)| name))
+}
+
+/// Whether directory `id`'s entries fit inline in an inode with
+/// `ibody_space` bytes of xattr space.
+fn inline_dir_fits(tree: &Tree, id: NodeId, ibody_space: usize) -> bool {
+    let (_, spill) = inline::dir_split(dir_children(tree, id).map(<[u8]>::len));
+    spill <= inline::max_spill(ibody_space)
 }
 
 /// The shape of directory inode `ino` (`id` its tree node, `None` for the

@@ -32,6 +32,10 @@ const PREFIXES: [(&[u8], u8); 6] = [
     (b"system.", 7),
 ];
 
+/// Name index and name of `system.data`, which holds inline data past `i_block`.
+const SYSTEM_DATA_INDEX: u8 = 7;
+pub(crate) const SYSTEM_DATA_NAME: &[u8] = b"data";
+
 /// `posix_acl_xattr` (VFS) and ext4 on-disk ACL versions.
 const ACL_VFS_VERSION: u32 = 2;
 const ACL_DISK_VERSION: u32 = 1;
@@ -78,6 +82,15 @@ impl DiskXattr {
         })
     }
 
+    /// The `system.data` attribute of an inline inode.
+    pub(crate) fn system_data(value: Vec<u8>) -> DiskXattr {
+        DiskXattr {
+            index: SYSTEM_DATA_INDEX,
+            name: SYSTEM_DATA_NAME.to_vec(),
+            value,
+        }
+    }
+
     fn entry_size(&self) -> usize {
         (ENTRY_HEADER + self.name.len()).next_multiple_of(4)
     }
@@ -121,18 +134,33 @@ pub(crate) fn prepare(xattrs: &[Xattr]) -> Result<Vec<DiskXattr>, String> {
     Ok(out)
 }
 
+/// Bytes an attribute named `name_len` bytes with a value of `value_len`
+/// bytes takes in an entry list (entry, name and value, padded).
+pub(crate) fn entry_cost(name_len: usize, value_len: usize) -> usize {
+    (ENTRY_HEADER + name_len).next_multiple_of(4) + value_len.next_multiple_of(4)
+}
+
+/// The largest value an attribute named `name_len` bytes can have when it is
+/// the only one in an in-inode area of `ibody_space` bytes.
+pub(crate) fn ibody_value_room(ibody_space: usize, name_len: usize) -> usize {
+    let fixed = 4 + END_MARKER + (ENTRY_HEADER + name_len).next_multiple_of(4);
+    ibody_space.saturating_sub(fixed) / 4 * 4
+}
+
 /// Splits attributes between the inode (`ibody_space` bytes after the fixed
-/// inode, 0 for 128-byte inodes) and the xattr block, filling the inode first.
-/// Returns `None` if the block would overflow `block_size`.
+/// inode, 0 for 128-byte inodes) and the xattr block, filling the inode first,
+/// after `reserved` bytes kept for an entry placed there by the caller
+/// (`system.data`). Returns `None` if the block would overflow `block_size`.
 pub(crate) fn split(
     xattrs: Vec<DiskXattr>,
     ibody_space: usize,
+    reserved: usize,
     block_size: usize,
 ) -> Option<(Vec<DiskXattr>, Vec<DiskXattr>)> {
     let mut ibody = Vec::new();
     let mut block = Vec::new();
     // The magic and the end marker are the in-inode area's fixed cost.
-    let mut ibody_used = 4 + END_MARKER;
+    let mut ibody_used = 4 + END_MARKER + reserved;
     let mut block_used = BLOCK_HEADER + END_MARKER;
     for x in xattrs {
         let need = x.entry_size() + x.value_size();
@@ -281,12 +309,18 @@ mod tests {
             x("security.selinux", b"system_u:object_r:etc_t:s0\0"),
         ])
         .unwrap();
-        let (ibody, block) = split(xs, 96, 4096).unwrap();
+        let (ibody, block) = split(xs, 96, 0, 4096).unwrap();
         assert_eq!(ibody.len(), 2);
         assert_eq!(block.len(), 1);
         let enc = encode_block(&block, 4096, 100, None);
         assert_eq!(crate::le::get_u32(&enc, 0), XATTR_MAGIC);
-        assert!(split(prepare(&[x("user.huge", &[1u8; 5000])]).unwrap(), 96, 4096).is_none());
+        assert!(split(
+            prepare(&[x("user.huge", &[1u8; 5000])]).unwrap(),
+            96,
+            0,
+            4096
+        )
+        .is_none());
     }
 
     #[test]
