@@ -148,6 +148,12 @@ pub fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     imp::write_all_at(file, buf, offset)
 }
 
+/// Gives a file kiln created the mode a new file gets by default (0666 less
+/// the umask), instead of the private 0600 of a temporary file.
+pub fn set_default_permissions(file: &File) -> io::Result<()> {
+    imp::set_default_permissions(file)
+}
+
 /// Makes the bytes written so far durable (fdatasync or the host's equivalent).
 pub fn sync_data(file: &File) -> io::Result<()> {
     file.sync_data()

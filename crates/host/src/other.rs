@@ -66,6 +66,10 @@ pub(crate) fn open_source(path: &Path) -> io::Result<File> {
     File::open(path)
 }
 
+pub(crate) fn set_default_permissions(_file: &File) -> io::Result<()> {
+    Ok(())
+}
+
 pub(crate) fn data_ranges(_file: &File, size: u64) -> io::Result<Vec<Range<u64>>> {
     Ok(vec![0..size])
 }

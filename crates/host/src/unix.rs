@@ -199,6 +199,15 @@ pub(crate) fn data_ranges(_file: &File, size: u64) -> io::Result<Vec<Range<u64>>
     Ok(vec![0..size])
 }
 
+pub(crate) fn set_default_permissions(file: &File) -> io::Result<()> {
+    use rustix::fs::Mode;
+    // The umask can only be read by setting it; put it straight back.
+    let umask = rustix::process::umask(Mode::from_raw_mode(0o022));
+    rustix::process::umask(umask);
+    rustix::fs::fchmod(file, Mode::from_raw_mode(0o666) & !umask)?;
+    Ok(())
+}
+
 pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     file.read_at(buf, offset)
 }

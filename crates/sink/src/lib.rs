@@ -110,6 +110,8 @@ impl SparseFile {
             offset: 0,
             source,
         };
+        kiln_host::set_default_permissions(self.temp.as_file())
+            .map_err(|e| io_err("setting permissions", e))?;
         kiln_host::sync_data(self.temp.as_file()).map_err(|e| io_err("flushing", e))?;
         let persisted = if self.force {
             self.temp.persist(&target)
@@ -187,6 +189,7 @@ mod tests {
         sink.commit().unwrap();
         let data = std::fs::read(&target).unwrap();
         assert_eq!(data.len(), 1 << 20);
+
         assert_eq!(&data[4096..4100], b"kiln");
         let err = SparseFile::create(&target, 1, false).unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
