@@ -38,6 +38,7 @@ mod le;
 mod options;
 mod plan;
 mod resize;
+mod sizing;
 mod superblock;
 mod xattr;
 
