@@ -13,7 +13,7 @@ use crate::helpers::*;
 use crate::sys;
 
 /// Asserts a failed run whose stderr says `error:` and mentions each of `names`.
-fn assert_error(out: &Output, names: &[&str], what: &str) {
+pub fn assert_error(out: &Output, names: &[&str], what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -35,7 +35,7 @@ fn assert_error(out: &Output, names: &[&str], what: &str) {
 }
 
 /// Asserts that `dir` holds exactly `expected` (sorted names): nothing left behind.
-fn assert_dir_holds(dir: &Path, expected: &[&str], what: &str) {
+pub fn assert_dir_holds(dir: &Path, expected: &[&str], what: &str) {
     let names = list_dir(dir);
     assert_eq!(names, expected, "{what}: files left in {}", dir.display());
 }

@@ -271,6 +271,14 @@ pub fn debugfs_stat(image: &Path, path: &str) -> String {
     stdout
 }
 
+/// The standard output of `debugfs -R REQUEST IMAGE` (debugfs exits 0 even
+/// when the request fails, so callers check what it printed).
+pub fn debugfs(image: &Path, request: &str) -> String {
+    let out = run(tool("debugfs").arg("-R").arg(request).arg(image));
+    assert_success(&out, &format!("debugfs -R {request:?} {}", image.display()));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The header fields of `dumpe2fs -h IMAGE`, by name (`Block size` -> `4096`).
 pub fn dumpe2fs_header(image: &Path) -> std::collections::BTreeMap<String, String> {
     let out = run(tool("dumpe2fs").arg("-h").arg(image));
