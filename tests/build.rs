@@ -2,7 +2,9 @@
 //! `debugfs` reports it (point c), and the loop-mounted image compared with
 //! the sources entry by entry (point d).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::compare::{Key, Snapshot};
 use crate::fixture;
@@ -216,3 +218,24 @@ kiln_test!(
         snap.assert_image_matches(mount.path(), u64::from(case.block_size));
     }
 );
+
+/// The image gets the mode any new file gets (0666 less the umask), not the
+/// 0600 of the temporary file it was written as.
+#[test]
+fn image_has_a_new_files_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    write_file(&src.join("f"), b"x");
+    let image = dir.path().join("mode.img");
+    let script = "umask 027; exec \"$0\" build \"$1\" -o \"$2\"";
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .arg(&src)
+        .arg(&image));
+    assert_success(&out, "kiln build under umask 027");
+    let mode = std::fs::metadata(&image).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "image mode {mode:o}");
+}

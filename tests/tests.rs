@@ -39,5 +39,7 @@ mod determinism;
 mod sources;
 // Errors: existing output, too small, unreadable, too large, missing source.
 mod bad_input;
+// ext4 and -O edits: feature matrix, htrees, extent trees, 5 TiB file, dir_nlink.
+mod ext4;
 // The torture corpus (slow; CI or an existing tree only).
 mod torture;

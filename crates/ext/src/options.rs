@@ -110,6 +110,11 @@ impl BuildOptions {
                 return bad(format!("bytes per inode {i} (use 1024 to 64 MiB)"));
             }
         }
+        if self.features.has(features::INLINE_DATA) && self.inode_size < 256 {
+            return bad(
+                "inline_data needs 256-byte inodes (a 128-byte inode has no room for it)".into(),
+            );
+        }
         if self.journal_size.is_some() && !self.features.has(features::HAS_JOURNAL) {
             return bad("a journal size was given but has_journal is off".into());
         }

@@ -247,8 +247,11 @@ fn prepare_inode(
             let ibody_space = ibody_space(opts.inode_size);
             let inline_ok = opts.features.has(features::INLINE_DATA) && ibody_space > 0;
             match &node.body {
+                // The kernel refuses a root directory without blocks, and
+                // lost+found must have blocks ready: neither is inline.
                 Body::Dir(_)
                     if inline_ok
+                        && ino != ROOT_INO
                         && ino != LOST_FOUND_INO
                         && inline_dir_fits(tree, id, ibody_space) =>
                 {
