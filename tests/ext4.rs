@@ -549,6 +549,35 @@ fn fragmented_file_extent_tree() {
 // ---------------------------------------------------------------------------
 // 5: a 5 TiB sparse file.
 
+/// An image of 2^32 blocks (16 TiB at 4 KiB), one past 32-bit block numbers: 64-bit block numbers
+/// and descriptors, no resize inode (a note says so), sparse. It is written on
+/// a tmpfs because the ext4 the tests run on caps files at 16 TiB.
+#[test]
+fn image_larger_than_16_tib() {
+    if !(require_mount() && require_tool("e2fsck")) {
+        return;
+    }
+    let case = Case::new("ext4", 4096);
+    let src = case.mkdir("src");
+    write_file(&src.join("hello"), b"beyond 16 TiB\n");
+    let snap = Snapshot::take(&[&src]);
+    let out_dir = case.mkdir("tmpfs");
+    let _tmpfs = Mount::tmpfs_of(&out_dir, "size=4g");
+    let image = out_dir.join("huge.img");
+    let out = run(case.build_command(&[&src], &image).args(["--size", "16T"]));
+    assert_success(&out, "kiln build --size 16T");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("note: resize_inode left out"), "{stderr}");
+    let header = dumpe2fs_header(&image);
+    let blocks: u64 = header["Block count"].parse().expect("Block count");
+    assert_eq!(blocks, 1 << 32, "16 TiB of 4 KiB blocks");
+    assert!(header["Filesystem features"].contains("64bit"));
+    assert!(!header["Filesystem features"].contains("resize_inode"));
+    e2fsck_clean(&image);
+    let mount = Mount::ro(&image, "ext4");
+    snap.assert_image_matches(mount.path(), 4096);
+}
+
 /// 5: a 5 TiB file with a few bytes at 0, at 3 TiB and at its end: ext4 with
 /// 4 KiB blocks holds it in a small automatic-size image, with the holes
 /// between; ext3's block maps (about 2 TiB at 4 KiB without huge_file) and

@@ -404,12 +404,17 @@ impl Mount {
 
     /// Mounts a small tmpfs on an existing directory (a mount point inside a source tree).
     pub fn tmpfs(target: &Path) -> Mount {
+        Mount::tmpfs_of(target, "size=1m")
+    }
+
+    /// Mounts a tmpfs with `options` (`size=…`) on an existing directory.
+    pub fn tmpfs_of(target: &Path, options: &str) -> Mount {
         Mount::attach(
             &[
                 OsStr::new("-t"),
                 OsStr::new("tmpfs"),
                 OsStr::new("-o"),
-                OsStr::new("size=1m"),
+                OsStr::new(options),
                 OsStr::new("kiln-test"),
                 target.as_os_str(),
             ],

@@ -63,6 +63,9 @@ fn build(args: &BuildArgs) -> Result<()> {
     opts.uuid = args.uuid.unwrap_or(uuid);
     opts.hash_seed = args.seed.unwrap_or(seed);
     let plan = kiln_ext::plan(&tree, &opts)?;
+    for note in &plan.notes {
+        eprintln!("kiln: note: {note}");
+    }
     let sink = kiln_sink::SparseFile::create(&args.output, plan.image_size, args.force)?;
     kiln_ext::emit(&plan, &sink)?;
     sink.commit()?;

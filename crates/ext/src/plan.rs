@@ -103,6 +103,8 @@ pub struct Plan<'t> {
     pub geometry: Geometry,
     /// Apparent size of the image file in bytes.
     pub image_size: u64,
+    /// Adjustments the plan made to the options, for the user to read.
+    pub notes: Vec<String>,
     pub(crate) features: Features,
     /// Plans of inodes 1..=last used, index = inode number - 1.
     pub(crate) inodes: Vec<InodePlan>,
@@ -142,16 +144,21 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
     };
     let image_size = opts.size.unwrap_or(geometry.blocks_count * u64::from(bs));
     let mut features = opts.features;
+    let mut notes = Vec::new();
     // The resize inode is block-mapped: it cannot reach past 2^32 blocks, and
     // mke2fs leaves it out of such filesystems too.
-    if geometry.blocks_count > u64::from(u32::MAX) {
+    if geometry.blocks_count > u64::from(u32::MAX) && features.has(features::RESIZE_INODE) {
         features.set(features::RESIZE_INODE, false);
+        notes.push(
+            "resize_inode left out: it cannot map past 2^32 blocks (as mke2fs does)".to_string(),
+        );
     }
     let mut plan = Plan {
         tree,
         opts: opts.clone(),
         geometry,
         image_size,
+        notes,
         features,
         inodes,
         ino_of,
