@@ -73,6 +73,7 @@ fn parse_source(arg: &str) -> Result<Source, String> {
 enum FsType {
     Ext2,
     Ext3,
+    Ext4,
 }
 
 impl FsType {
@@ -81,6 +82,7 @@ impl FsType {
         match self {
             FsType::Ext2 => "ext2",
             FsType::Ext3 => "ext3",
+            FsType::Ext4 => "ext4",
         }
     }
 }
