@@ -328,7 +328,12 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
             _ => Vec::new(),
         },
         Slot::LostFound => dir_content(plan, ino),
-        Slot::Journal => journal::encode_superblock(bs, plan.journal_blocks, &plan.opts.uuid),
+        Slot::Journal => journal::encode_superblock(
+            bs,
+            plan.journal_blocks,
+            &plan.opts.uuid,
+            plan.csum_seed().is_some(),
+        ),
         Slot::Empty | Slot::Resize => Vec::new(),
     };
     write_logical(plan, sink, &p.mapping, &content)

@@ -2,7 +2,10 @@
 //!
 //! kiln writes an empty, clean journal: `s_start = 0` means nothing to
 //! replay, and every other journal block is zero (left as holes in the image).
+//! With metadata_csum the journal gets checksums too (jbd2 checksum v3), and
+//! its superblock carries its own CRC32C.
 
+use crate::checksum::crc32c;
 use crate::le::put_be32;
 
 /// `h_magic` of every jbd2 block.
@@ -14,8 +17,23 @@ const JOURNAL_FIRST_LOG_BLOCK: u32 = 1;
 /// The sequence number the first transaction will carry.
 const JOURNAL_FIRST_SEQUENCE: u32 = 1;
 
-/// Encodes the journal superblock for a journal of `blocks` blocks.
-pub(crate) fn encode_superblock(block_size: u32, blocks: u32, fs_uuid: &[u8; 16]) -> Vec<u8> {
+/// `s_feature_incompat`: checksum v3 on journal blocks and the superblock.
+const JBD2_FEATURE_INCOMPAT_CSUM_V3: u32 = 0x10;
+/// `s_checksum_type`: CRC32C.
+const JBD2_CRC32C_CHKSUM: u8 = 4;
+/// Bytes of `journal_superblock_t`, which its checksum covers.
+const JOURNAL_SUPERBLOCK_SIZE: usize = 1024;
+/// Offset of `s_checksum`.
+const S_CHECKSUM: usize = 0xFC;
+
+/// Encodes the journal superblock for a journal of `blocks` blocks, with
+/// checksums when `csum` (the filesystem has metadata_csum).
+pub(crate) fn encode_superblock(
+    block_size: u32,
+    blocks: u32,
+    fs_uuid: &[u8; 16],
+    csum: bool,
+) -> Vec<u8> {
     let mut b = vec![0u8; block_size as usize];
     put_be32(&mut b, 0x0, JBD2_MAGIC); // h_magic
     put_be32(&mut b, 0x4, JBD2_SUPERBLOCK_V2); // h_blocktype
@@ -25,5 +43,11 @@ pub(crate) fn encode_superblock(block_size: u32, blocks: u32, fs_uuid: &[u8; 16]
     put_be32(&mut b, 0x18, JOURNAL_FIRST_SEQUENCE); // s_sequence
     b[0x30..0x40].copy_from_slice(fs_uuid); // s_uuid
     put_be32(&mut b, 0x40, 1); // s_nr_users
+    if csum {
+        put_be32(&mut b, 0x28, JBD2_FEATURE_INCOMPAT_CSUM_V3); // s_feature_incompat
+        b[0x50] = JBD2_CRC32C_CHKSUM; // s_checksum_type
+        let crc = crc32c(!0, &b[..JOURNAL_SUPERBLOCK_SIZE]);
+        put_be32(&mut b, S_CHECKSUM, crc); // s_checksum
+    }
     b
 }
