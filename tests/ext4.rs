@@ -160,6 +160,15 @@ fn feature_matrix(fs_type: &'static str, block_size: u32) {
             .map(str::to_string)
             .collect();
         assert_eq!(features, expected_features(fs_type, args), "{what}");
+        // With metadata_csum the journal is checksummed too (jbd2 v3).
+        if features.contains("has_journal") {
+            let journal_csum = header["Journal features"].contains("journal_checksum_v3");
+            assert_eq!(
+                journal_csum,
+                features.contains("metadata_csum"),
+                "{what}: journal features"
+            );
+        }
         let inode_size = if args.contains(&"128") { "128" } else { "256" };
         assert_eq!(header["Inode size"], inode_size, "{what}");
         let wide = inode_size == "256";
