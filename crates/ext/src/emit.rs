@@ -5,10 +5,8 @@
 //! first block, and rendered in parallel; nothing is written twice and nothing
 //! is read back. Zero blocks are never written: the sink leaves them as holes.
 
-use std::fs::File;
-
 use kiln_sink::Sink;
-use kiln_tree::{Body, FileData, Node, Timestamp};
+use kiln_tree::{Body, DataError, DataReader, FileData, Node, Timestamp};
 use rayon::prelude::*;
 
 use crate::alloc::Mapping;
@@ -289,7 +287,7 @@ fn inline_content(
 ) -> Result<([u8; 60], Vec<u8>, u64), EmitError> {
     match &node.body {
         Body::File(f) => {
-            let (file, mut data) = (open_unchanged(f)?, vec![0u8; f.size as usize]);
+            let (file, mut data) = (open_data(f)?, vec![0u8; f.size as usize]);
             read_exact_at(&file, &mut data, 0, f)?;
             let (head, spill) = inline::split_file(&data);
             Ok((head, spill, f.size))
@@ -423,7 +421,7 @@ fn copy_file(
     if runs.is_empty() {
         return Ok(());
     }
-    let file = open_unchanged(f)?;
+    let file = open_data(f)?;
     let geo = &plan.geometry;
     let bs = u64::from(geo.block_size);
     let mut buf = vec![0u8; COPY_CHUNK];
@@ -441,37 +439,35 @@ fn copy_file(
     Ok(())
 }
 
-/// Opens a source file and checks it still has the size the tree recorded.
-fn open_unchanged(f: &FileData) -> Result<File, EmitError> {
-    let src_err = |source| EmitError::Source {
-        path: f.source.clone(),
-        source,
-    };
-    let file = kiln_host::open_source(&f.source).map_err(src_err)?;
-    let now = file.metadata().map_err(src_err)?.len();
-    if now != f.size {
-        return Err(EmitError::SourceChanged {
-            path: f.source.clone(),
-            what: format!("size was {} bytes, now {now}", f.size),
-        });
-    }
-    Ok(file)
+/// Opens a file's bytes; a host file must still have the size the tree recorded.
+fn open_data(f: &FileData) -> Result<DataReader<'_>, EmitError> {
+    f.source.open(f.size).map_err(|e| data_error(f, e))
 }
 
-fn read_exact_at(file: &File, buf: &mut [u8], pos: u64, f: &FileData) -> Result<(), EmitError> {
-    let got = kiln_host::read_at(file, buf, pos).map_err(|source| EmitError::Source {
-        path: f.source.clone(),
-        source,
-    })?;
-    if got < buf.len() {
-        return Err(EmitError::SourceChanged {
-            path: f.source.clone(),
-            what: format!(
-                "it ended at byte {} while {} bytes were expected",
-                pos + got as u64,
-                f.size
-            ),
-        });
+/// Reads `buf.len()` bytes of `f` from `pos`.
+fn read_exact_at(
+    reader: &DataReader<'_>,
+    buf: &mut [u8],
+    pos: u64,
+    f: &FileData,
+) -> Result<(), EmitError> {
+    reader.read_exact_at(buf, pos).map_err(|e| data_error(f, e))
+}
+
+/// Names the file in a data error.
+fn data_error(f: &FileData, e: DataError) -> EmitError {
+    match e {
+        DataError::Changed(what) => EmitError::SourceChanged {
+            path: f.origin.clone(),
+            what,
+        },
+        DataError::Io { source } => EmitError::Source {
+            path: f.origin.clone(),
+            source,
+        },
+        other => EmitError::SourceChanged {
+            path: f.origin.clone(),
+            what: other.to_string(),
+        },
     }
-    Ok(())
 }

@@ -7,7 +7,7 @@ use kiln_host::{HostFileType, HostMeta};
 use rayon::prelude::*;
 
 use crate::model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
-use crate::{Timestamp, TreeError};
+use crate::{DataSource, Timestamp, TreeError};
 
 /// Reads the directory `root` and everything below it into a [`Tree`].
 ///
@@ -78,7 +78,8 @@ fn placeholder_body(meta: &HostMeta) -> Body {
     match meta.file_type {
         HostFileType::Dir => Body::Dir(BTreeMap::new()),
         HostFileType::File => Body::File(FileData {
-            source: PathBuf::new(),
+            origin: PathBuf::new(),
+            source: DataSource::Bytes(Vec::new().into()),
             size: meta.size,
             data: Vec::new(),
         }),
@@ -138,7 +139,8 @@ fn read_details(path: &Path, ft: HostFileType) -> Result<Details, TreeError> {
             let size = file.metadata().map_err(err)?.len();
             let data = kiln_host::data_ranges(&file, size).map_err(err)?;
             Some(Body::File(FileData {
-                source: path.to_path_buf(),
+                origin: path.to_path_buf(),
+                source: DataSource::Host(path.to_path_buf()),
                 size,
                 data,
             }))

@@ -15,10 +15,12 @@
 // not a mistaken `(0..n).collect()`.
 #![allow(clippy::single_range_in_vec_init)]
 
+mod data;
 mod dir;
 mod error;
 mod model;
 
+pub use data::{DataError, DataReader, DataSource};
 pub use dir::read_dir_tree;
 pub use error::TreeError;
 pub use kiln_host::HostTime as Timestamp;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
 
-use crate::Timestamp;
+use crate::{DataSource, Timestamp};
 
 /// Index of a [`Node`] in its [`Tree`].
 pub type NodeId = usize;
@@ -40,11 +40,14 @@ pub struct Metadata {
     pub xattrs: Vec<Xattr>,
 }
 
-/// Where a regular file's bytes come from.
+/// A regular file's bytes: where they come from and where the holes are.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FileData {
-    /// Host path to read the bytes from.
-    pub source: PathBuf,
+    /// What to name in messages: the host path, or the archive or spec
+    /// location the file came from.
+    pub origin: PathBuf,
+    /// Where the bytes are read from when the image is written.
+    pub source: DataSource,
     /// Size in bytes (the apparent size, holes included).
     pub size: u64,
     /// Byte ranges that hold data, ascending and disjoint; the rest are holes.
