@@ -19,6 +19,8 @@ mod data;
 mod dir;
 mod error;
 mod model;
+mod spec;
+mod tar;
 
 pub use data::{DataError, DataReader, DataSource};
 pub use dir::read_dir_tree;

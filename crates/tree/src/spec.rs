@@ -1,0 +1,1 @@
+//! Spec files, device tables and file_contexts (being written).

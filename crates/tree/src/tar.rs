@@ -1,0 +1,1 @@
+//! Tar archive sources (being written).
