@@ -107,24 +107,9 @@ fn unreadable_file() {
     sys::lchown(&out_dir, 65534, 65534);
     let image = out_dir.join("image.img");
 
-    let as_nobody = |program: &Path| {
-        let mut cmd = tool("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(program);
-        cmd
-    };
-    let kiln_bin = Path::new(env!("CARGO_BIN_EXE_kiln"));
-    let probe = run(as_nobody(Path::new("/bin/sh"))
-        .arg("-c")
-        .arg("test -x \"$0\"")
-        .arg(kiln_bin));
-    if !probe.status.success() {
-        skip(&format!(
-            "user nobody cannot run {} (a directory above it is private)",
-            kiln_bin.display()
-        ));
+    let Some(kiln_bin) = kiln_for_nobody() else {
         return;
-    }
+    };
     let out = run(as_nobody(kiln_bin)
         .arg("build")
         .arg(&src)

@@ -501,3 +501,29 @@ pub fn list_dir(path: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// `setpriv` running `program` as user and group nobody (65534), no groups.
+pub fn as_nobody(program: &Path) -> Command {
+    let mut cmd = tool("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program);
+    cmd
+}
+
+/// The kiln binary, if user nobody can run it (every directory above it must
+/// be searchable); skips (or fails in CI) otherwise.
+pub fn kiln_for_nobody() -> Option<&'static Path> {
+    let kiln_bin = Path::new(env!("CARGO_BIN_EXE_kiln"));
+    let probe = run(as_nobody(Path::new("/bin/sh"))
+        .arg("-c")
+        .arg("test -x \"$0\"")
+        .arg(kiln_bin));
+    if probe.status.success() {
+        return Some(kiln_bin);
+    }
+    skip(&format!(
+        "user nobody cannot run {} (a directory above it is private)",
+        kiln_bin.display()
+    ));
+    None
+}

@@ -41,5 +41,7 @@ mod sources;
 mod bad_input;
 // ext4 and -O edits: feature matrix, htrees, extent trees, 5 TiB file, dir_nlink.
 mod ext4;
+// Issue 4: whiteouts, ownership and time policies, a build by a plain user.
+mod policies;
 // The torture corpus (slow; CI or an existing tree only).
 mod torture;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use kiln_ext::{BuildOptions, FsType, HashAlg};
+use kiln_tree::{IdMap, Policy};
 
 const ABOUT: &str =
     "Build ext2/ext3/ext4 filesystem images from directory trees: no root, no loop device, no mount.";
@@ -124,9 +125,58 @@ pub(crate) struct BuildArgs {
     /// Overwrite the output if it exists.
     #[arg(long)]
     pub(crate) force: bool,
+
+    /// Apply OCI/overlayfs whiteouts between layers: `.wh.NAME` deletes NAME
+    /// of earlier sources, `.wh..wh..opq` hides a directory's earlier content.
+    #[arg(long, help_heading = "Layers")]
+    pub(crate) whiteouts: bool,
+
+    /// Every entry owned by root (uid and gid 0), whoever owns the sources.
+    #[arg(long = "all-root", help_heading = "Ownership")]
+    pub(crate) all_root: bool,
+
+    /// Map source uids FROM..FROM+COUNT to image uids TO.. (repeatable).
+    #[arg(long = "uid-map", value_name = "FROM:TO:COUNT", value_parser = IdMap::parse, help_heading = "Ownership")]
+    pub(crate) uid_map: Vec<IdMap>,
+
+    /// Map source gids FROM..FROM+COUNT to image gids TO.. (repeatable).
+    #[arg(long = "gid-map", value_name = "FROM:TO:COUNT", value_parser = IdMap::parse, help_heading = "Ownership")]
+    pub(crate) gid_map: Vec<IdMap>,
+
+    /// Owner of the root directory.
+    #[arg(long = "root-owner", value_name = "UID:GID", value_parser = parse_owner, help_heading = "Ownership")]
+    pub(crate) root_owner: Option<(u32, u32)>,
+
+    /// Permission bits of the root directory, in octal (e.g. 0755).
+    #[arg(long = "root-mode", value_name = "MODE", value_parser = parse_mode, help_heading = "Ownership")]
+    pub(crate) root_mode: Option<u16>,
+
+    /// Every timestamp of every entry and of the filesystem, in seconds since
+    /// the epoch. Without it, SOURCE_DATE_EPOCH (if set) clamps every later
+    /// timestamp and sets the filesystem's own.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        allow_hyphen_values = true,
+        help_heading = "Times"
+    )]
+    pub(crate) timestamp: Option<i64>,
 }
 
 impl BuildArgs {
+    /// The ownership and time policies, with `SOURCE_DATE_EPOCH` if set.
+    pub(crate) fn policy(&self, source_date_epoch: Option<i64>) -> Policy {
+        Policy {
+            uid_map: self.uid_map.clone(),
+            gid_map: self.gid_map.clone(),
+            all_root: self.all_root,
+            root_owner: self.root_owner,
+            root_mode: self.root_mode,
+            set_time: self.timestamp,
+            clamp_time: source_date_epoch,
+        }
+    }
+
     /// The validated build options (ids and timestamp are filled in later).
     pub(crate) fn options(&self) -> Result<BuildOptions> {
         let fs_type = match self.fs_type.as_str() {
@@ -188,6 +238,27 @@ fn parse_with_unit(s: &str, default_unit: u64) -> Result<u64> {
     };
     n.checked_mul(unit)
         .with_context(|| format!("{s:?} is too large"))
+}
+
+/// Parses `UID:GID`.
+fn parse_owner(s: &str) -> Result<(u32, u32)> {
+    let (uid, gid) = s
+        .split_once(':')
+        .with_context(|| format!("{s:?}: expected UID:GID"))?;
+    let id = |t: &str| {
+        t.parse::<u32>()
+            .with_context(|| format!("{s:?}: {t:?} is not a 32-bit id"))
+    };
+    Ok((id(uid)?, id(gid)?))
+}
+
+/// Parses octal permission bits (at most 07777).
+fn parse_mode(s: &str) -> Result<u16> {
+    let mode = u16::from_str_radix(s, 8).with_context(|| format!("{s:?} is not an octal mode"))?;
+    if mode > 0o7777 {
+        bail!("{s:?}: a mode has at most 12 bits (07777)");
+    }
+    Ok(mode)
 }
 
 fn parse_uuid(s: &str) -> Result<[u8; 16]> {

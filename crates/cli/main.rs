@@ -57,8 +57,10 @@ fn build(args: &BuildArgs) -> Result<()> {
             args.output.display()
         );
     }
-    let tree = read_sources(&args.sources)?;
-    opts.timestamp = fs_timestamp(&tree)?;
+    let mut tree = read_sources(&args.sources, args.whiteouts)?;
+    let source_date_epoch = source_date_epoch()?;
+    args.policy(source_date_epoch).apply(&mut tree)?;
+    opts.timestamp = fs_timestamp(&tree, args.timestamp.or(source_date_epoch));
     let (uuid, seed) = kiln_ext::derive_ids(&tree, &opts);
     opts.uuid = args.uuid.unwrap_or(uuid);
     opts.hash_seed = args.seed.unwrap_or(seed);
@@ -84,11 +86,11 @@ fn build(args: &BuildArgs) -> Result<()> {
 }
 
 /// Reads every source and lays them over each other in order.
-fn read_sources(sources: &[std::path::PathBuf]) -> Result<Tree> {
+fn read_sources(sources: &[std::path::PathBuf], whiteouts: bool) -> Result<Tree> {
     let mut layers = sources.iter().map(|p| read_source(p));
     let mut tree = layers.next().context("no source given")??;
     for layer in layers {
-        tree.overlay(&layer?);
+        tree.overlay(&layer?, whiteouts);
     }
     Ok(tree)
 }
@@ -97,16 +99,25 @@ fn read_source(path: &Path) -> Result<Tree> {
     Ok(kiln_tree::read_dir_tree(path)?)
 }
 
-/// The filesystem's own timestamps: `SOURCE_DATE_EPOCH` if set, else the
-/// newest mtime in the tree, never later than now (e2fsck reports times in the
-/// future).
-fn fs_timestamp(tree: &Tree) -> Result<i64> {
-    if let Some(v) = std::env::var_os("SOURCE_DATE_EPOCH") {
-        let s = v.to_string_lossy();
-        return s
-            .trim()
-            .parse::<i64>()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds"));
+/// `SOURCE_DATE_EPOCH`, if set.
+fn source_date_epoch() -> Result<Option<i64>> {
+    let Some(v) = std::env::var_os("SOURCE_DATE_EPOCH") else {
+        return Ok(None);
+    };
+    let s = v.to_string_lossy();
+    let secs = s
+        .trim()
+        .parse::<i64>()
+        .with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds"))?;
+    Ok(Some(secs))
+}
+
+/// The filesystem's own timestamps: `fixed` (`--timestamp` or
+/// `SOURCE_DATE_EPOCH`) if given, else the newest mtime in the tree, never
+/// later than now (e2fsck reports times in the future).
+fn fs_timestamp(tree: &Tree, fixed: Option<i64>) -> i64 {
+    if let Some(secs) = fixed {
+        return secs;
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -117,5 +128,5 @@ fn fs_timestamp(tree: &Tree) -> Result<i64> {
         .map(|id| tree.node(id).meta.mtime.secs)
         .max()
         .unwrap_or(0);
-    Ok(newest.clamp(0, now))
+    newest.clamp(0, now)
 }

@@ -16,6 +16,9 @@ pub enum TreeError {
         #[source]
         source: io::Error,
     },
+    /// An ownership or time policy is invalid.
+    #[error("{0}")]
+    Policy(String),
     /// A source given on the command line is not a directory.
     #[error("{}: not a directory (a source must be a directory)", path.display())]
     NotADirectory {

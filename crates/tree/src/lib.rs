@@ -19,6 +19,7 @@ mod data;
 mod dir;
 mod error;
 mod model;
+mod policy;
 mod spec;
 mod tar;
 
@@ -27,3 +28,4 @@ pub use dir::read_dir_tree;
 pub use error::TreeError;
 pub use kiln_host::HostTime as Timestamp;
 pub use model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
+pub use policy::{IdMap, Policy};

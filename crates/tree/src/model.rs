@@ -99,6 +99,31 @@ impl Node {
     }
 }
 
+/// The name that makes a directory opaque in an OCI/overlayfs layer.
+const OPAQUE: &[u8] = b".wh..wh..opq";
+/// The prefix of a whiteout: `.wh.NAME` deletes NAME.
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+
+/// A tree being laid over another, and how to read its whiteouts.
+struct Layer<'a> {
+    upper: &'a Tree,
+    whiteouts: bool,
+}
+
+impl Layer<'_> {
+    /// For a whiteout entry, the name it deletes (empty for the opaque
+    /// marker, which deletes nothing by name); `None` for ordinary entries.
+    fn whiteout<'n>(&self, name: &'n [u8]) -> Option<&'n [u8]> {
+        if !self.whiteouts {
+            return None;
+        }
+        if name == OPAQUE {
+            return Some(b"");
+        }
+        name.strip_prefix(WHITEOUT_PREFIX)
+    }
+}
+
 /// A whole source tree: node 0 is the root directory.
 ///
 /// Nodes that no directory names any more (after an overlay replaced them)
@@ -168,30 +193,52 @@ impl Tree {
     /// Lays `upper` over this tree: entries of `upper` add to or replace ours;
     /// where both have a directory of the same name the two are merged and the
     /// directory takes `upper`'s metadata. Hard links within `upper` stay links.
-    pub fn overlay(&mut self, upper: &Tree) {
+    ///
+    /// With `whiteouts` (OCI and overlayfs layers), `.wh.NAME` in `upper`
+    /// deletes NAME from the layers below and `.wh..wh..opq` makes its
+    /// directory opaque (nothing below shows through); neither is kept.
+    pub fn overlay(&mut self, upper: &Tree, whiteouts: bool) {
         let mut imported = HashMap::new();
         self.nodes[Tree::ROOT].meta = upper.nodes[Tree::ROOT].meta.clone();
-        self.merge_dir(Tree::ROOT, upper, Tree::ROOT, &mut imported);
+        let layer = Layer { upper, whiteouts };
+        self.merge_dir(Tree::ROOT, &layer, Tree::ROOT, &mut imported);
+    }
+
+    /// Removes entry `name` from directory `dir`, if there.
+    pub fn unlink(&mut self, dir: NodeId, name: &[u8]) {
+        if let Body::Dir(map) = &mut self.nodes[dir].body {
+            map.remove(name);
+        }
     }
 
     fn merge_dir(
         &mut self,
         dir: NodeId,
-        upper: &Tree,
+        layer: &Layer<'_>,
         upper_dir: NodeId,
         imported: &mut HashMap<NodeId, NodeId>,
     ) {
+        let upper = layer.upper;
+        if layer.whiteouts && upper.lookup(upper_dir, OPAQUE).is_some() {
+            if let Body::Dir(map) = &mut self.nodes[dir].body {
+                map.clear();
+            }
+        }
         for (name, up_child) in upper.nodes[upper_dir].entries() {
+            if let Some(target) = layer.whiteout(name) {
+                self.unlink(dir, target);
+                continue;
+            }
             let both_dirs = self
                 .lookup(dir, name)
                 .filter(|&ours| self.nodes[ours].is_dir() && upper.nodes[up_child].is_dir());
             match both_dirs {
                 Some(ours) => {
                     self.nodes[ours].meta = upper.nodes[up_child].meta.clone();
-                    self.merge_dir(ours, upper, up_child, imported);
+                    self.merge_dir(ours, layer, up_child, imported);
                 }
                 None => {
-                    let id = self.import(upper, up_child, imported);
+                    let id = self.import(layer, up_child, imported);
                     self.link(dir, name.to_vec(), id);
                 }
             }
@@ -202,10 +249,11 @@ impl Tree {
     /// into this arena, keeping hard links shared through `imported`.
     fn import(
         &mut self,
-        other: &Tree,
+        layer: &Layer<'_>,
         id: NodeId,
         imported: &mut HashMap<NodeId, NodeId>,
     ) -> NodeId {
+        let other = layer.upper;
         if let Some(&done) = imported.get(&id) {
             return done;
         }
@@ -219,7 +267,11 @@ impl Tree {
         });
         imported.insert(id, new_id);
         for (name, child) in node.entries() {
-            let c = self.import(other, child, imported);
+            // A whiteout has nothing below it to hide here: drop it.
+            if layer.whiteout(name).is_some() {
+                continue;
+            }
+            let c = self.import(layer, child, imported);
             self.link(new_id, name.to_vec(), c);
         }
         new_id
@@ -293,7 +345,7 @@ mod tests {
         let f = file(&mut top, etc2, "fstab", "new");
         top.link(etc2, b"hostname".to_vec(), f); // a hard link in the upper layer
 
-        base.overlay(&top);
+        base.overlay(&top, false);
         let etc = base.lookup(Tree::ROOT, b"etc").unwrap();
         assert_eq!(base.node(etc).meta.perm, 0o750);
         assert_eq!(base.node(Tree::ROOT).meta.perm, 0o700);
@@ -301,6 +353,40 @@ mod tests {
         assert_eq!(base.node(fstab).body, Body::Symlink(b"new".to_vec()));
         assert_eq!(base.lookup(etc, b"hostname"), Some(fstab));
         assert!(base.lookup(etc, b"passwd").is_some());
+    }
+
+    #[test]
+    fn whiteouts_delete_and_opaque_directories_hide() {
+        let mut base = Tree::new(meta(0o755));
+        let etc = dir(&mut base, Tree::ROOT, "etc", 0o755);
+        file(&mut base, etc, "gone", "x");
+        file(&mut base, etc, "kept", "x");
+        let var = dir(&mut base, Tree::ROOT, "var", 0o755);
+        file(&mut base, var, "old", "x");
+
+        let mut top = Tree::new(meta(0o755));
+        let etc2 = dir(&mut top, Tree::ROOT, "etc", 0o755);
+        file(&mut top, etc2, ".wh.gone", "");
+        let var2 = dir(&mut top, Tree::ROOT, "var", 0o755);
+        file(&mut top, var2, ".wh..wh..opq", "");
+        file(&mut top, var2, "new", "x");
+        let fresh = dir(&mut top, Tree::ROOT, "fresh", 0o755);
+        file(&mut top, fresh, ".wh.nothing", "");
+
+        let mut plain = base.clone();
+        plain.overlay(&top, false);
+        assert!(plain
+            .lookup(plain.lookup(Tree::ROOT, b"etc").unwrap(), b".wh.gone")
+            .is_some());
+
+        base.overlay(&top, true);
+        let names = |t: &Tree, d: &str| -> Vec<Vec<u8>> {
+            let id = t.lookup(Tree::ROOT, d.as_bytes()).unwrap();
+            t.node(id).entries().map(|(n, _)| n.to_vec()).collect()
+        };
+        assert_eq!(names(&base, "etc"), vec![b"kept".to_vec()]);
+        assert_eq!(names(&base, "var"), vec![b"new".to_vec()]);
+        assert!(names(&base, "fresh").is_empty());
     }
 
     #[test]
