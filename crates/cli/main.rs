@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use kiln_tree::Tree;
+use kiln_tree::{Policy, Tree};
 
 use flags::{BuildArgs, Cli, Command};
 
@@ -57,9 +57,10 @@ fn build(args: &BuildArgs) -> Result<()> {
             args.output.display()
         );
     }
-    let mut tree = read_sources(&args.sources, args.whiteouts)?;
     let source_date_epoch = source_date_epoch()?;
-    args.policy(source_date_epoch).apply(&mut tree)?;
+    let policy = args.policy(source_date_epoch);
+    let mut tree = read_sources(&args.sources, args.whiteouts, &policy)?;
+    policy.apply_to_image(&mut tree)?;
     opts.timestamp = fs_timestamp(&tree, args.timestamp.or(source_date_epoch));
     let (uuid, seed) = kiln_ext::derive_ids(&tree, &opts);
     opts.uuid = args.uuid.unwrap_or(uuid);
@@ -85,9 +86,14 @@ fn build(args: &BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads every source and lays them over each other in order.
-fn read_sources(sources: &[std::path::PathBuf], whiteouts: bool) -> Result<Tree> {
-    let mut layers = sources.iter().map(|p| read_source(p));
+/// Reads every source, applies the ownership policies to it, and lays them
+/// over each other in order.
+fn read_sources(sources: &[std::path::PathBuf], whiteouts: bool, policy: &Policy) -> Result<Tree> {
+    let mut layers = sources.iter().map(|p| {
+        let mut tree = read_source(p)?;
+        policy.apply_to_source(&mut tree);
+        Ok::<Tree, anyhow::Error>(tree)
+    });
     let mut tree = layers.next().context("no source given")??;
     for layer in layers {
         tree.overlay(&layer?, whiteouts);

@@ -2,7 +2,7 @@
 //! layered: what lets a plain user describe an image owned by root, and a
 //! reproducible build pin every timestamp.
 
-use crate::model::{NodeId, Tree};
+use crate::model::Tree;
 use crate::{Timestamp, TreeError};
 
 /// A range of ids mapped to another range, as in a user namespace's
@@ -54,7 +54,8 @@ fn map_id(maps: &[IdMap], id: u32) -> u32 {
     maps.iter().find_map(|m| m.map(id)).unwrap_or(id)
 }
 
-/// The policies of one build, applied in the order of the fields.
+/// The policies of one build: ownership per source tree, then the root's
+/// owner and mode and the times on the finished tree.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
     /// `--uid-map`: source uids to image uids.
@@ -74,8 +75,23 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Applies the policies to every reachable node of `tree`.
-    pub fn apply(&self, tree: &mut Tree) -> Result<(), TreeError> {
+    /// Applies the ownership policies (id maps, then `all_root`) to a tree read
+    /// from a source (a directory or an archive); explicit spec lines are not
+    /// passed through here, so what they set wins.
+    pub fn apply_to_source(&self, tree: &mut Tree) {
+        for id in tree.reachable() {
+            let meta = &mut tree.node_mut(id).meta;
+            meta.uid = map_id(&self.uid_map, meta.uid);
+            meta.gid = map_id(&self.gid_map, meta.gid);
+            if self.all_root {
+                (meta.uid, meta.gid) = (0, 0);
+            }
+        }
+    }
+
+    /// Applies what holds for the finished tree: the root's owner and mode,
+    /// and the time policies on every entry.
+    pub fn apply_to_image(&self, tree: &mut Tree) -> Result<(), TreeError> {
         if let Some(mode) = self.root_mode {
             if mode > 0o7777 {
                 return Err(TreeError::Policy(format!(
@@ -84,7 +100,11 @@ impl Policy {
             }
         }
         for id in tree.reachable() {
-            self.apply_to(tree, id);
+            let meta = &mut tree.node_mut(id).meta;
+            let times = [&mut meta.atime, &mut meta.mtime, &mut meta.ctime];
+            for t in times.into_iter().chain(meta.crtime.as_mut()) {
+                *t = self.time(*t);
+            }
         }
         let root = &mut tree.node_mut(Tree::ROOT).meta;
         if let Some((uid, gid)) = self.root_owner {
@@ -94,19 +114,6 @@ impl Policy {
             root.perm = mode;
         }
         Ok(())
-    }
-
-    fn apply_to(&self, tree: &mut Tree, id: NodeId) {
-        let meta = &mut tree.node_mut(id).meta;
-        meta.uid = map_id(&self.uid_map, meta.uid);
-        meta.gid = map_id(&self.gid_map, meta.gid);
-        if self.all_root {
-            (meta.uid, meta.gid) = (0, 0);
-        }
-        let times = [&mut meta.atime, &mut meta.mtime, &mut meta.ctime];
-        for t in times.into_iter().chain(meta.crtime.as_mut()) {
-            *t = self.time(*t);
-        }
     }
 
     /// A time after the time policies.
@@ -132,7 +139,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Body, Metadata, Node};
+    use crate::model::{Body, Metadata, Node, NodeId};
 
     fn meta(uid: u32, secs: i64) -> Metadata {
         Metadata {
@@ -166,7 +173,8 @@ mod tests {
             root_mode: Some(0o700),
             ..Policy::default()
         };
-        policy.apply(&mut t).unwrap();
+        policy.apply_to_source(&mut t);
+        policy.apply_to_image(&mut t).unwrap();
         assert_eq!(t.node(f).meta.uid, 0);
         assert_eq!(t.node(f).meta.gid, 100_000, "gids are mapped separately");
         assert_eq!(
@@ -182,7 +190,7 @@ mod tests {
             clamp_time: Some(1_000),
             ..Policy::default()
         };
-        policy.apply(&mut t).unwrap();
+        policy.apply_to_image(&mut t).unwrap();
         assert_eq!(
             t.node(f).meta.mtime,
             Timestamp {
@@ -202,7 +210,8 @@ mod tests {
             all_root: true,
             ..Policy::default()
         };
-        set.apply(&mut t).unwrap();
+        set.apply_to_source(&mut t);
+        set.apply_to_image(&mut t).unwrap();
         assert_eq!(
             t.node(Tree::ROOT).meta.atime,
             Timestamp { secs: 5, nanos: 0 }
