@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, Parser, Subcommand};
 use kiln_ext::{BuildOptions, FsType, HashAlg};
 use kiln_tree::{IdMap, Policy};
 
@@ -40,11 +40,41 @@ pub(crate) enum Command {
 /// Flags of `kiln build`.
 #[derive(Debug, Args)]
 pub(crate) struct BuildArgs {
-    /// Source directories, layered in order: later ones add or replace entries
-    /// of earlier ones (directories present in both are merged). Like `cp -ax`,
-    /// other mounted filesystems below a source are not descended into.
-    #[arg(required = true, value_name = "SOURCE")]
+    /// Sources, layered in command-line order with --spec, -p and
+    /// --device-table: later ones add or replace entries of earlier ones
+    /// (directories present in both are merged). A directory (like `cp -ax`,
+    /// other filesystems mounted below it are not descended into), or a tar
+    /// archive (plain, gzip, xz, zstd or bzip2; `-` reads stdin).
+    #[arg(value_name = "SOURCE", required_unless_present_any = ["spec", "spec_lines", "device_table"])]
     pub(crate) sources: Vec<PathBuf>,
+
+    /// A spec file (see docs/spec-format.md): creates and modifies entries.
+    /// Repeatable; applied in command-line order with the sources.
+    #[arg(long, value_name = "FILE", help_heading = "Layers")]
+    pub(crate) spec: Vec<PathBuf>,
+
+    /// One spec line (repeatable), e.g. -p 'chown /usr/bin/** 0 0'.
+    #[arg(
+        short = 'p',
+        long = "spec-line",
+        value_name = "LINE",
+        help_heading = "Layers"
+    )]
+    pub(crate) spec_lines: Vec<String>,
+
+    /// A genext2fs device table (repeatable).
+    #[arg(long = "device-table", value_name = "FILE", help_heading = "Layers")]
+    pub(crate) device_table: Vec<PathBuf>,
+
+    /// A SELinux file_contexts file: labels (security.selinux) the finished
+    /// tree, last match wins.
+    #[arg(long = "file-contexts", value_name = "FILE", help_heading = "Layers")]
+    pub(crate) file_contexts: Option<PathBuf>,
+
+    /// Leave out entries whose image path matches GLOB (`/var/cache/**`,
+    /// `/**/*.pyc`); repeatable.
+    #[arg(long, value_name = "GLOB", help_heading = "Layers")]
+    pub(crate) exclude: Vec<String>,
 
     /// The image file to write (written beside it, renamed when complete).
     #[arg(short, long, value_name = "IMAGE")]
@@ -163,7 +193,53 @@ pub(crate) struct BuildArgs {
     pub(crate) timestamp: Option<i64>,
 }
 
+/// One layer of the image, in command-line order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Layer {
+    /// A directory or a tar archive.
+    Source(PathBuf),
+    /// A spec file.
+    Spec(PathBuf),
+    /// One spec line given with -p.
+    SpecLine(String),
+    /// A genext2fs device table.
+    DeviceTable(PathBuf),
+}
+
 impl BuildArgs {
+    /// The layers in the order they were given on the command line.
+    pub(crate) fn layers(&self, matches: &ArgMatches) -> Vec<Layer> {
+        let mut ordered: Vec<(usize, Layer)> = Vec::new();
+        let mut add = |id: &str, layers: Vec<Layer>| {
+            if let Some(indices) = matches.indices_of(id) {
+                ordered.extend(indices.zip(layers));
+            }
+        };
+        add(
+            "sources",
+            self.sources.iter().cloned().map(Layer::Source).collect(),
+        );
+        add("spec", self.spec.iter().cloned().map(Layer::Spec).collect());
+        add(
+            "spec_lines",
+            self.spec_lines
+                .iter()
+                .cloned()
+                .map(Layer::SpecLine)
+                .collect(),
+        );
+        add(
+            "device_table",
+            self.device_table
+                .iter()
+                .cloned()
+                .map(Layer::DeviceTable)
+                .collect(),
+        );
+        ordered.sort_by_key(|&(index, _)| index);
+        ordered.into_iter().map(|(_, layer)| layer).collect()
+    }
+
     /// The ownership and time policies, with `SOURCE_DATE_EPOCH` if set.
     pub(crate) fn policy(&self, source_date_epoch: Option<i64>) -> Policy {
         Policy {
@@ -280,6 +356,39 @@ mod tests {
         assert_eq!(parse_journal_size("32").unwrap(), 32 << 20);
         assert!(parse_size("12Q").is_err());
         assert!(parse_size("G").is_err());
+    }
+
+    #[test]
+    fn layers_keep_command_line_order() {
+        use clap::{CommandFactory, FromArgMatches};
+        let argv = [
+            "kiln",
+            "build",
+            "-o",
+            "img",
+            "a",
+            "--spec",
+            "s1",
+            "b",
+            "-p",
+            "dir /x 0755 0 0",
+            "--device-table",
+            "d",
+        ];
+        let matches = Cli::command().get_matches_from(argv);
+        let Command::Build(args) = Cli::from_arg_matches(&matches).unwrap().command;
+        let sub = matches.subcommand_matches("build").unwrap();
+        let layers = args.layers(sub);
+        assert_eq!(
+            layers,
+            vec![
+                Layer::Source("a".into()),
+                Layer::Spec("s1".into()),
+                Layer::Source("b".into()),
+                Layer::SpecLine("dir /x 0755 0 0".into()),
+                Layer::DeviceTable("d".into()),
+            ]
+        );
     }
 
     #[test]

@@ -13,16 +13,24 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use clap::Parser;
-use kiln_tree::{Policy, Tree};
+use clap::{CommandFactory, FromArgMatches};
+use kiln_tree::{
+    parse_device_table, parse_file_contexts, Excludes, Metadata, Policy, Spec, Timestamp, Tree,
+};
 
-use flags::{BuildArgs, Cli, Command};
+use flags::{BuildArgs, Cli, Command, Layer};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Build(args) => build(&args),
-    };
+    let matches = Cli::command().get_matches();
+    let result = Cli::from_arg_matches(&matches)
+        .map_err(|e| e.exit())
+        .and_then(|cli| match cli.command {
+            Command::Build(args) => {
+                // OK: clap only yields Build when the build subcommand matched.
+                let sub = matches.subcommand_matches("build").expect("build matches");
+                build(&args, &args.layers(sub))
+            }
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -49,7 +57,7 @@ fn message(e: &anyhow::Error) -> String {
 }
 
 /// `kiln build`: sources → tree → plan → emit → sink.
-fn build(args: &BuildArgs) -> Result<()> {
+fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
     let mut opts = args.options()?;
     if !args.force && args.output.symlink_metadata().is_ok() {
         anyhow::bail!(
@@ -59,7 +67,11 @@ fn build(args: &BuildArgs) -> Result<()> {
     }
     let source_date_epoch = source_date_epoch()?;
     let policy = args.policy(source_date_epoch);
-    let mut tree = read_sources(&args.sources, args.whiteouts, &policy)?;
+    let mut tree = read_layers(layers, args.whiteouts, &policy)?;
+    Excludes::parse(&args.exclude)?.apply(&mut tree);
+    if let Some(path) = &args.file_contexts {
+        parse_file_contexts(&read_text(path)?, path)?.apply(&mut tree);
+    }
     policy.apply_to_image(&mut tree)?;
     opts.timestamp = fs_timestamp(&tree, args.timestamp.or(source_date_epoch));
     let (uuid, seed) = kiln_ext::derive_ids(&tree, &opts);
@@ -86,23 +98,57 @@ fn build(args: &BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads every source, applies the ownership policies to it, and lays them
-/// over each other in order.
-fn read_sources(sources: &[std::path::PathBuf], whiteouts: bool, policy: &Policy) -> Result<Tree> {
-    let mut layers = sources.iter().map(|p| {
-        let mut tree = read_source(p)?;
-        policy.apply_to_source(&mut tree);
-        Ok::<Tree, anyhow::Error>(tree)
-    });
-    let mut tree = layers.next().context("no source given")??;
+/// Reads the layers in order: each source (with the ownership policies
+/// applied) is laid over the tree so far, each spec edits it.
+fn read_layers(layers: &[Layer], whiteouts: bool, policy: &Policy) -> Result<Tree> {
+    let mut tree: Option<Tree> = None;
     for layer in layers {
-        tree.overlay(&layer?, whiteouts);
+        let spec = match layer {
+            Layer::Source(path) => {
+                let mut upper = read_source(path)?;
+                policy.apply_to_source(&mut upper);
+                match &mut tree {
+                    Some(lower) => lower.overlay(&upper, whiteouts),
+                    None => tree = Some(upper),
+                }
+                continue;
+            }
+            Layer::Spec(path) => Spec::parse(&read_text(path)?, path)?,
+            Layer::SpecLine(line) => Spec::parse(line, Path::new("-p"))?,
+            Layer::DeviceTable(path) => parse_device_table(&read_text(path)?, path)?,
+        };
+        spec.apply(tree.get_or_insert_with(empty_tree))?;
     }
-    Ok(tree)
+    tree.context("no source given")
 }
 
+/// A tree of only a root directory (0755, owned by root, epoch times), for
+/// images described by spec files alone.
+fn empty_tree() -> Tree {
+    Tree::new(Metadata {
+        perm: 0o755,
+        uid: 0,
+        gid: 0,
+        atime: Timestamp::default(),
+        mtime: Timestamp::default(),
+        ctime: Timestamp::default(),
+        crtime: None,
+        xattrs: Vec::new(),
+    })
+}
+
+/// A directory, or else a tar archive (`-` is stdin).
 fn read_source(path: &Path) -> Result<Tree> {
-    Ok(kiln_tree::read_dir_tree(path)?)
+    if path.as_os_str() != "-" && path.is_dir() {
+        Ok(kiln_tree::read_dir_tree(path)?)
+    } else {
+        Ok(kiln_tree::read_tar(path)?)
+    }
+}
+
+/// Reads a spec, device table or file_contexts file.
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| path.display().to_string())
 }
 
 /// `SOURCE_DATE_EPOCH`, if set.

@@ -25,6 +25,56 @@ pub enum TreeError {
         /// The source path concerned.
         path: PathBuf,
     },
+    /// A line of a spec file, device table or file_contexts file is malformed.
+    #[error("{}:{line}:{column}: {what}", origin.display())]
+    Spec {
+        /// The file the line is in.
+        origin: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+        /// Column (in characters), from 1.
+        column: usize,
+        /// What is wrong.
+        what: String,
+    },
+    /// A spec line could not be applied to the tree (it names the image path).
+    #[error("{}:{line}: {what}", origin.display())]
+    Rule {
+        /// The file the line is in.
+        origin: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong, naming the image path.
+        what: String,
+    },
+    /// A tar archive is malformed, or holds something a tree cannot.
+    #[error("{}: {}{what}", archive.display(), Place { offset: *offset, entry: entry.as_deref() })]
+    Archive {
+        /// The archive (`<stdin>` for standard input).
+        archive: PathBuf,
+        /// The member concerned, as named in the archive, where known.
+        entry: Option<String>,
+        /// Byte offset of the member's header (or of the damage) in the
+        /// uncompressed archive.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// Where in an archive an error lies, as the prefix of its message.
+struct Place<'a> {
+    offset: u64,
+    entry: Option<&'a str>,
+}
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.entry {
+            Some(entry) => write!(f, "{entry} (header at byte {}): ", self.offset),
+            None => write!(f, "at byte {}: ", self.offset),
+        }
+    }
 }
 
 impl TreeError {

@@ -18,6 +18,7 @@
 mod data;
 mod dir;
 mod error;
+mod exclude;
 mod model;
 mod policy;
 mod spec;
@@ -26,6 +27,9 @@ mod tar;
 pub use data::{DataError, DataReader, DataSource};
 pub use dir::read_dir_tree;
 pub use error::TreeError;
+pub use exclude::Excludes;
 pub use kiln_host::HostTime as Timestamp;
 pub use model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
 pub use policy::{IdMap, Policy};
+pub use spec::{parse_device_table, parse_file_contexts, FileContexts, Spec};
+pub use tar::read_tar;

@@ -1,1 +1,495 @@
-//! Tar archive sources (being written).
+//! Reads a tar archive into a [`Tree`], as extracting it would make it.
+//!
+//! Headers are parsed here rather than with the `tar` crate, which expands
+//! the holes of sparse members into zeros (kiln keeps them as holes) and
+//! does not read GNU's PAX sparse formats. What is read:
+//!
+//! - **Layouts:** v7, POSIX ustar (with its name prefix), GNU (long names
+//!   and link targets in `L`/`K` members, base-256 numbers, access and change
+//!   times) and PAX (`x` and `g` headers: `path`, `linkpath`, `uid`, `gid`,
+//!   `size`, `mtime`/`atime`/`ctime` with nanoseconds, `SCHILY.devmajor`/
+//!   `devminor`, `SCHILY.xattr.*`, `LIBARCHIVE.xattr.*`, `SCHILY.acl.*`).
+//!   User and group names are ignored: ownership is the numeric ids.
+//! - **Members:** regular files, hard links (to a member earlier in the
+//!   archive), symlinks (targets verbatim, absolute ones too), character and
+//!   block devices, FIFOs, directories (`D` dump directories too), and sparse
+//!   files (GNU's old `S` members, PAX sparse formats 0.0, 0.1 and 1.0),
+//!   whose holes stay holes.
+//! - **Compression:** gzip, xz, zstd and bzip2, recognised by magic number
+//!   (see [`input`]).
+//!
+//! File data is copied to a spool file (see [`spool`]) as the archive
+//! streams past, so standard input works and nothing is read twice.
+//!
+//! Times, owners and modes all come from the archive, never the host: a
+//! member without `atime` or `ctime` gets its `mtime` for both, and no member
+//! has a creation time. Directories that the archive implies without a member
+//! of their own (`a` for a member `a/b`, and the root when there is no `./`)
+//! get mode 0755, owner 0:0 and all times 0.
+//!
+//! POSIX ACLs come as `SCHILY.xattr.system.posix_acl_*` xattrs (GNU tar's
+//! `--xattrs --xattrs-include='*'`), or as the text of `SCHILY.acl.*` (see
+//! [`acl`]: users and groups there must be numeric).
+//!
+//! Limits: no multi-volume (`M`) or old GNU long-name (`N`) members; reading
+//! stops at the first zero block.
+
+mod acl;
+mod build;
+mod header;
+mod input;
+mod pax;
+mod sparse;
+mod spool;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::model::{Body, FileData, Metadata, Node, Tree, Xattr};
+use crate::{Timestamp, TreeError};
+use build::{components, display, Builder, Components};
+use header::{is_zero_block, Header, BLOCK};
+use input::Input;
+use pax::{Extended, Record};
+use sparse::SparseMap;
+use spool::Spool;
+
+/// The largest `x`, `g`, `L` or `K` member read (they are held in memory).
+const MAX_EXTENSION: u64 = 64 << 20;
+/// How much file data is copied to the spool at a time.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Reads a tar archive (plain or gzip/xz/zstd/bzip2-compressed, detected by
+/// magic bytes) from `path`, or from stdin when `path` is "-", into a Tree.
+///
+/// Member paths lose leading `/` and `./`, doubled slashes and `.`
+/// components; a `..` component is an error. Later members replace earlier
+/// ones of the same path, as extraction would, except that a directory over
+/// a directory only takes the new metadata. Errors name the archive, the
+/// member and the byte offset of its header in the uncompressed archive.
+pub fn read_tar(path: &Path) -> Result<Tree, TreeError> {
+    let archive = if path == Path::new("-") {
+        PathBuf::from("<stdin>")
+    } else {
+        path.to_path_buf()
+    };
+    let input = Input::open(path).map_err(|e| TreeError::io(&archive, e))?;
+    read_stream(archive, input)
+}
+
+/// Reads the archive `input`, named `archive` in messages.
+fn read_stream(archive: PathBuf, input: Input) -> Result<Tree, TreeError> {
+    let spool = Spool::new().map_err(|e| TreeError::io(std::env::temp_dir(), e))?;
+    Reader {
+        archive,
+        input,
+        spool,
+        builder: Builder::new(),
+        globals: BTreeMap::new(),
+        buf: Vec::new(),
+    }
+    .run()
+}
+
+/// Where a member is, for messages: the offset of its first header (an
+/// extension header's, if it has one) and its name once known.
+struct At {
+    /// Byte offset in the uncompressed archive.
+    offset: u64,
+    /// The member's path as the archive spells it.
+    entry: Option<String>,
+}
+
+/// What the `x`, `L` and `K` members before a member said about it.
+#[derive(Default)]
+struct Pending {
+    /// Where the first of them began.
+    start: Option<u64>,
+    /// The name from an `L` member.
+    long_name: Option<Vec<u8>>,
+    /// The link target from a `K` member.
+    long_link: Option<Vec<u8>>,
+    /// The records of `x` members.
+    records: Vec<Record>,
+}
+
+/// One member's header with its extensions applied.
+struct Member {
+    /// The member's own header.
+    header: Header,
+    /// Its PAX keys, global and its own.
+    ext: Extended,
+    /// The path as the archive spells it.
+    raw_path: Vec<u8>,
+    /// The path split and checked.
+    path: Components,
+    /// The link target as the archive spells it.
+    link: Vec<u8>,
+    /// True when a PAX `x` header came before it.
+    has_pax: bool,
+    /// Where it is, for messages.
+    at: At,
+}
+
+/// The state of one read.
+struct Reader {
+    /// The archive's name in messages.
+    archive: PathBuf,
+    /// The uncompressed stream.
+    input: Input,
+    /// Where file data goes.
+    spool: Spool,
+    /// The tree so far.
+    builder: Builder,
+    /// Records of `g` headers, in force for every later member (the last
+    /// value of each key).
+    globals: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The copy buffer, allocated at the first file.
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    /// Reads member after member up to the end-of-archive marker (or the
+    /// end of the stream at a member boundary).
+    fn run(mut self) -> Result<Tree, TreeError> {
+        let mut pending = Pending::default();
+        loop {
+            let offset = self.input.offset();
+            let at = At {
+                offset: pending.start.unwrap_or(offset),
+                entry: None,
+            };
+            let block = self.input.block().map_err(|e| self.io_error(&at, e))?;
+            let Some(block) = block.filter(|b| !is_zero_block(b)) else {
+                if pending.start.is_some() {
+                    return Err(self.fail(&at, "the archive ends after an extension header"));
+                }
+                break;
+            };
+            let header = Header::parse(block).map_err(|what| {
+                let here = At {
+                    offset,
+                    entry: None,
+                };
+                self.fail(&here, what)
+            })?;
+            pending.start.get_or_insert(offset);
+            match header.typeflag() {
+                b'x' => pending.records.extend(self.records(&header, &at)?),
+                b'g' => {
+                    let records = self.records(&header, &at)?;
+                    self.globals.extend(records);
+                }
+                b'L' => pending.long_name = Some(self.long_text(&header, &at)?),
+                b'K' => pending.long_link = Some(self.long_text(&header, &at)?),
+                // A tape volume label: no member.
+                b'V' => {
+                    let size = header.size().map_err(|w| self.fail(&at, w))?;
+                    self.skip_data(size, &at)?;
+                    pending = Pending::default();
+                }
+                _ => {
+                    let member = self.member(header, std::mem::take(&mut pending))?;
+                    self.add(member)?;
+                }
+            }
+        }
+        let end = At {
+            offset: self.input.offset(),
+            entry: None,
+        };
+        self.input.drain().map_err(|e| self.io_error(&end, e))?;
+        self.spool.finish().map_err(|e| self.spool_error(&end, e))?;
+        Ok(self.builder.finish())
+    }
+
+    /// The data of an extension member, whole.
+    fn extension_data(&mut self, header: &Header, at: &At) -> Result<Vec<u8>, TreeError> {
+        let size = header.size().map_err(|w| self.fail(at, w))?;
+        if size > MAX_EXTENSION {
+            return Err(self.fail(at, format!("an extension header of {size} bytes")));
+        }
+        let mut data = vec![0u8; size as usize];
+        self.input
+            .exact(&mut data)
+            .map_err(|e| self.io_error(at, e))?;
+        self.skip_data(0, at)?;
+        Ok(data)
+    }
+
+    /// The records of a PAX `x` or `g` member.
+    fn records(&mut self, header: &Header, at: &At) -> Result<Vec<Record>, TreeError> {
+        let data = self.extension_data(header, at)?;
+        pax::records(&data).map_err(|w| self.fail(at, w))
+    }
+
+    /// A GNU long name or link target: the data up to its first NUL.
+    fn long_text(&mut self, header: &Header, at: &At) -> Result<Vec<u8>, TreeError> {
+        let mut data = self.extension_data(header, at)?;
+        let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+        data.truncate(end);
+        Ok(data)
+    }
+
+    /// Applies the extensions to `header`: the member's path, link and
+    /// extended keys.
+    fn member(&mut self, header: Header, pending: Pending) -> Result<Member, TreeError> {
+        let long_name = pending.long_name.unwrap_or_else(|| header.name());
+        let mut at = At {
+            offset: pending.start.unwrap_or(0),
+            entry: Some(lossy(&long_name)),
+        };
+        let mut ext = Extended::default();
+        let locals = pending.records.iter().map(|(k, v)| (k, v));
+        for (key, value) in self.globals.iter().chain(locals) {
+            ext.apply(key, value).map_err(|w| self.fail(&at, w))?;
+        }
+        let raw_path = ext
+            .sparse
+            .name
+            .take()
+            .or(ext.path.take())
+            .unwrap_or(long_name);
+        at.entry = Some(lossy(&raw_path));
+        let path = components(&raw_path).map_err(|w| self.fail(&at, w))?;
+        let link = ext
+            .linkpath
+            .take()
+            .or(pending.long_link)
+            .unwrap_or_else(|| header.linkname());
+        Ok(Member {
+            header,
+            ext,
+            raw_path,
+            path,
+            link,
+            has_pax: !pending.records.is_empty(),
+            at,
+        })
+    }
+
+    /// Reads the member's data and puts it in the tree.
+    fn add(&mut self, mut m: Member) -> Result<(), TreeError> {
+        let meta = metadata(&m.header, &mut m.ext).map_err(|w| self.fail(&m.at, w))?;
+        let size = match m.ext.size {
+            Some(size) => size,
+            None => m.header.size().map_err(|w| self.fail(&m.at, w))?,
+        };
+        let body = match m.header.typeflag() {
+            b'0' | 0 | b'7' if m.raw_path.ends_with(b"/") => self.dir(size, &m.at)?,
+            b'0' | 0 | b'7' | b'S' => self.file(&m, size)?,
+            b'1' => {
+                // Tar writers put sizes in link headers with no data after
+                // them; only PAX lets a hard link carry (a copy of) its data.
+                self.skip_data(if m.has_pax { size } else { 0 }, &m.at)?;
+                let target = components(&m.link).map_err(|w| self.fail(&m.at, w))?;
+                return self
+                    .builder
+                    .hard_link(&m.path, &target)
+                    .map_err(|w| self.fail(&m.at, w));
+            }
+            b'2' if m.link.is_empty() => return Err(self.fail(&m.at, "a symlink to nothing")),
+            b'2' => Body::Symlink(std::mem::take(&mut m.link)),
+            b'3' | b'4' => {
+                let (major, minor) = self.device(&m)?;
+                match m.header.typeflag() {
+                    b'3' => Body::CharDevice(major, minor),
+                    _ => Body::BlockDevice(major, minor),
+                }
+            }
+            b'5' | b'D' => self.dir(size, &m.at)?,
+            b'6' => Body::Fifo,
+            t => {
+                return Err(self.fail(
+                    &m.at,
+                    format!("unsupported member type {:?}", char::from(t)),
+                ))
+            }
+        };
+        self.builder
+            .put(&m.path, Node { meta, body })
+            .map_err(|w| self.fail(&m.at, w))
+    }
+
+    /// A directory, its data (if any) skipped.
+    fn dir(&mut self, size: u64, at: &At) -> Result<Body, TreeError> {
+        // A GNU dump directory lists its entries as data: not needed.
+        self.skip_data(size, at)?;
+        Ok(Body::Dir(BTreeMap::new()))
+    }
+
+    /// A device's numbers: from `SCHILY.devmajor`/`devminor`, else the header.
+    fn device(&self, m: &Member) -> Result<(u32, u32), TreeError> {
+        let (major, minor) = match (m.ext.devmajor, m.ext.devminor) {
+            (Some(major), Some(minor)) => (major, minor),
+            (major, minor) => {
+                let (hmajor, hminor) = m.header.device().map_err(|w| self.fail(&m.at, w))?;
+                (major.unwrap_or(hmajor), minor.unwrap_or(hminor))
+            }
+        };
+        Ok((major, minor))
+    }
+
+    /// Copies a regular file's data to the spool: the whole `size` bytes, or
+    /// the segments of a sparse member.
+    fn file(&mut self, m: &Member, size: u64) -> Result<Body, TreeError> {
+        let (map, stored) = self.sparse_map(m, size)?;
+        map.check(stored).map_err(|w| self.fail(&m.at, w))?;
+        let base = self.spool.reserve(map.real_size).ok_or_else(|| {
+            let what = format!("a file of {} bytes", map.real_size);
+            self.fail(&m.at, what)
+        })?;
+        for &(offset, length) in &map.segments {
+            self.copy(base + offset, length, &m.at)?;
+        }
+        self.skip_data(0, &m.at)?;
+        Ok(Body::File(FileData {
+            origin: PathBuf::from(format!("{}:{}", self.archive.display(), display(&m.path))),
+            source: self.spool.source(base),
+            size: map.real_size,
+            data: map.ranges(),
+        }))
+    }
+
+    /// The member's sparse map (a one-segment map for a plain file) and the
+    /// bytes of data still to come.
+    fn sparse_map(&mut self, m: &Member, size: u64) -> Result<(SparseMap, u64), TreeError> {
+        if m.header.typeflag() == b'S' {
+            let map = self.gnu_sparse_map(&m.header, &m.at)?;
+            return Ok((map, size));
+        }
+        if !m.ext.sparse.present() {
+            return Ok((SparseMap::dense(size), size));
+        }
+        if m.ext.sparse.major != Some(1) {
+            let map = SparseMap::from_keys(&m.ext.sparse).map_err(|w| self.fail(&m.at, w))?;
+            return Ok((map, size));
+        }
+        let real_size = m
+            .ext
+            .sparse
+            .real_size
+            .ok_or_else(|| self.fail(&m.at, "a sparse member without GNU.sparse.realsize"))?;
+        let mut taken = 0u64;
+        let input = &mut self.input;
+        let (segments, blocks) = sparse::read_map_1_0(|| {
+            taken += BLOCK as u64;
+            if taken > size {
+                return Err("the sparse map runs past the member's data".into());
+            }
+            let mut block = vec![0u8; BLOCK];
+            input.exact(&mut block).map_err(|e| input.describe(&e))?;
+            Ok(block)
+        })
+        .map_err(|w| self.fail(&m.at, w))?;
+        let map = SparseMap {
+            segments,
+            real_size,
+        };
+        Ok((map, size - blocks * BLOCK as u64))
+    }
+
+    /// The map of an old GNU sparse member: in its header, continued in
+    /// extension blocks right after it.
+    fn gnu_sparse_map(&mut self, header: &Header, at: &At) -> Result<SparseMap, TreeError> {
+        let mut part = header.gnu_sparse().map_err(|w| self.fail(at, w))?;
+        let mut segments = std::mem::take(&mut part.entries);
+        while part.extended {
+            let block = self.input.block().map_err(|e| self.io_error(at, e))?;
+            let block = block.ok_or_else(|| self.fail(at, "the archive ends in a sparse map"))?;
+            part = header::sparse_extension(&block).map_err(|w| self.fail(at, w))?;
+            segments.append(&mut part.entries);
+        }
+        let real_size = header.gnu_real_size().map_err(|w| self.fail(at, w))?;
+        Ok(SparseMap {
+            segments,
+            real_size,
+        })
+    }
+
+    /// Copies `length` bytes of the archive to byte `pos` of the spool.
+    fn copy(&mut self, pos: u64, length: u64, at: &At) -> Result<(), TreeError> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; COPY_CHUNK];
+        }
+        let mut done = 0;
+        while done < length {
+            let n = (length - done).min(COPY_CHUNK as u64) as usize;
+            let chunk = &mut self.buf[..n];
+            self.input.exact(chunk).map_err(|e| self.io_error(at, e))?;
+            self.spool
+                .write_at(pos + done, &self.buf[..n])
+                .map_err(|e| self.spool_error(at, e))?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Skips `size` bytes of member data, then the padding to the next block.
+    fn skip_data(&mut self, size: u64, at: &At) -> Result<(), TreeError> {
+        let block = BLOCK as u64;
+        let pad = (block - (self.input.offset() % block + size % block) % block) % block;
+        let total = size
+            .checked_add(pad)
+            .ok_or_else(|| self.fail(at, "an absurd size"))?;
+        self.input.skip(total).map_err(|e| self.io_error(at, e))
+    }
+
+    /// The error for a problem with the archive at `at`.
+    fn fail(&self, at: &At, what: impl Into<String>) -> TreeError {
+        TreeError::Archive {
+            archive: self.archive.clone(),
+            entry: at.entry.clone(),
+            offset: at.offset,
+            what: what.into(),
+        }
+    }
+
+    /// The error for a failed or short read of the archive.
+    fn io_error(&self, at: &At, e: io::Error) -> TreeError {
+        self.fail(at, self.input.describe(&e))
+    }
+
+    /// The error for a failed write to the spool (a full temporary directory).
+    fn spool_error(&self, at: &At, e: io::Error) -> TreeError {
+        self.fail(at, format!("writing the temporary spool file: {e}"))
+    }
+}
+
+/// Owner, mode, times and xattrs of a member, taking the xattrs out of `ext`.
+fn metadata(header: &Header, ext: &mut Extended) -> Result<Metadata, String> {
+    let secs = |secs| Timestamp { secs, nanos: 0 };
+    let mtime = match ext.mtime {
+        Some(t) => t,
+        None => secs(header.mtime()?),
+    };
+    let (gnu_atime, gnu_ctime) = header.gnu_times()?;
+    ext.acls_to_xattrs()?;
+    Ok(Metadata {
+        perm: header.perm()?,
+        uid: match ext.uid {
+            Some(uid) => uid,
+            None => header.uid()?,
+        },
+        gid: match ext.gid {
+            Some(gid) => gid,
+            None => header.gid()?,
+        },
+        atime: ext.atime.or(gnu_atime.map(secs)).unwrap_or(mtime),
+        mtime,
+        ctime: ext.ctime.or(gnu_ctime.map(secs)).unwrap_or(mtime),
+        crtime: None,
+        xattrs: std::mem::take(&mut ext.xattrs)
+            .into_iter()
+            .map(|(name, value)| Xattr { name, value })
+            .collect(),
+    })
+}
+
+/// Raw bytes for a message.
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
