@@ -101,6 +101,11 @@ impl Policy {
         }
         for id in tree.reachable() {
             let meta = &mut tree.node_mut(id).meta;
+            if self.set_time.is_some() {
+                // Every time, creation time too, whether the source had one
+                // (a directory) or not (an archive): the same image either way.
+                meta.crtime.get_or_insert_default();
+            }
             let times = [&mut meta.atime, &mut meta.mtime, &mut meta.ctime];
             for t in times.into_iter().chain(meta.crtime.as_mut()) {
                 *t = self.time(*t);
@@ -212,6 +217,7 @@ mod tests {
         };
         set.apply_to_source(&mut t);
         set.apply_to_image(&mut t).unwrap();
+        assert_eq!(t.node(f).meta.crtime, Some(Timestamp { secs: 5, nanos: 0 }));
         assert_eq!(
             t.node(Tree::ROOT).meta.atime,
             Timestamp { secs: 5, nanos: 0 }

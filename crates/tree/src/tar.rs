@@ -285,13 +285,17 @@ impl Reader {
                 // Tar writers put sizes in link headers with no data after
                 // them; only PAX lets a hard link carry (a copy of) its data.
                 self.skip_data(if m.has_pax { size } else { 0 }, &m.at)?;
-                let target = components(&m.link).map_err(|w| self.fail(&m.at, w))?;
+                let target = components(&m.link).map_err(|w| {
+                    self.fail(&m.at, format!("its link target {}: {w}", lossy(&m.link)))
+                })?;
                 return self
                     .builder
                     .hard_link(&m.path, &target)
                     .map_err(|w| self.fail(&m.at, w));
             }
-            b'2' if m.link.is_empty() => return Err(self.fail(&m.at, "a symlink to nothing")),
+            b'2' if m.link.is_empty() || m.link.contains(&0) => {
+                return Err(self.fail(&m.at, "a symlink target that is empty or has a NUL"))
+            }
             b'2' => Body::Symlink(std::mem::take(&mut m.link)),
             b'3' | b'4' => {
                 let (major, minor) = self.device(&m)?;

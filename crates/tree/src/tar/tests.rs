@@ -323,6 +323,8 @@ fn hostile_paths_and_links() {
     assert!(e.contains("root"), "{e}");
     let e = error(&Tarball::default().link("s", b'2', "").end());
     assert!(e.contains("symlink"), "{e}");
+    let e = error(&Tarball::default().link("h", b'1', "../up").end());
+    assert!(e.contains("link target ../up"), "{e}");
     let e = error(&Tarball::default().add("weird", b'Z', b"").end());
     assert!(e.contains("'Z'"), "{e}");
 }
