@@ -15,6 +15,7 @@
 // not a mistaken `(0..n).collect()`.
 #![allow(clippy::single_range_in_vec_init)]
 
+mod base64;
 mod data;
 mod dir;
 mod error;

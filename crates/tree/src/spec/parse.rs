@@ -339,7 +339,9 @@ fn xattr_name(name: &[u8]) -> Result<&[u8], String> {
 fn xattr_value(raw: &[u8]) -> Result<Vec<u8>, String> {
     match raw {
         [b'0', b'x' | b'X', hex @ ..] => decode_hex(hex),
-        [b'0', b's' | b'S', b64 @ ..] => decode_base64(b64),
+        [b'0', b's' | b'S', b64 @ ..] => {
+            crate::base64::decode(b64).map_err(|_| format!("`0s{}` is not base64", show(b64)))
+        }
         _ => Ok(raw.to_vec()),
     }
 }
@@ -355,38 +357,6 @@ fn decode_hex(hex: &[u8]) -> Result<Vec<u8>, String> {
             u8::from_str_radix(text, 16).map_err(|_| bad())
         })
         .collect()
-}
-
-/// Standard base64 (`+`, `/`), padding optional.
-fn decode_base64(text: &[u8]) -> Result<Vec<u8>, String> {
-    let bad = || format!("`0s{}` is not base64", show(text));
-    let data = text
-        .strip_suffix(b"==")
-        .or(text.strip_suffix(b"="))
-        .unwrap_or(text);
-    if data.len() % 4 == 1 || (data.len() != text.len() && text.len() % 4 != 0) {
-        return Err(bad());
-    }
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in data {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return Err(bad()),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
 }
 
 /// What the lines so far create, to find two lines making one path.

@@ -107,7 +107,7 @@ impl Extended {
         }
         if let Some(name) = key.strip_prefix(b"LIBARCHIVE.xattr.") {
             let name = percent_decode(name).map_err(bad)?;
-            let value = base64_decode(value).map_err(bad)?;
+            let value = crate::base64::decode(value).map_err(bad)?;
             return self.xattr(name, value).map_err(bad);
         }
         let value = (!value.is_empty()).then_some(value);
@@ -260,39 +260,6 @@ fn percent_decode(text: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Decodes standard base64, with or without `=` padding.
-fn base64_decode(text: &[u8]) -> Result<Vec<u8>, String> {
-    let digits = text
-        .strip_suffix(b"==")
-        .or(text.strip_suffix(b"="))
-        .unwrap_or(text);
-    if digits.len() % 4 == 1 {
-        return Err("bad base64 length".into());
-    }
-    let value = |b: u8| -> Result<u32, String> {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return Err(format!("{:?} is not a base64 digit", char::from(b))),
-        };
-        Ok(u32::from(v))
-    };
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    for group in digits.chunks(4) {
-        let bits = group
-            .iter()
-            .try_fold(0u32, |acc, &b| Ok::<_, String>(acc << 6 | value(b)?))?;
-        // A group of n digits holds n - 1 whole bytes, left-aligned.
-        let bits = bits << (6 * (4 - group.len()));
-        let bytes = bits.to_be_bytes();
-        out.extend_from_slice(&bytes[1..group.len()]);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,18 +321,6 @@ mod tests {
         assert!(e.apply(b"LIBARCHIVE.xattr.user.x", b"a$b=").is_err());
         assert!(e.apply(b"LIBARCHIVE.xattr.user.%4", b"").is_err());
         assert!(e.apply(b"SCHILY.xattr.", b"v").is_err());
-    }
-
-    #[test]
-    fn base64_with_and_without_padding() {
-        assert_eq!(base64_decode(b"").unwrap(), b"");
-        assert_eq!(base64_decode(b"YQ==").unwrap(), b"a");
-        assert_eq!(base64_decode(b"YQ").unwrap(), b"a");
-        assert_eq!(base64_decode(b"YWI=").unwrap(), b"ab");
-        assert_eq!(base64_decode(b"YWJj").unwrap(), b"abc");
-        assert_eq!(base64_decode(b"AP8/+w").unwrap(), [0, 0xff, 0x3f, 0xfb]);
-        assert!(base64_decode(b"Y").is_err());
-        assert!(base64_decode(b"Y===").is_err());
     }
 
     #[test]
