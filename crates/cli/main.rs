@@ -14,9 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches};
-use kiln_tree::{
-    parse_device_table, parse_file_contexts, Excludes, Metadata, Policy, Spec, Timestamp, Tree,
-};
+use kiln_tree::{parse_device_table, parse_file_contexts, Excludes, Metadata, Policy, Spec, Tree};
 
 use flags::{BuildArgs, Cli, Command, Layer};
 
@@ -125,16 +123,7 @@ fn read_layers(layers: &[Layer], whiteouts: bool, policy: &Policy) -> Result<Tre
 /// A tree of only a root directory (0755, owned by root, epoch times), for
 /// images described by spec files alone.
 fn empty_tree() -> Tree {
-    Tree::new(Metadata {
-        perm: 0o755,
-        uid: 0,
-        gid: 0,
-        atime: Timestamp::default(),
-        mtime: Timestamp::default(),
-        ctime: Timestamp::default(),
-        crtime: None,
-        xattrs: Vec::new(),
-    })
+    Tree::new(Metadata::made(0o755, 0, 0))
 }
 
 /// A directory, or else a tar archive (`-` is stdin).

@@ -54,16 +54,7 @@ mod tests {
 
     #[test]
     fn matching_entries_and_their_subtrees_go() {
-        let meta = Metadata {
-            perm: 0o755,
-            uid: 0,
-            gid: 0,
-            atime: Default::default(),
-            mtime: Default::default(),
-            ctime: Default::default(),
-            crtime: None,
-            xattrs: Vec::new(),
-        };
+        let meta = Metadata::made(0o755, 0, 0);
         let mut t = Tree::new(meta.clone());
         let node = |body| Node {
             meta: meta.clone(),

@@ -40,6 +40,24 @@ pub struct Metadata {
     pub xattrs: Vec<Xattr>,
 }
 
+impl Metadata {
+    /// Permission bits `perm`, owner `uid:gid`, every time the epoch, no
+    /// xattrs: what kiln gives the entries it makes itself (implied parent
+    /// directories, spec entries without times), so nothing depends on the clock.
+    pub fn made(perm: u16, uid: u32, gid: u32) -> Metadata {
+        Metadata {
+            perm,
+            uid,
+            gid,
+            atime: Timestamp::default(),
+            mtime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            crtime: None,
+            xattrs: Vec::new(),
+        }
+    }
+}
+
 /// A regular file's bytes: where they come from and where the holes are.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FileData {
@@ -303,16 +321,7 @@ mod tests {
     use super::*;
 
     fn meta(perm: u16) -> Metadata {
-        Metadata {
-            perm,
-            uid: 0,
-            gid: 0,
-            atime: Timestamp::default(),
-            mtime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            crtime: None,
-            xattrs: Vec::new(),
-        }
+        Metadata::made(perm, 0, 0)
     }
 
     fn dir(tree: &mut Tree, parent: NodeId, name: &str, perm: u16) -> NodeId {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{file_type, type_name, Attrs, Change, Glob, ImagePath, NewBody, Op, Owner, Spec};
 use crate::model::{Body, FileData, Metadata, Node, NodeId};
-use crate::{DataSource, Timestamp, Tree, TreeError};
+use crate::{DataSource, Tree, TreeError};
 
 /// Where a line comes from: for messages, and to find relative host paths.
 struct Place<'a> {
@@ -23,16 +23,7 @@ impl Owner {
     /// Metadata of a node made now: this owner, times at the epoch (never
     /// the clock, so builds repeat), no xattrs.
     fn new_meta(self) -> Metadata {
-        Metadata {
-            perm: self.perm,
-            uid: self.uid,
-            gid: self.gid,
-            atime: Timestamp::default(),
-            mtime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            crtime: None,
-            xattrs: Vec::new(),
-        }
+        Metadata::made(self.perm, self.uid, self.gid)
     }
 }
 

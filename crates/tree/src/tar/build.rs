@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use crate::model::{Body, Metadata, Node, NodeId, Tree};
-use crate::Timestamp;
 
 /// A member path split into components: no empty, `.` or `..` ones.
 pub(super) type Components = Vec<Vec<u8>>;
@@ -38,16 +37,7 @@ pub(super) fn display(path: &[Vec<u8>]) -> String {
 /// mode 0755, owned by 0:0, all times 0 (the epoch), so the result never
 /// depends on the host or the clock.
 fn implied_dir_meta() -> Metadata {
-    Metadata {
-        perm: 0o755,
-        uid: 0,
-        gid: 0,
-        atime: Timestamp::default(),
-        mtime: Timestamp::default(),
-        ctime: Timestamp::default(),
-        crtime: None,
-        xattrs: Vec::new(),
-    }
+    Metadata::made(0o755, 0, 0)
 }
 
 /// The tree being filled.
