@@ -97,27 +97,17 @@ fn unreadable_file() {
         return;
     }
     // kiln runs as nobody; the file is root's with mode 0000.
-    sys::chmod(case.dir(), 0o755);
     let src = case.mkdir("src");
     write_file(&src.join("readable"), b"fine\n");
     let secret = src.join("unreadable-secret");
     write_file(&secret, b"secret\n");
     sys::chmod(&secret, 0o000);
-    let out_dir = case.mkdir("out");
-    sys::lchown(&out_dir, 65534, 65534);
-    let image = out_dir.join("image.img");
-
-    let Some(kiln_bin) = kiln_for_nobody() else {
+    let Some((out, image)) = kiln_build_as_nobody(&case, &src, &[]) else {
         return;
     };
-    let out = run(as_nobody(kiln_bin)
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&image)
-        .args(["-t", "ext3"]));
+    let out_dir = image.parent().expect("the output directory");
     assert_error(&out, &["unreadable-secret"], "unreadable file");
-    assert_dir_holds(&out_dir, &[], "unreadable file");
+    assert_dir_holds(out_dir, &[], "unreadable file");
 }
 
 /// A sparse 17 GiB file: beyond the ~16 GiB a 1 KiB-block block map can

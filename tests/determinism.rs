@@ -40,7 +40,8 @@ fn identical(a: &Path, b: &Path, block_size: u32) -> Result<(), String> {
     Ok(())
 }
 
-fn assert_identical(a: &Path, b: &Path, block_size: u32, what: &str) {
+/// Panics (with the first differing byte and block) unless `a` and `b` are identical.
+pub fn assert_identical(a: &Path, b: &Path, block_size: u32, what: &str) {
     if let Err(e) = identical(a, b, block_size) {
         panic!("{what}: {} and {} differ: {e}", a.display(), b.display());
     }

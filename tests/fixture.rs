@@ -114,7 +114,7 @@ fn long_target(len: usize, c: char) -> String {
 }
 
 /// ACL entry tags of the kernel's VFS xattr format (`posix_acl_xattr.h`).
-mod acl {
+pub mod acl {
     pub const USER_OBJ: u16 = 0x01;
     pub const USER: u16 = 0x02;
     pub const GROUP_OBJ: u16 = 0x04;
@@ -140,7 +140,14 @@ mod acl {
 /// A valid `security.capability` value, revision 2 (`VFS_CAP_REVISION_2`,
 /// effective flag set) granting CAP_NET_BIND_SERVICE and CAP_NET_RAW.
 pub fn capability_v2() -> Vec<u8> {
-    let words: [u32; 5] = [0x0200_0001, (1 << 10) | (1 << 13), 0, 0, 0];
+    capability_v2_of((1 << 10) | (1 << 13))
+}
+
+/// The `security.capability` value (revision 2, effective flag set) that
+/// `setcap` writes to grant `permitted`, a mask of capabilities 0 to 31
+/// (`cap_net_raw+ep` is `1 << 13`).
+pub fn capability_v2_of(permitted: u32) -> Vec<u8> {
+    let words: [u32; 5] = [0x0200_0001, permitted, 0, 0, 0];
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 

@@ -527,3 +527,27 @@ pub fn kiln_for_nobody() -> Option<&'static Path> {
     ));
     None
 }
+
+/// Runs `kiln build SOURCE -o <case>/out/image.img -t TYPE ARGS...` as user
+/// nobody, which owns `out/` (the case's directory is made searchable; the
+/// source must be readable by nobody). Returns kiln's output and the image
+/// path, or `None` after a skip when nobody cannot run kiln.
+pub fn kiln_build_as_nobody(
+    case: &Case,
+    source: &Path,
+    args: &[&str],
+) -> Option<(Output, PathBuf)> {
+    crate::sys::chmod(case.dir(), 0o755);
+    let out_dir = case.mkdir("out");
+    crate::sys::lchown(&out_dir, 65534, 65534);
+    let kiln_bin = kiln_for_nobody()?;
+    let image = out_dir.join("image.img");
+    let out = run(as_nobody(kiln_bin)
+        .arg("build")
+        .arg(source)
+        .arg("-o")
+        .arg(&image)
+        .args(["-t", case.fs_type])
+        .args(args));
+    Some((out, image))
+}

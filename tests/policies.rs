@@ -149,7 +149,6 @@ fn a_plain_user_builds_a_root_owned_image() {
         return;
     }
     let case = Case::new("ext4", 4096);
-    sys::chmod(case.dir(), 0o755);
     let src = case.mkdir("src");
     write_file(&src.join("suid"), b"x");
     for p in [src.join("suid"), src.clone()] {
@@ -157,18 +156,9 @@ fn a_plain_user_builds_a_root_owned_image() {
     }
     // After the chown, which clears setuid bits.
     sys::chmod(&src.join("suid"), 0o4755);
-    let out_dir = case.mkdir("out");
-    sys::lchown(&out_dir, 65534, 65534);
-    let Some(kiln_bin) = kiln_for_nobody() else {
+    let Some((out, image)) = kiln_build_as_nobody(&case, &src, &["--all-root"]) else {
         return;
     };
-    let image = out_dir.join("image.img");
-    let out = run(as_nobody(kiln_bin)
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&image)
-        .args(["-t", "ext4", "--all-root"]));
     assert_success(&out, "kiln build as nobody");
     assert_eq!(
         std::fs::metadata(&image).unwrap().uid(),

@@ -43,5 +43,7 @@ mod bad_input;
 mod ext4;
 // Issue 4: whiteouts, ownership and time policies, a build by a plain user.
 mod policies;
+// Issue 4, point 8: tar archives, spec files, device tables, file_contexts, stdin.
+mod inputs;
 // The torture corpus (slow; CI or an existing tree only).
 mod torture;

@@ -80,6 +80,13 @@ pub fn read_tar(path: &Path) -> Result<Tree, TreeError> {
     read_stream(archive, input)
 }
 
+/// Reads a tar archive (compressed or not) from `reader`, named `name` in
+/// messages: archives that come from somewhere other than a path.
+pub fn read_tar_from(reader: impl std::io::Read + 'static, name: &Path) -> Result<Tree, TreeError> {
+    let input = Input::new(Box::new(reader)).map_err(|e| TreeError::io(name, e))?;
+    read_stream(name.to_path_buf(), input)
+}
+
 /// Reads the archive `input`, named `archive` in messages.
 fn read_stream(archive: PathBuf, input: Input) -> Result<Tree, TreeError> {
     let spool = Spool::new().map_err(|e| TreeError::io(std::env::temp_dir(), e))?;
