@@ -5,6 +5,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::bad_input::assert_error;
 use crate::helpers::*;
 use crate::sys;
 
@@ -172,4 +173,30 @@ fn a_plain_user_builds_a_root_owned_image() {
         (suid.uid(), suid.gid(), suid.mode() & 0o7777),
         (0, 0, 0o4755)
     );
+}
+
+/// Issue 4, point 6: `--exclude` leaves out matching image paths (a
+/// directory with everything below it); a relative glob is refused.
+#[test]
+fn excludes_leave_out_matching_paths() {
+    if !require_mount() {
+        return;
+    }
+    let case = Case::new("ext4", 4096);
+    let src = case.mkdir("src");
+    std::fs::create_dir_all(src.join("var/cache/apt")).unwrap();
+    std::fs::create_dir_all(src.join("usr/lib")).unwrap();
+    write_file(&src.join("var/cache/apt/pkgcache.bin"), b"cache");
+    write_file(&src.join("var/kept"), b"kept");
+    write_file(&src.join("usr/lib/mod.pyc"), b"pyc");
+    write_file(&src.join("usr/lib/mod.py"), b"py");
+    let args = ["--exclude", "/var/cache", "--exclude", "/**/*.pyc"];
+    let mount = build_and_mount(&case, &[&src], &args);
+    assert_eq!(list_dir(&mount.path().join("var")), ["kept"]);
+    assert_eq!(list_dir(&mount.path().join("usr/lib")), ["mod.py"]);
+    drop(mount);
+    let out = run(case
+        .build_command(&[&src], &case.path("relative.img"))
+        .args(["--exclude", "var/cache"]));
+    assert_error(&out, &["--exclude"], "a relative exclude glob");
 }
