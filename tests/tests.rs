@@ -45,5 +45,7 @@ mod ext4;
 mod policies;
 // Issue 4, point 8: tar archives, spec files, device tables, file_contexts, stdin.
 mod inputs;
+// Issue 5: kiln info (against dumpe2fs -h), ls and cat on plain images.
+mod inspect;
 // The torture corpus (slow; CI or an existing tree only).
 mod torture;

@@ -1,6 +1,7 @@
 //! Command-line flags, named as mke2fs users expect, and their validation
-//! into [`BuildOptions`].
+//! into [`BuildOptions`]; the flags of the commands that look inside an image.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -34,7 +35,61 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Build a filesystem image from one or more source directories.
     #[command(after_help = EXAMPLES)]
-    Build(BuildArgs),
+    // Boxed: the build flags dwarf the other commands' (clippy large_enum_variant).
+    Build(Box<BuildArgs>),
+    /// Show what an image's superblock says: type, features, sizes, counts,
+    /// UUID, label, hash seed, times, journal size.
+    Info(InfoArgs),
+    /// List a directory of an image: names as stored, one per line.
+    Ls(LsArgs),
+    /// Write a file of an image to standard output.
+    Cat(CatArgs),
+}
+
+/// Flags of `kiln info`.
+#[derive(Debug, Args)]
+pub(crate) struct InfoArgs {
+    /// The image (a plain filesystem image, not a partitioned disk).
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: PathBuf,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Flags of `kiln ls`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// The image (a plain filesystem image, not a partitioned disk).
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: PathBuf,
+
+    /// The absolute path inside the image of a directory (or a file).
+    #[arg(value_name = "PATH", default_value = "/")]
+    pub(crate) path: OsString,
+
+    /// Long listing: mode, uid, gid, size, mtime (UTC), name (and a
+    /// symlink's target).
+    #[arg(short = 'l')]
+    pub(crate) long: bool,
+
+    /// Recurse into subdirectories: every entry below PATH, as a path
+    /// relative to it, depth first in name order.
+    #[arg(short = 'R')]
+    pub(crate) recursive: bool,
+}
+
+/// Flags of `kiln cat`.
+#[derive(Debug, Args)]
+pub(crate) struct CatArgs {
+    /// The image (a plain filesystem image, not a partitioned disk).
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: PathBuf,
+
+    /// The absolute path inside the image of a file (symlinks are followed).
+    #[arg(value_name = "PATH")]
+    pub(crate) path: OsString,
 }
 
 /// Flags of `kiln build`.
@@ -376,7 +431,9 @@ mod tests {
             "d",
         ];
         let matches = Cli::command().get_matches_from(argv);
-        let Command::Build(args) = Cli::from_arg_matches(&matches).unwrap().command;
+        let Command::Build(args) = Cli::from_arg_matches(&matches).unwrap().command else {
+            panic!("`kiln build` parsed as another command");
+        };
         let sub = matches.subcommand_matches("build").unwrap();
         let layers = args.layers(sub);
         assert_eq!(

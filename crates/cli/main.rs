@@ -3,10 +3,11 @@
 //!
 //! This crate is only flags and glue: parse the command line into
 //! [`kiln_ext::BuildOptions`], read the sources into a tree, plan, and emit
-//! into a sink.
+//! into a sink; `info`, `ls` and `cat` (in `inspect`) read an image back.
 #![forbid(unsafe_code)]
 
 mod flags;
+mod inspect;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ fn main() -> ExitCode {
                 let sub = matches.subcommand_matches("build").expect("build matches");
                 build(&args, &args.layers(sub))
             }
+            Command::Info(args) => inspect::info(&args),
+            Command::Ls(args) => inspect::ls(&args),
+            Command::Cat(args) => inspect::cat(&args),
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,

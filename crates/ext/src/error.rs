@@ -75,6 +75,42 @@ pub enum EmitError {
     Sink(#[from] SinkError),
 }
 
+/// Why an image's superblock could not be read. The caller names the image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The image ends before the end of the primary superblock.
+    #[error(
+        "too short for an ext2/3/4 filesystem ({len} bytes; the superblock ends at byte 2048)"
+    )]
+    ShortImage {
+        /// Bytes the image has.
+        len: usize,
+    },
+    /// `s_magic` is not 0xEF53: not an ext2/3/4 filesystem (or a partitioned disk).
+    #[error("not an ext2/3/4 filesystem (superblock magic {found:#06x}, expected 0xef53)")]
+    BadMagic {
+        /// The magic number found.
+        found: u16,
+    },
+    /// metadata_csum is on and the superblock checksum does not match.
+    #[error("superblock checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
+    Checksum {
+        /// `s_checksum`.
+        stored: u32,
+        /// The CRC32C of the superblock.
+        computed: u32,
+    },
+    /// A field holds a value the format does not allow.
+    #[error("corrupt superblock: {field} is {value}")]
+    BadField {
+        /// The kernel name of the field.
+        field: &'static str,
+        /// Its value.
+        value: u32,
+    },
+}
+
 /// Formats a byte count with a binary suffix for messages.
 pub(crate) fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -74,6 +74,11 @@ features! {
     METADATA_CSUM = "metadata_csum", RoCompat, 0x400, "CRC32C checksums on all metadata.";
 }
 
+/// The incompat bits an ext3 driver knows: filetype, recover, journal_dev, meta_bg.
+const EXT3_INCOMPAT: u32 = 0x2 | 0x4 | 0x8 | 0x10;
+/// The ro_compat bits an ext3 driver knows: sparse_super, large_file, btree_dir.
+const EXT3_RO_COMPAT: u32 = 0x1 | 0x2 | 0x4;
+
 /// The three feature words of the superblock.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Features {
@@ -181,14 +186,43 @@ impl Features {
         Ok(())
     }
 
-    /// The names of the features that are on, space-separated (for messages).
+    /// The names of the features that are on, space-separated, in the order
+    /// and spelling of dumpe2fs (see [`Features::list`]).
     pub fn names(&self) -> String {
-        KNOWN
-            .iter()
-            .filter(|f| self.has(**f))
-            .map(|f| f.name)
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.list().join(" ")
+    }
+
+    /// The names of the features that are on, as dumpe2fs lists them: word by
+    /// word (compat, incompat, ro_compat), bit by bit. A bit kiln does not
+    /// know gets e2fsprogs's fallback name (`FEATURE_I16`).
+    pub fn list(&self) -> Vec<String> {
+        let words = [
+            (Word::Compat, self.compat, 'C'),
+            (Word::Incompat, self.incompat, 'I'),
+            (Word::RoCompat, self.ro_compat, 'R'),
+        ];
+        let mut out = Vec::new();
+        for (word, bits, letter) in words {
+            for n in (0..32).filter(|n| bits & (1 << n) != 0) {
+                let known = KNOWN.iter().find(|f| f.word == word && f.bit == 1 << n);
+                out.push(
+                    known.map_or_else(|| format!("FEATURE_{letter}{n}"), |f| f.name.to_string()),
+                );
+            }
+        }
+        out
+    }
+
+    /// The filesystem type these features make, as blkid names it: ext4 with
+    /// any feature beyond ext3's, ext3 with a journal, else ext2.
+    pub fn fs_type(&self) -> FsType {
+        if self.incompat & !EXT3_INCOMPAT != 0 || self.ro_compat & !EXT3_RO_COMPAT != 0 {
+            FsType::Ext4
+        } else if self.has(HAS_JOURNAL) {
+            FsType::Ext3
+        } else {
+            FsType::Ext2
+        }
     }
 }
 
@@ -203,6 +237,22 @@ mod tests {
             f.names(),
             "has_journal ext_attr resize_inode dir_index filetype extent 64bit flex_bg sparse_super large_file huge_file dir_nlink extra_isize metadata_csum"
         );
+    }
+
+    #[test]
+    fn types_and_unknown_bits() {
+        assert_eq!(Features::defaults(FsType::Ext2).fs_type(), FsType::Ext2);
+        assert_eq!(Features::defaults(FsType::Ext3).fs_type(), FsType::Ext3);
+        assert_eq!(Features::defaults(FsType::Ext4).fs_type(), FsType::Ext4);
+        let mut f = Features::defaults(FsType::Ext2);
+        f.edit("extent").unwrap();
+        assert_eq!(f.fs_type(), FsType::Ext4);
+        let odd = Features {
+            compat: 0x200,
+            incompat: 0x1_0000,
+            ro_compat: 0,
+        };
+        assert_eq!(odd.list(), ["FEATURE_C9", "FEATURE_I16"]);
     }
 
     #[test]

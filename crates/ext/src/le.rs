@@ -1,7 +1,8 @@
 //! Explicit little-endian field access at byte offsets.
 //!
 //! Every on-disk structure is encoded by writing each field at its kernel
-//! offset with these helpers; no struct is ever cast to bytes.
+//! offset with these helpers (and the superblock decoded by reading them);
+//! no struct is ever cast to bytes.
 //!
 //! All functions panic if the field does not fit in `buf`: the offsets are
 //! constants of the format, so that is a bug in kiln, never bad input.
@@ -25,14 +26,12 @@ pub(crate) fn put_be32(buf: &mut [u8], off: usize, v: u32) {
 }
 
 /// Reads a little-endian u16 at `off`.
-#[cfg(test)]
 #[track_caller]
 pub(crate) fn get_u16(buf: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([buf[off], buf[off + 1]])
 }
 
 /// Reads a little-endian u32 at `off`.
-#[cfg(test)]
 #[track_caller]
 pub(crate) fn get_u32(buf: &[u8], off: usize) -> u32 {
     u32::from_le_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]])

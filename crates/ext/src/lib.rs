@@ -5,6 +5,8 @@
 //! deterministically and without IO. [`emit`] then renders the plan into a
 //! [`kiln_sink::Sink`] in one pass, copying file data in parallel.
 //! [`derive_ids`] derives the UUID and hash seed from the inputs.
+//! [`read_superblock`] decodes an image's superblock into a
+//! [`SuperblockView`] (for `kiln info`), with the writer's offsets.
 //!
 //! One module per on-disk structure: [`superblock`](crate::superblock),
 //! group descriptors, inodes, directory entries, extended attributes, block
@@ -43,9 +45,10 @@ mod superblock;
 mod xattr;
 
 pub use emit::emit;
-pub use error::{EmitError, PlanError};
+pub use error::{EmitError, PlanError, ReadError};
 pub use features::{Features, FsType};
 pub use geometry::Geometry;
 pub use ids::derive_ids;
 pub use options::{BuildOptions, HashAlg};
 pub use plan::{plan, Plan};
+pub use superblock::{read_superblock, SuperblockView};

@@ -1,0 +1,339 @@
+//! `kiln info`, `kiln ls` and `kiln cat`: looking inside a plain image
+//! without mounting it.
+//!
+//! `info` decodes the superblock with kiln's own code
+//! ([`kiln_ext::read_superblock`], sharing the writer's offsets); `ls` and
+//! `cat` read directories and files through the `ext4-view` crate. Every
+//! error names the image and, where there is one, the path inside it.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ext4_view::{Ext4, Metadata, PathBuf as ImagePath};
+use kiln_ext::SuperblockView;
+use serde::Serialize;
+
+use crate::flags::{CatArgs, InfoArgs, LsArgs};
+
+/// Bytes of the image that hold the primary superblock.
+const SUPERBLOCK_END: u64 = 2048;
+/// `ls -R` refuses to go deeper: a corrupt image can link a directory into
+/// its own subtree, and this bounds the walk (real trees are far shallower).
+const MAX_DEPTH: usize = 4096;
+/// Seconds in a day, for the UTC dates of `info` and `ls -l`.
+const DAY: i64 = 86_400;
+
+/// What `kiln info` reports, in text or as JSON.
+#[derive(Debug, Serialize)]
+struct Info {
+    fs_type: &'static str,
+    features: Vec<String>,
+    block_size: u32,
+    inode_size: u16,
+    blocks_count: u64,
+    blocks_used: u64,
+    free_blocks: u64,
+    reserved_blocks: u64,
+    inodes_count: u32,
+    inodes_used: u32,
+    free_inodes: u32,
+    uuid: String,
+    label: String,
+    hash_seed: String,
+    default_hash: &'static str,
+    created: i64,
+    last_write: i64,
+    journal_size: Option<u64>,
+    groups: u64,
+    blocks_per_group: u32,
+    inodes_per_group: u32,
+}
+
+impl Info {
+    /// The report of a decoded superblock.
+    fn new(sb: &SuperblockView) -> Info {
+        Info {
+            fs_type: sb.fs_type().name(),
+            features: sb.features.list(),
+            block_size: sb.block_size,
+            inode_size: sb.inode_size,
+            blocks_count: sb.blocks_count,
+            // Saturating: a corrupt image may claim more free than total.
+            blocks_used: sb.blocks_count.saturating_sub(sb.free_blocks),
+            free_blocks: sb.free_blocks,
+            reserved_blocks: sb.reserved_blocks,
+            inodes_count: sb.inodes_count,
+            inodes_used: sb.inodes_count.saturating_sub(sb.free_inodes),
+            free_inodes: sb.free_inodes,
+            uuid: uuid::Uuid::from_bytes(sb.uuid).to_string(),
+            label: String::from_utf8_lossy(sb.label_bytes()).into_owned(),
+            hash_seed: uuid::Uuid::from_bytes(sb.hash_seed).to_string(),
+            default_hash: sb.hash_name(),
+            created: sb.mkfs_time,
+            last_write: sb.write_time,
+            journal_size: sb.journal_size,
+            groups: sb.groups(),
+            blocks_per_group: sb.blocks_per_group,
+            inodes_per_group: sb.inodes_per_group,
+        }
+    }
+
+    /// The text report: one `Name: value` line per field.
+    fn text(&self) -> String {
+        let journal = self
+            .journal_size
+            .map_or_else(|| "none".to_string(), |n| n.to_string());
+        let lines = [
+            ("Filesystem type", self.fs_type.to_string()),
+            ("Features", self.features.join(" ")),
+            ("Block size", self.block_size.to_string()),
+            ("Inode size", self.inode_size.to_string()),
+            ("Block count", self.blocks_count.to_string()),
+            ("Used blocks", self.blocks_used.to_string()),
+            ("Free blocks", self.free_blocks.to_string()),
+            ("Reserved blocks", self.reserved_blocks.to_string()),
+            ("Inode count", self.inodes_count.to_string()),
+            ("Used inodes", self.inodes_used.to_string()),
+            ("Free inodes", self.free_inodes.to_string()),
+            ("UUID", self.uuid.clone()),
+            ("Label", self.label.clone()),
+            ("Hash seed", self.hash_seed.clone()),
+            ("Default hash", self.default_hash.to_string()),
+            ("Created", utc(self.created)),
+            ("Last write", utc(self.last_write)),
+            ("Journal size", journal),
+            ("Groups", self.groups.to_string()),
+            ("Blocks per group", self.blocks_per_group.to_string()),
+            ("Inodes per group", self.inodes_per_group.to_string()),
+        ];
+        lines
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\n"))
+            .collect()
+    }
+}
+
+/// `kiln info IMAGE [--json]`.
+pub(crate) fn info(args: &InfoArgs) -> Result<()> {
+    let image = &args.image;
+    let head = read_head(image)?;
+    let sb = kiln_ext::read_superblock(&head).with_context(|| image.display().to_string())?;
+    let info = Info::new(&sb);
+    let text = if args.json {
+        serde_json::to_string_pretty(&info)? + "\n"
+    } else {
+        info.text()
+    };
+    io::stdout()
+        .write_all(text.as_bytes())
+        .context("writing to standard output")
+}
+
+/// The first bytes of the image, up to the end of the primary superblock.
+fn read_head(image: &Path) -> Result<Vec<u8>> {
+    let file = File::open(image).with_context(|| image.display().to_string())?;
+    let mut head = Vec::new();
+    file.take(SUPERBLOCK_END)
+        .read_to_end(&mut head)
+        .with_context(|| image.display().to_string())?;
+    Ok(head)
+}
+
+/// `kiln ls IMAGE [PATH] [-l] [-R]`.
+pub(crate) fn ls(args: &LsArgs) -> Result<()> {
+    let fs = load(&args.image)?;
+    let path = image_path(&args.image, &args.path)?;
+    let at = |p: &ImagePath| format!("{}: {}", args.image.display(), p.display());
+    let meta = fs.symlink_metadata(&path).with_context(|| at(&path))?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    if !meta.is_dir() {
+        return print_entry(&fs, &path, path.as_ref(), &meta, args.long, &mut out);
+    }
+    // An explicit stack, not recursion: depth is bounded by MAX_DEPTH alone.
+    let mut stack = vec![(path, Vec::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let mut children = Vec::new();
+        for entry in fs.read_dir(&dir).with_context(|| at(&dir))? {
+            let entry = entry.with_context(|| at(&dir))?;
+            let name = entry.file_name().as_ref().to_vec();
+            if name != b"." && name != b".." {
+                children.push((name, entry.path()));
+            }
+        }
+        children.sort();
+        let mut subdirs = Vec::new();
+        for (name, child) in children {
+            let meta = fs.symlink_metadata(&child).with_context(|| at(&child))?;
+            let shown = [prefix.as_slice(), &name].concat();
+            print_entry(&fs, &child, &shown, &meta, args.long, &mut out)?;
+            if args.recursive && meta.is_dir() {
+                subdirs.push((child, [shown, b"/".to_vec()].concat()));
+            }
+        }
+        if !subdirs.is_empty() && prefix_depth(&prefix) >= MAX_DEPTH {
+            bail!(
+                "{}: directories nest deeper than {MAX_DEPTH} levels (a loop in a corrupt image?)",
+                at(&dir)
+            );
+        }
+        // Reversed so that the stack pops them in name order.
+        stack.extend(subdirs.into_iter().rev());
+    }
+    out.flush().context("writing to standard output")
+}
+
+/// Levels below the listed directory that `prefix` (`a/b/`) stands for.
+fn prefix_depth(prefix: &[u8]) -> usize {
+    prefix.iter().filter(|&&c| c == b'/').count()
+}
+
+/// Prints one entry of `ls`: its name as raw bytes, with `-l` its details first.
+fn print_entry(
+    fs: &Ext4,
+    path: &ImagePath,
+    shown: &[u8],
+    meta: &Metadata,
+    long: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    let write = |out: &mut dyn Write, bytes: &[u8]| {
+        out.write_all(bytes).context("writing to standard output")
+    };
+    if long {
+        let details = format!(
+            "{} {:>5} {:>5} {:>10} {} ",
+            mode_string(meta),
+            meta.uid(),
+            meta.gid(),
+            meta.len(),
+            utc(meta.modified().seconds())
+        );
+        write(out, details.as_bytes())?;
+    }
+    write(out, shown)?;
+    if long && meta.is_symlink() {
+        let target = fs
+            .read_link(path)
+            .with_context(|| format!("{}: reading the link target", path.display()))?;
+        write(out, b" -> ")?;
+        write(out, target.as_ref())?;
+    }
+    write(out, b"\n")
+}
+
+/// `kiln cat IMAGE PATH`.
+pub(crate) fn cat(args: &CatArgs) -> Result<()> {
+    let fs = load(&args.image)?;
+    let path = image_path(&args.image, &args.path)?;
+    let at = || format!("{}: {}", args.image.display(), path.display());
+    let mut file = fs.open(&path).with_context(at)?;
+    let mut out = io::stdout().lock();
+    // Copied by hand so a read error (the image) and a write error (stdout)
+    // are told apart in the message.
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).with_context(at)?;
+        if n == 0 {
+            return out.flush().context("writing to standard output");
+        }
+        out.write_all(&buf[..n])
+            .context("writing to standard output")?;
+    }
+}
+
+/// Opens an image with ext4-view.
+fn load(image: &Path) -> Result<Ext4> {
+    Ext4::load_from_path(image).with_context(|| image.display().to_string())
+}
+
+/// The path inside the image, which must be absolute.
+fn image_path(image: &Path, path: &std::ffi::OsStr) -> Result<ImagePath> {
+    let p = ImagePath::try_from(path.to_os_string())
+        .with_context(|| format!("{}: {path:?} is not a valid path", image.display()))?;
+    if !p.is_absolute() {
+        bail!(
+            "{}: {path:?}: paths inside an image start with /",
+            image.display()
+        );
+    }
+    Ok(p)
+}
+
+/// The `ls -l` mode column: type letter and permission bits (`drwxr-xr-x`).
+fn mode_string(meta: &Metadata) -> String {
+    let kind = meta.file_type();
+    let letter = if kind.is_dir() {
+        'd'
+    } else if kind.is_symlink() {
+        'l'
+    } else if kind.is_char_dev() {
+        'c'
+    } else if kind.is_block_dev() {
+        'b'
+    } else if kind.is_fifo() {
+        'p'
+    } else if kind.is_socket() {
+        's'
+    } else {
+        '-'
+    };
+    let mode = meta.mode();
+    let mut s = String::from(letter);
+    // (bit of r, w, x; the special bit sharing x; its letter)
+    let triads = [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')];
+    for (shift, special, special_letter) in triads {
+        let bits = (mode >> shift) & 0o7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(match (bits & 1 != 0, mode & special != 0) {
+            (true, true) => special_letter,
+            (false, true) => special_letter.to_ascii_uppercase(),
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// Seconds since the epoch as a UTC date and time (`2024-05-01 12:00:00`).
+fn utc(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(DAY), secs.rem_euclid(DAY));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01, by the
+/// era arithmetic of Howard Hinnant's `civil_from_days` (400-year eras of
+/// 146,097 days, years starting in March so leap days come last).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(utc(-1), "1969-12-31 23:59:59");
+    }
+}
