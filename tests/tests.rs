@@ -47,5 +47,7 @@ mod policies;
 mod inputs;
 // Issue 5: kiln info (against dumpe2fs -h), ls and cat on plain images.
 mod inspect;
+// Issue 5, point 2: kiln extract, compared with the source and rebuilt.
+mod extract;
 // The torture corpus (slow; CI or an existing tree only).
 mod torture;

@@ -44,6 +44,8 @@ pub(crate) enum Command {
     Ls(LsArgs),
     /// Write a file of an image to standard output.
     Cat(CatArgs),
+    /// Restore an image's tree, or the subtree at PATH, into a new directory.
+    Extract(ExtractArgs),
 }
 
 /// Flags of `kiln info`.
@@ -90,6 +92,20 @@ pub(crate) struct CatArgs {
     /// The absolute path inside the image of a file (symlinks are followed).
     #[arg(value_name = "PATH")]
     pub(crate) path: OsString,
+}
+
+/// Flags of `kiln extract`.
+#[derive(Debug, Args)]
+pub(crate) struct ExtractArgs {
+    /// The image (a plain filesystem image, not a partitioned disk).
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: PathBuf,
+
+    /// The absolute path inside the image of the subtree to restore
+    /// (default: `/`), then the destination directory, which must not exist
+    /// or be empty.
+    #[arg(value_name = "PATH", num_args = 1..=2, required = true)]
+    pub(crate) paths: Vec<OsString>,
 }
 
 /// Flags of `kiln build`.

@@ -21,7 +21,7 @@ use crate::flags::{CatArgs, InfoArgs, LsArgs};
 const SUPERBLOCK_END: u64 = 2048;
 /// `ls -R` refuses to go deeper: a corrupt image can link a directory into
 /// its own subtree, and this bounds the walk (real trees are far shallower).
-const MAX_DEPTH: usize = 4096;
+pub(crate) const MAX_DEPTH: usize = 4096;
 /// Seconds in a day, for the UTC dates of `info` and `ls -l`.
 const DAY: i64 = 86_400;
 
@@ -132,7 +132,7 @@ pub(crate) fn info(args: &InfoArgs) -> Result<()> {
 }
 
 /// The first bytes of the image, up to the end of the primary superblock.
-fn read_head(image: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_head(image: &Path) -> Result<Vec<u8>> {
     let file = File::open(image).with_context(|| image.display().to_string())?;
     let mut head = Vec::new();
     file.take(SUPERBLOCK_END)
@@ -244,12 +244,12 @@ pub(crate) fn cat(args: &CatArgs) -> Result<()> {
 }
 
 /// Opens an image with ext4-view.
-fn load(image: &Path) -> Result<Ext4> {
+pub(crate) fn load(image: &Path) -> Result<Ext4> {
     Ext4::load_from_path(image).with_context(|| image.display().to_string())
 }
 
 /// The path inside the image, which must be absolute.
-fn image_path(image: &Path, path: &std::ffi::OsStr) -> Result<ImagePath> {
+pub(crate) fn image_path(image: &Path, path: &std::ffi::OsStr) -> Result<ImagePath> {
     let p = ImagePath::try_from(path.to_os_string())
         .with_context(|| format!("{}: {path:?} is not a valid path", image.display()))?;
     if !p.is_absolute() {

@@ -3,9 +3,11 @@
 //!
 //! This crate is only flags and glue: parse the command line into
 //! [`kiln_ext::BuildOptions`], read the sources into a tree, plan, and emit
-//! into a sink; `info`, `ls` and `cat` (in `inspect`) read an image back.
+//! into a sink; `info`, `ls` and `cat` (in `inspect`) read an image back, `extract`
+//! restores its tree.
 #![forbid(unsafe_code)]
 
+mod extract;
 mod flags;
 mod inspect;
 
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
             Command::Info(args) => inspect::info(&args),
             Command::Ls(args) => inspect::ls(&args),
             Command::Cat(args) => inspect::cat(&args),
+            Command::Extract(args) => extract::extract(&args),
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -163,3 +163,37 @@ pub fn sync_data(file: &File) -> io::Result<()> {
 pub fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
     imp::name_bytes(name)
 }
+
+/// Sets the 12 permission bits of `path` (following a final symlink, so never
+/// call it on one: Linux has no modes for symlinks).
+pub fn set_perm(path: &Path, perm: u16) -> io::Result<()> {
+    imp::set_perm(path, perm)
+}
+
+/// Sets the owner of `path` without following a final symlink. Refused
+/// (`EPERM`) unless the caller is root or has `CAP_CHOWN`.
+pub fn set_owner(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    imp::set_owner(path, uid, gid)
+}
+
+/// Sets the access and modification times of `path` with nanoseconds,
+/// without following a final symlink.
+pub fn set_times(path: &Path, atime: HostTime, mtime: HostTime) -> io::Result<()> {
+    imp::set_times(path, atime, mtime)
+}
+
+/// Creates a named pipe at `path` with permission bits `perm` (less the umask).
+pub fn make_fifo(path: &Path, perm: u16) -> io::Result<()> {
+    imp::make_fifo(path, perm)
+}
+
+/// Creates a symbolic link at `path` whose target is the raw bytes `target`.
+pub fn make_symlink(target: &[u8], path: &Path) -> io::Result<()> {
+    imp::make_symlink(target, path)
+}
+
+/// The host name for raw name bytes (the inverse of [`name_bytes`]): the bytes
+/// themselves on Unix, lossy UTF-8 elsewhere.
+pub fn name_from_bytes(name: &[u8]) -> std::ffi::OsString {
+    imp::name_from_bytes(name)
+}

@@ -105,3 +105,32 @@ pub(crate) fn write_all_at(_file: &File, _buf: &[u8], _offset: u64) -> io::Resul
 pub(crate) fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
     name.to_string_lossy().into_owned().into_bytes()
 }
+
+/// The calls below need Unix metadata this host does not have.
+fn unsupported() -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+pub(crate) fn set_perm(_path: &Path, _perm: u16) -> io::Result<()> {
+    unsupported()
+}
+
+pub(crate) fn set_owner(_path: &Path, _uid: u32, _gid: u32) -> io::Result<()> {
+    unsupported()
+}
+
+pub(crate) fn set_times(_path: &Path, _atime: HostTime, _mtime: HostTime) -> io::Result<()> {
+    unsupported()
+}
+
+pub(crate) fn make_fifo(_path: &Path, _perm: u16) -> io::Result<()> {
+    unsupported()
+}
+
+pub(crate) fn make_symlink(_target: &[u8], _path: &Path) -> io::Result<()> {
+    unsupported()
+}
+
+pub(crate) fn name_from_bytes(name: &[u8]) -> std::ffi::OsString {
+    String::from_utf8_lossy(name).into_owned().into()
+}

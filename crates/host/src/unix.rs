@@ -220,6 +220,55 @@ pub(crate) fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
     name.as_bytes().to_vec()
 }
 
+pub(crate) fn name_from_bytes(name: &[u8]) -> std::ffi::OsString {
+    std::ffi::OsStr::from_bytes(name).to_os_string()
+}
+
+pub(crate) fn set_perm(path: &Path, perm: u16) -> io::Result<()> {
+    use rustix::fs::{chmodat, AtFlags, Mode, CWD};
+    Ok(chmodat(
+        CWD,
+        path,
+        Mode::from_raw_mode(perm.into()),
+        AtFlags::empty(),
+    )?)
+}
+
+pub(crate) fn set_owner(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    use rustix::fs::{chownat, AtFlags, Gid, Uid, CWD};
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    Ok(chownat(
+        CWD,
+        path,
+        Some(uid),
+        Some(gid),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+pub(crate) fn set_times(path: &Path, atime: HostTime, mtime: HostTime) -> io::Result<()> {
+    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD};
+    let spec = |t: HostTime| Timespec {
+        tv_sec: t.secs,
+        tv_nsec: t.nanos.into(),
+    };
+    let times = Timestamps {
+        last_access: spec(atime),
+        last_modification: spec(mtime),
+    };
+    Ok(utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?)
+}
+
+pub(crate) fn make_fifo(path: &Path, perm: u16) -> io::Result<()> {
+    use rustix::fs::{mknodat, FileType, Mode, CWD};
+    let mode = Mode::from_raw_mode(perm.into());
+    Ok(mknodat(CWD, path, FileType::Fifo, mode, 0)?)
+}
+
+pub(crate) fn make_symlink(target: &[u8], path: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
