@@ -75,7 +75,8 @@ pub enum EmitError {
     Sink(#[from] SinkError),
 }
 
-/// Why an image's superblock could not be read. The caller names the image.
+/// Why an image (its superblock, an inode or its xattrs) could not be read.
+/// The caller names the image.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
@@ -108,6 +109,35 @@ pub enum ReadError {
         field: &'static str,
         /// Its value.
         value: u32,
+    },
+    /// Reading the image failed, or it ends before a structure it refers to.
+    #[error("read failed: {0}")]
+    Io(#[from] io::Error),
+    /// An inode number outside 1 to the inode count.
+    #[error("inode {ino} does not exist (the filesystem has inodes 1 to {count})")]
+    InodeOutOfRange {
+        /// The number asked for.
+        ino: u32,
+        /// `s_inodes_count`.
+        count: u32,
+    },
+    /// An inode's xattr block does not start with the xattr magic number.
+    #[error("inode {ino}: xattr block {block} has magic {found:#010x}, expected 0xea020000")]
+    BadXattrMagic {
+        /// The inode.
+        ino: u32,
+        /// The block `i_file_acl` names.
+        block: u64,
+        /// The magic number found.
+        found: u32,
+    },
+    /// An inode's xattrs are malformed (or use ea_inode, not supported).
+    #[error("inode {ino}: corrupt xattrs: {what}")]
+    CorruptXattrs {
+        /// The inode.
+        ino: u32,
+        /// What is wrong.
+        what: String,
     },
 }
 

@@ -1,13 +1,40 @@
 //! Group descriptors (`struct ext4_group_desc`): 32 bytes, or 64 with 64bit.
+//!
+//! [`encode_table`] writes them; [`decode`] reads back what the image reader
+//! needs. Both use the field offsets of [`off`].
 
 use crate::checksum::crc32c;
 use crate::geometry::Geometry;
-use crate::le::{put_u16, put_u32};
+use crate::le::{get_u32, put_u16, put_u32};
 
 /// `bg_flags`: the inode table is initialised (zeroed), as mke2fs records.
 const BG_INODE_ZEROED: u16 = 0x4;
-/// Offset of `bg_checksum`.
-const BG_CHECKSUM: usize = 0x1E;
+/// Descriptors at least this long have the `_hi` halves (64bit).
+const DESC_SIZE_HI: usize = 64;
+
+/// Byte offsets of the descriptor fields, under their kernel names.
+mod off {
+    pub(super) const BG_BLOCK_BITMAP_LO: usize = 0x0;
+    pub(super) const BG_INODE_BITMAP_LO: usize = 0x4;
+    pub(super) const BG_INODE_TABLE_LO: usize = 0x8;
+    pub(super) const BG_FREE_BLOCKS_COUNT_LO: usize = 0xC;
+    pub(super) const BG_FREE_INODES_COUNT_LO: usize = 0xE;
+    pub(super) const BG_USED_DIRS_COUNT_LO: usize = 0x10;
+    pub(super) const BG_FLAGS: usize = 0x12;
+    pub(super) const BG_BLOCK_BITMAP_CSUM_LO: usize = 0x18;
+    pub(super) const BG_INODE_BITMAP_CSUM_LO: usize = 0x1A;
+    pub(super) const BG_ITABLE_UNUSED_LO: usize = 0x1C;
+    pub(super) const BG_CHECKSUM: usize = 0x1E;
+    pub(super) const BG_BLOCK_BITMAP_HI: usize = 0x20;
+    pub(super) const BG_INODE_BITMAP_HI: usize = 0x24;
+    pub(super) const BG_INODE_TABLE_HI: usize = 0x28;
+    pub(super) const BG_FREE_BLOCKS_COUNT_HI: usize = 0x2C;
+    pub(super) const BG_FREE_INODES_COUNT_HI: usize = 0x2E;
+    pub(super) const BG_USED_DIRS_COUNT_HI: usize = 0x30;
+    pub(super) const BG_ITABLE_UNUSED_HI: usize = 0x32;
+    pub(super) const BG_BLOCK_BITMAP_CSUM_HI: usize = 0x38;
+    pub(super) const BG_INODE_BITMAP_CSUM_HI: usize = 0x3A;
+}
 
 /// What goes into one group's descriptor besides the geometry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,37 +61,73 @@ pub(crate) fn encode_table(
         if let Some(seed) = csum_seed {
             // Group flags and the unused-inode count are only valid with
             // group checksums (e2fsck refuses them otherwise).
-            put_u16(d, 0x12, BG_INODE_ZEROED); // bg_flags
-            put_u16(d, 0x1C, c.free_inodes as u16); // bg_itable_unused_lo
-            if size >= 64 {
-                put_u16(d, 0x32, (c.free_inodes >> 16) as u16); // bg_itable_unused_hi
+            put_u16(d, off::BG_FLAGS, BG_INODE_ZEROED);
+            put_u16(d, off::BG_ITABLE_UNUSED_LO, c.free_inodes as u16);
+            if size >= DESC_SIZE_HI {
+                put_u16(d, off::BG_ITABLE_UNUSED_HI, (c.free_inodes >> 16) as u16);
             }
-            put_u16(d, BG_CHECKSUM, checksum(seed, g as u32, d));
+            put_u16(d, off::BG_CHECKSUM, checksum(seed, g as u32, d));
         }
     }
     out
 }
 
+/// Encodes one descriptor (`d`, `desc_size` bytes) without the checksum fields.
 fn encode_one(geo: &Geometry, g: u32, c: &GroupCounts, d: &mut [u8]) {
     let (bb, ib, it) = (geo.block_bitmap(g), geo.inode_bitmap(g), geo.inode_table(g));
-    let free_inodes = c.free_inodes;
-    put_u32(d, 0x0, bb as u32); // bg_block_bitmap_lo
-    put_u32(d, 0x4, ib as u32); // bg_inode_bitmap_lo
-    put_u32(d, 0x8, it as u32); // bg_inode_table_lo
-    put_u16(d, 0xC, c.free_blocks as u16); // bg_free_blocks_count_lo
-    put_u16(d, 0xE, free_inodes as u16); // bg_free_inodes_count_lo
-    put_u16(d, 0x10, c.used_dirs as u16); // bg_used_dirs_count_lo
-    put_u16(d, 0x18, c.bitmap_csums.0 as u16); // bg_block_bitmap_csum_lo
-    put_u16(d, 0x1A, c.bitmap_csums.1 as u16); // bg_inode_bitmap_csum_lo
-    if d.len() >= 64 {
-        put_u32(d, 0x20, (bb >> 32) as u32); // bg_block_bitmap_hi
-        put_u32(d, 0x24, (ib >> 32) as u32); // bg_inode_bitmap_hi
-        put_u32(d, 0x28, (it >> 32) as u32); // bg_inode_table_hi
-        put_u16(d, 0x2C, (c.free_blocks >> 16) as u16); // bg_free_blocks_count_hi
-        put_u16(d, 0x2E, (free_inodes >> 16) as u16); // bg_free_inodes_count_hi
-        put_u16(d, 0x30, (c.used_dirs >> 16) as u16); // bg_used_dirs_count_hi
-        put_u16(d, 0x38, (c.bitmap_csums.0 >> 16) as u16); // bg_block_bitmap_csum_hi
-        put_u16(d, 0x3A, (c.bitmap_csums.1 >> 16) as u16); // bg_inode_bitmap_csum_hi
+    put_u32(d, off::BG_BLOCK_BITMAP_LO, bb as u32);
+    put_u32(d, off::BG_INODE_BITMAP_LO, ib as u32);
+    put_u32(d, off::BG_INODE_TABLE_LO, it as u32);
+    put_u16(d, off::BG_FREE_BLOCKS_COUNT_LO, c.free_blocks as u16);
+    put_u16(d, off::BG_FREE_INODES_COUNT_LO, c.free_inodes as u16);
+    put_u16(d, off::BG_USED_DIRS_COUNT_LO, c.used_dirs as u16);
+    put_u16(d, off::BG_BLOCK_BITMAP_CSUM_LO, c.bitmap_csums.0 as u16);
+    put_u16(d, off::BG_INODE_BITMAP_CSUM_LO, c.bitmap_csums.1 as u16);
+    if d.len() >= DESC_SIZE_HI {
+        put_u32(d, off::BG_BLOCK_BITMAP_HI, (bb >> 32) as u32);
+        put_u32(d, off::BG_INODE_BITMAP_HI, (ib >> 32) as u32);
+        put_u32(d, off::BG_INODE_TABLE_HI, (it >> 32) as u32);
+        put_u16(
+            d,
+            off::BG_FREE_BLOCKS_COUNT_HI,
+            (c.free_blocks >> 16) as u16,
+        );
+        put_u16(
+            d,
+            off::BG_FREE_INODES_COUNT_HI,
+            (c.free_inodes >> 16) as u16,
+        );
+        put_u16(d, off::BG_USED_DIRS_COUNT_HI, (c.used_dirs >> 16) as u16);
+        put_u16(
+            d,
+            off::BG_BLOCK_BITMAP_CSUM_HI,
+            (c.bitmap_csums.0 >> 16) as u16,
+        );
+        put_u16(
+            d,
+            off::BG_INODE_BITMAP_CSUM_HI,
+            (c.bitmap_csums.1 >> 16) as u16,
+        );
+    }
+}
+
+/// What the image reader needs of one descriptor (`d`, 32 or 64 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct GroupDesc {
+    /// First block of the group's inode table.
+    pub(crate) inode_table: u64,
+}
+
+/// Decodes a descriptor; the `_hi` halves count only in 64-byte descriptors,
+/// as the kernel reads them.
+pub(crate) fn decode(d: &[u8]) -> GroupDesc {
+    let hi = if d.len() >= DESC_SIZE_HI {
+        u64::from(get_u32(d, off::BG_INODE_TABLE_HI)) << 32
+    } else {
+        0
+    };
+    GroupDesc {
+        inode_table: hi | u64::from(get_u32(d, off::BG_INODE_TABLE_LO)),
     }
 }
 
@@ -72,7 +135,45 @@ fn encode_one(geo: &Geometry, g: u32, c: &GroupCounts, d: &mut [u8]) {
 /// with the checksum field left out, low 16 bits.
 fn checksum(seed: u32, g: u32, d: &[u8]) -> u16 {
     let crc = crc32c(seed, &g.to_le_bytes());
-    let crc = crc32c(crc, &d[..BG_CHECKSUM]);
+    let crc = crc32c(crc, &d[..off::BG_CHECKSUM]);
     let crc = crc32c(crc, &[0, 0]);
-    (crc32c(crc, &d[BG_CHECKSUM + 2..]) & 0xFFFF) as u16
+    (crc32c(crc, &d[off::BG_CHECKSUM + 2..]) & 0xFFFF) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::GeometryInput;
+
+    /// A geometry with `blocks` 4 KiB blocks, 64bit or not.
+    fn geometry(blocks: u64, bit64: bool) -> Geometry {
+        Geometry::new(GeometryInput {
+            block_size: 4096,
+            blocks,
+            inodes: 65536,
+            inode_size: 256,
+            resize_inode: true,
+            sparse_super: true,
+            flex_bg: true,
+            bit64,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn decode_reads_the_inode_tables_encode_wrote() {
+        // 2^33 blocks put the last groups' inode tables past 2^32.
+        for (blocks, bit64) in [(1 << 20, false), (1 << 20, true), (1 << 33, true)] {
+            let geo = geometry(blocks, bit64);
+            let counts = vec![GroupCounts::default(); geo.groups as usize];
+            let table = encode_table(&geo, &counts, Some(7));
+            let size = geo.desc_size as usize;
+            let last = geo.inode_table(geo.groups - 1);
+            assert_eq!(last > u64::from(u32::MAX), blocks > 1 << 32);
+            for g in [0, geo.groups / 2, geo.groups - 1] {
+                let d = &table[g as usize * size..(g as usize + 1) * size];
+                assert_eq!(decode(d).inode_table, geo.inode_table(g), "group {g}");
+            }
+        }
+    }
 }

@@ -1,9 +1,12 @@
 //! The inode structure (`struct ext4_inode`), 128 bytes plus the extra area.
+//!
+//! [`InodeRecord::encode`] writes it; [`decode`] reads back the fields the
+//! image reader needs. Both use the field offsets of [`off`].
 
 use kiln_tree::Timestamp;
 
 use crate::layout::{EXTRA_ISIZE, GOOD_OLD_INODE_SIZE};
-use crate::le::{put_u16, put_u32};
+use crate::le::{get_u16, get_u32, put_u16, put_u32};
 
 /// `i_mode` type bits.
 pub(crate) mod mode {
@@ -23,7 +26,7 @@ pub(crate) mod mode {
     pub(crate) const S_IFIFO: u16 = 0o010000;
 }
 
-/// Byte offsets of the inode fields kiln writes.
+/// Byte offsets of the inode fields kiln writes and reads.
 mod off {
     pub(super) const I_MODE: usize = 0x0;
     pub(super) const I_UID: usize = 0x2;
@@ -145,6 +148,101 @@ impl InodeRecord {
     }
 }
 
+/// An inode as [`ImageReader::inode`](crate::ImageReader::inode) decodes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InodeView {
+    /// `i_mode`: file type and permission bits.
+    pub mode: u16,
+    /// Owner, both halves.
+    pub uid: u32,
+    /// Group, both halves.
+    pub gid: u32,
+    /// Size in bytes, both halves.
+    pub size: u64,
+    /// Hard links.
+    pub links: u16,
+    /// Access time.
+    pub atime: Timestamp,
+    /// Inode change time.
+    pub ctime: Timestamp,
+    /// Modification time.
+    pub mtime: Timestamp,
+    /// Creation time, if the inode is large enough to hold it.
+    pub crtime: Option<Timestamp>,
+    /// `i_flags`.
+    pub flags: u32,
+    /// The 60 bytes of `i_block`: block map or extent root, fast symlink
+    /// target, inline data or device number.
+    pub i_block: [u8; 60],
+    /// The xattr block, 0 if none.
+    pub file_acl: u64,
+}
+
+impl InodeView {
+    /// The device number (major, minor) of a character or block device.
+    pub fn device(&self) -> Option<(u32, u32)> {
+        let kind = self.mode & 0o170000;
+        (kind == mode::S_IFCHR || kind == mode::S_IFBLK).then(|| decode_device(&self.i_block))
+    }
+}
+
+/// Decodes an inode-table slot (`inode_size` bytes). With `bit64` the high
+/// half of `i_file_acl` counts (older writers left garbage there).
+pub(crate) fn decode(buf: &[u8], bit64: bool) -> InodeView {
+    let extra = extra_isize(buf);
+    // A time's extra word (and crtime) exists only if `i_extra_isize` covers it.
+    let has = |field: usize| field + 4 <= usize::from(GOOD_OLD_INODE_SIZE) + extra;
+    let time = |lo: usize, extra_field: usize| {
+        let extra_bits = has(extra_field).then(|| get_u32(buf, extra_field));
+        decode_extra_time(get_u32(buf, lo), extra_bits.unwrap_or(0))
+    };
+    let acl_hi = if bit64 {
+        u64::from(get_u16(buf, off::L_I_FILE_ACL_HIGH)) << 32
+    } else {
+        0
+    };
+    let mut i_block = [0u8; 60];
+    i_block.copy_from_slice(&buf[off::I_BLOCK..off::I_BLOCK + 60]);
+    InodeView {
+        mode: get_u16(buf, off::I_MODE),
+        uid: join16(buf, off::I_UID, off::L_I_UID_HIGH),
+        gid: join16(buf, off::I_GID, off::L_I_GID_HIGH),
+        size: (u64::from(get_u32(buf, off::I_SIZE_HIGH)) << 32)
+            | u64::from(get_u32(buf, off::I_SIZE_LO)),
+        links: get_u16(buf, off::I_LINKS_COUNT),
+        atime: time(off::I_ATIME, off::I_ATIME_EXTRA),
+        ctime: time(off::I_CTIME, off::I_CTIME_EXTRA),
+        mtime: time(off::I_MTIME, off::I_MTIME_EXTRA),
+        crtime: has(off::I_CRTIME_EXTRA).then(|| time(off::I_CRTIME, off::I_CRTIME_EXTRA)),
+        flags: get_u32(buf, off::I_FLAGS),
+        i_block,
+        file_acl: acl_hi | u64::from(get_u32(buf, off::I_FILE_ACL_LO)),
+    }
+}
+
+/// A 32-bit id from its low and high 16-bit halves.
+fn join16(buf: &[u8], lo: usize, hi: usize) -> u32 {
+    (u32::from(get_u16(buf, hi)) << 16) | u32::from(get_u16(buf, lo))
+}
+
+/// `i_extra_isize`, 0 for 128-byte inodes; clamped to the slot so a corrupt
+/// value cannot send reads past it.
+fn extra_isize(buf: &[u8]) -> usize {
+    let room = buf.len().saturating_sub(usize::from(GOOD_OLD_INODE_SIZE));
+    if room == 0 {
+        return 0;
+    }
+    usize::from(get_u16(buf, off::I_EXTRA_ISIZE)).min(room)
+}
+
+/// The in-inode xattr area of a slot: what follows the extra fields (empty
+/// for 128-byte inodes).
+pub(crate) fn ibody_area(buf: &[u8]) -> &[u8] {
+    let start = usize::from(GOOD_OLD_INODE_SIZE) + extra_isize(buf);
+    buf.get(start..).unwrap_or_default()
+}
+
 /// Offsets of the two halves of the metadata_csum inode checksum.
 const L_I_CHECKSUM_LO: usize = 0x7C;
 const I_CHECKSUM_HI: usize = 0x82;
@@ -168,6 +266,26 @@ pub(crate) fn encode_extra_time(t: Timestamp) -> (u32, u32) {
     let low = secs as i32;
     let epoch = ((secs - i64::from(low)) >> 32) as u32 & 3;
     (low as u32, (t.nanos << 2) | epoch)
+}
+
+/// The inverse of [`encode_extra_time`]: the signed 32-bit seconds, moved by
+/// the epoch bits, and the nanoseconds (`extra` 0 where there is no extra word).
+pub(crate) fn decode_extra_time(secs: u32, extra: u32) -> Timestamp {
+    Timestamp {
+        secs: i64::from(secs as i32) + (i64::from(extra & 3) << 32),
+        nanos: extra >> 2,
+    }
+}
+
+/// The inverse of [`encode_device`]: the old form if word 0 is set, else the
+/// new form of word 1 (the kernel's `old_decode_dev` and `new_decode_dev`).
+pub(crate) fn decode_device(i_block: &[u8; 60]) -> (u32, u32) {
+    let old = get_u32(i_block, 0);
+    if old != 0 {
+        return ((old >> 8) & 0xff, old & 0xff);
+    }
+    let new = get_u32(i_block, 4);
+    ((new & 0xfff00) >> 8, (new & 0xff) | ((new >> 12) & 0xfff00))
 }
 
 /// Encodes a device number into `i_block` as the kernel does: the old 16-bit
@@ -196,6 +314,89 @@ mod tests {
         let (lo, extra) = encode_extra_time(t(4_102_444_800));
         assert_eq!(extra & 3, 1);
         assert_eq!(i64::from(lo as i32) + (1 << 32), 4_102_444_800);
+    }
+
+    #[test]
+    fn extra_time_round_trips() {
+        for secs in [
+            EXTRA_TIME_MIN,
+            -1,
+            0,
+            1_700_000_000,
+            4_102_444_800,
+            EXTRA_TIME_MAX,
+        ] {
+            let t = Timestamp {
+                secs,
+                nanos: 999_999_999,
+            };
+            let (lo, extra) = encode_extra_time(t);
+            assert_eq!(decode_extra_time(lo, extra), t, "{secs}");
+        }
+    }
+
+    #[test]
+    fn devices_round_trip() {
+        for dev in [
+            (8, 1),
+            (0, 0),
+            (255, 255),
+            (300, 70000),
+            (4095, (1 << 20) - 1),
+        ] {
+            assert_eq!(decode_device(&encode_device(dev.0, dev.1)), dev);
+        }
+    }
+
+    /// A record with every field kiln decodes set, high halves included.
+    fn record() -> InodeRecord {
+        let t = |secs, nanos| Timestamp { secs, nanos };
+        InodeRecord {
+            mode: mode::S_IFCHR | 0o640,
+            uid: 0x1234_5678,
+            gid: 0x9ABC_DEF0,
+            size: 0x1_2345_6789,
+            atime: t(4_102_444_800, 1),
+            ctime: t(-5, 2),
+            mtime: t(1_600_000_000, 123_456_789),
+            crtime: Some(t(1_000_000_000, 4)),
+            links: 3,
+            flags: 0x80000,
+            i_block: encode_device(300, 70000),
+            file_acl: 0x1_0000_0042,
+            ..InodeRecord::default()
+        }
+    }
+
+    #[test]
+    fn decode_reads_what_encode_wrote() {
+        let r = record();
+        let mut slot = vec![0u8; 256];
+        r.encode(&mut slot, 4096);
+        let v = decode(&slot, true);
+        assert_eq!((v.mode, v.uid, v.gid), (r.mode, r.uid, r.gid));
+        assert_eq!((v.size, v.links, v.flags), (r.size, r.links, r.flags));
+        assert_eq!((v.atime, v.ctime, v.mtime), (r.atime, r.ctime, r.mtime));
+        assert_eq!(v.crtime, r.crtime);
+        assert_eq!((v.i_block, v.file_acl), (r.i_block, r.file_acl));
+        assert_eq!(v.device(), Some((300, 70000)));
+        assert_eq!(decode(&slot, false).file_acl, 0x42);
+        assert_eq!(
+            ibody_area(&slot).len(),
+            256 - 128 - usize::from(EXTRA_ISIZE)
+        );
+    }
+
+    #[test]
+    fn small_inodes_have_second_times_only() {
+        let r = record();
+        let mut slot = vec![0u8; 128];
+        r.encode(&mut slot, 1024);
+        let v = decode(&slot, true);
+        assert_eq!((v.mtime.secs, v.mtime.nanos), (1_600_000_000, 0));
+        assert_eq!(v.crtime, None);
+        assert!(ibody_area(&slot).is_empty());
+        assert_eq!(v.device(), Some((300, 70000)));
     }
 
     #[test]

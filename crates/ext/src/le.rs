@@ -1,7 +1,7 @@
 //! Explicit little-endian field access at byte offsets.
 //!
 //! Every on-disk structure is encoded by writing each field at its kernel
-//! offset with these helpers (and the superblock decoded by reading them);
+//! offset with these helpers (and decoded, by `ImageReader`, by reading them);
 //! no struct is ever cast to bytes.
 //!
 //! All functions panic if the field does not fit in `buf`: the offsets are

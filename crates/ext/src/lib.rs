@@ -6,7 +6,8 @@
 //! [`kiln_sink::Sink`] in one pass, copying file data in parallel.
 //! [`derive_ids`] derives the UUID and hash seed from the inputs.
 //! [`read_superblock`] decodes an image's superblock into a
-//! [`SuperblockView`] (for `kiln info`), with the writer's offsets.
+//! [`SuperblockView`] (for `kiln info`), with the writer's offsets;
+//! [`ImageReader`] reads inodes ([`InodeView`]) and xattrs with them too.
 //!
 //! One module per on-disk structure: [`superblock`](crate::superblock),
 //! group descriptors, inodes, directory entries, extended attributes, block
@@ -39,6 +40,7 @@ mod layout;
 mod le;
 mod options;
 mod plan;
+mod reader;
 mod resize;
 mod sizing;
 mod superblock;
@@ -49,6 +51,9 @@ pub use error::{EmitError, PlanError, ReadError};
 pub use features::{Features, FsType};
 pub use geometry::Geometry;
 pub use ids::derive_ids;
+pub use inode::InodeView;
 pub use options::{BuildOptions, HashAlg};
 pub use plan::{plan, Plan};
+pub use reader::ImageReader;
 pub use superblock::{read_superblock, SuperblockView};
+pub use xattr::XattrPair;

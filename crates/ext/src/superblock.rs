@@ -9,7 +9,8 @@ use crate::error::ReadError;
 use crate::features::{self, Features, FsType};
 use crate::geometry::Geometry;
 use crate::layout::{
-    EXTRA_ISIZE, FIRST_INO, GOOD_OLD_INODE_SIZE, JOURNAL_INO, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
+    DESC_SIZE, DESC_SIZE_64, EXTRA_ISIZE, FIRST_INO, GOOD_OLD_INODE_SIZE, JOURNAL_INO,
+    SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 };
 use crate::le::{get_u16, get_u32, put_u16, put_u32};
 
@@ -229,6 +230,8 @@ pub struct SuperblockView {
     pub blocks_per_group: u32,
     /// Inodes in each group.
     pub inodes_per_group: u32,
+    /// Bytes of a group descriptor: 32, or `s_desc_size` with 64bit.
+    pub desc_size: u16,
     /// Filesystem UUID.
     pub uuid: [u8; 16],
     /// Volume label, NUL-padded.
@@ -323,7 +326,25 @@ fn check_fields(b: &[u8], features: &Features) -> Result<(), ReadError> {
     if u64::from(first) > blocks_count(b, features) {
         return bad("s_first_data_block", first);
     }
+    // The image reader slices descriptors and inode slots by these sizes.
+    let desc_size = get_u16(b, off::S_DESC_SIZE);
+    if features.has(features::BIT64) && !sane_size(desc_size, DESC_SIZE_64 as u16, 1024) {
+        return bad("s_desc_size", desc_size.into());
+    }
+    let inode_size = get_u16(b, off::S_INODE_SIZE);
+    let block_size = 1024u32 << log_block;
+    if get_u32(b, off::S_REV_LEVEL) != REV_GOOD_OLD
+        && !sane_size(inode_size, GOOD_OLD_INODE_SIZE, block_size)
+    {
+        return bad("s_inode_size", inode_size.into());
+    }
     Ok(())
+}
+
+/// Whether `size` is a power of two from `min` to `max`, as the kernel wants
+/// descriptor and inode sizes.
+fn sane_size(size: u16, min: u16, max: u32) -> bool {
+    size.is_power_of_two() && size >= min && u32::from(size) <= max
 }
 
 /// `s_blocks_count`.
@@ -392,6 +413,11 @@ fn decode(b: &[u8], features: Features) -> SuperblockView {
         first_data_block: get_u32(b, off::S_FIRST_DATA_BLOCK),
         blocks_per_group: get_u32(b, off::S_BLOCKS_PER_GROUP),
         inodes_per_group: get_u32(b, off::S_INODES_PER_GROUP),
+        desc_size: if features.has(features::BIT64) {
+            get_u16(b, off::S_DESC_SIZE)
+        } else {
+            DESC_SIZE as u16
+        },
         uuid: bytes16(b, off::S_UUID),
         label: bytes16(b, off::S_VOLUME_NAME),
         hash_seed: bytes16(b, off::S_HASH_SEED),
@@ -448,6 +474,7 @@ mod tests {
         assert_eq!((v.free_blocks, v.free_inodes), (1000, 500));
         assert_eq!(v.reserved_blocks, info.reserved_blocks);
         assert_eq!(v.inodes_count, geo.inodes_count());
+        assert_eq!(u32::from(v.desc_size), geo.desc_size);
         assert_eq!(v.groups(), u64::from(geo.groups));
         assert_eq!((v.uuid, v.hash_seed), (info.uuid, info.hash_seed));
         assert_eq!((v.label_bytes(), v.hash_name()), (&b"root"[..], "half_md4"));

@@ -7,10 +7,13 @@
 //! a 32-byte header and value offsets count from the block start. Entries are
 //! sorted by (name index, name length, name), which the kernel's block lookup
 //! relies on.
+//!
+//! [`decode_ibody`] and [`decode_block`] read both places back into full
+//! names and VFS values, the inverse of [`prepare`] and the encoders.
 
 use kiln_tree::Xattr;
 
-use crate::le::{put_u16, put_u32};
+use crate::le::{get_u16, get_u32, put_u16, put_u32};
 
 /// Magic number of the in-inode xattr area and of xattr blocks.
 const XATTR_MAGIC: u32 = 0xEA02_0000;
@@ -42,6 +45,8 @@ const ACL_DISK_VERSION: u32 = 1;
 /// ACL tags that carry an id (ACL_USER, ACL_GROUP); the others are short.
 const ACL_USER: u16 = 0x02;
 const ACL_GROUP: u16 = 0x08;
+/// The id a VFS ACL entry without one holds (`ACL_UNDEFINED_ID`).
+const ACL_UNDEFINED_ID: u32 = u32::MAX;
 
 /// An attribute ready for the disk: name index, name suffix, on-disk value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +124,30 @@ fn acl_to_disk(vfs: &[u8]) -> Result<Vec<u8>, String> {
         out.extend_from_slice(&e[0..4]);
         if tag == ACL_USER || tag == ACL_GROUP {
             out.extend_from_slice(&e[4..8]);
+        }
+    }
+    Ok(out)
+}
+
+/// Converts an ext4 on-disk ACL value to `posix_acl_xattr`, the inverse of
+/// [`acl_to_disk`]: short entries get [`ACL_UNDEFINED_ID`] back.
+fn acl_to_vfs(disk: &[u8]) -> Result<Vec<u8>, String> {
+    let bad = || "malformed on-disk POSIX ACL value".to_string();
+    if disk.len() < 4 || get_u32(disk, 0) != ACL_DISK_VERSION {
+        return Err(bad());
+    }
+    let mut out = ACL_VFS_VERSION.to_le_bytes().to_vec();
+    let mut pos = 4;
+    while pos < disk.len() {
+        let head = disk.get(pos..pos + 4).ok_or_else(bad)?;
+        let tag = get_u16(head, 0);
+        out.extend_from_slice(head);
+        pos += 4;
+        if tag == ACL_USER || tag == ACL_GROUP {
+            out.extend_from_slice(disk.get(pos..pos + 4).ok_or_else(bad)?);
+            pos += 4;
+        } else {
+            out.extend_from_slice(&ACL_UNDEFINED_ID.to_le_bytes());
         }
     }
     Ok(out)
@@ -238,6 +267,86 @@ fn encode_entries(area: &mut [u8], entries: &[DiskXattr], first: usize) -> Vec<u
     hashes
 }
 
+/// Why a list of attributes could not be decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DecodeError {
+    /// An xattr block does not start with the magic number (the value found).
+    BadMagic(u32),
+    /// An entry runs past its space, names an unknown index, or holds a
+    /// malformed ACL or a value in another inode (ea_inode, not supported).
+    Corrupt(String),
+}
+
+/// One attribute read back from an image: full name (`user.a`) and value,
+/// ACLs in the host's VFS format (`posix_acl_xattr`).
+pub type XattrPair = (Vec<u8>, Vec<u8>);
+
+/// Decodes the in-inode area (what follows the inode's extra fields); an
+/// area without the magic holds no attributes, as the kernel reads it.
+pub(crate) fn decode_ibody(area: &[u8]) -> Result<Vec<XattrPair>, DecodeError> {
+    if area.len() < 4 || get_u32(area, 0) != XATTR_MAGIC {
+        return Ok(Vec::new());
+    }
+    decode_entries(&area[4..], 0)
+}
+
+/// Decodes an xattr block; refuses one without the magic number.
+pub(crate) fn decode_block(block: &[u8]) -> Result<Vec<XattrPair>, DecodeError> {
+    let magic = block.get(0..4).map_or(0, |m| get_u32(m, 0));
+    if magic != XATTR_MAGIC || block.len() < BLOCK_HEADER {
+        return Err(DecodeError::BadMagic(magic));
+    }
+    decode_entries(block, BLOCK_HEADER)
+}
+
+/// Reads entries from `first` up to the end marker; value offsets are
+/// relative to the start of `area` (the inverse of [`encode_entries`]).
+fn decode_entries(area: &[u8], first: usize) -> Result<Vec<XattrPair>, DecodeError> {
+    let corrupt = |what: &str| DecodeError::Corrupt(format!("{what} at byte {first}"));
+    let mut out = Vec::new();
+    let mut pos = first;
+    loop {
+        let marker = area
+            .get(pos..pos + END_MARKER)
+            .ok_or_else(|| corrupt("entry list without end marker"))?;
+        if get_u32(marker, 0) == 0 {
+            return Ok(out);
+        }
+        let head = area
+            .get(pos..pos + ENTRY_HEADER)
+            .ok_or_else(|| corrupt("truncated entry"))?;
+        let name_len = usize::from(head[0]);
+        let name = area
+            .get(pos + ENTRY_HEADER..pos + ENTRY_HEADER + name_len)
+            .ok_or_else(|| corrupt("truncated entry name"))?;
+        if get_u32(head, 4) != 0 {
+            return Err(corrupt("value in an inode (ea_inode)"));
+        }
+        let offs = usize::from(get_u16(head, 2));
+        let len = get_u32(head, 8) as usize;
+        let value = area
+            .get(offs..offs.saturating_add(len))
+            .ok_or_else(|| corrupt("value out of bounds"))?;
+        out.push(full_name_value(head[1], name, value).map_err(DecodeError::Corrupt)?);
+        pos += (ENTRY_HEADER + name_len).next_multiple_of(4);
+    }
+}
+
+/// The full name and VFS value of an entry: the inverse of
+/// [`DiskXattr::from_tree`].
+fn full_name_value(index: u8, suffix: &[u8], value: &[u8]) -> Result<XattrPair, String> {
+    let (prefix, _) = PREFIXES
+        .iter()
+        .find(|(_, i)| *i == index)
+        .ok_or_else(|| format!("unknown xattr name index {index}"))?;
+    let name = [*prefix, suffix].concat();
+    let value = match index {
+        2 | 3 => acl_to_vfs(value)?,
+        _ => value.to_vec(),
+    };
+    Ok((name, value))
+}
+
 /// The entry hash (`ext4_xattr_hash_entry`): name bytes, then the value as
 /// zero-padded little-endian words.
 fn entry_hash(name: &[u8], value: &[u8]) -> u32 {
@@ -281,19 +390,7 @@ mod tests {
 
     #[test]
     fn acl_is_reencoded() {
-        // user::rw- user:1000:r-- group::r-- mask::r-- other::---
-        let mut vfs = 2u32.to_le_bytes().to_vec();
-        for (tag, perm, id) in [
-            (1u16, 6u16, u32::MAX),
-            (2, 4, 1000),
-            (4, 4, u32::MAX),
-            (0x10, 4, u32::MAX),
-            (0x20, 0, u32::MAX),
-        ] {
-            vfs.extend_from_slice(&tag.to_le_bytes());
-            vfs.extend_from_slice(&perm.to_le_bytes());
-            vfs.extend_from_slice(&id.to_le_bytes());
-        }
+        let vfs = vfs_acl();
         let d = DiskXattr::from_tree(&x("system.posix_acl_access", &vfs)).unwrap();
         assert_eq!(d.index, 2);
         assert!(d.name.is_empty());
@@ -321,6 +418,66 @@ mod tests {
             4096
         )
         .is_none());
+    }
+
+    /// A VFS ACL: user::rw- user:1000:r-- group::r-- mask::r-- other::---.
+    fn vfs_acl() -> Vec<u8> {
+        let mut vfs = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in [
+            (1u16, 6u16, u32::MAX),
+            (2, 4, 1000),
+            (4, 4, u32::MAX),
+            (0x10, 4, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ] {
+            vfs.extend_from_slice(&tag.to_le_bytes());
+            vfs.extend_from_slice(&perm.to_le_bytes());
+            vfs.extend_from_slice(&id.to_le_bytes());
+        }
+        vfs
+    }
+
+    /// Attributes in every namespace, one large enough for the block.
+    fn attrs() -> Vec<Xattr> {
+        vec![
+            x("user.big", &[7u8; 3000]),
+            x("user.a", b"1"),
+            x("user.empty", b""),
+            x("security.selinux", b"system_u:object_r:etc_t:s0\0"),
+            x("trusted.t", b"odd"),
+            x("system.posix_acl_access", &vfs_acl()),
+            x("system.posix_acl_default", &vfs_acl()),
+        ]
+    }
+
+    /// Name-value pairs sorted, for comparing as sets.
+    fn sorted(mut v: Vec<XattrPair>) -> Vec<XattrPair> {
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn decode_reads_what_encode_wrote() {
+        let (ibody, block) = split(prepare(&attrs()).unwrap(), 200, 0, 4096).unwrap();
+        assert!(!ibody.is_empty() && !block.is_empty());
+        let mut got = decode_ibody(&encode_ibody(&ibody, 200)).unwrap();
+        got.extend(decode_block(&encode_block(&block, 4096, 9, Some(1))).unwrap());
+        let want = attrs().into_iter().map(|a| (a.name, a.value)).collect();
+        assert_eq!(sorted(got), sorted(want));
+    }
+
+    #[test]
+    fn decode_refuses_bad_blocks_and_skips_empty_areas() {
+        assert_eq!(decode_ibody(&[0u8; 96]), Ok(Vec::new()));
+        assert_eq!(decode_ibody(&[]), Ok(Vec::new()));
+        assert_eq!(decode_block(&[0u8; 1024]), Err(DecodeError::BadMagic(0)));
+        let xs = prepare(&[x("user.a", b"value")]).unwrap();
+        let mut block = encode_block(&xs, 1024, 9, None);
+        put_u16(&mut block, BLOCK_HEADER + 2, 1022); // e_value_offs past the end
+        assert!(matches!(decode_block(&block), Err(DecodeError::Corrupt(_))));
+        let mut block = encode_block(&xs, 1024, 9, None);
+        block[BLOCK_HEADER + 1] = 5; // e_name_index unknown
+        assert!(matches!(decode_block(&block), Err(DecodeError::Corrupt(_))));
     }
 
     #[test]
