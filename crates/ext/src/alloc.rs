@@ -152,33 +152,30 @@ impl Mapping {
         data + extent::tree_blocks(pieces, block_size)
     }
 
-    /// The data runs in logical order.
-    pub(crate) fn data_runs(&self) -> Vec<DataRun> {
-        match self {
-            Mapping::None => Vec::new(),
-            Mapping::Blocks(map) => map
-                .runs
-                .iter()
-                .map(|r| DataRun {
-                    lblk: r.lblk,
-                    pblk: u64::from(r.pblk),
-                    len: r.len,
-                })
-                .collect(),
-            Mapping::Extents(runs, _) => runs
-                .iter()
-                .map(|r| DataRun {
-                    lblk: r.lblk,
-                    pblk: r.pblk,
-                    len: r.len,
-                })
-                .collect(),
-        }
+    /// The data runs in logical order (no allocation: this runs for every
+    /// inode several times while the image is written).
+    pub(crate) fn data_runs(&self) -> impl Iterator<Item = DataRun> + '_ {
+        let (blocks, extents) = match self {
+            Mapping::None => (None, None),
+            Mapping::Blocks(map) => (Some(&map.runs), None),
+            Mapping::Extents(runs, _) => (None, Some(runs)),
+        };
+        let from_blocks = blocks.into_iter().flatten().map(|r| DataRun {
+            lblk: r.lblk,
+            pblk: u64::from(r.pblk),
+            len: r.len,
+        });
+        let from_extents = extents.into_iter().flatten().map(|r| DataRun {
+            lblk: r.lblk,
+            pblk: r.pblk,
+            len: r.len,
+        });
+        from_blocks.chain(from_extents)
     }
 
     /// Data blocks mapped.
     pub(crate) fn data_blocks(&self) -> u64 {
-        self.data_runs().iter().map(|r| u64::from(r.len)).sum()
+        self.data_runs().map(|r| u64::from(r.len)).sum()
     }
 
     /// Data plus index blocks.
@@ -236,6 +233,6 @@ impl Mapping {
             Mapping::Blocks(map) => map.index.iter().map(|i| u64::from(i.pblk)).min(),
             Mapping::Extents(_, tree) => tree.node_blocks().min(),
         };
-        self.data_runs().iter().map(|r| r.pblk).chain(index).min()
+        self.data_runs().map(|r| r.pblk).chain(index).min()
     }
 }

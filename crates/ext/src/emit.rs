@@ -417,8 +417,8 @@ fn copy_file(
     mapping: &Mapping,
     f: &FileData,
 ) -> Result<(), EmitError> {
-    let runs = mapping.data_runs();
-    if runs.is_empty() {
+    let mut runs = mapping.data_runs().peekable();
+    if runs.peek().is_none() {
         return Ok(());
     }
     let file = open_data(f)?;
