@@ -1,6 +1,7 @@
 //! Issue 5, point 2: `kiln extract` restores an image's tree (content with
-//! holes, directories, symlinks, named pipes, modes, times) into a
-//! directory, judged with the tree comparator against the source.
+//! holes, directories, symlinks, named pipes, modes, times; as root also
+//! owners, hard links, xattrs, device nodes and sockets) into a directory,
+//! judged with the tree comparator against the source.
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,42 @@ fn source(case: &Case) -> PathBuf {
     src
 }
 
+/// [`source`] plus what only root restores: other owners, a setuid file
+/// with a capability, hard links, user and trusted xattrs, devices and a
+/// socket.
+fn privileged_source(case: &Case) -> PathBuf {
+    let src = source(case);
+    let t = Ts::new(1_500_000_000, 5);
+    std::fs::hard_link(src.join("hello.txt"), src.join("etc/hello-link")).expect("link");
+    write_file(&src.join("etc/tool"), b"#!/bin/sh\n");
+    sys::lchown(&src.join("etc/tool"), 1234, 5678);
+    sys::chmod(&src.join("etc/tool"), 0o4755);
+    sys::set_xattr(
+        &src.join("etc/tool"),
+        "security.capability",
+        &fixture::capability_v2(),
+    );
+    sys::set_xattr(&src.join("etc/tool"), "user.note", b"restored");
+    sys::set_xattr(&src.join("etc/empty"), "trusted.overlay.opaque", b"y");
+    sys::mknod(&src.join("etc/tty"), Kind::CharDev, 0o620, 4, 1);
+    sys::mknod(&src.join("etc/disk"), Kind::BlockDev, 0o660, 259, 70_000);
+    let sock = src.join("etc/sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock).expect("bind a socket"));
+    sys::chmod(&sock, 0o755);
+    for rel in [
+        "etc/tool",
+        "etc/tty",
+        "etc/disk",
+        "etc/sock",
+        "etc/empty",
+        "hello.txt",
+        "etc",
+    ] {
+        sys::set_times(&src.join(rel), t, t);
+    }
+    src
+}
+
 /// Runs `kiln extract` with these arguments.
 fn extract(args: &[&Path]) -> std::process::Output {
     let mut all = vec![Path::new("extract").as_os_str()];
@@ -66,8 +103,7 @@ fn assert_restored(snap: &Snapshot, dest: &Path, block_size: u32) {
 /// Builds, extracts the whole tree and compares; then a rebuild of the
 /// extracted tree gives the same image byte for byte (the fixed
 /// `--timestamp` keeps the host's ctimes out of the identifiers).
-fn round_trip(case: &Case) {
-    let src = source(case);
+fn round_trip(case: &Case, src: PathBuf) {
     let snap = Snapshot::take(&[&src]);
     let image = case.path("image.img");
     let opts = ["--timestamp", "1000000000"];
@@ -125,12 +161,28 @@ fn subtree_and_errors(case: &Case) {
 
 #[test]
 fn ext4_1k_round_trip() {
-    round_trip(&Case::new("ext4", 1024));
+    let case = Case::new("ext4", 1024);
+    round_trip(&case, source(&case));
 }
 
 #[test]
 fn ext4_4k_round_trip() {
-    round_trip(&Case::new("ext4", 4096));
+    let case = Case::new("ext4", 4096);
+    round_trip(&case, source(&case));
+}
+
+kiln_test!(privileged_round_trip, |case| {
+    if require_root() {
+        round_trip(&case, privileged_source(&case));
+    }
+});
+
+#[test]
+fn privileged_round_trip_ext4() {
+    let case = Case::new("ext4", 4096);
+    if require_root() {
+        round_trip(&case, privileged_source(&case));
+    }
 }
 
 #[test]

@@ -159,7 +159,8 @@ impl Case {
         cmd
     }
 
-    /// Builds an image and asserts that kiln succeeded and left the image.
+    /// Builds an image and asserts that kiln succeeded and left the image,
+    /// and that `kiln verify` finds it equal to its sources and consistent.
     pub fn build(&self, sources: &[&Path], image: &Path, extra: &[&str]) {
         let out = run(self.build_command(sources, image).args(extra));
         assert_success(&out, &format!("kiln build ({self})"));
@@ -168,7 +169,68 @@ impl Case {
             "kiln exited 0 but wrote no image at {}",
             image.display()
         );
+        assert_verified(image, sources, extra);
     }
+}
+
+/// Build flags that shape the image, not the tree: `kiln verify` reads
+/// those from the image. Each takes a value.
+const FORMAT_FLAGS: [&str; 25] = [
+    "-o",
+    "--output",
+    "-t",
+    "--fs-type",
+    "-O",
+    "--features",
+    "--size",
+    "-b",
+    "--block-size",
+    "-I",
+    "--inode-size",
+    "-N",
+    "--inodes",
+    "-i",
+    "--bytes-per-inode",
+    "-m",
+    "--reserved-percent",
+    "-L",
+    "--label",
+    "-U",
+    "--uuid",
+    "--seed",
+    "--hash-alg",
+    "-J",
+    "--journal-size",
+];
+
+/// The tree flags among build flags `extra` (format flags and `--force`
+/// dropped).
+pub fn tree_flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut args = extra.iter();
+    while let Some(&arg) = args.next() {
+        let name = arg.split('=').next().unwrap_or(arg);
+        if FORMAT_FLAGS.contains(&name) {
+            if !arg.contains('=') {
+                args.next();
+            }
+        } else if arg != "--force" {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+/// Runs `kiln verify IMAGE --against SOURCES TREE_FLAGS` and asserts it
+/// finds no difference and no inconsistency.
+pub fn assert_verified(image: &Path, sources: &[&Path], extra: &[&str]) {
+    let mut cmd = kiln_command();
+    cmd.arg("verify").arg(image);
+    if !sources.is_empty() {
+        cmd.arg("--against").args(sources);
+    }
+    let out = run(cmd.args(tree_flags(extra)));
+    assert_success(&out, &format!("kiln verify {}", image.display()));
 }
 
 impl fmt::Display for Case {

@@ -49,5 +49,7 @@ mod inputs;
 mod inspect;
 // Issue 5, point 2: kiln extract, compared with the source and rebuilt.
 mod extract;
+// `kiln verify`: damage reported; partitioned disk images.
+mod verify;
 // The torture corpus (slow; CI or an existing tree only).
 mod torture;

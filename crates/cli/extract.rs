@@ -1,29 +1,34 @@
-//! `kiln extract IMAGE [PATH] DEST`: restores an image's tree, or the subtree
-//! at PATH, into a new directory, without mounting it.
+//! `kiln extract IMAGE[:PART] [PATH] DEST`: restores an image's tree, or
+//! the subtree at PATH, into a new directory, without mounting it.
 //!
-//! Content, directories, symlinks and named pipes are read through
-//! `ext4-view`; modes, owners and times are restored where the host allows.
-//! Holes: `ext4-view` has no hole API, so the content is read in chunks of
-//! the image's block size and all-zero chunks are not written. The result is
-//! sparse wherever the image had holes, and also where it had allocated
-//! blocks of zeros (those become holes too).
-//!
-//! Not restored yet, because `ext4-view` does not expose them: hard links
-//! (each name becomes its own file), xattrs and ACLs, device numbers (device
-//! nodes are skipped) and sockets. ctime cannot be set by any host call.
+//! Everything is read with kiln's own reader, which knows the inode numbers
+//! (hard links), exact holes, xattrs and device numbers that `ext4-view`
+//! does not expose. Content is written where the image maps data; the rest
+//! stays holes. Owners, device nodes and trusted/security xattrs need
+//! privilege: what the host refuses is reported, not fatal. ctime cannot be
+//! set by any host call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ext4_view::{Ext4, Metadata, PathBuf as ImagePath, Timestamp};
-use kiln_host::HostTime;
+use kiln_ext::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK};
+use kiln_ext::{ImageReader, InodeView};
+use kiln_host::{HostTime, NodeKind};
+use kiln_tree::Timestamp;
 
 use crate::flags::ExtractArgs;
-use crate::inspect::{image_path, load, read_head, MAX_DEPTH};
+use crate::image::Image;
+
+/// The image's root directory.
+const ROOT_INO: u32 = 2;
+/// The filesystem's own lost+found is not content: a build from the
+/// extracted tree makes its own.
+const LOST_FOUND: &[u8] = b"lost+found";
+/// Bytes copied at a time.
+const CHUNK: usize = 1 << 20;
 
 /// How many paths of each kind of failure the report names.
 const SHOWN_PATHS: usize = 3;
@@ -63,42 +68,74 @@ impl Report {
     }
 }
 
-/// One walk of `extract`: the open image and what went wrong so far.
-struct Extractor<'a> {
-    fs: Ext4,
-    image: &'a Path,
-    /// Chunk size for holes: the image's block size.
-    block_size: usize,
+/// One run of `extract`: the open image and what went wrong so far.
+struct Extractor {
+    reader: ImageReader,
     report: Report,
+    /// Where each inode restored so far went (for hard links).
+    restored: HashMap<u32, PathBuf>,
     /// Directories restored, parents first; their metadata is set at the
     /// end, children first, since creating an entry changes its parent's mtime.
-    dirs: Vec<(PathBuf, Metadata)>,
+    dirs: Vec<(PathBuf, u32, InodeView)>,
 }
 
-/// `kiln extract IMAGE [PATH] DEST`.
+/// `kiln extract IMAGE[:PART] [PATH] DEST`.
 pub(crate) fn extract(args: &ExtractArgs) -> Result<()> {
-    let image = &args.image;
+    let image = Image::resolve(&args.image)?;
     let (dest, rest) = args
         .paths
         .split_last()
         .context("kiln extract: no destination given")?;
     let root = rest.first().cloned().unwrap_or_else(|| OsString::from("/"));
-    let root = image_path(image, &root)?;
-    let sb = kiln_ext::read_superblock(&read_head(image)?)
-        .with_context(|| image.display().to_string())?;
+    let root = kiln_host::name_bytes(&root);
+    if !root.starts_with(b"/") {
+        bail!(
+            "{}: {:?}: paths inside an image start with /",
+            image.name,
+            String::from_utf8_lossy(&root)
+        );
+    }
     let mut x = Extractor {
-        fs: load(image)?,
-        image,
-        block_size: sb.block_size as usize,
+        reader: image.reader()?,
         report: Report::default(),
+        restored: HashMap::new(),
         dirs: Vec::new(),
     };
-    let meta = x.fs.symlink_metadata(&root).with_context(|| x.at(&root))?;
+    let at = |p: &[u8]| format!("{}: {}", image.name, String::from_utf8_lossy(p));
+    let start = x.reader.lookup(&root).with_context(|| image.name.clone())?;
+    let walk = x.reader.walk(start).with_context(|| at(&root))?;
     let dest = Path::new(dest);
-    let reuse_dest = check_dest(dest, meta.is_dir())?;
-    x.restore_tree(root, meta, dest, reuse_dest)?;
-    for (dir, meta) in std::mem::take(&mut x.dirs).iter().rev() {
-        x.set_meta(dir, meta, true);
+    let is_dir = x.reader.inode(start).with_context(|| at(&root))?.kind() == S_IFDIR;
+    let reuse_dest = check_dest(dest, is_dir)?;
+    let from_image_root = start == ROOT_INO;
+    for entry in &walk {
+        let skipped =
+            from_image_root && (entry.path == LOST_FOUND || entry.path.starts_with(b"lost+found/"));
+        if skipped {
+            continue;
+        }
+        let target = if entry.path.is_empty() {
+            dest.to_path_buf()
+        } else {
+            dest.join(host_path(&entry.path))
+        };
+        if entry.path.is_empty() && reuse_dest {
+            let inode = x.reader.inode(entry.ino).with_context(|| at(&root))?;
+            x.dirs.push((target, entry.ino, inode));
+            continue;
+        }
+        let mut shown = root.clone();
+        if !entry.path.is_empty() {
+            if !shown.ends_with(b"/") {
+                shown.push(b'/');
+            }
+            shown.extend(&entry.path);
+        }
+        x.restore_entry(entry.ino, &target)
+            .with_context(|| at(&shown))?;
+    }
+    for (dir, ino, inode) in std::mem::take(&mut x.dirs).iter().rev() {
+        x.set_meta(dir, *ino, inode)?;
     }
     x.report.print();
     Ok(())
@@ -124,162 +161,115 @@ fn check_dest(dest: &Path, is_dir: bool) -> Result<bool> {
     Ok(true)
 }
 
-impl Extractor<'_> {
-    /// `IMAGE: PATH`, for messages.
-    fn at(&self, path: &ImagePath) -> String {
-        format!("{}: {}", self.image.display(), path.display())
-    }
-
-    /// Restores `root` (whose metadata is `meta`) as `dest`, then everything
-    /// below it, breadth-first with an explicit queue (depth is bounded by
-    /// [`MAX_DEPTH`], against directory loops in corrupt images).
-    fn restore_tree(
-        &mut self,
-        root: ImagePath,
-        meta: Metadata,
-        dest: &Path,
-        reuse_dest: bool,
-    ) -> Result<()> {
-        if reuse_dest {
-            self.dirs.push((dest.to_path_buf(), meta));
-        } else {
-            self.restore_entry(&root, meta, dest)?;
-        }
-        let mut queue = std::collections::VecDeque::from([(root, dest.to_path_buf(), 0usize)]);
-        while let Some((dir, out, depth)) = queue.pop_front() {
-            if !self
-                .fs
-                .symlink_metadata(&dir)
-                .with_context(|| self.at(&dir))?
-                .is_dir()
-            {
-                continue;
-            }
-            if depth >= MAX_DEPTH {
-                bail!(
-                    "{}: directories nest deeper than {MAX_DEPTH} levels (a loop in a corrupt image?)",
-                    self.at(&dir)
-                );
-            }
-            for entry in self.fs.read_dir(&dir).with_context(|| self.at(&dir))? {
-                let entry = entry.with_context(|| self.at(&dir))?;
-                let name = entry.file_name().as_ref().to_vec();
-                if name == b"." || name == b".." {
-                    continue;
-                }
-                // The filesystem's own lost+found is not content: a build
-                // from the extracted tree makes its own.
-                if depth == 0 && is_image_root(&dir) && name == b"lost+found" {
-                    continue;
-                }
-                let child = entry.path();
-                let target = out.join(kiln_host::name_from_bytes(&name));
-                let meta = entry.metadata().with_context(|| self.at(&child))?;
-                self.restore_entry(&child, meta, &target)?;
-                queue.push_back((child, target, depth + 1));
-            }
-        }
-        Ok(())
-    }
-
-    /// Creates one entry at `dest`; a directory's metadata waits for the end.
-    fn restore_entry(&mut self, path: &ImagePath, meta: Metadata, dest: &Path) -> Result<()> {
-        let kind = meta.file_type();
-        let made = if kind.is_dir() {
-            std::fs::create_dir(dest).with_context(|| dest.display().to_string())?;
-            self.dirs.push((dest.to_path_buf(), meta));
+impl Extractor {
+    /// Creates the entry for inode `ino` at `dest`: a hard link to where
+    /// the inode went before, or a new file; a directory's metadata waits
+    /// for the end.
+    fn restore_entry(&mut self, ino: u32, dest: &Path) -> Result<()> {
+        let at_dest = || dest.display().to_string();
+        if let Some(first) = self.restored.get(&ino) {
+            let linked = std::fs::hard_link(first, dest);
+            self.report.check("hard links", dest, linked);
             return Ok(());
-        } else if kind.is_regular_file() {
-            self.restore_file(path, &meta, dest)?;
-            true
-        } else if kind.is_symlink() {
-            let target = self.fs.read_link(path).with_context(|| self.at(path))?;
-            let made = kiln_host::make_symlink(target.as_ref(), dest);
-            self.report.check("symlinks", dest, made)
-        } else if kind.is_fifo() {
-            let made = kiln_host::make_fifo(dest, meta.mode());
-            self.report.check("named pipes", dest, made)
-        } else if kind.is_socket() {
-            self.report.add("sockets", dest);
-            false
-        } else {
-            self.report
-                .add("device nodes (no device numbers yet)", dest);
-            false
+        }
+        let inode = self.reader.inode(ino)?;
+        let perm = inode.perm();
+        let made = match inode.kind() {
+            S_IFDIR => {
+                std::fs::create_dir(dest).with_context(at_dest)?;
+                self.dirs.push((dest.to_path_buf(), ino, inode));
+                return Ok(());
+            }
+            S_IFREG => {
+                self.restore_file(ino, &inode, dest)?;
+                true
+            }
+            S_IFLNK => {
+                let map = self.reader.file_map(ino, &inode)?;
+                let mut target = vec![0u8; usize::try_from(inode.size).unwrap_or(0)];
+                self.reader.read_file(&map, 0, &mut target)?;
+                let made = kiln_host::make_symlink(&target, dest);
+                self.report.check("symlinks", dest, made)
+            }
+            kind => {
+                let (what, node) = match (kind, inode.device()) {
+                    (S_IFIFO, _) => ("named pipes", NodeKind::Fifo),
+                    (S_IFSOCK, _) => ("sockets", NodeKind::Socket),
+                    (S_IFCHR, Some((ma, mi))) => ("device nodes", NodeKind::CharDevice(ma, mi)),
+                    (S_IFBLK, Some((ma, mi))) => ("device nodes", NodeKind::BlockDevice(ma, mi)),
+                    _ => bail!(
+                        "{}: inode {ino} has unknown type {:#o}",
+                        dest.display(),
+                        kind
+                    ),
+                };
+                let made = kiln_host::make_node(dest, node, perm);
+                self.report.check(what, dest, made)
+            }
         };
         if made {
-            self.set_meta(dest, &meta, !kind.is_symlink());
+            self.restored.insert(ino, dest.to_path_buf());
+            self.set_meta(dest, ino, &inode)?;
         }
         Ok(())
     }
 
-    /// Copies a regular file's content, leaving all-zero blocks as holes.
-    fn restore_file(&mut self, path: &ImagePath, meta: &Metadata, dest: &Path) -> Result<()> {
+    /// Writes a regular file's data where the image maps it; the rest
+    /// stays holes.
+    fn restore_file(&mut self, ino: u32, inode: &InodeView, dest: &Path) -> Result<()> {
         let at_dest = || dest.display().to_string();
-        let mut src = self.fs.open(path).with_context(|| self.at(path))?;
+        let map = self.reader.file_map(ino, inode)?;
         let out = File::create_new(dest).with_context(at_dest)?;
-        let mut buf = vec![0u8; self.block_size];
-        let mut offset = 0u64;
-        loop {
-            let n = fill(&mut src, &mut buf).with_context(|| self.at(path))?;
-            if n == 0 {
-                break;
+        let bs = self.reader.superblock().block_size;
+        let mut buf = vec![0u8; CHUNK];
+        for range in map.data_ranges(inode.size, bs) {
+            let mut at = range.start;
+            while at < range.end {
+                let n = CHUNK.min((range.end - at) as usize);
+                self.reader.read_file(&map, at, &mut buf[..n])?;
+                kiln_host::write_at(&out, &buf[..n], at).with_context(at_dest)?;
+                at += n as u64;
             }
-            if buf[..n].iter().any(|&b| b != 0) {
-                kiln_host::write_at(&out, &buf[..n], offset).with_context(at_dest)?;
-            }
-            offset += n as u64;
         }
-        // Sets the size past a final hole, and checks the read was complete.
-        if offset != meta.len() {
-            bail!(
-                "{}: read {offset} bytes of a {}-byte file",
-                self.at(path),
-                meta.len()
-            );
-        }
-        out.set_len(offset).with_context(at_dest)
+        // Sets the size past a final hole.
+        out.set_len(inode.size).with_context(at_dest)
     }
 
-    /// Restores owner, mode (unless a symlink) and times, reporting what the
-    /// host refused. Times come last: the other calls move ctime only.
-    fn set_meta(&mut self, dest: &Path, meta: &Metadata, has_mode: bool) {
+    /// Restores owner, mode (unless a symlink), xattrs and times, reporting
+    /// what the host refused. Owner first (chown clears setuid bits and
+    /// file capabilities), times last (the other calls move ctime only).
+    fn set_meta(&mut self, dest: &Path, ino: u32, inode: &InodeView) -> Result<()> {
         let current = kiln_host::lstat(dest).ok();
-        if current.is_none_or(|c| (c.uid, c.gid) != (meta.uid(), meta.gid())) {
-            let set = kiln_host::set_owner(dest, meta.uid(), meta.gid());
+        if current.is_none_or(|c| (c.uid, c.gid) != (inode.uid, inode.gid)) {
+            let set = kiln_host::set_owner(dest, inode.uid, inode.gid);
             self.report.check("owners", dest, set);
         }
-        if has_mode {
-            let set = kiln_host::set_perm(dest, meta.mode());
+        let is_symlink = inode.kind() == S_IFLNK;
+        if !is_symlink {
+            let set = kiln_host::set_perm(dest, inode.perm());
             self.report.check("modes", dest, set);
         }
-        let set =
-            kiln_host::set_times(dest, host_time(meta.accessed()), host_time(meta.modified()));
+        for (name, value) in self.reader.xattrs(ino)? {
+            let set = kiln_host::set_xattr(dest, &name, &value);
+            self.report.check("xattrs", dest, set);
+        }
+        let set = kiln_host::set_times(dest, host_time(inode.atime), host_time(inode.mtime));
         self.report.check("times", dest, set);
+        Ok(())
     }
 }
 
-/// Reads until `buf` is full or the file ends; returns the bytes read.
-fn fill(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match src.read(&mut buf[done..])? {
-            0 => break,
-            n => done += n,
-        }
-    }
-    Ok(done)
+/// The host path of a `/`-separated image path.
+fn host_path(path: &[u8]) -> PathBuf {
+    path.split(|&c| c == b'/')
+        .map(kiln_host::name_from_bytes)
+        .collect()
 }
 
 /// An image time as a host time.
 fn host_time(t: Timestamp) -> HostTime {
     HostTime {
-        secs: t.seconds(),
-        nanos: t.nanoseconds(),
+        secs: t.secs,
+        nanos: t.nanos,
     }
-}
-
-/// Whether `path` is the image's root directory.
-fn is_image_root(path: &ImagePath) -> bool {
-    path.as_ref() == b"/"
 }

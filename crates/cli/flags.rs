@@ -46,14 +46,48 @@ pub(crate) enum Command {
     Cat(CatArgs),
     /// Restore an image's tree, or the subtree at PATH, into a new directory.
     Extract(ExtractArgs),
+    /// Compare an image with the sources it was built from, and check its
+    /// structures; exit status 1 on any difference or inconsistency.
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(Box<VerifyArgs>),
+}
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  # Prove an image holds exactly what `kiln build` was given
+  kiln build rootfs/ overlay/ --all-root -o vm.img
+  kiln verify vm.img --against rootfs/ overlay/ --all-root
+";
+
+/// Flags of `kiln verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The image to check: a filesystem image, or IMAGE:PART for a
+    /// partition of a GPT disk image (by number or label).
+    #[arg(value_name = "IMAGE[:PART]")]
+    pub(crate) image: OsString,
+
+    /// The sources of the build, in the same order (directories or tar
+    /// archives); spec files and the other tree flags as given to the build.
+    #[arg(long = "against", id = "sources", value_name = "SOURCE", num_args = 1.., required_unless_present_any = ["spec", "spec_lines", "device_table"])]
+    pub(crate) sources: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) tree: TreeArgs,
+
+    /// How many differences and inconsistencies to print (the rest are
+    /// counted).
+    #[arg(long = "max-reports", value_name = "N", default_value_t = 50)]
+    pub(crate) max_reports: usize,
 }
 
 /// Flags of `kiln info`.
 #[derive(Debug, Args)]
 pub(crate) struct InfoArgs {
-    /// The image (a plain filesystem image, not a partitioned disk).
-    #[arg(value_name = "IMAGE")]
-    pub(crate) image: PathBuf,
+    /// The image: a filesystem image, or IMAGE:PART for a partition of a
+    /// GPT disk image (by number or label).
+    #[arg(value_name = "IMAGE[:PART]")]
+    pub(crate) image: OsString,
 
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -63,9 +97,10 @@ pub(crate) struct InfoArgs {
 /// Flags of `kiln ls`.
 #[derive(Debug, Args)]
 pub(crate) struct LsArgs {
-    /// The image (a plain filesystem image, not a partitioned disk).
-    #[arg(value_name = "IMAGE")]
-    pub(crate) image: PathBuf,
+    /// The image: a filesystem image, or IMAGE:PART for a partition of a
+    /// GPT disk image (by number or label).
+    #[arg(value_name = "IMAGE[:PART]")]
+    pub(crate) image: OsString,
 
     /// The absolute path inside the image of a directory (or a file).
     #[arg(value_name = "PATH", default_value = "/")]
@@ -85,9 +120,10 @@ pub(crate) struct LsArgs {
 /// Flags of `kiln cat`.
 #[derive(Debug, Args)]
 pub(crate) struct CatArgs {
-    /// The image (a plain filesystem image, not a partitioned disk).
-    #[arg(value_name = "IMAGE")]
-    pub(crate) image: PathBuf,
+    /// The image: a filesystem image, or IMAGE:PART for a partition of a
+    /// GPT disk image (by number or label).
+    #[arg(value_name = "IMAGE[:PART]")]
+    pub(crate) image: OsString,
 
     /// The absolute path inside the image of a file (symlinks are followed).
     #[arg(value_name = "PATH")]
@@ -97,9 +133,10 @@ pub(crate) struct CatArgs {
 /// Flags of `kiln extract`.
 #[derive(Debug, Args)]
 pub(crate) struct ExtractArgs {
-    /// The image (a plain filesystem image, not a partitioned disk).
-    #[arg(value_name = "IMAGE")]
-    pub(crate) image: PathBuf,
+    /// The image: a filesystem image, or IMAGE:PART for a partition of a
+    /// GPT disk image (by number or label).
+    #[arg(value_name = "IMAGE[:PART]")]
+    pub(crate) image: OsString,
 
     /// The absolute path inside the image of the subtree to restore
     /// (default: `/`), then the destination directory, which must not exist
@@ -119,33 +156,8 @@ pub(crate) struct BuildArgs {
     #[arg(value_name = "SOURCE", required_unless_present_any = ["spec", "spec_lines", "device_table"])]
     pub(crate) sources: Vec<PathBuf>,
 
-    /// A spec file (see docs/spec-format.md): creates and modifies entries.
-    /// Repeatable; applied in command-line order with the sources.
-    #[arg(long, value_name = "FILE", help_heading = "Layers")]
-    pub(crate) spec: Vec<PathBuf>,
-
-    /// One spec line (repeatable), e.g. -p 'chown /usr/bin/** 0 0'.
-    #[arg(
-        short = 'p',
-        long = "spec-line",
-        value_name = "LINE",
-        help_heading = "Layers"
-    )]
-    pub(crate) spec_lines: Vec<String>,
-
-    /// A genext2fs device table (repeatable).
-    #[arg(long = "device-table", value_name = "FILE", help_heading = "Layers")]
-    pub(crate) device_table: Vec<PathBuf>,
-
-    /// A SELinux file_contexts file: labels (security.selinux) the finished
-    /// tree, last match wins.
-    #[arg(long = "file-contexts", value_name = "FILE", help_heading = "Layers")]
-    pub(crate) file_contexts: Option<PathBuf>,
-
-    /// Leave out entries whose image path matches GLOB (`/var/cache/**`,
-    /// `/**/*.pyc`); repeatable.
-    #[arg(long, value_name = "GLOB", help_heading = "Layers")]
-    pub(crate) exclude: Vec<String>,
+    #[command(flatten)]
+    pub(crate) tree: TreeArgs,
 
     /// The image file to write (written beside it, renamed when complete).
     #[arg(short, long, value_name = "IMAGE")]
@@ -226,6 +238,39 @@ pub(crate) struct BuildArgs {
     /// Overwrite the output if it exists.
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+/// The flags that shape the tree, shared by `kiln build` and `kiln verify`
+/// (which must read the sources exactly as the build did).
+#[derive(Debug, Args)]
+pub(crate) struct TreeArgs {
+    /// A spec file (see docs/spec-format.md): creates and modifies entries.
+    /// Repeatable; applied in command-line order with the sources.
+    #[arg(long, value_name = "FILE", help_heading = "Layers")]
+    pub(crate) spec: Vec<PathBuf>,
+
+    /// One spec line (repeatable), e.g. -p 'chown /usr/bin/** 0 0'.
+    #[arg(
+        short = 'p',
+        long = "spec-line",
+        value_name = "LINE",
+        help_heading = "Layers"
+    )]
+    pub(crate) spec_lines: Vec<String>,
+
+    /// A genext2fs device table (repeatable).
+    #[arg(long = "device-table", value_name = "FILE", help_heading = "Layers")]
+    pub(crate) device_table: Vec<PathBuf>,
+
+    /// A SELinux file_contexts file: labels (security.selinux) the finished
+    /// tree, last match wins.
+    #[arg(long = "file-contexts", value_name = "FILE", help_heading = "Layers")]
+    pub(crate) file_contexts: Option<PathBuf>,
+
+    /// Leave out entries whose image path matches GLOB (`/var/cache/**`,
+    /// `/**/*.pyc`); repeatable.
+    #[arg(long, value_name = "GLOB", help_heading = "Layers")]
+    pub(crate) exclude: Vec<String>,
 
     /// Apply OCI/overlayfs whiteouts between layers: `.wh.NAME` deletes NAME
     /// of earlier sources, `.wh..wh..opq` hides a directory's earlier content.
@@ -277,9 +322,10 @@ pub(crate) enum Layer {
     DeviceTable(PathBuf),
 }
 
-impl BuildArgs {
-    /// The layers in the order they were given on the command line.
-    pub(crate) fn layers(&self, matches: &ArgMatches) -> Vec<Layer> {
+impl TreeArgs {
+    /// The layers in the order they were given on the command line:
+    /// `sources` (the argument with id `sources`) among the spec layers.
+    pub(crate) fn layers(&self, sources: &[PathBuf], matches: &ArgMatches) -> Vec<Layer> {
         let mut ordered: Vec<(usize, Layer)> = Vec::new();
         let mut add = |id: &str, layers: Vec<Layer>| {
             if let Some(indices) = matches.indices_of(id) {
@@ -288,7 +334,7 @@ impl BuildArgs {
         };
         add(
             "sources",
-            self.sources.iter().cloned().map(Layer::Source).collect(),
+            sources.iter().cloned().map(Layer::Source).collect(),
         );
         add("spec", self.spec.iter().cloned().map(Layer::Spec).collect());
         add(
@@ -323,7 +369,9 @@ impl BuildArgs {
             clamp_time: source_date_epoch,
         }
     }
+}
 
+impl BuildArgs {
     /// The validated build options (ids and timestamp are filled in later).
     pub(crate) fn options(&self) -> Result<BuildOptions> {
         let fs_type = match self.fs_type.as_str() {
@@ -451,7 +499,7 @@ mod tests {
             panic!("`kiln build` parsed as another command");
         };
         let sub = matches.subcommand_matches("build").unwrap();
-        let layers = args.layers(sub);
+        let layers = args.tree.layers(&args.sources, sub);
         assert_eq!(
             layers,
             vec![

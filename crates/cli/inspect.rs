@@ -1,14 +1,12 @@
-//! `kiln info`, `kiln ls` and `kiln cat`: looking inside a plain image
-//! without mounting it.
+//! `kiln info`, `kiln ls` and `kiln cat`: looking inside an image, or a
+//! partition of a disk image, without mounting it.
 //!
 //! `info` decodes the superblock with kiln's own code
 //! ([`kiln_ext::read_superblock`], sharing the writer's offsets); `ls` and
 //! `cat` read directories and files through the `ext4-view` crate. Every
 //! error names the image and, where there is one, the path inside it.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ext4_view::{Ext4, Metadata, PathBuf as ImagePath};
@@ -16,6 +14,8 @@ use kiln_ext::SuperblockView;
 use serde::Serialize;
 
 use crate::flags::{CatArgs, InfoArgs, LsArgs};
+use crate::image::Image;
+use kiln_sink::partition::PartitionInfo;
 
 /// Bytes of the image that hold the primary superblock.
 const SUPERBLOCK_END: u64 = 2048;
@@ -115,37 +115,110 @@ impl Info {
     }
 }
 
-/// `kiln info IMAGE [--json]`.
+/// One partition of a disk image in `kiln info`'s report.
+#[derive(Debug, Serialize)]
+struct PartitionReport {
+    number: u32,
+    label: String,
+    type_guid: String,
+    type_name: Option<&'static str>,
+    uuid: String,
+    offset: u64,
+    size: u64,
+    /// The filesystem in it, if it holds an ext2/3/4 one.
+    filesystem: Option<Info>,
+}
+
+/// `kiln info` of a partitioned disk image.
+#[derive(Debug, Serialize)]
+struct DiskReport {
+    partition_table: &'static str,
+    partitions: Vec<PartitionReport>,
+}
+
+/// `kiln info IMAGE[:PART] [--json]`: a filesystem's superblock, or a
+/// disk's partition table and the filesystem in each partition.
 pub(crate) fn info(args: &InfoArgs) -> Result<()> {
-    let image = &args.image;
-    let head = read_head(image)?;
-    let sb = kiln_ext::read_superblock(&head).with_context(|| image.display().to_string())?;
-    let info = Info::new(&sb);
-    let text = if args.json {
-        serde_json::to_string_pretty(&info)? + "\n"
-    } else {
-        info.text()
+    let image = Image::resolve(&args.image)?;
+    let table = match image.region {
+        None => kiln_sink::partition::read_table(&image.path)?,
+        Some(_) => None,
+    };
+    let text = match table {
+        Some(parts) => disk_info(&image, parts, args.json)?,
+        None => {
+            let head = image.head(SUPERBLOCK_END)?;
+            let sb = kiln_ext::read_superblock(&head).with_context(|| image.name.clone())?;
+            let info = Info::new(&sb);
+            if args.json {
+                serde_json::to_string_pretty(&info)? + "\n"
+            } else {
+                info.text()
+            }
+        }
     };
     io::stdout()
         .write_all(text.as_bytes())
         .context("writing to standard output")
 }
 
-/// The first bytes of the image, up to the end of the primary superblock.
-pub(crate) fn read_head(image: &Path) -> Result<Vec<u8>> {
-    let file = File::open(image).with_context(|| image.display().to_string())?;
-    let mut head = Vec::new();
-    file.take(SUPERBLOCK_END)
-        .read_to_end(&mut head)
-        .with_context(|| image.display().to_string())?;
-    Ok(head)
+/// The report of a disk image: each partition, with its filesystem's
+/// superblock where it holds one.
+fn disk_info(image: &Image, parts: Vec<PartitionInfo>, json: bool) -> Result<String> {
+    let mut partitions = Vec::new();
+    for p in parts {
+        let part = Image {
+            path: image.path.clone(),
+            name: format!("{}:{}", image.name, p.number),
+            region: Some(p.region),
+        };
+        let head = part.head(SUPERBLOCK_END)?;
+        partitions.push(PartitionReport {
+            number: p.number,
+            label: p.label,
+            type_guid: p.type_guid,
+            type_name: p.type_name,
+            uuid: p.uuid,
+            offset: p.region.offset,
+            size: p.region.len,
+            filesystem: kiln_ext::read_superblock(&head)
+                .ok()
+                .map(|sb| Info::new(&sb)),
+        });
+    }
+    let disk = DiskReport {
+        partition_table: "gpt",
+        partitions,
+    };
+    if json {
+        return Ok(serde_json::to_string_pretty(&disk)? + "\n");
+    }
+    let mut text = "Partition table: gpt\n".to_string();
+    for p in &disk.partitions {
+        text += &format!(
+            "\nPartition {}: {:?}, type {} ({}), uuid {}, offset {}, size {}\n",
+            p.number,
+            p.label,
+            p.type_name.unwrap_or("unknown"),
+            p.type_guid,
+            p.uuid,
+            p.offset,
+            p.size
+        );
+        match &p.filesystem {
+            Some(info) => text += &info.text(),
+            None => text += "No ext2/3/4 filesystem\n",
+        }
+    }
+    Ok(text)
 }
 
 /// `kiln ls IMAGE [PATH] [-l] [-R]`.
 pub(crate) fn ls(args: &LsArgs) -> Result<()> {
-    let fs = load(&args.image)?;
-    let path = image_path(&args.image, &args.path)?;
-    let at = |p: &ImagePath| format!("{}: {}", args.image.display(), p.display());
+    let image = Image::resolve(&args.image)?;
+    let fs = image.ext4()?;
+    let path = image_path(&image.name, &args.path)?;
+    let at = |p: &ImagePath| format!("{}: {}", image.name, p.display());
     let meta = fs.symlink_metadata(&path).with_context(|| at(&path))?;
     let mut out = BufWriter::new(io::stdout().lock());
     if !meta.is_dir() {
@@ -225,9 +298,10 @@ fn print_entry(
 
 /// `kiln cat IMAGE PATH`.
 pub(crate) fn cat(args: &CatArgs) -> Result<()> {
-    let fs = load(&args.image)?;
-    let path = image_path(&args.image, &args.path)?;
-    let at = || format!("{}: {}", args.image.display(), path.display());
+    let image = Image::resolve(&args.image)?;
+    let fs = image.ext4()?;
+    let path = image_path(&image.name, &args.path)?;
+    let at = || format!("{}: {}", image.name, path.display());
     let mut file = fs.open(&path).with_context(at)?;
     let mut out = io::stdout().lock();
     // Copied by hand so a read error (the image) and a write error (stdout)
@@ -243,20 +317,12 @@ pub(crate) fn cat(args: &CatArgs) -> Result<()> {
     }
 }
 
-/// Opens an image with ext4-view.
-pub(crate) fn load(image: &Path) -> Result<Ext4> {
-    Ext4::load_from_path(image).with_context(|| image.display().to_string())
-}
-
 /// The path inside the image, which must be absolute.
-pub(crate) fn image_path(image: &Path, path: &std::ffi::OsStr) -> Result<ImagePath> {
+pub(crate) fn image_path(image: &str, path: &std::ffi::OsStr) -> Result<ImagePath> {
     let p = ImagePath::try_from(path.to_os_string())
-        .with_context(|| format!("{}: {path:?} is not a valid path", image.display()))?;
+        .with_context(|| format!("{image}: {path:?} is not a valid path"))?;
     if !p.is_absolute() {
-        bail!(
-            "{}: {path:?}: paths inside an image start with /",
-            image.display()
-        );
+        bail!("{image}: {path:?}: paths inside an image start with /");
     }
     Ok(p)
 }

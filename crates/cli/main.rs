@@ -9,7 +9,9 @@
 
 mod extract;
 mod flags;
+mod image;
 mod inspect;
+mod verify;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -19,7 +21,7 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches};
 use kiln_tree::{parse_device_table, parse_file_contexts, Excludes, Metadata, Policy, Spec, Tree};
 
-use flags::{BuildArgs, Cli, Command, Layer};
+use flags::{BuildArgs, Cli, Command, Layer, TreeArgs};
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
@@ -29,7 +31,14 @@ fn main() -> ExitCode {
             Command::Build(args) => {
                 // OK: clap only yields Build when the build subcommand matched.
                 let sub = matches.subcommand_matches("build").expect("build matches");
-                build(&args, &args.layers(sub))
+                build(&args, &args.tree.layers(&args.sources, sub))
+            }
+            Command::Verify(args) => {
+                // OK: as for build.
+                let sub = matches
+                    .subcommand_matches("verify")
+                    .expect("verify matches");
+                verify::verify(&args, &args.tree.layers(&args.sources, sub))
             }
             Command::Info(args) => inspect::info(&args),
             Command::Ls(args) => inspect::ls(&args),
@@ -47,7 +56,7 @@ fn main() -> ExitCode {
 
 /// The error and its causes on one line; a cause that the message already
 /// quotes (kiln's errors include the host's words) is not repeated.
-fn message(e: &anyhow::Error) -> String {
+pub(crate) fn message(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
@@ -71,14 +80,8 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
         );
     }
     let source_date_epoch = source_date_epoch()?;
-    let policy = args.policy(source_date_epoch);
-    let mut tree = read_layers(layers, args.whiteouts, &policy)?;
-    Excludes::parse(&args.exclude)?.apply(&mut tree);
-    if let Some(path) = &args.file_contexts {
-        parse_file_contexts(&read_text(path)?, path)?.apply(&mut tree);
-    }
-    policy.apply_to_image(&mut tree)?;
-    opts.timestamp = fs_timestamp(&tree, args.timestamp.or(source_date_epoch));
+    let tree = read_tree(layers, &args.tree, source_date_epoch)?;
+    opts.timestamp = fs_timestamp(&tree, args.tree.timestamp.or(source_date_epoch));
     let (uuid, seed) = kiln_ext::derive_ids(&tree, &opts);
     opts.uuid = args.uuid.unwrap_or(uuid);
     opts.hash_seed = args.seed.unwrap_or(seed);
@@ -101,6 +104,24 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
         geo.groups
     );
     Ok(())
+}
+
+/// The tree an image holds: the layers, then excludes, SELinux labels and
+/// the image-wide policies. `kiln build` writes it, `kiln verify` compares
+/// an image with it.
+pub(crate) fn read_tree(
+    layers: &[Layer],
+    args: &TreeArgs,
+    source_date_epoch: Option<i64>,
+) -> Result<Tree> {
+    let policy = args.policy(source_date_epoch);
+    let mut tree = read_layers(layers, args.whiteouts, &policy)?;
+    Excludes::parse(&args.exclude)?.apply(&mut tree);
+    if let Some(path) = &args.file_contexts {
+        parse_file_contexts(&read_text(path)?, path)?.apply(&mut tree);
+    }
+    policy.apply_to_image(&mut tree)?;
+    Ok(tree)
 }
 
 /// Reads the layers in order: each source (with the ownership policies
@@ -148,7 +169,7 @@ fn read_text(path: &Path) -> Result<String> {
 }
 
 /// `SOURCE_DATE_EPOCH`, if set.
-fn source_date_epoch() -> Result<Option<i64>> {
+pub(crate) fn source_date_epoch() -> Result<Option<i64>> {
     let Some(v) = std::env::var_os("SOURCE_DATE_EPOCH") else {
         return Ok(None);
     };

@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use crate::checksum::{crc32c, inode_seed};
 use crate::htree::{self, HtreeFull, HtreeParams, Index};
-use crate::le::{put_u16, put_u32};
+use crate::le::{get_u16, get_u32, put_u16, put_u32};
 
 /// `file_type` codes of directory entries (the filetype feature).
 pub(crate) mod ftype {
@@ -313,10 +313,61 @@ fn put_tail(block: &mut [u8], seed: u32) {
     put_u32(block, at + 8, csum);
 }
 
+/// One directory entry read back from an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntryView {
+    /// The inode the name links to.
+    pub ino: u32,
+    /// The `file_type` byte (0 without the filetype feature).
+    pub file_type: u8,
+    /// The name, raw bytes.
+    pub name: Vec<u8>,
+}
+
+/// Decodes the entries of a directory block, or of an inline area, skipping
+/// unused ones (inode 0: free space, hash-index nodes, checksum tails).
+/// Without the filetype feature the type byte is the name length's high
+/// half. Refuses entries that overrun the area or their own record.
+pub(crate) fn decode_entries(area: &[u8], filetype: bool) -> Result<Vec<DirEntryView>, String> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + HEADER <= area.len() {
+        let ino = get_u32(area, pos);
+        let rec_len = usize::from(get_u16(area, pos + 4));
+        let (name_len, file_type) = if filetype {
+            (usize::from(area[pos + 6]), area[pos + 7])
+        } else {
+            (usize::from(get_u16(area, pos + 6)), 0)
+        };
+        if rec_len < HEADER || rec_len % 4 != 0 || pos + rec_len > area.len() {
+            return Err(format!("entry at byte {pos} has record length {rec_len}"));
+        }
+        if ino != 0 {
+            if HEADER + name_len > rec_len || name_len == 0 {
+                return Err(format!("entry at byte {pos} has name length {name_len}"));
+            }
+            let name = area[pos + HEADER..pos + HEADER + name_len].to_vec();
+            out.push(DirEntryView {
+                ino,
+                file_type,
+                name,
+            });
+        }
+        pos += rec_len;
+    }
+    Ok(out)
+}
+
+/// Whether a leaf block's checksum tail holds the CRC32C of the entries
+/// from the directory's inode seed.
+pub(crate) fn tail_matches(block: &[u8], inode_seed: u32) -> bool {
+    let at = block.len() - TAIL;
+    block[at + 7] == TAIL_FT && get_u32(block, at + 8) == crc32c(inode_seed, &block[..at])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::le::{get_u16, get_u32};
 
     /// The UUID and hash seed of the e2fsprogs-made test images:
     /// `mke2fs -U 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 -E hash_seed=11223344-5566-7788-99aa-bbccddeeff00`.

@@ -131,6 +131,20 @@ pub enum ReadError {
         /// The magic number found.
         found: u32,
     },
+    /// An inode's block map, extent tree or directory entries are malformed.
+    #[error("inode {ino}: {what}")]
+    CorruptInode {
+        /// The inode.
+        ino: u32,
+        /// What is wrong.
+        what: String,
+    },
+    /// A path inside the image does not exist.
+    #[error("{path}: no such file or directory in the image")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
     /// An inode's xattrs are malformed (or use ea_inode, not supported).
     #[error("inode {ino}: corrupt xattrs: {what}")]
     CorruptXattrs {

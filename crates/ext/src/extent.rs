@@ -20,7 +20,7 @@
 use std::ops::Range;
 
 use crate::checksum::crc32c;
-use crate::le::{put_u16, put_u32};
+use crate::le::{get_u16, get_u32, put_u16, put_u32};
 
 /// `eh_magic` of every extent node.
 const EXT4_EXT_MAGIC: u16 = 0xF30A;
@@ -305,12 +305,80 @@ impl ExtentTree {
     }
 }
 
+/// One entry of a node read back from an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadEntry {
+    /// A leaf extent; `uninit` ones (preallocated) read as zeros.
+    Leaf {
+        /// `ee_block`.
+        lblk: u32,
+        /// `ee_start`.
+        pblk: u64,
+        /// Blocks mapped (the uninitialised bias removed).
+        len: u32,
+        /// Whether the extent is uninitialised.
+        uninit: bool,
+    },
+    /// An index entry: the child node at `child` maps from `lblk`.
+    Index {
+        /// `ei_block`.
+        lblk: u32,
+        /// `ei_leaf`.
+        child: u64,
+    },
+}
+
+/// Decodes a node (the 60 bytes of `i_block` or a tree block): its depth
+/// and entries. Checks the magic number and that the entries fit.
+pub(crate) fn decode_node(buf: &[u8]) -> Result<(u16, Vec<ReadEntry>), String> {
+    if buf.len() < HEADER_SIZE || get_u16(buf, off::EH_MAGIC) != EXT4_EXT_MAGIC {
+        return Err("extent node without the extent magic number".into());
+    }
+    let count = usize::from(get_u16(buf, off::EH_ENTRIES));
+    let max = usize::from(get_u16(buf, off::EH_MAX));
+    let depth = get_u16(buf, off::EH_DEPTH);
+    if count > max || HEADER_SIZE + max * ENTRY_SIZE > buf.len() {
+        return Err(format!("extent node claims {count} of {max} entries"));
+    }
+    let entries = buf[HEADER_SIZE..HEADER_SIZE + count * ENTRY_SIZE]
+        .chunks_exact(ENTRY_SIZE)
+        .map(|e| decode_entry(e, depth))
+        .collect();
+    Ok((depth, entries))
+}
+
+/// Decodes one entry of a node at `depth` (0: a leaf).
+fn decode_entry(e: &[u8], depth: u16) -> ReadEntry {
+    let join = |hi: usize, lo: usize| u64::from(get_u16(e, hi)) << 32 | u64::from(get_u32(e, lo));
+    if depth == 0 {
+        let raw = u32::from(get_u16(e, off::EE_LEN));
+        let uninit = raw > EXT_INIT_MAX_LEN;
+        ReadEntry::Leaf {
+            lblk: get_u32(e, off::EE_BLOCK),
+            pblk: join(off::EE_START_HI, off::EE_START_LO),
+            len: if uninit { raw - EXT_INIT_MAX_LEN } else { raw },
+            uninit,
+        }
+    } else {
+        ReadEntry::Index {
+            lblk: get_u32(e, off::EI_BLOCK),
+            child: join(off::EI_LEAF_HI, off::EI_LEAF_LO),
+        }
+    }
+}
+
+/// Whether a tree block's `ext4_extent_tail` holds the CRC32C of the node
+/// from the owning inode's checksum seed.
+pub(crate) fn tail_matches(block: &[u8], inode_seed: u32) -> bool {
+    let tail = tail_offset(block.len() as u32);
+    block.len() >= tail + 4 && get_u32(block, tail) == crc32c(inode_seed, &block[..tail])
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::le::{get_u16, get_u32};
 
     /// Builds with a cursor allocator starting at `first`.
     fn build(runs: &[Extent64Run], bs: u32, first: u64) -> ExtentTree {

@@ -5,7 +5,7 @@
 
 use crate::checksum::crc32c;
 use crate::geometry::Geometry;
-use crate::le::{get_u32, put_u16, put_u32};
+use crate::le::{get_u16, get_u32, put_u16, put_u32};
 
 /// `bg_flags`: the inode table is initialised (zeroed), as mke2fs records.
 const BG_INODE_ZEROED: u16 = 0x4;
@@ -111,29 +111,77 @@ fn encode_one(geo: &Geometry, g: u32, c: &GroupCounts, d: &mut [u8]) {
     }
 }
 
-/// What the image reader needs of one descriptor (`d`, 32 or 64 bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One decoded descriptor (`d`, 32 or 64 bytes): what the image reader and
+/// the checker need.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct GroupDesc {
+    /// The group's block bitmap.
+    pub(crate) block_bitmap: u64,
+    /// The group's inode bitmap.
+    pub(crate) inode_bitmap: u64,
     /// First block of the group's inode table.
     pub(crate) inode_table: u64,
+    /// `bg_free_blocks_count`.
+    pub(crate) free_blocks: u32,
+    /// `bg_free_inodes_count`.
+    pub(crate) free_inodes: u32,
+    /// `bg_used_dirs_count`.
+    pub(crate) used_dirs: u32,
+    /// `bg_itable_unused`.
+    pub(crate) itable_unused: u32,
+    /// `bg_flags`.
+    pub(crate) flags: u16,
+    /// CRC32C of the block bitmap (low half only in 32-byte descriptors).
+    pub(crate) block_bitmap_csum: u32,
+    /// CRC32C of the inode bitmap (low half only in 32-byte descriptors).
+    pub(crate) inode_bitmap_csum: u32,
+    /// `bg_checksum`.
+    pub(crate) checksum: u16,
 }
+
+/// `bg_flags`: the inode bitmap is not initialised (all inodes free).
+pub(crate) const BG_INODE_UNINIT: u16 = 0x1;
+/// `bg_flags`: the block bitmap is not initialised (only metadata used).
+pub(crate) const BG_BLOCK_UNINIT: u16 = 0x2;
 
 /// Decodes a descriptor; the `_hi` halves count only in 64-byte descriptors,
 /// as the kernel reads them.
 pub(crate) fn decode(d: &[u8]) -> GroupDesc {
-    let hi = if d.len() >= DESC_SIZE_HI {
-        u64::from(get_u32(d, off::BG_INODE_TABLE_HI)) << 32
-    } else {
-        0
+    let big = d.len() >= DESC_SIZE_HI;
+    let wide = |lo: usize, hi: usize| {
+        let hi = if big {
+            u64::from(get_u32(d, hi)) << 32
+        } else {
+            0
+        };
+        hi | u64::from(get_u32(d, lo))
+    };
+    let half = |lo: usize, hi: usize| {
+        let hi = if big {
+            u32::from(get_u16(d, hi)) << 16
+        } else {
+            0
+        };
+        hi | u32::from(get_u16(d, lo))
     };
     GroupDesc {
-        inode_table: hi | u64::from(get_u32(d, off::BG_INODE_TABLE_LO)),
+        block_bitmap: wide(off::BG_BLOCK_BITMAP_LO, off::BG_BLOCK_BITMAP_HI),
+        inode_bitmap: wide(off::BG_INODE_BITMAP_LO, off::BG_INODE_BITMAP_HI),
+        inode_table: wide(off::BG_INODE_TABLE_LO, off::BG_INODE_TABLE_HI),
+        free_blocks: half(off::BG_FREE_BLOCKS_COUNT_LO, off::BG_FREE_BLOCKS_COUNT_HI),
+        free_inodes: half(off::BG_FREE_INODES_COUNT_LO, off::BG_FREE_INODES_COUNT_HI),
+        used_dirs: half(off::BG_USED_DIRS_COUNT_LO, off::BG_USED_DIRS_COUNT_HI),
+        itable_unused: half(off::BG_ITABLE_UNUSED_LO, off::BG_ITABLE_UNUSED_HI),
+        flags: get_u16(d, off::BG_FLAGS),
+        block_bitmap_csum: half(off::BG_BLOCK_BITMAP_CSUM_LO, off::BG_BLOCK_BITMAP_CSUM_HI),
+        inode_bitmap_csum: half(off::BG_INODE_BITMAP_CSUM_LO, off::BG_INODE_BITMAP_CSUM_HI),
+        checksum: get_u16(d, off::BG_CHECKSUM),
     }
 }
 
 /// The descriptor checksum: CRC32C of the group number and the descriptor
 /// with the checksum field left out, low 16 bits.
-fn checksum(seed: u32, g: u32, d: &[u8]) -> u16 {
+pub(crate) fn checksum(seed: u32, g: u32, d: &[u8]) -> u16 {
     let crc = crc32c(seed, &g.to_le_bytes());
     let crc = crc32c(crc, &d[..off::BG_CHECKSUM]);
     let crc = crc32c(crc, &[0, 0]);

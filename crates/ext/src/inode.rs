@@ -9,21 +9,23 @@ use crate::layout::{EXTRA_ISIZE, GOOD_OLD_INODE_SIZE};
 use crate::le::{get_u16, get_u32, put_u16, put_u32};
 
 /// `i_mode` type bits.
-pub(crate) mod mode {
+pub mod mode {
+    /// The mask of the type bits.
+    pub const S_IFMT: u16 = 0o170000;
     /// Socket.
-    pub(crate) const S_IFSOCK: u16 = 0o140000;
+    pub const S_IFSOCK: u16 = 0o140000;
     /// Symbolic link.
-    pub(crate) const S_IFLNK: u16 = 0o120000;
+    pub const S_IFLNK: u16 = 0o120000;
     /// Regular file.
-    pub(crate) const S_IFREG: u16 = 0o100000;
+    pub const S_IFREG: u16 = 0o100000;
     /// Block device.
-    pub(crate) const S_IFBLK: u16 = 0o060000;
+    pub const S_IFBLK: u16 = 0o060000;
     /// Directory.
-    pub(crate) const S_IFDIR: u16 = 0o040000;
+    pub const S_IFDIR: u16 = 0o040000;
     /// Character device.
-    pub(crate) const S_IFCHR: u16 = 0o020000;
+    pub const S_IFCHR: u16 = 0o020000;
     /// Named pipe.
-    pub(crate) const S_IFIFO: u16 = 0o010000;
+    pub const S_IFIFO: u16 = 0o010000;
 }
 
 /// Byte offsets of the inode fields kiln writes and reads.
@@ -133,11 +135,7 @@ impl InodeRecord {
                 put_u32(buf, lo, secs);
                 put_u32(buf, extra, extra_bits);
             } else if lo < usize::from(GOOD_OLD_INODE_SIZE) {
-                put_u32(
-                    buf,
-                    lo,
-                    t.secs.clamp(i32::MIN.into(), i32::MAX.into()) as i32 as u32,
-                );
+                put_u32(buf, lo, small_secs(t.secs));
             }
         }
         if large {
@@ -180,6 +178,22 @@ pub struct InodeView {
 }
 
 impl InodeView {
+    /// The type bits of the mode (one of the [`mode`] constants).
+    pub fn kind(&self) -> u16 {
+        self.mode & mode::S_IFMT
+    }
+
+    /// The permission bits of the mode (12 bits).
+    pub fn perm(&self) -> u16 {
+        self.mode & !mode::S_IFMT
+    }
+
+    /// Whether the inode maps its blocks with an extent tree (else a block
+    /// map, inline data or nothing).
+    pub fn has_extents(&self) -> bool {
+        self.flags & crate::alloc::EXTENTS_FL != 0
+    }
+
     /// The device number (major, minor) of a character or block device.
     pub fn device(&self) -> Option<(u32, u32)> {
         let kind = self.mode & 0o170000;
@@ -255,6 +269,27 @@ pub(crate) fn set_checksum(slot: &mut [u8], inode_seed: u32) {
     put_u16(slot, L_I_CHECKSUM_LO, crc as u16);
     if slot.len() > usize::from(GOOD_OLD_INODE_SIZE) {
         put_u16(slot, I_CHECKSUM_HI, (crc >> 16) as u16);
+    }
+}
+
+/// The seconds field of an inode without extra time fields: signed 32
+/// bits, times outside 1901..2038 clamped to its ends.
+fn small_secs(secs: i64) -> u32 {
+    secs.clamp(i32::MIN.into(), i32::MAX.into()) as i32 as u32
+}
+
+/// The time an inode stores for `t`: with the extra fields (`large`,
+/// inodes over 128 bytes) nanoseconds and 1901..2446, else whole seconds
+/// and 1901..2038, clamped at the ends as the writer does.
+pub fn stored_time(t: Timestamp, large: bool) -> Timestamp {
+    if large {
+        let (secs, extra) = encode_extra_time(t);
+        decode_extra_time(secs, extra)
+    } else {
+        Timestamp {
+            secs: i64::from(small_secs(t.secs) as i32),
+            nanos: 0,
+        }
     }
 }
 

@@ -36,7 +36,7 @@ pub(crate) const N_DIRECT: u32 = 12;
 pub(crate) const IND_SLOT: usize = 12;
 
 /// Most hard links an inode may have without the dir_nlink feature.
-pub(crate) const LINK_MAX: u32 = 65_000;
+pub const LINK_MAX: u32 = 65_000;
 /// Longest name a directory entry holds.
 pub(crate) const NAME_MAX: usize = 255;
 /// Longest symlink target Linux accepts (PATH_MAX less the NUL).

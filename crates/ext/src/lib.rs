@@ -23,6 +23,7 @@
 mod alloc;
 mod bitmap;
 mod blockmap;
+mod check;
 mod checksum;
 mod dir;
 mod emit;
@@ -46,14 +47,17 @@ mod sizing;
 mod superblock;
 mod xattr;
 
+pub use check::{check_image, CheckReport, Problem};
+pub use dir::DirEntryView;
 pub use emit::emit;
 pub use error::{EmitError, PlanError, ReadError};
 pub use features::{Features, FsType};
 pub use geometry::Geometry;
 pub use ids::derive_ids;
-pub use inode::InodeView;
+pub use inode::{mode, stored_time, InodeView};
+pub use layout::LINK_MAX;
 pub use options::{BuildOptions, HashAlg};
 pub use plan::{plan, Plan};
-pub use reader::ImageReader;
+pub use reader::{FileMap, ImageReader, MappedRun, WalkEntry};
 pub use superblock::{read_superblock, SuperblockView};
 pub use xattr::XattrPair;

@@ -3,7 +3,8 @@
 //! decoders of the superblock, group descriptors, inodes and xattrs.
 //!
 //! It reads what it is asked for and checks magic numbers and bounds, not
-//! checksums: it is a reader for `kiln extract`, not fsck.
+//! checksums (those are `kiln verify`'s checks). [`map`] reads where a
+//! file's bytes are, [`dirs`] reads directories and walks the tree.
 
 use std::fs::File;
 use std::io;
@@ -17,6 +18,12 @@ use crate::layout::SUPERBLOCK_OFFSET;
 use crate::superblock::{read_superblock, SuperblockView};
 use crate::xattr::{self, DecodeError, XattrPair, SYSTEM_DATA_NAME};
 
+mod dirs;
+mod map;
+
+pub use dirs::WalkEntry;
+pub use map::{FileMap, MappedRun};
+
 /// Bytes from the start of the image that hold the primary superblock.
 const HEAD_LEN: usize = 2048;
 
@@ -24,18 +31,35 @@ const HEAD_LEN: usize = 2048;
 #[derive(Debug)]
 pub struct ImageReader {
     file: File,
+    /// Where the filesystem starts in the file (a partition's offset).
+    base: u64,
     sb: SuperblockView,
 }
 
 impl ImageReader {
     /// Opens the image at `path` and decodes its superblock.
     pub fn open(path: &Path) -> Result<ImageReader, ReadError> {
+        ImageReader::open_at(path, 0, None)
+    }
+
+    /// Opens the filesystem that starts `base` bytes into the file at
+    /// `path` (a partition of a disk image) and spans at most `len` bytes.
+    pub fn open_at(path: &Path, base: u64, len: Option<u64>) -> Result<ImageReader, ReadError> {
         let file = File::open(path)?;
         let mut head = vec![0u8; HEAD_LEN];
-        let n = kiln_host::read_at(&file, &mut head, 0)?;
+        let n = kiln_host::read_at(&file, &mut head, base)?;
         head.truncate(n);
         let sb = read_superblock(&head)?;
-        Ok(ImageReader { file, sb })
+        let fs_bytes = sb.blocks_count.saturating_mul(u64::from(sb.block_size));
+        if let Some(len) = len.filter(|&len| fs_bytes > len) {
+            return Err(ReadError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the filesystem ({fs_bytes} bytes) is larger than its partition ({len} bytes)"
+                ),
+            )));
+        }
+        Ok(ImageReader { file, base, sb })
     }
 
     /// The decoded superblock.
@@ -65,6 +89,19 @@ impl ImageReader {
         Ok(out)
     }
 
+    /// The value of inode `ino`'s `system.data` attribute (the inline data
+    /// beyond `i_block`), empty if it has none.
+    fn system_data(&self, ino: u32) -> Result<Vec<u8>, ReadError> {
+        let slot = self.inode_slot(ino)?;
+        let pairs =
+            xattr::decode_ibody(inode::ibody_area(&slot)).map_err(|e| xattr_error(ino, 0, e))?;
+        Ok(pairs
+            .into_iter()
+            .find(|(name, _)| is_system_data(name))
+            .map(|(_, value)| value)
+            .unwrap_or_default())
+    }
+
     /// Reads and decodes the xattr block `block` of inode `ino`.
     fn xattr_block(&self, ino: u32, block: u64) -> Result<Vec<XattrPair>, ReadError> {
         if block >= self.sb.blocks_count {
@@ -78,7 +115,7 @@ impl ImageReader {
     }
 
     /// The raw inode-table slot of inode `ino`.
-    fn inode_slot(&self, ino: u32) -> Result<Vec<u8>, ReadError> {
+    pub(crate) fn inode_slot(&self, ino: u32) -> Result<Vec<u8>, ReadError> {
         let sb = &self.sb;
         if ino == 0 || ino > sb.inodes_count || sb.inodes_per_group == 0 {
             return Err(ReadError::InodeOutOfRange {
@@ -101,11 +138,33 @@ impl ImageReader {
     /// Reads the descriptor of group `group` from the primary table, which
     /// starts in the block after the superblock's.
     fn group_desc(&self, group: u32) -> Result<group_desc::GroupDesc, ReadError> {
-        let bs = u64::from(self.sb.block_size);
-        let table = (SUPERBLOCK_OFFSET / bs + 1) * bs;
         let size = u32::from(self.sb.desc_size);
-        let bytes = self.read(table + u64::from(group) * u64::from(size), size)?;
+        let bytes = self.read(self.gdt_offset() + u64::from(group) * u64::from(size), size)?;
         Ok(group_desc::decode(&bytes))
+    }
+
+    /// The raw primary group descriptor table: `groups` descriptors of
+    /// `desc_size` bytes.
+    pub(crate) fn raw_gdt(&self, groups: u32) -> Result<Vec<u8>, ReadError> {
+        let len = u64::from(groups) * u64::from(self.sb.desc_size);
+        let len = u32::try_from(len).map_err(|_| {
+            ReadError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{groups} group descriptors do not fit in memory"),
+            ))
+        })?;
+        self.read(self.gdt_offset(), len)
+    }
+
+    /// Byte offset of the primary group descriptor table.
+    fn gdt_offset(&self) -> u64 {
+        let bs = u64::from(self.sb.block_size);
+        (SUPERBLOCK_OFFSET / bs + 1) * bs
+    }
+
+    /// Reads block `block` (refused past the filesystem's end).
+    pub(crate) fn read_block(&self, block: u64) -> Result<Vec<u8>, ReadError> {
+        self.read(self.block_at(block)?, self.sb.block_size)
     }
 
     /// The byte offset of `block`, refused past the filesystem's end (a
@@ -121,17 +180,24 @@ impl ImageReader {
         }
     }
 
-    /// Reads `len` bytes at `offset`; an image that ends first is corrupt.
+    /// Reads `len` bytes at filesystem byte `offset`.
     fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, ReadError> {
         let mut buf = vec![0u8; len as usize];
-        let n = kiln_host::read_at(&self.file, &mut buf, offset)?;
+        self.read_into(offset, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Fills `buf` from filesystem byte `offset`; an image that ends first
+    /// is corrupt.
+    fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        let n = kiln_host::read_at(&self.file, buf, self.base + offset)?;
         if n < buf.len() {
             return Err(ReadError::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("the image ends before byte {}", offset + u64::from(len)),
+                format!("the image ends before byte {}", offset + buf.len() as u64),
             )));
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// Whether the 64bit feature makes the `_hi` halves count.

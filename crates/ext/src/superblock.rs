@@ -36,6 +36,9 @@ const JNL_BACKUP_BLOCKS: u8 = 1;
 const CHECKSUM_CRC32C: u8 = 1;
 /// The largest `s_log_block_size` the format allows (64 KiB blocks).
 const MAX_LOG_BLOCK_SIZE: u32 = 6;
+/// `s_feature_incompat`: `s_checksum_seed` holds the checksum seed
+/// (a feature kiln does not write, but the checker reads).
+const INCOMPAT_CSUM_SEED: u32 = 0x2000;
 /// Bytes of `i_block` that `s_jnl_blocks[0..15]` copies.
 const I_BLOCK_LEN: usize = 60;
 
@@ -89,6 +92,10 @@ mod off {
     pub(super) const S_FLAGS: usize = 0x160;
     pub(super) const S_LOG_GROUPS_PER_FLEX: usize = 0x174;
     pub(super) const S_CHECKSUM_TYPE: usize = 0x175;
+    /// `s_backup_bgs[2]`: the groups with superblock backups (sparse_super2).
+    pub(super) const S_BACKUP_BGS: usize = 0x24C;
+    /// `s_checksum_seed` (with the csum_seed feature).
+    pub(super) const S_CHECKSUM_SEED: usize = 0x270;
     pub(super) const S_WTIME_HI: usize = 0x274;
     pub(super) const S_MKFS_TIME_HI: usize = 0x275;
     /// `s_checksum`, the last field: the checksum covers all before it.
@@ -249,6 +256,15 @@ pub struct SuperblockView {
     /// The journal's size in bytes, from the superblock's backup of the
     /// journal inode (`s_jnl_blocks`); `None` without a journal or backup.
     pub journal_size: Option<u64>,
+    /// `s_first_ino`: the first inode not reserved (11 in the original revision).
+    pub(crate) first_ino: u32,
+    /// `s_reserved_gdt_blocks`.
+    pub(crate) reserved_gdt_blocks: u32,
+    /// `s_backup_bgs`: the groups holding backups with sparse_super2.
+    pub(crate) backup_bgs: [u32; 2],
+    /// The metadata_csum seed: `s_checksum_seed` with csum_seed, else the
+    /// CRC32C of the UUID.
+    pub(crate) csum_seed: u32,
 }
 
 impl SuperblockView {
@@ -426,6 +442,21 @@ fn decode(b: &[u8], features: Features) -> SuperblockView {
         write_time: time(b, off::S_WTIME, off::S_WTIME_HI),
         journal_inode,
         journal_size,
+        first_ino: if rev_level == REV_GOOD_OLD {
+            FIRST_INO
+        } else {
+            get_u32(b, off::S_FIRST_INO)
+        },
+        reserved_gdt_blocks: u32::from(get_u16(b, off::S_RESERVED_GDT_BLOCKS)),
+        backup_bgs: [
+            get_u32(b, off::S_BACKUP_BGS),
+            get_u32(b, off::S_BACKUP_BGS + 4),
+        ],
+        csum_seed: if features.incompat & INCOMPAT_CSUM_SEED != 0 {
+            get_u32(b, off::S_CHECKSUM_SEED)
+        } else {
+            crate::checksum::fs_seed(&bytes16(b, off::S_UUID))
+        },
     }
 }
 

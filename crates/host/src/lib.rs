@@ -182,9 +182,29 @@ pub fn set_times(path: &Path, atime: HostTime, mtime: HostTime) -> io::Result<()
     imp::set_times(path, atime, mtime)
 }
 
-/// Creates a named pipe at `path` with permission bits `perm` (less the umask).
-pub fn make_fifo(path: &Path, perm: u16) -> io::Result<()> {
-    imp::make_fifo(path, perm)
+/// A special file [`make_node`] creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A named pipe.
+    Fifo,
+    /// A Unix domain socket (only the name: nothing listens on it).
+    Socket,
+    /// A character device (major, minor): needs privilege.
+    CharDevice(u32, u32),
+    /// A block device (major, minor): needs privilege.
+    BlockDevice(u32, u32),
+}
+
+/// Creates a named pipe, socket or device node at `path` with permission
+/// bits `perm` (less the umask).
+pub fn make_node(path: &Path, kind: NodeKind, perm: u16) -> io::Result<()> {
+    imp::make_node(path, kind, perm)
+}
+
+/// Sets the extended attribute `name` (full name, `user.x`) of `path`, not
+/// following a symlink.
+pub fn set_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
+    imp::set_xattr(path, name, value)
 }
 
 /// Creates a symbolic link at `path` whose target is the raw bytes `target`.

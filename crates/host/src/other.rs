@@ -123,7 +123,11 @@ pub(crate) fn set_times(_path: &Path, _atime: HostTime, _mtime: HostTime) -> io:
     unsupported()
 }
 
-pub(crate) fn make_fifo(_path: &Path, _perm: u16) -> io::Result<()> {
+pub(crate) fn set_xattr(_path: &Path, _name: &[u8], _value: &[u8]) -> io::Result<()> {
+    unsupported()
+}
+
+pub(crate) fn make_node(_path: &Path, _kind: crate::NodeKind, _perm: u16) -> io::Result<()> {
     unsupported()
 }
 

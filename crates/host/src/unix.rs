@@ -8,7 +8,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use crate::{HostFileType, HostMeta, HostTime};
+use crate::{HostFileType, HostMeta, HostTime, NodeKind};
 
 pub(crate) fn host_meta(meta: &Metadata) -> HostMeta {
     let ft = meta.file_type();
@@ -259,10 +259,26 @@ pub(crate) fn set_times(path: &Path, atime: HostTime, mtime: HostTime) -> io::Re
     Ok(utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
-pub(crate) fn make_fifo(path: &Path, perm: u16) -> io::Result<()> {
-    use rustix::fs::{mknodat, FileType, Mode, CWD};
+pub(crate) fn make_node(path: &Path, kind: NodeKind, perm: u16) -> io::Result<()> {
+    use rustix::fs::{makedev, mknodat, FileType, Mode, CWD};
     let mode = Mode::from_raw_mode(perm.into());
-    Ok(mknodat(CWD, path, FileType::Fifo, mode, 0)?)
+    let (file_type, dev) = match kind {
+        NodeKind::Fifo => (FileType::Fifo, 0),
+        NodeKind::Socket => (FileType::Socket, 0),
+        NodeKind::CharDevice(major, minor) => (FileType::CharacterDevice, makedev(major, minor)),
+        NodeKind::BlockDevice(major, minor) => (FileType::BlockDevice, makedev(major, minor)),
+    };
+    Ok(mknodat(CWD, path, file_type, mode, dev)?)
+}
+
+pub(crate) fn set_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
+    let name = std::ffi::OsStr::from_bytes(name);
+    Ok(rustix::fs::lsetxattr(
+        path,
+        name,
+        value,
+        rustix::fs::XattrFlags::empty(),
+    )?)
 }
 
 pub(crate) fn make_symlink(target: &[u8], path: &Path) -> io::Result<()> {

@@ -7,9 +7,18 @@
 //! so a failed build leaves nothing behind. Streaming zstd, block devices and
 //! GPT partitions come later as further sinks.
 //!
+//! [`partition`] reads the GPT of a disk image, to find the byte [`Region`]
+//! of one partition (`IMAGE:PART` on the command line).
+//!
 //! Place in the data flow: sources → tree → plan → emit → **sink**.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod partition;
+
+pub use partition::{
+    find_partition, read_table, split_image_arg, PartitionError, PartitionInfo, Region,
+};
 
 use std::fs::File;
 use std::io;

@@ -1,0 +1,91 @@
+//! Opening the image a command looks inside: a plain filesystem image, or a
+//! partition of a GPT disk image (`IMAGE:PART`, by number or label).
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use ext4_view::{Ext4, Ext4Read};
+use kiln_ext::ImageReader;
+use kiln_sink::partition::{self, Region};
+
+/// The filesystem named on the command line.
+#[derive(Debug)]
+pub(crate) struct Image {
+    /// The image file.
+    pub(crate) path: PathBuf,
+    /// The partition's bytes, if a partition was picked.
+    pub(crate) region: Option<Region>,
+    /// `IMAGE` or `IMAGE:PART`, for messages.
+    pub(crate) name: String,
+}
+
+impl Image {
+    /// Resolves an `IMAGE[:PART]` argument (a file whose whole name exists
+    /// is an image even if it holds a colon).
+    pub(crate) fn resolve(arg: &OsStr) -> Result<Image> {
+        let (path, part) = partition::split_image_arg(arg);
+        let name = arg.to_string_lossy().into_owned();
+        let region = match &part {
+            Some(which) => Some(partition::find_partition(&path, which)?.region),
+            None => None,
+        };
+        Ok(Image { path, region, name })
+    }
+
+    /// Where the filesystem starts in the file.
+    pub(crate) fn offset(&self) -> u64 {
+        self.region.as_ref().map_or(0, |r| r.offset)
+    }
+
+    /// Kiln's own reader of the filesystem.
+    pub(crate) fn reader(&self) -> Result<ImageReader> {
+        let len = self.region.as_ref().map(|r| r.len);
+        ImageReader::open_at(&self.path, self.offset(), len).with_context(|| self.name.clone())
+    }
+
+    /// `ext4-view`'s reader of the filesystem.
+    pub(crate) fn ext4(&self) -> Result<Ext4> {
+        let file = File::open(&self.path).with_context(|| self.path.display().to_string())?;
+        let part = Partition {
+            file,
+            base: self.offset(),
+        };
+        Ext4::load(Box::new(part)).with_context(|| self.name.clone())
+    }
+
+    /// The first `len` bytes of the filesystem (its superblock).
+    pub(crate) fn head(&self, len: u64) -> Result<Vec<u8>> {
+        let file = File::open(&self.path).with_context(|| self.path.display().to_string())?;
+        let mut head = vec![0u8; len as usize];
+        let n = kiln_host::read_at(&file, &mut head, self.offset())
+            .with_context(|| self.name.clone())?;
+        head.truncate(n);
+        Ok(head)
+    }
+}
+
+/// A file read from `base` on: what `ext4-view` sees of a partition.
+struct Partition {
+    file: File,
+    base: u64,
+}
+
+impl Ext4Read for Partition {
+    fn read(
+        &mut self,
+        start_byte: u64,
+        dst: &mut [u8],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+        let n = kiln_host::read_at(&self.file, dst, self.base + start_byte)?;
+        if n < dst.len() {
+            return Err(format!(
+                "the image ends before byte {}",
+                start_byte + dst.len() as u64
+            )
+            .into());
+        }
+        Ok(())
+    }
+}

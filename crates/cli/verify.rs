@@ -1,0 +1,548 @@
+//! `kiln verify IMAGE --against SOURCE...`: proves an image holds exactly
+//! the tree its build was given, and that its structures are consistent.
+//!
+//! The expected tree is read as `kiln build` reads it (same layers, specs
+//! and policies). Every entry is compared: type, mode, owner, times (as the
+//! image's inode size stores them), xattrs, link counts, hard links, device
+//! numbers, symlink targets, file content and holes.
+//!
+//! Content is read through `ext4-view`, a reader kiln did not write, so a
+//! writer bug and a reader bug cannot cancel out; holes, inode numbers,
+//! xattrs and device numbers come from kiln's own reader (`ext4-view` does
+//! not expose them). `ext4-view` 1.0 misreads block-mapped files whose holes
+//! span a whole indirect block, and refuses inodes with times outside
+//! 1970..2038; such files (ext2/ext3 files with holes past the twelve
+//! direct blocks, and the ones it refuses) are read through kiln's reader
+//! instead, and a note says how many.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::io::{Read, Seek, SeekFrom};
+
+use anyhow::{bail, Context, Result};
+use ext4_view::{Ext4, PathBuf as ImagePath};
+use kiln_ext::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK};
+use kiln_ext::{stored_time, FileMap, ImageReader, InodeView, WalkEntry, LINK_MAX};
+use kiln_tree::{Body, FileData, Metadata, NodeId, Timestamp, Tree};
+
+use crate::flags::{Layer, VerifyArgs};
+use crate::image::Image;
+
+/// The root directory's inode.
+const ROOT_INO: u32 = 2;
+/// The directory the build adds when the sources have none.
+const LOST_FOUND: &[u8] = b"lost+found";
+/// Bytes compared at a time.
+const CHUNK: usize = 1 << 20;
+/// Direct block pointers of a block map: holes after them may span an
+/// indirect block.
+const DIRECT_BLOCKS: u64 = 12;
+
+/// `kiln verify`.
+pub(crate) fn verify(args: &VerifyArgs, layers: &[Layer]) -> Result<()> {
+    let image = Image::resolve(&args.image)?;
+    let reader = image.reader()?;
+    // ext4-view 1.0 refuses some features the format has (inline_data,
+    // large_dir): kiln's reader then reads all content.
+    let fs = match image.ext4() {
+        Ok(fs) => Some(fs),
+        Err(e) => {
+            eprintln!(
+                "kiln: note: all content read through kiln's reader: {}",
+                crate::message(&e)
+            );
+            None
+        }
+    };
+    let tree = crate::read_tree(layers, &args.tree, crate::source_date_epoch()?)?;
+    let walk = reader
+        .walk(ROOT_INO)
+        .with_context(|| format!("{}: reading the directory tree", image.name))?;
+    let mut v = Verifier {
+        reader: &reader,
+        fs: fs.as_ref(),
+        tree: &tree,
+        large: reader.superblock().inode_size > 128,
+        out: Reports::new(args.max_reports),
+        bytes: 0,
+        own_reads: 0,
+        refused_count: 0,
+        refused: None,
+    };
+    v.compare(&walk).with_context(|| image.name.clone())?;
+    let diffs = v.out.total;
+    if diffs > v.out.shown {
+        println!("... and {} more differences", diffs - v.out.shown);
+    }
+    let check = kiln_ext::check_image(&reader, &walk, args.max_reports.saturating_sub(v.out.shown))
+        .with_context(|| image.name.clone())?;
+    for problem in &check.problems {
+        println!("inconsistency: {problem}");
+    }
+    if check.total > check.problems.len() {
+        println!(
+            "... and {} more inconsistencies",
+            check.total - check.problems.len()
+        );
+    }
+    if v.own_reads > 0 {
+        eprintln!(
+            "kiln: note: {} block-mapped files with holes were read through kiln's reader (ext4-view 1.0 misreads holes spanning an indirect block)",
+            v.own_reads
+        );
+    }
+    if let Some(first) = &v.refused {
+        eprintln!(
+            "kiln: note: ext4-view refused {} files, read through kiln's reader instead (first: {first})",
+            v.refused_count
+        );
+    }
+    if diffs + check.total > 0 {
+        bail!(
+            "{}: {diffs} differences from the sources, {} inconsistencies",
+            image.name,
+            check.total
+        );
+    }
+    eprintln!(
+        "kiln: {} matches its sources: {} entries, {} bytes of content compared; structures consistent",
+        image.name,
+        walk.len(),
+        v.bytes
+    );
+    Ok(())
+}
+
+/// Differences printed so far, and the count of all.
+struct Reports {
+    max: usize,
+    shown: usize,
+    total: usize,
+}
+
+impl Reports {
+    fn new(max: usize) -> Reports {
+        Reports {
+            max,
+            shown: 0,
+            total: 0,
+        }
+    }
+
+    /// Reports one difference at `path`.
+    fn diff(&mut self, path: &[u8], what: impl Display) {
+        self.total += 1;
+        if self.shown < self.max {
+            self.shown += 1;
+            println!("/{}: {what}", String::from_utf8_lossy(path));
+        }
+    }
+
+    /// Reports a field that differs: `what: image X, source Y`.
+    fn field<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        path: &[u8],
+        what: &str,
+        image: T,
+        source: T,
+    ) {
+        if image != source {
+            self.diff(path, format!("{what}: image {image:?}, source {source:?}"));
+        }
+    }
+}
+
+/// One comparison of an image with its tree.
+struct Verifier<'a> {
+    reader: &'a ImageReader,
+    /// `ext4-view`, if it loads the image.
+    fs: Option<&'a Ext4>,
+    tree: &'a Tree,
+    /// Whether inodes have the extra time fields.
+    large: bool,
+    out: Reports,
+    /// Content bytes compared.
+    bytes: u64,
+    /// Files read through kiln's reader instead of `ext4-view`, for their
+    /// holes.
+    own_reads: usize,
+    /// Files `ext4-view` refused to open, and the first refusal.
+    refused_count: usize,
+    refused: Option<String>,
+}
+
+impl Verifier<'_> {
+    /// Compares every entry of the tree with the image walk, then reports
+    /// what the image has beyond the tree.
+    fn compare(&mut self, walk: &[WalkEntry]) -> Result<()> {
+        let by_path: HashMap<&[u8], &WalkEntry> =
+            walk.iter().map(|e| (e.path.as_slice(), e)).collect();
+        let expected = tree_paths(self.tree);
+        let names = link_counts(self.tree, &expected);
+        let added_lost_found = self.tree.lookup(Tree::ROOT, LOST_FOUND).is_none();
+        let mut ino_of: HashMap<NodeId, u32> = HashMap::new();
+        let mut node_of: HashMap<u32, NodeId> = HashMap::new();
+        for (path, id) in &expected {
+            let Some(entry) = by_path.get(path.as_slice()) else {
+                self.out.diff(path, "missing from the image");
+                continue;
+            };
+            if let Some(&ino) = ino_of.get(id) {
+                if ino != entry.ino {
+                    self.out
+                        .diff(path, "should be a hard link, is a separate inode");
+                }
+                continue;
+            }
+            if let Some(&other) = node_of.get(&entry.ino) {
+                if other != *id {
+                    self.out
+                        .diff(path, "is a hard link, should be a separate inode");
+                    continue;
+                }
+            }
+            ino_of.insert(*id, entry.ino);
+            node_of.insert(entry.ino, *id);
+            let mut links = names.get(id).copied().unwrap_or(1);
+            if *id == Tree::ROOT && added_lost_found {
+                links += 1;
+            }
+            self.compare_entry(path, *id, entry.ino, links)?;
+        }
+        let known: std::collections::HashSet<&[u8]> =
+            expected.iter().map(|(p, _)| p.as_slice()).collect();
+        // The lost+found the build added (and whatever e2fsck put in it)
+        // is the filesystem's, not content.
+        let added = |path: &[u8]| {
+            added_lost_found
+                && (path == LOST_FOUND || path.starts_with(&[LOST_FOUND, b"/"].concat()))
+        };
+        for e in walk {
+            if !known.contains(e.path.as_slice()) && !added(&e.path) {
+                self.out.diff(&e.path, "in the image, not in the sources");
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares one entry: its inode with the tree's node.
+    fn compare_entry(&mut self, path: &[u8], id: NodeId, ino: u32, links: u64) -> Result<()> {
+        let node = self.tree.node(id);
+        let inode = self
+            .reader
+            .inode(ino)
+            .with_context(|| format!("/{}", String::from_utf8_lossy(path)))?;
+        let kind = type_bits(&node.body);
+        if inode.kind() != kind {
+            self.out
+                .field(path, "type", type_name(inode.kind()), type_name(kind));
+            return Ok(());
+        }
+        let symlink = matches!(node.body, Body::Symlink(_));
+        self.compare_meta(path, ino, &inode, &node.meta, symlink)?;
+        let links = if links > u64::from(LINK_MAX) {
+            1
+        } else {
+            links
+        };
+        self.out
+            .field(path, "link count", u64::from(inode.links), links);
+        match &node.body {
+            Body::File(data) => self.compare_file(path, ino, &inode, data)?,
+            Body::Symlink(target) => {
+                let map = self.reader.file_map(ino, &inode)?;
+                let mut got = vec![0u8; usize::try_from(inode.size).unwrap_or(0)];
+                self.reader.read_file(&map, 0, &mut got)?;
+                self.out
+                    .field(path, "symlink target", lossy(&got), lossy(target));
+            }
+            Body::CharDevice(major, minor) | Body::BlockDevice(major, minor) => {
+                self.out.field(
+                    path,
+                    "device number",
+                    inode.device(),
+                    Some((*major, *minor)),
+                );
+            }
+            Body::Dir(_) | Body::Fifo | Body::Socket => {}
+        }
+        Ok(())
+    }
+
+    /// Compares mode bits, owner, times and xattrs.
+    fn compare_meta(
+        &mut self,
+        path: &[u8],
+        ino: u32,
+        inode: &InodeView,
+        meta: &Metadata,
+        symlink: bool,
+    ) -> Result<()> {
+        let perm = inode.perm();
+        self.out.field(path, "mode", Octal(perm), Octal(meta.perm));
+        self.out.field(path, "uid", inode.uid, meta.uid);
+        self.out.field(path, "gid", inode.gid, meta.gid);
+        let stored = |t: Timestamp| Time(stored_time(t, self.large));
+        // readlink gives a symlink whose mtime or ctime is not older than
+        // its atime a new atime every time (relatime), the build's and this
+        // comparison's own readlink included: such an atime cannot be
+        // pinned down.
+        let atime_moves = symlink && (meta.mtime >= meta.atime || meta.ctime >= meta.atime);
+        if !atime_moves {
+            self.out
+                .field(path, "atime", Time(inode.atime), stored(meta.atime));
+        }
+        self.out
+            .field(path, "mtime", Time(inode.mtime), stored(meta.mtime));
+        self.out
+            .field(path, "ctime", Time(inode.ctime), stored(meta.ctime));
+        if let (Some(want), true) = (meta.crtime, self.large) {
+            self.out
+                .field(path, "crtime", inode.crtime.map(Time), Some(stored(want)));
+        }
+        let mut got = self.reader.xattrs(ino)?;
+        got.sort();
+        let mut want: Vec<(Vec<u8>, Vec<u8>)> = meta
+            .xattrs
+            .iter()
+            .map(|x| (x.name.clone(), x.value.clone()))
+            .collect();
+        want.sort();
+        if got != want {
+            let names =
+                |v: &[(Vec<u8>, Vec<u8>)]| v.iter().map(|(n, _)| lossy(n)).collect::<Vec<_>>();
+            let detail = if names(&got) == names(&want) {
+                format!("xattr values differ ({})", names(&want).join(", "))
+            } else {
+                format!("xattrs: image {:?}, source {:?}", names(&got), names(&want))
+            };
+            self.out.diff(path, detail);
+        }
+        Ok(())
+    }
+
+    /// Compares a regular file's size, holes and bytes.
+    fn compare_file(
+        &mut self,
+        path: &[u8],
+        ino: u32,
+        inode: &InodeView,
+        data: &FileData,
+    ) -> Result<()> {
+        if inode.size != data.size {
+            self.out.field(path, "size", inode.size, data.size);
+            return Ok(());
+        }
+        let map = self.reader.file_map(ino, inode)?;
+        let bs = self.reader.superblock().block_size;
+        let got = map.data_ranges(inode.size, bs);
+        let want = block_ranges(&data.data, u64::from(bs), data.size);
+        if matches!(map, FileMap::Blocks { .. }) && got != want {
+            self.out.diff(
+                path,
+                format!("data ranges (the rest are holes): image {got:?}, source {want:?}"),
+            );
+        }
+        let source = data
+            .source
+            .open(data.size)
+            .with_context(|| data.origin.display().to_string())?;
+        let mut image = self.image_content(path, inode, &map)?;
+        let mut want_buf = vec![0u8; CHUNK];
+        let mut got_buf = vec![0u8; CHUNK];
+        // Where both are holes both read as zeros: compare where either
+        // has data.
+        for range in block_ranges(&[got, want].concat(), u64::from(bs), data.size) {
+            let mut at = range.start;
+            while at < range.end {
+                let n = CHUNK.min((range.end - at) as usize);
+                let (want, got) = (&mut want_buf[..n], &mut got_buf[..n]);
+                source
+                    .read_exact_at(want, at)
+                    .with_context(|| data.origin.display().to_string())?;
+                image.read(self.reader, &map, at, got)?;
+                if want != got {
+                    let k = want.iter().zip(got.iter()).position(|(a, b)| a != b);
+                    let first = at + k.unwrap_or(0) as u64;
+                    self.out
+                        .diff(path, format!("content differs from byte {first}"));
+                    return Ok(());
+                }
+                self.bytes += n as u64;
+                at += n as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// How to read a file's bytes from the image: `ext4-view`, unless it is
+    /// a block-mapped file with holes past the direct blocks.
+    fn image_content(&mut self, path: &[u8], inode: &InodeView, map: &FileMap) -> Result<Content> {
+        let bs = u64::from(self.reader.superblock().block_size);
+        let indirect_hole = match map {
+            FileMap::Blocks { runs, .. } if !inode.has_extents() => {
+                let mapped: u64 = runs.iter().map(|r| r.len).sum();
+                let blocks = inode.size.div_ceil(bs);
+                blocks > DIRECT_BLOCKS && mapped < blocks
+            }
+            _ => false,
+        };
+        if indirect_hole {
+            self.own_reads += 1;
+            return Ok(Content::Own);
+        }
+        let Some(fs) = self.fs else {
+            return Ok(Content::Own);
+        };
+        let mut p = b"/".to_vec();
+        p.extend(path);
+        let image_path = ImagePath::try_from(p.as_slice())
+            .with_context(|| format!("/{}: not a path ext4-view reads", lossy(path)))?;
+        match fs.open(&image_path) {
+            Ok(file) => Ok(Content::View(Box::new(file))),
+            // ext4-view 1.0 refuses inodes with times outside 1970..2038,
+            // which the format allows; kiln's reader reads those.
+            Err(e) => {
+                self.refused
+                    .get_or_insert_with(|| format!("/{}: {e}", lossy(path)));
+                self.refused_count += 1;
+                Ok(Content::Own)
+            }
+        }
+    }
+}
+
+/// Where a file's bytes are read from.
+enum Content {
+    /// `ext4-view`'s file, read in order.
+    View(Box<ext4_view::File>),
+    /// Kiln's own reader.
+    Own,
+}
+
+impl Content {
+    /// Reads `buf.len()` bytes at `at`.
+    fn read(&mut self, reader: &ImageReader, map: &FileMap, at: u64, buf: &mut [u8]) -> Result<()> {
+        match self {
+            Content::View(file) => {
+                let context = || format!("ext4-view: reading at byte {at}");
+                file.seek(SeekFrom::Start(at)).with_context(context)?;
+                file.read_exact(buf).with_context(context)
+            }
+            Content::Own => Ok(reader.read_file(map, at, buf)?),
+        }
+    }
+}
+
+/// Every path of the tree (relative, `/`-joined; the root is empty) with its
+/// node, depth first in name order.
+fn tree_paths(tree: &Tree) -> Vec<(Vec<u8>, NodeId)> {
+    let mut out = vec![(Vec::new(), Tree::ROOT)];
+    let mut stack = vec![(Vec::new(), Tree::ROOT)];
+    while let Some((prefix, dir)) = stack.pop() {
+        let mut children = Vec::new();
+        for (name, child) in tree.node(dir).entries() {
+            let mut path = prefix.clone();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend(name);
+            children.push((path, child));
+        }
+        for (path, child) in children.iter().rev() {
+            if tree.node(*child).is_dir() {
+                stack.push((path.clone(), *child));
+            }
+        }
+        out.extend(children);
+    }
+    out
+}
+
+/// The link count each node should have: its names for files, 2 plus its
+/// subdirectories for directories ("." and its name, or ".." for the root).
+fn link_counts(tree: &Tree, paths: &[(Vec<u8>, NodeId)]) -> HashMap<NodeId, u64> {
+    let mut counts: HashMap<NodeId, u64> = HashMap::new();
+    for (_, id) in paths {
+        let node = tree.node(*id);
+        if node.is_dir() {
+            let subdirs = node
+                .entries()
+                .filter(|&(_, c)| tree.node(c).is_dir())
+                .count();
+            counts.insert(*id, 2 + subdirs as u64);
+        } else {
+            *counts.entry(*id).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// The inode type bits of a node.
+fn type_bits(body: &Body) -> u16 {
+    match body {
+        Body::Fifo => S_IFIFO,
+        Body::CharDevice(..) => S_IFCHR,
+        Body::Dir(_) => S_IFDIR,
+        Body::BlockDevice(..) => S_IFBLK,
+        Body::File(_) => S_IFREG,
+        Body::Symlink(_) => S_IFLNK,
+        Body::Socket => S_IFSOCK,
+    }
+}
+
+/// A name for inode type bits.
+fn type_name(bits: u16) -> &'static str {
+    match bits {
+        S_IFIFO => "fifo",
+        S_IFCHR => "character device",
+        S_IFDIR => "directory",
+        S_IFBLK => "block device",
+        S_IFREG => "regular file",
+        S_IFLNK => "symlink",
+        S_IFSOCK => "socket",
+        _ => "unknown",
+    }
+}
+
+/// The byte ranges the writer maps for a file's data ranges: each rounded
+/// out to whole blocks, sorted, merged, and cut at the size.
+fn block_ranges(data: &[std::ops::Range<u64>], bs: u64, size: u64) -> Vec<std::ops::Range<u64>> {
+    let mut sorted: Vec<_> = data.iter().filter(|r| r.start < r.end).cloned().collect();
+    sorted.sort_by_key(|r| r.start);
+    let mut out: Vec<std::ops::Range<u64>> = Vec::new();
+    for r in sorted {
+        let start = r.start / bs * bs;
+        let end = r.end.div_ceil(bs).saturating_mul(bs).min(size);
+        match out.last_mut() {
+            Some(last) if last.end >= start => last.end = last.end.max(end),
+            _ => out.push(start..end),
+        }
+    }
+    out
+}
+
+/// Raw bytes for a message.
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Permission bits printed in octal.
+#[derive(PartialEq)]
+struct Octal(u16);
+
+impl std::fmt::Debug for Octal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// A timestamp printed as seconds.nanoseconds.
+#[derive(PartialEq)]
+struct Time(Timestamp);
+
+impl std::fmt::Debug for Time {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:09}", self.0.secs, self.0.nanos)
+    }
+}
