@@ -153,14 +153,39 @@ pub(crate) struct BuildArgs {
     /// (directories present in both are merged). A directory (like `cp -ax`,
     /// other filesystems mounted below it are not descended into), or a tar
     /// archive (plain, gzip, xz, zstd or bzip2; `-` reads stdin).
-    #[arg(value_name = "SOURCE", required_unless_present_any = ["spec", "spec_lines", "device_table"])]
+    #[arg(value_name = "SOURCE", required_unless_present_any = ["spec", "spec_lines", "device_table", "config"])]
     pub(crate) sources: Vec<PathBuf>,
+
+    /// Build a whole disk from a layout file instead: a GPT and its
+    /// partitions, each an ext2/3/4 filesystem built from sources, a raw
+    /// image or empty (see docs/disk-config.md). Sources and filesystem
+    /// options then go in the file.
+    #[arg(long, value_name = "FILE", help_heading = "Disk images")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Compress the output as it is written: `zstd`, `zstd:LEVEL` (1-22) or
+    /// `none`. An output ending in `.zst` is zstd unless `none` is given.
+    #[arg(long, value_name = "METHOD", help_heading = "Output")]
+    pub(crate) compress: Option<String>,
+
+    /// Write the image into the existing file IMAGE at this byte offset
+    /// (e.g. into a partition of a disk made by other tools), in place.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, help_heading = "Output")]
+    pub(crate) offset: Option<u64>,
+
+    /// Write a JSON report: per partition its offset, size, type, UUIDs,
+    /// blocks and inodes used and free; the disk's size, SHA-256 and
+    /// compressed size.
+    #[arg(long, value_name = "FILE.json", help_heading = "Output")]
+    pub(crate) report: Option<PathBuf>,
 
     #[command(flatten)]
     pub(crate) tree: TreeArgs,
 
-    /// The image file to write (written beside it, renamed when complete).
-    #[arg(short, long, value_name = "IMAGE")]
+    /// The image file to write (written beside it, renamed when complete);
+    /// `-` streams it to standard output; an existing block device is
+    /// written in place (with --force).
+    #[arg(short, long, value_name = "IMAGE", help_heading = "Output")]
     pub(crate) output: PathBuf,
 
     /// Filesystem type.
@@ -236,7 +261,7 @@ pub(crate) struct BuildArgs {
     pub(crate) journal_size: Option<u64>,
 
     /// Overwrite the output if it exists.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub(crate) force: bool,
 }
 

@@ -7,10 +7,13 @@
 //! restores its tree.
 #![forbid(unsafe_code)]
 
+mod config;
+mod disk;
 mod extract;
 mod flags;
 mod image;
 mod inspect;
+mod output;
 mod verify;
 
 use std::path::Path;
@@ -70,40 +73,82 @@ pub(crate) fn message(e: &anyhow::Error) -> String {
     out
 }
 
-/// `kiln build`: sources → tree → plan → emit → sink.
+/// `kiln build`: sources → tree → plan → emit → sink (or a whole disk
+/// from a layout file).
 fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
-    let mut opts = args.options()?;
-    if !args.force && args.output.symlink_metadata().is_ok() {
+    if let Some(config) = &args.config {
+        if !layers.is_empty() {
+            anyhow::bail!(
+                "with --config, the sources and specs of each filesystem go in {}",
+                config.display()
+            );
+        }
+        return disk::build(args, config);
+    }
+    let in_place = args.offset.is_some() || output::is_block_device(&args.output);
+    if !args.force && !in_place && args.output.symlink_metadata().is_ok() {
         anyhow::bail!(
             "{}: already exists (use --force to overwrite)",
             args.output.display()
         );
     }
-    let source_date_epoch = source_date_epoch()?;
-    let tree = read_tree(layers, &args.tree, source_date_epoch)?;
-    opts.timestamp = fs_timestamp(&tree, args.tree.timestamp.or(source_date_epoch));
-    let (uuid, seed) = kiln_ext::derive_ids(&tree, &opts);
-    opts.uuid = args.uuid.unwrap_or(uuid);
-    opts.hash_seed = args.seed.unwrap_or(seed);
-    let plan = kiln_ext::plan(&tree, &opts)?;
+    let fs = prepare_fs(args, layers, source_date_epoch()?)?;
+    let plan = fs.plan(args.size)?;
     for note in &plan.notes {
         eprintln!("kiln: note: {note}");
     }
-    let sink = kiln_sink::SparseFile::create(&args.output, plan.image_size, args.force)?;
-    kiln_ext::emit(&plan, &sink)?;
-    sink.commit()?;
-    let geo = plan.geometry;
+    let out = output::Output::open(&disk::output_args(args), plan.image_size)?;
+    kiln_ext::emit(&plan, out.sink())?;
+    let written = out.finish()?;
+    let geo = &plan.geometry;
+    let zstd = written
+        .compressed
+        .map_or(String::new(), |z| format!(", {z} bytes compressed"));
     eprintln!(
-        "kiln: wrote {} ({} bytes): {}, {} blocks of {} bytes, {} inodes, {} groups",
+        "kiln: wrote {} ({} bytes{zstd}): {}, {} blocks of {} bytes, {} inodes, {} groups",
         args.output.display(),
         plan.image_size,
-        opts.fs_type.name(),
+        plan.fs_type().name(),
         geo.blocks_count,
         geo.block_size,
         geo.inodes_count(),
         geo.groups
     );
+    if let Some(path) = &args.report {
+        disk::Report::plain(&plan, written.compressed).write(path, written.sha256, args)?;
+    }
     Ok(())
+}
+
+/// A filesystem's tree and options, ready to plan.
+pub(crate) struct FsInput {
+    pub(crate) tree: Tree,
+    pub(crate) opts: kiln_ext::BuildOptions,
+}
+
+impl FsInput {
+    /// Plans the filesystem with `size` bytes (None: as small as fits).
+    pub(crate) fn plan(&self, size: Option<u64>) -> Result<kiln_ext::Plan<'_>> {
+        let mut opts = self.opts.clone();
+        opts.size = size;
+        Ok(kiln_ext::plan(&self.tree, &opts)?)
+    }
+}
+
+/// Reads a build's sources and settles its options: the filesystem
+/// timestamp, and the UUID and hash seed derived from the inputs.
+pub(crate) fn prepare_fs(
+    args: &BuildArgs,
+    layers: &[Layer],
+    source_date_epoch: Option<i64>,
+) -> Result<FsInput> {
+    let mut opts = args.options()?;
+    let tree = read_tree(layers, &args.tree, source_date_epoch)?;
+    opts.timestamp = fs_timestamp(&tree, args.tree.timestamp.or(source_date_epoch));
+    let (uuid, seed) = kiln_ext::derive_ids(&tree, &opts);
+    opts.uuid = args.uuid.unwrap_or(uuid);
+    opts.hash_seed = args.seed.unwrap_or(seed);
+    Ok(FsInput { tree, opts })
 }
 
 /// The tree an image holds: the layers, then excludes, SELinux labels and

@@ -4,10 +4,16 @@
 //! the resize inode's double-indirect block), listed in the order of their
 //! first block, and rendered in parallel; nothing is written twice and nothing
 //! is read back. Zero blocks are never written: the sink leaves them as holes.
+//!
+//! Workers claim pieces strictly in that order, so everything below the first
+//! block of the oldest piece still being rendered is final: the sink is told
+//! so ([`Sink::advance`]), which lets a streaming sink (zstd, stdout) emit the
+//! image in one forward pass while only the pieces in flight are buffered.
 
 use kiln_sink::Sink;
 use kiln_tree::{Body, DataError, DataReader, FileData, Node, Timestamp};
-use rayon::prelude::*;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 use crate::alloc::Mapping;
 use crate::dir::{ftype, DirEntry};
@@ -41,25 +47,119 @@ struct Shared {
     gdt: Vec<u8>,
 }
 
-/// Writes the whole image described by `plan` to `sink`.
+/// Writes the whole image described by `plan` to `sink`, then tells it the
+/// image is complete (`advance` to the image size).
 pub fn emit(plan: &Plan<'_>, sink: &dyn Sink) -> Result<(), EmitError> {
     let shared = shared(plan);
     let pieces = pieces(plan);
-    pieces.par_iter().try_for_each(|piece| match *piece {
+    let queue = Queue::new(&pieces, plan.image_size, plan.geometry.block_size);
+    let render = |piece: Piece| match piece {
         Piece::Group(g) => write_group(plan, &shared, sink, g),
         Piece::Inode(ino) => write_inode_blocks(plan, sink, ino),
         Piece::ResizeDind => {
             let geo = &plan.geometry;
             Ok(sink.write_at(geo.offset(plan.resize_dind), &resize::encode_dind(geo))?)
         }
+    };
+    let workers = rayon::current_num_threads().max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| scope.spawn(|| queue.work(sink, &render)))
+            .collect();
+        // The first error in piece order wins, so the message does not
+        // depend on thread timing.
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect::<Vec<_>>()
     })
+    .into_iter()
+    .flatten()
+    .min_by_key(|(index, _)| *index)
+    .map_or(Ok(()), |(_, e)| Err(e))?;
+    Ok(sink.advance(plan.image_size)?)
 }
 
-/// The pieces in the order of their first block.
-fn pieces(plan: &Plan<'_>) -> Vec<Piece> {
+/// The pieces, claimed in order by the workers, and which are in flight.
+struct Queue {
+    /// Pieces with their first byte offset, ascending.
+    pieces: Vec<(u64, Piece)>,
+    image_size: u64,
+    state: Mutex<QueueState>,
+}
+
+/// What the workers share.
+#[derive(Default)]
+struct QueueState {
+    /// The next piece to claim.
+    next: usize,
+    /// Pieces claimed and not finished.
+    in_flight: BTreeSet<usize>,
+    /// A piece failed: claim no more.
+    failed: bool,
+}
+
+impl Queue {
+    /// The queue of `pieces` (first block, piece) of an image of
+    /// `image_size` bytes.
+    fn new(pieces: &[(u64, Piece)], image_size: u64, block_size: u32) -> Queue {
+        Queue {
+            pieces: pieces
+                .iter()
+                .map(|&(block, p)| (block * u64::from(block_size), p))
+                .collect(),
+            image_size,
+            state: Mutex::new(QueueState::default()),
+        }
+    }
+
+    /// One worker: claims pieces in order and renders them; after each,
+    /// tells the sink how far the image is final. Returns the failure of
+    /// the piece it stopped at, with that piece's index.
+    fn work(
+        &self,
+        sink: &dyn Sink,
+        render: &(dyn Fn(Piece) -> Result<(), EmitError> + Sync),
+    ) -> Option<(usize, EmitError)> {
+        loop {
+            let index = {
+                let mut st = self.lock();
+                if st.failed || st.next >= self.pieces.len() {
+                    return None;
+                }
+                let index = st.next;
+                st.next += 1;
+                st.in_flight.insert(index);
+                index
+            };
+            let result = render(self.pieces[index].1);
+            let final_below = {
+                let mut st = self.lock();
+                st.in_flight.remove(&index);
+                st.failed |= result.is_err();
+                let oldest = st.in_flight.first().copied().unwrap_or(st.next);
+                self.pieces.get(oldest).map_or(self.image_size, |p| p.0)
+            };
+            if let Err(e) = result.and_then(|()| Ok(sink.advance(final_below)?)) {
+                self.lock().failed = true;
+                return Some((index, e));
+            }
+        }
+    }
+
+    /// The shared state; a worker that panicked left it consistent (the
+    /// panic is re-raised by `emit`).
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The pieces with their first block (the lowest block each writes), in
+/// that order.
+fn pieces(plan: &Plan<'_>) -> Vec<(u64, Piece)> {
     let geo = &plan.geometry;
     let mut pieces: Vec<(u64, Piece)> = (0..geo.groups)
-        .map(|g| (geo.group_start(g), Piece::Group(g)))
+        .map(|g| (group_first_block(geo, g), Piece::Group(g)))
         .collect();
     if plan.resize_dind != 0 {
         pieces.push((plan.resize_dind, Piece::ResizeDind));
@@ -77,7 +177,18 @@ fn pieces(plan: &Plan<'_>) -> Vec<Piece> {
         }
     }
     pieces.sort_by_key(|&(block, _)| block);
-    pieces.into_iter().map(|(_, p)| p).collect()
+    pieces
+}
+
+/// The lowest block a group piece writes: its superblock copy, or with
+/// flex_bg its bitmaps and inode table, which may sit in an earlier group.
+fn group_first_block(geo: &crate::Geometry, g: u32) -> u64 {
+    let own = geo.has_super(g).then(|| geo.group_start(g));
+    [geo.block_bitmap(g), geo.inode_bitmap(g), geo.inode_table(g)]
+        .into_iter()
+        .chain(own)
+        .min()
+        .unwrap_or(geo.group_start(g))
 }
 
 fn shared(plan: &Plan<'_>) -> Shared {
@@ -138,7 +249,12 @@ fn write_group(plan: &Plan<'_>, shared: &Shared, sink: &dyn Sink, g: u32) -> Res
         geo.offset(geo.inode_bitmap(g)),
         &bitmap::inode_bitmap(plan, g),
     )?;
-    sink.write_at(geo.offset(geo.inode_table(g)), &inode_table(plan, g)?)?;
+    let table = inode_table(plan, g)?;
+    let at = geo.offset(geo.inode_table(g));
+    sink.write_at(at, &table)?;
+    // The descriptors say the tables are zeroed (BG_INODE_ZEROED).
+    let table_bytes = u64::from(geo.inode_table_blocks) * u64::from(geo.block_size);
+    sink.zero(at + table.len() as u64..at + table_bytes)?;
     Ok(())
 }
 

@@ -621,6 +621,25 @@ impl Plan<'_> {
         self.last_ino().saturating_sub(g * ipg).min(ipg)
     }
 
+    /// Free blocks and free inodes of the finished image (what its
+    /// superblock says).
+    pub fn free_counts(&self) -> (u64, u64) {
+        let counts = self.group_counts();
+        let blocks = counts.iter().map(|c| u64::from(c.free_blocks)).sum();
+        let inodes = counts.iter().map(|c| u64::from(c.free_inodes)).sum();
+        (blocks, inodes)
+    }
+
+    /// ext2, ext3 or ext4.
+    pub fn fs_type(&self) -> crate::FsType {
+        self.opts.fs_type
+    }
+
+    /// The filesystem UUID.
+    pub fn uuid(&self) -> [u8; 16] {
+        self.opts.uuid
+    }
+
     /// The counts of each group's descriptor.
     pub(crate) fn group_counts(&self) -> Vec<GroupCounts> {
         let geo = &self.geometry;

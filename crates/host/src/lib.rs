@@ -217,3 +217,19 @@ pub fn make_symlink(target: &[u8], path: &Path) -> io::Result<()> {
 pub fn name_from_bytes(name: &[u8]) -> std::ffi::OsString {
     imp::name_from_bytes(name)
 }
+
+/// Opens an existing block device (or file) for reading and writing, neither
+/// creating nor truncating it. On Linux the open is exclusive (`O_EXCL`): the
+/// kernel refuses (`EBUSY`) a block device that is mounted or otherwise
+/// claimed, and no one can mount it while the file stays open.
+pub fn open_device(path: &Path) -> io::Result<File> {
+    imp::open_device(path)
+}
+
+/// Where the block device at `path` or one of its partitions is in use:
+/// `(device, mount point)` pairs, from `/proc/self/mountinfo` (by device
+/// number), `/proc/self/mounts` (by path) and `/proc/swaps` (mount point
+/// `[swap]`). Hosts that cannot tell report none.
+pub fn device_mounts(path: &Path) -> io::Result<Vec<(std::path::PathBuf, std::path::PathBuf)>> {
+    imp::device_mounts(path)
+}

@@ -138,3 +138,16 @@ pub(crate) fn make_symlink(_target: &[u8], _path: &Path) -> io::Result<()> {
 pub(crate) fn name_from_bytes(name: &[u8]) -> std::ffi::OsString {
     String::from_utf8_lossy(name).into_owned().into()
 }
+
+pub(crate) fn open_device(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+}
+
+pub(crate) fn device_mounts(
+    _path: &Path,
+) -> io::Result<Vec<(std::path::PathBuf, std::path::PathBuf)>> {
+    Ok(Vec::new())
+}

@@ -6,7 +6,7 @@ use std::io;
 use std::ops::Range;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::{HostFileType, HostMeta, HostTime, NodeKind};
 
@@ -283,6 +283,133 @@ pub(crate) fn set_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()
 
 pub(crate) fn make_symlink(target: &[u8], path: &Path) -> io::Result<()> {
     std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
+}
+
+pub(crate) fn open_device(path: &Path) -> io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Without O_CREAT, O_EXCL on a block device claims it exclusively.
+        opts.custom_flags(rustix::fs::OFlags::EXCL.bits() as i32);
+    }
+    opts.open(path)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn device_mounts(path: &Path) -> io::Result<Vec<(PathBuf, PathBuf)>> {
+    let path = std::fs::canonicalize(path)?;
+    let meta = std::fs::metadata(&path)?;
+    if !meta.file_type().is_block_device() {
+        return Ok(Vec::new());
+    }
+    let rdev = rustix::fs::Dev::from(meta.rdev());
+    let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+    // The device itself and its partitions, by device number and by path.
+    let mut devices = vec![((major, minor), path.clone())];
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    if let Ok(entries) = std::fs::read_dir(&sys) {
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if !dir.join("partition").exists() {
+                continue;
+            }
+            let Some(num) = std::fs::read_to_string(dir.join("dev"))
+                .ok()
+                .and_then(|d| parse_dev(d.trim()))
+            else {
+                continue;
+            };
+            devices.push((num, Path::new("/dev").join(entry.file_name())));
+        }
+    }
+    let same = |source: &str| -> Option<PathBuf> {
+        let source = PathBuf::from(unescape_mount(source));
+        let canon = std::fs::canonicalize(&source).ok()?;
+        devices
+            .iter()
+            .find(|(_, p)| *p == canon || *p == source)
+            .map(|(_, p)| p.clone())
+    };
+    let mut found: Vec<(PathBuf, PathBuf)> = Vec::new();
+    // mountinfo: id parent major:minor root mountpoint options... - fstype source superopts
+    if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for line in info.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let (Some(num), Some(point)) = (fields.get(2), fields.get(4)) else {
+                continue;
+            };
+            let source = fields
+                .iter()
+                .position(|f| *f == "-")
+                .and_then(|i| fields.get(i + 2));
+            let by_num = parse_dev(num).and_then(|n| {
+                devices
+                    .iter()
+                    .find(|(d, _)| *d == n)
+                    .map(|(_, p)| p.clone())
+            });
+            if let Some(dev) = by_num.or_else(|| source.and_then(|s| same(s))) {
+                found.push((dev, PathBuf::from(unescape_mount(point))));
+            }
+        }
+    }
+    // mounts: source mountpoint fstype options freq passno
+    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+        for line in mounts.lines() {
+            let mut fields = line.split(' ');
+            let (Some(source), Some(point)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            if let Some(dev) = same(source) {
+                found.push((dev, PathBuf::from(unescape_mount(point))));
+            }
+        }
+    }
+    if let Ok(swaps) = std::fs::read_to_string("/proc/swaps") {
+        for line in swaps.lines().skip(1) {
+            if let Some(dev) = line.split_whitespace().next().and_then(same) {
+                found.push((dev, PathBuf::from("[swap]")));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn device_mounts(_path: &Path) -> io::Result<Vec<(PathBuf, PathBuf)>> {
+    Ok(Vec::new())
+}
+
+/// `major:minor` as in mountinfo and sysfs.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn parse_dev(s: &str) -> Option<(u32, u32)> {
+    let (major, minor) = s.split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// Undoes the octal escapes (`\040` for a space) of /proc mount tables.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn unescape_mount(s: &str) -> std::ffi::OsString {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| {
+            b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)) && d[0] <= b'3'
+        });
+        if let Some(d) = octal {
+            out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 #[cfg(test)]

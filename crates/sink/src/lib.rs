@@ -14,7 +14,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod device;
+pub mod disk;
 pub mod partition;
+pub mod stream;
 
 pub use partition::{
     find_partition, read_table, split_image_arg, PartitionError, PartitionInfo, Region,
@@ -61,6 +64,50 @@ pub enum SinkError {
 pub trait Sink: Sync {
     /// Writes `buf` at byte `offset` of the image.
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError>;
+
+    /// Everything below `offset` has been written: no later `write_at` lands
+    /// below it. Streaming sinks emit the bytes up to there (zeros where
+    /// nothing was written); a lower offset than before changes nothing.
+    fn advance(&self, _offset: u64) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// `range` must read as zeros in the finished image although nothing
+    /// is written there: a sink whose target may hold old bytes (a block
+    /// device) writes zeros, the others have nothing to do.
+    fn zero(&self, _range: std::ops::Range<u64>) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// A part of another sink that starts `base` bytes into it: a partition of
+/// a disk image.
+#[derive(Clone, Copy)]
+pub struct OffsetSink<'a> {
+    inner: &'a dyn Sink,
+    base: u64,
+}
+
+impl<'a> OffsetSink<'a> {
+    /// The part of `inner` from byte `base` on.
+    pub fn new(inner: &'a dyn Sink, base: u64) -> OffsetSink<'a> {
+        OffsetSink { inner, base }
+    }
+}
+
+impl Sink for OffsetSink<'_> {
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
+        self.inner.write_at(self.base + offset, buf)
+    }
+
+    fn advance(&self, offset: u64) -> Result<(), SinkError> {
+        self.inner.advance(self.base + offset)
+    }
+
+    fn zero(&self, range: std::ops::Range<u64>) -> Result<(), SinkError> {
+        self.inner
+            .zero(self.base + range.start..self.base + range.end)
+    }
 }
 
 /// A sparse image file, written beside its final path and renamed when complete.
