@@ -29,6 +29,10 @@ use crate::{bitmap, checksum, htree, inline, inode, journal, resize, xattr, Emit
 
 /// Bytes read from a source file at a time.
 const COPY_CHUNK: usize = 1 << 20;
+/// A worker starts no new piece while the sink holds more than this many
+/// bytes that are not final (a streaming sink keeps them in memory), unless
+/// nothing else is in flight.
+const PENDING_LIMIT: u64 = 256 << 20;
 
 /// One independently rendered part of the image.
 #[derive(Clone, Copy, Debug)]
@@ -126,6 +130,13 @@ impl Queue {
                 let mut st = self.lock();
                 if st.failed || st.next >= self.pieces.len() {
                     return None;
+                }
+                if !st.in_flight.is_empty() && sink.pending() > PENDING_LIMIT {
+                    // The oldest piece in flight will make the pending
+                    // bytes final; poll until it has.
+                    drop(st);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    continue;
                 }
                 let index = st.next;
                 st.next += 1;

@@ -1,14 +1,19 @@
 //! Output sinks of kiln: where the emitted image bytes go.
 //!
-//! A [`Sink`] receives the image as positioned writes of non-overlapping byte
-//! ranges; ranges never written read as zeros. [`SparseFile`] is the sink of
-//! today: a file created beside the target, kept sparse (all-zero blocks are
-//! never written) and renamed over the target only by [`SparseFile::commit`],
-//! so a failed build leaves nothing behind. Streaming zstd, block devices and
-//! GPT partitions come later as further sinks.
+//! The disk layer: where the emitted image bytes go, and partition tables.
 //!
-//! [`partition`] reads the GPT of a disk image, to find the byte [`Region`]
-//! of one partition (`IMAGE:PART` on the command line).
+//! A [`Sink`] receives the image as positioned writes of non-overlapping byte
+//! ranges; ranges never written read as zeros. [`SparseFile`]: a file created
+//! beside the target, kept sparse (all-zero blocks are never written) and
+//! renamed over the target only by [`SparseFile::commit`], so a failed build
+//! leaves nothing behind. [`stream::StreamSink`]: one forward stream, raw or
+//! zstd, to a file or stdout. [`device::BlockDevice`]: a block device or a
+//! region of an existing file, written in place. [`OffsetSink`]: one
+//! partition of a disk's sink.
+//!
+//! [`disk`] lays out a GPT disk and encodes its table; [`partition`] reads
+//! the GPT of a disk image, to find the byte [`Region`] of one partition
+//! (`IMAGE:PART` on the command line).
 //!
 //! Place in the data flow: sources → tree → plan → emit → **sink**.
 #![forbid(unsafe_code)]
@@ -77,6 +82,13 @@ pub trait Sink: Sync {
     /// device) writes zeros, the others have nothing to do.
     fn zero(&self, _range: std::ops::Range<u64>) -> Result<(), SinkError> {
         Ok(())
+    }
+
+    /// Bytes written but not yet final (a streaming sink holds them in
+    /// memory until [`advance`](Sink::advance) passes them); the emitter
+    /// waits before starting more work while this is large.
+    fn pending(&self) -> u64 {
+        0
     }
 }
 

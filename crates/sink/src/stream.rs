@@ -480,6 +480,10 @@ impl Sink for StreamSink {
         }
         self.drain_contiguous(&mut state)
     }
+
+    fn pending(&self) -> u64 {
+        self.pending_bytes()
+    }
 }
 
 /// A [`StreamSink`] into a temporary file beside its target path; made by
@@ -538,5 +542,9 @@ impl Sink for StreamFile {
 
     fn zero(&self, range: std::ops::Range<u64>) -> Result<(), SinkError> {
         self.sink.zero(range)
+    }
+
+    fn pending(&self) -> u64 {
+        self.sink.pending_bytes()
     }
 }
