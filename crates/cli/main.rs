@@ -27,6 +27,15 @@ use kiln_tree::{parse_device_table, parse_file_contexts, Excludes, Metadata, Pol
 use flags::{BuildArgs, Cli, Command, Layer, TreeArgs};
 
 fn main() -> ExitCode {
+    // Destructors do not run when a signal ends the process: remove the
+    // output being written (never renamed into place), then exit as
+    // interrupted. Without a handler (it failed to install) the temporary
+    // file beside the output is left, which is still never the output.
+    let _ = ctrlc::set_handler(|| {
+        kiln_sink::remove_partial_outputs();
+        eprintln!("kiln: interrupted: the partial output was removed");
+        std::process::exit(130);
+    });
     let matches = Cli::command().get_matches();
     let result = Cli::from_arg_matches(&matches)
         .map_err(|e| e.exit())

@@ -31,6 +31,7 @@ pub use partition::{
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tempfile::NamedTempFile;
 
@@ -122,30 +123,39 @@ impl Sink for OffsetSink<'_> {
     }
 }
 
-/// A sparse image file, written beside its final path and renamed when complete.
+/// Temporary files beside their targets, not yet renamed: what
+/// [`remove_partial_outputs`] deletes when the process is interrupted. (A
+/// dropped output's file is already gone; removing it again does nothing.)
+static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Deletes every output file still being written (to call from a SIGINT or
+/// SIGTERM handler before exiting: destructors do not run then).
+pub fn remove_partial_outputs() {
+    let paths = std::mem::take(&mut *PARTIAL.lock().unwrap_or_else(|e| e.into_inner()));
+    for path in paths {
+        // Already renamed or removed: nothing to do.
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A temporary file beside an output's target, renamed over it on commit
+/// and deleted if dropped (or on interruption) before.
 #[derive(Debug)]
-pub struct SparseFile {
+pub(crate) struct TempOutput {
     temp: NamedTempFile,
     target: PathBuf,
     force: bool,
 }
 
-impl SparseFile {
-    /// Creates the temporary file beside `target` with apparent size `size`.
-    ///
-    /// Fails early when `target` exists and `force` is false.
-    pub fn create(target: &Path, size: u64, force: bool) -> Result<SparseFile, SinkError> {
+impl TempOutput {
+    /// Creates the temporary file beside `target`; fails early when
+    /// `target` exists and `force` is false.
+    pub(crate) fn create(target: &Path, force: bool) -> Result<TempOutput, SinkError> {
         if !force && target.symlink_metadata().is_ok() {
             return Err(SinkError::Exists {
                 path: target.into(),
             });
         }
-        let io_err = |what, source| SinkError::Io {
-            path: target.into(),
-            what,
-            offset: 0,
-            source,
-        };
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -154,40 +164,84 @@ impl SparseFile {
             .prefix(".kiln-")
             .suffix(".tmp")
             .tempfile_in(dir)
-            .map_err(|e| io_err("creating a temporary file beside it", e))?;
-        temp.as_file()
-            .set_len(size)
-            .map_err(|e| io_err("setting the image size", e))?;
-        Ok(SparseFile {
+            .map_err(|e| io_error(target, "creating a temporary file beside it", e))?;
+        lock_partial().push(temp.path().to_path_buf());
+        Ok(TempOutput {
             temp,
             target: target.into(),
             force,
         })
     }
 
-    fn file(&self) -> &File {
+    /// The open temporary file.
+    pub(crate) fn file(&self) -> &File {
         self.temp.as_file()
+    }
+
+    /// The final path.
+    pub(crate) fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Sets the default permissions, flushes to stable storage and renames
+    /// the file to its target.
+    pub(crate) fn commit(self) -> Result<(), SinkError> {
+        let err = |what, e| io_error(&self.target, what, e);
+        kiln_host::set_default_permissions(self.file())
+            .map_err(|e| err("setting permissions", e))?;
+        kiln_host::sync_data(self.file()).map_err(|e| err("flushing", e))?;
+        let temp_path = self.temp.path().to_path_buf();
+        let persisted = if self.force {
+            self.temp.persist(&self.target)
+        } else {
+            self.temp.persist_noclobber(&self.target)
+        };
+        lock_partial().retain(|p| *p != temp_path);
+        persisted.map_err(|e| io_error(&self.target, "renaming into place", e.error))?;
+        Ok(())
+    }
+}
+
+/// The list of partial outputs.
+fn lock_partial() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PARTIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An IO failure on the output at `path`.
+pub(crate) fn io_error(path: &Path, what: &'static str, source: io::Error) -> SinkError {
+    SinkError::Io {
+        path: path.into(),
+        what,
+        offset: 0,
+        source,
+    }
+}
+
+/// A sparse image file, written beside its final path and renamed when complete.
+#[derive(Debug)]
+pub struct SparseFile {
+    out: TempOutput,
+}
+
+impl SparseFile {
+    /// Creates the temporary file beside `target` with apparent size `size`.
+    ///
+    /// Fails early when `target` exists and `force` is false.
+    pub fn create(target: &Path, size: u64, force: bool) -> Result<SparseFile, SinkError> {
+        let out = TempOutput::create(target, force)?;
+        out.file()
+            .set_len(size)
+            .map_err(|e| io_error(target, "setting the image size", e))?;
+        Ok(SparseFile { out })
+    }
+
+    fn file(&self) -> &File {
+        self.out.file()
     }
 
     /// Flushes the image to stable storage and renames it to its target path.
     pub fn commit(self) -> Result<(), SinkError> {
-        let target = self.target;
-        let io_err = |what, source| SinkError::Io {
-            path: target.clone(),
-            what,
-            offset: 0,
-            source,
-        };
-        kiln_host::set_default_permissions(self.temp.as_file())
-            .map_err(|e| io_err("setting permissions", e))?;
-        kiln_host::sync_data(self.temp.as_file()).map_err(|e| io_err("flushing", e))?;
-        let persisted = if self.force {
-            self.temp.persist(&target)
-        } else {
-            self.temp.persist_noclobber(&target)
-        };
-        persisted.map_err(|e| io_err("renaming into place", e.error))?;
-        Ok(())
+        self.out.commit()
     }
 }
 
@@ -197,7 +251,7 @@ impl Sink for SparseFile {
         for (start, run) in nonzero_runs(buf) {
             let at = offset + start as u64;
             kiln_host::write_at(self.file(), run, at).map_err(|source| SinkError::Io {
-                path: self.target.clone(),
+                path: self.out.target().to_path_buf(),
                 what: "writing",
                 offset: at,
                 source,

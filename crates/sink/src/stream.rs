@@ -20,9 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
 
-use crate::{Sink, SinkError};
+use crate::{io_error, Sink, SinkError, TempOutput};
 
 /// Zeros emitted across gaps, a bounded chunk at a time.
 static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
@@ -201,39 +200,15 @@ impl StreamSink {
         force: bool,
         compression: Compression,
     ) -> Result<StreamFile, SinkError> {
-        if !force && target.symlink_metadata().is_ok() {
-            return Err(SinkError::Exists {
-                path: target.into(),
-            });
-        }
-        let io_err = |what, source| SinkError::Io {
-            path: target.into(),
-            what,
-            offset: 0,
-            source,
-        };
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(".kiln-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| io_err("creating a temporary file beside it", e))?;
-        let writer = temp
-            .as_file()
+        let out = TempOutput::create(target, force)?;
+        let writer = out
+            .file()
             .try_clone()
-            .map_err(|e| io_err("opening the temporary file", e))?;
+            .map_err(|e| io_error(target, "opening the temporary file", e))?;
         let sink = StreamSink::new(writer, size, compression)
             .map_err(|e| rename_error(e, target))?
             .named(target);
-        Ok(StreamFile {
-            sink,
-            temp,
-            target: target.into(),
-            force,
-        })
+        Ok(StreamFile { sink, out })
     }
 
     fn with_output(out: Output, size: u64) -> StreamSink {
@@ -493,9 +468,7 @@ impl Sink for StreamSink {
 #[derive(Debug)]
 pub struct StreamFile {
     sink: StreamSink,
-    temp: NamedTempFile,
-    target: PathBuf,
-    force: bool,
+    out: TempOutput,
 }
 
 impl StreamFile {
@@ -503,22 +476,7 @@ impl StreamFile {
     /// to its target path.
     pub fn commit(self) -> Result<StreamSummary, SinkError> {
         let summary = self.sink.finish()?;
-        let target = self.target;
-        let io_err = |what, source| SinkError::Io {
-            path: target.clone(),
-            what,
-            offset: 0,
-            source,
-        };
-        kiln_host::set_default_permissions(self.temp.as_file())
-            .map_err(|e| io_err("setting permissions", e))?;
-        kiln_host::sync_data(self.temp.as_file()).map_err(|e| io_err("flushing", e))?;
-        let persisted = if self.force {
-            self.temp.persist(&target)
-        } else {
-            self.temp.persist_noclobber(&target)
-        };
-        persisted.map_err(|e| io_err("renaming into place", e.error))?;
+        self.out.commit()?;
         Ok(summary)
     }
 }
