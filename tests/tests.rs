@@ -51,5 +51,7 @@ mod inspect;
 mod extract;
 // `kiln verify`: damage reported; partitioned disk images.
 mod verify;
+// Issue 6: GPT disks from layout files; zstd, stdout, block device and --offset outputs.
+mod disk;
 // The torture corpus (slow; CI or an existing tree only).
 mod torture;

@@ -20,10 +20,10 @@ use kiln_sink::{OffsetSink, Sink};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, Content, Partition, Size, Table};
 use crate::flags::{BuildArgs, Cli, Command};
 use crate::output::{Output, OutputArgs};
 use crate::{FsInput, Layer};
+use kiln_sink::layout_file::{Config, Content, Partition, Size, Table};
 
 /// Bytes copied from a raw image at a time.
 const COPY_CHUNK: usize = 1 << 20;
@@ -69,7 +69,10 @@ pub(crate) fn build(args: &BuildArgs, config_path: &Path) -> Result<()> {
                     attributes: p.attributes,
                 })
                 .collect(),
-            size: config.size,
+            size: match config.size {
+                Some(size) => Some(size),
+                None => crate::output::block_device_size(&args.output)?,
+            },
             seed,
             disk_guid: config.uuid,
         })

@@ -149,6 +149,20 @@ pub(crate) fn is_block_device(path: &Path) -> bool {
         .is_ok_and(|m| m.file_type == kiln_host::HostFileType::BlockDevice)
 }
 
+/// The size of the block device at `path`, if it is one (a disk laid out
+/// on it fills it: its backup GPT belongs at the device's end).
+pub(crate) fn block_device_size(path: &Path) -> Result<Option<u64>> {
+    use std::io::{Seek, SeekFrom};
+    if !is_block_device(path) {
+        return Ok(None);
+    }
+    let mut file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    let size = file
+        .seek(SeekFrom::End(0))
+        .with_context(|| format!("{}: reading the device size", path.display()))?;
+    Ok(Some(size))
+}
+
 /// The SHA-256 of `len` bytes of the file at `path` from `offset` (for the
 /// report of outputs that are not streams).
 pub(crate) fn sha256_of(path: &Path, offset: u64, len: u64) -> Result<[u8; 32]> {

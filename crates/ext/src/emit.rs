@@ -21,6 +21,7 @@ use crate::group_desc;
 use crate::inode::{encode_device, mode, InodeRecord};
 use crate::layout::{
     FAST_SYMLINK_MAX, GOOD_OLD_INODE_SIZE, JOURNAL_INO, LINK_MAX, LOST_FOUND_INO, ROOT_INO,
+    SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 };
 use crate::plan::{adds_lost_found, ibody_space, Plan, Slot, LOST_FOUND};
 use crate::superblock::{self, SuperblockInfo};
@@ -240,6 +241,9 @@ fn fs_time(plan: &Plan<'_>) -> u32 {
 
 fn write_group(plan: &Plan<'_>, shared: &Shared, sink: &dyn Sink, g: u32) -> Result<(), EmitError> {
     let geo = &plan.geometry;
+    if g == 0 {
+        zero_boot_area(sink, geo.block_size)?;
+    }
     if geo.has_super(g) {
         sink.write_at(
             geo.superblock_offset(g),
@@ -266,6 +270,19 @@ fn write_group(plan: &Plan<'_>, shared: &Shared, sink: &dyn Sink, g: u32) -> Res
     // The descriptors say the tables are zeroed (BG_INODE_ZEROED).
     let table_bytes = u64::from(geo.inode_table_blocks) * u64::from(geo.block_size);
     sink.zero(at + table.len() as u64..at + table_bytes)?;
+    Ok(())
+}
+
+/// Declares zero the rest of the blocks that hold the primary superblock:
+/// the boot area before it, where an old filesystem's or partition table's
+/// signature would otherwise survive on a device (mke2fs clears it too),
+/// and with blocks over 2 KiB what follows it in block 0.
+fn zero_boot_area(sink: &dyn Sink, block_size: u32) -> Result<(), EmitError> {
+    sink.zero(0..SUPERBLOCK_OFFSET)?;
+    let sb_end = SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE as u64;
+    if u64::from(block_size) > sb_end {
+        sink.zero(sb_end..u64::from(block_size))?;
+    }
     Ok(())
 }
 
@@ -474,14 +491,28 @@ fn write_logical(
     let geo = &plan.geometry;
     let bs = geo.block_size as usize;
     for run in mapping.data_runs() {
-        let start = run.lblk as usize * bs;
-        if start >= content.len() {
-            break;
-        }
-        let end = (start + run.len as usize * bs).min(content.len());
-        sink.write_at(geo.offset(run.pblk), &content[start..end])?;
+        let start = (run.lblk as usize * bs).min(content.len());
+        let end = (run.lblk as usize * bs + run.len as usize * bs).min(content.len());
+        let at = geo.offset(run.pblk);
+        sink.write_at(at, &content[start..end])?;
+        zero_run_tail(sink, at, run.len, bs as u64, (end - start) as u64)?;
     }
     Ok(())
+}
+
+/// Declares zero what a run of `len` blocks at byte `at` holds past its
+/// first `written` bytes (the journal past its superblock, a symlink's or a
+/// file's last block): a fresh sparse file has zeros there already, a block
+/// device or an existing file may not.
+fn zero_run_tail(
+    sink: &dyn Sink,
+    at: u64,
+    len: u32,
+    bs: u64,
+    written: u64,
+) -> Result<(), EmitError> {
+    let run_bytes = u64::from(len) * bs;
+    Ok(sink.zero(at + written..at + run_bytes)?)
 }
 
 /// The directory blocks of directory inode `ino`.
@@ -562,6 +593,13 @@ fn copy_file(
             sink.write_at(geo.offset(run.pblk) + (pos - start), &buf[..n])?;
             pos += n as u64;
         }
+        zero_run_tail(
+            sink,
+            geo.offset(run.pblk),
+            run.len,
+            bs,
+            end.saturating_sub(start),
+        )?;
     }
     Ok(())
 }
