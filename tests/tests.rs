@@ -51,6 +51,8 @@ mod inspect;
 mod extract;
 // `kiln verify`: damage reported; partitioned disk images.
 mod verify;
+// Issue 7: random trees and options, judged by e2fsck, verify and the kernel.
+mod prop;
 // Issue 6: GPT disks from layout files; zstd, stdout, block device and --offset outputs.
 mod disk;
 // The torture corpus (slow; CI or an existing tree only).
