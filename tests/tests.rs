@@ -53,6 +53,8 @@ mod extract;
 mod verify;
 // Issue 7: random trees and options, judged by e2fsck, verify and the kernel.
 mod prop;
+// Issue 7: SIGINT and SIGTERM leave no partial output.
+mod signals;
 // Issue 6: GPT disks from layout files; zstd, stdout, block device and --offset outputs.
 mod disk;
 // The torture corpus (slow; CI or an existing tree only).
