@@ -159,6 +159,20 @@ impl Case {
         cmd
     }
 
+    /// Runs `kiln build --spec SPEC` (SPEC holding `text`, named `name`)
+    /// into an empty directory `NAME.out`; returns kiln's output and that
+    /// directory.
+    pub fn build_spec(&self, name: &str, text: &str) -> (Output, PathBuf) {
+        let spec = self.path(name);
+        write_file(&spec, text.as_bytes());
+        let out_dir = self.mkdir(&format!("{name}.out"));
+        let out = run(self
+            .build_command(&[], &out_dir.join("image.img"))
+            .arg("--spec")
+            .arg(&spec));
+        (out, out_dir)
+    }
+
     /// Builds an image and asserts that kiln succeeded and left the image,
     /// and that `kiln verify` finds it equal to its sources and consistent.
     pub fn build(&self, sources: &[&Path], image: &Path, extra: &[&str]) {

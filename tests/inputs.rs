@@ -13,7 +13,6 @@
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use crate::bad_input::{assert_dir_holds, assert_error};
 use crate::compare::{assert_no_diffs, Snapshot};
@@ -474,19 +473,6 @@ fn whiteouts_in_a_tar_layer_over_a_directory() {
     );
 }
 
-/// Runs `kiln build --spec SPEC` (SPEC holding `text`) into an empty
-/// directory and returns the output; the spec file's path is returned too.
-fn build_spec(case: &Case, name: &str, text: &str) -> (Output, PathBuf) {
-    let spec = case.path(name);
-    write_file(&spec, text.as_bytes());
-    let out_dir = case.mkdir(&format!("{name}.out"));
-    let out = run(case
-        .build_command(&[], &out_dir.join("image.img"))
-        .arg("--spec")
-        .arg(&spec));
-    (out, out_dir)
-}
-
 /// 4: a line that does not parse, a rule matching nothing (unless `?`), and a
 /// hard link to a missing path are errors naming the place; nothing written.
 #[test]
@@ -521,15 +507,12 @@ fn spec_errors_name_the_line_and_write_nothing() {
         ),
     ];
     for (name, text, place, word) in bad {
-        let (out, out_dir) = build_spec(&case, name, text);
+        let (out, out_dir) = case.build_spec(name, text);
         assert_error(&out, &[&loc(name, place), word], name);
         assert_dir_holds(&out_dir, &[], name);
     }
-    let (out, out_dir) = build_spec(
-        &case,
-        "maybe.spec",
-        "dir /a 0755 0 0\n?chmod /nothing/** 0644\n",
-    );
+    let (out, out_dir) =
+        case.build_spec("maybe.spec", "dir /a 0755 0 0\n?chmod /nothing/** 0644\n");
     assert_success(&out, "a `?chmod` matching nothing");
     assert_dir_holds(&out_dir, &["image.img"], "?chmod");
 }

@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches};
 use kiln_ext::Plan;
 use kiln_sink::disk::{self, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT};
+use kiln_sink::layout_file::{Config, Content, Partition, Size, Table};
 use kiln_sink::{OffsetSink, Sink};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -23,7 +24,6 @@ use sha2::{Digest, Sha256};
 use crate::flags::{BuildArgs, Cli, Command};
 use crate::output::{Output, OutputArgs};
 use crate::{FsInput, Layer};
-use kiln_sink::layout_file::{Config, Content, Partition, Size, Table};
 
 /// Bytes copied from a raw image at a time.
 const COPY_CHUNK: usize = 1 << 20;
@@ -170,9 +170,13 @@ fn needed_size(p: &Partition, f: &Filling) -> Result<Option<u64>> {
         }
         Size::Fixed(n) => Ok(Some(n)),
         Size::Auto { min, max, free } => {
-            let want = (content + free)
-                .max(min.unwrap_or(0))
-                .next_multiple_of(ALIGNMENT);
+            let want = content
+                .checked_add(free)
+                .map(|n| n.max(min.unwrap_or(0)))
+                .and_then(|n| n.checked_next_multiple_of(ALIGNMENT))
+                .with_context(|| {
+                    format!("free: {content} + {free} bytes is more than a disk can hold")
+                })?;
             match max {
                 Some(max) if want > max => {
                     bail!("max: the content needs {want} bytes (with free space), more than {max}")

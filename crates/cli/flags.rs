@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, Parser, Subcommand};
 use kiln_ext::{BuildOptions, FsType, HashAlg};
+use kiln_sink::size::parse_size;
 use kiln_tree::{IdMap, Policy};
 
 const ABOUT: &str =
@@ -426,38 +427,9 @@ impl BuildArgs {
     }
 }
 
-/// Parses `123`, `64K`, `512M`, `2G`, `1T` (also `2GiB`, `2g`) into bytes.
-pub(crate) fn parse_size(s: &str) -> Result<u64> {
-    parse_with_unit(s, 1)
-}
-
 /// Parses a journal size: plain numbers are MiB.
-fn parse_journal_size(s: &str) -> Result<u64> {
-    parse_with_unit(s, 1 << 20)
-}
-
-fn parse_with_unit(s: &str, default_unit: u64) -> Result<u64> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, suffix) = t.split_at(digits);
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("{s:?} is not a size"))?;
-    let unit = match suffix
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" if suffix.is_empty() => default_unit,
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        _ => bail!("{s:?}: unknown size suffix {suffix:?} (use K, M, G or T)"),
-    };
-    n.checked_mul(unit)
-        .with_context(|| format!("{s:?} is too large"))
+fn parse_journal_size(s: &str) -> Result<u64, String> {
+    kiln_sink::size::parse_with_unit(s, 1 << 20)
 }
 
 /// Parses `UID:GID`.

@@ -7,7 +7,6 @@
 //! restores its tree.
 #![forbid(unsafe_code)]
 
-mod config;
 mod disk;
 mod extract;
 mod flags;
@@ -101,8 +100,9 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
             args.output.display()
         );
     }
+    refuse_output_in_source(&args.output, layers)?;
     let fs = prepare_fs(args, layers, source_date_epoch()?)?;
-    let plan = fs.plan(args.size)?;
+    let plan = fs.plan(args.size).map_err(|e| name_output(e, args))?;
     for note in &plan.notes {
         eprintln!("kiln: note: {note}");
     }
@@ -127,6 +127,66 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
         disk::Report::plain(&plan, written.compressed).write(path, written.sha256, args)?;
     }
     Ok(())
+}
+
+/// Refuses an output file inside a directory source, before anything is
+/// read or written: the image would be read into the next build of the same
+/// source (and, with `--offset`, written while it is a source file).
+/// Compares canonical paths: the output's parent (the output itself may not
+/// exist yet) against each directory source.
+fn refuse_output_in_source(output: &Path, layers: &[Layer]) -> Result<()> {
+    if output.as_os_str() == "-" {
+        return Ok(());
+    }
+    let (Some(name), Some(parent)) = (output.file_name(), output.parent()) else {
+        return Ok(());
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    // A missing parent fails later with its own message.
+    let Ok(real_output) = std::fs::canonicalize(parent).map(|p| p.join(name)) else {
+        return Ok(());
+    };
+    for layer in layers {
+        let Layer::Source(src) = layer else { continue };
+        if src.as_os_str() == "-" || !src.is_dir() {
+            continue;
+        }
+        let Ok(real_src) = std::fs::canonicalize(src) else {
+            continue;
+        };
+        if real_output.starts_with(&real_src) {
+            anyhow::bail!(
+                "{}: the output is inside the source directory {}: the image would become part of the tree it is built from; write it outside the source",
+                output.display(),
+                src.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Names the output in a planning error that concerns the whole image
+/// (too small, too many inodes, invalid options); errors about one entry
+/// already name its image path and are kept as they are. An image too small
+/// only because of `-N` or `-i` says so.
+fn name_output(e: anyhow::Error, args: &BuildArgs) -> anyhow::Error {
+    let Some(plan_error) = e.downcast_ref::<kiln_ext::PlanError>() else {
+        return e;
+    };
+    if matches!(plan_error, kiln_ext::PlanError::Limit { .. }) {
+        return e;
+    }
+    let too_small = matches!(plan_error, kiln_ext::PlanError::TooSmall { .. });
+    let inodes = match (args.inodes, args.bytes_per_inode) {
+        (Some(n), _) if too_small => format!(" with -N {n} inodes"),
+        (None, Some(i)) if too_small => format!(" with one inode per {i} bytes (-i)"),
+        _ => String::new(),
+    };
+    e.context(format!("{}{inodes}", args.output.display()))
 }
 
 /// A filesystem's tree and options, ready to plan.

@@ -3,12 +3,15 @@
 //! - `cargo xtask bench`: time kiln against `mke2fs -d` on real trees, and check both images
 //!   with `e2fsck -fn` (bench.rs).
 //! - `cargo xtask corpus NAME`: prepare a corpus tree and print its path (corpus.rs).
+//! - `cargo xtask soak`: the property tests with many cases, then every fuzz target for a
+//!   while (soak.rs).
 //!
 //! The corpus trees are made by the scripts in `shared/corpus/` beside the repository; this
 //! crate only runs them. tree.rs measures a tree so that both tools get the same geometry.
 
 mod bench;
 mod corpus;
+mod soak;
 mod tree;
 
 use std::path::Path;
@@ -38,6 +41,8 @@ enum Task {
         /// Which corpus; `manyfiles` makes two trees, bigdir and small.
         name: corpus::Name,
     },
+    /// Run the property tests with many cases, then each fuzz target for a while.
+    Soak(soak::Args),
 }
 
 fn main() -> Result<()> {
@@ -49,6 +54,7 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Task::Soak(args) => soak::run(&args),
     }
 }
 

@@ -21,7 +21,9 @@
 
 pub mod device;
 pub mod disk;
+pub mod layout_file;
 pub mod partition;
+pub mod size;
 pub mod stream;
 
 pub use partition::{

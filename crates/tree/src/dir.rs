@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use kiln_host::{HostFileType, HostMeta};
 use rayon::prelude::*;
@@ -13,7 +14,10 @@ use crate::{DataSource, Timestamp, TreeError};
 ///
 /// Symlinks are kept as symlinks, hard links (same device and inode) become
 /// one node, and like `cp -x` the walk does not descend into directories of
-/// other mounted filesystems (they appear as empty directories). Names are
+/// other mounted filesystems (they appear as empty directories). A directory
+/// that is one of its own ancestors (same device and inode: a bind mount of
+/// a directory below itself) is an error, [`TreeError::DirectoryLoop`], as
+/// `cp -ax` and `find` refuse it. Names are
 /// read in sorted order, so the result never depends on readdir order, and
 /// directories are opened with `O_NOATIME` where allowed, so reading the tree
 /// leaves its access times as they were. Xattrs and the data ranges of files
@@ -26,8 +30,13 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
     let mut tree = Tree::new(metadata(&root_meta));
     let mut pending = vec![(Tree::ROOT, root.to_path_buf(), root_meta.file_type)];
     let mut links: HashMap<(u64, u64), NodeId> = HashMap::new();
-    let mut dirs = vec![(Tree::ROOT, root.to_path_buf())];
-    while let Some((dir, dir_path)) = dirs.pop() {
+    let root_ancestry = Rc::new(Ancestry {
+        key: (root_meta.dev, root_meta.ino),
+        path: root.to_path_buf(),
+        parent: None,
+    });
+    let mut dirs = vec![(Tree::ROOT, root.to_path_buf(), root_ancestry)];
+    while let Some((dir, dir_path, ancestry)) = dirs.pop() {
         let names =
             kiln_host::read_dir_names(&dir_path).map_err(|e| TreeError::io(&dir_path, e))?;
         for name in names {
@@ -51,12 +60,46 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
             };
             tree.link(dir, kiln_host::name_bytes(&name), id);
             if is_dir && meta.dev == root_meta.dev {
-                dirs.push((id, path));
+                if let Some(ancestor) = ancestry.find((meta.dev, meta.ino)) {
+                    return Err(TreeError::DirectoryLoop {
+                        path,
+                        ancestor: ancestor.to_path_buf(),
+                    });
+                }
+                let ancestry = Rc::new(Ancestry {
+                    key: (meta.dev, meta.ino),
+                    path: path.clone(),
+                    parent: Some(Rc::clone(&ancestry)),
+                });
+                dirs.push((id, path, ancestry));
             }
         }
     }
     fill_details(&mut tree, pending)?;
     Ok(tree)
+}
+
+/// The directories from the source root down to one being walked, by
+/// (device, inode): a directory met again below itself is a loop (a bind
+/// mount), which would otherwise be copied once per level it repeats.
+struct Ancestry {
+    key: (u64, u64),
+    path: PathBuf,
+    parent: Option<Rc<Ancestry>>,
+}
+
+impl Ancestry {
+    /// The path of the ancestor (or this directory) that is `key`, if any.
+    fn find(&self, key: (u64, u64)) -> Option<&Path> {
+        let mut at = Some(self);
+        while let Some(a) = at {
+            if a.key == key {
+                return Some(&a.path);
+            }
+            at = a.parent.as_deref();
+        }
+        None
+    }
 }
 
 fn metadata(meta: &HostMeta) -> Metadata {

@@ -16,6 +16,19 @@ pub enum TreeError {
         #[source]
         source: io::Error,
     },
+    /// A directory of a source is one of its own ancestors (a bind mount of
+    /// a directory below itself): walking it would repeat the tree.
+    #[error(
+        "directory loop at {}: the same directory (device and inode) as its ancestor {} (a bind mount?)",
+        path.display(),
+        ancestor.display()
+    )]
+    DirectoryLoop {
+        /// The directory met again.
+        path: PathBuf,
+        /// Its ancestor that it repeats.
+        ancestor: PathBuf,
+    },
     /// An ownership or time policy is invalid.
     #[error("{0}")]
     Policy(String),

@@ -4,12 +4,74 @@
 //!
 //! Parsing checks everything that can be checked without reading sources:
 //! sizes, types, labels, attributes, which contents each partition has.
-//! Every error names the file and the key (`partition[2].size`).
+//! Every error names the key (`partition[2].size`); [`Config::load`] adds
+//! the file.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+
+use crate::size::parse_size;
+
+/// Why a disk layout file was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Not TOML, or a key the format does not have: the toml crate's
+    /// message, which names the key and the line.
+    #[error("{0}")]
+    Toml(Box<toml::de::Error>),
+    /// A value that is wrong.
+    #[error("{key}: {what}")]
+    Key {
+        /// Where in the file: `disk.table`, `partition[2].size`.
+        key: String,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// A rule of the whole layout (labels differ, at least one partition).
+    #[error("{what}")]
+    Layout {
+        /// What is wrong.
+        what: String,
+    },
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The layout file.
+        path: PathBuf,
+        /// What the host said.
+        source: io::Error,
+    },
+    /// An error in the file at `path`.
+    #[error("{}: {source}", path.display())]
+    In {
+        /// The layout file.
+        path: PathBuf,
+        /// What is wrong in it.
+        source: Box<ConfigError>,
+    },
+}
+
+impl From<toml::de::Error> for ConfigError {
+    fn from(e: toml::de::Error) -> Self {
+        ConfigError::Toml(Box::new(e))
+    }
+}
+
+/// `Err(ConfigError::Key)` from `key` and a message.
+fn fail<T>(key: impl Into<String>, what: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError::Key {
+        key: key.into(),
+        what: what.into(),
+    })
+}
+
+/// `Err(ConfigError::Layout)`.
+fn layout_fail<T>(what: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError::Layout { what: what.into() })
+}
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -62,7 +124,7 @@ struct RawFilesystem {
 
 /// The partition table of the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Table {
+pub enum Table {
     /// A GUID partition table.
     Gpt,
     /// No table: the disk is its one partition's content.
@@ -71,13 +133,16 @@ pub(crate) enum Table {
 
 /// How big a partition is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Size {
+pub enum Size {
     /// Exactly this many bytes (rounded up to the alignment).
     Fixed(u64),
     /// What the content needs, plus `free`, within `min..=max`.
     Auto {
+        /// At least this many bytes.
         min: Option<u64>,
+        /// At most this many bytes.
         max: Option<u64>,
+        /// Headroom beyond what the content needs.
         free: u64,
     },
     /// The rest of a fixed-size disk (the last partition only).
@@ -86,7 +151,7 @@ pub(crate) enum Size {
 
 /// What fills a partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Content {
+pub enum Content {
     /// Nothing (zeros).
     Empty,
     /// A raw image file, copied in.
@@ -98,24 +163,34 @@ pub(crate) enum Content {
 
 /// One partition, checked.
 #[derive(Clone, Debug)]
-pub(crate) struct Partition {
+pub struct Partition {
     /// Where it is in the file, for messages: `partition[N]`.
-    pub(crate) key: String,
-    pub(crate) label: String,
-    pub(crate) type_guid: uuid::Uuid,
-    pub(crate) size: Size,
-    pub(crate) uuid: Option<uuid::Uuid>,
-    pub(crate) attributes: u64,
-    pub(crate) content: Content,
+    pub key: String,
+    /// The GPT partition name.
+    pub label: String,
+    /// The partition type.
+    pub type_guid: uuid::Uuid,
+    /// How big it is.
+    pub size: Size,
+    /// The partition GUID, if given.
+    pub uuid: Option<uuid::Uuid>,
+    /// GPT attribute bits.
+    pub attributes: u64,
+    /// What fills it.
+    pub content: Content,
 }
 
 /// A checked disk layout file.
 #[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) table: Table,
-    pub(crate) size: Option<u64>,
-    pub(crate) uuid: Option<uuid::Uuid>,
-    pub(crate) partitions: Vec<Partition>,
+pub struct Config {
+    /// The partition table.
+    pub table: Table,
+    /// A fixed disk size, if given.
+    pub size: Option<u64>,
+    /// The disk GUID, if given.
+    pub uuid: Option<uuid::Uuid>,
+    /// The partitions in disk order (at least one).
+    pub partitions: Vec<Partition>,
 }
 
 /// GPT attribute bits by name (UEFI, and the Discoverable Partitions
@@ -131,20 +206,31 @@ const ATTRIBUTES: [(&str, u32); 6] = [
 
 impl Config {
     /// Reads and checks the file at `path`; relative paths in it are
-    /// relative to its directory.
-    pub(crate) fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    /// relative to its directory. Errors name the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, base).with_context(|| path.display().to_string())
+        Config::parse(&text, base).map_err(|e| ConfigError::In {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// Parses and checks `text`, resolving relative paths against `base`.
-    pub(crate) fn parse(text: &str, base: &Path) -> Result<Config> {
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text)?;
         let table = match raw.disk.table.as_deref() {
             None | Some("gpt") => Table::Gpt,
             Some("none") => Table::None,
-            Some(other) => bail!("disk.table: {other:?} is not a partition table (gpt or none)"),
+            Some(other) => {
+                return fail(
+                    "disk.table",
+                    format!("{other:?} is not a partition table (gpt or none)"),
+                )
+            }
         };
         let size = raw
             .disk
@@ -159,7 +245,7 @@ impl Config {
             .map(|s| guid("disk.uuid", s))
             .transpose()?;
         if raw.partition.is_empty() {
-            bail!("no [[partition]]: a disk needs at least one");
+            return layout_fail("no [[partition]]: a disk needs at least one");
         }
         let count = raw.partition.len();
         let partitions = raw
@@ -167,20 +253,22 @@ impl Config {
             .into_iter()
             .enumerate()
             .map(|(i, p)| partition(i + 1, p, base, i + 1 == count))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         if table == Table::None && partitions.len() != 1 {
-            bail!("disk.table = \"none\" holds exactly one partition, not {count}");
+            return layout_fail(format!(
+                "disk.table = \"none\" holds exactly one partition, not {count}"
+            ));
         }
         let mut labels: Vec<&str> = partitions.iter().map(|p| p.label.as_str()).collect();
         labels.sort_unstable();
         if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
-            bail!(
+            return layout_fail(format!(
                 "two partitions are labelled {:?}: labels pick partitions, so they must differ",
                 w[0]
-            );
+            ));
         }
         if partitions.iter().any(|p| p.size == Size::Grow) && size.is_none() {
-            bail!("size = \"grow\" fills a fixed disk: set disk.size");
+            return layout_fail("size = \"grow\" fills a fixed disk: set disk.size");
         }
         Ok(Config {
             table,
@@ -192,42 +280,43 @@ impl Config {
 }
 
 /// Checks one partition (`n` counts from 1).
-fn partition(n: usize, p: RawPartition, base: &Path, last: bool) -> Result<Partition> {
+fn partition(n: usize, p: RawPartition, base: &Path, last: bool) -> Result<Partition, ConfigError> {
     let key = format!("partition[{n}]");
     let at = |field: &str| format!("{key}.{field}");
-    let label = p
-        .label
-        .with_context(|| format!("{}: missing", at("label")))?;
+    let Some(label) = p.label else {
+        return fail(at("label"), "missing");
+    };
     if label.encode_utf16().count() > 36 {
-        bail!(
-            "{}: {label:?} is longer than GPT's 36 characters",
-            at("label")
+        return fail(
+            at("label"),
+            format!("{label:?} is longer than GPT's 36 characters"),
         );
     }
-    let type_name = p
-        .type_
-        .with_context(|| format!("{}: missing", at("type")))?;
-    let type_guid = match kiln_sink::partition::type_guid(&type_name) {
+    let Some(type_name) = p.type_ else {
+        return fail(at("type"), "missing");
+    };
+    let type_guid = match crate::partition::type_guid(&type_name) {
         Some(g) => guid(&at("type"), g)?,
-        None => guid(&at("type"), &type_name).map_err(|_| {
-            anyhow::anyhow!(
-                "{}: {type_name:?} is neither a known type (esp, root-x86-64, root-arm64, usr-x86-64, home, srv, var, swap, linux-generic, ...) nor a GUID",
-                at("type")
-            )
-        })?,
+        None => match uuid::Uuid::parse_str(&type_name) {
+            Ok(g) => g,
+            Err(_) => return fail(
+                at("type"),
+                format!("{type_name:?} is neither a known type (esp, root-x86-64, root-arm64, usr-x86-64, home, srv, var, swap, linux-generic, ...) nor a GUID"),
+            ),
+        },
     };
     let content = match (p.image, p.filesystem) {
-        (Some(_), Some(_)) => bail!("{key}: give image or filesystem, not both"),
+        (Some(_), Some(_)) => return fail(key, "give image or filesystem, not both"),
         (Some(image), None) => Content::Image(base.join(image)),
         (None, Some(fs)) => Content::Filesystem(build_args(&at("filesystem"), fs, base)?),
         (None, None) => Content::Empty,
     };
     let size = partition_size(&key, p.size.as_deref(), [p.min, p.max, p.free])?;
     if size == Size::Grow && !last {
-        bail!("{}: only the last partition can grow", at("size"));
+        return fail(at("size"), "only the last partition can grow");
     }
     if matches!(size, Size::Auto { .. }) && content == Content::Empty {
-        bail!("{}: an empty partition needs a fixed size", at("size"));
+        return fail(at("size"), "an empty partition needs a fixed size");
     }
     Ok(Partition {
         key: key.clone(),
@@ -246,7 +335,11 @@ fn partition(n: usize, p: RawPartition, base: &Path, last: bool) -> Result<Parti
 
 /// A partition's size: a number with a unit, `auto` (the default, with
 /// optional min, max and free) or `grow`.
-fn partition_size(key: &str, size: Option<&str>, bounds: [Option<String>; 3]) -> Result<Size> {
+fn partition_size(
+    key: &str,
+    size: Option<&str>,
+    bounds: [Option<String>; 3],
+) -> Result<Size, ConfigError> {
     let [min, max, free] = bounds;
     let bound = |name: &str, v: Option<String>| {
         v.map(|s| size_value(&format!("{key}.{name}"), &s))
@@ -264,48 +357,58 @@ fn partition_size(key: &str, size: Option<&str>, bounds: [Option<String>; 3]) ->
         s => Size::Fixed(size_value(&format!("{key}.size"), s)?),
     };
     if auto_only && !matches!(size, Size::Auto { .. }) {
-        bail!("{key}: min, max and free go with size = \"auto\"");
+        return fail(key, "min, max and free go with size = \"auto\"");
     }
     if let (Some(lo), Some(hi)) = (min, max) {
         if lo > hi {
-            bail!("{key}: min ({lo} bytes) is larger than max ({hi} bytes)");
+            return fail(
+                key,
+                format!("min ({lo} bytes) is larger than max ({hi} bytes)"),
+            );
         }
     }
     Ok(size)
 }
 
 /// A size with a K, M, G or T suffix, more than zero.
-fn size_value(key: &str, s: &str) -> Result<u64> {
-    let n = crate::flags::parse_size(s).with_context(|| key.to_string())?;
-    if n == 0 {
-        bail!("{key}: a size of zero");
+fn size_value(key: &str, s: &str) -> Result<u64, ConfigError> {
+    match parse_size(s) {
+        Err(what) => fail(key, what),
+        Ok(0) => fail(key, "a size of zero"),
+        Ok(n) => Ok(n),
     }
-    Ok(n)
 }
 
 /// A GUID.
-fn guid(key: &str, s: &str) -> Result<uuid::Uuid> {
-    uuid::Uuid::parse_str(s).with_context(|| format!("{key}: {s:?} is not a GUID"))
+fn guid(key: &str, s: &str) -> Result<uuid::Uuid, ConfigError> {
+    uuid::Uuid::parse_str(s).or_else(|e| fail(key, format!("{s:?} is not a GUID: {e}")))
 }
 
 /// GPT attribute flags from names and bit numbers.
-fn attributes(key: &str, values: &[toml::Value]) -> Result<u64> {
+fn attributes(key: &str, values: &[toml::Value]) -> Result<u64, ConfigError> {
     let mut bits = 0u64;
     for v in values {
         let bit = match v {
             toml::Value::Integer(n) if (0..64).contains(n) => *n as u32,
-            toml::Value::String(name) => ATTRIBUTES
-                .iter()
-                .find(|(known, _)| known == name)
-                .map(|&(_, bit)| bit)
-                .with_context(|| {
+            toml::Value::String(name) => match ATTRIBUTES.iter().find(|(known, _)| known == name) {
+                Some(&(_, bit)) => bit,
+                None => {
                     let names: Vec<&str> = ATTRIBUTES.iter().map(|(n, _)| *n).collect();
-                    format!(
-                        "{key}: unknown attribute {name:?} (known: {}, or a bit number 0-63)",
-                        names.join(", ")
-                    )
-                })?,
-            other => bail!("{key}: {other} is not an attribute name or a bit number 0-63"),
+                    return fail(
+                        key,
+                        format!(
+                            "unknown attribute {name:?} (known: {}, or a bit number 0-63)",
+                            names.join(", ")
+                        ),
+                    );
+                }
+            },
+            other => {
+                return fail(
+                    key,
+                    format!("{other} is not an attribute name or a bit number 0-63"),
+                )
+            }
         };
         bits |= 1 << bit;
     }
@@ -315,32 +418,37 @@ fn attributes(key: &str, values: &[toml::Value]) -> Result<u64> {
 /// The `kiln build` arguments of a filesystem partition: its sources made
 /// absolute, `-t TYPE`, then its options (paths after --spec and the like
 /// are made absolute too).
-fn build_args(key: &str, fs: RawFilesystem, base: &Path) -> Result<Vec<String>> {
+fn build_args(key: &str, fs: RawFilesystem, base: &Path) -> Result<Vec<String>, ConfigError> {
     let fs_type = fs.type_.unwrap_or_else(|| "ext4".to_string());
     if fs.sources.is_empty() && !fs.options.iter().any(|o| is_path_flag(o)) {
-        bail!("{key}.sources: missing (or give --spec, -p or --device-table in options)");
+        return fail(
+            format!("{key}.sources"),
+            "missing (or give --spec, -p or --device-table in options)",
+        );
     }
-    let path = |p: &Path| -> Result<String> {
+    let path = |p: &Path| -> Result<String, ConfigError> {
         base.join(p)
             .into_os_string()
             .into_string()
-            .map_err(|p| anyhow::anyhow!("{key}: {p:?} is not UTF-8"))
+            .or_else(|p| fail(key, format!("{p:?} is not UTF-8")))
     };
     let mut args = fs
         .sources
         .iter()
         .map(|s| path(s))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     args.extend(["-t".to_string(), fs_type]);
     let mut options = fs.options.into_iter();
     while let Some(option) = options.next() {
         let takes_path = is_path_flag(&option) && option != "-p" && option != "--spec-line";
-        args.push(option);
         if takes_path {
-            let value = options.next().with_context(|| {
-                format!("{key}.options: {} needs a value", args[args.len() - 1])
-            })?;
+            let Some(value) = options.next() else {
+                return fail(format!("{key}.options"), format!("{option} needs a value"));
+            };
+            args.push(option);
             args.push(path(Path::new(&value))?);
+        } else {
+            args.push(option);
         }
     }
     Ok(args)
@@ -358,12 +466,12 @@ fn is_path_flag(option: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config> {
+    fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/cfg"))
     }
 
     fn error(text: &str) -> String {
-        format!("{:#}", parse(text).unwrap_err())
+        parse(text).unwrap_err().to_string()
     }
 
     #[test]
@@ -460,5 +568,38 @@ mod tests {
             let e = error(&text);
             assert!(e.contains(want), "{want:?} not in {e:?} for {text}");
         }
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.toml");
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.starts_with(&path.display().to_string()), "{e}");
+        std::fs::write(
+            &path,
+            "[[partition]]\nlabel = \"a\"\ntype = \"home\"\nsize = \"0\"\n",
+        )
+        .unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("disk.toml: partition[1].size: a size of zero"),
+            "{e}"
+        );
+        std::fs::write(
+            &path,
+            "[[partition]]\nlabel = \"a\"\ntype = \"home\"\nsize = \"1M\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.partitions[0].content, Content::Empty);
+    }
+
+    #[test]
+    fn options_needing_a_value() {
+        let e = error(
+            "[[partition]]\nlabel = \"r\"\ntype = \"home\"\n[partition.filesystem]\noptions = [\"--spec\"]\n",
+        );
+        assert_eq!(e, "partition[1].filesystem.options: --spec needs a value");
     }
 }
