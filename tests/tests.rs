@@ -55,6 +55,8 @@ mod verify;
 mod prop;
 // Issue 7: SIGINT and SIGTERM leave no partial output.
 mod signals;
+// Issue 7: the reading commands on damaged images.
+mod corrupt;
 // Issue 6: GPT disks from layout files; zstd, stdout, block device and --offset outputs.
 mod disk;
 // The torture corpus (slow; CI or an existing tree only).

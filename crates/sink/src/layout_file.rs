@@ -602,4 +602,50 @@ mod tests {
         );
         assert_eq!(e, "partition[1].filesystem.options: --spec needs a value");
     }
+
+    /// A layout using every key, for the mutation property.
+    const FULL: &str = r#"
+[disk]
+table = "gpt"
+size = "1G"
+uuid = "11111111-2222-3333-4444-555555555555"
+[[partition]]
+label = "esp"
+type = "esp"
+size = "64M"
+image = "esp.img"
+attributes = ["required", 60]
+[[partition]]
+label = "root"
+type = "root-x86-64"
+min = "100M"
+max = "200M"
+free = "10M"
+[partition.filesystem]
+type = "ext4"
+sources = ["rootfs"]
+options = ["--all-root", "--spec", "x.spec", "-p", "dir /x 0755 0 0"]
+[[partition]]
+label = "home"
+type = "home"
+size = "grow"
+"#;
+
+    proptest::proptest! {
+        /// The normal run's sample of the `disk_config` fuzz target: no
+        /// text, random or a mutation of a full layout, panics.
+        #[test]
+        fn no_text_panics(
+            text in "\\PC{0,300}",
+            edits in proptest::collection::vec((0usize..2000, proptest::char::any()), 0..8),
+        ) {
+            let _ = parse(&text);
+            let mut chars: Vec<char> = FULL.chars().collect();
+            for (at, c) in edits {
+                let i = at % chars.len();
+                chars[i] = c;
+            }
+            let _ = parse(&chars.into_iter().collect::<String>());
+        }
+    }
 }

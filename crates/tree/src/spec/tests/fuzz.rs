@@ -1,5 +1,6 @@
-//! Property tests: no text, random or a mutation of a valid spec, makes the
-//! parsers or `apply` panic.
+//! Property tests: no text, random or a mutation of a valid spec, device
+//! table or file_contexts file, makes the parsers or `apply` panic (the
+//! normal run's sample of the cargo-fuzz targets of the same parsers).
 
 use proptest::prelude::*;
 
@@ -80,11 +81,11 @@ fn tree_after(text: &str) {
     }
 }
 
-/// `VALID` with a few characters replaced, inserted or removed.
-fn mutated() -> impl Strategy<Value = String> {
+/// `valid` with a few characters replaced, inserted or removed.
+fn mutated(valid: &'static str) -> impl Strategy<Value = String> {
     let edit = (any::<prop::sample::Index>(), 0..3u8, any::<char>());
-    prop::collection::vec(edit, 1..6).prop_map(|edits| {
-        let mut chars: Vec<char> = VALID.chars().collect();
+    prop::collection::vec(edit, 1..6).prop_map(move |edits| {
+        let mut chars: Vec<char> = valid.chars().collect();
         for (at, how, c) in edits {
             let i = at.index(chars.len() + 1);
             match how {
@@ -113,7 +114,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_specs_never_panic(text in mutated()) {
+    fn mutated_specs_never_panic(text in mutated(VALID)) {
         tree_after(&text);
     }
 
@@ -121,6 +122,43 @@ proptest! {
     fn worded_specs_never_panic(text in worded()) {
         tree_after(&text);
     }
+}
+
+/// A genext2fs device table using every kind of line, ranges included.
+const DEVICE_TABLE: &str = "\
+# name type mode uid gid major minor start inc count
+/dev d 755 0 0 - - - - -
+/dev/null c 666 0 0 1 3 0 0 -
+/dev/sda b 660 0 6 8 0 0 1 4
+/dev/tty c 620 0 5 4 0 0 1 3
+/run/p p 600 0 0 - - - - -
+/etc/f f 644 0 0 - - - - -
+";
+
+/// A file_contexts file with regexes, types and `<<none>>`.
+const FILE_CONTEXTS: &str = "\
+/.* system_u:object_r:default_t:s0
+/dev(/.*)? -c system_u:object_r:device_t:s0
+/etc/[^/]+ -- system_u:object_r:etc_t:s0
+/run/p -p <<none>>
+";
+
+proptest! {
+    #[test]
+    fn mutated_device_tables_never_panic(text in mutated(DEVICE_TABLE)) {
+        tree_after(&text);
+    }
+
+    #[test]
+    fn mutated_file_contexts_never_panic(text in mutated(FILE_CONTEXTS)) {
+        tree_after(&text);
+    }
+}
+
+#[test]
+fn the_valid_tables_parse() {
+    assert!(parse_device_table(DEVICE_TABLE, Path::new("t")).is_ok());
+    assert!(parse_file_contexts(FILE_CONTEXTS, Path::new("c")).is_ok());
 }
 
 #[test]
