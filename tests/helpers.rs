@@ -189,7 +189,7 @@ impl Case {
 
 /// Build flags that shape the image, not the tree: `kiln verify` reads
 /// those from the image. Each takes a value.
-const FORMAT_FLAGS: [&str; 25] = [
+const FORMAT_FLAGS: &[&str] = &[
     "-o",
     "--output",
     "-t",
@@ -215,6 +215,8 @@ const FORMAT_FLAGS: [&str; 25] = [
     "--hash-alg",
     "-J",
     "--journal-size",
+    "--free",
+    "--free-inodes",
 ];
 
 /// The tree flags among build flags `extra` (format flags and `--force`

@@ -104,3 +104,78 @@ kiln_test!(
         assert!(number(&h, "Inode count") >= (32 << 20) / 4096, "-i 4096: {h:#?}");
     }
 );
+
+/// The image `mke2fs -d` then `resize2fs -M` make of `src`: its size in
+/// bytes (the minimum e2fsprogs can shrink that tree's filesystem to).
+fn resize2fs_minimum(case: &Case, src: &std::path::Path, fs_type: &str) -> u64 {
+    let image = case.path(&format!("mke2fs-{fs_type}.img"));
+    let file = std::fs::File::create(&image).unwrap();
+    file.set_len(512 << 20).unwrap();
+    let out = run(tool("mke2fs")
+        .args(["-q", "-F", "-t", fs_type, "-b", "4096", "-d"])
+        .arg(src)
+        .arg(&image));
+    assert_success(&out, "mke2fs -d");
+    assert_success(
+        &run(tool("resize2fs").arg("-M").arg(&image)),
+        "resize2fs -M",
+    );
+    number(&dumpe2fs_header(&image), "Block count") * 4096
+}
+
+/// Issue 8, point 3: `--size auto` is the smallest image that holds the
+/// tree: never larger than what `resize2fs -M` shrinks an `mke2fs -d`
+/// image of the same tree to, plus 2%, and never too small (it builds,
+/// and e2fsck and verify pass: `Case::build` checks both). `--free` and
+/// `--free-inodes` add exactly the headroom asked for.
+fn auto_size_is_minimal(case: Case) {
+    if !(require_tool("mke2fs") && require_tool("resize2fs")) {
+        return;
+    }
+    let src = case.mkdir("src");
+    fixture::full(&src, case.block_size);
+    let image = case.path("auto.img");
+    case.build(&[&src], &image, &["--size", "auto"]);
+    e2fsck_clean(&image);
+    let kiln = std::fs::metadata(&image).unwrap().len();
+    let minimum = resize2fs_minimum(&case, &src, case.fs_type);
+    assert!(
+        kiln * 100 <= minimum * 102,
+        "--size auto made {kiln} bytes, resize2fs -M reaches {minimum}"
+    );
+
+    let roomy = case.path("free.img");
+    case.build(
+        &[&src],
+        &roomy,
+        &["--size", "auto", "--free", "8M", "--free-inodes", "300"],
+    );
+    e2fsck_clean(&roomy);
+    let header = dumpe2fs_header(&roomy);
+    assert!(
+        number(&header, "Free blocks") * 4096 >= 8 << 20,
+        "{header:#?}"
+    );
+    assert!(number(&header, "Free inodes") >= 300, "{header:#?}");
+    // A percentage of the tree's blocks: never less room than none (the
+    // journal's minimum size may already leave that much free).
+    let percent = case.path("percent.img");
+    case.build(&[&src], &percent, &["--free", "50%"]);
+    let free = |image: &std::path::Path| number(&dumpe2fs_header(image), "Free blocks");
+    assert!(free(&percent) >= free(&image), "--free 50%");
+}
+
+#[test]
+fn auto_size_is_minimal_ext2() {
+    auto_size_is_minimal(Case::new("ext2", 4096));
+}
+
+#[test]
+fn auto_size_is_minimal_ext3() {
+    auto_size_is_minimal(Case::new("ext3", 4096));
+}
+
+#[test]
+fn auto_size_is_minimal_ext4() {
+    auto_size_is_minimal(Case::new("ext4", 4096));
+}

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches};
-use kiln_ext::Plan;
+use kiln_ext::{AutoSize, FreeSpace, Plan};
 use kiln_sink::disk::{self, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT};
 use kiln_sink::layout_file::{Config, Content, Partition, Size, Table};
 use kiln_sink::{OffsetSink, Sink};
@@ -144,8 +144,8 @@ fn filling(p: &Partition, sde: Option<i64>) -> Result<Filling> {
             };
             // OK: the argument list starts with `build`.
             let sub = matches.subcommand_matches("build").expect("build matches");
-            if build.config.is_some() || build.size.is_some() {
-                bail!("filesystem options: --config and --size belong to the layout, not to a filesystem");
+            if build.config.is_some() || build.size.is_some() || build.free.is_some() {
+                bail!("filesystem options: --config, --size and --free belong to the layout, not to a filesystem");
             }
             let layers: Vec<Layer> = build.tree.layers(&build.sources, sub);
             Filling::Fs(crate::prepare_fs(&build, &layers, sde)?)
@@ -155,13 +155,21 @@ fn filling(p: &Partition, sde: Option<i64>) -> Result<Filling> {
 
 /// The bytes partition `p` needs (None: it grows to fill the disk).
 fn needed_size(p: &Partition, f: &Filling) -> Result<Option<u64>> {
-    let content = match f {
-        Filling::Empty => 0,
-        Filling::Image { len, .. } => *len,
-        Filling::Fs(fs) => match p.size {
-            Size::Auto { .. } => fs.plan(None)?.image_size,
-            _ => 0,
-        },
+    // A filesystem's `free` goes inside it (the smallest filesystem with
+    // that much free space); a raw image's after it.
+    let (content, free_outside) = match (f, &p.size) {
+        (Filling::Empty, _) => (0, 0),
+        (Filling::Image { len, .. }, Size::Auto { free, .. }) => (*len, *free),
+        (Filling::Image { len, .. }, _) => (*len, 0),
+        (Filling::Fs(fs), Size::Auto { free, .. }) => {
+            let mut opts = fs.opts.clone();
+            opts.auto = AutoSize::Exact {
+                free: FreeSpace::Bytes(*free),
+                free_inodes: 0,
+            };
+            (kiln_ext::plan(&fs.tree, &opts)?.image_size, 0)
+        }
+        (Filling::Fs(_), _) => (0, 0),
     };
     match p.size {
         Size::Grow => Ok(None),
@@ -169,13 +177,13 @@ fn needed_size(p: &Partition, f: &Filling) -> Result<Option<u64>> {
             bail!("size: {n} bytes, but the image file needs {content}")
         }
         Size::Fixed(n) => Ok(Some(n)),
-        Size::Auto { min, max, free } => {
+        Size::Auto { min, max, .. } => {
             let want = content
-                .checked_add(free)
+                .checked_add(free_outside)
                 .map(|n| n.max(min.unwrap_or(0)))
                 .and_then(|n| n.checked_next_multiple_of(ALIGNMENT))
                 .with_context(|| {
-                    format!("free: {content} + {free} bytes is more than a disk can hold")
+                    format!("free: {content} + {free_outside} bytes is more than a disk can hold")
                 })?;
             match max {
                 Some(max) if want > max => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, Parser, Subcommand};
-use kiln_ext::{BuildOptions, FsType, HashAlg};
+use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg};
 use kiln_sink::size::parse_size;
 use kiln_tree::{IdMap, Policy};
 
@@ -199,10 +199,21 @@ pub(crate) struct BuildArgs {
     #[arg(short = 'O', long = "features", value_name = "LIST")]
     pub(crate) features: Vec<String>,
 
-    /// Apparent size of the image (K, M, G, T suffixes are powers of 1024);
-    /// the file stays sparse. Default: what the tree needs plus headroom.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub(crate) size: Option<u64>,
+    /// Apparent size of the image (K, M, G, T suffixes are powers of 1024;
+    /// the file stays sparse), or `auto`: the smallest image that holds the
+    /// tree, plus --free and --free-inodes. Default: what the tree needs
+    /// plus 10% and 1 MiB.
+    #[arg(long, value_name = "SIZE|auto", value_parser = parse_size_arg)]
+    pub(crate) size: Option<SizeArg>,
+
+    /// With --size auto: free space beyond what the tree takes, as a size
+    /// (`64M`) or a percentage of the tree's (`10%`).
+    #[arg(long, value_name = "SIZE|PERCENT", value_parser = parse_free)]
+    pub(crate) free: Option<FreeSpace>,
+
+    /// With --size auto: unused inodes beyond those the tree takes.
+    #[arg(long = "free-inodes", value_name = "N")]
+    pub(crate) free_inodes: Option<u64>,
 
     /// Block size in bytes.
     #[arg(
@@ -410,7 +421,20 @@ impl BuildArgs {
         for list in &self.features {
             opts.features.edit(list)?;
         }
-        opts.size = self.size;
+        (opts.size, opts.auto) = match (self.size, self.free, self.free_inodes) {
+            (Some(SizeArg::Fixed(_)), Some(_), _) | (Some(SizeArg::Fixed(_)), _, Some(_)) => {
+                bail!("--free and --free-inodes go with --size auto, not a fixed size")
+            }
+            (Some(SizeArg::Fixed(n)), None, None) => (Some(n), AutoSize::Roomy),
+            (None, None, None) => (None, AutoSize::Roomy),
+            (_, free, free_inodes) => (
+                None,
+                AutoSize::Exact {
+                    free: free.unwrap_or(FreeSpace::Bytes(0)),
+                    free_inodes: free_inodes.unwrap_or(0),
+                },
+            ),
+        };
         opts.block_size = self.block_size;
         opts.inode_size = self.inode_size;
         opts.inodes = self.inodes;
@@ -424,6 +448,34 @@ impl BuildArgs {
             _ => HashAlg::HalfMd4,
         };
         Ok(opts)
+    }
+}
+
+/// `--size`: a size, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum SizeArg {
+    Fixed(u64),
+    Auto,
+}
+
+fn parse_size_arg(s: &str) -> Result<SizeArg, String> {
+    match s {
+        "auto" => Ok(SizeArg::Auto),
+        _ => parse_size(s).map(SizeArg::Fixed),
+    }
+}
+
+/// `--free`: a size, or a percentage (`10%`).
+fn parse_free(s: &str) -> Result<FreeSpace, String> {
+    match s.trim().strip_suffix('%') {
+        Some(p) => p
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| p.is_finite() && *p >= 0.0)
+            .map(FreeSpace::Percent)
+            .ok_or_else(|| format!("{s:?} is not a percentage")),
+        None => parse_size(s).map(FreeSpace::Bytes),
     }
 }
 

@@ -102,7 +102,7 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
     }
     refuse_output_in_source(&args.output, layers)?;
     let fs = prepare_fs(args, layers, source_date_epoch()?)?;
-    let plan = fs.plan(args.size).map_err(|e| name_output(e, args))?;
+    let plan = fs.plan(fs.opts.size).map_err(|e| name_output(e, args))?;
     for note in &plan.notes {
         eprintln!("kiln: note: {note}");
     }
@@ -196,7 +196,8 @@ pub(crate) struct FsInput {
 }
 
 impl FsInput {
-    /// Plans the filesystem with `size` bytes (None: as small as fits).
+    /// Plans the filesystem with `size` bytes (None: sized as the options'
+    /// `auto` says).
     pub(crate) fn plan(&self, size: Option<u64>) -> Result<kiln_ext::Plan<'_>> {
         let mut opts = self.opts.clone();
         opts.size = size;

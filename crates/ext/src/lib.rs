@@ -56,7 +56,7 @@ pub use geometry::Geometry;
 pub use ids::derive_ids;
 pub use inode::{mode, stored_time, InodeView};
 pub use layout::LINK_MAX;
-pub use options::{BuildOptions, HashAlg};
+pub use options::{AutoSize, BuildOptions, FreeSpace, HashAlg};
 pub use plan::{plan, Plan};
 pub use reader::{FileMap, ImageReader, MappedRun, WalkEntry};
 pub use superblock::{read_superblock, SuperblockView};

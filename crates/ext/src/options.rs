@@ -25,6 +25,31 @@ impl HashAlg {
     }
 }
 
+/// How big an image without a fixed size is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AutoSize {
+    /// What the tree needs plus 10% and 1 MiB, and a quarter more inodes
+    /// (the default: room to change a few things).
+    Roomy,
+    /// The smallest image that holds the tree (`--size auto`), plus `free`
+    /// space and `free_inodes` unused inodes.
+    Exact {
+        /// Free space beyond what the tree takes.
+        free: FreeSpace,
+        /// Unused inodes beyond those the tree takes.
+        free_inodes: u64,
+    },
+}
+
+/// Free space asked for (`--free`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FreeSpace {
+    /// Bytes.
+    Bytes(u64),
+    /// A percentage of the space the tree takes.
+    Percent(f64),
+}
+
 /// Everything that shapes an image besides the tree; the CLI fills it from
 /// flags named as mke2fs users expect.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,8 +58,11 @@ pub struct BuildOptions {
     pub fs_type: FsType,
     /// The features to write (the type's defaults with `-O` edits applied).
     pub features: Features,
-    /// Image size in bytes; `None` picks a size that fits the tree with headroom.
+    /// Image size in bytes; `None` picks a size that fits the tree, with the
+    /// headroom of [`auto`](Self::auto).
     pub size: Option<u64>,
+    /// How an image without a fixed `size` is sized.
+    pub auto: AutoSize,
     /// Bytes per block: 1024, 2048 or 4096.
     pub block_size: u32,
     /// Bytes per inode: 128 or 256.
@@ -67,6 +95,7 @@ impl BuildOptions {
             fs_type,
             features: Features::defaults(fs_type),
             size: None,
+            auto: AutoSize::Roomy,
             block_size: 4096,
             inode_size: 256,
             inodes: None,

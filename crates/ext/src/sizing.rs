@@ -7,6 +7,7 @@ use crate::geometry::{Geometry, GeometryInput};
 use crate::layout::{
     default_journal_blocks, DEFAULT_BYTES_PER_INODE, MIN_BLOCKS_FOR_JOURNAL, MIN_JOURNAL_BLOCKS,
 };
+use crate::options::{AutoSize, FreeSpace};
 use crate::{BuildOptions, PlanError};
 
 /// Works out the geometry from the tree's needs and the options.
@@ -17,14 +18,25 @@ pub(crate) struct Sizing<'o> {
     pub(crate) used_inodes: u64,
 }
 
+/// How many inodes a size gets, unless `-N` or `-i` say.
+#[derive(Clone, Copy)]
+enum InodeRule {
+    /// One per 16 KiB, never fewer than the tree's plus a quarter (mke2fs's
+    /// ratio, with room).
+    Default,
+    /// Exactly this many (the tree's plus the free inodes asked for).
+    Exactly(u64),
+}
+
 impl Sizing<'_> {
     /// The inode count asked for (or picked) for `blocks` blocks.
-    fn inodes_for(&self, blocks: u64) -> u64 {
+    fn inodes_for(&self, blocks: u64, rule: InodeRule) -> u64 {
         let bytes = blocks * u64::from(self.opts.block_size);
-        match (self.opts.inodes, self.opts.bytes_per_inode) {
-            (Some(n), _) => n,
-            (None, Some(ratio)) => bytes / ratio,
-            (None, None) => {
+        match (self.opts.inodes, self.opts.bytes_per_inode, rule) {
+            (Some(n), _, _) => n,
+            (None, Some(ratio), _) => bytes / ratio,
+            (None, None, InodeRule::Exactly(n)) => n,
+            (None, None, InodeRule::Default) => {
                 (bytes / DEFAULT_BYTES_PER_INODE).max(self.used_inodes + self.used_inodes / 4 + 16)
             }
         }
@@ -54,12 +66,12 @@ impl Sizing<'_> {
     }
 
     /// Checks that a filesystem of `blocks` blocks holds everything.
-    fn try_blocks(&self, blocks: u64) -> Result<(Geometry, u32), PlanError> {
+    fn try_blocks(&self, blocks: u64, rule: InodeRule) -> Result<(Geometry, u32), PlanError> {
         let f = &self.opts.features;
         let geo = Geometry::new(GeometryInput {
             block_size: self.opts.block_size,
             blocks,
-            inodes: self.inodes_for(blocks),
+            inodes: self.inodes_for(blocks, rule),
             inode_size: self.opts.inode_size,
             resize_inode: f.has(features::RESIZE_INODE) && blocks <= u64::from(u32::MAX),
             sparse_super: f.has(features::SPARSE_SUPER),
@@ -88,10 +100,10 @@ impl Sizing<'_> {
 
     /// A fixed size: it fits, or the error says how large it must be.
     pub(crate) fn fixed(&self, blocks: u64) -> Result<(Geometry, u32), PlanError> {
-        match self.try_blocks(blocks) {
+        match self.try_blocks(blocks, InodeRule::Default) {
             Err(PlanError::TooSmall { .. }) | Err(PlanError::TooManyInodes { .. }) => {
                 let needed = self
-                    .smallest()
+                    .smallest(InodeRule::Default, 0)
                     .ok()
                     .map(|(g, _)| g.blocks_count * u64::from(g.block_size));
                 Err(PlanError::TooSmall {
@@ -103,38 +115,83 @@ impl Sizing<'_> {
         }
     }
 
-    /// The smallest filesystem that holds the tree.
-    fn smallest(&self) -> Result<(Geometry, u32), PlanError> {
+    /// The smallest filesystem that holds the tree: steps up until one
+    /// fits, then bisects between the last that did not and the first that
+    /// did. (Whether a size fits is computed from the geometry alone: no
+    /// trial builds.)
+    fn smallest(&self, rule: InodeRule, floor: u64) -> Result<(Geometry, u32), PlanError> {
         let max = if self.opts.features.has(features::BIT64) {
             1 << 48
         } else {
             u64::from(u32::MAX)
         };
-        let mut blocks = (self.data_blocks + 64).max(MIN_BLOCKS_FOR_JOURNAL);
-        // Each failed try grows by at least 1/16: few rounds even for huge trees.
-        loop {
-            match self.try_blocks(blocks) {
-                Ok(fit) => return Ok(fit),
-                Err(PlanError::TooSmall { .. })
-                | Err(PlanError::TooManyInodes { .. })
-                | Err(PlanError::NotEnoughInodes { .. })
-                    if blocks < max =>
-                {
-                    blocks = (blocks + blocks / 16 + 16).min(max);
+        let fits = |blocks| match self.try_blocks(blocks, rule) {
+            Ok(fit) => Ok(Some(fit)),
+            Err(PlanError::TooSmall { .. })
+            | Err(PlanError::TooManyInodes { .. })
+            | Err(PlanError::NotEnoughInodes { .. })
+                if blocks < max =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        };
+        // Nothing smaller than the data itself fits (the metadata needs room).
+        let mut low = self.data_blocks.max(floor.saturating_sub(1));
+        let mut high = (self.data_blocks + 64)
+            .max(MIN_BLOCKS_FOR_JOURNAL)
+            .max(low + 1);
+        // Each failed step grows by at least 1/16: few rounds even for huge trees.
+        let mut fit = loop {
+            match fits(high)? {
+                Some(fit) => break fit,
+                None => {
+                    low = high;
+                    high = (high + high / 16 + 16).min(max);
                 }
-                Err(e) => return Err(e),
+            }
+        };
+        // `low` did not fit (or is below anything that could); `high` fits.
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            match fits(mid)? {
+                Some(f) => {
+                    high = mid;
+                    fit = f;
+                }
+                None => low = mid,
             }
         }
+        Ok(fit)
     }
 
-    /// The smallest filesystem with 10% more room than the tree needs plus 1 MiB.
+    /// The size of an image without a fixed size, as `opts.auto` asks.
     pub(crate) fn auto(&self) -> Result<(Geometry, u32), PlanError> {
         let bs = u64::from(self.opts.block_size);
-        let roomy = Sizing {
+        // The roomy default never goes below 2048 blocks (what kiln always
+        // made); the exact size is the smallest there is.
+        let (extra_blocks, rule, floor) = match self.opts.auto {
+            AutoSize::Roomy => (
+                self.data_blocks / 10 + (1 << 20) / bs,
+                InodeRule::Default,
+                MIN_BLOCKS_FOR_JOURNAL,
+            ),
+            AutoSize::Exact { free, free_inodes } => {
+                let free_bytes = match free {
+                    FreeSpace::Bytes(n) => n,
+                    FreeSpace::Percent(p) => {
+                        (self.data_blocks as f64 * bs as f64 * p / 100.0) as u64
+                    }
+                };
+                let inodes = self.used_inodes + free_inodes;
+                (free_bytes.div_ceil(bs), InodeRule::Exactly(inodes), 0)
+            }
+        };
+        let sized = Sizing {
             opts: self.opts,
-            data_blocks: self.data_blocks + self.data_blocks / 10 + (1 << 20) / bs,
+            data_blocks: self.data_blocks + extra_blocks,
             used_inodes: self.used_inodes,
         };
-        roomy.smallest()
+        sized.smallest(rule, floor)
     }
 }
