@@ -582,13 +582,15 @@ fn copy_file(
     let file = open_data(f)?;
     let geo = &plan.geometry;
     let bs = u64::from(geo.block_size);
-    let mut buf = vec![0u8; COPY_CHUNK];
+    // Never larger than the file: a zeroed 1 MiB buffer for each of tens of
+    // thousands of small files showed up as a tenth of the build time.
+    let mut buf = vec![0u8; COPY_CHUNK.min(f.size.next_multiple_of(bs) as usize)];
     for run in runs {
         let start = u64::from(run.lblk) * bs;
         let end = (start + u64::from(run.len) * bs).min(f.size);
         let mut pos = start;
         while pos < end {
-            let n = ((end - pos) as usize).min(COPY_CHUNK);
+            let n = ((end - pos) as usize).min(buf.len());
             read_exact_at(&file, &mut buf[..n], pos, f)?;
             sink.write_at(geo.offset(run.pblk) + (pos - start), &buf[..n])?;
             pos += n as u64;
