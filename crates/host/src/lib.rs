@@ -71,6 +71,11 @@ pub struct HostMeta {
     pub gid: u32,
     /// Size in bytes (regular files and symlinks).
     pub size: u64,
+    /// Bytes allocated on disk (`st_blocks` × 512); equal to `size` where
+    /// the host cannot tell.
+    pub allocated: u64,
+    /// The host filesystem's block size (`st_blksize`).
+    pub io_block: u64,
     /// Number of hard links.
     pub nlink: u64,
     /// Device holding the entry (to stay on one filesystem, like `cp -x`).

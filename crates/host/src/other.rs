@@ -41,6 +41,8 @@ pub(crate) fn host_meta(meta: &Metadata) -> HostMeta {
         uid: 0,
         gid: 0,
         size: meta.len(),
+        allocated: meta.len(),
+        io_block: 4096,
         nlink: 1,
         dev: 0,
         ino: 0,

@@ -34,6 +34,8 @@ pub(crate) fn host_meta(meta: &Metadata) -> HostMeta {
         uid: meta.uid(),
         gid: meta.gid(),
         size: meta.size(),
+        allocated: meta.blocks() * 512,
+        io_block: meta.blksize(),
         nlink: meta.nlink(),
         dev: meta.dev(),
         ino: meta.ino(),
