@@ -346,7 +346,7 @@ impl Verifier<'_> {
         let source = data
             .source
             .open(data.size)
-            .with_context(|| data.origin.display().to_string())?;
+            .with_context(|| data.origin().display().to_string())?;
         let mut image = self.image_content(path, inode, &map)?;
         let mut want_buf = vec![0u8; CHUNK];
         let mut got_buf = vec![0u8; CHUNK];
@@ -359,7 +359,7 @@ impl Verifier<'_> {
                 let (want, got) = (&mut want_buf[..n], &mut got_buf[..n]);
                 source
                     .read_exact_at(want, at)
-                    .with_context(|| data.origin.display().to_string())?;
+                    .with_context(|| data.origin().display().to_string())?;
                 image.read(self.reader, &map, at, got)?;
                 if want != got {
                     let k = want.iter().zip(got.iter()).position(|(a, b)| a != b);

@@ -1,16 +1,26 @@
 //! `cargo xtask bench`: kiln against `mke2fs -d` on the same trees, with the same geometry.
 //!
-//! Each tool builds each image once untimed (which also brings the tree into the page cache),
-//! then `--runs` times; the best wall-clock time counts. Both final images are then checked
-//! with `e2fsck -fn`, and their block and inode counts compared, since a ratio between two
-//! different file systems would mean little.
+//! Without `--corpus` it runs the whole matrix of issue 8 in one go: the Debian rootfs, the
+//! Linux source tree and the many-small-files tree, each as ext2, ext3 and ext4, plus the
+//! floor (`tar -cf - TREE | cat >/dev/null`); then the extra rows: a directory of 1,000,000
+//! entries (ext4, with its htree index checked), the streamed zstd output against a raw build
+//! followed by `zstd -T0 -3`, and the scale checks (`--scale` runs those alone).
+//!
+//! The tree is read once (counting it, then the floor) before anything is timed, so every
+//! timing is with a warm cache. Each tool runs `--runs` times and the median counts; each
+//! run goes under `/usr/bin/time -f %M`, which gives that one child's peak RSS (getrusage's
+//! RUSAGE_CHILDREN would be the maximum over all children so far). The last image of each
+//! tool is then measured (allocated bytes, `st_blocks * 512`) and checked with `e2fsck -fn`,
+//! and the two images' block and inode counts compared, since a ratio between two different
+//! file systems would mean little.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::ValueEnum;
@@ -27,20 +37,31 @@ const HEADROOM: u64 = 256 << 20;
 const MIB: u64 = 1 << 20;
 /// How many lines of a failed tool's output to show.
 const SHOWN_LINES: usize = 20;
+/// The exit status of `timeout` when it had to stop the command.
+const TIMED_OUT: i32 = 124;
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// A corpus name (rootfs, linux, manyfiles, torture) or the path of a directory;
     /// repeat for several. Write `./linux` for a directory that has a corpus's name.
-    #[arg(long, value_parser = parse_source, default_value = "rootfs")]
+    /// Without it: the full matrix (rootfs, linux, manyfiles' small-files tree, every type)
+    /// and the extra rows (1,000,000-entry directory, streamed zstd, scale checks).
+    #[arg(long, value_parser = parse_source)]
     corpus: Vec<Source>,
-    /// The file system type of both images.
-    #[arg(long = "type", value_enum, default_value_t = FsType::Ext3)]
-    fs_type: FsType,
-    /// Timed runs of each tool per tree (after one untimed warm-up run); the best counts.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    /// The file system type of the images; repeat for several. Default: ext2, ext3 and ext4.
+    #[arg(long = "type", value_enum)]
+    fs_type: Vec<FsType>,
+    /// Timed runs of each tool per tree and type; the median counts.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
+    /// Only the scale checks: a 1 TiB sparse image and a 100 GiB sparse file.
+    #[arg(long)]
+    scale: bool,
+    /// Stop a run of mke2fs after this many seconds (it is quadratic in the size of a
+    /// directory); a run that is stopped is not repeated and counts as "more than" this.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
     /// Time this kiln binary instead of building the workspace's in release mode.
     #[arg(long)]
     kiln: Option<PathBuf>,
@@ -69,7 +90,7 @@ fn parse_source(arg: &str) -> Result<Source, String> {
 }
 
 /// The file system types that kiln writes.
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum FsType {
     Ext2,
     Ext3,
@@ -121,34 +142,78 @@ impl Geometry {
     }
 }
 
-/// One tool's result on one tree.
+/// The kiln binary, the scratch folder and the options: what every measurement needs.
+struct Bench<'a> {
+    kiln: PathBuf,
+    scratch: PathBuf,
+    args: &'a Args,
+    /// Failures, unclean images and differences, printed after the tables.
+    notes: String,
+}
+
+/// One child's run: wall-clock seconds and peak RSS.
+struct Run {
+    secs: f64,
+    rss_kib: u64,
+}
+
+/// One tool's result on one tree and type.
 struct Measured {
-    /// The best of the timed runs.
-    best: Duration,
+    /// Wall-clock seconds of each timed run.
+    secs: Vec<f64>,
+    /// Whether the last run was stopped by `--timeout` (and so is a lower bound).
+    timed_out: bool,
+    /// The largest peak RSS of the runs, in KiB.
+    rss_kib: u64,
+    /// Bytes allocated to the last image.
+    disk: u64,
     /// `e2fsck -fn`'s complaint about the image, if it had one.
     fsck_problem: Option<String>,
     /// `dumpe2fs -h`'s block and inode counts, to see that both tools made the same shape.
     counts: String,
+    /// For the big directory: whether `debugfs` finds an htree index on the root.
+    htree: Option<bool>,
 }
 
-/// One line of the table.
-struct Row {
-    tree: PathBuf,
-    stats: Stats,
-    kiln: Result<Measured>,
-    mke2fs: Result<Measured>,
-}
+impl Measured {
+    fn median(&self) -> f64 {
+        median(&self.secs)
+    }
 
-/// Runs the benchmark and prints its table. Fails if a tool failed, an image is not clean,
-/// or the two tools' images differ in block or inode count.
-pub(crate) fn run(args: &Args) -> Result<()> {
-    let mut trees = Vec::new();
-    for source in &args.corpus {
-        match source {
-            Source::Corpus(name) => trees.extend(corpus::prepare(*name)?),
-            Source::Path(path) => trees.push(path.clone()),
+    /// The median as a table cell; `>N` for a run stopped by the timeout.
+    fn cell(&self) -> String {
+        if self.timed_out {
+            format!(">{:.0}", self.median())
+        } else {
+            format!("{:.3}", self.median())
         }
     }
+}
+
+/// One line of the main table.
+struct Row {
+    name: String,
+    fs_type: FsType,
+    stats: Stats,
+    floor: Option<f64>,
+    kiln: Result<Measured>,
+    mke2fs: Option<Result<Measured>>,
+}
+
+/// The streamed zstd output against a raw build followed by `zstd`.
+struct StreamRow {
+    name: String,
+    /// `kiln build -o X.zst`: median seconds, peak RSS (KiB), compressed bytes.
+    streamed: (f64, u64, u64),
+    /// `kiln build -o X.img` then `zstd -T0 -3 X.img`: the same.
+    separate: (f64, u64, u64),
+    /// e2fsck of the decompressed streamed image.
+    fsck_problem: Option<String>,
+}
+
+/// Runs the benchmark and prints its tables (Markdown, for BENCHMARKS.md). Fails if a tool
+/// failed, an image is not clean, or the two tools' images differ in block or inode count.
+pub(crate) fn run(args: &Args) -> Result<()> {
     let kiln = match &args.kiln {
         Some(path) => path.clone(),
         None => build_kiln()?,
@@ -156,56 +221,440 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     // Images of the big corpora take gigabytes (sparsely), so they are removed as soon as the
     // directory is dropped; TMPDIR can point it at a tmpfs to take the disk out of the timing.
     let scratch = tempfile::Builder::new().prefix("kiln-bench.").tempdir()?;
-    let image = scratch.path().join("image");
+    let mut bench = Bench {
+        kiln,
+        scratch: scratch.path().to_path_buf(),
+        args,
+        notes: String::new(),
+    };
+    eprintln!("load before: {}", load());
+    let full = args.corpus.is_empty() && !args.scale;
+    let types = if args.fs_type.is_empty() {
+        vec![FsType::Ext2, FsType::Ext3, FsType::Ext4]
+    } else {
+        args.fs_type.clone()
+    };
 
     let mut rows = Vec::new();
-    for tree in trees {
-        rows.push(bench_tree(tree, &kiln, &image, args)?);
+    let mut streams = Vec::new();
+    if !args.scale {
+        let mut trees = Vec::new();
+        let mut bigdir = None;
+        let sources = if full {
+            [
+                corpus::Name::Rootfs,
+                corpus::Name::Linux,
+                corpus::Name::Manyfiles,
+            ]
+            .map(Source::Corpus)
+            .to_vec()
+        } else {
+            args.corpus.clone()
+        };
+        for source in &sources {
+            match source {
+                Source::Corpus(name) => match corpus::prepare(*name) {
+                    Ok(paths) if full && *name == corpus::Name::Manyfiles => {
+                        // The matrix takes the small-files tree; the big directory has its
+                        // own row, since mke2fs takes hours on it.
+                        for path in paths {
+                            if path.ends_with("bigdir") {
+                                bigdir = Some(path);
+                            } else {
+                                trees.push(path);
+                            }
+                        }
+                    }
+                    Ok(paths) => trees.extend(paths),
+                    Err(err) => writeln!(bench.notes, "corpus {name:?} not built: {err:#}")?,
+                },
+                Source::Path(path) => trees.push(path.clone()),
+            }
+        }
+        for tree in &trees {
+            rows.extend(bench.tree(tree, &types, true, false)?);
+        }
+        if full {
+            if let Some(bigdir) = bigdir {
+                rows.extend(bench.tree(&bigdir, &[FsType::Ext4], false, true)?);
+            }
+            if let Some(linux) = trees.iter().find(|tree| tree.ends_with("linux")) {
+                streams.push(bench.stream(linux)?);
+            }
+        }
     }
-    remove_image(&image)?;
-    report(&rows)
+    if full || args.scale {
+        rows.extend(bench.scale()?);
+    }
+    eprintln!("load after: {}", load());
+    drop(scratch);
+    report(rows, &streams, bench.notes)
 }
 
-/// Times both tools on one tree, each making the image with the same geometry.
-///
-/// A tool's failure is kept in the row, so that the other trees are still measured.
-fn bench_tree(tree: PathBuf, kiln: &Path, image: &Path, args: &Args) -> Result<Row> {
-    let stats = tree::stats(&tree)?;
-    let geometry = Geometry::for_tree(&stats);
-    let options = geometry.options(args.fs_type);
-    eprintln!(
-        "bench {}: {} entries, --size {} MiB {}",
-        tree.display(),
-        stats.entries,
-        geometry.size / MIB,
-        options.join(" "),
-    );
-    let kiln_cmd = || {
-        let mut cmd = Command::new(kiln);
-        cmd.arg("build")
-            .arg(&tree)
+impl Bench<'_> {
+    /// Measures the floor once for the tree (if `floor`), then both tools for each type;
+    /// with `htree`, also whether the root directory of each image is indexed.
+    fn tree(
+        &mut self,
+        tree: &Path,
+        types: &[FsType],
+        floor: bool,
+        htree: bool,
+    ) -> Result<Vec<Row>> {
+        let name = tree.file_name().map_or_else(
+            || tree.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        // Reading the whole tree (metadata here, data in the floor) warms the cache.
+        tree::stats(tree)?;
+        let floor = if floor {
+            Some(self.floor(tree)?)
+        } else {
+            warm(tree)?;
+            None
+        };
+        let mut rows = Vec::new();
+        for &fs_type in types {
+            rows.push(self.row(&name, tree, fs_type, floor, htree)?);
+        }
+        Ok(rows)
+    }
+
+    /// Median seconds of `tar -cf - TREE | cat >/dev/null`: reading every file once.
+    /// (GNU tar writing to /dev/null itself would skip reading the data.)
+    fn floor(&self, tree: &Path) -> Result<f64> {
+        let mut secs = Vec::new();
+        // One more run than timed, as the warm-up.
+        for i in 0..=self.args.runs {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", "tar -cf - \"$1\" | cat >/dev/null", "sh"])
+                .arg(tree);
+            let run = self.timed(cmd, None)?.context("the floor timed out")?;
+            if i > 0 {
+                secs.push(run.secs);
+            }
+        }
+        eprintln!("  floor {}: {:.3} s", tree.display(), median(&secs));
+        Ok(median(&secs))
+    }
+
+    /// Both tools on one tree and type, each making the image with the same geometry.
+    /// A tool's failure is kept in the row, so that the other trees are still measured.
+    fn row(
+        &mut self,
+        name: &str,
+        tree: &Path,
+        fs_type: FsType,
+        floor: Option<f64>,
+        htree: bool,
+    ) -> Result<Row> {
+        let stats = tree::stats(tree)?;
+        let geometry = Geometry::for_tree(&stats);
+        let mut row = self.build_both(name, tree, fs_type, &geometry, stats, htree)?;
+        row.floor = floor;
+        Ok(row)
+    }
+
+    fn build_both(
+        &mut self,
+        name: &str,
+        tree: &Path,
+        fs_type: FsType,
+        geometry: &Geometry,
+        stats: Stats,
+        htree: bool,
+    ) -> Result<Row> {
+        let options = geometry.options(fs_type);
+        eprintln!(
+            "bench {name} {}: {} entries, --size {} MiB {}",
+            fs_type.name(),
+            stats.entries,
+            geometry.size / MIB,
+            options.join(" "),
+        );
+        let kiln_image = self.scratch.join("kiln.img");
+        let mke2fs_image = self.scratch.join("mke2fs.img");
+        let kiln_cmd = || {
+            let mut cmd = Command::new(&self.kiln);
+            cmd.arg("build")
+                .arg(tree)
+                .arg("-o")
+                .arg(&kiln_image)
+                .args(&options)
+                .arg("--size")
+                .arg(geometry.size.to_string());
+            cmd
+        };
+        let mke2fs_cmd = || {
+            let mut cmd = Command::new("mke2fs");
+            cmd.args(["-q", "-F"]).args(&options);
+            // A size with a `k` suffix is read in KiB whatever the block size.
+            let size = format!("{}k", geometry.size / 1024);
+            cmd.arg("-d").arg(tree).arg(&mke2fs_image).arg(size);
+            cmd
+        };
+        let kiln = self.measure(&kiln_image, None, htree, kiln_cmd);
+        let mke2fs = self.measure(&mke2fs_image, Some(self.args.timeout), htree, mke2fs_cmd);
+        let label = format!("{name} {}", fs_type.name());
+        for (tool, measured) in [("kiln", &kiln), ("mke2fs", &mke2fs)] {
+            match measured {
+                Err(err) => writeln!(self.notes, "{label}: {tool} failed: {err:#}")?,
+                Ok(Measured {
+                    fsck_problem: Some(problem),
+                    ..
+                }) => writeln!(
+                    self.notes,
+                    "{label}: {tool}'s image is not clean:\n{problem}"
+                )?,
+                Ok(_) => {}
+            }
+        }
+        if let (Ok(k), Ok(m)) = (&kiln, &mke2fs) {
+            if k.counts != m.counts && !m.timed_out {
+                writeln!(
+                    self.notes,
+                    "{label}: different geometry: kiln {}; mke2fs {}",
+                    k.counts, m.counts
+                )?;
+            }
+        }
+        remove(&kiln_image)?;
+        remove(&mke2fs_image)?;
+        Ok(Row {
+            name: name.to_string(),
+            fs_type,
+            stats,
+            floor: None,
+            kiln,
+            mke2fs: Some(mke2fs),
+        })
+    }
+
+    /// Runs one tool `--runs` times (fewer if it times out), then measures and checks the
+    /// image it left.
+    fn measure(
+        &self,
+        image: &Path,
+        timeout: Option<u64>,
+        htree: bool,
+        command: impl Fn() -> Command,
+    ) -> Result<Measured> {
+        let mut secs = Vec::new();
+        let mut rss_kib = 0;
+        let mut timed_out = false;
+        for _ in 0..self.args.runs {
+            // Neither tool should find an old image, and deleting one is not part of the work.
+            remove(image)?;
+            match self.timed(command(), timeout)? {
+                Some(run) => {
+                    ensure!(image.is_file(), "the tool succeeded but left no image");
+                    secs.push(run.secs);
+                    rss_kib = rss_kib.max(run.rss_kib);
+                }
+                None => {
+                    secs.push(timeout.unwrap_or_default() as f64);
+                    timed_out = true;
+                    break;
+                }
+            }
+        }
+        let (disk, fsck_problem, counts, htree) = if timed_out {
+            (0, None, String::new(), None)
+        } else {
+            (
+                fs::metadata(image)?.blocks() * 512,
+                fsck(image)?,
+                counts(image)?,
+                htree.then(|| is_htree(image)).transpose()?,
+            )
+        };
+        eprintln!(
+            "  {:?}: median {:.3} s{}",
+            command().get_program(),
+            median(&secs),
+            if timed_out { " (timed out)" } else { "" }
+        );
+        Ok(Measured {
+            secs,
+            timed_out,
+            rss_kib,
+            disk,
+            fsck_problem,
+            counts,
+            htree,
+        })
+    }
+
+    /// Runs `command` under `/usr/bin/time -f %M` (and `timeout`, if given) and returns its
+    /// wall-clock time and peak RSS, or None if the timeout stopped it.
+    fn timed(&self, command: Command, timeout: Option<u64>) -> Result<Option<Run>> {
+        let rss_file = self.scratch.join("rss");
+        let mut cmd = Command::new("/usr/bin/time");
+        cmd.args(["-f", "%M", "-o"]).arg(&rss_file);
+        if let Some(secs) = timeout {
+            cmd.args(["timeout", "--signal=KILL"]).arg(secs.to_string());
+        }
+        cmd.arg(command.get_program()).args(command.get_args());
+        let start = Instant::now();
+        let output = cmd
+            .output()
+            .with_context(|| format!("could not run {command:?}"))?;
+        let secs = start.elapsed().as_secs_f64();
+        if timeout.is_some() && output.status.code() == Some(TIMED_OUT) {
+            return Ok(None);
+        }
+        if !output.status.success() {
+            bail!(
+                "{command:?} failed ({}):\n{}",
+                output.status,
+                head(&output.stderr)
+            );
+        }
+        // time writes the peak RSS in KiB on the last line.
+        let text = fs::read_to_string(&rss_file).context("read /usr/bin/time's output")?;
+        let rss_kib = text
+            .lines()
+            .last()
+            .and_then(|line| line.trim().parse().ok())
+            .with_context(|| format!("no peak RSS in /usr/bin/time's output {text:?}"))?;
+        Ok(Some(Run { secs, rss_kib }))
+    }
+
+    /// `kiln build linux -o X.zst -t ext4` against `kiln build -o X.img` + `zstd -T0 -3`.
+    fn stream(&mut self, tree: &Path) -> Result<StreamRow> {
+        let stats = tree::stats(tree)?;
+        warm(tree)?;
+        let geometry = Geometry::for_tree(&stats);
+        let options = geometry.options(FsType::Ext4);
+        let raw = self.scratch.join("raw.img");
+        let raw_zst = self.scratch.join("raw.img.zst");
+        let streamed = self.scratch.join("streamed.img.zst");
+        let build = |out: &Path| {
+            let mut cmd = Command::new(&self.kiln);
+            cmd.arg("build")
+                .arg(tree)
+                .arg("-o")
+                .arg(out)
+                .args(&options)
+                .arg("--size")
+                .arg(geometry.size.to_string());
+            cmd
+        };
+        eprintln!("bench zstd: streamed against raw + zstd -T0 -3");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut a_rss, mut b_rss) = (0, 0);
+        for _ in 0..self.args.runs {
+            remove(&streamed)?;
+            let run = self.timed(build(&streamed), None)?.context("no timeout")?;
+            a.push(run.secs);
+            a_rss = a_rss.max(run.rss_kib);
+
+            remove(&raw)?;
+            remove(&raw_zst)?;
+            let first = self.timed(build(&raw), None)?.context("no timeout")?;
+            let mut zstd = Command::new("zstd");
+            zstd.args(["-q", "-f", "-T0", "-3"])
+                .arg(&raw)
+                .arg("-o")
+                .arg(&raw_zst);
+            let second = self.timed(zstd, None)?.context("no timeout")?;
+            b.push(first.secs + second.secs);
+            b_rss = b_rss.max(first.rss_kib).max(second.rss_kib);
+        }
+        // The streamed image must be the same kind of image: decompress it and check it.
+        remove(&raw)?;
+        let status = Command::new("zstd")
+            .args(["-q", "-d", "-f"])
+            .arg(&streamed)
             .arg("-o")
-            .arg(image)
-            .args(&options);
-        cmd.arg("--size").arg(geometry.size.to_string());
-        cmd
-    };
-    let mke2fs_cmd = || {
-        let mut cmd = Command::new("mke2fs");
-        cmd.args(["-q", "-F"]).args(&options);
-        // A size with a `k` suffix is read in KiB whatever the block size.
-        let size = format!("{}k", geometry.size / 1024);
-        cmd.arg("-d").arg(&tree).arg(image).arg(size);
-        cmd
-    };
-    let kiln = measure(args.runs, image, kiln_cmd);
-    let mke2fs = measure(args.runs, image, mke2fs_cmd);
-    Ok(Row {
-        tree,
-        stats,
-        kiln,
-        mke2fs,
-    })
+            .arg(&raw)
+            .status()?;
+        ensure!(status.success(), "zstd -d of the streamed image failed");
+        let fsck_problem = fsck(&raw)?;
+        if let Some(problem) = &fsck_problem {
+            writeln!(self.notes, "streamed zstd image is not clean:\n{problem}")?;
+        }
+        let row = StreamRow {
+            name: tree
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into()),
+            streamed: (median(&a), a_rss, fs::metadata(&streamed)?.len()),
+            separate: (median(&b), b_rss, fs::metadata(&raw_zst)?.len()),
+            fsck_problem,
+        };
+        for file in [&raw, &raw_zst, &streamed] {
+            remove(file)?;
+        }
+        Ok(row)
+    }
+
+    /// The scale checks: a small tree in a 1 TiB sparse image, and one 100 GiB sparse file
+    /// with a few MiB of data at its start, middle and end, both as ext4 by both tools.
+    fn scale(&mut self) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        let example = crate::repo_root().join("fixtures/example");
+        let stats = tree::stats(&example)?;
+        let geometry = Geometry {
+            size: 1 << 40,
+            inodes: Geometry::for_tree(&stats).inodes,
+        };
+        rows.push(self.build_both(
+            "example in 1 TiB",
+            &example,
+            FsType::Ext4,
+            &geometry,
+            stats,
+            false,
+        )?);
+
+        let sparse = corpus::base().join("sparse100g");
+        tree::make_sparse(&sparse, 100 << 30, 4 << 20)?;
+        let stats = tree::stats(&sparse)?;
+        // The data is a few MiB: room for the file's apparent size would be a 130 GiB image.
+        let geometry = Geometry {
+            size: 1 << 30,
+            inodes: Geometry::for_tree(&stats).inodes,
+        };
+        rows.push(self.build_both(
+            "100 GiB sparse file",
+            &sparse,
+            FsType::Ext4,
+            &geometry,
+            stats,
+            false,
+        )?);
+        Ok(rows)
+    }
+}
+
+/// Reads every file of the tree once, so that the timed runs find it in the page cache.
+fn warm(tree: &Path) -> Result<()> {
+    let status = Command::new("sh")
+        .args(["-c", "tar -cf - \"$1\" | cat >/dev/null", "sh"])
+        .arg(tree)
+        .status()?;
+    ensure!(status.success(), "tar of {} failed", tree.display());
+    Ok(())
+}
+
+/// The median of some timings.
+fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+/// The load average, to show that nothing else ran.
+fn load() -> String {
+    fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".into(), |s| s.trim().into())
 }
 
 /// Builds kiln in release mode and returns the binary's path.
@@ -230,45 +679,11 @@ fn build_kiln() -> Result<PathBuf> {
         .join(format!("kiln{}", std::env::consts::EXE_SUFFIX)))
 }
 
-/// Times one tool on one tree and checks the image it leaves.
-fn measure(runs: u32, image: &Path, command: impl Fn() -> Command) -> Result<Measured> {
-    time_once(image, command())?;
-    let mut best = Duration::MAX;
-    for _ in 0..runs {
-        best = best.min(time_once(image, command())?);
-    }
-    Ok(Measured {
-        best,
-        fsck_problem: fsck(image)?,
-        counts: counts(image)?,
-    })
-}
-
-/// Runs `command` once from a missing image and returns its wall-clock time.
-fn time_once(image: &Path, mut command: Command) -> Result<Duration> {
-    // Neither tool should find an old image, and deleting one is not part of the work.
-    remove_image(image)?;
-    let start = Instant::now();
-    let output = command
-        .output()
-        .with_context(|| format!("could not run {command:?}"))?;
-    let elapsed = start.elapsed();
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed ({}):\n{}",
-            output.status,
-            head(&output.stderr)
-        );
-    }
-    ensure!(image.is_file(), "{command:?} succeeded but left no image");
-    Ok(elapsed)
-}
-
-/// Removes the image if there is one.
-fn remove_image(image: &Path) -> Result<()> {
-    match fs::remove_file(image) {
+/// Removes a file if there is one.
+fn remove(file: &Path) -> Result<()> {
+    match fs::remove_file(file) {
         Err(err) if err.kind() != io::ErrorKind::NotFound => {
-            Err(err).with_context(|| format!("remove {}", image.display()))
+            Err(err).with_context(|| format!("remove {}", file.display()))
         }
         _ => Ok(()),
     }
@@ -291,6 +706,17 @@ fn fsck(image: &Path) -> Result<Option<String>> {
         output.status,
         head(&said)
     )))
+}
+
+/// Whether the image's root directory has an htree index, as `debugfs` sees it.
+fn is_htree(image: &Path) -> Result<bool> {
+    let output = Command::new("debugfs")
+        .args(["-R", "htree /"])
+        .arg(image)
+        .output()
+        .context("could not run debugfs")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(output.status.success() && text.contains("Root node dump"))
 }
 
 /// The inode and block counts of an image, as `dumpe2fs -h` prints them.
@@ -318,62 +744,110 @@ fn head(output: &[u8]) -> String {
         .join("\n")
 }
 
-/// Prints the table to stdout, then every failure and difference to stderr.
-fn report(rows: &[Row]) -> Result<()> {
-    let mut notes = String::new();
+/// MiB with one decimal.
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / MIB as f64)
+}
+
+/// Prints the tables to stdout as Markdown, then every failure and difference to stderr.
+fn report(rows: Vec<Row>, streams: &[StreamRow], mut notes: String) -> Result<()> {
     println!(
-        "{:<32} {:>9} {:>11} {:>9} {:>9} {:>6}  e2fsck",
-        "tree", "entries", "data MiB", "kiln s", "mke2fs s", "ratio"
+        "| tree | type | entries | data MiB | floor s | kiln s | mke2fs s | kiln/mke2fs | \
+         kiln/floor | kiln RSS MiB | mke2fs RSS MiB | kiln disk MiB | mke2fs disk MiB | e2fsck |"
     );
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
     for row in rows {
-        let tree = row.tree.display();
-        let seconds = |m: &Result<Measured>| match m {
-            Ok(m) => format!("{:.3}", m.best.as_secs_f64()),
-            Err(_) => "failed".to_string(),
+        let kiln = row.kiln.as_ref().ok();
+        let mke2fs = row.mke2fs.as_ref().and_then(|m| m.as_ref().ok());
+        let cell = |m: Option<&Measured>, f: &dyn Fn(&Measured) -> String| {
+            m.map_or_else(|| "failed".to_string(), f)
         };
-        let ratio = match (&row.kiln, &row.mke2fs) {
-            (Ok(k), Ok(m)) => format!("{:.2}", k.best.as_secs_f64() / m.best.as_secs_f64()),
-            _ => "-".to_string(),
+        let ratio = match (kiln, mke2fs) {
+            (Some(k), Some(m)) if m.timed_out => format!("<{:.3}", k.median() / m.median()),
+            (Some(k), Some(m)) => format!("{:.3}", k.median() / m.median()),
+            _ => "-".into(),
         };
-        let mut clean = true;
-        for (tool, measured) in [("kiln", &row.kiln), ("mke2fs", &row.mke2fs)] {
-            match measured {
-                Err(err) => writeln!(notes, "{tree}: {tool} failed: {err:#}")?,
-                Ok(Measured {
-                    fsck_problem: Some(problem),
-                    ..
-                }) => {
-                    clean = false;
-                    writeln!(notes, "{tree}: {tool}'s image is not clean:\n{problem}")?;
-                }
-                Ok(_) => {}
-            }
+        let to_floor = match (kiln, row.floor) {
+            (Some(k), Some(floor)) => format!("{:.2}", k.median() / floor),
+            _ => "-".into(),
+        };
+        let clean = |m: Option<&Measured>| match m {
+            None => "-",
+            Some(m) if m.timed_out => "-",
+            Some(m) if m.fsck_problem.is_none() => "clean",
+            Some(_) => "NOT CLEAN",
+        };
+        let mut fsck = format!("{} / {}", clean(kiln), clean(mke2fs));
+        if let Some(htree) = kiln.and_then(|k| k.htree) {
+            let _ = write!(fsck, "; kiln htree: {}", if htree { "yes" } else { "NO" });
         }
-        if let (Ok(k), Ok(m)) = (&row.kiln, &row.mke2fs) {
-            if k.counts != m.counts {
-                writeln!(
-                    notes,
-                    "{tree}: different geometry: kiln {}; mke2fs {}",
-                    k.counts, m.counts
-                )?;
-            }
+        if let Some(htree) = mke2fs.and_then(|m| m.htree) {
+            let _ = write!(fsck, "; mke2fs htree: {}", if htree { "yes" } else { "no" });
+        }
+        if kiln.and_then(|k| k.htree) == Some(false) {
+            writeln!(
+                notes,
+                "{}: kiln's big directory has no htree index",
+                row.name
+            )?;
         }
         println!(
-            "{:<32} {:>9} {:>11.1} {:>9} {:>9} {:>6}  {}",
-            tree.to_string(),
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.name,
+            row.fs_type.name(),
             row.stats.entries,
-            row.stats.bytes as f64 / MIB as f64,
-            seconds(&row.kiln),
-            seconds(&row.mke2fs),
+            mib(row.stats.bytes),
+            row.floor.map_or_else(|| "-".into(), |f| format!("{f:.3}")),
+            cell(kiln, &Measured::cell),
+            cell(mke2fs, &Measured::cell),
             ratio,
-            if clean { "clean" } else { "NOT CLEAN" },
+            to_floor,
+            cell(kiln, &|m| mib(m.rss_kib * 1024)),
+            cell(mke2fs, &|m| if m.timed_out {
+                "-".into()
+            } else {
+                mib(m.rss_kib * 1024)
+            }),
+            cell(kiln, &|m| mib(m.disk)),
+            cell(mke2fs, &|m| if m.timed_out {
+                "-".into()
+            } else {
+                mib(m.disk)
+            }),
+            fsck,
+        );
+    }
+    for row in streams {
+        println!();
+        println!(
+            "| zstd, {} ext4 | s | ratio | peak RSS MiB | compressed MiB | e2fsck |",
+            row.name
+        );
+        println!("|---|--:|--:|--:|--:|---|");
+        let (s, s_rss, s_len) = row.streamed;
+        let (r, r_rss, r_len) = row.separate;
+        println!(
+            "| `kiln build -o X.zst` | {s:.3} | {:.2} | {} | {} | {} |",
+            s / r,
+            mib(s_rss * 1024),
+            mib(s_len),
+            if row.fsck_problem.is_none() {
+                "clean"
+            } else {
+                "NOT CLEAN"
+            }
+        );
+        println!(
+            "| `kiln build -o X.img` + `zstd -T0 -3` | {r:.3} | 1.00 | {} | {} | |",
+            mib(r_rss * 1024),
+            mib(r_len)
         );
     }
     if notes.is_empty() {
         return Ok(());
     }
     eprint!("\n{notes}");
-    bail!("some images failed, are not clean, or differ in geometry")
+    bail!("some corpora or images failed, are not clean, or differ in geometry")
 }
 
 #[cfg(test)]
@@ -408,5 +882,12 @@ mod tests {
         assert_eq!(geometry.inodes, 900 + 180 + 64);
         assert_eq!(geometry.size % MIB, 0);
         assert!(geometry.size >= stats.block_bytes + geometry.inodes * INODE_SIZE + HEADROOM);
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
     }
 }

@@ -71,7 +71,7 @@ pub(crate) fn prepare(name: Name) -> Result<Vec<PathBuf>> {
 }
 
 /// The folder that the corpus trees go under: `$BASE`, as the scripts read it.
-fn base() -> PathBuf {
+pub(crate) fn base() -> PathBuf {
     std::env::var_os("BASE").map_or_else(|| PathBuf::from(DEFAULT_BASE), PathBuf::from)
 }
 

@@ -65,6 +65,35 @@ pub(crate) fn stats(root: &Path) -> Result<Stats> {
     Ok(stats)
 }
 
+/// Makes `dir` holding one sparse file `big` of `size` bytes with `chunk` bytes of data at
+/// its start, middle and end (a simple pseudo-random pattern), unless it is already there.
+pub(crate) fn make_sparse(dir: &Path, size: u64, chunk: u64) -> Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+
+    let file = dir.join("big");
+    if fs::symlink_metadata(&file).is_ok_and(|meta| meta.len() == size) {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    let mut out = fs::File::create(&file).with_context(|| format!("create {}", file.display()))?;
+    out.set_len(size)?;
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let data: Vec<u8> = (0..chunk)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    for offset in [0, (size / 2) & !0xfff, size - chunk] {
+        out.seek(SeekFrom::Start(offset))?;
+        out.write_all(&data)?;
+    }
+    out.sync_all()?;
+    Ok(())
+}
+
 /// Identifies an inode so that hard links are counted once.
 #[cfg(unix)]
 fn inode_key(meta: &Metadata) -> Option<(u64, u64)> {

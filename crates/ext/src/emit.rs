@@ -625,15 +625,15 @@ fn read_exact_at(
 fn data_error(f: &FileData, e: DataError) -> EmitError {
     match e {
         DataError::Changed(what) => EmitError::SourceChanged {
-            path: f.origin.clone(),
+            path: f.origin().to_path_buf(),
             what,
         },
         DataError::Io { source } => EmitError::Source {
-            path: f.origin.clone(),
+            path: f.origin().to_path_buf(),
             source,
         },
         other => EmitError::SourceChanged {
-            path: f.origin.clone(),
+            path: f.origin().to_path_buf(),
             what: other.to_string(),
         },
     }

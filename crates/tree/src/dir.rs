@@ -28,7 +28,7 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
         return Err(TreeError::NotADirectory { path: root.into() });
     }
     let mut tree = Tree::new(metadata(&root_meta));
-    let mut pending = vec![(Tree::ROOT, root.to_path_buf(), root_meta.clone())];
+    let mut pending = vec![(Tree::ROOT, root.to_path_buf(), Probe::of(&root_meta))];
     let mut links: HashMap<(u64, u64), NodeId> = HashMap::new();
     let root_ancestry = Rc::new(Ancestry {
         key: (root_meta.dev, root_meta.ino),
@@ -54,7 +54,7 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
                     if shared {
                         links.insert((meta.dev, meta.ino), id);
                     }
-                    pending.push((id, path.clone(), meta.clone()));
+                    pending.push((id, path.clone(), Probe::of(&meta)));
                     id
                 }
             };
@@ -146,26 +146,54 @@ struct Details {
 /// parallel, then stores them in the tree.
 fn fill_details(
     tree: &mut Tree,
-    pending: Vec<(NodeId, PathBuf, HostMeta)>,
+    pending: Vec<(NodeId, PathBuf, Probe)>,
 ) -> Result<(), TreeError> {
-    let details: Vec<(NodeId, Details)> = pending
-        .into_par_iter()
-        .map(|(id, path, meta)| read_details(&path, &meta).map(|d| (id, d)))
-        .collect::<Result<_, _>>()?;
-    for (id, d) in details {
-        let node = tree.node_mut(id);
-        node.meta.xattrs = d.xattrs;
-        if let Some(body) = d.body {
-            node.body = body;
-        }
-        if let Some(atime) = d.atime {
-            node.meta.atime = atime;
+    // In chunks: the details of every entry at once would double the
+    // memory the tree takes.
+    for chunk in pending.chunks(DETAILS_CHUNK) {
+        let details: Vec<(NodeId, Details)> = chunk
+            .par_iter()
+            .map(|(id, path, probe)| read_details(path, probe).map(|d| (*id, d)))
+            .collect::<Result<_, _>>()?;
+        for (id, d) in details {
+            let node = tree.node_mut(id);
+            node.meta.xattrs = d.xattrs;
+            if let Some(body) = d.body {
+                node.body = body;
+            }
+            if let Some(atime) = d.atime {
+                node.meta.atime = atime;
+            }
         }
     }
     Ok(())
 }
 
-fn read_details(path: &Path, meta: &HostMeta) -> Result<Details, TreeError> {
+/// Entries whose details are read in parallel at a time.
+const DETAILS_CHUNK: usize = 4096;
+
+/// What the details of an entry need of its `lstat`: kept for every entry
+/// until the walk ends, so a few words rather than the whole [`HostMeta`].
+#[derive(Clone, Copy)]
+struct Probe {
+    file_type: HostFileType,
+    size: u64,
+    allocated: u64,
+    io_block: u64,
+}
+
+impl Probe {
+    fn of(meta: &HostMeta) -> Probe {
+        Probe {
+            file_type: meta.file_type,
+            size: meta.size,
+            allocated: meta.allocated,
+            io_block: meta.io_block,
+        }
+    }
+}
+
+fn read_details(path: &Path, meta: &Probe) -> Result<Details, TreeError> {
     let err = |e| TreeError::io(path, e);
     let ft = meta.file_type;
     let xattrs = kiln_host::read_xattrs(path)
@@ -189,7 +217,7 @@ fn read_details(path: &Path, meta: &HostMeta) -> Result<Details, TreeError> {
                 }
             };
             Some(Body::File(FileData {
-                origin: path.to_path_buf(),
+                origin: PathBuf::new(),
                 source: DataSource::Host(path.to_path_buf()),
                 size,
                 data,
@@ -216,7 +244,7 @@ fn read_details(path: &Path, meta: &HostMeta) -> Result<Details, TreeError> {
 /// blocks: direct blocks of a block map, or an extent tree in the inode),
 /// which `st_blocks` would count too. Its data ranges need no open and no
 /// `SEEK_DATA` (most files of a source tree are such).
-fn dense_size(meta: &HostMeta) -> Option<u64> {
+fn dense_size(meta: &Probe) -> Option<u64> {
     let small = meta.size <= 12 * meta.io_block.max(512);
     (small && meta.allocated >= meta.size).then_some(meta.size)
 }

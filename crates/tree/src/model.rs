@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::{DataSource, Timestamp};
 
@@ -61,8 +61,9 @@ impl Metadata {
 /// A regular file's bytes: where they come from and where the holes are.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FileData {
-    /// What to name in messages: the host path, or the archive or spec
-    /// location the file came from.
+    /// What to name in messages: the archive or spec location the file came
+    /// from; empty for a host file, whose path is its source (see
+    /// [`FileData::origin`]: one copy of the path per file, not two).
     pub origin: PathBuf,
     /// Where the bytes are read from when the image is written.
     pub source: DataSource,
@@ -70,6 +71,17 @@ pub struct FileData {
     pub size: u64,
     /// Byte ranges that hold data, ascending and disjoint; the rest are holes.
     pub data: Vec<Range<u64>>,
+}
+
+impl FileData {
+    /// What to name in messages: the host path, or the archive or spec
+    /// location the file came from.
+    pub fn origin(&self) -> &Path {
+        match &self.source {
+            DataSource::Host(path) if self.origin.as_os_str().is_empty() => path,
+            _ => &self.origin,
+        }
+    }
 }
 
 /// What a node is, with what only that kind has.
