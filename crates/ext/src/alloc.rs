@@ -108,7 +108,9 @@ impl Mapping {
                 cursor.next() as u32
             }));
         }
-        let mut runs = Vec::new();
+        // Most files are one run: exact capacities keep the per-file
+        // vectors of a large tree from doubling its memory.
+        let mut runs = Vec::with_capacity(logical.len());
         for range in logical {
             let mut lblk = range.start;
             while lblk < range.end {
@@ -125,6 +127,7 @@ impl Mapping {
             }
         }
         let tree = ExtentTree::build(&runs, block_size, &mut || cursor.next());
+        runs.shrink_to_fit();
         Mapping::Extents(runs, tree)
     }
 

@@ -90,7 +90,11 @@ pub(crate) fn split_extents(runs: &[Extent64Run]) -> Vec<Extent> {
             .all(|w| u64::from(w[0].lblk) + u64::from(w[0].len) <= u64::from(w[1].lblk)),
         "runs must be ascending and disjoint"
     );
-    let mut out = Vec::new();
+    let pieces = runs
+        .iter()
+        .map(|r| r.len.div_ceil(EXT_INIT_MAX_LEN) as usize)
+        .sum();
+    let mut out = Vec::with_capacity(pieces);
     for run in runs {
         let mut done = 0;
         while done < run.len {

@@ -175,9 +175,10 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
 /// breadth-first order. Returns the plans of inodes 1..=last.
 fn number_inodes(tree: &Tree) -> Result<Vec<InodePlan>, PlanError> {
     let order = tree.reachable();
-    let mut inodes: Vec<InodePlan> = (1..FIRST_INO)
-        .map(|_| InodePlan::new(Slot::Empty))
-        .collect();
+    // Sized once: grown by doubling, this vector was the largest part of a
+    // build's memory.
+    let mut inodes: Vec<InodePlan> = Vec::with_capacity(FIRST_INO as usize + order.len());
+    inodes.extend((1..FIRST_INO).map(|_| InodePlan::new(Slot::Empty)));
     inodes[(ROOT_INO - 1) as usize].slot = Slot::Node(Tree::ROOT);
     inodes[(RESIZE_INO - 1) as usize].slot = Slot::Resize;
     inodes[(JOURNAL_INO - 1) as usize].slot = Slot::Journal;
@@ -564,6 +565,8 @@ impl Plan<'_> {
         for p in &mut self.inodes {
             let extents = p.uses_extents(&self.features);
             p.mapping = Mapping::allocate(&p.logical, geo.block_size, extents, &mut cursor);
+            // The mapping has it all now; a vector per inode less to keep.
+            p.logical = Vec::new();
             if !p.block_xattrs.is_empty() {
                 p.xattr_block = cursor.next();
             }
