@@ -84,8 +84,8 @@ pub(crate) enum Mapping {
     None,
     /// A block map (`i_block` pointers and indirect blocks).
     Blocks(BlockMap),
-    /// An extent tree and the data runs it maps.
-    Extents(Vec<Extent64Run>, ExtentTree),
+    /// An extent tree (its extents are the data runs).
+    Extents(ExtentTree),
 }
 
 impl Mapping {
@@ -126,9 +126,7 @@ impl Mapping {
                 lblk += len as u32;
             }
         }
-        let tree = ExtentTree::build(&runs, block_size, &mut || cursor.next());
-        runs.shrink_to_fit();
-        Mapping::Extents(runs, tree)
+        Mapping::Extents(ExtentTree::build(&runs, block_size, &mut || cursor.next()))
     }
 
     /// Blocks that mapping `logical` takes at most (for sizing before the
@@ -161,17 +159,17 @@ impl Mapping {
         let (blocks, extents) = match self {
             Mapping::None => (None, None),
             Mapping::Blocks(map) => (Some(&map.runs), None),
-            Mapping::Extents(runs, _) => (None, Some(runs)),
+            Mapping::Extents(tree) => (None, Some(tree.extents())),
         };
         let from_blocks = blocks.into_iter().flatten().map(|r| DataRun {
             lblk: r.lblk,
             pblk: u64::from(r.pblk),
             len: r.len,
         });
-        let from_extents = extents.into_iter().flatten().map(|r| DataRun {
-            lblk: r.lblk,
-            pblk: r.pblk,
-            len: r.len,
+        let from_extents = extents.into_iter().flatten().map(|e| DataRun {
+            lblk: e.lblk,
+            pblk: e.pblk,
+            len: u32::from(e.len),
         });
         from_blocks.chain(from_extents)
     }
@@ -186,7 +184,7 @@ impl Mapping {
         match self {
             Mapping::None => 0,
             Mapping::Blocks(map) => map.total_blocks(),
-            Mapping::Extents(_, tree) => tree.data_blocks() + tree.tree_block_count(),
+            Mapping::Extents(tree) => tree.data_blocks() + tree.tree_block_count(),
         }
     }
 
@@ -195,7 +193,7 @@ impl Mapping {
         match self {
             Mapping::None => [0; 60],
             Mapping::Blocks(map) => map.i_block(block_size),
-            Mapping::Extents(_, tree) => tree.i_block(),
+            Mapping::Extents(tree) => tree.i_block(),
         }
     }
 
@@ -221,7 +219,7 @@ impl Mapping {
                 .iter()
                 .map(|i| (u64::from(i.pblk), map.encode_index(i, block_size)))
                 .collect(),
-            Mapping::Extents(_, tree) => tree
+            Mapping::Extents(tree) => tree
                 .node_blocks()
                 .enumerate()
                 .map(|(k, pblk)| (pblk, tree.encode_block(k, inode_seed)))
@@ -234,7 +232,7 @@ impl Mapping {
         let index = match self {
             Mapping::None => None,
             Mapping::Blocks(map) => map.index.iter().map(|i| u64::from(i.pblk)).min(),
-            Mapping::Extents(_, tree) => tree.node_blocks().min(),
+            Mapping::Extents(tree) => tree.node_blocks().min(),
         };
         self.data_runs().map(|r| r.pblk).chain(index).min()
     }

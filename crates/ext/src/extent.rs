@@ -250,6 +250,11 @@ impl ExtentTree {
         out
     }
 
+    /// The leaf entries in logical order: the data runs the tree maps.
+    pub(crate) fn extents(&self) -> &[Extent] {
+        &self.extents
+    }
+
     /// Blocks of the tree outside the inode.
     pub(crate) fn tree_block_count(&self) -> u64 {
         self.levels.iter().map(|level| level.len() as u64).sum()
