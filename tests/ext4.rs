@@ -575,6 +575,33 @@ fn fragmented_file_extent_tree() {
     }
 }
 
+/// Issue 8, point 4: a single 100 GiB sparse file through a block map
+/// (ext3: triple indirect blocks), data at its start, middle and end. The
+/// build, e2fsck and `kiln verify` (run by `Case::build`) stay fast: only
+/// the data and the index blocks on its path are touched.
+#[test]
+fn hundred_gib_sparse_file_ext3() {
+    let case = Case::new("ext3", 4096);
+    let src = case.mkdir("src");
+    let size = 100 << 30;
+    fixture::sparse(
+        &src.join("big"),
+        size,
+        &[(0, 1 << 20), (size / 2, 1 << 20), (size - 4096, 4096)],
+    );
+    let image = case.path("big.img");
+    case.build(&[&src], &image, &["--size", "auto"]);
+    e2fsck_clean(&image);
+    let used = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&image).unwrap().blocks() * 512
+    };
+    assert!(
+        used < 64 << 20,
+        "the image stays sparse: {used} bytes on disk"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 5: a 5 TiB sparse file.
 
