@@ -144,10 +144,7 @@ struct Details {
 
 /// Reads xattrs, symlink targets and file data ranges for every node, in
 /// parallel, then stores them in the tree.
-fn fill_details(
-    tree: &mut Tree,
-    pending: Vec<(NodeId, PathBuf, Probe)>,
-) -> Result<(), TreeError> {
+fn fill_details(tree: &mut Tree, pending: Vec<(NodeId, PathBuf, Probe)>) -> Result<(), TreeError> {
     // In chunks: the details of every entry at once would double the
     // memory the tree takes.
     for chunk in pending.chunks(DETAILS_CHUNK) {
