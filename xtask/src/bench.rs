@@ -37,8 +37,9 @@ const HEADROOM: u64 = 256 << 20;
 const MIB: u64 = 1 << 20;
 /// How many lines of a failed tool's output to show.
 const SHOWN_LINES: usize = 20;
-/// The exit status of `timeout` when it had to stop the command.
-const TIMED_OUT: i32 = 124;
+/// The exit statuses of `timeout --signal=KILL` when it had to stop the command: 124, or
+/// 128 + SIGKILL when the signal is what ended it.
+const TIMED_OUT: [i32; 2] = [124, 137];
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -123,7 +124,10 @@ impl Geometry {
     fn for_tree(stats: &Stats) -> Geometry {
         let inodes = stats.inodes + stats.inodes / 5 + 64;
         let need = stats.block_bytes + inodes * INODE_SIZE;
-        let size = (need * 13 / 10 + HEADROOM).div_ceil(MIB) * MIB;
+        // A group holds at most one inode per block (8 × BLOCK_SIZE of each), so a tree of
+        // many empty files needs more blocks than its data and inode tables do.
+        let size = (need * 13 / 10).max(inodes * BLOCK_SIZE) + HEADROOM;
+        let size = size.div_ceil(MIB) * MIB;
         Geometry { size, inodes }
     }
 
@@ -221,8 +225,11 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     // Images of the big corpora take gigabytes (sparsely), so they are removed as soon as the
     // directory is dropped; TMPDIR can point it at a tmpfs to take the disk out of the timing.
     let scratch = tempfile::Builder::new().prefix("kiln-bench.").tempdir()?;
+    // A copy, so that a concurrent `cargo build` cannot swap the binary in mid-run.
+    let kiln_copy = scratch.path().join("kiln");
+    fs::copy(&kiln, &kiln_copy).with_context(|| format!("copy {}", kiln.display()))?;
     let mut bench = Bench {
-        kiln,
+        kiln: kiln_copy,
         scratch: scratch.path().to_path_buf(),
         args,
         notes: String::new(),
@@ -313,6 +320,8 @@ impl Bench<'_> {
             warm(tree)?;
             None
         };
+        // A directory this big must be indexed: check that it is.
+        let htree = htree || fs::read_dir(tree)?.count() > 100_000;
         let mut rows = Vec::new();
         for &fs_type in types {
             rows.push(self.row(&name, tree, fs_type, floor, htree)?);
@@ -500,7 +509,7 @@ impl Bench<'_> {
             .output()
             .with_context(|| format!("could not run {command:?}"))?;
         let secs = start.elapsed().as_secs_f64();
-        if timeout.is_some() && output.status.code() == Some(TIMED_OUT) {
+        if timeout.is_some() && output.status.code().is_some_and(|c| TIMED_OUT.contains(&c)) {
             return Ok(None);
         }
         if !output.status.success() {
@@ -882,6 +891,18 @@ mod tests {
         assert_eq!(geometry.inodes, 900 + 180 + 64);
         assert_eq!(geometry.size % MIB, 0);
         assert!(geometry.size >= stats.block_bytes + geometry.inodes * INODE_SIZE + HEADROOM);
+    }
+
+    #[test]
+    fn geometry_has_a_block_for_each_inode() {
+        let stats = Stats {
+            entries: 1_000_001,
+            inodes: 1_000_001,
+            bytes: 0,
+            block_bytes: 4096,
+        };
+        let geometry = Geometry::for_tree(&stats);
+        assert!(geometry.size >= geometry.inodes * BLOCK_SIZE);
     }
 
     #[test]

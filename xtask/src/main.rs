@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's own tools, run through the alias in `.cargo/config.toml`.
 //!
-//! - `cargo xtask bench`: time kiln against `mke2fs -d` on real trees, and check both images
-//!   with `e2fsck -fn` (bench.rs).
+//! - `cargo xtask bench`: time kiln against `mke2fs -d` and the read floor on real trees
+//!   (without `--corpus`: the whole matrix of issue 8), with peak RSS, disk usage and
+//!   `e2fsck -fn` of both images (bench.rs; results in BENCHMARKS.md).
 //! - `cargo xtask corpus NAME`: prepare a corpus tree and print its path (corpus.rs).
 //! - `cargo xtask soak`: the property tests with many cases, then every fuzz target for a
 //!   while (soak.rs).
@@ -34,7 +35,8 @@ struct Cli {
 /// One subcommand each.
 #[derive(Subcommand)]
 enum Task {
-    /// Time kiln against `mke2fs -d` on corpus trees and check both images with e2fsck.
+    /// Time kiln against `mke2fs -d` on corpus trees (all of them without --corpus) and
+    /// check both images with e2fsck.
     Bench(bench::Args),
     /// Prepare a corpus tree (under $BASE, default /tmp/corpus) and print its path.
     Corpus {
