@@ -17,7 +17,6 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -471,7 +470,7 @@ impl Bench<'_> {
             (0, None, String::new(), None)
         } else {
             (
-                fs::metadata(image)?.blocks() * 512,
+                disk_usage(image)?,
                 fsck(image)?,
                 counts(image)?,
                 htree.then(|| is_htree(image)).transpose()?,
@@ -857,6 +856,17 @@ fn report(rows: Vec<Row>, streams: &[StreamRow], mut notes: String) -> Result<()
     }
     eprint!("\n{notes}");
     bail!("some corpora or images failed, are not clean, or differ in geometry")
+}
+
+/// Bytes the file at `path` takes on disk (`st_blocks` × 512; its length
+/// where the host does not say).
+fn disk_usage(path: &Path) -> Result<u64> {
+    let meta = fs::metadata(path)?;
+    #[cfg(unix)]
+    let used = std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
+    #[cfg(not(unix))]
+    let used = meta.len();
+    Ok(used)
 }
 
 #[cfg(test)]
