@@ -15,18 +15,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use kiln_ext::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK};
-use kiln_ext::{ImageReader, InodeView};
+use kiln_ext::{ImageReader, InodeView, ROOT_INO};
 use kiln_host::{HostTime, NodeKind};
 use kiln_tree::Timestamp;
 
 use crate::flags::ExtractArgs;
 use crate::image::Image;
 
-/// The image's root directory.
-const ROOT_INO: u32 = 2;
-/// The filesystem's own lost+found is not content: a build from the
-/// extracted tree makes its own.
-const LOST_FOUND: &[u8] = b"lost+found";
 /// Bytes copied at a time.
 const CHUNK: usize = 1 << 20;
 
@@ -109,9 +104,9 @@ pub(crate) fn extract(args: &ExtractArgs) -> Result<()> {
     let reuse_dest = check_dest(dest, is_dir)?;
     let from_image_root = start == ROOT_INO;
     for entry in &walk {
-        let skipped =
-            from_image_root && (entry.path == LOST_FOUND || entry.path.starts_with(b"lost+found/"));
-        if skipped {
+        // The filesystem's own lost+found is not content: a build from
+        // the extracted tree makes its own.
+        if from_image_root && entry.in_lost_found() {
             continue;
         }
         let target = if entry.path.is_empty() {

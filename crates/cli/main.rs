@@ -171,22 +171,12 @@ fn refuse_output_in_source(output: &Path, layers: &[Layer]) -> Result<()> {
 
 /// Names the output in a planning error that concerns the whole image
 /// (too small, too many inodes, invalid options); errors about one entry
-/// already name its image path and are kept as they are. An image too small
-/// only because of `-N` or `-i` says so.
+/// already name its image path and are kept as they are.
 fn name_output(e: anyhow::Error, args: &BuildArgs) -> anyhow::Error {
-    let Some(plan_error) = e.downcast_ref::<kiln_ext::PlanError>() else {
-        return e;
-    };
-    if matches!(plan_error, kiln_ext::PlanError::Limit { .. }) {
-        return e;
+    match e.downcast_ref::<kiln_ext::PlanError>() {
+        Some(kiln_ext::PlanError::Limit { .. }) | None => e,
+        Some(_) => e.context(args.output.display().to_string()),
     }
-    let too_small = matches!(plan_error, kiln_ext::PlanError::TooSmall { .. });
-    let inodes = match (args.inodes, args.bytes_per_inode) {
-        (Some(n), _) if too_small => format!(" with -N {n} inodes"),
-        (None, Some(i)) if too_small => format!(" with one inode per {i} bytes (-i)"),
-        _ => String::new(),
-    };
-    e.context(format!("{}{inodes}", args.output.display()))
 }
 
 /// A filesystem's tree and options, ready to plan.

@@ -22,16 +22,14 @@ use std::io::{Read, Seek, SeekFrom};
 use anyhow::{bail, Context, Result};
 use ext4_view::{Ext4, PathBuf as ImagePath};
 use kiln_ext::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK};
-use kiln_ext::{stored_time, FileMap, ImageReader, InodeView, WalkEntry, LINK_MAX};
+use kiln_ext::{
+    stored_time, FileMap, ImageReader, InodeView, WalkEntry, LINK_MAX, LOST_FOUND, ROOT_INO,
+};
 use kiln_tree::{Body, FileData, Metadata, NodeId, Timestamp, Tree};
 
 use crate::flags::{Layer, VerifyArgs};
 use crate::image::Image;
 
-/// The root directory's inode.
-const ROOT_INO: u32 = 2;
-/// The directory the build adds when the sources have none.
-const LOST_FOUND: &[u8] = b"lost+found";
 /// Bytes compared at a time.
 const CHUNK: usize = 1 << 20;
 /// Direct block pointers of a block map: holes after them may span an
@@ -211,14 +209,11 @@ impl Verifier<'_> {
         }
         let known: std::collections::HashSet<&[u8]> =
             expected.iter().map(|(p, _)| p.as_slice()).collect();
-        // The lost+found the build added (and whatever e2fsck put in it)
-        // is the filesystem's, not content.
-        let added = |path: &[u8]| {
-            added_lost_found
-                && (path == LOST_FOUND || path.starts_with(&[LOST_FOUND, b"/"].concat()))
-        };
         for e in walk {
-            if !known.contains(e.path.as_slice()) && !added(&e.path) {
+            // The lost+found the build added (and whatever e2fsck put in
+            // it) is the filesystem's, not content.
+            let ours = added_lost_found && e.in_lost_found();
+            if !ours && !known.contains(e.path.as_slice()) {
                 self.out.diff(&e.path, "in the image, not in the sources");
             }
         }

@@ -17,14 +17,15 @@ use crate::alloc::EXTENTS_FL;
 use crate::checksum::{crc32c, inode_seed};
 use crate::error::ReadError;
 use crate::features;
+use crate::geometry::merge;
 use crate::group_desc::{self, GroupDesc, BG_BLOCK_UNINIT, BG_INODE_UNINIT};
 use crate::htree::INDEX_FL;
 use crate::inode::{self, mode, InodeView};
-use crate::layout::{GOOD_OLD_INODE_SIZE, LINK_MAX, RESIZE_INO};
+use crate::layout::{IND_SLOT, LINK_MAX, RESIZE_INO};
 use crate::le::{get_u16, get_u32};
 use crate::reader::{FileMap, ImageReader, WalkEntry};
 use crate::superblock::SuperblockView;
-use crate::{dir, extent};
+use crate::{dir, extent, htree, xattr};
 
 /// `s_feature_compat`: superblock backups only in `s_backup_bgs`.
 const COMPAT_SPARSE_SUPER2: u32 = 0x200;
@@ -34,28 +35,6 @@ const INCOMPAT_META_BG: u32 = 0x10;
 const RO_COMPAT_GDT_CSUM: u32 = 0x10;
 /// `s_feature_ro_compat`: bigalloc (bitmaps count clusters; not checked).
 const RO_COMPAT_BIGALLOC: u32 = 0x200;
-/// `i_flags`: `i_blocks` counts filesystem blocks, not 512-byte sectors.
-const HUGE_FILE_FL: u32 = 0x4_0000;
-/// `i_block` slot of the double indirect pointer (the resize inode's).
-const DIND_SLOT: usize = 13;
-/// Inode field offsets the checker reads from the raw slot.
-const I_BLOCKS_LO: usize = 0x1C;
-const I_GENERATION: usize = 0x64;
-const L_I_BLOCKS_HIGH: usize = 0x74;
-const L_I_CHECKSUM_LO: usize = 0x7C;
-const I_EXTRA_ISIZE: usize = 0x80;
-const I_CHECKSUM_HI: usize = 0x82;
-/// `h_magic` of an xattr block, and the offsets of `h_refcount` and `h_checksum`.
-const XATTR_MAGIC: u32 = 0xEA02_0000;
-const H_REFCOUNT: usize = 0x4;
-const H_CHECKSUM: usize = 0x10;
-/// Bytes of a dx_entry and of the dx_tail; offset of `count` in `dx_countlimit`.
-const DX_ENTRY: usize = 8;
-const DX_TAIL: usize = 8;
-/// Offset of the dx_root_info in a dx_root block ("." and ".." before it).
-const DX_ROOT_INFO: usize = 24;
-/// Offset of the `dx_countlimit` in a dx_node (after its empty entry).
-const DX_NODE_COUNT_LIMIT: usize = 8;
 
 /// One inconsistency found by [`check_image`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -349,7 +328,7 @@ impl<'r> Checker<'r> {
             );
             let seed = self
                 .csum_seed
-                .map(|s| inode_seed(s, ino, get_u32(&slot, I_GENERATION)));
+                .map(|s| inode_seed(s, ino, inode::generation(&slot)));
             if let Some(seed) = seed {
                 self.check_inode_checksum(ino, &slot, seed);
             }
@@ -360,7 +339,7 @@ impl<'r> Checker<'r> {
             if ino == RESIZE_INO {
                 // Its map is the reserved GDT blocks, metadata already; only
                 // the double indirect block is its own.
-                let dind = u64::from(get_u32(&view.i_block, DIND_SLOT * 4));
+                let dind = u64::from(get_u32(&view.i_block, (IND_SLOT + 1) * 4));
                 if dind != 0 {
                     self.add_inode_blocks(ino, dind..dind + 1);
                 }
@@ -415,23 +394,7 @@ impl<'r> Checker<'r> {
     /// checksum fields zeroed, from the inode's seed; the high half exists
     /// only when `i_extra_isize` covers it.
     fn check_inode_checksum(&mut self, ino: u32, slot: &[u8], seed: u32) {
-        let mut s = slot.to_vec();
-        s[L_I_CHECKSUM_LO..L_I_CHECKSUM_LO + 2].fill(0);
-        let large = s.len() > usize::from(GOOD_OLD_INODE_SIZE);
-        let has_hi = large && usize::from(get_u16(&s, I_EXTRA_ISIZE)) >= 4;
-        if has_hi {
-            s[I_CHECKSUM_HI..I_CHECKSUM_HI + 2].fill(0);
-        }
-        let crc = crc32c(seed, &s);
-        let stored_lo = u32::from(get_u16(slot, L_I_CHECKSUM_LO));
-        let (stored, want) = if has_hi {
-            (
-                stored_lo | u32::from(get_u16(slot, I_CHECKSUM_HI)) << 16,
-                crc,
-            )
-        } else {
-            (stored_lo, crc & 0xFFFF)
-        };
+        let (stored, want) = inode::checksums(slot, seed);
         if stored != want {
             self.problem(format!(
                 "inode {ino}: checksum {stored:#010x}, expected {want:#010x}"
@@ -441,11 +404,8 @@ impl<'r> Checker<'r> {
 
     /// Compares `i_blocks` with the blocks the inode holds.
     fn check_i_blocks(&mut self, ino: u32, slot: &[u8], view: &InodeView, held: u64) {
-        let mut raw = u64::from(get_u32(slot, I_BLOCKS_LO));
-        if self.sb.features.has(features::HUGE_FILE) {
-            raw |= u64::from(get_u16(slot, L_I_BLOCKS_HIGH)) << 32;
-        }
-        let units = if view.flags & HUGE_FILE_FL != 0 {
+        let raw = inode::i_blocks(slot, self.sb.features.has(features::HUGE_FILE));
+        let units = if view.flags & inode::HUGE_FILE_FL != 0 {
             held
         } else {
             held * (self.block_size() / 512)
@@ -480,11 +440,8 @@ impl<'r> Checker<'r> {
                 }
                 self.r.read_file(map, lblk * bs, &mut block)?;
                 let is_node = get_u32(&block, 0) == 0 && u64::from(get_u16(&block, 4)) == bs;
-                let ok = if indexed && lblk == 0 {
-                    let at = DX_ROOT_INFO + usize::from(block[DX_ROOT_INFO + 5]);
-                    dx_tail_matches(&block, at, seed)
-                } else if indexed && is_node {
-                    dx_tail_matches(&block, DX_NODE_COUNT_LIMIT, seed)
+                let ok = if indexed && (lblk == 0 || is_node) {
+                    htree::tail_matches(&block, lblk == 0, seed)
                 } else {
                     dir::tail_matches(&block, seed)
                 };
@@ -509,24 +466,23 @@ impl<'r> Checker<'r> {
             return Ok(());
         }
         self.add_inode_blocks(owner, block..block + 1);
-        let mut b = self.r.read_block(block)?;
-        let magic = get_u32(&b, 0);
-        if magic != XATTR_MAGIC {
-            self.problem(format!(
-                "inode {owner}: xattr block {block} has magic {magic:#010x}"
-            ));
-            return Ok(());
-        }
-        let count = get_u32(&b, H_REFCOUNT);
+        let b = self.r.read_block(block)?;
+        let header = match xattr::block_header(&b, block, self.csum_seed) {
+            Ok(header) => header,
+            Err(magic) => {
+                self.problem(format!(
+                    "inode {owner}: xattr block {block} has magic {magic:#010x}"
+                ));
+                return Ok(());
+            }
+        };
+        let count = header.refcount;
         if count != refs {
             self.problem(format!(
                 "xattr block {block}: reference count {count}, but {refs} inodes name it"
             ));
         }
-        if let Some(seed) = self.csum_seed {
-            let stored = get_u32(&b, H_CHECKSUM);
-            b[H_CHECKSUM..H_CHECKSUM + 4].fill(0);
-            let want = crc32c(crc32c(seed, &block.to_le_bytes()), &b);
+        if let Some((stored, want)) = header.checksums {
             if stored != want {
                 self.problem(format!(
                     "xattr block {block}: checksum {stored:#010x}, expected {want:#010x}"
@@ -782,26 +738,6 @@ impl<'r> Checker<'r> {
     }
 }
 
-/// Whether a dx_root or dx_node block (its `dx_countlimit` at `at`) has the
-/// right dx_tail checksum: CRC32C of the header and the entries in use, then
-/// of the tail with `dt_checksum` zero.
-fn dx_tail_matches(block: &[u8], at: usize, seed: u32) -> bool {
-    if at + 4 > block.len() {
-        return false;
-    }
-    let (limit, count) = (
-        usize::from(get_u16(block, at)),
-        usize::from(get_u16(block, at + 2)),
-    );
-    let tail = at + limit * DX_ENTRY;
-    if count > limit || tail + DX_TAIL > block.len() {
-        return false;
-    }
-    let crc = crc32c(seed, &block[..at + count * DX_ENTRY]);
-    let crc = crc32c(crc32c(crc, &block[tail..tail + 4]), &[0; 4]);
-    get_u32(block, tail + 4) == crc
-}
-
 /// The expected bitmap of a group spanning `group` (`n` blocks) from sorted
 /// disjoint `ranges`, its `n..bits` padding set.
 fn group_bits(ranges: &[Range<u64>], group: Range<u64>, n: u32, bits: u32) -> Vec<u8> {
@@ -849,19 +785,6 @@ fn diff_runs(expected: &[u8], actual: &[u8], split: u32) -> Vec<(Range<u32>, boo
                 Some((r, w)) if r.end == bit && *w == want && bit != split => r.end += 1,
                 _ => out.push((bit..bit + 1, want)),
             }
-        }
-    }
-    out
-}
-
-/// Sorts ranges and merges those that touch.
-fn merge(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
-    ranges.sort_unstable_by_key(|r| r.start);
-    let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
-    for r in ranges {
-        match out.last_mut() {
-            Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
-            _ => out.push(r),
         }
     }
     out
@@ -1127,9 +1050,7 @@ mod tests {
                     s[0x1A] = 5;
                     s[0x1B] = 0;
                     if csum {
-                        s[L_I_CHECKSUM_LO..L_I_CHECKSUM_LO + 2].fill(0);
-                        s[I_CHECKSUM_HI..I_CHECKSUM_HI + 2].fill(0);
-                        let seed = inode_seed(sb.csum_seed, small, get_u32(s, I_GENERATION));
+                        let seed = inode_seed(sb.csum_seed, small, inode::generation(s));
                         inode::set_checksum(s, seed);
                     }
                 },

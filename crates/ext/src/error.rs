@@ -11,12 +11,14 @@ use kiln_sink::SinkError;
 #[non_exhaustive]
 pub enum PlanError {
     /// The image is too small for the tree.
-    #[error("the image is too small: {have} bytes{}", needed.map(|n| format!(", it must be at least {n} bytes ({})", human(n))).unwrap_or_default())]
+    #[error("the image is too small{}: {have} bytes{}", inodes.map(|i| i.to_string()).unwrap_or_default(), needed.map(|n| format!(", it must be at least {n} bytes ({})", human(n))).unwrap_or_default())]
     TooSmall {
         /// Smallest image size that would hold the tree, when known.
         needed: Option<u64>,
         /// The size asked for.
         have: u64,
+        /// The inode count asked for, which the size had to hold too.
+        inodes: Option<InodeAsk>,
     },
     /// More inodes were asked for (or needed) than the geometry can hold.
     #[error("too many inodes for this size: {wanted} wanted, at most {max} fit (use a larger --size or fewer inodes)")]
@@ -153,6 +155,25 @@ pub enum ReadError {
         /// What is wrong.
         what: String,
     },
+}
+
+/// How the inode count of an image was asked for (`-N` or `-i`), for the
+/// message of an image too small to hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InodeAsk {
+    /// `-N COUNT`.
+    Count(u64),
+    /// `-i BYTES`.
+    BytesPerInode(u64),
+}
+
+impl std::fmt::Display for InodeAsk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InodeAsk::Count(n) => write!(f, " with -N {n} inodes"),
+            InodeAsk::BytesPerInode(i) => write!(f, " with one inode per {i} bytes (-i)"),
+        }
+    }
 }
 
 /// Formats a byte count with a binary suffix for messages.

@@ -82,6 +82,7 @@ impl Geometry {
         let too_small = || PlanError::TooSmall {
             needed: None,
             have: input.blocks * u64::from(b),
+            inodes: None,
         };
         if input.blocks <= first_data_block + u64::from(MIN_LAST_GROUP_DATA) {
             return Err(too_small());
@@ -330,7 +331,7 @@ fn take(pos: &mut u64, len: u64, avoid: &[Range<u64>]) -> u64 {
 }
 
 /// Sorts ranges and merges those that touch.
-fn merge(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+pub(crate) fn merge(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
     ranges.sort_by_key(|r| r.start);
     let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
     for r in ranges {

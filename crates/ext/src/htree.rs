@@ -12,7 +12,7 @@
 
 use crate::checksum::crc32c;
 use crate::dir::{self, ftype};
-use crate::le::{put_u16, put_u32};
+use crate::le::{get_u16, get_u32, put_u16, put_u32};
 
 /// `i_flags` bit of a directory whose first block is an index root.
 pub(crate) const INDEX_FL: u32 = 0x1000;
@@ -426,19 +426,48 @@ fn put_entries(
         put_u32(block, e + 4, child);
     }
     if let Some(seed) = csum_seed {
-        // The checksum covers the header and the entries in use (not the
-        // unused ones), then the whole tail with dt_checksum still zero.
         let tail = at + limit * DX_ENTRY;
-        let csum = crc32c(seed, &block[..at + entries.len() * DX_ENTRY]);
-        let csum = crc32c(csum, &block[tail..tail + DX_TAIL]);
+        let csum = dx_tail_checksum(block, at, entries.len(), tail, seed);
         put_u32(block, tail + 4, csum);
     }
+}
+
+/// The dx_tail checksum of an index block whose `dx_countlimit` is at `at`
+/// with `count` entries in use and the tail at `tail`: CRC32C of the header
+/// and the entries in use (not the unused ones), then of the tail with
+/// `dt_checksum` zero.
+fn dx_tail_checksum(block: &[u8], at: usize, count: usize, tail: usize, seed: u32) -> u32 {
+    let csum = crc32c(seed, &block[..at + count * DX_ENTRY]);
+    crc32c(crc32c(csum, &block[tail..tail + 4]), &[0; 4])
+}
+
+/// Whether an index block read back (the root if `root`, else a dx_node)
+/// has the dx_tail checksum [`put_entries`] writes. Malformed counts fail.
+pub(crate) fn tail_matches(block: &[u8], root: bool, seed: u32) -> bool {
+    let at = if root {
+        match block.get(ROOT_INFO + 5) {
+            Some(&len) => ROOT_INFO + usize::from(len),
+            None => return false,
+        }
+    } else {
+        NODE_COUNT_LIMIT
+    };
+    if at + 4 > block.len() {
+        return false;
+    }
+    let (limit, count) = (
+        usize::from(get_u16(block, at)),
+        usize::from(get_u16(block, at + 2)),
+    );
+    let tail = at + limit * DX_ENTRY;
+    count <= limit
+        && tail + DX_TAIL <= block.len()
+        && get_u32(block, tail + 4) == dx_tail_checksum(block, at, count, tail, seed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::le::{get_u16, get_u32};
 
     /// A name with a high byte in every third place (100 bytes).
     fn long100() -> Vec<u8> {

@@ -41,6 +41,7 @@ mod off {
     pub(super) const I_BLOCKS_LO: usize = 0x1C;
     pub(super) const I_FLAGS: usize = 0x20;
     pub(super) const I_BLOCK: usize = 0x28;
+    pub(super) const I_GENERATION: usize = 0x64;
     pub(super) const I_FILE_ACL_LO: usize = 0x68;
     pub(super) const I_SIZE_HIGH: usize = 0x6C;
     pub(super) const L_I_BLOCKS_HIGH: usize = 0x74;
@@ -261,10 +262,48 @@ pub(crate) fn ibody_area(buf: &[u8]) -> &[u8] {
 const L_I_CHECKSUM_LO: usize = 0x7C;
 const I_CHECKSUM_HI: usize = 0x82;
 
-/// Stores the CRC32C of an encoded inode (checksum fields zero), seeded with
-/// the inode's own seed: low half in `l_i_checksum_lo`, high half in
-/// `i_checksum_hi` when the inode has the extra fields.
+/// `i_flags`: `i_blocks` counts filesystem blocks, not 512-byte sectors.
+pub(crate) const HUGE_FILE_FL: u32 = 0x4_0000;
+
+/// `i_generation` of a slot (part of its checksum seed).
+pub(crate) fn generation(slot: &[u8]) -> u32 {
+    get_u32(slot, off::I_GENERATION)
+}
+
+/// `i_blocks` of a slot as stored: the high half counts with huge_file.
+pub(crate) fn i_blocks(slot: &[u8], huge_file: bool) -> u64 {
+    let high = if huge_file {
+        u64::from(get_u16(slot, off::L_I_BLOCKS_HIGH)) << 32
+    } else {
+        0
+    };
+    high | u64::from(get_u32(slot, off::I_BLOCKS_LO))
+}
+
+/// The checksum a slot read back stores and the one its bytes give, as
+/// (stored, computed): the inverse of [`set_checksum`]. Both are 32 bits
+/// when `i_extra_isize` covers `i_checksum_hi`, else the low 16 bits.
+pub(crate) fn checksums(slot: &[u8], inode_seed: u32) -> (u32, u32) {
+    let has_hi = extra_isize(slot) >= I_CHECKSUM_HI + 2 - usize::from(GOOD_OLD_INODE_SIZE);
+    let mut zeroed = slot.to_vec();
+    zeroed[L_I_CHECKSUM_LO..L_I_CHECKSUM_LO + 2].fill(0);
+    let mut stored = u32::from(get_u16(slot, L_I_CHECKSUM_LO));
+    if has_hi {
+        zeroed[I_CHECKSUM_HI..I_CHECKSUM_HI + 2].fill(0);
+        stored |= u32::from(get_u16(slot, I_CHECKSUM_HI)) << 16;
+    }
+    let crc = crate::checksum::crc32c(inode_seed, &zeroed);
+    (stored, if has_hi { crc } else { crc & 0xFFFF })
+}
+
+/// Stores the CRC32C of an inode (computed with the checksum fields zero),
+/// seeded with the inode's own seed: low half in `l_i_checksum_lo`, high
+/// half in `i_checksum_hi` when the inode has the extra fields.
 pub(crate) fn set_checksum(slot: &mut [u8], inode_seed: u32) {
+    slot[L_I_CHECKSUM_LO..L_I_CHECKSUM_LO + 2].fill(0);
+    if slot.len() > usize::from(GOOD_OLD_INODE_SIZE) {
+        slot[I_CHECKSUM_HI..I_CHECKSUM_HI + 2].fill(0);
+    }
     let crc = crate::checksum::crc32c(inode_seed, slot);
     put_u16(slot, L_I_CHECKSUM_LO, crc as u16);
     if slot.len() > usize::from(GOOD_OLD_INODE_SIZE) {

@@ -17,7 +17,7 @@ pub(crate) const GOOD_OLD_INODE_SIZE: u16 = 128;
 pub(crate) const EXTRA_ISIZE: u16 = 32;
 
 /// The root directory's inode number.
-pub(crate) const ROOT_INO: u32 = 2;
+pub const ROOT_INO: u32 = 2;
 /// The resize inode, whose double-indirect block maps the reserved GDT blocks.
 pub(crate) const RESIZE_INO: u32 = 7;
 /// The journal inode.

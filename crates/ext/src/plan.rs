@@ -28,7 +28,7 @@ use crate::{bitmap, checksum, inline, BuildOptions, PlanError};
 use rayon::prelude::*;
 
 /// The name of the directory e2fsck reconnects orphans into.
-pub(crate) const LOST_FOUND: &[u8] = b"lost+found";
+pub const LOST_FOUND: &[u8] = b"lost+found";
 
 /// What an inode number holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -575,6 +575,7 @@ impl Plan<'_> {
             return Err(PlanError::TooSmall {
                 needed: None,
                 have: self.image_size,
+                inodes: None,
             });
         }
         self.cursor = cursor.position();

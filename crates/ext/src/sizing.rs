@@ -2,6 +2,7 @@
 //! error that says how large it must be) or the smallest one with headroom.
 
 use crate::alloc::Mapping;
+use crate::error::InodeAsk;
 use crate::features;
 use crate::geometry::{Geometry, GeometryInput};
 use crate::layout::{
@@ -50,6 +51,7 @@ impl Sizing<'_> {
             return Err(PlanError::TooSmall {
                 needed: Some(MIN_BLOCKS_FOR_JOURNAL * u64::from(self.opts.block_size)),
                 have: blocks * u64::from(self.opts.block_size),
+                inodes: None,
             });
         }
         let j = match self.opts.journal_size {
@@ -93,6 +95,7 @@ impl Sizing<'_> {
             return Err(PlanError::TooSmall {
                 needed: None,
                 have: blocks * u64::from(geo.block_size),
+                inodes: None,
             });
         }
         Ok((geo, journal))
@@ -106,9 +109,15 @@ impl Sizing<'_> {
                     .smallest(InodeRule::Default, 0)
                     .ok()
                     .map(|(g, _)| g.blocks_count * u64::from(g.block_size));
+                let inodes = match (self.opts.inodes, self.opts.bytes_per_inode) {
+                    (Some(n), _) => Some(InodeAsk::Count(n)),
+                    (None, Some(i)) => Some(InodeAsk::BytesPerInode(i)),
+                    (None, None) => None,
+                };
                 Err(PlanError::TooSmall {
                     needed,
                     have: blocks * u64::from(self.opts.block_size),
+                    inodes,
                 })
             }
             other => other,

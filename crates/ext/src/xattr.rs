@@ -227,16 +227,53 @@ pub(crate) fn encode_block(
 ) -> Vec<u8> {
     let mut out = vec![0u8; block_size];
     put_u32(&mut out, 0x0, XATTR_MAGIC);
-    put_u32(&mut out, 0x4, 1); // h_refcount
+    put_u32(&mut out, H_REFCOUNT, 1);
     put_u32(&mut out, 0x8, 1); // h_blocks
     let hashes = encode_entries(&mut out, entries, BLOCK_HEADER);
     put_u32(&mut out, 0xC, block_hash(&hashes));
     if let Some(seed) = csum_seed {
-        let crc =
-            crate::checksum::crc32c(crate::checksum::crc32c(seed, &block.to_le_bytes()), &out);
-        put_u32(&mut out, 0x10, crc); // h_checksum
+        let crc = block_checksum(&out, block, seed);
+        put_u32(&mut out, H_CHECKSUM, crc);
     }
     out
+}
+
+/// Offsets of `h_refcount` and `h_checksum` in the block header.
+const H_REFCOUNT: usize = 0x4;
+const H_CHECKSUM: usize = 0x10;
+
+/// The checksum of xattr block number `block`: CRC32C of the block number
+/// and of the block with `h_checksum` zero.
+fn block_checksum(bytes: &[u8], block: u64, seed: u32) -> u32 {
+    let crc = crate::checksum::crc32c(seed, &block.to_le_bytes());
+    let crc = crate::checksum::crc32c(crc, &bytes[..H_CHECKSUM]);
+    let crc = crate::checksum::crc32c(crc, &[0; 4]);
+    crate::checksum::crc32c(crc, &bytes[H_CHECKSUM + 4..])
+}
+
+/// What the checker reads of an xattr block header.
+pub(crate) struct BlockHeader {
+    /// `h_refcount`: how many inodes share the block.
+    pub(crate) refcount: u32,
+    /// With metadata_csum, (stored, computed) `h_checksum`.
+    pub(crate) checksums: Option<(u32, u32)>,
+}
+
+/// Reads an xattr block's header; `Err` with the magic found if it is not
+/// an xattr block.
+pub(crate) fn block_header(
+    bytes: &[u8],
+    block: u64,
+    seed: Option<u32>,
+) -> Result<BlockHeader, u32> {
+    let magic = bytes.get(0..4).map_or(0, |m| get_u32(m, 0));
+    if magic != XATTR_MAGIC || bytes.len() < BLOCK_HEADER {
+        return Err(magic);
+    }
+    Ok(BlockHeader {
+        refcount: get_u32(bytes, H_REFCOUNT),
+        checksums: seed.map(|s| (get_u32(bytes, H_CHECKSUM), block_checksum(bytes, block, s))),
+    })
 }
 
 /// Writes entries from `first` and values from the end of `area`; value

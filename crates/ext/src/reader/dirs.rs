@@ -12,6 +12,7 @@ use crate::features;
 use crate::inline::INLINE_DATA_FL;
 use crate::inode::mode;
 use crate::layout::ROOT_INO;
+use crate::plan::LOST_FOUND;
 
 /// Bytes before an inline directory's entries: the parent's inode number.
 const INLINE_PARENT: usize = 4;
@@ -29,6 +30,16 @@ pub struct WalkEntry {
     pub ino: u32,
     /// The `file_type` byte of its directory entry (0 for the start).
     pub file_type: u8,
+}
+
+impl WalkEntry {
+    /// Whether the entry is the root's lost+found or below it (in a walk
+    /// from the root): the filesystem's own, not content.
+    pub fn in_lost_found(&self) -> bool {
+        self.path
+            .strip_prefix(LOST_FOUND)
+            .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
+    }
 }
 
 impl ImageReader {
@@ -121,7 +132,12 @@ impl ImageReader {
                 path.push(b'/');
             }
             path.extend(&e.name);
-            let is_dir = self.inode(e.ino)?.kind() == mode::S_IFDIR;
+            // The entry's file type says, with the filetype feature: no
+            // inode read per entry just to know whether to descend.
+            let is_dir = match e.file_type {
+                0 => self.inode(e.ino)?.kind() == mode::S_IFDIR,
+                t => t == dir::ftype::DIR,
+            };
             out.push(WalkEntry {
                 path: path.clone(),
                 ino: e.ino,
