@@ -630,6 +630,7 @@ fn block_device_output() {
     );
     e2fsck_clean(&dev.dev);
     assert_verify(&dev.name(), &src.root);
+    assert_mount_matches(&dev.dev, &src.root);
 
     // A whole disk the size of the device.
     let cfg = config(&case, "dev.toml", &one_partition_layout("64M"));
@@ -694,6 +695,9 @@ fn offset_into_existing_file() {
     let fsck = e2fsck_clean(&part);
     assert_eq!(fsck.blocks, 4096, "a 16 MiB filesystem: {fsck:?}");
     assert_verify(part.to_str().unwrap(), &src.root);
+    if require_mount() {
+        assert_mount_matches(&part, &src.root);
+    }
 
     // A file too small for the region, and a missing one: errors, no change.
     let small = case.path("small.img");
@@ -770,4 +774,11 @@ fn in_place_output_leaves_no_stale_bytes() {
     .map(|(what, _)| what)
     .collect();
     assert!(stale.is_empty(), "old bytes (0x55) left in: {stale:?}");
+}
+
+/// The kernel mounts the ext4 filesystem `image` (a file or a block device)
+/// read-only and it holds exactly the tree `src`.
+fn assert_mount_matches(image: &Path, src: &Path) {
+    let mount = Mount::ro(image, "ext4");
+    Snapshot::take(&[src]).assert_image_matches(mount.path(), 4096);
 }

@@ -134,10 +134,15 @@ fn auto_size_is_minimal(case: Case) {
     }
     let src = case.mkdir("src");
     fixture::full(&src, case.block_size);
+    let snap = crate::compare::Snapshot::take(&[&src]);
     let image = case.path("auto.img");
     case.build(&[&src], &image, &["--size", "auto"]);
     e2fsck_clean(&image);
     let kiln = std::fs::metadata(&image).unwrap().len();
+    if require_mount() {
+        let mount = Mount::ro(&image, case.fs_type);
+        snap.assert_image_matches(mount.path(), u64::from(case.block_size));
+    }
     let minimum = resize2fs_minimum(&case, &src, case.fs_type);
     assert!(
         kiln * 100 <= minimum * 102,
