@@ -182,7 +182,7 @@ fn pieces(plan: &Plan<'_>) -> Vec<(u64, Piece)> {
             .mapping
             .first_block()
             .into_iter()
-            .chain((p.xattr_block != 0).then_some(p.xattr_block))
+            .chain((p.xattr_block() != 0).then_some(p.xattr_block()))
             .min();
         if let Some(first) = first {
             pieces.push((first, Piece::Inode(ino)));
@@ -310,7 +310,7 @@ fn inode_table(plan: &Plan<'_>, g: u32) -> Result<Vec<u8>, EmitError> {
 fn inode_record(plan: &Plan<'_>, ino: u32) -> Result<Option<InodeRecord>, EmitError> {
     let p = plan.inode(ino);
     let bs = plan.geometry.block_size;
-    let fs_blocks = p.mapping.total_blocks() + u64::from(p.xattr_block != 0);
+    let fs_blocks = p.mapping.total_blocks() + u64::from(p.xattr_block() != 0);
     let now = Timestamp {
         secs: plan.opts.timestamp,
         nanos: 0,
@@ -390,7 +390,7 @@ fn node_record(
     let meta = &node.meta;
     let large = plan.geometry.inode_size > GOOD_OLD_INODE_SIZE;
     let mut flags = p.mapping.flags() | if p.indexed { htree::INDEX_FL } else { 0 };
-    let mut ibody = p.ibody_xattrs.clone();
+    let mut ibody = p.ibody_xattrs().to_vec();
     if p.inline.is_some() {
         let (head, spill, inline_size) = inline_content(plan, ino, node)?;
         i_block = head;
@@ -417,7 +417,7 @@ fn node_record(
         fs_blocks,
         flags,
         i_block,
-        file_acl: p.xattr_block,
+        file_acl: p.xattr_block(),
         ibody_xattrs: xattr::encode_ibody(&ibody, ibody_space(plan.geometry.inode_size)),
     })
 }
@@ -453,14 +453,14 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
     for (block, content) in p.mapping.index_blocks(bs, inode_seed) {
         sink.write_at(geo.offset(block), &content)?;
     }
-    if p.xattr_block != 0 {
+    if p.xattr_block() != 0 {
         let block = xattr::encode_block(
-            &p.block_xattrs,
+            p.block_xattrs(),
             bs as usize,
-            p.xattr_block,
+            p.xattr_block(),
             plan.csum_seed(),
         );
-        sink.write_at(geo.offset(p.xattr_block), &block)?;
+        sink.write_at(geo.offset(p.xattr_block()), &block)?;
     }
     let content = match p.slot {
         Slot::Node(id) => match &plan.tree.node(id).body {

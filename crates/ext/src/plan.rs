@@ -55,14 +55,24 @@ pub(crate) struct InodePlan {
     /// Logical blocks to allocate (data, directory or symlink blocks).
     pub(crate) logical: Vec<Range<u32>>,
     pub(crate) mapping: Mapping,
-    pub(crate) ibody_xattrs: Vec<DiskXattr>,
-    pub(crate) block_xattrs: Vec<DiskXattr>,
-    pub(crate) xattr_block: u64,
+    /// Boxed, as few inodes have any: one pointer per inode, not three fields.
+    pub(crate) xattrs: Option<Box<XattrPlan>>,
     /// For directories: block 0 is an htree root.
     pub(crate) indexed: bool,
     /// With inline_data: the data is in the inode, and this many bytes of it
     /// spill from `i_block` into `system.data`.
-    pub(crate) inline: Option<usize>,
+    pub(crate) inline: Option<u32>,
+}
+
+/// Where an inode's extended attributes go.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct XattrPlan {
+    /// The ones stored in the inode body.
+    pub(crate) ibody: Vec<DiskXattr>,
+    /// The ones stored in the xattr block.
+    pub(crate) block: Vec<DiskXattr>,
+    /// The xattr block's address (0 until allocated, and when `block` is empty).
+    pub(crate) block_addr: u64,
 }
 
 impl InodePlan {
@@ -73,9 +83,7 @@ impl InodePlan {
             parent: 0,
             logical: Vec::new(),
             mapping: Mapping::None,
-            ibody_xattrs: Vec::new(),
-            block_xattrs: Vec::new(),
-            xattr_block: 0,
+            xattrs: None,
             indexed: false,
             inline: None,
         }
@@ -84,7 +92,22 @@ impl InodePlan {
     /// Blocks this inode will hold at most.
     fn blocks_needed(&self, block_size: u32, extents: bool) -> u64 {
         Mapping::blocks_needed(&self.logical, block_size, extents)
-            + u64::from(!self.block_xattrs.is_empty())
+            + u64::from(!self.block_xattrs().is_empty())
+    }
+
+    /// The extended attributes stored in the inode body.
+    pub(crate) fn ibody_xattrs(&self) -> &[DiskXattr] {
+        self.xattrs.as_ref().map_or(&[], |x| &x.ibody)
+    }
+
+    /// The extended attributes stored in the xattr block.
+    pub(crate) fn block_xattrs(&self) -> &[DiskXattr] {
+        self.xattrs.as_ref().map_or(&[], |x| &x.block)
+    }
+
+    /// The xattr block's address, 0 if the inode has none.
+    pub(crate) fn xattr_block(&self) -> u64 {
+        self.xattrs.as_ref().map_or(0, |x| x.block_addr)
     }
 
     /// Whether this inode is mapped by an extent tree (everything but the
@@ -264,10 +287,10 @@ fn prepare_inode(
                         && inline_dir_fits(tree, id, ibody_space) =>
                 {
                     let (_, spill) = inline::dir_split(dir_children(tree, id).map(<[u8]>::len));
-                    p.inline = Some(spill);
+                    p.inline = Some(spill as u32);
                 }
                 Body::File(f) if inline_ok && inline::file_fits(f.size, ibody_space) => {
-                    p.inline = Some(f.size.saturating_sub(inline::I_BLOCK_BYTES as u64) as usize);
+                    p.inline = Some(f.size.saturating_sub(inline::I_BLOCK_BYTES as u64) as u32);
                 }
                 Body::Dir(_) => {
                     let shape = dir_shape(dir_format, tree, Some(id), ino, path)?;
@@ -333,7 +356,7 @@ fn prepare_inode(
             }
             let prepared = xattr::prepare(&node.meta.xattrs).map_err(|e| limit(path(), e))?;
             let reserved = p.inline.map_or(0, |spill| {
-                xattr::entry_cost(xattr::SYSTEM_DATA_NAME.len(), spill)
+                xattr::entry_cost(xattr::SYSTEM_DATA_NAME.len(), spill as usize)
             });
             let (ibody, block) = xattr::split(prepared, ibody_space, reserved, bs as usize)
                 .ok_or_else(|| {
@@ -342,8 +365,13 @@ fn prepare_inode(
                         format!("extended attributes do not fit in one {bs}-byte block"),
                     )
                 })?;
-            p.ibody_xattrs = ibody;
-            p.block_xattrs = block;
+            if !ibody.is_empty() || !block.is_empty() {
+                p.xattrs = Some(Box::new(XattrPlan {
+                    ibody,
+                    block,
+                    block_addr: 0,
+                }));
+            }
             count_links(
                 tree,
                 inodes,
@@ -567,8 +595,8 @@ impl Plan<'_> {
             p.mapping = Mapping::allocate(&p.logical, geo.block_size, extents, &mut cursor);
             // The mapping has it all now; a vector per inode less to keep.
             p.logical = Vec::new();
-            if !p.block_xattrs.is_empty() {
-                p.xattr_block = cursor.next();
+            if let Some(x) = p.xattrs.as_mut().filter(|x| !x.block.is_empty()) {
+                x.block_addr = cursor.next();
             }
         }
         if cursor.overflow {

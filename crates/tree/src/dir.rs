@@ -144,13 +144,16 @@ struct Details {
 
 /// Reads xattrs, symlink targets and file data ranges for every node, in
 /// parallel, then stores them in the tree.
-fn fill_details(tree: &mut Tree, pending: Vec<(NodeId, PathBuf, Probe)>) -> Result<(), TreeError> {
+fn fill_details(
+    tree: &mut Tree,
+    mut pending: Vec<(NodeId, PathBuf, Probe)>,
+) -> Result<(), TreeError> {
     // In chunks: the details of every entry at once would double the
     // memory the tree takes.
-    for chunk in pending.chunks(DETAILS_CHUNK) {
+    for chunk in pending.chunks_mut(DETAILS_CHUNK) {
         let details: Vec<(NodeId, Details)> = chunk
-            .par_iter()
-            .map(|(id, path, probe)| read_details(path, probe).map(|d| (*id, d)))
+            .par_iter_mut()
+            .map(|(id, path, probe)| read_details(std::mem::take(path), probe).map(|d| (*id, d)))
             .collect::<Result<_, _>>()?;
         for (id, d) in details {
             let node = tree.node_mut(id);
@@ -190,50 +193,50 @@ impl Probe {
     }
 }
 
-fn read_details(path: &Path, meta: &Probe) -> Result<Details, TreeError> {
-    let err = |e| TreeError::io(path, e);
-    let ft = meta.file_type;
-    let xattrs = kiln_host::read_xattrs(path)
+/// Reads the details of the entry at `path`; a regular file keeps `path` as
+/// its data source (moved, not copied: one path per file in memory).
+fn read_details(path: PathBuf, meta: &Probe) -> Result<Details, TreeError> {
+    let err = |e| TreeError::io(&path, e);
+    let xattrs = kiln_host::read_xattrs(&path)
         .map_err(err)?
         .into_iter()
         .map(|(name, value)| Xattr { name, value })
         .collect();
-    let body = match ft {
+    let mut details = Details {
+        xattrs,
+        body: None,
+        atime: None,
+    };
+    match meta.file_type {
         HostFileType::Symlink => {
-            let target = std::fs::read_link(path).map_err(err)?;
-            Some(Body::Symlink(kiln_host::name_bytes(target.as_os_str())))
+            let target = std::fs::read_link(&path).map_err(err)?;
+            details.body = Some(Body::Symlink(kiln_host::name_bytes(target.as_os_str())));
+            // readlink updates a symlink's access time (under relatime, once
+            // after each change) and cannot be asked not to; the atime taken
+            // after it is what the source holds from then on, so a rebuild of
+            // the same tree matches.
+            details.atime = Some(kiln_host::lstat(&path).map_err(err)?.atime);
         }
         HostFileType::File => {
             let (size, data) = match dense_size(meta) {
                 Some(0) => (0, Vec::new()),
                 Some(size) => (size, vec![0..size]),
                 None => {
-                    let file = kiln_host::open_source(path).map_err(err)?;
+                    let file = kiln_host::open_source(&path).map_err(err)?;
                     let size = file.metadata().map_err(err)?.len();
                     (size, kiln_host::data_ranges(&file, size).map_err(err)?)
                 }
             };
-            Some(Body::File(FileData {
+            details.body = Some(Body::File(FileData {
                 origin: PathBuf::new(),
-                source: DataSource::Host(path.to_path_buf()),
+                source: DataSource::Host(path),
                 size,
                 data,
-            }))
+            }));
         }
-        _ => None,
-    };
-    // readlink updates a symlink's access time (under relatime, once after each
-    // change) and cannot be asked not to; the atime taken after it is what the
-    // source holds from then on, so a rebuild of the same tree matches.
-    let atime = match ft {
-        HostFileType::Symlink => Some(kiln_host::lstat(path).map_err(err)?.atime),
-        _ => None,
-    };
-    Ok(Details {
-        xattrs,
-        body,
-        atime,
-    })
+        _ => {}
+    }
+    Ok(details)
 }
 
 /// The size of a small file that cannot have holes: every block of it is

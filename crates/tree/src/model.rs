@@ -199,6 +199,13 @@ impl Tree {
         self.nodes.len() - 1
     }
 
+    /// Gives back the spare capacity of the node arena: it grows by doubling
+    /// while a source is read, and the finished tree is kept through the
+    /// whole build.
+    pub fn shrink_to_fit(&mut self) {
+        self.nodes.shrink_to_fit();
+    }
+
     /// Names `child` as `name` in directory `dir`, replacing an entry of that name.
     ///
     /// # Panics
