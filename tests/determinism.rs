@@ -49,30 +49,32 @@ pub fn assert_identical(a: &Path, b: &Path, block_size: u32, what: &str) {
 
 kiln_test!(
     /// g: RAYON_NUM_THREADS=1 and =2 give the same bytes, and so does a third
-    /// build after those two (automatic size, fixed SOURCE_DATE_EPOCH: the
-    /// fixture has a 2100 mtime, which would otherwise be clamped to "now").
+    /// build after those two, flushed before its rename (--sync) (automatic
+    /// size, fixed SOURCE_DATE_EPOCH: the fixture has a 2100 mtime, which
+    /// would otherwise be clamped to "now").
     same_image_whatever_the_threads,
     |case| {
         if !require_root() {
             return;
         }
         let (src, snap) = full_source(&case);
-        let build = |name: &str, threads: &str| {
+        let build = |name: &str, threads: &str, extra: &[&str]| {
             let image = case.path(name);
             let out = run(case
                 .build_command(&[&src], &image)
+                .args(extra)
                 .env("RAYON_NUM_THREADS", threads)
                 .env("SOURCE_DATE_EPOCH", "1700000000"));
             assert_success(&out, &format!("kiln build with {threads} thread(s) ({case})"));
             image
         };
-        let one = build("one.img", "1");
+        let one = build("one.img", "1", &[]);
         // A build that moved source atimes makes the next one differ: say so first.
         snap.assert_sources_unchanged();
-        let two = build("two.img", "2");
+        let two = build("two.img", "2", &[]);
         assert_identical(&one, &two, case.block_size, "RAYON_NUM_THREADS=1 vs =2");
-        let again = build("again.img", "1");
-        assert_identical(&one, &again, case.block_size, "a rebuild after two builds");
+        let again = build("again.img", "1", &["--sync"]);
+        assert_identical(&one, &again, case.block_size, "a rebuild with --sync after two builds");
     }
 );
 

@@ -422,11 +422,12 @@ fn streams_are_byte_identical() {
     let raw_sha = sha256_hex(&raw_bytes);
     assert_eq!(report(&raw_report)["disk"]["sha256"], raw_sha.as_str());
 
-    // `-o X.zst`: zstd by the name, its report with the compressed size.
+    // `-o X.zst`: zstd by the name, its report with the compressed size;
+    // flushed before the rename (--sync), which changes no byte.
     let zst = path("disk.img.zst");
     let zst_report = path("zst.json");
     run_ok(
-        &mut build_disk(&cfg, &zst, &["--report", &arg(&zst_report)]),
+        &mut build_disk(&cfg, &zst, &["--sync", "--report", &arg(&zst_report)]),
         "zst build",
     );
     let unpacked = run_ok(tool("zstd").arg("-d").arg("-c").arg(&zst), "zstd -d");
@@ -567,6 +568,15 @@ fn config_errors_name_the_key() {
             "max = \"1M\"\n[partition.filesystem]\nsources = [\"tree\"]\n",
         ),
         &["partition[1]", "max", "1048576"],
+    );
+    assert_refused(
+        &case,
+        &one(
+            "auto",
+            "home",
+            "[partition.filesystem]\nsources = [\"tree\"]\noptions = [\"--sync\"]\n",
+        ),
+        &["partition[1]", "--sync", "command line"],
     );
 }
 

@@ -97,7 +97,7 @@ pub(crate) fn build(args: &BuildArgs, config_path: &Path) -> Result<()> {
     }
     let out = Output::open(&output_args(args), layout.size)?;
     write_disk(out.sink(), &config, &layout, &fillings, &plans)?;
-    let written = out.finish()?;
+    let written = out.finish(args.durability())?;
     let report = Report::new(&config, &layout, &plans, written.compressed);
     report.print_summary(&args.output);
     if let Some(path) = &args.report {
@@ -146,6 +146,14 @@ fn filling(p: &Partition, sde: Option<i64>) -> Result<Filling> {
             let sub = matches.subcommand_matches("build").expect("build matches");
             if build.config.is_some() || build.size.is_some() || build.free.is_some() {
                 bail!("filesystem options: --config, --size and --free belong to the layout, not to a filesystem");
+            }
+            let output_flags = build.force
+                || build.sync
+                || build.compress.is_some()
+                || build.offset.is_some()
+                || build.report.is_some();
+            if output_flags {
+                bail!("filesystem options: --force, --sync, --compress, --offset and --report belong to the command line, not to a filesystem");
             }
             let layers: Vec<Layer> = build.tree.layers(&build.sources, sub);
             Filling::Fs(crate::prepare_fs(&build, &layers, sde)?)

@@ -275,6 +275,25 @@ pub(crate) struct BuildArgs {
     /// Overwrite the output if it exists.
     #[arg(long, help_heading = "Output")]
     pub(crate) force: bool,
+
+    /// Flush the output file to stable storage before renaming it into
+    /// place, as mke2fs does. Without it kiln, like tar, cp and mksquashfs,
+    /// leaves the writing to the kernel: the image is complete when kiln
+    /// exits, but a power loss soon after can lose it. (A block device or
+    /// --offset target is always flushed.)
+    #[arg(long, help_heading = "Output")]
+    pub(crate) sync: bool,
+}
+
+impl BuildArgs {
+    /// How the output file is committed (--sync).
+    pub(crate) fn durability(&self) -> kiln_sink::Durability {
+        if self.sync {
+            kiln_sink::Durability::Sync
+        } else {
+            kiln_sink::Durability::Writeback
+        }
+    }
 }
 
 /// The flags that shape the tree, shared by `kiln build` and `kiln verify`

@@ -108,7 +108,7 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
     }
     let out = output::Output::open(&disk::output_args(args), plan.image_size)?;
     kiln_ext::emit(&plan, out.sink())?;
-    let written = out.finish()?;
+    let written = out.finish(args.durability())?;
     let geo = &plan.geometry;
     let zstd = written
         .compressed

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use kiln_sink::device::BlockDevice;
 use kiln_sink::stream::{Compression, StreamFile, StreamSink};
-use kiln_sink::{Sink, SparseFile};
+use kiln_sink::{Durability, Sink, SparseFile};
 use sha2::{Digest, Sha256};
 
 /// zstd's default level.
@@ -89,18 +89,18 @@ impl Output {
         }
     }
 
-    /// Completes the output: renames a file into place, finishes a stream,
-    /// flushes a device.
-    pub(crate) fn finish(self) -> Result<Written> {
+    /// Completes the output: renames a file into place (flushed first with
+    /// [`Durability::Sync`]), finishes a stream, flushes a device.
+    pub(crate) fn finish(self, durability: Durability) -> Result<Written> {
         Ok(match self {
             Output::Sparse(s) => {
-                s.commit()?;
+                s.commit(durability)?;
                 Written {
                     sha256: None,
                     compressed: None,
                 }
             }
-            Output::StreamFile(s) => summary(s.commit()?),
+            Output::StreamFile(s) => summary(s.commit(durability)?),
             Output::Stdout(s) => summary(s.finish()?),
             Output::InPlace(d) => {
                 d.finish()?;

@@ -200,6 +200,8 @@ struct Row {
     stats: Stats,
     floor: Option<f64>,
     kiln: Result<Measured>,
+    /// kiln with `--sync`: flushed before the rename, as mke2fs flushes.
+    kiln_sync: Result<Measured>,
     mke2fs: Option<Result<Measured>>,
 }
 
@@ -402,9 +404,19 @@ impl Bench<'_> {
             cmd
         };
         let kiln = self.measure(&kiln_image, None, htree, kiln_cmd);
+        let kiln_sync = self.measure(&kiln_image, None, htree, || {
+            let mut cmd = kiln_cmd();
+            cmd.arg("--sync");
+            cmd
+        });
         let mke2fs = self.measure(&mke2fs_image, Some(self.args.timeout), htree, mke2fs_cmd);
         let label = format!("{name} {}", fs_type.name());
-        for (tool, measured) in [("kiln", &kiln), ("mke2fs", &mke2fs)] {
+        let tools = [
+            ("kiln", &kiln),
+            ("kiln --sync", &kiln_sync),
+            ("mke2fs", &mke2fs),
+        ];
+        for (tool, measured) in tools {
             match measured {
                 Err(err) => writeln!(self.notes, "{label}: {tool} failed: {err:#}")?,
                 Ok(Measured {
@@ -434,6 +446,7 @@ impl Bench<'_> {
             stats,
             floor: None,
             kiln,
+            kiln_sync,
             mke2fs: Some(mke2fs),
         })
     }
@@ -760,17 +773,19 @@ fn mib(bytes: u64) -> String {
 /// Prints the tables to stdout as Markdown, then every failure and difference to stderr.
 fn report(rows: Vec<Row>, streams: &[StreamRow], mut notes: String) -> Result<()> {
     println!(
-        "| tree | type | entries | data MiB | floor s | kiln s | mke2fs s | kiln/mke2fs | \
-         kiln/floor | kiln RSS MiB | mke2fs RSS MiB | kiln disk MiB | mke2fs disk MiB | e2fsck |"
+        "| tree | type | entries | data MiB | floor s | kiln s | kiln --sync s | mke2fs s | \
+         kiln/mke2fs | kiln --sync/mke2fs | kiln/floor | kiln RSS MiB | mke2fs RSS MiB | \
+         kiln disk MiB | mke2fs disk MiB | e2fsck |"
     );
-    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
     for row in rows {
         let kiln = row.kiln.as_ref().ok();
+        let kiln_sync = row.kiln_sync.as_ref().ok();
         let mke2fs = row.mke2fs.as_ref().and_then(|m| m.as_ref().ok());
         let cell = |m: Option<&Measured>, f: &dyn Fn(&Measured) -> String| {
             m.map_or_else(|| "failed".to_string(), f)
         };
-        let ratio = match (kiln, mke2fs) {
+        let ratio = |k: Option<&Measured>| match (k, mke2fs) {
             (Some(k), Some(m)) if m.timed_out => format!("<{:.3}", k.median() / m.median()),
             (Some(k), Some(m)) => format!("{:.3}", k.median() / m.median()),
             _ => "-".into(),
@@ -800,15 +815,17 @@ fn report(rows: Vec<Row>, streams: &[StreamRow], mut notes: String) -> Result<()
             )?;
         }
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.name,
             row.fs_type.name(),
             row.stats.entries,
             mib(row.stats.bytes),
             row.floor.map_or_else(|| "-".into(), |f| format!("{f:.3}")),
             cell(kiln, &Measured::cell),
+            cell(kiln_sync, &Measured::cell),
             cell(mke2fs, &Measured::cell),
-            ratio,
+            ratio(kiln),
+            ratio(kiln_sync),
             to_floor,
             cell(kiln, &|m| mib(m.rss_kib * 1024)),
             cell(mke2fs, &|m| if m.timed_out {

@@ -850,7 +850,7 @@ mod tests {
         let path = dir.join(format!("{name}.img"));
         let sink = kiln_sink::SparseFile::create(&path, plan.image_size, false).unwrap();
         crate::emit(&plan, &sink).unwrap();
-        sink.commit().unwrap();
+        sink.commit(kiln_sink::Durability::Writeback).unwrap();
         path
     }
 

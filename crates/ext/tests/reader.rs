@@ -60,7 +60,7 @@ fn build(tree_dir: &Path, img: &Path, opts: &BuildOptions) {
     let plan = kiln_ext::plan(&tree, opts).unwrap();
     let sink = SparseFile::create(img, plan.image_size, true).unwrap();
     kiln_ext::emit(&plan, &sink).unwrap();
-    sink.commit().unwrap();
+    sink.commit(kiln_sink::Durability::Writeback).unwrap();
 }
 
 /// The option sets: every type, both block sizes, inline data.

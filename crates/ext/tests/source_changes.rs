@@ -14,7 +14,7 @@ fn build_after(src: &Path, out: &Path, change: impl FnOnce()) -> Result<(), Emit
     let plan = kiln_ext::plan(&tree, &opts).unwrap();
     let sink = SparseFile::create(out, plan.image_size, false).unwrap();
     kiln_ext::emit(&plan, &sink)?;
-    sink.commit().unwrap();
+    sink.commit(kiln_sink::Durability::Writeback).unwrap();
     Ok(())
 }
 

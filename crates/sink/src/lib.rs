@@ -125,6 +125,18 @@ impl Sink for OffsetSink<'_> {
     }
 }
 
+/// Whether committing an output file waits until its bytes are on stable
+/// storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Rename as soon as the last byte is written and leave the writing to
+    /// the kernel's writeback, as tar, cp and mksquashfs do: the output is
+    /// complete when kiln exits, but a power loss shortly after can lose it.
+    Writeback,
+    /// Flush the file (fdatasync) before renaming it, as mke2fs does.
+    Sync,
+}
+
 /// Temporary files beside their targets, not yet renamed: what
 /// [`remove_partial_outputs`] deletes when the process is interrupted. (A
 /// dropped output's file is already gone; removing it again does nothing.)
@@ -185,13 +197,15 @@ impl TempOutput {
         &self.target
     }
 
-    /// Sets the default permissions, flushes to stable storage and renames
-    /// the file to its target.
-    pub(crate) fn commit(self) -> Result<(), SinkError> {
+    /// Sets the default permissions, flushes to stable storage if asked and
+    /// renames the file to its target.
+    pub(crate) fn commit(self, durability: Durability) -> Result<(), SinkError> {
         let err = |what, e| io_error(&self.target, what, e);
         kiln_host::set_default_permissions(self.file())
             .map_err(|e| err("setting permissions", e))?;
-        kiln_host::sync_data(self.file()).map_err(|e| err("flushing", e))?;
+        if durability == Durability::Sync {
+            kiln_host::sync_data(self.file()).map_err(|e| err("flushing", e))?;
+        }
         let temp_path = self.temp.path().to_path_buf();
         let persisted = if self.force {
             self.temp.persist(&self.target)
@@ -241,9 +255,10 @@ impl SparseFile {
         self.out.file()
     }
 
-    /// Flushes the image to stable storage and renames it to its target path.
-    pub fn commit(self) -> Result<(), SinkError> {
-        self.out.commit()
+    /// Renames the image to its target path, after flushing it to stable
+    /// storage with [`Durability::Sync`].
+    pub fn commit(self, durability: Durability) -> Result<(), SinkError> {
+        self.out.commit(durability)
     }
 }
 
@@ -310,7 +325,7 @@ mod tests {
         let sink = SparseFile::create(&target, 1 << 20, false).unwrap();
         sink.write_at(4096, b"kiln").unwrap();
         assert!(!target.exists());
-        sink.commit().unwrap();
+        sink.commit(Durability::Sync).unwrap();
         let data = std::fs::read(&target).unwrap();
         assert_eq!(data.len(), 1 << 20);
 

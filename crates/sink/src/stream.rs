@@ -21,7 +21,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use crate::{io_error, Sink, SinkError, TempOutput};
+use crate::{io_error, Durability, Sink, SinkError, TempOutput};
 
 /// Zeros emitted across gaps, a bounded chunk at a time.
 static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
@@ -472,11 +472,11 @@ pub struct StreamFile {
 }
 
 impl StreamFile {
-    /// Finishes the stream, flushes the file to stable storage and renames it
-    /// to its target path.
-    pub fn commit(self) -> Result<StreamSummary, SinkError> {
+    /// Finishes the stream and renames the file to its target path, after
+    /// flushing it to stable storage with [`Durability::Sync`].
+    pub fn commit(self, durability: Durability) -> Result<StreamSummary, SinkError> {
         let summary = self.sink.finish()?;
-        self.out.commit()?;
+        self.out.commit(durability)?;
         Ok(summary)
     }
 }

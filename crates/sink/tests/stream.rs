@@ -222,7 +222,7 @@ fn zstd_file_is_atomic_and_the_cli_reads_it() {
     let writes = writes();
     drive(&*sink, &writes);
     assert!(!target.exists());
-    let summary = sink.commit().unwrap();
+    let summary = sink.commit(kiln_sink::Durability::Writeback).unwrap();
     let frame = std::fs::read(&target).unwrap();
     assert_eq!(summary.compressed_bytes, Some(frame.len() as u64));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -277,7 +277,7 @@ fn raw_file_commit_holds_the_image() {
     let sink = StreamSink::to_file(&target, SIZE, false, Compression::None).unwrap();
     let writes = writes();
     drive(&*sink, &writes);
-    let summary = sink.commit().unwrap();
+    let summary = sink.commit(kiln_sink::Durability::Writeback).unwrap();
     let got = std::fs::read(&target).unwrap();
     assert!(got == expected(&writes));
     assert_eq!(summary.sha256, <[u8; 32]>::from(Sha256::digest(&got)));
