@@ -94,6 +94,76 @@ pub(crate) fn make_sparse(dir: &Path, size: u64, chunk: u64) -> Result<()> {
     Ok(())
 }
 
+/// Makes `path`, a tar archive of `files` small files (0 to 60 bytes, so that each fits in
+/// its inode with inline_data) in directories of `per_dir` each, unless it is already there;
+/// returns the archive's tree as [`Stats`]. A tar, because so many files would take tens of
+/// GiB of a host file system as files of their own.
+pub(crate) fn make_many_files_tar(path: &Path, files: u64, per_dir: u64) -> Result<Stats> {
+    use std::io::{BufWriter, Write};
+
+    let dirs = files.div_ceil(per_dir);
+    let size_of = |i: u64| i % 61;
+    let bytes: u64 = (0..files).map(size_of).sum();
+    let stats = Stats {
+        entries: 1 + dirs + files,
+        inodes: 1 + dirs + files,
+        bytes,
+        block_bytes: (0..files)
+            .map(|i| size_of(i).div_ceil(BLOCK_SIZE) * BLOCK_SIZE)
+            .sum(),
+    };
+    let data_blocks: u64 = (0..files).map(|i| size_of(i).div_ceil(512)).sum();
+    let tar_len = (dirs + files + data_blocks + 2) * 512;
+    if fs::metadata(path).is_ok_and(|meta| meta.len() == tar_len) {
+        return Ok(stats);
+    }
+    let temp = path.with_extension("partial");
+    let file = fs::File::create(&temp).with_context(|| format!("create {}", temp.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut block = [0u8; 512];
+    for d in 0..dirs {
+        out.write_all(&ustar_header(&format!("d{d:05}/"), b'5', 0o755, 0))?;
+        for i in d * per_dir..((d + 1) * per_dir).min(files) {
+            let size = size_of(i);
+            out.write_all(&ustar_header(
+                &format!("d{d:05}/f{i:07}"),
+                b'0',
+                0o644,
+                size,
+            ))?;
+            if size > 0 {
+                let text = format!("{i:07} ").repeat(8);
+                block.fill(0);
+                block[..size as usize].copy_from_slice(&text.as_bytes()[..size as usize]);
+                out.write_all(&block)?;
+            }
+        }
+    }
+    out.write_all(&[0u8; 1024])?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    fs::rename(&temp, path).with_context(|| format!("rename to {}", path.display()))?;
+    Ok(stats)
+}
+
+/// A ustar header block: owner 0:0, mtime 2023-11-14 (1,700,000,000).
+fn ustar_header(name: &str, kind: u8, mode: u32, size: u64) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    let mut put = |at: usize, text: &[u8]| h[at..at + text.len()].copy_from_slice(text);
+    put(0, name.as_bytes());
+    put(100, format!("{mode:07o}\0").as_bytes());
+    put(108, b"0000000\0");
+    put(116, b"0000000\0");
+    put(124, format!("{size:011o}\0").as_bytes());
+    put(136, format!("{:011o}\0", 1_700_000_000u32).as_bytes());
+    put(148, b"        ");
+    put(156, &[kind]);
+    put(257, b"ustar\0");
+    put(263, b"00");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
 /// Identifies an inode so that hard links are counted once.
 #[cfg(unix)]
 fn inode_key(meta: &Metadata) -> Option<(u64, u64)> {
@@ -142,5 +212,36 @@ mod tests {
         );
         let hello = fs::symlink_metadata(root.join("usr/bin/hello")).unwrap();
         assert_eq!(hello.permissions().mode() & 0o777, 0o755);
+    }
+
+    /// The many-files archive is one GNU tar reads: every directory and file, with the
+    /// sizes its stats count; a second call keeps the archive.
+    #[test]
+    fn many_files_tar_is_a_valid_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = dir.path().join("many.tar");
+        let stats = make_many_files_tar(&tar, 25, 10).unwrap();
+        assert_eq!(stats.entries, 1 + 3 + 25);
+        assert_eq!(stats.bytes, (0..25).sum::<u64>());
+        let out = std::process::Command::new("tar")
+            .arg("-tvf")
+            .arg(&tar)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listing = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = listing.lines().collect();
+        assert_eq!(lines.len(), 3 + 25, "{listing}");
+        assert!(lines[0].starts_with("drwxr-xr-x 0/0") && lines[0].ends_with(" d00000/"));
+        let last = lines.last().unwrap();
+        assert!(last.starts_with("-rw-r--r-- 0/0") && last.ends_with(" d00002/f0000024"));
+        assert!(last.contains(" 24 2023-11-14"), "{last}");
+        let modified = fs::metadata(&tar).unwrap().modified().unwrap();
+        make_many_files_tar(&tar, 25, 10).unwrap();
+        assert_eq!(fs::metadata(&tar).unwrap().modified().unwrap(), modified);
     }
 }
