@@ -23,7 +23,7 @@ use crate::sys::{self, Kind};
 
 /// `--timestamp` of the identity builds: times are stored differently by
 /// each tar format (whole seconds in ustar and GNU, no atime or ctime).
-const TIMESTAMP: &str = "1000000000";
+pub(crate) const TIMESTAMP: &str = "1000000000";
 
 /// Each compressor kiln reads, with the arguments that make it write to stdout.
 const COMPRESSORS: [(&str, &[&str]); 4] = [
@@ -35,12 +35,12 @@ const COMPRESSORS: [(&str, &[&str]); 4] = [
 
 /// What of the tree a tar format can hold.
 #[derive(Clone, Copy)]
-struct Holds {
-    xattrs: bool,
-    sparse: bool,
+pub(crate) struct Holds {
+    pub(crate) xattrs: bool,
+    pub(crate) sparse: bool,
 }
 
-const ALL: Holds = Holds {
+pub(crate) const ALL: Holds = Holds {
     xattrs: true,
     sparse: true,
 };
@@ -48,7 +48,7 @@ const ALL: Holds = Holds {
 /// A moderate tree, made as root: files (a sparse one), directories,
 /// symlinks, hard links, a FIFO, devices, owners, setuid and sticky bits and
 /// (with `holds.xattrs`) xattrs of every namespace, an ACL and a capability.
-fn tree(root: &Path, holds: Holds) {
+pub(crate) fn tree(root: &Path, holds: Holds) {
     let p = |rel: &str| root.join(rel);
     for dir in [
         "etc",
@@ -121,7 +121,7 @@ fn tree(root: &Path, holds: Holds) {
 
 /// `tar --format=FORMAT` of the whole of `src` (as `./`), with every option
 /// of `--numeric-owner --xattrs --xattrs-include='*' --sparse` the format takes.
-fn tar(case: &Case, src: &Path, format: &str) -> PathBuf {
+pub(crate) fn tar(case: &Case, src: &Path, format: &str) -> PathBuf {
     let archive = case.path(&format!("{format}.tar"));
     let mut cmd = tool("tar");
     cmd.arg(format!("--format={format}")).arg("--numeric-owner");
@@ -189,7 +189,7 @@ fn quoted(bytes: &[u8]) -> String {
 
 /// A spec file describing the snapshot of `src`: one line per entry, file
 /// data `from` the source, a `link` line for every further name of an inode.
-fn spec_of(snap: &Snapshot, src: &Path) -> String {
+pub(crate) fn spec_of(snap: &Snapshot, src: &Path) -> String {
     let mut first_names = std::collections::HashMap::new();
     let mut text = String::from("# The tree, by hand.\n");
     for (key, node) in &snap.entries {

@@ -263,6 +263,13 @@ fn empty_tree() -> Tree {
 /// A directory, or else a tar archive (`-` is stdin).
 fn read_source(path: &Path) -> Result<Tree> {
     if path.as_os_str() != "-" && path.is_dir() {
+        if let Some(missing) = kiln_host::missing_metadata() {
+            eprintln!(
+                "kiln: warning: {}: this host does not keep {missing}; set what matters \
+                 with a spec (--spec, -p) or --all-root, or build from a tar archive",
+                path.display()
+            );
+        }
         Ok(kiln_tree::read_dir_tree(path)?)
     } else {
         Ok(kiln_tree::read_tar(path)?)

@@ -80,7 +80,8 @@ pub struct HostMeta {
     pub nlink: u64,
     /// Device holding the entry (to stay on one filesystem, like `cp -x`).
     pub dev: u64,
-    /// Inode number on that device (to find hard links).
+    /// Inode number on that device (to find hard links); 0 where the host
+    /// has no inode numbers.
     pub ino: u64,
     /// Device number of a character or block device: (major, minor).
     pub rdev: (u32, u32),
@@ -96,8 +97,19 @@ pub struct HostMeta {
 
 /// Reads the metadata of `path` without following a final symlink.
 pub fn lstat(path: &Path) -> io::Result<HostMeta> {
-    let meta = std::fs::symlink_metadata(path)?;
-    Ok(imp::host_meta(&meta))
+    imp::lstat(path)
+}
+
+/// What a directory source on this host cannot give kiln, and the defaults
+/// kiln takes instead (for a warning); `None` on Unix hosts, which have it all.
+///
+/// On other hosts (Windows): owners are 0:0; files are 0644, or 0755 when
+/// they start with `#!` or an ELF header (the two kinds of Unix executables),
+/// or 0444 when read-only; directories are 0755; there are no device nodes,
+/// fifos, sockets or extended attributes, and every name is its own file (no
+/// hard links). Symbolic links are kept where the host has them.
+pub const fn missing_metadata() -> Option<&'static str> {
+    imp::MISSING_METADATA
 }
 
 /// Reads all extended attributes of `path` (not following symlinks) as
@@ -162,6 +174,13 @@ pub fn set_default_permissions(file: &File) -> io::Result<()> {
 /// Makes the bytes written so far durable (fdatasync or the host's equivalent).
 pub fn sync_data(file: &File) -> io::Result<()> {
     file.sync_data()
+}
+
+/// A symlink target as the image stores it: the raw bytes on Unix; on
+/// Windows UTF-8 with each backslash turned into `/` (Windows writes targets
+/// with backslashes, Linux reads only slashes).
+pub fn link_target_bytes(target: &Path) -> Vec<u8> {
+    imp::link_target_bytes(target)
 }
 
 /// Splits a host path into raw bytes (Unix) or WTF-8/UTF-8 bytes elsewhere.

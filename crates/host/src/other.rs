@@ -1,7 +1,8 @@
 //! Hosts without Unix metadata (Windows): documented defaults.
 //!
-//! Files get mode 0644 (0444 when read-only), directories 0755, owner 0:0,
-//! no device numbers, no xattrs, and every file is one data range.
+//! Files get mode 0644 (0755 when they start with `#!` or an ELF header,
+//! 0444 when read-only), directories 0755, owner 0:0, no device numbers, no
+//! xattrs, no hard links, and every file is one data range.
 
 use std::fs::{File, Metadata};
 use std::io;
@@ -11,7 +12,39 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{HostFileType, HostMeta, HostTime};
 
-pub(crate) fn host_meta(meta: &Metadata) -> HostMeta {
+pub(crate) const MISSING_METADATA: Option<&str> = Some(
+    "owners (0:0 here), modes (files 0644, or 0755 when they start with #! or an ELF \
+     header, 0444 when read-only; directories 0755), hard links, device nodes, fifos, \
+     sockets and extended attributes",
+);
+
+pub(crate) fn lstat(path: &Path) -> io::Result<HostMeta> {
+    let mut meta = host_meta(&std::fs::symlink_metadata(path)?);
+    if meta.file_type == HostFileType::File && meta.perm == 0o644 && is_executable(path)? {
+        meta.perm = 0o755;
+    }
+    Ok(meta)
+}
+
+/// Whether the file at `path` starts like a Unix executable: a script's
+/// `#!` or an ELF header.
+fn is_executable(path: &Path) -> io::Result<bool> {
+    use std::io::Read;
+
+    let mut head = [0u8; 4];
+    let mut file = File::open(path)?;
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    let head = &head[..filled];
+    Ok(head.starts_with(b"#!") || head == b"\x7fELF")
+}
+
+fn host_meta(meta: &Metadata) -> HostMeta {
     let ft = meta.file_type();
     let file_type = if ft.is_dir() {
         HostFileType::Dir
@@ -102,6 +135,10 @@ pub(crate) fn read_at(_file: &File, _buf: &mut [u8], _offset: u64) -> io::Result
 #[cfg(not(windows))]
 pub(crate) fn write_all_at(_file: &File, _buf: &[u8], _offset: u64) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
+}
+
+pub(crate) fn link_target_bytes(target: &Path) -> Vec<u8> {
+    target.to_string_lossy().replace('\\', "/").into_bytes()
 }
 
 pub(crate) fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {

@@ -10,7 +10,14 @@ use std::path::{Path, PathBuf};
 
 use crate::{HostFileType, HostMeta, HostTime, NodeKind};
 
-pub(crate) fn host_meta(meta: &Metadata) -> HostMeta {
+/// Unix hosts have every piece of metadata a directory source needs.
+pub(crate) const MISSING_METADATA: Option<&str> = None;
+
+pub(crate) fn lstat(path: &Path) -> io::Result<HostMeta> {
+    Ok(host_meta(&std::fs::symlink_metadata(path)?))
+}
+
+fn host_meta(meta: &Metadata) -> HostMeta {
     let ft = meta.file_type();
     let file_type = if ft.is_dir() {
         HostFileType::Dir
@@ -27,7 +34,9 @@ pub(crate) fn host_meta(meta: &Metadata) -> HostMeta {
     } else {
         HostFileType::File
     };
-    let rdev = rustix::fs::Dev::from(meta.rdev());
+    // dev_t is 64 bits on Linux but 32 (signed) on macOS, where std widened it.
+    #[allow(clippy::unnecessary_cast)]
+    let rdev = meta.rdev() as rustix::fs::Dev;
     HostMeta {
         file_type,
         perm: (meta.mode() & 0o7777) as u16,
@@ -218,6 +227,10 @@ pub(crate) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<(
     file.write_all_at(buf, offset)
 }
 
+pub(crate) fn link_target_bytes(target: &Path) -> Vec<u8> {
+    target.as_os_str().as_bytes().to_vec()
+}
+
 pub(crate) fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
     name.as_bytes().to_vec()
 }
@@ -261,6 +274,7 @@ pub(crate) fn set_times(path: &Path, atime: HostTime, mtime: HostTime) -> io::Re
     Ok(utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
+#[cfg(not(target_vendor = "apple"))]
 pub(crate) fn make_node(path: &Path, kind: NodeKind, perm: u16) -> io::Result<()> {
     use rustix::fs::{makedev, mknodat, FileType, Mode, CWD};
     let mode = Mode::from_raw_mode(perm.into());
@@ -271,6 +285,22 @@ pub(crate) fn make_node(path: &Path, kind: NodeKind, perm: u16) -> io::Result<()
         NodeKind::BlockDevice(major, minor) => (FileType::BlockDevice, makedev(major, minor)),
     };
     Ok(mknodat(CWD, path, file_type, mode, dev)?)
+}
+
+/// macOS: rustix has no `mknod` there, so only sockets (bound once, which
+/// leaves the name) can be made; fifos and devices are refused.
+#[cfg(target_vendor = "apple")]
+pub(crate) fn make_node(path: &Path, kind: NodeKind, perm: u16) -> io::Result<()> {
+    match kind {
+        NodeKind::Socket => {
+            drop(std::os::unix::net::UnixListener::bind(path)?);
+            set_perm(path, perm)
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this host cannot make fifos or device nodes",
+        )),
+    }
 }
 
 pub(crate) fn set_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
@@ -306,7 +336,9 @@ pub(crate) fn device_mounts(path: &Path) -> io::Result<Vec<(PathBuf, PathBuf)>> 
     if !meta.file_type().is_block_device() {
         return Ok(Vec::new());
     }
-    let rdev = rustix::fs::Dev::from(meta.rdev());
+    // dev_t is 64 bits on Linux but 32 (signed) on macOS, where std widened it.
+    #[allow(clippy::unnecessary_cast)]
+    let rdev = meta.rdev() as rustix::fs::Dev;
     let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
     // The device itself and its partitions, by device number and by path.
     let mut devices = vec![((major, minor), path.clone())];

@@ -60,7 +60,9 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
             };
             tree.link(dir, kiln_host::name_bytes(&name), id);
             if is_dir && meta.dev == root_meta.dev {
-                if let Some(ancestor) = ancestry.find((meta.dev, meta.ino)) {
+                // Inode 0: the host has no inode numbers (Windows), nor bind mounts.
+                let looped = (meta.ino != 0).then(|| ancestry.find((meta.dev, meta.ino)));
+                if let Some(ancestor) = looped.flatten() {
                     return Err(TreeError::DirectoryLoop {
                         path,
                         ancestor: ancestor.to_path_buf(),
@@ -210,7 +212,7 @@ fn read_details(path: PathBuf, meta: &Probe) -> Result<Details, TreeError> {
     match meta.file_type {
         HostFileType::Symlink => {
             let target = std::fs::read_link(&path).map_err(err)?;
-            details.body = Some(Body::Symlink(kiln_host::name_bytes(target.as_os_str())));
+            details.body = Some(Body::Symlink(kiln_host::link_target_bytes(&target)));
             // readlink updates a symlink's access time (under relatime, once
             // after each change) and cannot be asked not to; the atime taken
             // after it is what the source holds from then on, so a rebuild of
