@@ -199,7 +199,15 @@ fn same_bytes_as_linux(case: &Case, wine: &WineKiln) {
     let long_out = format!(r"\\?\{}", drive_path(&case.path("win-long.img")));
     windows(&drive_in, &drive_out);
     windows("posix.tar", &long_out);
-    for name in ["win-drive.img", "win-long.img"] {
+    // Non-ASCII names of the input's folder and of the output.
+    let accented = case.mkdir("donn\u{e9}es");
+    std::fs::copy(&archive, accented.join("posix.tar")).expect("copy the archive");
+    windows("donn\u{e9}es/posix.tar", "r\u{e9}sultat-\u{65e5}.img");
+    for name in [
+        "win-drive.img",
+        "win-long.img",
+        "r\u{e9}sultat-\u{65e5}.img",
+    ] {
         assert_identical(
             &reference,
             &case.path(name),
@@ -228,8 +236,8 @@ fn same_bytes_as_linux(case: &Case, wine: &WineKiln) {
 }
 
 /// A directory source under Wine: files 0644, `#!` and ELF files 0755,
-/// read-only files 0444, directories 0755, owner 0:0, names in UTF-8, a
-/// warning that says so; a spec sets what the host cannot.
+/// read-only files 0444, directories 0755, owner 0:0, names in UTF-8, hard
+/// links kept, a warning that says so; a spec sets what the host cannot.
 fn directory_defaults(case: &Case, wine: &WineKiln) {
     let src = case.mkdir("winsrc");
     let p = |rel: &str| src.join(rel);
@@ -242,6 +250,7 @@ fn directory_defaults(case: &Case, wine: &WineKiln) {
     write_file(&p("bin/elf"), b"\x7fELF\x02\x01\x01\0");
     write_file(&p("usr/share/caf\u{e9}.txt"), b"accent\n");
     write_file(&p("usr/share/\u{65e5}\u{672c}"), b"kanji\n");
+    std::fs::hard_link(p("bin/script"), p("bin/script-again")).expect("hard link");
     // What the Linux side says must not leak through: the defaults replace it.
     crate::sys::chmod(&p("etc/hostname"), 0o600);
     crate::sys::lchown(&p("etc/hostname"), 1000, 1000);
@@ -282,6 +291,14 @@ fn directory_defaults(case: &Case, wine: &WineKiln) {
         let s = stat(path);
         assert_eq!((s.perm, s.uid, s.gid), (perm, 0, gid), "{path}: {s:?}");
     }
+    let links = |path: &str| debugfs(&image, &format!("stat {path}"));
+    let inode = |text: String| text.split_whitespace().nth(1).map(str::to_string);
+    assert_eq!(
+        inode(links("/bin/script")),
+        inode(links("/bin/script-again")),
+        "the hard link became two files"
+    );
+    assert_eq!(stat("/bin/script").links, 2);
     let console = stat("/dev/console");
     assert_eq!(console.device, Some((5, 1)), "{console:?}");
 }

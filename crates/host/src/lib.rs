@@ -106,8 +106,8 @@ pub fn lstat(path: &Path) -> io::Result<HostMeta> {
 /// On other hosts (Windows): owners are 0:0; files are 0644, or 0755 when
 /// they start with `#!` or an ELF header (the two kinds of Unix executables),
 /// or 0444 when read-only; directories are 0755; there are no device nodes,
-/// fifos, sockets or extended attributes, and every name is its own file (no
-/// hard links). Symbolic links are kept where the host has them.
+/// fifos, sockets or extended attributes. Symbolic and hard links are kept
+/// where the host has them.
 pub const fn missing_metadata() -> Option<&'static str> {
     imp::MISSING_METADATA
 }

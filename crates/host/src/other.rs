@@ -2,7 +2,8 @@
 //!
 //! Files get mode 0644 (0755 when they start with `#!` or an ELF header,
 //! 0444 when read-only), directories 0755, owner 0:0, no device numbers, no
-//! xattrs, no hard links, and every file is one data range.
+//! xattrs, and every file is one data range. On Windows the link count and
+//! file index of each file find its hard links.
 
 use std::fs::{File, Metadata};
 use std::io;
@@ -14,25 +15,44 @@ use crate::{HostFileType, HostMeta, HostTime};
 
 pub(crate) const MISSING_METADATA: Option<&str> = Some(
     "owners (0:0 here), modes (files 0644, or 0755 when they start with #! or an ELF \
-     header, 0444 when read-only; directories 0755), hard links, device nodes, fifos, \
-     sockets and extended attributes",
+     header, 0444 when read-only; directories 0755), device nodes, fifos, sockets and \
+     extended attributes",
 );
 
 pub(crate) fn lstat(path: &Path) -> io::Result<HostMeta> {
     let mut meta = host_meta(&std::fs::symlink_metadata(path)?);
-    if meta.file_type == HostFileType::File && meta.perm == 0o644 && is_executable(path)? {
-        meta.perm = 0o755;
+    if meta.file_type == HostFileType::File {
+        let file = File::open(path)?;
+        identify(&file, &mut meta)?;
+        if meta.perm == 0o644 && is_executable(&file)? {
+            meta.perm = 0o755;
+        }
     }
     Ok(meta)
 }
 
-/// Whether the file at `path` starts like a Unix executable: a script's
-/// `#!` or an ELF header.
-fn is_executable(path: &Path) -> io::Result<bool> {
+/// Fills in the link count, volume and file index of a file (which find its
+/// hard links); std has them only in unstable APIs.
+#[cfg(windows)]
+fn identify(file: &File, meta: &mut HostMeta) -> io::Result<()> {
+    let info = winapi_util::file::information(file)?;
+    meta.nlink = info.number_of_links();
+    meta.dev = info.volume_serial_number();
+    meta.ino = info.file_index();
+    Ok(())
+}
+
+#[cfg(not(windows))]
+fn identify(_file: &File, _meta: &mut HostMeta) -> io::Result<()> {
+    Ok(())
+}
+
+/// Whether `file` starts like a Unix executable: a script's `#!` or an ELF
+/// header.
+fn is_executable(mut file: &File) -> io::Result<bool> {
     use std::io::Read;
 
     let mut head = [0u8; 4];
-    let mut file = File::open(path)?;
     let mut filled = 0;
     while filled < head.len() {
         match file.read(&mut head[filled..])? {
