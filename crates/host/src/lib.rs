@@ -1,7 +1,7 @@
 //! The host-specific calls of kiln, behind one small interface.
 //!
 //! Everything that differs between Linux, macOS and Windows hosts lives here:
-//! the details of `lstat` ([`HostMeta`]), extended attributes ([`read_xattrs`]),
+//! the details of `lstat` ([`HostMeta`], [`read_dir_meta`]), extended attributes ([`read_xattrs`]),
 //! the data ranges of sparse files ([`data_ranges`]), opening a source without
 //! touching its access time ([`open_source`]) and positional reads and writes
 //! ([`read_at`], [`write_at`]). The rest of the workspace is host-neutral.
@@ -120,12 +120,17 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     imp::read_xattrs(path)
 }
 
-/// Lists the entry names of directory `path` (without `.` and `..`), sorted,
-/// without updating the directory's access time where the host allows that.
-pub fn read_dir_names(path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
-    let mut names = imp::read_dir_names(path)?;
-    names.sort();
-    Ok(names)
+/// An entry of a directory listing: its name and its [`lstat`] (an error
+/// of its own, so that the caller can name the entry).
+pub type DirEntryMeta = (std::ffi::OsString, io::Result<HostMeta>);
+
+/// Lists the entries of directory `path` (without `.` and `..`) sorted by
+/// name, each with its metadata as [`lstat`] reads it, without updating the
+/// directory's access time where the host allows that. On Linux each entry
+/// is looked up relative to the open directory (`statx` at a directory fd),
+/// not by walking its whole path again.
+pub fn read_dir_meta(path: &Path) -> io::Result<Vec<DirEntryMeta>> {
+    imp::read_dir_meta(path)
 }
 
 /// Opens a source file for reading, without updating its access time where the

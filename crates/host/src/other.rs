@@ -111,10 +111,18 @@ pub(crate) fn read_xattrs(_path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(Vec::new())
 }
 
-pub(crate) fn read_dir_names(path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
-    std::fs::read_dir(path)?
+pub(crate) fn read_dir_meta(path: &Path) -> io::Result<Vec<crate::DirEntryMeta>> {
+    let mut names = std::fs::read_dir(path)?
         .map(|e| e.map(|e| e.file_name()))
-        .collect()
+        .collect::<io::Result<Vec<_>>>()?;
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let meta = lstat(&path.join(&name));
+            (name, meta)
+        })
+        .collect())
 }
 
 pub(crate) fn open_source(path: &Path) -> io::Result<File> {

@@ -169,7 +169,7 @@ fn open_noatime(path: &Path, extra: rustix::fs::OFlags) -> io::Result<rustix::fd
     Ok(rustix::fs::open(path, flags, Mode::empty())?)
 }
 
-pub(crate) fn read_dir_names(path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+pub(crate) fn read_dir_meta(path: &Path) -> io::Result<Vec<crate::DirEntryMeta>> {
     let fd = open_noatime(path, rustix::fs::OFlags::DIRECTORY)?;
     let mut names = Vec::new();
     for entry in rustix::fs::Dir::read_from(&fd)? {
@@ -178,7 +178,76 @@ pub(crate) fn read_dir_names(path: &Path) -> io::Result<Vec<std::ffi::OsString>>
             names.push(std::ffi::OsString::from_vec(name));
         }
     }
-    Ok(names)
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let meta = lstat_at(&fd, path, &name);
+            (name, meta)
+        })
+        .collect())
+}
+
+/// `lstat` of `name` in the directory open as `dir`: statx relative to it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn lstat_at(
+    dir: &rustix::fd::OwnedFd,
+    _dir_path: &Path,
+    name: &std::ffi::OsStr,
+) -> io::Result<HostMeta> {
+    use rustix::fs::{statx, AtFlags, StatxFlags};
+    let stx = statx(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+    )?;
+    Ok(statx_meta(&stx))
+}
+
+/// Elsewhere by path, through std.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn lstat_at(
+    _dir: &rustix::fd::OwnedFd,
+    dir_path: &Path,
+    name: &std::ffi::OsStr,
+) -> io::Result<HostMeta> {
+    lstat(&dir_path.join(name))
+}
+
+/// The [`HostMeta`] of a `statx` answer, as [`host_meta`] makes it of std's
+/// (which calls statx too).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn statx_meta(stx: &rustix::fs::Statx) -> HostMeta {
+    use rustix::fs::{makedev, FileType, StatxFlags};
+    let file_type = match FileType::from_raw_mode(u32::from(stx.stx_mode)) {
+        FileType::Directory => HostFileType::Dir,
+        FileType::Symlink => HostFileType::Symlink,
+        FileType::CharacterDevice => HostFileType::CharDevice,
+        FileType::BlockDevice => HostFileType::BlockDevice,
+        FileType::Fifo => HostFileType::Fifo,
+        FileType::Socket => HostFileType::Socket,
+        _ => HostFileType::File,
+    };
+    let stamp = |t: &rustix::fs::StatxTimestamp| time(t.tv_sec, i64::from(t.tv_nsec));
+    let has_btime = StatxFlags::from_bits_retain(stx.stx_mask).contains(StatxFlags::BTIME);
+    HostMeta {
+        file_type,
+        perm: stx.stx_mode & 0o7777,
+        uid: stx.stx_uid,
+        gid: stx.stx_gid,
+        size: stx.stx_size,
+        allocated: stx.stx_blocks * 512,
+        io_block: u64::from(stx.stx_blksize),
+        nlink: u64::from(stx.stx_nlink),
+        dev: makedev(stx.stx_dev_major, stx.stx_dev_minor),
+        ino: stx.stx_ino,
+        rdev: (stx.stx_rdev_major, stx.stx_rdev_minor),
+        atime: stamp(&stx.stx_atime),
+        mtime: stamp(&stx.stx_mtime),
+        ctime: stamp(&stx.stx_ctime),
+        crtime: has_btime.then(|| stamp(&stx.stx_btime)),
+    }
 }
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]

@@ -37,11 +37,11 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
     });
     let mut dirs = vec![(Tree::ROOT, root.to_path_buf(), root_ancestry)];
     while let Some((dir, dir_path, ancestry)) = dirs.pop() {
-        let names =
-            kiln_host::read_dir_names(&dir_path).map_err(|e| TreeError::io(&dir_path, e))?;
-        for name in names {
+        let entries =
+            kiln_host::read_dir_meta(&dir_path).map_err(|e| TreeError::io(&dir_path, e))?;
+        for (name, meta) in entries {
             let path = dir_path.join(&name);
-            let meta = kiln_host::lstat(&path).map_err(|e| TreeError::io(&path, e))?;
+            let meta = meta.map_err(|e| TreeError::io(&path, e))?;
             let is_dir = meta.file_type == HostFileType::Dir;
             let shared = !is_dir && meta.nlink > 1;
             let id = match shared.then(|| links.get(&(meta.dev, meta.ino))).flatten() {
