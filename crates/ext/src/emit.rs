@@ -13,6 +13,7 @@
 use kiln_sink::Sink;
 use kiln_tree::{Body, DataError, DataReader, FileData, Node, Timestamp};
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::sync::Mutex;
 
 use crate::alloc::Mapping;
@@ -56,6 +57,9 @@ struct Shared {
 /// image is complete (`advance` to the image size).
 pub fn emit(plan: &Plan<'_>, sink: &dyn Sink) -> Result<(), EmitError> {
     let shared = shared(plan);
+    for range in data_extents(plan) {
+        sink.reserve(range)?;
+    }
     let pieces = pieces(plan);
     let queue = Queue::new(&pieces, plan.image_size, plan.geometry.block_size);
     let render = |piece: Piece| match piece {
@@ -164,6 +168,36 @@ impl Queue {
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Blocks between two data runs up to which the runs are reserved as one
+/// (they hold index blocks or block group metadata, written anyway).
+const RESERVE_GAP: u64 = 16;
+
+/// The byte ranges that file and directory data fill, in block order, with
+/// small gaps merged: what [`Sink::reserve`] is told before the writes.
+fn data_extents(plan: &Plan<'_>) -> Vec<Range<u64>> {
+    let mut blocks: Vec<Range<u64>> = Vec::new();
+    for ino in 1..=plan.last_ino() {
+        let p = plan.inode(ino);
+        if !matches!(p.slot, Slot::Node(_)) {
+            continue;
+        }
+        for run in p.mapping.data_runs() {
+            let run = run.pblk..run.pblk + u64::from(run.len);
+            match blocks.last_mut() {
+                Some(last) if run.start >= last.end && run.start - last.end <= RESERVE_GAP => {
+                    last.end = run.end;
+                }
+                _ => blocks.push(run),
+            }
+        }
+    }
+    let geo = &plan.geometry;
+    blocks
+        .into_iter()
+        .map(|r| geo.offset(r.start)..geo.offset(r.end))
+        .collect()
 }
 
 /// The pieces with their first block (the lowest block each writes), in

@@ -181,6 +181,16 @@ pub fn sync_data(file: &File) -> io::Result<()> {
     file.sync_data()
 }
 
+/// Allocates `range` of `file` on disk ahead of the writes that will fill
+/// it, without changing the file's size (Linux `fallocate` with
+/// `FALLOC_FL_KEEP_SIZE`): one large allocation instead of many small ones
+/// taken while parallel writes wait for each other. A hint: hosts and
+/// filesystems without it do nothing, and failures are ignored (the writes
+/// report a real lack of space).
+pub fn preallocate(file: &File, range: std::ops::Range<u64>) {
+    imp::preallocate(file, range)
+}
+
 /// A symlink target as the image stores it: the raw bytes on Unix; on
 /// Windows UTF-8 with each backslash turned into `/` (Windows writes targets
 /// with backslashes, Linux reads only slashes).

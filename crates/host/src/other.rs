@@ -165,6 +165,8 @@ pub(crate) fn write_all_at(_file: &File, _buf: &[u8], _offset: u64) -> io::Resul
     Err(io::ErrorKind::Unsupported.into())
 }
 
+pub(crate) fn preallocate(_file: &File, _range: Range<u64>) {}
+
 pub(crate) fn link_target_bytes(target: &Path) -> Vec<u8> {
     target.to_string_lossy().replace('\\', "/").into_bytes()
 }

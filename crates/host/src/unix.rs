@@ -296,6 +296,18 @@ pub(crate) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<(
     file.write_all_at(buf, offset)
 }
 
+pub(crate) fn preallocate(file: &File, range: Range<u64>) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::fs::{fallocate, FallocateFlags};
+        let len = range.end.saturating_sub(range.start);
+        // Only a hint: see the public function.
+        let _ = fallocate(file, FallocateFlags::KEEP_SIZE, range.start, len);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (file, range);
+}
+
 pub(crate) fn link_target_bytes(target: &Path) -> Vec<u8> {
     target.as_os_str().as_bytes().to_vec()
 }

@@ -87,6 +87,13 @@ pub trait Sink: Sync {
         Ok(())
     }
 
+    /// The emitter will fill `range` (file and directory data) with the
+    /// writes that follow: a file sink may allocate it up front. A hint;
+    /// the others have nothing to do.
+    fn reserve(&self, _range: std::ops::Range<u64>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
     /// Bytes written but not yet final (a streaming sink holds them in
     /// memory until [`advance`](Sink::advance) passes them); the emitter
     /// waits before starting more work while this is large.
@@ -122,6 +129,11 @@ impl Sink for OffsetSink<'_> {
     fn zero(&self, range: std::ops::Range<u64>) -> Result<(), SinkError> {
         self.inner
             .zero(self.base + range.start..self.base + range.end)
+    }
+
+    fn reserve(&self, range: std::ops::Range<u64>) -> Result<(), SinkError> {
+        self.inner
+            .reserve(self.base + range.start..self.base + range.end)
     }
 }
 
@@ -274,6 +286,13 @@ impl Sink for SparseFile {
                 source,
             })?;
         }
+        Ok(())
+    }
+
+    /// Allocates the range in the file, so that the parallel writes do not
+    /// each allocate blocks while holding the file's lock.
+    fn reserve(&self, range: std::ops::Range<u64>) -> Result<(), SinkError> {
+        kiln_host::preallocate(self.file(), range);
         Ok(())
     }
 }
