@@ -484,9 +484,7 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
     let geo = &plan.geometry;
     let bs = geo.block_size;
     let inode_seed = plan.csum_seed().map(|s| checksum::inode_seed(s, ino, 0));
-    for (block, content) in p.mapping.index_blocks(bs, inode_seed) {
-        sink.write_at(geo.offset(block), &content)?;
-    }
+    let index = p.mapping.index_blocks(bs, inode_seed);
     if p.xattr_block() != 0 {
         let block = xattr::encode_block(
             p.block_xattrs(),
@@ -495,6 +493,16 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
             plan.csum_seed(),
         );
         sink.write_at(geo.offset(p.xattr_block()), &block)?;
+    }
+    if let Slot::Node(id) = p.slot {
+        if let Body::File(f) = &plan.tree.node(id).body {
+            if let Some(span) = small_span(&p.mapping, &index, u64::from(bs)) {
+                return write_file_span(plan, sink, &p.mapping, &index, f, span);
+            }
+        }
+    }
+    for (block, content) in index {
+        sink.write_at(geo.offset(block), &content)?;
     }
     let content = match p.slot {
         Slot::Node(id) => match &plan.tree.node(id).body {
@@ -638,6 +646,52 @@ fn copy_file(
         )?;
     }
     Ok(())
+}
+
+/// The blocks of a mapping (data and index blocks) when they are one
+/// contiguous span of at most [`COPY_CHUNK`] bytes: most files, whose
+/// indirect blocks (block maps) sit between their data runs.
+fn small_span(mapping: &Mapping, index: &[(u64, Vec<u8>)], bs: u64) -> Option<Range<u64>> {
+    let runs = mapping
+        .data_runs()
+        .map(|r| r.pblk..r.pblk + u64::from(r.len));
+    let blocks = runs.chain(index.iter().map(|(b, _)| *b..*b + 1));
+    let (mut first, mut end, mut count) = (u64::MAX, 0, 0);
+    for r in blocks {
+        first = first.min(r.start);
+        end = end.max(r.end);
+        count += r.end - r.start;
+    }
+    let contiguous = count > 0 && end - first == count;
+    (contiguous && count * bs <= COPY_CHUNK as u64).then_some(first..end)
+}
+
+/// Writes a file whose blocks are `span` with one write: the data read into
+/// its place in a buffer of the span, the index blocks beside it, the tails
+/// of partial blocks zero. (Separate writes of a few blocks each cost as
+/// much as the copying, and contend for the output file's lock.)
+fn write_file_span(
+    plan: &Plan<'_>,
+    sink: &dyn Sink,
+    mapping: &Mapping,
+    index: &[(u64, Vec<u8>)],
+    f: &FileData,
+    span: Range<u64>,
+) -> Result<(), EmitError> {
+    let geo = &plan.geometry;
+    let bs = u64::from(geo.block_size);
+    let mut buf = vec![0u8; ((span.end - span.start) * bs) as usize];
+    let at = |pblk: u64| ((pblk - span.start) * bs) as usize;
+    for (block, content) in index {
+        buf[at(*block)..at(*block) + content.len()].copy_from_slice(content);
+    }
+    let file = open_data(f)?;
+    for run in mapping.data_runs() {
+        let start = u64::from(run.lblk) * bs;
+        let len = (u64::from(run.len) * bs).min(f.size.saturating_sub(start)) as usize;
+        read_exact_at(&file, &mut buf[at(run.pblk)..at(run.pblk) + len], start, f)?;
+    }
+    Ok(sink.write_at(geo.offset(span.start), &buf)?)
 }
 
 /// Opens a file's bytes; a host file must still have the size the tree recorded.
