@@ -149,7 +149,52 @@ fn get_value(path: &Path, name: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 pub(crate) fn open_source(path: &Path) -> io::Result<File> {
-    Ok(File::from(open_noatime(path, rustix::fs::OFlags::empty())?))
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => {
+            Ok(File::from(open_in_dir(dir, name)?))
+        }
+        _ => Ok(File::from(open_noatime(path, rustix::fs::OFlags::empty())?)),
+    }
+}
+
+thread_local! {
+    /// The directory the last source file of this thread was opened in: the
+    /// files of a directory have consecutive inodes, so the emitter opens
+    /// them one after the other, each relative to the directory instead of
+    /// by its whole path.
+    static SOURCE_DIR: std::cell::RefCell<Option<(PathBuf, rustix::fd::OwnedFd)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Opens `name` in directory `dir` (read-only, O_NOATIME where allowed, not
+/// following a final symlink), through this thread's [`SOURCE_DIR`].
+fn open_in_dir(dir: &Path, name: &std::ffi::OsStr) -> io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    SOURCE_DIR.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.as_ref().is_none_or(|(path, _)| path != dir) {
+            // Only a handle for lookups where the host has O_PATH.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let access = OFlags::PATH;
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let access = OFlags::RDONLY;
+            let fd = rustix::fs::open(
+                dir,
+                access | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            *cached = Some((dir.to_path_buf(), fd));
+        }
+        let (_, dir_fd) = cached.as_ref().expect("just filled");
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        match rustix::fs::openat(dir_fd, name, flags | OFlags::NOATIME, Mode::empty()) {
+            // O_NOATIME is refused (EPERM) for files the caller does not own.
+            Err(rustix::io::Errno::PERM) => {}
+            other => return Ok(other?),
+        }
+        Ok(rustix::fs::openat(dir_fd, name, flags, Mode::empty())?)
+    })
 }
 
 /// Opens `path` read-only, not following a final symlink, with O_NOATIME

@@ -27,39 +27,96 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
     if root_meta.file_type != HostFileType::Dir {
         return Err(TreeError::NotADirectory { path: root.into() });
     }
-    let mut tree = Tree::new(metadata(&root_meta));
-    let mut pending = vec![(Tree::ROOT, root.to_path_buf(), Probe::of(&root_meta))];
-    let mut links: HashMap<(u64, u64), NodeId> = HashMap::new();
+    let mut walk = Walk {
+        tree: Tree::new(metadata(&root_meta)),
+        pending: vec![(Tree::ROOT, root.to_path_buf(), Probe::of(&root_meta))],
+        links: HashMap::new(),
+        dirs: Vec::new(),
+        root_dev: root_meta.dev,
+    };
     let root_ancestry = Rc::new(Ancestry {
         key: (root_meta.dev, root_meta.ino),
         path: root.to_path_buf(),
         parent: None,
     });
-    let mut dirs = vec![(Tree::ROOT, root.to_path_buf(), root_ancestry)];
-    while let Some((dir, dir_path, ancestry)) = dirs.pop() {
-        let entries =
-            kiln_host::read_dir_meta(&dir_path).map_err(|e| TreeError::io(&dir_path, e))?;
+    walk.dirs
+        .push((Tree::ROOT, root.to_path_buf(), root_ancestry));
+    while !walk.dirs.is_empty() {
+        // A batch of directories is listed (with each entry's lstat) in
+        // parallel, then added in batch order: the same tree whatever the
+        // thread count, and at most a batch of listings in memory.
+        let batch = walk
+            .dirs
+            .split_off(walk.dirs.len().saturating_sub(WALK_BATCH));
+        let paths: Vec<&Path> = batch.iter().map(|(_, path, _)| path.as_path()).collect();
+        let listings: Vec<_> = paths
+            .par_iter()
+            .map(|path| kiln_host::read_dir_meta(path))
+            .collect();
+        for ((dir, dir_path, ancestry), listing) in batch.into_iter().zip(listings) {
+            let entries = listing.map_err(|e| TreeError::io(&dir_path, e))?;
+            walk.add_entries(dir, &dir_path, &ancestry, entries)?;
+        }
+    }
+    let Walk {
+        mut tree, pending, ..
+    } = walk;
+    fill_details(&mut tree, pending)?;
+    Ok(tree)
+}
+
+/// Directories listed in parallel at a time.
+const WALK_BATCH: usize = 64;
+
+/// A directory waiting to be listed: its node, path and ancestry.
+type PendingDir = (NodeId, PathBuf, Rc<Ancestry>);
+
+/// The state of [`read_dir_tree`]'s walk.
+struct Walk {
+    tree: Tree,
+    /// Every node whose details (xattrs, targets, data ranges) are still to read.
+    pending: Vec<(NodeId, PathBuf, Probe)>,
+    /// Nodes of files with several links, by (device, inode).
+    links: HashMap<(u64, u64), NodeId>,
+    /// Directories still to list.
+    dirs: Vec<PendingDir>,
+    /// The source's device: directories of other filesystems stay empty.
+    root_dev: u64,
+}
+
+impl Walk {
+    /// Adds the listed `entries` of directory `dir` at `dir_path`.
+    fn add_entries(
+        &mut self,
+        dir: NodeId,
+        dir_path: &Path,
+        ancestry: &Rc<Ancestry>,
+        entries: Vec<kiln_host::DirEntryMeta>,
+    ) -> Result<(), TreeError> {
         for (name, meta) in entries {
             let path = dir_path.join(&name);
             let meta = meta.map_err(|e| TreeError::io(&path, e))?;
             let is_dir = meta.file_type == HostFileType::Dir;
             let shared = !is_dir && meta.nlink > 1;
-            let id = match shared.then(|| links.get(&(meta.dev, meta.ino))).flatten() {
+            let id = match shared
+                .then(|| self.links.get(&(meta.dev, meta.ino)))
+                .flatten()
+            {
                 Some(&id) => id,
                 None => {
-                    let id = tree.add(Node {
+                    let id = self.tree.add(Node {
                         meta: metadata(&meta),
                         body: placeholder_body(&meta),
                     });
                     if shared {
-                        links.insert((meta.dev, meta.ino), id);
+                        self.links.insert((meta.dev, meta.ino), id);
                     }
-                    pending.push((id, path.clone(), Probe::of(&meta)));
+                    self.pending.push((id, path.clone(), Probe::of(&meta)));
                     id
                 }
             };
-            tree.link(dir, kiln_host::name_bytes(&name), id);
-            if is_dir && meta.dev == root_meta.dev {
+            self.tree.link(dir, kiln_host::name_bytes(&name), id);
+            if is_dir && meta.dev == self.root_dev {
                 // Inode 0: the host has no inode numbers (Windows), nor bind mounts.
                 let looped = (meta.ino != 0).then(|| ancestry.find((meta.dev, meta.ino)));
                 if let Some(ancestor) = looped.flatten() {
@@ -71,14 +128,13 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
                 let ancestry = Rc::new(Ancestry {
                     key: (meta.dev, meta.ino),
                     path: path.clone(),
-                    parent: Some(Rc::clone(&ancestry)),
+                    parent: Some(Rc::clone(ancestry)),
                 });
-                dirs.push((id, path, ancestry));
+                self.dirs.push((id, path, ancestry));
             }
         }
+        Ok(())
     }
-    fill_details(&mut tree, pending)?;
-    Ok(tree)
 }
 
 /// The directories from the source root down to one being walked, by
@@ -220,7 +276,14 @@ fn read_details(path: PathBuf, meta: &Probe) -> Result<Details, TreeError> {
             details.atime = Some(kiln_host::lstat(&path).map_err(err)?.atime);
         }
         HostFileType::File => {
-            let (size, data) = match dense_size(meta) {
+            // st_blocks also counts an external xattr block: only a file
+            // without xattrs can be judged dense by it.
+            let dense = details
+                .xattrs
+                .is_empty()
+                .then(|| dense_size(meta))
+                .flatten();
+            let (size, data) = match dense {
                 Some(0) => (0, Vec::new()),
                 Some(size) => (size, vec![0..size]),
                 None => {
@@ -244,7 +307,8 @@ fn read_details(path: PathBuf, meta: &Probe) -> Result<Details, TreeError> {
 /// The size of a small file that cannot have holes: every block of it is
 /// allocated, and it is too small to need index blocks (at most 12 host
 /// blocks: direct blocks of a block map, or an extent tree in the inode),
-/// which `st_blocks` would count too. Its data ranges need no open and no
+/// which `st_blocks` would count too (as it counts an xattr block: the
+/// caller asks only for files without xattrs). Its data ranges need no open and no
 /// `SEEK_DATA` (most files of a source tree are such).
 fn dense_size(meta: &Probe) -> Option<u64> {
     let small = meta.size <= 12 * meta.io_block.max(512);
@@ -286,6 +350,27 @@ mod tests {
         }
         let link = tree.lookup(Tree::ROOT, b"link").unwrap();
         assert_eq!(tree.node(link).body, Body::Symlink(b"sub/b".to_vec()));
+    }
+
+    /// A file that is all hole but has an xattr in a block of its own: the
+    /// host's st_blocks counts that block, which must not make it "dense"
+    /// (found by tests/prop.rs).
+    #[test]
+    fn a_hole_with_an_xattr_block_stays_a_hole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hole");
+        std::fs::File::create(&path).unwrap().set_len(1609).unwrap();
+        kiln_host::set_xattr(&path, b"user.big", &[b'x'; 300]).unwrap();
+        assert!(
+            kiln_host::lstat(&path).unwrap().allocated > 0,
+            "no xattr block"
+        );
+        let tree = read_dir_tree(dir.path()).unwrap();
+        let id = tree.lookup(Tree::ROOT, b"hole").unwrap();
+        match &tree.node(id).body {
+            Body::File(f) => assert_eq!((f.size, f.data.clone()), (1609, vec![])),
+            other => panic!("not a file: {other:?}"),
+        }
     }
 
     #[test]
