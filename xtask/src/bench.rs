@@ -837,6 +837,14 @@ fn report(rows: Vec<Row>, streams: &[StreamRow], mut notes: String) -> Result<()
         let cell = |m: Option<&Measured>, f: &dyn Fn(&Measured) -> String| {
             m.map_or_else(|| "failed".to_string(), f)
         };
+        // A tool the row did not run at all: "-", not "failed".
+        let optional = |ran: bool, m: Option<&Measured>, f: &dyn Fn(&Measured) -> String| {
+            if ran {
+                cell(m, f)
+            } else {
+                "-".to_string()
+            }
+        };
         let ratio = |k: Option<&Measured>| match (k, mke2fs) {
             (Some(k), Some(m)) if m.timed_out => format!("<{:.3}", k.median() / m.median()),
             (Some(k), Some(m)) => format!("{:.3}", k.median() / m.median()),
@@ -874,23 +882,19 @@ fn report(rows: Vec<Row>, streams: &[StreamRow], mut notes: String) -> Result<()
             mib(row.stats.bytes),
             row.floor.map_or_else(|| "-".into(), |f| format!("{f:.3}")),
             cell(kiln, &Measured::cell),
-            if row.kiln_sync.is_some() {
-                cell(kiln_sync, &Measured::cell)
-            } else {
-                "-".into()
-            },
-            cell(mke2fs, &Measured::cell),
+            optional(row.kiln_sync.is_some(), kiln_sync, &Measured::cell),
+            optional(row.mke2fs.is_some(), mke2fs, &Measured::cell),
             ratio(kiln),
             ratio(kiln_sync),
             to_floor,
             cell(kiln, &|m| mib(m.rss_kib * 1024)),
-            cell(mke2fs, &|m| if m.timed_out {
+            optional(row.mke2fs.is_some(), mke2fs, &|m| if m.timed_out {
                 "-".into()
             } else {
                 mib(m.rss_kib * 1024)
             }),
             cell(kiln, &|m| mib(m.disk)),
-            cell(mke2fs, &|m| if m.timed_out {
+            optional(row.mke2fs.is_some(), mke2fs, &|m| if m.timed_out {
                 "-".into()
             } else {
                 mib(m.disk)
