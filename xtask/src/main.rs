@@ -6,11 +6,13 @@
 //! - `cargo xtask corpus NAME`: prepare a corpus tree and print its path (corpus.rs).
 //! - `cargo xtask soak`: the property tests with many cases, then every fuzz target for a
 //!   while (soak.rs).
+//! - `cargo xtask boot`: kiln's images boot under QEMU and judge themselves (boot.rs).
 //!
 //! The corpus trees are made by the scripts in `shared/corpus/` beside the repository; this
 //! crate only runs them. tree.rs measures a tree so that both tools get the same geometry.
 
 mod bench;
+mod boot;
 mod corpus;
 mod soak;
 mod tree;
@@ -45,6 +47,9 @@ enum Task {
     },
     /// Run the property tests with many cases, then each fuzz target for a while.
     Soak(soak::Args),
+    /// Boot kiln's images under QEMU with Debian's kernel: each guest checks itself, powers
+    /// off, and leaves a clean filesystem.
+    Boot(boot::Args),
 }
 
 fn main() -> Result<()> {
@@ -57,6 +62,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Soak(args) => soak::run(&args),
+        Task::Boot(args) => boot::run(&args),
     }
 }
 

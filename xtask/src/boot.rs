@@ -1,0 +1,713 @@
+//! `cargo xtask boot`: kiln's images boot a virtual machine.
+//!
+//! Each case builds an image with kiln, boots it under QEMU (software emulation) with
+//! Debian's kernel and an initramfs made here from Debian's busybox-static, and passes only
+//! if the guest's own checks print the marker, the guest powers off within the time limit,
+//! and the image afterwards has no `needs_recovery` and passes `e2fsck -fn`. The guest runs
+//! `/kiln-check` as init (`init=`), which the case puts in the tree: it checks what the case
+//! is about, writes to its root, remounts it read-only and powers off. (At the top: a
+//! Debian tree's `/sbin` is a symlink that a directory in an overlay would replace.)
+//!
+//! The kernel and busybox packages are fetched once with `apt-get download` into
+//! `$KILN_BOOT_DIR` (default /tmp/kiln-boot), and the initramfs is kept there too.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+
+/// The flags of `cargo xtask boot`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Run only these cases (repeatable); all without it.
+    #[arg(long = "case", value_name = "NAME")]
+    cases: Vec<String>,
+    /// Seconds a boot may take before it counts as hung (the Debian rootfs case gets
+    /// five times as long: it checks every installed file).
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+/// The guest prints this when all of its checks passed.
+const MARKER: &str = "KILN-BOOT-OK";
+
+/// Applets the busybox trees link to, for the guest's checks.
+const APPLETS: &[&str] = &[
+    "sh",
+    "mount",
+    "umount",
+    "sync",
+    "cat",
+    "echo",
+    "stat",
+    "sha256sum",
+    "uname",
+    "cut",
+    "head",
+    "ls",
+    "grep",
+    "sleep",
+    "test",
+    "[",
+];
+
+/// One boot: what kiln builds and how the kernel finds its root.
+struct Case {
+    name: &'static str,
+    run: fn(&Harness, &Path) -> Result<Boot>,
+    /// Multiplies the time limit.
+    slow: u64,
+}
+
+/// An image ready to boot.
+struct Boot {
+    image: PathBuf,
+    /// The kernel's `root=` and `rootfstype=`.
+    root: String,
+    fs_type: &'static str,
+    /// Where the filesystem starts in the image (a partition's offset).
+    offset: u64,
+}
+
+/// Everything the cases share: the kiln binary, the kernel, the busybox binary.
+struct Harness {
+    kiln: PathBuf,
+    kernel: PathBuf,
+    initrd: PathBuf,
+    busybox: PathBuf,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "seed-ext3",
+        run: seed_ext3,
+        slow: 1,
+    },
+    Case {
+        name: "ext4",
+        run: plain_ext4,
+        slow: 1,
+    },
+    Case {
+        name: "ext2",
+        run: plain_ext2,
+        slow: 1,
+    },
+    Case {
+        name: "gpt-partuuid",
+        run: gpt_partuuid,
+        slow: 1,
+    },
+    Case {
+        name: "tar-by-user",
+        run: tar_by_user,
+        slow: 1,
+    },
+    Case {
+        name: "debian-dpkg-verify",
+        run: debian_rootfs,
+        slow: 5,
+    },
+];
+
+/// Runs the cases (all, or those named) and fails if any did.
+pub(crate) fn run(args: &Args) -> Result<()> {
+    for name in &args.cases {
+        ensure!(
+            CASES.iter().any(|c| c.name == name),
+            "no case {name:?}; the cases: {}",
+            CASES.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let work = work_dir();
+    fs::create_dir_all(&work).with_context(|| format!("mkdir {}", work.display()))?;
+    let (kernel, initrd, busybox) = prepare_kernel(&work)?;
+    let harness = Harness {
+        kiln: build_kiln()?,
+        kernel,
+        initrd,
+        busybox,
+    };
+    let mut failures = String::new();
+    for case in CASES {
+        if !args.cases.is_empty() && !args.cases.iter().any(|c| c == case.name) {
+            continue;
+        }
+        let scratch = tempfile::Builder::new().prefix("kiln-boot.").tempdir()?;
+        let start = Instant::now();
+        let result = (case.run)(&harness, scratch.path())
+            .and_then(|boot| harness.boot(&boot, args.timeout * case.slow, scratch.path()));
+        match result {
+            Ok(said) => eprintln!(
+                "PASS {} ({:.1} s): {said}",
+                case.name,
+                start.elapsed().as_secs_f64()
+            ),
+            Err(err) => {
+                eprintln!("FAIL {}: {err:#}", case.name);
+                writeln!(failures, "{}: {err:#}", case.name)?;
+            }
+        }
+    }
+    ensure!(failures.is_empty(), "boot cases failed:\n{failures}");
+    Ok(())
+}
+
+/// Where the kernel, busybox and initramfs are kept between runs.
+fn work_dir() -> PathBuf {
+    std::env::var_os("KILN_BOOT_DIR").map_or_else(|| PathBuf::from("/tmp/kiln-boot"), PathBuf::from)
+}
+
+/// Runs `cmd`, failing with its output if it fails; returns its stdout.
+fn run_cmd(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not run {cmd:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The debug kiln, built by the cargo that runs this xtask.
+fn build_kiln() -> Result<PathBuf> {
+    let root = crate::repo_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_cmd(
+        Command::new(cargo)
+            .current_dir(root)
+            .args(["build", "--bin", "kiln"]),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+    Ok(target.join("debug/kiln"))
+}
+
+/// Fetches Debian's kernel and busybox-static (once) and makes the initramfs (once per
+/// kernel version); returns the kernel, the initramfs and the busybox binary.
+fn prepare_kernel(work: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let kpkg = work.join("kpkg");
+    let bb = work.join("bb");
+    if !kpkg.join("boot").is_dir() || !bb.join("bin/busybox").is_file() {
+        let depends = run_cmd(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
+        let package = depends
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Depends: "))
+            .context("apt-cache names no kernel package for linux-image-amd64")?
+            .to_string();
+        eprintln!(
+            "boot: fetching {package} and busybox-static into {}",
+            work.display()
+        );
+        run_cmd(Command::new("apt-get").current_dir(work).args([
+            "download",
+            &package,
+            "busybox-static",
+        ]))?;
+        for (prefix, dest) in [(package.as_str(), &kpkg), ("busybox-static", &bb)] {
+            let deb = fs::read_dir(work)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| {
+                    let name = p.file_name().unwrap_or_default().to_string_lossy();
+                    name.starts_with(&format!("{prefix}_")) && name.ends_with(".deb")
+                })
+                .with_context(|| format!("apt-get download left no {prefix} package"))?;
+            run_cmd(Command::new("dpkg").arg("-x").arg(&deb).arg(dest))?;
+        }
+    }
+    let version = fs::read_dir(kpkg.join("lib/modules"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .context("the kernel package has no modules")?;
+    let kernel = kpkg.join(format!("boot/vmlinuz-{version}"));
+    ensure!(kernel.is_file(), "no kernel at {}", kernel.display());
+    let busybox = bb.join("bin/busybox");
+    let initrd = work.join(format!("initrd-{version}-{:016x}.gz", initrd_hash()));
+    if !initrd.is_file() {
+        make_initrd(&kpkg.join("lib/modules").join(&version), &busybox, &initrd)?;
+    }
+    Ok((kernel, initrd, busybox))
+}
+
+/// A hash (FNV-1a) of what goes into the initramfs besides the kernel's modules, so that a
+/// kept initramfs is rebuilt when the script or the module list changes.
+fn initrd_hash() -> u64 {
+    let text = MODULES.join("\n") + INIT;
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The modules the initramfs loads, in dependency order: all are modules in Debian's
+/// generic config. crc32c for metadata_csum, jbd2 for journals, ext4 (which also mounts
+/// ext2 and ext3), and the virtio disk.
+const MODULES: &[&str] = &[
+    "crypto/crc32c_generic",
+    "lib/crc16",
+    "fs/mbcache",
+    "fs/jbd2/jbd2",
+    "fs/ext4/ext4",
+    "drivers/virtio/virtio_ring",
+    "drivers/virtio/virtio",
+    "drivers/virtio/virtio_pci_legacy_dev",
+    "drivers/virtio/virtio_pci_modern_dev",
+    "drivers/virtio/virtio_pci",
+    "drivers/block/virtio_blk",
+];
+
+/// The initramfs's /init: loads the modules, finds the root (a device, or a GPT partition
+/// by `root=PARTUUID=`, read from the partition table with busybox, which has no blkid
+/// for it), mounts it read-write and hands over to `init=`.
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t devtmpfs dev /dev; mount -t proc proc /proc; mount -t sysfs sys /sys
+for k in /mod/*.ko; do insmod "$k" || echo "initrd: insmod $k failed"; done
+root=/dev/vda; fst=auto; init=/sbin/init
+for a in $(cat /proc/cmdline); do
+  case $a in root=*) root=${a#root=};; rootfstype=*) fst=${a#rootfstype=};; init=*) init=${a#init=};; esac
+done
+# The unique GUID of every GPT partition (entries of 128 bytes from LBA 2), as text.
+partuuid_dev() {
+  for p in /sys/class/block/*; do
+    [ -f "$p/partition" ] || continue
+    n=$(cat "$p/partition"); disk=$(basename "$(readlink -f "$p/..")")
+    set -- $(hexdump -v -s $((1024 + (n - 1) * 128 + 16)) -n 16 -e '16/1 "%02x "' "/dev/$disk")
+    [ $# -eq 16 ] || continue
+    g="$4$3$2$1-$6$5-$8$7-$9${10}-${11}${12}${13}${14}${15}${16}"
+    [ "$g" = "$want" ] && { echo "/dev/${p##*/}"; return; }
+  done
+}
+i=0
+case $root in
+  PARTUUID=*)
+    want=$(echo "${root#PARTUUID=}" | tr A-F a-f); root=
+    while [ -z "$root" ] && [ $i -lt 100 ]; do root=$(partuuid_dev); [ -n "$root" ] || sleep 0.1; i=$((i + 1)); done
+    [ -n "$root" ] || { echo "initrd: no partition $want"; poweroff -f; } ;;
+  *) while [ ! -b "$root" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done ;;
+esac
+echo "initrd: root $root ($fst)"
+mount -t "$fst" -o rw "$root" /newroot || { echo "initrd: mount $root failed"; poweroff -f; }
+umount /proc /sys; mount --move /dev /newroot/dev 2>/dev/null || umount /dev
+exec switch_root /newroot "$init"
+"#;
+
+/// Packs busybox, /init and the modules into a gzipped newc cpio archive at `out`.
+fn make_initrd(modules: &Path, busybox: &Path, out: &Path) -> Result<()> {
+    let tree = tempfile::Builder::new().prefix("kiln-initrd.").tempdir()?;
+    let root = tree.path();
+    for dir in ["bin", "dev", "proc", "sys", "newroot", "mod"] {
+        fs::create_dir_all(root.join(dir))?;
+    }
+    fs::copy(busybox, root.join("bin/busybox"))?;
+    for (i, module) in MODULES.iter().enumerate() {
+        let from = modules.join(format!("kernel/{module}.ko"));
+        ensure!(from.is_file(), "no module {}", from.display());
+        let name = module.rsplit('/').next().unwrap_or(module);
+        fs::copy(&from, root.join(format!("mod/{:02}-{name}.ko", i + 10)))?;
+    }
+    write_executable(&root.join("init"), INIT)?;
+    let script = format!(
+        "cd {} && find . | {} cpio -o -H newc 2>/dev/null | gzip -9 > {}",
+        shell_quote(root),
+        shell_quote(busybox),
+        shell_quote(out)
+    );
+    run_cmd(Command::new("sh").args(["-c", &script]))?;
+    Ok(())
+}
+
+/// `path` in single quotes for `sh -c`.
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
+
+/// Writes `text` to `path` with mode 0755.
+fn write_executable(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// The guest's init: `checks` (shell lines that call `expect NAME COMMAND WANTED`), then a
+/// write to the root, a read-only remount, the marker if nothing failed, and power off
+/// (through sysrq, which needs no init system).
+fn check_script(shell: &str, checks: &str) -> String {
+    format!(
+        r#"#!{shell}
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+failed=
+expect() {{
+  got=$(sh -c "$2" 2>&1)
+  [ "$got" = "$3" ] || {{ echo "CHECK-FAIL $1: got [$got], want [$3]"; failed="$failed $1"; }}
+}}
+{checks}
+echo "booted $(uname -r)" > /var/kiln-boot-result || failed="$failed write"
+sync
+mount -o remount,ro / || failed="$failed remount"
+if [ -z "$failed" ]; then echo "{MARKER} $(uname -r)"; else echo "KILN-BOOT-FAILED:$failed"; fi
+echo o > /proc/sysrq-trigger
+sleep 30
+"#
+    )
+}
+
+impl Harness {
+    /// A small root tree: busybox, the usual directories, and `/sbin/kiln-check` running
+    /// `checks`.
+    fn busybox_tree(&self, root: &Path, checks: &str) -> Result<()> {
+        for dir in ["bin", "sbin", "dev", "proc", "sys", "etc", "var", "tmp"] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        fs::copy(&self.busybox, root.join("bin/busybox"))?;
+        for applet in APPLETS {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
+        }
+        write_executable(&root.join("kiln-check"), &check_script("/bin/sh", checks))
+    }
+
+    /// Runs kiln with `args`.
+    fn kiln(&self, args: &[&str]) -> Result<()> {
+        run_cmd(
+            Command::new(&self.kiln)
+                .args(args)
+                .env("SOURCE_DATE_EPOCH", "1700000000"),
+        )?;
+        Ok(())
+    }
+
+    /// Boots `boot` and judges the run and the image afterwards; returns the guest's
+    /// informative lines (`dpkg: ...`) and its marker line.
+    fn boot(&self, boot: &Boot, timeout: u64, scratch: &Path) -> Result<String> {
+        let log = scratch.join("serial.log");
+        let append = format!(
+            "root={} rootfstype={} rw console=ttyS0 panic=-1 quiet init=/kiln-check",
+            boot.root, boot.fs_type
+        );
+        let drive = format!("file={},format=raw,if=virtio", boot.image.display());
+        let status = Command::new("timeout")
+            .args(["--signal=KILL", &timeout.to_string(), "qemu-system-x86_64"])
+            .args([
+                "-accel", "tcg", "-m", "512", "-smp", "1", "-display", "none",
+            ])
+            .args([
+                "-no-reboot",
+                "-monitor",
+                "none",
+                "-serial",
+                "stdio",
+                "-nic",
+                "none",
+            ])
+            .arg("-kernel")
+            .arg(&self.kernel)
+            .arg("-initrd")
+            .arg(&self.initrd)
+            .args(["-append", &append, "-drive", &drive])
+            .stdin(std::process::Stdio::null())
+            .stdout(fs::File::create(&log)?)
+            .stderr(std::process::Stdio::inherit())
+            .status()
+            .context("could not run qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+        let serial = String::from_utf8_lossy(&fs::read(&log)?).into_owned();
+        let tail = || {
+            serial
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        if !status.success() {
+            bail!(
+                "QEMU did not power off within {timeout} s ({status}); serial log:\n{}",
+                tail()
+            );
+        }
+        let Some(marker) = serial.lines().find(|l| l.starts_with(MARKER)) else {
+            bail!("the guest did not print {MARKER}; serial log:\n{}", tail());
+        };
+        self.judge_image(boot)?;
+        let said: Vec<&str> = serial
+            .lines()
+            .filter(|l| l.starts_with("dpkg: "))
+            .chain([marker.trim()])
+            .collect();
+        Ok(said.join("; "))
+    }
+
+    /// After the boot: no journal left to recover, and e2fsck finds nothing.
+    fn judge_image(&self, boot: &Boot) -> Result<()> {
+        // e2fsprogs opens a filesystem inside a bigger file as `FILE?offset=BYTES`.
+        let target = if boot.offset == 0 {
+            boot.image.display().to_string()
+        } else {
+            format!("{}?offset={}", boot.image.display(), boot.offset)
+        };
+        let header = run_cmd(Command::new("dumpe2fs").args(["-h", &target]))?;
+        ensure!(
+            !header.contains("needs_recovery"),
+            "the journal needs recovery after the guest's shutdown"
+        );
+        run_cmd(Command::new("e2fsck").args(["-fn", &target]))
+            .context("e2fsck -fn after the boot")?;
+        Ok(())
+    }
+}
+
+/// The SHA-256 of `path`, as `sha256sum` prints it.
+fn sha256(path: &Path) -> Result<String> {
+    let out = run_cmd(Command::new("sha256sum").arg(path))?;
+    Ok(out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// The seed recipe: a bare ext3 image of a root tree plus a tailoring overlay
+/// (fixtures/overlay: /etc/hostname and /etc/fstab), whose guest checks that both files
+/// are the overlay's.
+fn seed_ext3(h: &Harness, scratch: &Path) -> Result<Boot> {
+    let overlay = crate::repo_root().join("fixtures/overlay");
+    let mut checks = String::new();
+    for file in ["etc/hostname", "etc/fstab"] {
+        let want = sha256(&overlay.join(file))?;
+        writeln!(
+            checks,
+            "expect {file} 'sha256sum /{file} | cut -d\" \" -f1' {want}"
+        )?;
+    }
+    let root = scratch.join("root");
+    h.busybox_tree(&root, &checks)?;
+    fs::write(root.join("etc/hostname"), "base\n")?;
+    fs::write(root.join("etc/fstab"), "# base\n")?;
+    let image = scratch.join("sda1.img");
+    let (r, o, i) = (
+        root.display().to_string(),
+        overlay.display().to_string(),
+        image.display().to_string(),
+    );
+    h.kiln(&["build", &r, &o, "-o", &i, "-t", "ext3", "--size", "64M"])?;
+    Ok(Boot {
+        image,
+        root: "/dev/vda".into(),
+        fs_type: "ext3",
+        offset: 0,
+    })
+}
+
+/// A payload file whose hash the guest checks, in a busybox tree built as `fs_type`.
+fn payload_case(h: &Harness, scratch: &Path, fs_type: &'static str) -> Result<Boot> {
+    let root = scratch.join("root");
+    let payload: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let payload_file = scratch.join("payload");
+    fs::write(&payload_file, &payload)?;
+    let want = sha256(&payload_file)?;
+    let checks = format!("expect payload 'sha256sum /etc/payload | cut -d\" \" -f1' {want}\n");
+    h.busybox_tree(&root, &checks)?;
+    fs::copy(&payload_file, root.join("etc/payload"))?;
+    let image = scratch.join(format!("{fs_type}.img"));
+    let (r, i) = (root.display().to_string(), image.display().to_string());
+    h.kiln(&["build", &r, "-o", &i, "-t", fs_type, "--size", "64M"])?;
+    Ok(Boot {
+        image,
+        root: "/dev/vda".into(),
+        fs_type,
+        offset: 0,
+    })
+}
+
+/// ext4 with kiln's default features (extents, 64bit, flex_bg, metadata_csum, journal).
+fn plain_ext4(h: &Harness, scratch: &Path) -> Result<Boot> {
+    payload_case(h, scratch, "ext4")
+}
+
+/// ext2: no journal, block maps.
+fn plain_ext2(h: &Harness, scratch: &Path) -> Result<Boot> {
+    payload_case(h, scratch, "ext2")
+}
+
+/// The root partition's unique GUID in [`gpt_partuuid`]'s layout.
+const ROOT_PARTUUID: &str = "6f0c2f8e-3b1a-4c5d-9e7f-0a1b2c3d4e5f";
+
+/// A GPT disk from a layout file (an empty ESP, then root-x86-64 ext4), booted with
+/// `root=PARTUUID=`.
+fn gpt_partuuid(h: &Harness, scratch: &Path) -> Result<Boot> {
+    let root = scratch.join("root");
+    h.busybox_tree(
+        &root,
+        "expect root-device 'grep -c \" / ext4 \" /proc/mounts' 1\n",
+    )?;
+    let layout = format!(
+        "[disk]\nsize = \"96M\"\n\n\
+         [[partition]]\nlabel = \"esp\"\ntype = \"esp\"\nsize = \"8M\"\n\n\
+         [[partition]]\nlabel = \"root\"\ntype = \"root-x86-64\"\nsize = \"grow\"\n\
+         uuid = \"{ROOT_PARTUUID}\"\n\
+         [partition.filesystem]\ntype = \"ext4\"\nsources = [\"{}\"]\n",
+        root.display()
+    );
+    let config = scratch.join("disk.toml");
+    fs::write(&config, layout)?;
+    let image = scratch.join("disk.img");
+    let (c, i) = (config.display().to_string(), image.display().to_string());
+    h.kiln(&["build", "--config", &c, "-o", &i])?;
+    // partx gives the start in 512-byte sectors.
+    let start = run_cmd(
+        Command::new("partx")
+            .args(["-g", "-o", "START", "-n", "2"])
+            .arg(&image),
+    )?;
+    let sectors: u64 = start.trim().parse().context("partx START")?;
+    Ok(Boot {
+        image,
+        root: format!("PARTUUID={ROOT_PARTUUID}"),
+        fs_type: "ext4",
+        offset: sectors * 512,
+    })
+}
+
+/// A tar made by an unprivileged user (who owns every file), built by the same user with
+/// `--all-root` and a spec for device nodes: inside the guest the setuid binary is root's
+/// and the device nodes are there as specified.
+fn tar_by_user(h: &Harness, scratch: &Path) -> Result<Boot> {
+    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    use std::os::unix::fs::PermissionsExt;
+    // The scratch folder is private (0700): let the user through to a folder of its own.
+    fs::set_permissions(scratch, fs::Permissions::from_mode(0o755))?;
+    let work = scratch.join("user");
+    fs::create_dir_all(&work)?;
+    let kiln = work.join("kiln");
+    fs::copy(&h.kiln, &kiln)?;
+    run_cmd(Command::new("chown").args(["65534:65534"]).arg(&work))?;
+    let root = work.join("root");
+    let checks = "expect setuid 'stat -c \"%u:%g %a\" /bin/su-test' '0:0 4755'\n\
+                  expect char-device 'stat -c \"%F %t:%T %u:%g %a\" /srv/nodes/console' \
+                  'character special file 5:1 0:0 600'\n\
+                  expect block-device 'stat -c \"%F %t:%T %u:%g %a\" /srv/nodes/vdz' \
+                  'block special file fe:0 0:6 660'\n\
+                  expect owner 'stat -c \"%u:%g\" /etc/payload' '0:0'\n";
+    h.busybox_tree(&root, checks)?;
+    fs::copy(&h.busybox, root.join("bin/su-test"))?;
+    fs::write(root.join("etc/payload"), "made by nobody\n")?;
+    run_cmd(Command::new("chown").args(["-R", "65534:65534"]).arg(&root))?;
+    run_cmd(
+        Command::new("chmod")
+            .args(["4755"])
+            .arg(root.join("bin/su-test")),
+    )?;
+    let tar = work.join("root.tar");
+    run_cmd(
+        Command::new("setpriv")
+            .args(nobody)
+            .args(["tar", "-cf"])
+            .arg(&tar)
+            .arg("-C")
+            .arg(&root)
+            .arg("."),
+    )?;
+    let image = work.join("user.img");
+    run_cmd(
+        Command::new("setpriv")
+            .args(nobody)
+            .arg(&kiln)
+            .args(["build"])
+            .arg(&tar)
+            .arg("-o")
+            .arg(&image)
+            .args(["-t", "ext4", "--size", "64M", "--all-root"])
+            .args(["-p", "char /srv/nodes/console 0600 0 0 5 1"])
+            .args(["-p", "block /srv/nodes/vdz 0660 0 6 254 0"])
+            .env("SOURCE_DATE_EPOCH", "1700000000"),
+    )?;
+    Ok(Boot {
+        image,
+        root: "/dev/vda".into(),
+        fs_type: "ext4",
+        offset: 0,
+    })
+}
+
+/// The Debian bookworm minbase tree: the rootfs corpus (../shared/corpus/make_rootfs.sh),
+/// or where a clone has no shared folder beside it, debootstrap's own minbase from the
+/// mirror apt is configured with (into `$BASE/rootfs-boot`, kept).
+fn debian_tree() -> Result<PathBuf> {
+    match crate::corpus::prepare(crate::corpus::Name::Rootfs) {
+        Ok(trees) => {
+            return trees
+                .into_iter()
+                .next()
+                .context("the rootfs corpus gave no tree")
+        }
+        Err(err) => eprintln!("boot: no rootfs corpus ({err:#}); running debootstrap"),
+    }
+    let dest = crate::corpus::base().join("rootfs-boot");
+    let done = crate::corpus::base().join(".rootfs-boot-done");
+    if done.is_file() {
+        return Ok(dest);
+    }
+    // apt's own URI of a package gives the configured mirror: what precedes /pool/.
+    let uri = run_cmd(Command::new("apt-get").args(["download", "--print-uris", "debootstrap"]))?;
+    let mirror = uri
+        .split('\'')
+        .nth(1)
+        .and_then(|u| u.split("/pool/").next())
+        .context("apt-get --print-uris named no mirror")?
+        .to_string();
+    let _ = fs::remove_dir_all(&dest);
+    run_cmd(
+        Command::new("debootstrap")
+            .args(["--variant=minbase", "bookworm"])
+            .arg(&dest)
+            .arg(&mirror),
+    )?;
+    fs::write(&done, "")?;
+    Ok(dest)
+}
+
+/// The Debian minbase rootfs (../shared/corpus/make_rootfs.sh) built by kiln: the guest
+/// runs `dpkg --verify` (every installed file against the package database's checksums)
+/// and `dpkg --audit`, and both must report nothing.
+fn debian_rootfs(h: &Harness, scratch: &Path) -> Result<Boot> {
+    let tree = debian_tree()?;
+    let overlay = scratch.join("overlay");
+    fs::create_dir_all(&overlay)?;
+    // The package count guards against a database that is not there (nothing to verify).
+    let checks = "expect dpkg-database 'test $(dpkg-query -W -f=. | wc -c) -gt 50 && echo ok' ok\n\
+                  expect dpkg-verify 'dpkg --verify; echo rc=$?' 'rc=0'\n\
+                  expect dpkg-audit 'dpkg --audit; echo rc=$?' 'rc=0'\n\
+                  echo \"dpkg: $(dpkg-query -W -f=. | wc -c) packages verified\"\n";
+    write_executable(
+        &overlay.join("kiln-check"),
+        &check_script("/bin/sh", checks),
+    )?;
+    let image = scratch.join("debian.img");
+    let (t, o, i) = (
+        tree.display().to_string(),
+        overlay.display().to_string(),
+        image.display().to_string(),
+    );
+    h.kiln(&[
+        "build", &t, &o, "-o", &i, "-t", "ext4", "--size", "auto", "--free", "64M",
+    ])?;
+    Ok(Boot {
+        image,
+        root: "/dev/vda".into(),
+        fs_type: "ext4",
+        offset: 0,
+    })
+}
