@@ -12,6 +12,8 @@
 //! crate only runs them. tree.rs measures a tree so that both tools get the same geometry.
 
 mod bench;
+// Booting needs QEMU and a Linux host's tools (and Unix file modes).
+#[cfg(unix)]
 mod boot;
 mod corpus;
 mod soak;
@@ -49,6 +51,7 @@ enum Task {
     Soak(soak::Args),
     /// Boot kiln's images under QEMU with Debian's kernel: each guest checks itself, powers
     /// off, and leaves a clean filesystem.
+    #[cfg(unix)]
     Boot(boot::Args),
 }
 
@@ -62,6 +65,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Soak(args) => soak::run(&args),
+        #[cfg(unix)]
         Task::Boot(args) => boot::run(&args),
     }
 }
