@@ -245,7 +245,7 @@ pub(crate) fn spec_of(snap: &Snapshot, src: &Path) -> String {
 
 /// Compares the mounted image with the snapshot in everything but times
 /// (the time policy replaced them), and checks that policy on the root.
-fn assert_matches_but_times(snap: &Snapshot, mount: &Path) {
+pub(crate) fn assert_matches_but_times(snap: &Snapshot, mount: &Path) {
     let diffs: Vec<_> = snap
         .compare_image(mount, 4096)
         .into_iter()
