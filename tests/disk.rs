@@ -275,6 +275,20 @@ impl Drop for Loop {
     }
 }
 
+/// The block-device cases' setup: the sources, and a 64 MiB loop device
+/// filled with 0xAA (so that stale bytes show); `None` after a skip.
+fn device_case() -> Option<(Case, Sources, Loop)> {
+    if !(require_root() && require_tool("losetup") && require_tool("sgdisk")) {
+        return None;
+    }
+    let case = Case::new("ext4", 4096);
+    let src = sources(&case);
+    let backing = case.path("device.img");
+    filled_file(&backing, 64 * MIB, 0xAA);
+    let dev = Loop::attach(&backing, false);
+    Some((case, src, dev))
+}
+
 /// A file of `len` bytes, each `byte`.
 fn filled_file(path: &Path, len: u64, byte: u8) {
     write_file(path, &vec![byte; usize::try_from(len).expect("length")]);
@@ -590,14 +604,9 @@ fn one_partition_layout(size: &str) -> String {
 
 #[test]
 fn block_device_output() {
-    if !(require_root() && require_tool("losetup") && require_tool("sgdisk")) {
+    let Some((case, src, dev)) = device_case() else {
         return;
-    }
-    let case = Case::new("ext4", 4096);
-    let src = sources(&case);
-    let backing = case.path("device.img");
-    filled_file(&backing, 64 * MIB, 0xAA);
-    let dev = Loop::attach(&backing, false);
+    };
     let untouched = |what: &str| {
         assert_eq!(
             first_not(&read_range(&dev.dev, 0, MIB), 0xAA),
@@ -660,14 +669,9 @@ fn block_device_output() {
 #[test]
 
 fn block_device_disk_without_size() {
-    if !(require_root() && require_tool("losetup") && require_tool("sgdisk")) {
+    let Some((case, src, dev)) = device_case() else {
         return;
-    }
-    let case = Case::new("ext4", 4096);
-    let src = sources(&case);
-    let backing = case.path("device.img");
-    filled_file(&backing, 64 * MIB, 0xAA);
-    let dev = Loop::attach(&backing, false);
+    };
     let text = "[[partition]]\nlabel = \"root\"\ntype = \"root-x86-64\"\n\
                 [partition.filesystem]\nsources = [\"rootfs\"]\n";
     let cfg = config(&case, "nosize.toml", text);

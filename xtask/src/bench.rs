@@ -221,7 +221,7 @@ struct StreamRow {
 pub(crate) fn run(args: &Args) -> Result<()> {
     let kiln = match &args.kiln {
         Some(path) => path.clone(),
-        None => build_kiln()?,
+        None => crate::build_kiln(crate::Profile::Release)?,
     };
     // Images of the big corpora take gigabytes (sparsely), so they are removed as soon as the
     // directory is dropped; TMPDIR can point it at a tmpfs to take the disk out of the timing.
@@ -728,28 +728,6 @@ fn median(values: &[f64]) -> f64 {
 /// The load average, to show that nothing else ran.
 fn load() -> String {
     fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".into(), |s| s.trim().into())
-}
-
-/// Builds kiln in release mode and returns the binary's path.
-fn build_kiln() -> Result<PathBuf> {
-    let root = crate::repo_root();
-    eprintln!("building kiln (release)");
-    // CARGO is the cargo that runs this xtask; use the same one.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--release", "--bin", "kiln"])
-        .status()
-        .context("could not run cargo")?;
-    ensure!(
-        status.success(),
-        "cargo build --release --bin kiln failed ({status})"
-    );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), |dir| root.join(dir));
-    Ok(target
-        .join("release")
-        .join(format!("kiln{}", std::env::consts::EXE_SUFFIX)))
 }
 
 /// Removes a file if there is one.

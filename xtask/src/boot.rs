@@ -126,7 +126,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     fs::create_dir_all(&work).with_context(|| format!("mkdir {}", work.display()))?;
     let (kernel, initrd, busybox) = prepare_kernel(&work)?;
     let harness = Harness {
-        kiln: build_kiln()?,
+        kiln: crate::build_kiln(crate::Profile::Debug)?,
         kernel,
         initrd,
         busybox,
@@ -174,20 +174,6 @@ fn run_cmd(cmd: &mut Command) -> Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The debug kiln, built by the cargo that runs this xtask.
-fn build_kiln() -> Result<PathBuf> {
-    let root = crate::repo_root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    run_cmd(
-        Command::new(cargo)
-            .current_dir(root)
-            .args(["build", "--bin", "kiln"]),
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), |dir| root.join(dir));
-    Ok(target.join("debug/kiln"))
 }
 
 /// Fetches Debian's kernel and busybox-static (once) and makes the initramfs (once per

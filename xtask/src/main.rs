@@ -21,7 +21,7 @@ mod tree;
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 /// The command line of `cargo xtask`.
@@ -68,6 +68,40 @@ fn main() -> Result<()> {
         #[cfg(unix)]
         Task::Boot(args) => boot::run(&args),
     }
+}
+
+/// Which build of kiln a task runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    /// `cargo build`: what the tests run (boot checks behaviour, not speed).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Debug,
+    /// `cargo build --release`: what is measured.
+    Release,
+}
+
+/// Builds the kiln binary with the cargo that runs this xtask and returns its path.
+fn build_kiln(profile: Profile) -> Result<std::path::PathBuf> {
+    let root = repo_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(root).args(["build", "--bin", "kiln"]);
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    eprintln!("building kiln: {cmd:?}");
+    let status = cmd.status().context("could not run cargo")?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed ({status})");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+    let dir = if profile == Profile::Release {
+        "release"
+    } else {
+        "debug"
+    };
+    Ok(target
+        .join(dir)
+        .join(format!("kiln{}", std::env::consts::EXE_SUFFIX)))
 }
 
 /// The repository root. xtask is always built from its own checkout, so the manifest

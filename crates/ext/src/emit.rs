@@ -494,19 +494,9 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
         );
         sink.write_at(geo.offset(p.xattr_block()), &block)?;
     }
-    if let Slot::Node(id) = p.slot {
-        if let Body::File(f) = &plan.tree.node(id).body {
-            if let Some(span) = small_span(&p.mapping, &index, u64::from(bs)) {
-                return write_file_span(plan, sink, &p.mapping, &index, f, span);
-            }
-        }
-    }
-    for (block, content) in index {
-        sink.write_at(geo.offset(block), &content)?;
-    }
     let content = match p.slot {
         Slot::Node(id) => match &plan.tree.node(id).body {
-            Body::File(f) => return copy_file(plan, sink, &p.mapping, f),
+            Body::File(f) => return write_file(plan, sink, &p.mapping, &index, f),
             Body::Symlink(t) => t.clone(),
             Body::Dir(_) => dir_content(plan, ino),
             _ => Vec::new(),
@@ -520,7 +510,37 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
         ),
         Slot::Empty | Slot::Resize => Vec::new(),
     };
+    write_index_blocks(plan, sink, &index)?;
     write_logical(plan, sink, &p.mapping, &content)
+}
+
+/// Writes index blocks (indirect blocks, extent tree nodes) where they go.
+fn write_index_blocks(
+    plan: &Plan<'_>,
+    sink: &dyn Sink,
+    index: &[(u64, Vec<u8>)],
+) -> Result<(), EmitError> {
+    for (block, content) in index {
+        sink.write_at(plan.geometry.offset(*block), content)?;
+    }
+    Ok(())
+}
+
+/// Writes a regular file's data and index blocks: in one write when they
+/// form a small span, else the index blocks, then the data copied in chunks.
+fn write_file(
+    plan: &Plan<'_>,
+    sink: &dyn Sink,
+    mapping: &Mapping,
+    index: &[(u64, Vec<u8>)],
+    f: &FileData,
+) -> Result<(), EmitError> {
+    let bs = u64::from(plan.geometry.block_size);
+    if let Some(span) = small_span(mapping, index, bs) {
+        return write_file_span(plan, sink, mapping, index, f, span);
+    }
+    write_index_blocks(plan, sink, index)?;
+    copy_file(plan, sink, mapping, f)
 }
 
 /// Writes `content` (logical block 0 onwards) through the block map.

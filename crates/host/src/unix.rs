@@ -1,7 +1,7 @@
-//! Unix hosts: `std::os::unix` for lstat details and positional IO, `rustix`
+//! Unix hosts: `statx` (Linux) or `std::os::unix` for lstat details, positional IO, `rustix`
 //! for xattrs, `O_NOATIME` and `SEEK_DATA`/`SEEK_HOLE`.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -13,11 +13,20 @@ use crate::{HostFileType, HostMeta, HostTime, NodeKind};
 /// Unix hosts have every piece of metadata a directory source needs.
 pub(crate) const MISSING_METADATA: Option<&str> = None;
 
+/// Linux: statx, as for every entry of a walk ([`lstat_at`]).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn lstat(path: &Path) -> io::Result<HostMeta> {
+    statx_meta_at(rustix::fs::CWD, path)
+}
+
+/// Elsewhere through std.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn lstat(path: &Path) -> io::Result<HostMeta> {
     Ok(host_meta(&std::fs::symlink_metadata(path)?))
 }
 
-fn host_meta(meta: &Metadata) -> HostMeta {
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn host_meta(meta: &std::fs::Metadata) -> HostMeta {
     let ft = meta.file_type();
     let file_type = if ft.is_dir() {
         HostFileType::Dir
@@ -63,6 +72,7 @@ fn time(secs: i64, nanos: i64) -> HostTime {
     }
 }
 
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 impl HostTime {
     fn from_system(t: std::time::SystemTime) -> HostTime {
         match t.duration_since(std::time::UNIX_EPOCH) {
@@ -240,10 +250,19 @@ fn lstat_at(
     _dir_path: &Path,
     name: &std::ffi::OsStr,
 ) -> io::Result<HostMeta> {
+    statx_meta_at(dir, name)
+}
+
+/// `statx` of `path` (relative to `dir`), not following a final symlink.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn statx_meta_at<Fd: rustix::fd::AsFd, P: rustix::path::Arg>(
+    dir: Fd,
+    path: P,
+) -> io::Result<HostMeta> {
     use rustix::fs::{statx, AtFlags, StatxFlags};
     let stx = statx(
         dir,
-        name,
+        path,
         AtFlags::SYMLINK_NOFOLLOW,
         StatxFlags::BASIC_STATS | StatxFlags::BTIME,
     )?;
@@ -260,8 +279,7 @@ fn lstat_at(
     lstat(&dir_path.join(name))
 }
 
-/// The [`HostMeta`] of a `statx` answer, as [`host_meta`] makes it of std's
-/// (which calls statx too).
+/// The [`HostMeta`] of a `statx` answer.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn statx_meta(stx: &rustix::fs::Statx) -> HostMeta {
     use rustix::fs::{makedev, FileType, StatxFlags};

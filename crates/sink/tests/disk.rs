@@ -55,6 +55,13 @@ fn write_image(layout: &DiskLayout, path: &Path) {
 }
 
 /// Whether `tool` runs; if not, fails under CI=true, else says it skips.
+/// Runs `tool flag image`; returns its output and its stdout as text.
+fn tool_on(image: &std::path::Path, tool: &str, flag: &str) -> (std::process::Output, String) {
+    let out = Command::new(tool).arg(flag).arg(image).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, text)
+}
+
 fn have_tool(tool: &str) -> bool {
     let found = Command::new(tool).arg("--version").output().is_ok();
     if !found {
@@ -126,12 +133,7 @@ fn image_passes_sgdisk_sfdisk_and_read_table() {
     assert!(!gpt.from_backup);
 
     if have_tool("sgdisk") {
-        let out = Command::new("sgdisk")
-            .arg("-v")
-            .arg(&image)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let (out, text) = tool_on(&image, "sgdisk", "-v");
         assert!(
             out.status.success() && text.contains("No problems found"),
             "sgdisk -v: {text}{}",
@@ -140,12 +142,7 @@ fn image_passes_sgdisk_sfdisk_and_read_table() {
     }
 
     if have_tool("sfdisk") {
-        let out = Command::new("sfdisk")
-            .arg("-d")
-            .arg(&image)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let (out, text) = tool_on(&image, "sfdisk", "-d");
         assert!(
             out.status.success(),
             "sfdisk -d: {}",
@@ -264,12 +261,7 @@ fn automatic_size_leaves_one_mib_for_the_backup_gpt() {
     let table = read_table(&image).unwrap().unwrap();
     assert_eq!(table.len(), 2);
     if have_tool("sgdisk") {
-        let out = Command::new("sgdisk")
-            .arg("-v")
-            .arg(&image)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let (_, text) = tool_on(&image, "sgdisk", "-v");
         assert!(text.contains("No problems found"), "{text}");
     }
 }
