@@ -226,7 +226,7 @@ pub(crate) fn read_tree(
         parse_file_contexts(&read_text(path)?, path)?.apply(&mut tree);
     }
     policy.apply_to_image(&mut tree)?;
-    tree.shrink_to_fit();
+    tree.finish();
     Ok(tree)
 }
 

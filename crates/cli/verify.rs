@@ -331,7 +331,7 @@ impl Verifier<'_> {
         let map = self.reader.file_map(ino, inode)?;
         let bs = self.reader.superblock().block_size;
         let got = map.data_ranges(inode.size, bs);
-        let want = block_ranges(&data.data, u64::from(bs), data.size);
+        let want = block_ranges(&data.data(), u64::from(bs), data.size);
         if matches!(map, FileMap::Blocks { .. }) && got != want {
             self.out.diff(
                 path,
@@ -538,6 +538,6 @@ struct Time(Timestamp);
 
 impl std::fmt::Debug for Time {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{:09}", self.0.secs, self.0.nanos)
+        write!(f, "{}.{:09}", { self.0.secs }, self.0.nanos)
     }
 }

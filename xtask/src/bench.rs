@@ -205,6 +205,16 @@ struct Row {
     mke2fs: Option<Result<Measured>>,
 }
 
+/// What the tree model of one source keeps on the heap (kiln-tree's `tree-bytes` example).
+struct ModelRow {
+    name: String,
+    /// Entries, bytes of their names, heap bytes of the finished tree.
+    counts: Result<(u64, u64, u64)>,
+}
+
+/// The issue's budget for the tree model: heap bytes per entry, past the names.
+const MODEL_BUDGET: f64 = 200.0;
+
 /// The streamed zstd output against a raw build followed by `zstd`.
 struct StreamRow {
     name: String,
@@ -229,6 +239,11 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     // A copy, so that a concurrent `cargo build` cannot swap the binary in mid-run.
     let kiln_copy = scratch.path().join("kiln");
     fs::copy(&kiln, &kiln_copy).with_context(|| format!("copy {}", kiln.display()))?;
+    let tree_bytes = crate::cargo_build(
+        &["-p", "kiln-tree", "--example", "tree-bytes"],
+        crate::Profile::Release,
+        Path::new("examples/tree-bytes"),
+    )?;
     let mut bench = Bench {
         kiln: kiln_copy,
         scratch: scratch.path().to_path_buf(),
@@ -245,6 +260,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
 
     let mut rows = Vec::new();
     let mut streams = Vec::new();
+    let mut models = Vec::new();
     if !args.scale {
         let mut trees = Vec::new();
         let mut bigdir = None;
@@ -283,12 +299,15 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             rows.extend(bench.tree(tree, &types, true, false)?);
         }
         if full {
-            if let Some(bigdir) = bigdir {
-                rows.extend(bench.tree(&bigdir, &[FsType::Ext4], false, true)?);
+            if let Some(bigdir) = &bigdir {
+                rows.extend(bench.tree(bigdir, &[FsType::Ext4], false, true)?);
             }
             if let Some(linux) = trees.iter().find(|tree| tree.ends_with("linux")) {
                 streams.push(bench.stream(linux)?);
             }
+        }
+        for tree in trees.iter().chain(&bigdir) {
+            models.push(tree_model(&tree_bytes, tree));
         }
     }
     if full || args.scale {
@@ -296,7 +315,35 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     eprintln!("load after: {}", load());
     drop(scratch);
-    report(rows, &streams, bench.notes)
+    report(rows, &streams, &models, bench.notes)
+}
+
+/// Runs the `tree-bytes` example on `tree`: what its tree model keeps on the heap.
+fn tree_model(tree_bytes: &Path, tree: &Path) -> ModelRow {
+    let name = tree.file_name().map_or_else(
+        || tree.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
+    eprintln!("bench tree model: {}", tree.display());
+    let counts = Command::new(tree_bytes)
+        .arg(tree)
+        .output()
+        .context("could not run tree-bytes")
+        .and_then(|out| {
+            anyhow::ensure!(out.status.success(), "tree-bytes: {}", head(&out.stderr));
+            let text = String::from_utf8_lossy(&out.stdout);
+            model_counts(&text).with_context(|| format!("tree-bytes printed {text:?}"))
+        });
+    ModelRow { name, counts }
+}
+
+/// Entries, name bytes and heap bytes from the line `tree-bytes` prints ("N entries, N
+/// name bytes, N heap bytes in N blocks: …"): its first three numbers.
+fn model_counts(line: &str) -> Option<(u64, u64, u64)> {
+    let mut numbers = line
+        .split_whitespace()
+        .filter_map(|word| word.trim_end_matches([',', ':']).parse::<u64>().ok());
+    Some((numbers.next()?, numbers.next()?, numbers.next()?))
 }
 
 impl Bench<'_> {
@@ -801,7 +848,12 @@ fn mib(bytes: u64) -> String {
 }
 
 /// Prints the tables to stdout as Markdown, then every failure and difference to stderr.
-fn report(rows: Vec<Row>, streams: &[StreamRow], mut notes: String) -> Result<()> {
+fn report(
+    rows: Vec<Row>,
+    streams: &[StreamRow],
+    models: &[ModelRow],
+    mut notes: String,
+) -> Result<()> {
     println!(
         "| tree | type | entries | data MiB | floor s | kiln s | kiln --sync s | mke2fs s | \
          kiln/mke2fs | kiln --sync/mke2fs | kiln/floor | kiln RSS MiB | mke2fs RSS MiB | \
@@ -906,11 +958,43 @@ fn report(rows: Vec<Row>, streams: &[StreamRow], mut notes: String) -> Result<()
             mib(r_len)
         );
     }
+    report_models(models, &mut notes)?;
     if notes.is_empty() {
         return Ok(());
     }
     eprint!("\n{notes}");
     bail!("some corpora or images failed, are not clean, or differ in geometry")
+}
+
+/// The table of the tree model's heap bytes per entry, past the names.
+fn report_models(models: &[ModelRow], notes: &mut String) -> Result<()> {
+    if models.is_empty() {
+        return Ok(());
+    }
+    println!();
+    println!("| tree model | entries | name bytes | heap bytes | bytes per entry past the names |");
+    println!("|---|--:|--:|--:|--:|");
+    for row in models {
+        match &row.counts {
+            Ok((entries, names, heap)) => {
+                let per_entry = heap.saturating_sub(*names) as f64 / (*entries).max(1) as f64;
+                let over = if per_entry > MODEL_BUDGET {
+                    " (over the budget)"
+                } else {
+                    ""
+                };
+                println!(
+                    "| {} | {entries} | {names} | {heap} | {per_entry:.1}{over} |",
+                    row.name
+                );
+            }
+            Err(err) => {
+                println!("| {} | failed | | | |", row.name);
+                writeln!(notes, "{}: tree model not measured: {err:#}", row.name)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Bytes the file at `path` takes on disk (`st_blocks` × 512; its length
@@ -968,6 +1052,14 @@ mod tests {
         };
         let geometry = Geometry::for_tree(&stats);
         assert!(geometry.size >= geometry.inodes * BLOCK_SIZE);
+    }
+
+    #[test]
+    fn model_counts_are_the_first_three_numbers() {
+        let line = "83731 entries, 1031331 name bytes, 13534890 heap bytes in 30024 blocks: \
+                    149.3 bytes per entry plus the names\n";
+        assert_eq!(model_counts(line), Some((83731, 1031331, 13534890)));
+        assert_eq!(model_counts("2 entries"), None);
     }
 
     #[test]

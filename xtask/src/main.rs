@@ -19,7 +19,7 @@ mod corpus;
 mod soak;
 mod tree;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -81,27 +81,34 @@ enum Profile {
 }
 
 /// Builds the kiln binary with the cargo that runs this xtask and returns its path.
-fn build_kiln(profile: Profile) -> Result<std::path::PathBuf> {
+fn build_kiln(profile: Profile) -> Result<PathBuf> {
+    cargo_build(&["--bin", "kiln"], profile, Path::new("kiln"))
+}
+
+/// Builds what `target` names (cargo's target selection) with the cargo that runs this
+/// xtask, and returns the path of `file` (an executable, relative to the profile's output
+/// directory).
+fn cargo_build(target: &[&str], profile: Profile, file: &Path) -> Result<PathBuf> {
     let root = repo_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.current_dir(root).args(["build", "--bin", "kiln"]);
+    cmd.current_dir(root).arg("build").args(target);
     if profile == Profile::Release {
         cmd.arg("--release");
     }
-    eprintln!("building kiln: {cmd:?}");
+    eprintln!("building: {cmd:?}");
     let status = cmd.status().context("could not run cargo")?;
     anyhow::ensure!(status.success(), "{cmd:?} failed ({status})");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    let out = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), |dir| root.join(dir));
     let dir = if profile == Profile::Release {
         "release"
     } else {
         "debug"
     };
-    Ok(target
-        .join(dir)
-        .join(format!("kiln{}", std::env::consts::EXE_SUFFIX)))
+    let mut path = out.join(dir).join(file);
+    path.as_mut_os_string().push(std::env::consts::EXE_SUFFIX);
+    Ok(path)
 }
 
 /// The repository root. xtask is always built from its own checkout, so the manifest

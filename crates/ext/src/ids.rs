@@ -29,7 +29,11 @@ pub fn derive_ids(tree: &Tree, opts: &BuildOptions) -> ([u8; 16], [u8; 16]) {
         h.update(
             format!(
                 "\0{}:{}:{}:{}.{}",
-                m.perm, m.uid, m.gid, m.mtime.secs, m.mtime.nanos
+                m.perm,
+                m.uid,
+                m.gid,
+                { m.mtime.secs },
+                { m.mtime.nanos }
             )
             .as_bytes(),
         );
@@ -41,7 +45,7 @@ pub fn derive_ids(tree: &Tree, opts: &BuildOptions) -> ([u8; 16], [u8; 16]) {
         }
         match &node.body {
             Body::Dir(entries) => {
-                for name in entries.keys() {
+                for (name, _) in entries.iter() {
                     h.update((name.len() as u64).to_le_bytes());
                     h.update(name);
                 }

@@ -467,7 +467,7 @@ mod tests {
         let mut slot = vec![0u8; 128];
         r.encode(&mut slot, 1024);
         let v = decode(&slot, true);
-        assert_eq!((v.mtime.secs, v.mtime.nanos), (1_600_000_000, 0));
+        assert_eq!(({ v.mtime.secs }, { v.mtime.nanos }), (1_600_000_000, 0));
         assert_eq!(v.crtime, None);
         assert!(ibody_area(&slot).is_empty());
         assert_eq!(v.device(), Some((300, 70000)));

@@ -316,7 +316,7 @@ fn prepare_inode(
                             ),
                         ));
                     }
-                    p.logical = logical_ranges(&f.data, f.size, bs);
+                    p.logical = logical_ranges(&f.data(), f.size, bs);
                 }
                 Body::Symlink(target) => {
                     if target.is_empty()
@@ -742,7 +742,7 @@ mod tests {
             mtime: Default::default(),
             ctime: Default::default(),
             crtime: None,
-            xattrs: Vec::new(),
+            xattrs: Default::default(),
         }
     }
 
@@ -752,12 +752,12 @@ mod tests {
             meta: empty_meta(),
             body: Body::Dir(Default::default()),
         });
-        tree.link(Tree::ROOT, b"sub".to_vec(), sub);
+        tree.link(Tree::ROOT, b"sub", sub);
         let id = tree.add(Node {
             meta: empty_meta(),
             body,
         });
-        tree.link(sub, name, id);
+        tree.link(sub, &name, id);
         tree
     }
 

@@ -279,7 +279,7 @@ mod tests {
             meta: meta(Vec::new()),
             body: Body::CharDevice(300, 70_000),
         });
-        tree.link(Tree::ROOT, b"dev".to_vec(), dev);
+        tree.link(Tree::ROOT, b"dev", dev);
         let mut opts = BuildOptions::new(FsType::Ext4);
         opts.block_size = block_size;
         opts.inode_size = inode_size;
@@ -308,8 +308,8 @@ mod tests {
             assert_eq!(root.mode, mode::S_IFDIR | 0o750);
             assert_eq!((root.uid, root.gid), (100_000, 70_000));
             if isize > 128 {
-                assert_eq!(root.mtime.secs, 4_102_444_800);
-                assert_eq!(root.mtime.nanos, 123_456_789);
+                assert_eq!({ root.mtime.secs }, 4_102_444_800);
+                assert_eq!({ root.mtime.nanos }, 123_456_789);
             }
             assert_ne!(root.file_acl, 0, "user.big is in a block");
             let mut got = r.xattrs(ROOT_INO).unwrap();

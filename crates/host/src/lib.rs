@@ -50,7 +50,11 @@ pub enum HostFileType {
 }
 
 /// A point in time with nanoseconds, seconds counted from the Unix epoch.
+///
+/// Packed to 12 bytes (the seconds aligned to 4): every node of a source
+/// tree holds three or four of them. Fields are read and written by value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(C, packed(4))]
 pub struct HostTime {
     /// Seconds since 1970-01-01T00:00:00Z (negative before it).
     pub secs: i64,

@@ -135,7 +135,9 @@ fn sized_call(mut call: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>) -> i
         let mut buf = vec![0u8; len];
         match call(&mut buf) {
             Ok(n) => {
+                // The value is kept in the tree: without the rest of the buffer.
                 buf.truncate(n);
+                buf.shrink_to_fit();
                 return Ok(buf);
             }
             Err(rustix::io::Errno::RANGE) if len < LARGEST => len *= 4,

@@ -8,40 +8,163 @@
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The bytes of one regular file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DataSource {
     /// A host file, read when the image is written.
-    Host(PathBuf),
-    /// Bytes in memory.
-    Bytes(Arc<[u8]>),
+    Host(HostPath),
+    /// Bytes in memory (the text of a spec line).
+    Bytes(Arc<Inline>),
     /// Bytes `base..base + size` of a spool file.
-    Spool(Arc<File>, u64),
+    Spool(Arc<Spooled>, u64),
 }
 
-impl PartialEq for DataSource {
-    fn eq(&self, other: &DataSource) -> bool {
-        match (self, other) {
-            (DataSource::Host(a), DataSource::Host(b)) => a == b,
-            (DataSource::Bytes(a), DataSource::Bytes(b)) => a == b,
-            (DataSource::Spool(a, x), DataSource::Spool(b, y)) => Arc::ptr_eq(a, b) && x == y,
-            _ => false,
+impl DataSource {
+    /// What to name in messages: the host path, the spec line or the archive.
+    pub fn origin(&self) -> PathBuf {
+        match self {
+            DataSource::Host(host) => host.path(),
+            DataSource::Bytes(inline) => inline.origin.clone(),
+            DataSource::Spool(spooled, _) => spooled.archive.clone(),
         }
     }
 }
 
-impl Eq for DataSource {}
+/// The path of a host file, stored as its directory (shared by every entry
+/// listed there, which keep their names in it side by side) and its name:
+/// a few bytes per file rather than a whole path each.
+#[derive(Clone, Debug)]
+pub struct HostPath {
+    dir: Arc<HostDir>,
+    start: u32,
+    len: u32,
+}
 
-impl std::hash::Hash for DataSource {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        match self {
-            DataSource::Host(p) => p.hash(state),
-            DataSource::Bytes(b) => b.hash(state),
-            DataSource::Spool(_, base) => base.hash(state),
+/// A host directory and the names of the entries listed in it (the same
+/// buffer as the tree's entries of that directory).
+#[derive(Debug)]
+pub(crate) struct HostDir {
+    path: PathBuf,
+    names: Arc<Vec<u8>>,
+}
+
+impl HostPath {
+    /// The host file at `path`.
+    pub fn new(path: &Path) -> HostPath {
+        let (dir, name) = match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => (dir, kiln_host::name_bytes(name)),
+            _ => (path, Vec::new()),
+        };
+        let len = u32::try_from(name.len()).unwrap_or(0);
+        let dir = Arc::new(HostDir {
+            path: dir.to_path_buf(),
+            names: Arc::new(name),
+        });
+        HostPath { dir, start: 0, len }
+    }
+
+    /// The paths of the entries `names` (raw bytes, as
+    /// [`kiln_host::name_bytes`] gives them) of directory `dir`, in that
+    /// order, and the buffer that holds the names side by side; `None` if
+    /// the names take 4 GiB or more.
+    pub(crate) fn listed(dir: &Path, names: &[Vec<u8>]) -> Option<(Arc<Vec<u8>>, Vec<HostPath>)> {
+        let mut packed = Vec::with_capacity(names.iter().map(Vec::len).sum());
+        let mut spans = Vec::with_capacity(names.len());
+        for name in names {
+            let start = u32::try_from(packed.len()).ok()?;
+            spans.push((start, u32::try_from(name.len()).ok()?));
+            packed.extend_from_slice(name);
         }
+        let packed = Arc::new(packed);
+        let dir = Arc::new(HostDir {
+            path: dir.to_path_buf(),
+            names: Arc::clone(&packed),
+        });
+        let paths = spans.into_iter().map(|(start, len)| HostPath {
+            dir: Arc::clone(&dir),
+            start,
+            len,
+        });
+        Some((packed, paths.collect()))
+    }
+
+    /// Where the name is in its directory's names: start and length.
+    pub(crate) fn span(&self) -> (u32, u32) {
+        (self.start, self.len)
+    }
+
+    /// The full path.
+    pub fn path(&self) -> PathBuf {
+        let name = &self.dir.names[self.start as usize..(self.start + self.len) as usize];
+        if name.is_empty() {
+            return self.dir.path.clone();
+        }
+        self.dir.path.join(kiln_host::name_from_bytes(name))
+    }
+}
+
+impl PartialEq for HostPath {
+    fn eq(&self, other: &HostPath) -> bool {
+        self.path() == other.path()
+    }
+}
+
+impl Eq for HostPath {}
+
+impl std::hash::Hash for HostPath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.path().hash(state);
+    }
+}
+
+/// Bytes held in memory, with where they were written for messages.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Inline {
+    bytes: Arc<[u8]>,
+    origin: PathBuf,
+}
+
+impl Inline {
+    /// `bytes`, named `origin` in messages.
+    pub fn new(bytes: Arc<[u8]>, origin: PathBuf) -> Inline {
+        Inline { bytes, origin }
+    }
+}
+
+/// A spool file and the archive whose file data it holds.
+#[derive(Debug)]
+pub struct Spooled {
+    file: File,
+    archive: PathBuf,
+}
+
+impl Spooled {
+    /// `file`, holding the data of the files of `archive`.
+    pub(crate) fn new(file: File, archive: PathBuf) -> Spooled {
+        Spooled { file, archive }
+    }
+
+    /// The spool file.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// Two spool references are equal when they are the same spool.
+impl PartialEq for Spooled {
+    fn eq(&self, other: &Spooled) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for Spooled {}
+
+impl std::hash::Hash for Spooled {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.archive.hash(state);
     }
 }
 
@@ -77,8 +200,8 @@ impl DataSource {
     /// have that size.
     pub fn open(&self, size: u64) -> Result<DataReader<'_>, DataError> {
         match self {
-            DataSource::Host(path) => {
-                let file = kiln_host::open_source(path)?;
+            DataSource::Host(host) => {
+                let file = kiln_host::open_source(&host.path())?;
                 let now = file.metadata()?.len();
                 if now != size {
                     return Err(DataError::Changed(format!(
@@ -87,8 +210,8 @@ impl DataSource {
                 }
                 Ok(DataReader::File(file))
             }
-            DataSource::Bytes(bytes) => Ok(DataReader::Bytes(bytes)),
-            DataSource::Spool(file, base) => Ok(DataReader::Spool(file, *base)),
+            DataSource::Bytes(inline) => Ok(DataReader::Bytes(&inline.bytes)),
+            DataSource::Spool(spooled, base) => Ok(DataReader::Spool(&spooled.file, *base)),
         }
     }
 }

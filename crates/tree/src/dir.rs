@@ -1,14 +1,15 @@
 //! Reads a host directory into a [`Tree`], as `cp -ax` would copy it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use kiln_host::{HostFileType, HostMeta};
 use rayon::prelude::*;
+use thin_vec::ThinVec;
 
 use crate::model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
-use crate::{DataSource, Timestamp, TreeError};
+use crate::{DataSource, HostPath, Timestamp, TreeError};
 
 /// Reads the directory `root` and everything below it into a [`Tree`].
 ///
@@ -29,7 +30,7 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
     }
     let mut walk = Walk {
         tree: Tree::new(metadata(&root_meta)),
-        pending: vec![(Tree::ROOT, root.to_path_buf(), Probe::of(&root_meta))],
+        pending: vec![(Tree::ROOT, HostPath::new(root), Probe::of(&root_meta))],
         links: HashMap::new(),
         dirs: Vec::new(),
         root_dev: root_meta.dev,
@@ -75,7 +76,7 @@ type PendingDir = (NodeId, PathBuf, Rc<Ancestry>);
 struct Walk {
     tree: Tree,
     /// Every node whose details (xattrs, targets, data ranges) are still to read.
-    pending: Vec<(NodeId, PathBuf, Probe)>,
+    pending: Vec<(NodeId, HostPath, Probe)>,
     /// Nodes of files with several links, by (device, inode).
     links: HashMap<(u64, u64), NodeId>,
     /// Directories still to list.
@@ -93,9 +94,19 @@ impl Walk {
         ancestry: &Rc<Ancestry>,
         entries: Vec<kiln_host::DirEntryMeta>,
     ) -> Result<(), TreeError> {
-        for (name, meta) in entries {
-            let path = dir_path.join(&name);
-            let meta = meta.map_err(|e| TreeError::io(&path, e))?;
+        let names: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|(name, _)| kiln_host::name_bytes(name))
+            .collect();
+        let (packed, hosts) = HostPath::listed(dir_path, &names).ok_or_else(|| {
+            let e = std::io::Error::other("its names take 4 GiB or more");
+            TreeError::io(dir_path, e)
+        })?;
+        let mut listing = Vec::with_capacity(hosts.len());
+        for ((name, meta), host) in entries.into_iter().zip(hosts) {
+            let host_span = host.span();
+            let path = || dir_path.join(&name);
+            let meta = meta.map_err(|e| TreeError::io(path(), e))?;
             let is_dir = meta.file_type == HostFileType::Dir;
             let shared = !is_dir && meta.nlink > 1;
             let id = match shared
@@ -106,33 +117,34 @@ impl Walk {
                 None => {
                     let id = self.tree.add(Node {
                         meta: metadata(&meta),
-                        body: placeholder_body(&meta),
+                        body: placeholder_body(&meta, &host),
                     });
                     if shared {
                         self.links.insert((meta.dev, meta.ino), id);
                     }
-                    self.pending.push((id, path.clone(), Probe::of(&meta)));
+                    self.pending.push((id, host, Probe::of(&meta)));
                     id
                 }
             };
-            self.tree.link(dir, kiln_host::name_bytes(&name), id);
+            listing.push((host_span, id));
             if is_dir && meta.dev == self.root_dev {
                 // Inode 0: the host has no inode numbers (Windows), nor bind mounts.
                 let looped = (meta.ino != 0).then(|| ancestry.find((meta.dev, meta.ino)));
                 if let Some(ancestor) = looped.flatten() {
                     return Err(TreeError::DirectoryLoop {
-                        path,
+                        path: path(),
                         ancestor: ancestor.to_path_buf(),
                     });
                 }
                 let ancestry = Rc::new(Ancestry {
                     key: (meta.dev, meta.ino),
-                    path: path.clone(),
+                    path: path(),
                     parent: Some(Rc::clone(ancestry)),
                 });
-                self.dirs.push((id, path, ancestry));
+                self.dirs.push((id, path(), ancestry));
             }
         }
+        self.tree.adopt_listing(dir, packed, &listing);
         Ok(())
     }
 }
@@ -169,21 +181,19 @@ fn metadata(meta: &HostMeta) -> Metadata {
         mtime: meta.mtime,
         ctime: meta.ctime,
         crtime: meta.crtime,
-        xattrs: Vec::new(),
+        xattrs: ThinVec::new(),
     }
 }
 
-/// The body as far as `lstat` tells; file data and symlink targets are filled
-/// in by [`fill_details`].
-fn placeholder_body(meta: &HostMeta) -> Body {
+/// The body as far as `lstat` tells; file data ranges and symlink targets
+/// are filled in by [`fill_details`].
+fn placeholder_body(meta: &HostMeta, host: &HostPath) -> Body {
     match meta.file_type {
-        HostFileType::Dir => Body::Dir(BTreeMap::new()),
-        HostFileType::File => Body::File(FileData {
-            origin: PathBuf::new(),
-            source: DataSource::Bytes(Vec::new().into()),
-            size: meta.size,
-            data: Vec::new(),
-        }),
+        HostFileType::Dir => Body::Dir(Box::default()),
+        HostFileType::File => {
+            let source = DataSource::Host(host.clone());
+            Body::File(FileData::new(source, meta.size, Vec::new()))
+        }
         HostFileType::Symlink => Body::Symlink(Vec::new()),
         HostFileType::CharDevice => Body::CharDevice(meta.rdev.0, meta.rdev.1),
         HostFileType::BlockDevice => Body::BlockDevice(meta.rdev.0, meta.rdev.1),
@@ -194,7 +204,7 @@ fn placeholder_body(meta: &HostMeta) -> Body {
 
 /// What [`read_details`] found for one node.
 struct Details {
-    xattrs: Vec<Xattr>,
+    xattrs: ThinVec<Xattr>,
     body: Option<Body>,
     /// A symlink's access time after reading its target (which moves it).
     atime: Option<Timestamp>,
@@ -204,14 +214,14 @@ struct Details {
 /// parallel, then stores them in the tree.
 fn fill_details(
     tree: &mut Tree,
-    mut pending: Vec<(NodeId, PathBuf, Probe)>,
+    mut pending: Vec<(NodeId, HostPath, Probe)>,
 ) -> Result<(), TreeError> {
     // In chunks: the details of every entry at once would double the
     // memory the tree takes.
     for chunk in pending.chunks_mut(DETAILS_CHUNK) {
         let details: Vec<(NodeId, Details)> = chunk
             .par_iter_mut()
-            .map(|(id, path, probe)| read_details(std::mem::take(path), probe).map(|d| (*id, d)))
+            .map(|(id, host, probe)| read_details(host, probe).map(|d| (*id, d)))
             .collect::<Result<_, _>>()?;
         for (id, d) in details {
             let node = tree.node_mut(id);
@@ -251,9 +261,10 @@ impl Probe {
     }
 }
 
-/// Reads the details of the entry at `path`; a regular file keeps `path` as
-/// its data source (moved, not copied: one path per file in memory).
-fn read_details(path: PathBuf, meta: &Probe) -> Result<Details, TreeError> {
+/// Reads the details of the entry at `host`, which a regular file keeps as
+/// its data source.
+fn read_details(host: &HostPath, meta: &Probe) -> Result<Details, TreeError> {
+    let path = host.path();
     let err = |e| TreeError::io(&path, e);
     let xattrs = kiln_host::read_xattrs(&path)
         .map_err(err)?
@@ -292,12 +303,8 @@ fn read_details(path: PathBuf, meta: &Probe) -> Result<Details, TreeError> {
                     (size, kiln_host::data_ranges(&file, size).map_err(err)?)
                 }
             };
-            details.body = Some(Body::File(FileData {
-                origin: PathBuf::new(),
-                source: DataSource::Host(path),
-                size,
-                data,
-            }));
+            let source = DataSource::Host(host.clone());
+            details.body = Some(Body::File(FileData::new(source, size, data)));
         }
         _ => {}
     }
@@ -344,7 +351,7 @@ mod tests {
         match &tree.node(a).body {
             Body::File(f) => {
                 assert_eq!(f.size, 5);
-                assert_eq!(f.data, vec![0..5]);
+                assert_eq!(*f.data(), [0..5]);
             }
             other => panic!("not a file: {other:?}"),
         }
@@ -368,7 +375,7 @@ mod tests {
         let tree = read_dir_tree(dir.path()).unwrap();
         let id = tree.lookup(Tree::ROOT, b"hole").unwrap();
         match &tree.node(id).body {
-            Body::File(f) => assert_eq!((f.size, f.data.clone()), (1609, vec![])),
+            Body::File(f) => assert_eq!((f.size, f.data().to_vec()), (1609, vec![])),
             other => panic!("not a file: {other:?}"),
         }
     }

@@ -61,13 +61,13 @@ mod tests {
             body,
         };
         let var = t.add(node(Body::Dir(Default::default())));
-        t.link(Tree::ROOT, b"var".to_vec(), var);
+        t.link(Tree::ROOT, b"var", var);
         let cache = t.add(node(Body::Dir(Default::default())));
-        t.link(var, b"cache".to_vec(), cache);
+        t.link(var, b"cache", cache);
         let pyc = t.add(node(Body::Fifo));
-        t.link(var, b"x.pyc".to_vec(), pyc);
+        t.link(var, b"x.pyc", pyc);
         let keep = t.add(node(Body::Fifo));
-        t.link(var, b"keep".to_vec(), keep);
+        t.link(var, b"keep", keep);
         Excludes::parse(&["/var/cache".into(), "/**/*.pyc".into()])
             .unwrap()
             .apply(&mut t);

@@ -18,6 +18,7 @@
 mod base64;
 mod data;
 mod dir;
+mod entries;
 mod error;
 mod exclude;
 mod model;
@@ -25,8 +26,9 @@ mod policy;
 mod spec;
 mod tar;
 
-pub use data::{DataError, DataReader, DataSource};
+pub use data::{DataError, DataReader, DataSource, HostPath, Inline, Spooled};
 pub use dir::read_dir_tree;
+pub use entries::{Dir, Entries};
 pub use error::TreeError;
 pub use exclude::Excludes;
 pub use kiln_host::HostTime as Timestamp;
@@ -34,3 +36,4 @@ pub use model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
 pub use policy::{IdMap, Policy};
 pub use spec::{parse_device_table, parse_file_contexts, FileContexts, Spec};
 pub use tar::{read_tar, read_tar_from};
+pub use thin_vec::ThinVec;

@@ -1,9 +1,14 @@
 //! The tree model: an arena of nodes, directories mapping names to node ids.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use thin_vec::ThinVec;
+
+use crate::entries::{Dir, Entries};
 use crate::{DataSource, Timestamp};
 
 /// Index of a [`Node`] in its [`Tree`].
@@ -36,8 +41,9 @@ pub struct Metadata {
     pub ctime: Timestamp,
     /// Creation time, where the source knows it.
     pub crtime: Option<Timestamp>,
-    /// Extended attributes, sorted by name.
-    pub xattrs: Vec<Xattr>,
+    /// Extended attributes, sorted by name (one word when there are none,
+    /// as for most files).
+    pub xattrs: ThinVec<Xattr>,
 }
 
 impl Metadata {
@@ -53,7 +59,7 @@ impl Metadata {
             mtime: Timestamp::default(),
             ctime: Timestamp::default(),
             crtime: None,
-            xattrs: Vec::new(),
+            xattrs: ThinVec::new(),
         }
     }
 }
@@ -61,26 +67,44 @@ impl Metadata {
 /// A regular file's bytes: where they come from and where the holes are.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FileData {
-    /// What to name in messages: the archive or spec location the file came
-    /// from; empty for a host file, whose path is its source (see
-    /// [`FileData::origin`]: one copy of the path per file, not two).
-    pub origin: PathBuf,
     /// Where the bytes are read from when the image is written.
     pub source: DataSource,
     /// Size in bytes (the apparent size, holes included).
     pub size: u64,
-    /// Byte ranges that hold data, ascending and disjoint; the rest are holes.
-    pub data: Vec<Range<u64>>,
+    /// The byte ranges that hold data, where the file has holes; `None`
+    /// when all of it is data (most files: no range list to keep).
+    holes: Option<Box<[Range<u64>]>>,
 }
 
 impl FileData {
-    /// What to name in messages: the host path, or the archive or spec
-    /// location the file came from.
-    pub fn origin(&self) -> &Path {
-        match &self.source {
-            DataSource::Host(path) if self.origin.as_os_str().is_empty() => path,
-            _ => &self.origin,
+    /// A file of `size` bytes read from `source`, with data in `data`
+    /// (ascending and disjoint byte ranges; the rest are holes).
+    pub fn new(source: DataSource, size: u64, data: Vec<Range<u64>>) -> FileData {
+        let dense = match data.as_slice() {
+            [] => size == 0,
+            [only] => *only == (0..size),
+            _ => false,
+        };
+        FileData {
+            source,
+            size,
+            holes: (!dense).then(|| data.into_boxed_slice()),
         }
+    }
+
+    /// Byte ranges that hold data, ascending and disjoint; the rest are holes.
+    pub fn data(&self) -> Cow<'_, [Range<u64>]> {
+        match &self.holes {
+            Some(ranges) => Cow::Borrowed(ranges),
+            None if self.size == 0 => Cow::Borrowed(&[]),
+            None => Cow::Owned(vec![0..self.size]),
+        }
+    }
+
+    /// What to name in messages: the host path, the spec line or the
+    /// archive the file came from.
+    pub fn origin(&self) -> PathBuf {
+        self.source.origin()
     }
 }
 
@@ -88,7 +112,7 @@ impl FileData {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Body {
     /// A directory: entry names (raw bytes, never `.` or `..`) to nodes.
-    Dir(BTreeMap<Vec<u8>, NodeId>),
+    Dir(Box<Dir>),
     /// A regular file.
     File(FileData),
     /// A symbolic link with its target (raw bytes).
@@ -118,14 +142,12 @@ impl Node {
         matches!(self.body, Body::Dir(_))
     }
 
-    /// The entries of a directory node (empty for other kinds).
-    pub fn entries(&self) -> impl Iterator<Item = (&[u8], NodeId)> + Clone {
-        let map = match &self.body {
-            Body::Dir(map) => Some(map),
-            _ => None,
-        };
-        map.into_iter()
-            .flat_map(|m| m.iter().map(|(k, &v)| (k.as_slice(), v)))
+    /// The entries of a directory node in name order (none for other kinds).
+    pub fn entries(&self) -> Entries<'_> {
+        match &self.body {
+            Body::Dir(dir) => dir.iter(),
+            _ => Entries::none(),
+        }
     }
 }
 
@@ -172,7 +194,7 @@ impl Tree {
         Tree {
             nodes: vec![Node {
                 meta: root_meta,
-                body: Body::Dir(BTreeMap::new()),
+                body: Body::Dir(Box::default()),
             }],
         }
     }
@@ -199,10 +221,17 @@ impl Tree {
         self.nodes.len() - 1
     }
 
-    /// Gives back the spare capacity of the node arena: it grows by doubling
-    /// while a source is read, and the finished tree is kept through the
-    /// whole build.
-    pub fn shrink_to_fit(&mut self) {
+    /// Readies the complete tree for planning, which keeps it through the
+    /// whole build: puts every directory that edits left out of order back
+    /// in name order (dropping its lookup index), packs the names and gives
+    /// back the spare capacity of the arena, which grows by doubling while
+    /// a source is read.
+    pub fn finish(&mut self) {
+        for node in &mut self.nodes {
+            if let Body::Dir(dir) = &mut node.body {
+                dir.sort();
+            }
+        }
         self.nodes.shrink_to_fit();
     }
 
@@ -210,19 +239,35 @@ impl Tree {
     ///
     /// # Panics
     /// If `dir` is not a directory.
-    pub fn link(&mut self, dir: NodeId, name: Vec<u8>, child: NodeId) {
+    pub fn link(&mut self, dir: NodeId, name: &[u8], child: NodeId) {
         match &mut self.nodes[dir].body {
-            Body::Dir(map) => {
-                map.insert(name, child);
-            }
+            Body::Dir(entries) => entries.insert(name, child),
             _ => panic!("link into a non-directory node"),
+        }
+    }
+
+    /// Makes a host directory's listing the entries of the empty directory
+    /// `dir`: the names buffer shared with the listing's host paths, and
+    /// for each entry the span of its name there and its node.
+    ///
+    /// # Panics
+    /// If `dir` is not a directory.
+    pub(crate) fn adopt_listing(
+        &mut self,
+        dir: NodeId,
+        names: Arc<Vec<u8>>,
+        entries: &[((u32, u32), NodeId)],
+    ) {
+        match &mut self.nodes[dir].body {
+            Body::Dir(dir) => dir.adopt(names, entries),
+            _ => panic!("a listing for a non-directory node"),
         }
     }
 
     /// Looks up `name` in directory `dir`.
     pub fn lookup(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
         match &self.nodes[dir].body {
-            Body::Dir(map) => map.get(name).copied(),
+            Body::Dir(entries) => entries.get(name),
             _ => None,
         }
     }
@@ -243,8 +288,8 @@ impl Tree {
 
     /// Removes entry `name` from directory `dir`, if there.
     pub fn unlink(&mut self, dir: NodeId, name: &[u8]) {
-        if let Body::Dir(map) = &mut self.nodes[dir].body {
-            map.remove(name);
+        if let Body::Dir(entries) = &mut self.nodes[dir].body {
+            entries.remove(name);
         }
     }
 
@@ -257,8 +302,8 @@ impl Tree {
     ) {
         let upper = layer.upper;
         if layer.whiteouts && upper.lookup(upper_dir, OPAQUE).is_some() {
-            if let Body::Dir(map) = &mut self.nodes[dir].body {
-                map.clear();
+            if let Body::Dir(entries) = &mut self.nodes[dir].body {
+                entries.clear();
             }
         }
         for (name, up_child) in upper.nodes[upper_dir].entries() {
@@ -276,7 +321,7 @@ impl Tree {
                 }
                 None => {
                     let id = self.import(layer, up_child, imported);
-                    self.link(dir, name.to_vec(), id);
+                    self.link(dir, name, id);
                 }
             }
         }
@@ -298,7 +343,7 @@ impl Tree {
         let new_id = self.add(Node {
             meta: node.meta.clone(),
             body: match &node.body {
-                Body::Dir(_) => Body::Dir(BTreeMap::new()),
+                Body::Dir(_) => Body::Dir(Box::default()),
                 body => body.clone(),
             },
         });
@@ -309,7 +354,7 @@ impl Tree {
                 continue;
             }
             let c = self.import(layer, child, imported);
-            self.link(new_id, name.to_vec(), c);
+            self.link(new_id, name, c);
         }
         new_id
     }
@@ -346,9 +391,9 @@ mod tests {
     fn dir(tree: &mut Tree, parent: NodeId, name: &str, perm: u16) -> NodeId {
         let id = tree.add(Node {
             meta: meta(perm),
-            body: Body::Dir(BTreeMap::new()),
+            body: Body::Dir(Box::default()),
         });
-        tree.link(parent, name.as_bytes().to_vec(), id);
+        tree.link(parent, name.as_bytes(), id);
         id
     }
 
@@ -357,7 +402,7 @@ mod tests {
             meta: meta(0o644),
             body: Body::Symlink(text.as_bytes().to_vec()),
         });
-        tree.link(parent, name.as_bytes().to_vec(), id);
+        tree.link(parent, name.as_bytes(), id);
         id
     }
 
@@ -371,7 +416,7 @@ mod tests {
         let mut top = Tree::new(meta(0o700));
         let etc2 = dir(&mut top, Tree::ROOT, "etc", 0o750);
         let f = file(&mut top, etc2, "fstab", "new");
-        top.link(etc2, b"hostname".to_vec(), f); // a hard link in the upper layer
+        top.link(etc2, b"hostname", f); // a hard link in the upper layer
 
         base.overlay(&top, false);
         let etc = base.lookup(Tree::ROOT, b"etc").unwrap();
@@ -421,7 +466,7 @@ mod tests {
     fn reachable_skips_replaced_nodes_and_lists_links_once() {
         let mut t = Tree::new(meta(0o755));
         let a = file(&mut t, Tree::ROOT, "a", "1");
-        t.link(Tree::ROOT, b"b".to_vec(), a);
+        t.link(Tree::ROOT, b"b", a);
         let c = file(&mut t, Tree::ROOT, "c", "old");
         file(&mut t, Tree::ROOT, "c", "new");
         let order = t.reachable();

@@ -155,7 +155,7 @@ mod tests {
             mtime: Timestamp { secs, nanos: 7 },
             ctime: Timestamp { secs, nanos: 7 },
             crtime: None,
-            xattrs: Vec::new(),
+            xattrs: Default::default(),
         }
     }
 
@@ -165,7 +165,7 @@ mod tests {
             meta: meta(100_000, 2_000),
             body: Body::Fifo,
         });
-        t.link(Tree::ROOT, b"f".to_vec(), f);
+        t.link(Tree::ROOT, b"f", f);
         (t, f)
     }
 

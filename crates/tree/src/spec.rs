@@ -71,6 +71,7 @@ pub use contexts::{parse_file_contexts, FileContexts};
 pub use devtable::parse_device_table;
 
 use kiln_host::HostFileType;
+use thin_vec::ThinVec;
 
 use crate::model::{Body, Metadata, Xattr};
 use crate::{Timestamp, Tree, TreeError};
@@ -259,7 +260,7 @@ impl Attrs {
 }
 
 /// Sets `x` in `xattrs`, which stay sorted by name.
-fn set_xattr(xattrs: &mut Vec<Xattr>, x: Xattr) {
+fn set_xattr(xattrs: &mut ThinVec<Xattr>, x: Xattr) {
     match xattrs.binary_search_by(|old| old.name.cmp(&x.name)) {
         Ok(i) => xattrs[i] = x,
         Err(i) => xattrs.insert(i, x),

@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model::{Body, FileData, Metadata, Node, Tree, Xattr};
 use crate::{Timestamp, TreeError};
-use build::{components, display, Builder, Components};
+use build::{components, Builder, Components};
 use header::{is_zero_block, Header, BLOCK};
 use input::Input;
 use pax::{Extended, Record};
@@ -89,7 +89,7 @@ pub fn read_tar_from(reader: impl std::io::Read + 'static, name: &Path) -> Resul
 
 /// Reads the archive `input`, named `archive` in messages.
 fn read_stream(archive: PathBuf, input: Input) -> Result<Tree, TreeError> {
-    let spool = Spool::new().map_err(|e| TreeError::io(std::env::temp_dir(), e))?;
+    let spool = Spool::new(archive.clone()).map_err(|e| TreeError::io(std::env::temp_dir(), e))?;
     Reader {
         archive,
         input,
@@ -329,7 +329,7 @@ impl Reader {
     fn dir(&mut self, size: u64, at: &At) -> Result<Body, TreeError> {
         // A GNU dump directory lists its entries as data: not needed.
         self.skip_data(size, at)?;
-        Ok(Body::Dir(BTreeMap::new()))
+        Ok(Body::Dir(Box::default()))
     }
 
     /// A device's numbers: from `SCHILY.devmajor`/`devminor`, else the header.
@@ -357,12 +357,11 @@ impl Reader {
             self.copy(base + offset, length, &m.at)?;
         }
         self.skip_data(0, &m.at)?;
-        Ok(Body::File(FileData {
-            origin: PathBuf::from(format!("{}:{}", self.archive.display(), display(&m.path))),
-            source: self.spool.source(base),
-            size: map.real_size,
-            data: map.ranges(),
-        }))
+        Ok(Body::File(FileData::new(
+            self.spool.source(base),
+            map.real_size,
+            map.ranges(),
+        )))
     }
 
     /// The member's sparse map (a one-segment map for a plain file) and the

@@ -1,9 +1,10 @@
 //! Applying a spec to a tree, line after line.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::{file_type, type_name, Attrs, Change, Glob, ImagePath, NewBody, Op, Owner, Spec};
+use crate::data::{HostPath, Inline};
 use crate::model::{Body, FileData, Metadata, Node, NodeId};
 use crate::{DataSource, Tree, TreeError};
 
@@ -100,7 +101,7 @@ fn create(
         return Ok(());
     };
     let body = match body {
-        NewBody::Dir => Body::Dir(BTreeMap::new()),
+        NewBody::Dir => Body::Dir(Box::default()),
         NewBody::HostFile(host) => host_file(host, place)?,
         NewBody::Text(bytes) => text_file(bytes, place),
         NewBody::Symlink(target) => Body::Symlink(target.clone()),
@@ -119,7 +120,7 @@ fn create(
             let mut meta = owner.new_meta();
             attrs.apply_to(&mut meta);
             let id = tree.add(Node { meta, body });
-            tree.link(parent, name.clone(), id);
+            tree.link(parent, name, id);
         }
     }
     Ok(())
@@ -147,23 +148,23 @@ fn host_file(host: &Path, place: &Place<'_>) -> Result<Body, String> {
     let file = kiln_host::open_source(&full).map_err(err)?;
     let size = file.metadata().map_err(err)?.len();
     let data = kiln_host::data_ranges(&file, size).map_err(err)?;
-    Ok(Body::File(FileData {
-        origin: full.clone(),
-        source: DataSource::Host(full),
+    Ok(Body::File(FileData::new(
+        DataSource::Host(HostPath::new(&full)),
         size,
         data,
-    }))
+    )))
 }
 
 /// A regular file holding `bytes`, named in messages by the spec line.
 fn text_file(bytes: &std::sync::Arc<[u8]>, place: &Place<'_>) -> Body {
     let size = bytes.len() as u64;
-    Body::File(FileData {
-        origin: PathBuf::from(format!("{}:{}", place.origin.display(), place.line)),
-        source: DataSource::Bytes(bytes.clone()),
+    let origin = PathBuf::from(format!("{}:{}", place.origin.display(), place.line));
+    let inline = Inline::new(bytes.clone(), origin);
+    Body::File(FileData::new(
+        DataSource::Bytes(inline.into()),
         size,
-        data: if size == 0 { Vec::new() } else { vec![0..size] },
-    })
+        vec![0..size],
+    ))
 }
 
 /// Finds or makes the directories `parents` (the leading components of
@@ -183,9 +184,9 @@ fn make_parents(tree: &mut Tree, parents: &[Vec<u8>], path: &ImagePath) -> Resul
             None => {
                 let id = tree.add(Node {
                     meta: PARENT.new_meta(),
-                    body: Body::Dir(BTreeMap::new()),
+                    body: Body::Dir(Box::default()),
                 });
-                tree.link(dir, name.clone(), id);
+                tree.link(dir, name, id);
                 id
             }
         };
@@ -208,7 +209,7 @@ fn link(tree: &mut Tree, path: &ImagePath, target: &ImagePath) -> Result<(), Str
         .split_last()
         .ok_or("the root cannot be a hard link")?;
     let parent = make_parents(tree, parents, path)?;
-    tree.link(parent, name.clone(), id);
+    tree.link(parent, name, id);
     Ok(())
 }
 

@@ -3,8 +3,6 @@
 //! existing directory only updates its metadata, and missing parents are
 //! made as directories.
 
-use std::collections::BTreeMap;
-
 use crate::model::{Body, Metadata, Node, NodeId, Tree};
 
 /// A member path split into components: no empty, `.` or `..` ones.
@@ -71,7 +69,7 @@ impl Builder {
             }
             _ => {
                 let id = self.tree.add(node);
-                self.tree.link(dir, name.clone(), id);
+                self.tree.link(dir, name, id);
             }
         }
         Ok(())
@@ -95,7 +93,7 @@ impl Builder {
         }
         let (name, parents) = path.split_last().ok_or("a hard link as the root")?;
         let dir = self.parent(parents)?;
-        self.tree.link(dir, name.clone(), id);
+        self.tree.link(dir, name, id);
         Ok(())
     }
 
@@ -115,9 +113,9 @@ impl Builder {
                 None => {
                     let id = self.tree.add(Node {
                         meta: implied_dir_meta(),
-                        body: Body::Dir(BTreeMap::new()),
+                        body: Body::Dir(Box::default()),
                     });
-                    self.tree.link(dir, part.clone(), id);
+                    self.tree.link(dir, part, id);
                     id
                 }
             };
@@ -144,7 +142,7 @@ mod tests {
         meta.perm = perm;
         Node {
             meta,
-            body: Body::Dir(BTreeMap::new()),
+            body: Body::Dir(Box::default()),
         }
     }
 

@@ -1,10 +1,11 @@
 //! The spool: one temporary file holding the data of every regular file of
 //! an archive, read as a stream and needed again when the image is written.
 
-use std::fs::File;
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::data::Spooled;
 use crate::DataSource;
 
 /// Files start on this boundary in the spool, so a block-aligned hole in a
@@ -17,17 +18,17 @@ const ALIGN: u64 = 4096;
 /// whose filesystems make unwritten ranges holes).
 pub(super) struct Spool {
     /// The temporary file, shared with every file's data source.
-    file: Arc<File>,
+    file: Arc<Spooled>,
     /// The end of the last file's room, rounded up to [`ALIGN`].
     end: u64,
 }
 
 impl Spool {
-    /// Creates the spool in the system's temporary directory; it is deleted
-    /// once the tree and everything reading it are dropped.
-    pub(super) fn new() -> io::Result<Spool> {
+    /// Creates the spool of `archive` in the system's temporary directory;
+    /// it is deleted once the tree and everything reading it are dropped.
+    pub(super) fn new(archive: PathBuf) -> io::Result<Spool> {
         Ok(Spool {
-            file: Arc::new(tempfile::tempfile()?),
+            file: Arc::new(Spooled::new(tempfile::tempfile()?, archive)),
             end: 0,
         })
     }
@@ -42,7 +43,7 @@ impl Spool {
 
     /// Writes `buf` at byte `pos` of the spool.
     pub(super) fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<()> {
-        kiln_host::write_at(&self.file, buf, pos)
+        kiln_host::write_at(self.file.file(), buf, pos)
     }
 
     /// Where a file reserved at `base` is read from.
@@ -54,6 +55,6 @@ impl Spool {
     /// whole last block of a file that ends in a hole finds zeros there
     /// rather than the end of the spool.
     pub(super) fn finish(&self) -> io::Result<()> {
-        self.file.set_len(self.end)
+        self.file.file().set_len(self.end)
     }
 }
