@@ -23,7 +23,7 @@ pub(super) fn components(path: &[u8]) -> Result<Components, String> {
     Ok(out)
 }
 
-/// Components joined for messages and origins (the root is `.`).
+/// Components joined for messages (the root is `.`).
 pub(super) fn display(path: &[Vec<u8>]) -> String {
     if path.is_empty() {
         return ".".into();
