@@ -9,7 +9,7 @@ use std::sync::Arc;
 use thin_vec::ThinVec;
 
 use crate::entries::{Dir, Entries};
-use crate::{DataSource, Timestamp};
+use crate::{DataError, DataSource, Timestamp};
 
 /// Index of a [`Node`] in its [`Tree`].
 pub type NodeId = usize;
@@ -105,6 +105,14 @@ impl FileData {
     /// archive the file came from.
     pub fn origin(&self) -> PathBuf {
         self.source.origin()
+    }
+
+    /// All the file's bytes, holes read as zeros: for small files (the
+    /// image writer reads in blocks instead).
+    pub fn read_all(&self) -> Result<Vec<u8>, DataError> {
+        let mut buf = vec![0u8; usize::try_from(self.size).map_err(std::io::Error::other)?];
+        self.source.open(self.size)?.read_exact_at(&mut buf, 0)?;
+        Ok(buf)
     }
 }
 

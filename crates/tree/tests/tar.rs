@@ -307,13 +307,7 @@ fn compare_files(e: &FileData, g: &FileData, path: &str, keeps: Keeps) {
 
 /// A file's bytes through its data source.
 fn bytes(f: &FileData) -> Vec<u8> {
-    let mut buf = vec![0u8; f.size as usize];
-    f.source
-        .open(f.size)
-        .unwrap()
-        .read_exact_at(&mut buf, 0)
-        .unwrap();
-    buf
+    f.read_all().unwrap()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::model::{Body, FileData, Node, NodeId};
+use crate::model::{Body, Node, NodeId};
 use crate::{DataSource, HostPath};
 
 mod fuzz;
@@ -66,17 +66,6 @@ fn xattr<'a>(node: &'a Node, name: &str) -> Option<&'a [u8]> {
     x.map(|x| x.value.as_slice())
 }
 
-/// A file's bytes, read through its data source.
-fn text(f: &FileData) -> Vec<u8> {
-    let mut buf = vec![0u8; f.size as usize];
-    f.source
-        .open(f.size)
-        .unwrap()
-        .read_exact_at(&mut buf, 0)
-        .unwrap();
-    buf
-}
-
 fn spec(text: &str) -> Spec {
     Spec::parse(text, Path::new("test.spec")).unwrap()
 }
@@ -135,7 +124,7 @@ fn creates_every_kind() {
     );
     match &node(&tree, "/etc/hostname").body {
         Body::File(f) => {
-            assert_eq!(text(f), b"vm1\n");
+            assert_eq!(f.read_all().unwrap(), b"vm1\n");
             assert_eq!((f.size, f.data().to_vec()), (4, vec![0..4]));
             assert_eq!(f.origin(), Path::new("test.spec:4"));
         }
@@ -200,7 +189,7 @@ fn quotes_and_escapes_name_any_bytes() {
     let d = at(&tree, "/my dir").unwrap();
     let f = tree.lookup(d, b"caf\xe9").unwrap();
     match &tree.node(f).body {
-        Body::File(file) => assert_eq!(text(file), b"its"),
+        Body::File(file) => assert_eq!(file.read_all().unwrap(), b"its"),
         other => panic!("{other:?}"),
     }
     assert_eq!(node(&tree, "/a#b").meta.perm, 0o700);

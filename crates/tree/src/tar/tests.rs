@@ -103,13 +103,7 @@ fn contents(tree: &Tree, path: &str) -> Vec<u8> {
         panic!("{path} is not a file");
     };
     assert!(matches!(f.source, DataSource::Spool(..)));
-    let mut buf = vec![0u8; f.size as usize];
-    f.source
-        .open(f.size)
-        .unwrap()
-        .read_exact_at(&mut buf, 0)
-        .unwrap();
-    buf
+    f.read_all().unwrap()
 }
 
 /// The message of the error that reading `bytes` must give.
