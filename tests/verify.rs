@@ -147,6 +147,32 @@ fn reports_missing_and_extra_entries() {
     );
 }
 
+/// Differences exit 1 (above); an image or a source that cannot be read
+/// exits 2, as `cmp` and `diff` do, naming the path.
+#[test]
+fn trouble_exits_2() {
+    let case = Case::new("ext4", 4096);
+    let src = source(&case);
+    let image = fresh(&case, &src, "x.img");
+    let missing = case.path("no-such-source");
+    let out = verify(&image, &missing);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        describe(&out).contains("no-such-source"),
+        "{}",
+        describe(&out)
+    );
+    let not_an_image = case.path("not-an-image");
+    write_file(&not_an_image, &[0u8; 8192]);
+    let out = verify(&not_an_image, &src);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        describe(&out).contains("not-an-image"),
+        "{}",
+        describe(&out)
+    );
+}
+
 /// A GPT disk of 24 MiB with partitions "esp" (1) and "root" (2), the
 /// filesystem `fs` copied into "root".
 fn disk_with(case: &Case, fs: &Path) -> PathBuf {

@@ -48,7 +48,8 @@ pub(crate) enum Command {
     /// Restore an image's tree, or the subtree at PATH, into a new directory.
     Extract(ExtractArgs),
     /// Compare an image with the sources it was built from, and check its
-    /// structures; exit status 1 on any difference or inconsistency.
+    /// structures; exit status 1 on any difference or inconsistency, 2 if
+    /// the image or a source cannot be read.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
 }

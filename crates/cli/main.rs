@@ -60,8 +60,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kiln: error: {}", message(&e));
-            ExitCode::FAILURE
+            failure_status(&e, matches.subcommand_name())
         }
+    }
+}
+
+/// 1 for a failure, but `verify` says 1 only for differences and 2 for
+/// trouble, as `cmp` and `diff` do, so a script can tell them apart.
+fn failure_status(e: &anyhow::Error, command: Option<&str>) -> ExitCode {
+    if command == Some("verify") && !e.is::<verify::Differences>() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }
 

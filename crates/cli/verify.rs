@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::{Read, Seek, SeekFrom};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ext4_view::{Ext4, PathBuf as ImagePath};
 use kiln_ext::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK};
 use kiln_ext::{
@@ -29,6 +29,28 @@ use kiln_tree::{Body, FileData, Metadata, NodeId, Timestamp, Tree};
 
 use crate::flags::{Layer, VerifyArgs};
 use crate::image::Image;
+
+/// The image differs from its sources or is inconsistent: exit status 1,
+/// as `cmp` and `diff` say "different"; any other error of `verify` (an
+/// image or a source that cannot be read) is status 2.
+#[derive(Debug)]
+pub(crate) struct Differences {
+    image: String,
+    diffs: usize,
+    inconsistencies: usize,
+}
+
+impl std::fmt::Display for Differences {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} differences from the sources, {} inconsistencies",
+            self.image, self.diffs, self.inconsistencies
+        )
+    }
+}
+
+impl std::error::Error for Differences {}
 
 /// Bytes compared at a time.
 const CHUNK: usize = 1 << 20;
@@ -96,11 +118,12 @@ pub(crate) fn verify(args: &VerifyArgs, layers: &[Layer]) -> Result<()> {
         );
     }
     if diffs + check.total > 0 {
-        bail!(
-            "{}: {diffs} differences from the sources, {} inconsistencies",
-            image.name,
-            check.total
-        );
+        return Err(Differences {
+            image: image.name.clone(),
+            diffs,
+            inconsistencies: check.total,
+        }
+        .into());
     }
     eprintln!(
         "kiln: {} matches its sources: {} entries, {} bytes of content compared; structures consistent",

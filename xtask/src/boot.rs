@@ -639,13 +639,18 @@ fn debian_tree() -> Result<PathBuf> {
                 .next()
                 .context("the rootfs corpus gave no tree")
         }
-        Err(err) => eprintln!("boot: no rootfs corpus ({err:#}); running debootstrap"),
+        Err(err) => eprintln!("boot: no rootfs corpus ({err:#})"),
     }
     let dest = crate::corpus::base().join("rootfs-boot");
     let done = crate::corpus::base().join(".rootfs-boot-done");
     if done.is_file() {
+        eprintln!(
+            "boot: using the tree debootstrap made before, {}",
+            dest.display()
+        );
         return Ok(dest);
     }
+    eprintln!("boot: running debootstrap into {}", dest.display());
     // apt's own URI of a package gives the configured mirror: what precedes /pool/.
     let uri = run_cmd(Command::new("apt-get").args(["download", "--print-uris", "debootstrap"]))?;
     let mirror = uri
