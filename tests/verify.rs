@@ -154,23 +154,18 @@ fn trouble_exits_2() {
     let case = Case::new("ext4", 4096);
     let src = source(&case);
     let image = fresh(&case, &src, "x.img");
-    let missing = case.path("no-such-source");
-    let out = verify(&image, &missing);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    assert!(
-        describe(&out).contains("no-such-source"),
-        "{}",
-        describe(&out)
-    );
     let not_an_image = case.path("not-an-image");
     write_file(&not_an_image, &[0u8; 8192]);
-    let out = verify(&not_an_image, &src);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    assert!(
-        describe(&out).contains("not-an-image"),
-        "{}",
-        describe(&out)
-    );
+    let missing = case.path("no-such-source");
+    for (image, src, named) in [
+        (&image, &missing, "no-such-source"),
+        (&not_an_image, &src, "not-an-image"),
+    ] {
+        let out = verify(image, src);
+        let text = describe(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(text.contains(named), "{text}");
+    }
 }
 
 /// A GPT disk of 24 MiB with partitions "esp" (1) and "root" (2), the

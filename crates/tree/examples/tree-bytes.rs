@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use kiln_tree::{Tree, TreeError};
+use kiln_tree::TreeError;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -14,6 +14,8 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 fn main() -> Result<(), TreeError> {
     let path = std::env::args_os().nth(1).expect("usage: tree-bytes PATH");
     let path = Path::new(&path);
+    // The global thread pool, set up once, is not the tree's.
+    rayon::current_num_threads();
     let _profiler = dhat::Profiler::builder().testing().build();
     let before = dhat::HeapStats::get();
     let mut tree = if path.is_dir() {
@@ -23,7 +25,7 @@ fn main() -> Result<(), TreeError> {
     };
     tree.finish();
     let after = dhat::HeapStats::get();
-    let (entries, name_bytes) = count_entries(&tree);
+    let (entries, name_bytes) = tree.entries_and_name_bytes();
     let bytes = after.curr_bytes - before.curr_bytes;
     let blocks = after.curr_blocks - before.curr_blocks;
     println!(
@@ -32,17 +34,4 @@ fn main() -> Result<(), TreeError> {
         (bytes - name_bytes) as f64 / entries as f64
     );
     Ok(())
-}
-
-/// Directory entries reachable from the root and the bytes of their names.
-fn count_entries(tree: &Tree) -> (usize, usize) {
-    let mut entries = 0;
-    let mut name_bytes = 0;
-    for id in tree.reachable() {
-        for (name, _) in tree.node(id).entries() {
-            entries += 1;
-            name_bytes += name.len();
-        }
-    }
-    (entries, name_bytes)
 }

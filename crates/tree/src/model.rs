@@ -367,6 +367,21 @@ impl Tree {
         new_id
     }
 
+    /// The number of directory entries reachable from the root (a node
+    /// with several names counted once per name) and the bytes of their
+    /// names.
+    pub fn entries_and_name_bytes(&self) -> (usize, usize) {
+        let mut entries = 0;
+        let mut name_bytes = 0;
+        for id in self.reachable() {
+            for (name, _) in self.nodes[id].entries() {
+                entries += 1;
+                name_bytes += name.len();
+            }
+        }
+        (entries, name_bytes)
+    }
+
     /// The ids of all nodes reachable from the root, in breadth-first order of
     /// sorted names, each once (a hard-linked node at its first name).
     pub fn reachable(&self) -> Vec<NodeId> {

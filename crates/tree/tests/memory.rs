@@ -50,14 +50,7 @@ fn measure(read: impl FnOnce() -> Tree) -> (usize, f64) {
     let mut tree = read();
     tree.finish();
     let bytes = dhat::HeapStats::get().curr_bytes - before;
-    let mut entries = 0;
-    let mut names = 0;
-    for id in tree.reachable() {
-        for (name, _) in tree.node(id).entries() {
-            entries += 1;
-            names += name.len();
-        }
-    }
+    let (entries, names) = tree.entries_and_name_bytes();
     let per_entry = (bytes - names) as f64 / entries as f64;
     eprintln!(
         "{entries} entries, {names} name bytes, {bytes} heap bytes: {per_entry:.1} per entry"
