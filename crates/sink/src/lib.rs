@@ -157,7 +157,7 @@ static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// Deletes every output file still being written (to call from a SIGINT or
 /// SIGTERM handler before exiting: destructors do not run then).
 pub fn remove_partial_outputs() {
-    let paths = std::mem::take(&mut *PARTIAL.lock().unwrap_or_else(|e| e.into_inner()));
+    let paths = std::mem::take(&mut *lock_partial());
     for path in paths {
         // Already renamed or removed: nothing to do.
         let _ = std::fs::remove_file(path);
@@ -186,12 +186,16 @@ impl TempOutput {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        // Held from before the file exists until it is listed, so that an
+        // interruption in between waits for the listing and removes it too.
+        let mut partial = lock_partial();
         let temp = tempfile::Builder::new()
             .prefix(".kiln-")
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(|e| io_error(target, "creating a temporary file beside it", e))?;
-        lock_partial().push(temp.path().to_path_buf());
+        partial.push(temp.path().to_path_buf());
+        drop(partial);
         Ok(TempOutput {
             temp,
             target: target.into(),
