@@ -82,7 +82,7 @@ pub(crate) fn extract(args: &ExtractArgs) -> Result<()> {
         .split_last()
         .context("kiln extract: no destination given")?;
     let root = rest.first().cloned().unwrap_or_else(|| OsString::from("/"));
-    let root = kiln_host::name_bytes(&root);
+    let root = kiln_host::name_bytes(&root).into_owned();
     if !root.starts_with(b"/") {
         bail!(
             "{}: {:?}: paths inside an image start with /",

@@ -318,12 +318,17 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     report(rows, &streams, &models, bench.notes)
 }
 
-/// Runs the `tree-bytes` example on `tree`: what its tree model keeps on the heap.
-fn tree_model(tree_bytes: &Path, tree: &Path) -> ModelRow {
-    let name = tree.file_name().map_or_else(
+/// What the tables call `tree`: its last component.
+fn tree_name(tree: &Path) -> String {
+    tree.file_name().map_or_else(
         || tree.display().to_string(),
         |n| n.to_string_lossy().into(),
-    );
+    )
+}
+
+/// Runs the `tree-bytes` example on `tree`: what its tree model keeps on the heap.
+fn tree_model(tree_bytes: &Path, tree: &Path) -> ModelRow {
+    let name = tree_name(tree);
     eprintln!("bench tree model: {}", tree.display());
     let counts = Command::new(tree_bytes)
         .arg(tree)
@@ -356,10 +361,7 @@ impl Bench<'_> {
         floor: bool,
         htree: bool,
     ) -> Result<Vec<Row>> {
-        let name = tree.file_name().map_or_else(
-            || tree.display().to_string(),
-            |n| n.to_string_lossy().into(),
-        );
+        let name = tree_name(tree);
         // Reading the whole tree (metadata here, data in the floor) warms the cache.
         tree::stats(tree)?;
         let floor = if floor {

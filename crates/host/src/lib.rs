@@ -202,8 +202,8 @@ pub fn link_target_bytes(target: &Path) -> Vec<u8> {
     imp::link_target_bytes(target)
 }
 
-/// Splits a host path into raw bytes (Unix) or WTF-8/UTF-8 bytes elsewhere.
-pub fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
+/// A host name as bytes: its raw bytes on Unix (borrowed), UTF-8 elsewhere.
+pub fn name_bytes(name: &std::ffi::OsStr) -> std::borrow::Cow<'_, [u8]> {
     imp::name_bytes(name)
 }
 

@@ -171,8 +171,11 @@ pub(crate) fn link_target_bytes(target: &Path) -> Vec<u8> {
     target.to_string_lossy().replace('\\', "/").into_bytes()
 }
 
-pub(crate) fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
-    name.to_string_lossy().into_owned().into_bytes()
+pub(crate) fn name_bytes(name: &std::ffi::OsStr) -> std::borrow::Cow<'_, [u8]> {
+    match name.to_string_lossy() {
+        std::borrow::Cow::Borrowed(text) => std::borrow::Cow::Borrowed(text.as_bytes()),
+        std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.into_bytes()),
+    }
 }
 
 /// The calls below need Unix metadata this host does not have.

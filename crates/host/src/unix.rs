@@ -377,8 +377,8 @@ pub(crate) fn link_target_bytes(target: &Path) -> Vec<u8> {
     target.as_os_str().as_bytes().to_vec()
 }
 
-pub(crate) fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
-    name.as_bytes().to_vec()
+pub(crate) fn name_bytes(name: &std::ffi::OsStr) -> std::borrow::Cow<'_, [u8]> {
+    std::borrow::Cow::Borrowed(name.as_bytes())
 }
 
 pub(crate) fn name_from_bytes(name: &[u8]) -> std::ffi::OsString {

@@ -55,7 +55,7 @@ impl HostPath {
     /// The host file at `path`.
     pub fn new(path: &Path) -> HostPath {
         let (dir, name) = match (path.parent(), path.file_name()) {
-            (Some(dir), Some(name)) => (dir, kiln_host::name_bytes(name)),
+            (Some(dir), Some(name)) => (dir, kiln_host::name_bytes(name).into_owned()),
             _ => (path, Vec::new()),
         };
         let len = u32::try_from(name.len()).unwrap_or(0);
@@ -70,10 +70,13 @@ impl HostPath {
     /// [`kiln_host::name_bytes`] gives them) of directory `dir`, in that
     /// order, and the buffer that holds the names side by side; `None` if
     /// the names take 4 GiB or more.
-    pub(crate) fn listed(dir: &Path, names: &[Vec<u8>]) -> Option<(Arc<Vec<u8>>, Vec<HostPath>)> {
-        let mut packed = Vec::with_capacity(names.iter().map(Vec::len).sum());
+    pub(crate) fn listed(
+        dir: &Path,
+        names: &[impl AsRef<[u8]>],
+    ) -> Option<(Arc<Vec<u8>>, Vec<HostPath>)> {
+        let mut packed = Vec::with_capacity(names.iter().map(|n| n.as_ref().len()).sum());
         let mut spans = Vec::with_capacity(names.len());
-        for name in names {
+        for name in names.iter().map(AsRef::as_ref) {
             let start = u32::try_from(packed.len()).ok()?;
             spans.push((start, u32::try_from(name.len()).ok()?));
             packed.extend_from_slice(name);

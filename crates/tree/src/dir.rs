@@ -40,8 +40,7 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
         path: root.to_path_buf(),
         parent: None,
     });
-    walk.dirs
-        .push((Tree::ROOT, root.to_path_buf(), root_ancestry));
+    walk.dirs.push((Tree::ROOT, root_ancestry));
     while !walk.dirs.is_empty() {
         // A batch of directories is listed (with each entry's lstat) in
         // parallel, then added in batch order: the same tree whatever the
@@ -49,14 +48,14 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
         let batch = walk
             .dirs
             .split_off(walk.dirs.len().saturating_sub(WALK_BATCH));
-        let paths: Vec<&Path> = batch.iter().map(|(_, path, _)| path.as_path()).collect();
+        let paths: Vec<&Path> = batch.iter().map(|(_, dir)| dir.path.as_path()).collect();
         let listings: Vec<_> = paths
             .par_iter()
             .map(|path| kiln_host::read_dir_meta(path))
             .collect();
-        for ((dir, dir_path, ancestry), listing) in batch.into_iter().zip(listings) {
-            let entries = listing.map_err(|e| TreeError::io(&dir_path, e))?;
-            walk.add_entries(dir, &dir_path, &ancestry, entries)?;
+        for ((dir, ancestry), listing) in batch.iter().zip(listings) {
+            let entries = listing.map_err(|e| TreeError::io(&ancestry.path, e))?;
+            walk.add_entries(*dir, ancestry, entries)?;
         }
     }
     let Walk {
@@ -69,8 +68,9 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
 /// Directories listed in parallel at a time.
 const WALK_BATCH: usize = 64;
 
-/// A directory waiting to be listed: its node, path and ancestry.
-type PendingDir = (NodeId, PathBuf, Rc<Ancestry>);
+/// A directory waiting to be listed: its node and its ancestry (which
+/// starts with its own path).
+type PendingDir = (NodeId, Rc<Ancestry>);
 
 /// The state of [`read_dir_tree`]'s walk.
 struct Walk {
@@ -86,15 +86,16 @@ struct Walk {
 }
 
 impl Walk {
-    /// Adds the listed `entries` of directory `dir` at `dir_path`.
+    /// Adds the listed `entries` of directory `dir`, whose ancestry starts
+    /// with it.
     fn add_entries(
         &mut self,
         dir: NodeId,
-        dir_path: &Path,
         ancestry: &Rc<Ancestry>,
         entries: Vec<kiln_host::DirEntryMeta>,
     ) -> Result<(), TreeError> {
-        let names: Vec<Vec<u8>> = entries
+        let dir_path = ancestry.path.as_path();
+        let names: Vec<_> = entries
             .iter()
             .map(|(name, _)| kiln_host::name_bytes(name))
             .collect();
@@ -141,7 +142,7 @@ impl Walk {
                     path: path(),
                     parent: Some(Rc::clone(ancestry)),
                 });
-                self.dirs.push((id, path(), ancestry));
+                self.dirs.push((id, ancestry));
             }
         }
         self.tree.adopt_listing(dir, packed, &listing);
