@@ -127,9 +127,15 @@ pub(crate) struct CatArgs {
     #[arg(value_name = "IMAGE[:PART]")]
     pub(crate) image: OsString,
 
-    /// The absolute path inside the image of a file (symlinks are followed).
+    /// The absolute path inside the image of a file (symlinks are followed,
+    /// inside the image).
     #[arg(value_name = "PATH")]
     pub(crate) path: OsString,
+
+    /// Read on past metadata checksums that do not match, with a warning
+    /// (by default a mismatch is an error naming the structure).
+    #[arg(long)]
+    pub(crate) ignore_checksums: bool,
 }
 
 /// Flags of `kiln extract`.
@@ -145,6 +151,11 @@ pub(crate) struct ExtractArgs {
     /// or be empty.
     #[arg(value_name = "PATH", num_args = 1..=2, required = true)]
     pub(crate) paths: Vec<OsString>,
+
+    /// Read on past metadata checksums that do not match, with a warning
+    /// (by default a mismatch is an error naming the structure).
+    #[arg(long)]
+    pub(crate) ignore_checksums: bool,
 }
 
 /// Flags of `kiln build`.

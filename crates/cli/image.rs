@@ -6,7 +6,6 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use ext4_view::{Ext4, Ext4Read};
 use kiln_ext::ImageReader;
 use kiln_sink::partition::{self, Region};
 
@@ -45,14 +44,23 @@ impl Image {
         ImageReader::open_at(&self.path, self.offset(), len).with_context(|| self.name.clone())
     }
 
-    /// `ext4-view`'s reader of the filesystem.
-    pub(crate) fn ext4(&self) -> Result<Ext4> {
-        let file = File::open(&self.path).with_context(|| self.path.display().to_string())?;
-        let part = Partition {
-            file,
-            base: self.offset(),
-        };
-        Ext4::load(Box::new(part)).with_context(|| self.name.clone())
+    /// Kiln's reader of the filesystem for `ls`, `cat` and `extract`:
+    /// refused if it would misread the image (unknown incompat features,
+    /// a filesystem larger than its partition), checksums verified unless
+    /// `ignore_checksums`, which is warned about.
+    pub(crate) fn reader_checked(&self, ignore_checksums: bool) -> Result<ImageReader> {
+        let mut reader = self.reader()?;
+        reader
+            .refuse_unreadable()
+            .with_context(|| self.name.clone())?;
+        if ignore_checksums {
+            reader.set_checksums(false);
+            eprintln!(
+                "kiln: warning: {}: metadata checksums are not verified (--ignore-checksums)",
+                self.name
+            );
+        }
+        Ok(reader)
     }
 
     /// The first `len` bytes of the filesystem (its superblock).
@@ -63,29 +71,5 @@ impl Image {
             .with_context(|| self.name.clone())?;
         head.truncate(n);
         Ok(head)
-    }
-}
-
-/// A file read from `base` on: what `ext4-view` sees of a partition.
-struct Partition {
-    file: File,
-    base: u64,
-}
-
-impl Ext4Read for Partition {
-    fn read(
-        &mut self,
-        start_byte: u64,
-        dst: &mut [u8],
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
-        let n = kiln_host::read_at(&self.file, dst, self.base + start_byte)?;
-        if n < dst.len() {
-            return Err(format!(
-                "the image ends before byte {}",
-                start_byte + dst.len() as u64
-            )
-            .into());
-        }
-        Ok(())
     }
 }

@@ -1,16 +1,18 @@
 //! `kiln info`, `kiln ls` and `kiln cat`: looking inside an image, or a
 //! partition of a disk image, without mounting it.
 //!
-//! `info` decodes the superblock with kiln's own code
-//! ([`kiln_ext::read_superblock`], sharing the writer's offsets); `ls` and
-//! `cat` read directories and files through the `ext4-view` crate. Every
-//! error names the image and, where there is one, the path inside it.
+//! Everything is read with kiln's own reader ([`kiln_ext::read_superblock`]
+//! and [`ImageReader`], sharing the writer's offsets), which treats the image
+//! as hostile. Every error names the image and, where there is one, the path
+//! inside it; names, link targets and labels are escaped in text output.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::collections::HashSet;
+use std::io::{self, BufWriter, Write};
 
 use anyhow::{bail, Context, Result};
-use ext4_view::{Ext4, Metadata, PathBuf as ImagePath};
-use kiln_ext::SuperblockView;
+use kiln_ext::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK};
+use kiln_ext::{ImageReader, InodeView, SuperblockView};
+use kiln_tree::escape;
 use serde::Serialize;
 
 use crate::flags::{CatArgs, InfoArgs, LsArgs};
@@ -22,6 +24,8 @@ const SUPERBLOCK_END: u64 = 2048;
 /// `ls -R` refuses to go deeper: a corrupt image can link a directory into
 /// its own subtree, and this bounds the walk (real trees are far shallower).
 pub(crate) const MAX_DEPTH: usize = 4096;
+/// Bytes `cat` reads at a time.
+const CAT_CHUNK: usize = 1 << 20;
 /// Seconds in a day, for the UTC dates of `info` and `ls -l`.
 const DAY: i64 = 86_400;
 
@@ -98,7 +102,7 @@ impl Info {
             ("Used inodes", self.inodes_used.to_string()),
             ("Free inodes", self.free_inodes.to_string()),
             ("UUID", self.uuid.clone()),
-            ("Label", self.label.clone()),
+            ("Label", escape(self.label.as_bytes())),
             ("Hash seed", self.hash_seed.clone()),
             ("Default hash", self.default_hash.to_string()),
             ("Created", utc(self.created)),
@@ -213,42 +217,57 @@ fn disk_info(image: &Image, parts: Vec<PartitionInfo>, json: bool) -> Result<Str
     Ok(text)
 }
 
-/// `kiln ls IMAGE [PATH] [-l] [-R]`.
+/// `kiln ls IMAGE [PATH] [-l] [-R]`: names (and with `-l` link targets)
+/// escaped as `ls -b` does, so an image cannot send control characters to
+/// the terminal.
 pub(crate) fn ls(args: &LsArgs) -> Result<()> {
     let image = Image::resolve(&args.image)?;
-    let fs = image.ext4()?;
+    let reader = image.reader_checked(false)?;
     let path = image_path(&image.name, &args.path)?;
-    let at = |p: &ImagePath| format!("{}: {}", image.name, p.display());
-    let meta = fs.symlink_metadata(&path).with_context(|| at(&path))?;
+    let at = |p: &[u8]| format!("{}: {}", image.name, escape(p));
+    let ino = reader.resolve(&path, false).with_context(|| at(&path))?;
+    let inode = reader.inode(ino).with_context(|| at(&path))?;
     let mut out = BufWriter::new(io::stdout().lock());
-    if !meta.is_dir() {
-        return print_entry(&fs, &path, path.as_ref(), &meta, args.long, &mut out);
+    let lister = Lister {
+        reader: &reader,
+        long: args.long,
+    };
+    if inode.kind() != S_IFDIR {
+        lister
+            .print(&mut out, &path, ino, &inode)
+            .with_context(|| at(&path))?;
+        return out.flush().context("writing to standard output");
     }
-    // An explicit stack, not recursion: depth is bounded by MAX_DEPTH alone.
-    let mut stack = vec![(path, Vec::new())];
+    // An explicit stack, not recursion; each directory is listed once, so
+    // a directory graph that shares subdirectories cannot multiply the work.
+    let mut seen = HashSet::from([ino]);
+    let mut stack = vec![(ino, Vec::new())];
     while let Some((dir, prefix)) = stack.pop() {
-        let mut children = Vec::new();
-        for entry in fs.read_dir(&dir).with_context(|| at(&dir))? {
-            let entry = entry.with_context(|| at(&dir))?;
-            let name = entry.file_name().as_ref().to_vec();
-            if name != b"." && name != b".." {
-                children.push((name, entry.path()));
-            }
-        }
-        children.sort();
+        let shown_dir = || at(&[path.as_slice(), b"/", &prefix].concat());
+        let mut children = reader.read_dir(dir).with_context(shown_dir)?;
+        children.sort_by(|a, b| a.name.cmp(&b.name));
         let mut subdirs = Vec::new();
-        for (name, child) in children {
-            let meta = fs.symlink_metadata(&child).with_context(|| at(&child))?;
-            let shown = [prefix.as_slice(), &name].concat();
-            print_entry(&fs, &child, &shown, &meta, args.long, &mut out)?;
-            if args.recursive && meta.is_dir() {
-                subdirs.push((child, [shown, b"/".to_vec()].concat()));
+        for child in children {
+            let shown = [prefix.as_slice(), &child.name].concat();
+            let inode = reader.inode(child.ino).with_context(|| at(&shown))?;
+            lister
+                .print(&mut out, &shown, child.ino, &inode)
+                .with_context(|| at(&shown))?;
+            if args.recursive && inode.kind() == S_IFDIR {
+                if !seen.insert(child.ino) {
+                    bail!(
+                        "{}: directory inode {} is reached twice (a corrupt image)",
+                        at(&shown),
+                        child.ino
+                    );
+                }
+                subdirs.push((child.ino, [shown, b"/".to_vec()].concat()));
             }
         }
         if !subdirs.is_empty() && prefix_depth(&prefix) >= MAX_DEPTH {
             bail!(
                 "{}: directories nest deeper than {MAX_DEPTH} levels (a loop in a corrupt image?)",
-                at(&dir)
+                shown_dir()
             );
         }
         // Reversed so that the stack pops them in name order.
@@ -262,90 +281,99 @@ fn prefix_depth(prefix: &[u8]) -> usize {
     prefix.iter().filter(|&&c| c == b'/').count()
 }
 
-/// Prints one entry of `ls`: its name as raw bytes, with `-l` its details first.
-fn print_entry(
-    fs: &Ext4,
-    path: &ImagePath,
-    shown: &[u8],
-    meta: &Metadata,
+/// How `ls` prints its entries.
+struct Lister<'r> {
+    reader: &'r ImageReader,
     long: bool,
-    out: &mut impl Write,
-) -> Result<()> {
-    let write = |out: &mut dyn Write, bytes: &[u8]| {
-        out.write_all(bytes).context("writing to standard output")
-    };
-    if long {
-        let details = format!(
-            "{} {:>5} {:>5} {:>10} {} ",
-            mode_string(meta),
-            meta.uid(),
-            meta.gid(),
-            meta.len(),
-            utc(meta.modified().seconds())
-        );
-        write(out, details.as_bytes())?;
-    }
-    write(out, shown)?;
-    if long && meta.is_symlink() {
-        let target = fs
-            .read_link(path)
-            .with_context(|| format!("{}: reading the link target", path.display()))?;
-        write(out, b" -> ")?;
-        write(out, target.as_ref())?;
-    }
-    write(out, b"\n")
 }
 
-/// `kiln cat IMAGE PATH`.
+impl Lister<'_> {
+    /// Prints one entry: its name escaped, with `-l` its details first and
+    /// its link target after.
+    fn print(&self, out: &mut impl Write, shown: &[u8], ino: u32, inode: &InodeView) -> Result<()> {
+        let mut line = String::new();
+        if self.long {
+            let size = match inode.device() {
+                Some((major, minor)) => format!("{major}, {minor}"),
+                None => inode.size.to_string(),
+            };
+            line += &format!(
+                "{} {:>5} {:>5} {:>10} {} ",
+                mode_string(inode.mode),
+                inode.uid,
+                inode.gid,
+                size,
+                utc(inode.mtime.secs)
+            );
+        }
+        line += &escape(shown);
+        if self.long && inode.kind() == S_IFLNK {
+            let target = self
+                .reader
+                .read_link(ino, inode)
+                .context("reading the link target")?;
+            line += " -> ";
+            line += &escape(&target);
+        }
+        line.push('\n');
+        out.write_all(line.as_bytes())
+            .context("writing to standard output")
+    }
+}
+
+/// `kiln cat IMAGE PATH`: symlinks are followed inside the image.
 pub(crate) fn cat(args: &CatArgs) -> Result<()> {
     let image = Image::resolve(&args.image)?;
-    let fs = image.ext4()?;
+    let reader = image.reader_checked(args.ignore_checksums)?;
     let path = image_path(&image.name, &args.path)?;
-    let at = || format!("{}: {}", image.name, path.display());
-    let mut file = fs.open(&path).with_context(at)?;
+    let at = || format!("{}: {}", image.name, escape(&path));
+    let ino = reader.resolve(&path, true).with_context(at)?;
+    let inode = reader.inode(ino).with_context(at)?;
+    if inode.kind() != S_IFREG {
+        bail!("{}: not a regular file", at());
+    }
+    let map = reader.file_map(ino, &inode).with_context(at)?;
     let mut out = io::stdout().lock();
-    // Copied by hand so a read error (the image) and a write error (stdout)
-    // are told apart in the message.
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).with_context(at)?;
-        if n == 0 {
-            return out.flush().context("writing to standard output");
-        }
+    let mut buf = vec![0u8; CAT_CHUNK];
+    let mut pos = 0;
+    // Read and written by hand so that a read error (the image) and a write
+    // error (stdout) are told apart in the message.
+    while pos < inode.size {
+        // OK to cast: at most CAT_CHUNK.
+        let n = (inode.size - pos).min(CAT_CHUNK as u64) as usize;
+        reader
+            .read_file(&map, pos, &mut buf[..n])
+            .with_context(at)?;
         out.write_all(&buf[..n])
             .context("writing to standard output")?;
+        pos += n as u64;
     }
+    out.flush().context("writing to standard output")
 }
 
-/// The path inside the image, which must be absolute.
-pub(crate) fn image_path(image: &str, path: &std::ffi::OsStr) -> Result<ImagePath> {
-    let p = ImagePath::try_from(path.to_os_string())
-        .with_context(|| format!("{image}: {path:?} is not a valid path"))?;
-    if !p.is_absolute() {
-        bail!("{image}: {path:?}: paths inside an image start with /");
+/// The path inside the image as bytes, which must be absolute.
+pub(crate) fn image_path(image: &str, path: &std::ffi::OsStr) -> Result<Vec<u8>> {
+    let bytes = kiln_host::name_bytes(path).into_owned();
+    if !bytes.starts_with(b"/") {
+        bail!(
+            "{image}: {}: paths inside an image start with /",
+            escape(&bytes)
+        );
     }
-    Ok(p)
+    Ok(bytes)
 }
 
 /// The `ls -l` mode column: type letter and permission bits (`drwxr-xr-x`).
-fn mode_string(meta: &Metadata) -> String {
-    let kind = meta.file_type();
-    let letter = if kind.is_dir() {
-        'd'
-    } else if kind.is_symlink() {
-        'l'
-    } else if kind.is_char_dev() {
-        'c'
-    } else if kind.is_block_dev() {
-        'b'
-    } else if kind.is_fifo() {
-        'p'
-    } else if kind.is_socket() {
-        's'
-    } else {
-        '-'
+fn mode_string(mode: u16) -> String {
+    let letter = match mode & kiln_ext::mode::S_IFMT {
+        S_IFDIR => 'd',
+        S_IFLNK => 'l',
+        S_IFCHR => 'c',
+        S_IFBLK => 'b',
+        S_IFIFO => 'p',
+        S_IFSOCK => 's',
+        _ => '-',
     };
-    let mode = meta.mode();
     let mut s = String::from(letter);
     // (bit of r, w, x; the special bit sharing x; its letter)
     let triads = [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')];

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
     // file beside the output is left, which is still never the output.
     let _ = ctrlc::set_handler(|| {
         kiln_sink::remove_partial_outputs();
+        kiln_extract::remove_partial_outputs();
         eprintln!("kiln: interrupted: the partial output was removed");
         std::process::exit(130);
     });

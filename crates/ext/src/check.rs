@@ -22,7 +22,7 @@ use crate::group_desc::{self, GroupDesc, BG_BLOCK_UNINIT, BG_INODE_UNINIT};
 use crate::htree::INDEX_FL;
 use crate::inode::{self, mode, InodeView};
 use crate::layout::{IND_SLOT, LINK_MAX, RESIZE_INO};
-use crate::le::{get_u16, get_u32};
+use crate::le::get_u32;
 use crate::reader::{FileMap, ImageReader, WalkEntry};
 use crate::superblock::SuperblockView;
 use crate::{dir, extent, htree, xattr};
@@ -88,6 +88,7 @@ pub fn check_image(
 ) -> Result<CheckReport, ReadError> {
     let mut c = Checker::new(reader, limit)?;
     let sb = reader.superblock();
+    c.check_superblock();
     if sb.features.incompat & INCOMPAT_META_BG != 0
         || sb.features.ro_compat & RO_COMPAT_BIGALLOC != 0
     {
@@ -177,6 +178,40 @@ impl<'r> Checker<'r> {
             used: Vec::new(),
             metadata: Vec::new(),
         })
+    }
+
+    /// Reports what makes the image unsafe to read or mount as it is:
+    /// features nobody named, incompat features kiln's reader refuses, a
+    /// journal that needs recovery, a filesystem larger than its partition.
+    fn check_superblock(&mut self) {
+        let features = self.sb.features;
+        let unknown = features.unknown();
+        if !unknown.is_empty() {
+            self.problem(format!(
+                "superblock: unknown features {}",
+                unknown.join(" ")
+            ));
+        }
+        let unreadable: Vec<String> = features
+            .unreadable()
+            .into_iter()
+            .filter(|name| !unknown.contains(name))
+            .collect();
+        if !unreadable.is_empty() {
+            self.problem(format!(
+                "superblock: incompatible features kiln cannot read: {}",
+                unreadable.join(" ")
+            ));
+        }
+        if features.needs_recovery() {
+            self.problem(
+                "superblock: the journal needs recovery (needs_recovery): the metadata read may be stale"
+                    .into(),
+            );
+        }
+        if let Some(e) = self.r.larger_than_partition() {
+            self.problem(e.to_string());
+        }
     }
 
     /// Records a problem.
@@ -299,7 +334,7 @@ impl<'r> Checker<'r> {
     /// every inode of the walk): its checksum, blocks, xattr block and
     /// `i_blocks`. Returns what the bitmaps and link counts need.
     fn check_inodes(&mut self, walk: &[WalkEntry]) -> Result<HashMap<u32, InodeInfo>, ReadError> {
-        let first_ino = self.sb.first_ino.clamp(1, self.sb.inodes_count + 1);
+        let first_ino = self.sb.first_ino;
         let mut inos: Vec<u32> = (1..first_ino).chain(walk.iter().map(|e| e.ino)).collect();
         inos.sort_unstable();
         inos.dedup();
@@ -377,6 +412,9 @@ impl<'r> Checker<'r> {
                         self.check_dir_blocks(ino, &view, &map, seed)?;
                     }
                 }
+                if view.mode & 0o170000 == mode::S_IFDIR && view.flags & INDEX_FL != 0 {
+                    self.check_htree(ino, &view, &map);
+                }
             }
             self.check_i_blocks(ino, &slot, &view, held);
         }
@@ -417,6 +455,24 @@ impl<'r> Checker<'r> {
         }
     }
 
+    /// Checks the index of a hash-indexed directory (see
+    /// [`htree::check_index`]).
+    fn check_htree(&mut self, ino: u32, view: &InodeView, map: &FileMap) {
+        let bs = self.block_size();
+        let mut read = |lblk: u64| {
+            let mut block = vec![0u8; bs as usize];
+            self.r
+                .read_file(map, lblk * bs, &mut block)
+                .map(|()| block)
+                .map_err(|e| e.to_string())
+        };
+        let csum = self.csum_seed.is_some();
+        let large_dir = self.sb.features.has(features::LARGE_DIR);
+        if let Err(what) = htree::check_index(&mut read, view.size / bs, csum, large_dir) {
+            self.problem(format!("inode {ino}: corrupt htree index: {what}"));
+        }
+    }
+
     /// Checks the checksums of a directory's blocks: the tail of each leaf,
     /// the dx_tail of each index block of a hash-indexed directory.
     fn check_dir_blocks(
@@ -439,12 +495,7 @@ impl<'r> Checker<'r> {
                     break;
                 }
                 self.r.read_file(map, lblk * bs, &mut block)?;
-                let is_node = get_u32(&block, 0) == 0 && u64::from(get_u16(&block, 4)) == bs;
-                let ok = if indexed && (lblk == 0 || is_node) {
-                    htree::tail_matches(&block, lblk == 0, seed)
-                } else {
-                    dir::tail_matches(&block, seed)
-                };
+                let ok = dir::block_checksum_matches(&block, lblk, indexed, seed);
                 if !ok {
                     self.problem(format!(
                         "inode {ino}: directory block {pblk} (logical {lblk}) has a bad checksum"
@@ -635,7 +686,7 @@ impl<'r> Checker<'r> {
     fn check_inode_bitmaps(&mut self, inodes: &HashMap<u32, InodeInfo>) -> Result<u64, ReadError> {
         let bits = 8 * self.sb.block_size;
         let ipg = self.sb.inodes_per_group;
-        let first_ino = self.sb.first_ino.clamp(1, self.sb.inodes_count + 1);
+        let first_ino = self.sb.first_ino;
         // The reserved inodes are always in use, zero or not.
         let mut used: Vec<u32> = (1..first_ino).chain(inodes.keys().copied()).collect();
         used.sort_unstable();

@@ -358,9 +358,22 @@ pub(crate) fn decode_entries(area: &[u8], filetype: bool) -> Result<Vec<DirEntry
     Ok(out)
 }
 
+/// Whether block `lblk` of a directory read back has the checksum the
+/// writer gives it: a dx_tail on the root and the index nodes of an
+/// indexed directory, else a leaf's checksum tail.
+pub(crate) fn block_checksum_matches(block: &[u8], lblk: u64, indexed: bool, seed: u32) -> bool {
+    let bs = block.len() as u64;
+    let is_node = get_u32(block, 0) == 0 && u64::from(get_u16(block, 4)) == bs;
+    if indexed && (lblk == 0 || is_node) {
+        crate::htree::tail_matches(block, lblk == 0, seed)
+    } else {
+        tail_matches(block, seed)
+    }
+}
+
 /// Whether a leaf block's checksum tail holds the CRC32C of the entries
 /// from the directory's inode seed.
-pub(crate) fn tail_matches(block: &[u8], inode_seed: u32) -> bool {
+fn tail_matches(block: &[u8], inode_seed: u32) -> bool {
     let at = block.len() - TAIL;
     block[at + 7] == TAIL_FT && get_u32(block, at + 8) == crc32c(inode_seed, &block[..at])
 }

@@ -147,6 +147,28 @@ pub enum ReadError {
         /// The path asked for.
         path: String,
     },
+    /// A metadata checksum (metadata_csum) does not match what it covers.
+    #[error("{what}: metadata checksum mismatch")]
+    BadChecksum {
+        /// The structure: `inode 12`, `directory block 3 of inode 12`, ...
+        what: String,
+    },
+    /// The image has incompat features that change where or how metadata
+    /// is stored and that kiln's reader does not know (as the kernel,
+    /// it refuses them).
+    #[error("the filesystem has incompatible features kiln cannot read: {features}")]
+    Unsupported {
+        /// Their names (or `FEATURE_In`), space-separated.
+        features: String,
+    },
+    /// The superblock claims more blocks than the partition holding it has.
+    #[error("the filesystem ({fs_bytes} bytes) is larger than its partition ({len} bytes)")]
+    LargerThanPartition {
+        /// Bytes the superblock claims.
+        fs_bytes: u64,
+        /// Bytes of the partition.
+        len: u64,
+    },
     /// An inode's xattrs are malformed (or use ea_inode, not supported).
     #[error("inode {ino}: corrupt xattrs: {what}")]
     CorruptXattrs {

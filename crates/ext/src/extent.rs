@@ -379,8 +379,19 @@ fn decode_entry(e: &[u8], depth: u16) -> ReadEntry {
 /// Whether a tree block's `ext4_extent_tail` holds the CRC32C of the node
 /// from the owning inode's checksum seed.
 pub(crate) fn tail_matches(block: &[u8], inode_seed: u32) -> bool {
+    let (stored, computed) = tail_checksums(block, inode_seed);
+    stored == computed
+}
+
+/// A tree block's checksum as (stored in its `ext4_extent_tail`, computed
+/// from the owning inode's seed); a block too short for a tail gives a
+/// pair that differs.
+pub(crate) fn tail_checksums(block: &[u8], inode_seed: u32) -> (u32, u32) {
     let tail = tail_offset(block.len() as u32);
-    block.len() >= tail + 4 && get_u32(block, tail) == crc32c(inode_seed, &block[..tail])
+    match block.get(tail..tail + 4) {
+        Some(stored) => (get_u32(stored, 0), crc32c(inode_seed, &block[..tail])),
+        None => (0, 1),
+    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,163 @@ features! {
     METADATA_CSUM = "metadata_csum", RoCompat, 0x400, "CRC32C checksums on all metadata.";
 }
 
+/// Features kiln does not write but knows by name (mke2fs's names), so
+/// that `info` names them and `verify` can tell them from unknown bits.
+const NAMED: &[Feature] = &[
+    Feature {
+        name: "dir_prealloc",
+        word: Word::Compat,
+        bit: 0x1,
+    },
+    Feature {
+        name: "imagic_inodes",
+        word: Word::Compat,
+        bit: 0x2,
+    },
+    Feature {
+        name: "lazy_bg",
+        word: Word::Compat,
+        bit: 0x40,
+    },
+    Feature {
+        name: "sparse_super2",
+        word: Word::Compat,
+        bit: 0x200,
+    },
+    Feature {
+        name: "fast_commit",
+        word: Word::Compat,
+        bit: 0x400,
+    },
+    Feature {
+        name: "stable_inodes",
+        word: Word::Compat,
+        bit: 0x800,
+    },
+    Feature {
+        name: "orphan_file",
+        word: Word::Compat,
+        bit: 0x1000,
+    },
+    Feature {
+        name: "compression",
+        word: Word::Incompat,
+        bit: 0x1,
+    },
+    Feature {
+        name: "needs_recovery",
+        word: Word::Incompat,
+        bit: 0x4,
+    },
+    Feature {
+        name: "journal_dev",
+        word: Word::Incompat,
+        bit: 0x8,
+    },
+    Feature {
+        name: "meta_bg",
+        word: Word::Incompat,
+        bit: 0x10,
+    },
+    Feature {
+        name: "mmp",
+        word: Word::Incompat,
+        bit: 0x100,
+    },
+    Feature {
+        name: "ea_inode",
+        word: Word::Incompat,
+        bit: 0x400,
+    },
+    Feature {
+        name: "dirdata",
+        word: Word::Incompat,
+        bit: 0x1000,
+    },
+    Feature {
+        name: "metadata_csum_seed",
+        word: Word::Incompat,
+        bit: 0x2000,
+    },
+    Feature {
+        name: "encrypt",
+        word: Word::Incompat,
+        bit: 0x10000,
+    },
+    Feature {
+        name: "casefold",
+        word: Word::Incompat,
+        bit: 0x20000,
+    },
+    Feature {
+        name: "btree_dir",
+        word: Word::RoCompat,
+        bit: 0x4,
+    },
+    Feature {
+        name: "uninit_bg",
+        word: Word::RoCompat,
+        bit: 0x10,
+    },
+    Feature {
+        name: "snapshot_bitmap",
+        word: Word::RoCompat,
+        bit: 0x80,
+    },
+    Feature {
+        name: "quota",
+        word: Word::RoCompat,
+        bit: 0x100,
+    },
+    Feature {
+        name: "bigalloc",
+        word: Word::RoCompat,
+        bit: 0x200,
+    },
+    Feature {
+        name: "replica",
+        word: Word::RoCompat,
+        bit: 0x800,
+    },
+    Feature {
+        name: "read-only",
+        word: Word::RoCompat,
+        bit: 0x1000,
+    },
+    Feature {
+        name: "project",
+        word: Word::RoCompat,
+        bit: 0x2000,
+    },
+    Feature {
+        name: "shared_blocks",
+        word: Word::RoCompat,
+        bit: 0x4000,
+    },
+    Feature {
+        name: "verity",
+        word: Word::RoCompat,
+        bit: 0x8000,
+    },
+    Feature {
+        name: "orphan_present",
+        word: Word::RoCompat,
+        bit: 0x10000,
+    },
+];
+
+/// The incompat bits kiln's reader understands: those it writes, plus
+/// needs_recovery (the metadata is read as it stands, without the journal's
+/// changes), mmp, metadata_csum_seed and casefold, which change nothing it
+/// reads. The rest (compression, journal_dev, meta_bg, ea_inode, dirdata,
+/// encrypt, and unknown bits) change where or how metadata or names are
+/// stored: as the kernel does, the reader refuses them.
+const READABLE_INCOMPAT: u32 =
+    0x2 | 0x4 | 0x40 | 0x80 | 0x100 | 0x200 | 0x2000 | 0x4000 | 0x8000 | 0x20000;
+
+/// `needs_recovery`.
+const INCOMPAT_RECOVER: u32 = 0x4;
+
 /// The incompat bits an ext3 driver knows: filetype, recover, journal_dev, meta_bg.
 const EXT3_INCOMPAT: u32 = 0x2 | 0x4 | 0x8 | 0x10;
 /// The ro_compat bits an ext3 driver knows: sparse_super, large_file, btree_dir.
@@ -204,13 +361,55 @@ impl Features {
         let mut out = Vec::new();
         for (word, bits, letter) in words {
             for n in (0..32).filter(|n| bits & (1 << n) != 0) {
-                let known = KNOWN.iter().find(|f| f.word == word && f.bit == 1 << n);
                 out.push(
-                    known.map_or_else(|| format!("FEATURE_{letter}{n}"), |f| f.name.to_string()),
+                    Features::named(word, 1 << n)
+                        .map_or_else(|| format!("FEATURE_{letter}{n}"), |f| f.name.to_string()),
                 );
             }
         }
         out
+    }
+
+    /// The feature of bit `bit` of `word`, if kiln knows its name.
+    fn named(word: Word, bit: u32) -> Option<&'static Feature> {
+        KNOWN
+            .iter()
+            .chain(NAMED)
+            .find(|f| f.word == word && f.bit == bit)
+    }
+
+    /// The incompat features kiln's reader cannot read (by name, or as
+    /// `FEATURE_In` for bits nobody named), as the kernel refuses to mount
+    /// an image with an incompat feature it does not know.
+    pub fn unreadable(&self) -> Vec<String> {
+        Features {
+            incompat: self.incompat & !READABLE_INCOMPAT,
+            ..Features::default()
+        }
+        .list()
+    }
+
+    /// The bits of any word that no feature kiln knows by name stands for.
+    pub fn unknown(&self) -> Vec<String> {
+        let mut unknown = Features::default();
+        let words = [
+            (Word::Compat, self.compat, &mut unknown.compat),
+            (Word::Incompat, self.incompat, &mut unknown.incompat),
+            (Word::RoCompat, self.ro_compat, &mut unknown.ro_compat),
+        ];
+        for (word, bits, out) in words {
+            *out = (0..32)
+                .map(|n| 1u32 << n)
+                .filter(|&bit| bits & bit != 0 && Features::named(word, bit).is_none())
+                .fold(0, |acc, bit| acc | bit);
+        }
+        unknown.list()
+    }
+
+    /// Whether the journal holds changes not yet written to the metadata
+    /// (`needs_recovery`): what a reader sees is then stale.
+    pub fn needs_recovery(&self) -> bool {
+        self.incompat & INCOMPAT_RECOVER != 0
     }
 
     /// The filesystem type these features make, as blkid names it: ext4 with

@@ -247,6 +247,116 @@ const DX_TAIL: usize = 8;
 /// large_dir, and with it.
 const MAX_LEVELS: [usize; 2] = [1, 2];
 
+/// Checks the index of a hash-indexed directory of `blocks` blocks, as
+/// e2fsck's pass 2 does for the structure: the root's info, every node's
+/// `limit` (what the block holds) and `count`, hashes ascending within each
+/// node and inside its parent's range, child blocks inside the directory
+/// and each reached once, and every block of the directory indexed.
+/// `read(lblk)` reads the directory's logical block `lblk`. Returns what is
+/// wrong first.
+pub(crate) fn check_index(
+    read: &mut dyn FnMut(u64) -> Result<Vec<u8>, String>,
+    blocks: u64,
+    csum: bool,
+    large_dir: bool,
+) -> Result<(), String> {
+    let root = read(0)?;
+    let info = root
+        .get(ROOT_INFO..ROOT_COUNT_LIMIT)
+        .ok_or("short root block")?;
+    let (reserved, hash_version, info_length, levels) =
+        (get_u32(info, 0), info[4], info[5], usize::from(info[6]));
+    if reserved != 0 || info_length != INFO_LENGTH || hash_version > TEA {
+        return Err(format!(
+            "index root info is corrupt (hash version {hash_version}, info length {info_length})"
+        ));
+    }
+    if levels > MAX_LEVELS[usize::from(large_dir)] {
+        return Err(format!("index root has {levels} indirect levels"));
+    }
+    let mut walk = IndexWalk {
+        read,
+        blocks,
+        tail: if csum { DX_TAIL } else { 0 },
+        reached: vec![false; usize::try_from(blocks).map_err(|_| "too many blocks")?],
+    };
+    walk.reached[0] = true;
+    walk.node(&root, ROOT_COUNT_LIMIT, levels, 0..u64::from(u32::MAX) + 1)?;
+    match walk.reached.iter().position(|&r| !r) {
+        Some(lblk) => Err(format!("block {lblk} is not indexed")),
+        None => Ok(()),
+    }
+}
+
+/// A walk of an htree index: what [`check_index`] has reached so far.
+struct IndexWalk<'a> {
+    read: &'a mut dyn FnMut(u64) -> Result<Vec<u8>, String>,
+    blocks: u64,
+    tail: usize,
+    reached: Vec<bool>,
+}
+
+impl IndexWalk<'_> {
+    /// Checks the index node `block` whose `limit` and `count` are at `at`,
+    /// with `levels` levels of nodes below it, indexing hashes in `range`.
+    fn node(
+        &mut self,
+        block: &[u8],
+        at: usize,
+        levels: usize,
+        range: std::ops::Range<u64>,
+    ) -> Result<(), String> {
+        let limit = (block.len() - at - self.tail) / DX_ENTRY;
+        let (stored_limit, count) = (
+            usize::from(get_u16(block, at)),
+            usize::from(get_u16(block, at + 2)),
+        );
+        if stored_limit != limit || count == 0 || count > limit {
+            return Err(format!(
+                "index node has limit {stored_limit} and count {count} (limit {limit} fits)"
+            ));
+        }
+        let entry = |k: usize| {
+            let hash = if k == 0 {
+                range.start
+            } else {
+                u64::from(get_u32(block, at + k * DX_ENTRY))
+            };
+            (hash, u64::from(get_u32(block, at + k * DX_ENTRY + 4)))
+        };
+        for k in 0..count {
+            let (hash, child) = entry(k);
+            let next = if k + 1 < count {
+                entry(k + 1).0
+            } else {
+                range.end
+            };
+            if hash < range.start || hash > next || next > range.end {
+                return Err(format!("index hashes out of order at entry {k}"));
+            }
+            let reached = usize::try_from(child)
+                .ok()
+                .filter(|&c| c < self.reached.len())
+                .map(|c| std::mem::replace(&mut self.reached[c], true));
+            match reached {
+                None => {
+                    return Err(format!(
+                        "index entry points at block {child}, past the directory's {}",
+                        self.blocks
+                    ))
+                }
+                Some(true) => return Err(format!("block {child} is indexed twice")),
+                Some(false) => {}
+            }
+            if levels > 0 {
+                let child_block = (self.read)(child)?;
+                self.node(&child_block, NODE_COUNT_LIMIT, levels - 1, hash..next)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The directory's leaves do not fit under the deepest index allowed.
 #[derive(Debug, thiserror::Error)]
 #[error(

@@ -176,6 +176,8 @@ pub struct InodeView {
     pub i_block: [u8; 60],
     /// The xattr block, 0 if none.
     pub file_acl: u64,
+    /// `i_generation`, part of the seed of the inode's metadata checksums.
+    pub generation: u32,
 }
 
 impl InodeView {
@@ -233,6 +235,7 @@ pub(crate) fn decode(buf: &[u8], bit64: bool) -> InodeView {
         flags: get_u32(buf, off::I_FLAGS),
         i_block,
         file_acl: acl_hi | u64::from(get_u32(buf, off::I_FILE_ACL_LO)),
+        generation: generation(buf),
     }
 }
 

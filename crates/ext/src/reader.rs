@@ -1,15 +1,21 @@
-//! [`ImageReader`]: what kiln reads of an image beyond `ext4-view`'s API
-//! (device numbers, xattrs and ACLs, raw inode fields), with the writer's own
+//! [`ImageReader`]: kiln's reader of ext2/3/4 images, with the writer's own
 //! decoders of the superblock, group descriptors, inodes and xattrs.
 //!
-//! It reads what it is asked for and checks magic numbers and bounds, not
-//! checksums (those are `kiln verify`'s checks). [`map`] reads where a
-//! file's bytes are, [`dirs`] reads directories and walks the tree.
+//! Every image is untrusted. The superblock's geometry is checked as the
+//! kernel checks it before anything is read by it; every block address is
+//! refused past the filesystem's end (or its partition's, where that comes
+//! first); a file's map may not reach a block twice, so no file yields more
+//! data than the filesystem holds; directory entry names are single path
+//! components, each once per directory. Metadata checksums are verified on
+//! everything read, unless [`ImageReader::set_checksums`] turns that off
+//! (`kiln verify` does: its own check reports them all). [`map`] reads where
+//! a file's bytes are, [`dirs`] reads directories and walks the tree.
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use crate::checksum::inode_seed;
 use crate::error::ReadError;
 use crate::features;
 use crate::group_desc;
@@ -34,6 +40,13 @@ pub struct ImageReader {
     /// Where the filesystem starts in the file (a partition's offset).
     base: u64,
     sb: SuperblockView,
+    /// Blocks that may be read: the filesystem's, or fewer where its
+    /// partition ends first.
+    readable_blocks: u64,
+    /// The partition's length, if the filesystem claims to be larger.
+    short_partition: Option<u64>,
+    /// Whether metadata checksums are verified on what is read.
+    checksums: bool,
 }
 
 impl ImageReader {
@@ -44,6 +57,8 @@ impl ImageReader {
 
     /// Opens the filesystem that starts `base` bytes into the file at
     /// `path` (a partition of a disk image) and spans at most `len` bytes.
+    /// A filesystem larger than `len` opens, but nothing past `len` is
+    /// read, and [`refuse_unreadable`](Self::refuse_unreadable) says so.
     pub fn open_at(path: &Path, base: u64, len: Option<u64>) -> Result<ImageReader, ReadError> {
         let file = File::open(path)?;
         let mut head = vec![0u8; HEAD_LEN];
@@ -51,15 +66,54 @@ impl ImageReader {
         head.truncate(n);
         let sb = read_superblock(&head)?;
         let fs_bytes = sb.blocks_count.saturating_mul(u64::from(sb.block_size));
-        if let Some(len) = len.filter(|&len| fs_bytes > len) {
-            return Err(ReadError::Io(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "the filesystem ({fs_bytes} bytes) is larger than its partition ({len} bytes)"
-                ),
-            )));
+        let short_partition = len.filter(|&len| fs_bytes > len);
+        let readable_blocks = match short_partition {
+            Some(len) => len / u64::from(sb.block_size),
+            None => sb.blocks_count,
+        };
+        Ok(ImageReader {
+            file,
+            base,
+            sb,
+            readable_blocks,
+            short_partition,
+            checksums: true,
+        })
+    }
+
+    /// Whether metadata checksums (with metadata_csum) are verified on what
+    /// is read: on by default, a mismatch is a [`ReadError::BadChecksum`].
+    pub fn set_checksums(&mut self, verify: bool) {
+        self.checksums = verify;
+    }
+
+    /// Refuses an image that this reader would misread: incompat features it
+    /// does not know ([`ReadError::Unsupported`]), or a filesystem larger than
+    /// its partition. `ls`, `cat` and `extract` call it first; `verify`
+    /// reports the same as problems.
+    pub fn refuse_unreadable(&self) -> Result<(), ReadError> {
+        let unreadable = self.sb.features.unreadable();
+        if !unreadable.is_empty() {
+            return Err(ReadError::Unsupported {
+                features: unreadable.join(" "),
+            });
         }
-        Ok(ImageReader { file, base, sb })
+        match self.larger_than_partition() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The error of a filesystem that claims more bytes than its partition.
+    pub(crate) fn larger_than_partition(&self) -> Option<ReadError> {
+        self.short_partition
+            .map(|len| ReadError::LargerThanPartition {
+                fs_bytes: self
+                    .sb
+                    .blocks_count
+                    .saturating_mul(u64::from(self.sb.block_size)),
+                len,
+            })
     }
 
     /// The decoded superblock.
@@ -67,9 +121,9 @@ impl ImageReader {
         &self.sb
     }
 
-    /// Decodes inode `ino` (numbered from 1).
+    /// Decodes inode `ino` (numbered from 1), its checksum verified.
     pub fn inode(&self, ino: u32) -> Result<InodeView, ReadError> {
-        let slot = self.inode_slot(ino)?;
+        let slot = self.checked_slot(ino)?;
         Ok(inode::decode(&slot, self.bit64()))
     }
 
@@ -78,7 +132,7 @@ impl ImageReader {
     /// `system.data` (inline data, not an attribute to the user, which the
     /// kernel does not list either) is left out.
     pub fn xattrs(&self, ino: u32) -> Result<Vec<XattrPair>, ReadError> {
-        let slot = self.inode_slot(ino)?;
+        let slot = self.checked_slot(ino)?;
         let corrupt = |e| xattr_error(ino, 0, e);
         let mut out = xattr::decode_ibody(inode::ibody_area(&slot)).map_err(corrupt)?;
         let block = inode::decode(&slot, self.bit64()).file_acl;
@@ -92,7 +146,7 @@ impl ImageReader {
     /// The value of inode `ino`'s `system.data` attribute (the inline data
     /// beyond `i_block`), empty if it has none.
     fn system_data(&self, ino: u32) -> Result<Vec<u8>, ReadError> {
-        let slot = self.inode_slot(ino)?;
+        let slot = self.checked_slot(ino)?;
         let pairs =
             xattr::decode_ibody(inode::ibody_area(&slot)).map_err(|e| xattr_error(ino, 0, e))?;
         Ok(pairs
@@ -111,18 +165,70 @@ impl ImageReader {
             });
         }
         let bytes = self.read(self.block_at(block)?, self.sb.block_size)?;
+        if let Ok(header) = xattr::block_header(&bytes, block, self.csum_seed()) {
+            if let Some((stored, computed)) = header.checksums {
+                self.verify_checksum(
+                    || format!("xattr block {block} of inode {ino}"),
+                    stored,
+                    computed,
+                )?;
+            }
+        }
         xattr::decode_block(&bytes).map_err(|e| xattr_error(ino, block, e))
+    }
+
+    /// The seed of inode `ino`'s metadata checksums, if they are verified.
+    pub(crate) fn inode_csum_seed(&self, ino: u32, inode: &InodeView) -> Option<u32> {
+        self.csum_seed()
+            .map(|seed| inode_seed(seed, ino, inode.generation))
+    }
+
+    /// The filesystem's checksum seed, if metadata checksums are verified.
+    fn csum_seed(&self) -> Option<u32> {
+        (self.checksums && self.sb.features.has(features::METADATA_CSUM))
+            .then_some(self.sb.csum_seed)
+    }
+
+    /// A [`ReadError::BadChecksum`] for `what` if `stored` is not `computed`.
+    pub(crate) fn verify_checksum(
+        &self,
+        what: impl FnOnce() -> String,
+        stored: u32,
+        computed: u32,
+    ) -> Result<(), ReadError> {
+        if stored == computed {
+            return Ok(());
+        }
+        Err(ReadError::BadChecksum {
+            what: format!(
+                "{} (stored {stored:#010x}, computed {computed:#010x})",
+                what()
+            ),
+        })
+    }
+
+    /// The inode-table slot of inode `ino`, its checksum verified.
+    fn checked_slot(&self, ino: u32) -> Result<Vec<u8>, ReadError> {
+        let slot = self.inode_slot(ino)?;
+        if let Some(seed) = self.csum_seed() {
+            // Inodes of 128 bytes keep only the low half: checksums() says.
+            let (stored, computed) =
+                inode::checksums(&slot, inode_seed(seed, ino, inode::generation(&slot)));
+            self.verify_checksum(|| format!("inode {ino}"), stored, computed)?;
+        }
+        Ok(slot)
     }
 
     /// The raw inode-table slot of inode `ino`.
     pub(crate) fn inode_slot(&self, ino: u32) -> Result<Vec<u8>, ReadError> {
         let sb = &self.sb;
-        if ino == 0 || ino > sb.inodes_count || sb.inodes_per_group == 0 {
+        if ino == 0 || ino > sb.inodes_count {
             return Err(ReadError::InodeOutOfRange {
                 ino,
                 count: sb.inodes_count,
             });
         }
+        // The superblock's geometry check makes inodes_per_group non-zero.
         let (group, index) = (
             (ino - 1) / sb.inodes_per_group,
             (ino - 1) % sb.inodes_per_group,
@@ -136,11 +242,20 @@ impl ImageReader {
     }
 
     /// Reads the descriptor of group `group` from the primary table, which
-    /// starts in the block after the superblock's.
+    /// starts in the block after the superblock's, its checksum verified.
     fn group_desc(&self, group: u32) -> Result<group_desc::GroupDesc, ReadError> {
         let size = u32::from(self.sb.desc_size);
         let bytes = self.read(self.gdt_offset() + u64::from(group) * u64::from(size), size)?;
-        Ok(group_desc::decode(&bytes))
+        let desc = group_desc::decode(&bytes);
+        if let Some(seed) = self.csum_seed() {
+            let computed = group_desc::checksum(seed, group, &bytes);
+            self.verify_checksum(
+                || format!("group descriptor {group}"),
+                u32::from(desc.checksum),
+                u32::from(computed),
+            )?;
+        }
+        Ok(desc)
     }
 
     /// The raw primary group descriptor table: `groups` descriptors of
@@ -167,12 +282,12 @@ impl ImageReader {
         self.read(self.block_at(block)?, self.sb.block_size)
     }
 
-    /// The byte offset of `block`, refused past the filesystem's end (a
-    /// corrupt descriptor or inode cannot send reads anywhere).
+    /// The byte offset of `block`, refused past the filesystem's end or its
+    /// partition's (a corrupt descriptor or inode cannot send reads anywhere).
     fn block_at(&self, block: u64) -> Result<u64, ReadError> {
         let offset = block.checked_mul(u64::from(self.sb.block_size));
         match offset {
-            Some(offset) if block < self.sb.blocks_count => Ok(offset),
+            Some(offset) if block < self.readable_blocks => Ok(offset),
             _ => Err(ReadError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("block {block} is past the end of the filesystem"),
@@ -190,7 +305,7 @@ impl ImageReader {
     /// Fills `buf` from filesystem byte `offset`; an image that ends first
     /// is corrupt.
     fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-        let n = kiln_host::read_at(&self.file, buf, self.base + offset)?;
+        let n = kiln_host::read_at(&self.file, buf, self.base.saturating_add(offset))?;
         if n < buf.len() {
             return Err(ReadError::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

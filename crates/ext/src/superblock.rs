@@ -324,7 +324,48 @@ pub fn read_superblock(image: &[u8]) -> Result<SuperblockView, ReadError> {
         }
     }
     check_fields(b, &features)?;
-    Ok(decode(b, features))
+    let view = decode(b, features);
+    check_geometry(&view)?;
+    Ok(view)
+}
+
+/// Refuses a geometry the kernel refuses to mount (`ext4_fill_super`'s
+/// checks): every count later arithmetic multiplies, divides or iterates by
+/// is then consistent with the others, so no reader loops or allocates by a
+/// number the rest of the superblock does not back.
+fn check_geometry(sb: &SuperblockView) -> Result<(), ReadError> {
+    let bad = |field, value: u32| Err(ReadError::BadField { field, value });
+    let bits_per_block = sb.block_size * 8;
+    if sb.blocks_per_group > bits_per_block || sb.blocks_per_group % 8 != 0 {
+        return bad("s_blocks_per_group", sb.blocks_per_group);
+    }
+    let inodes_per_block = sb.block_size / u32::from(sb.inode_size);
+    if sb.inodes_per_group < inodes_per_block || sb.inodes_per_group > bits_per_block {
+        return bad("s_inodes_per_group", sb.inodes_per_group);
+    }
+    if u64::from(sb.first_data_block) >= sb.blocks_count {
+        return bad("s_first_data_block", sb.first_data_block);
+    }
+    // The kernel's own bound: group numbers are 32-bit.
+    let groups = sb.groups();
+    let inodes = groups.checked_mul(u64::from(sb.inodes_per_group));
+    if u32::try_from(groups).is_err() || inodes != Some(u64::from(sb.inodes_count)) {
+        return bad("s_inodes_count", sb.inodes_count);
+    }
+    if sb.first_ino < FIRST_INO || sb.first_ino > sb.inodes_count {
+        return bad("s_first_ino", sb.first_ino);
+    }
+    // The primary descriptor table must fit the filesystem it describes.
+    let gdt_bytes = groups * u64::from(sb.desc_size);
+    let gdt_end = (SUPERBLOCK_OFFSET / u64::from(sb.block_size) + 1)
+        + gdt_bytes.div_ceil(u64::from(sb.block_size));
+    if gdt_end > sb.blocks_count {
+        return Err(ReadError::BadField {
+            field: "s_blocks_count (too small for its group descriptors)",
+            value: u32::try_from(sb.blocks_count).unwrap_or(u32::MAX),
+        });
+    }
+    Ok(())
 }
 
 /// Refuses the fields whose nonsense values would break the arithmetic.

@@ -20,6 +20,9 @@ use std::io;
 use std::ops::Range;
 use std::path::Path;
 
+pub use dest::DestDir;
+
+mod dest;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
@@ -207,25 +210,7 @@ pub fn name_bytes(name: &std::ffi::OsStr) -> std::borrow::Cow<'_, [u8]> {
     imp::name_bytes(name)
 }
 
-/// Sets the 12 permission bits of `path` (following a final symlink, so never
-/// call it on one: Linux has no modes for symlinks).
-pub fn set_perm(path: &Path, perm: u16) -> io::Result<()> {
-    imp::set_perm(path, perm)
-}
-
-/// Sets the owner of `path` without following a final symlink. Refused
-/// (`EPERM`) unless the caller is root or has `CAP_CHOWN`.
-pub fn set_owner(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    imp::set_owner(path, uid, gid)
-}
-
-/// Sets the access and modification times of `path` with nanoseconds,
-/// without following a final symlink.
-pub fn set_times(path: &Path, atime: HostTime, mtime: HostTime) -> io::Result<()> {
-    imp::set_times(path, atime, mtime)
-}
-
-/// A special file [`make_node`] creates.
+/// A special file [`DestDir::make_node`] creates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeKind {
     /// A named pipe.
@@ -238,21 +223,10 @@ pub enum NodeKind {
     BlockDevice(u32, u32),
 }
 
-/// Creates a named pipe, socket or device node at `path` with permission
-/// bits `perm` (less the umask).
-pub fn make_node(path: &Path, kind: NodeKind, perm: u16) -> io::Result<()> {
-    imp::make_node(path, kind, perm)
-}
-
 /// Sets the extended attribute `name` (full name, `user.x`) of `path`, not
 /// following a symlink.
 pub fn set_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
     imp::set_xattr(path, name, value)
-}
-
-/// Creates a symbolic link at `path` whose target is the raw bytes `target`.
-pub fn make_symlink(target: &[u8], path: &Path) -> io::Result<()> {
-    imp::make_symlink(target, path)
 }
 
 /// The host name for raw name bytes (the inverse of [`name_bytes`]): the bytes

@@ -183,27 +183,7 @@ fn unsupported() -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
-pub(crate) fn set_perm(_path: &Path, _perm: u16) -> io::Result<()> {
-    unsupported()
-}
-
-pub(crate) fn set_owner(_path: &Path, _uid: u32, _gid: u32) -> io::Result<()> {
-    unsupported()
-}
-
-pub(crate) fn set_times(_path: &Path, _atime: HostTime, _mtime: HostTime) -> io::Result<()> {
-    unsupported()
-}
-
 pub(crate) fn set_xattr(_path: &Path, _name: &[u8], _value: &[u8]) -> io::Result<()> {
-    unsupported()
-}
-
-pub(crate) fn make_node(_path: &Path, _kind: crate::NodeKind, _perm: u16) -> io::Result<()> {
-    unsupported()
-}
-
-pub(crate) fn make_symlink(_target: &[u8], _path: &Path) -> io::Result<()> {
     unsupported()
 }
 

@@ -8,7 +8,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::{HostFileType, HostMeta, HostTime, NodeKind};
+use crate::{HostFileType, HostMeta, HostTime};
 
 /// Unix hosts have every piece of metadata a directory source needs.
 pub(crate) const MISSING_METADATA: Option<&str> = None;
@@ -385,70 +385,6 @@ pub(crate) fn name_from_bytes(name: &[u8]) -> std::ffi::OsString {
     std::ffi::OsStr::from_bytes(name).to_os_string()
 }
 
-pub(crate) fn set_perm(path: &Path, perm: u16) -> io::Result<()> {
-    use rustix::fs::{chmodat, AtFlags, Mode, CWD};
-    Ok(chmodat(
-        CWD,
-        path,
-        Mode::from_raw_mode(perm.into()),
-        AtFlags::empty(),
-    )?)
-}
-
-pub(crate) fn set_owner(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    use rustix::fs::{chownat, AtFlags, Gid, Uid, CWD};
-    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
-    Ok(chownat(
-        CWD,
-        path,
-        Some(uid),
-        Some(gid),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )?)
-}
-
-pub(crate) fn set_times(path: &Path, atime: HostTime, mtime: HostTime) -> io::Result<()> {
-    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD};
-    let spec = |t: HostTime| Timespec {
-        tv_sec: t.secs,
-        tv_nsec: t.nanos.into(),
-    };
-    let times = Timestamps {
-        last_access: spec(atime),
-        last_modification: spec(mtime),
-    };
-    Ok(utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?)
-}
-
-#[cfg(not(target_vendor = "apple"))]
-pub(crate) fn make_node(path: &Path, kind: NodeKind, perm: u16) -> io::Result<()> {
-    use rustix::fs::{makedev, mknodat, FileType, Mode, CWD};
-    let mode = Mode::from_raw_mode(perm.into());
-    let (file_type, dev) = match kind {
-        NodeKind::Fifo => (FileType::Fifo, 0),
-        NodeKind::Socket => (FileType::Socket, 0),
-        NodeKind::CharDevice(major, minor) => (FileType::CharacterDevice, makedev(major, minor)),
-        NodeKind::BlockDevice(major, minor) => (FileType::BlockDevice, makedev(major, minor)),
-    };
-    Ok(mknodat(CWD, path, file_type, mode, dev)?)
-}
-
-/// macOS: rustix has no `mknod` there, so only sockets (bound once, which
-/// leaves the name) can be made; fifos and devices are refused.
-#[cfg(target_vendor = "apple")]
-pub(crate) fn make_node(path: &Path, kind: NodeKind, perm: u16) -> io::Result<()> {
-    match kind {
-        NodeKind::Socket => {
-            drop(std::os::unix::net::UnixListener::bind(path)?);
-            set_perm(path, perm)
-        }
-        _ => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "this host cannot make fifos or device nodes",
-        )),
-    }
-}
-
 pub(crate) fn set_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
     let name = std::ffi::OsStr::from_bytes(name);
     Ok(rustix::fs::lsetxattr(
@@ -457,10 +393,6 @@ pub(crate) fn set_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()
         value,
         rustix::fs::XattrFlags::empty(),
     )?)
-}
-
-pub(crate) fn make_symlink(target: &[u8], path: &Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
 }
 
 pub(crate) fn open_device(path: &Path) -> io::Result<File> {

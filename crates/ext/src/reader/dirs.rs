@@ -9,6 +9,7 @@ use super::ImageReader;
 use crate::dir::{self, DirEntryView};
 use crate::error::ReadError;
 use crate::features;
+use crate::htree::INDEX_FL;
 use crate::inline::INLINE_DATA_FL;
 use crate::inode::mode;
 use crate::layout::ROOT_INO;
@@ -19,6 +20,9 @@ const INLINE_PARENT: usize = 4;
 /// The deepest path a walk follows: a corrupt image can link a directory
 /// into its own subtree, and real trees are far shallower.
 const MAX_DEPTH: usize = 4096;
+/// The most symbolic links one [`ImageReader::resolve`] follows (the
+/// kernel's `MAXSYMLINKS`): a loop of links is then an error, not a hang.
+pub(crate) const MAX_SYMLINKS: usize = 40;
 
 /// One entry of a walk: its path from the root, and what it links to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,26 +47,38 @@ impl WalkEntry {
 }
 
 impl ImageReader {
-    /// The entries of directory `ino` other than `.` and `..`, in on-disk
-    /// order (hash order in indexed directories).
+    /// The entries of directory `ino` other than its own `.` and `..`, in
+    /// on-disk order (hash order in indexed directories).
+    ///
+    /// Every name is one path component: empty names, `.` and `..` beyond
+    /// the real dot entries, names holding `/` or NUL, and a name twice in
+    /// the directory are corrupt, so no caller can be led out of a
+    /// destination or into listing one entry twice.
     pub fn read_dir(&self, ino: u32) -> Result<Vec<DirEntryView>, ReadError> {
         let inode = self.inode(ino)?;
+        let corrupt = |what: String| ReadError::CorruptInode {
+            ino,
+            what: format!("directory: {what}"),
+        };
         if inode.kind() != mode::S_IFDIR {
             return Err(ReadError::CorruptInode {
                 ino,
                 what: "is not a directory".into(),
             });
         }
+        let bs = u64::from(self.sb.block_size);
+        if inode.size > self.sb.blocks_count.saturating_mul(bs) {
+            return Err(corrupt(format!(
+                "size {} is larger than the filesystem",
+                inode.size
+            )));
+        }
         let filetype = self.sb.features.has(features::FILETYPE);
-        let corrupt = |what: String| ReadError::CorruptInode {
-            ino,
-            what: format!("directory: {what}"),
-        };
         let mut out = Vec::new();
         match self.file_map(ino, &inode)? {
             FileMap::Inline(bytes) if inode.flags & INLINE_DATA_FL != 0 => {
                 // i_block after the parent, then system.data: entries never
-                // straddle the two.
+                // straddle the two. Inline directories have no dot entries.
                 let split = bytes.len().min(60);
                 for area in [&bytes[INLINE_PARENT.min(split)..split], &bytes[split..]] {
                     out.extend(dir::decode_entries(area, filetype).map_err(corrupt)?);
@@ -70,15 +86,27 @@ impl ImageReader {
             }
             FileMap::Inline(_) => return Err(corrupt("no blocks".into())),
             map @ FileMap::Blocks { .. } => {
-                let bs = self.sb.block_size as usize;
-                let mut block = vec![0u8; bs];
-                for at in (0..inode.size).step_by(bs) {
-                    self.read_file(&map, at, &mut block)?;
-                    out.extend(dir::decode_entries(&block, filetype).map_err(corrupt)?);
+                let seed = self.inode_csum_seed(ino, &inode);
+                let indexed = inode.flags & INDEX_FL != 0;
+                let mut block = vec![0u8; bs as usize];
+                for lblk in 0..inode.size / bs {
+                    self.read_file(&map, lblk * bs, &mut block)?;
+                    if let Some(seed) = seed {
+                        if !dir::block_checksum_matches(&block, lblk, indexed, seed) {
+                            return Err(ReadError::BadChecksum {
+                                what: format!("directory block {lblk} of inode {ino}"),
+                            });
+                        }
+                    }
+                    let mut entries = dir::decode_entries(&block, filetype).map_err(corrupt)?;
+                    if lblk == 0 {
+                        drop_dot_entries(&mut entries);
+                    }
+                    out.extend(entries);
                 }
             }
         }
-        out.retain(|e| e.name != b"." && e.name != b"..");
+        check_names(&out).map_err(corrupt)?;
         Ok(out)
     }
 
@@ -93,10 +121,70 @@ impl ImageReader {
                 .find(|e| e.name == name)
                 .map(|e| e.ino)
                 .ok_or_else(|| ReadError::NotFound {
-                    path: String::from_utf8_lossy(path).into_owned(),
+                    path: kiln_tree::escape(path),
                 })?;
         }
         Ok(ino)
+    }
+
+    /// The inode at `path` inside the image, following the symlinks met on
+    /// the way (and a final one if `follow_last`) as the kernel would with
+    /// the image as its root: `.` and `..` are resolved (never above the
+    /// root), an absolute target starts again from the root, and at most 40
+    /// links are followed (the kernel's `MAXSYMLINKS`).
+    pub fn resolve(&self, path: &[u8], follow_last: bool) -> Result<u32, ReadError> {
+        let not_found = || ReadError::NotFound {
+            path: kiln_tree::escape(path),
+        };
+        // The inodes from the root to where the walk is.
+        let mut stack = vec![ROOT_INO];
+        let mut pending: Vec<Vec<u8>> = components(path);
+        let mut hops = 0;
+        while let Some(name) = pending.pop() {
+            match &name[..] {
+                b"." => continue,
+                b".." => {
+                    if stack.len() > 1 {
+                        stack.pop();
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            // OK to unwrap: the stack never loses the root.
+            let dir = *stack.last().expect("the root");
+            if self.inode(dir)?.kind() != mode::S_IFDIR {
+                return Err(not_found());
+            }
+            let ino = self
+                .read_dir(dir)?
+                .into_iter()
+                .find(|e| e.name == name)
+                .map(|e| e.ino)
+                .ok_or_else(not_found)?;
+            let inode = self.inode(ino)?;
+            if inode.kind() == mode::S_IFLNK && (follow_last || !pending.is_empty()) {
+                hops += 1;
+                if hops > MAX_SYMLINKS {
+                    return Err(ReadError::CorruptInode {
+                        ino,
+                        what: format!(
+                            "more than {MAX_SYMLINKS} symbolic links on the way to {}",
+                            kiln_tree::escape(path)
+                        ),
+                    });
+                }
+                let target = self.read_link(ino, &inode)?;
+                if target.starts_with(b"/") {
+                    stack.truncate(1);
+                }
+                pending.extend(components(&target));
+            } else {
+                stack.push(ino);
+            }
+        }
+        // OK to unwrap: the stack never loses the root.
+        Ok(*stack.last().expect("the root"))
     }
 
     /// Every entry under `start`, depth first, each directory's entries
@@ -147,10 +235,7 @@ impl ImageReader {
                 if !seen.insert(e.ino) || depth >= MAX_DEPTH {
                     return Err(ReadError::CorruptInode {
                         ino: e.ino,
-                        what: format!(
-                            "directory reached again at {}",
-                            String::from_utf8_lossy(&path)
-                        ),
+                        what: format!("directory reached again at {}", kiln_tree::escape(&path)),
                     });
                 }
                 self.walk_into(e.ino, &path, depth + 1, seen, out)?;
@@ -158,4 +243,54 @@ impl ImageReader {
         }
         Ok(())
     }
+}
+
+/// The non-empty components of a `/`-separated path, last first (the
+/// order [`ImageReader::resolve`] pops them in).
+fn components(path: &[u8]) -> Vec<Vec<u8>> {
+    path.split(|&c| c == b'/')
+        .filter(|c| !c.is_empty())
+        .rev()
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Removes a directory's own `.` and `..`: the first two entries of its
+/// first block, where the writer and the kernel put them.
+fn drop_dot_entries(entries: &mut Vec<DirEntryView>) {
+    let dots = entries
+        .iter()
+        .zip([&b"."[..], b".."])
+        .take_while(|(e, dot)| e.name == *dot)
+        .count();
+    entries.drain(..dots);
+}
+
+/// Refuses a name that is not one path component (empty, `.`, `..`, or
+/// holding `/` or NUL), and a name that appears twice.
+fn check_names(entries: &[DirEntryView]) -> Result<(), String> {
+    let mut seen = HashSet::with_capacity(entries.len());
+    for e in entries {
+        let why = if e.name.is_empty() {
+            Some("is empty")
+        } else if e.name == b"." || e.name == b".." {
+            Some("is a second dot entry")
+        } else if e.name.contains(&b'/') {
+            Some("holds a '/'")
+        } else if e.name.contains(&0) {
+            Some("holds a NUL byte")
+        } else if !seen.insert(&e.name[..]) {
+            Some("appears twice")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(format!(
+                "the name \"{}\" (inode {}) {why}",
+                kiln_tree::escape(&e.name),
+                e.ino
+            ));
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Where a file's bytes are: the extent tree or block map of an inode read
 //! back as runs, and inline data.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use super::ImageReader;
@@ -69,9 +70,44 @@ impl FileMap {
     }
 }
 
+/// What a walk of one inode's map has found so far.
+struct MapWalk {
+    /// The inode, for messages.
+    ino: u32,
+    /// Logical blocks below this are mapped (the file's size, or all).
+    blocks: u64,
+    /// The seed of the inode's extent block checksums, if verified.
+    csum_seed: Option<u32>,
+    runs: Vec<MappedRun>,
+    index_blocks: Vec<u64>,
+    /// The index blocks read so far, to refuse one reached twice.
+    seen: HashSet<u64>,
+    /// Data blocks mapped so far, to refuse more than the filesystem has.
+    mapped: u64,
+}
+
+impl MapWalk {
+    /// Counts `len` more data blocks, refusing more than the filesystem has
+    /// (some block is then mapped twice).
+    fn count(&mut self, len: u64, fs_blocks: u64) -> Result<(), String> {
+        self.mapped = self.mapped.saturating_add(len);
+        if self.mapped > fs_blocks {
+            return Err(format!(
+                "its map holds more blocks than the filesystem's {fs_blocks}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl ImageReader {
     /// Where inode `ino`'s bytes are: inline data, a fast symlink's target,
     /// or the runs of its extent tree or block map up to its size.
+    ///
+    /// A map that reaches any block twice (an index block shared by two
+    /// parents or pointing at itself, or two runs over the same blocks) is
+    /// corrupt: every block is then visited once, so a map yields at most
+    /// the filesystem's blocks, whatever the inode claims.
     pub fn file_map(&self, ino: u32, inode: &InodeView) -> Result<FileMap, ReadError> {
         self.map_up_to(
             ino,
@@ -84,6 +120,25 @@ impl ImageReader {
     /// holds, past its size too (what the bitmaps must mark).
     pub(crate) fn allocated_map(&self, ino: u32, inode: &InodeView) -> Result<FileMap, ReadError> {
         self.map_up_to(ino, inode, u64::MAX)
+    }
+
+    /// A symlink's target, refused longer than a block (the longest the
+    /// kernel writes) before anything is allocated for it.
+    pub fn read_link(&self, ino: u32, inode: &InodeView) -> Result<Vec<u8>, ReadError> {
+        if inode.size > u64::from(self.sb.block_size) {
+            return Err(ReadError::CorruptInode {
+                ino,
+                what: format!(
+                    "symlink target of {} bytes is longer than a block ({} bytes)",
+                    inode.size, self.sb.block_size
+                ),
+            });
+        }
+        let map = self.file_map(ino, inode)?;
+        // OK to cast: at most a block.
+        let mut target = vec![0u8; inode.size as usize];
+        self.read_file(&map, 0, &mut target)?;
+        Ok(target)
     }
 
     /// The map of inode `ino`'s logical blocks below `blocks`.
@@ -108,18 +163,34 @@ impl ImageReader {
                 inode.i_block[..inode.size as usize].to_vec(),
             ));
         }
-        let mut map = (Vec::new(), Vec::new());
+        let mut walk = MapWalk {
+            ino,
+            blocks,
+            csum_seed: self.inode_csum_seed(ino, inode),
+            runs: Vec::new(),
+            index_blocks: Vec::new(),
+            seen: HashSet::new(),
+            mapped: 0,
+        };
         if inode.flags & EXTENTS_FL != 0 {
-            self.walk_extents(&inode.i_block, None, blocks, &mut map)
-                .map_err(corrupt)?;
+            self.walk_extents(&inode.i_block, None, &mut walk)?;
         } else {
-            self.walk_block_map(&inode.i_block, blocks, &mut map)
+            self.walk_block_map(&inode.i_block, &mut walk)
                 .map_err(corrupt)?;
         }
-        let (mut runs, index_blocks) = map;
+        let MapWalk {
+            mut runs,
+            index_blocks,
+            ..
+        } = walk;
         runs.sort_by_key(|r| r.lblk);
         if runs.windows(2).any(|w| w[0].lblk + w[0].len > w[1].lblk) {
             return Err(corrupt("overlapping extents".into()));
+        }
+        if let Some(block) = block_reached_twice(&runs, &index_blocks) {
+            return Err(corrupt(format!(
+                "block {block} is reached twice by its map"
+            )));
         }
         Ok(FileMap::Blocks { runs, index_blocks })
     }
@@ -128,7 +199,7 @@ impl ImageReader {
     /// and uninitialised extents read as zeros.
     pub fn read_file(&self, map: &FileMap, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         buf.fill(0);
-        let end = offset + buf.len() as u64;
+        let end = offset.saturating_add(buf.len() as u64);
         match map {
             FileMap::Inline(bytes) => {
                 let from = usize::try_from(offset)
@@ -161,15 +232,16 @@ impl ImageReader {
         &self,
         node: &[u8],
         parent_depth: Option<u16>,
-        blocks: u64,
-        map: &mut (Vec<MappedRun>, Vec<u64>),
-    ) -> Result<(), String> {
-        let (depth, entries) = extent::decode_node(node)?;
+        walk: &mut MapWalk,
+    ) -> Result<(), ReadError> {
+        let ino = walk.ino;
+        let corrupt = |what: String| ReadError::CorruptInode { ino, what };
+        let (depth, entries) = extent::decode_node(node).map_err(corrupt)?;
         let expected = parent_depth.map_or(depth, |d| d.wrapping_sub(1));
         if depth > MAX_EXTENT_DEPTH || depth != expected {
-            return Err(format!(
+            return Err(corrupt(format!(
                 "extent node of depth {depth} where {expected} belongs"
-            ));
+            )));
         }
         for entry in entries {
             match entry {
@@ -180,12 +252,13 @@ impl ImageReader {
                     uninit,
                 } => {
                     let lblk = u64::from(lblk);
-                    if lblk >= blocks {
+                    if lblk >= walk.blocks {
                         continue;
                     }
-                    let len = u64::from(len).min(blocks - lblk);
-                    self.check_range(pblk, len)?;
-                    map.0.push(MappedRun {
+                    let len = u64::from(len).min(walk.blocks - lblk);
+                    self.check_range(pblk, len).map_err(corrupt)?;
+                    walk.count(len, self.sb.blocks_count).map_err(corrupt)?;
+                    walk.runs.push(MappedRun {
                         lblk,
                         pblk,
                         len,
@@ -193,12 +266,19 @@ impl ImageReader {
                     });
                 }
                 ReadEntry::Index { lblk, child } => {
-                    if u64::from(lblk) >= blocks {
+                    if u64::from(lblk) >= walk.blocks {
                         continue;
                     }
-                    let block = self.block(child)?;
-                    map.1.push(child);
-                    self.walk_extents(&block, Some(depth), blocks, map)?;
+                    let block = self.index_block(child, walk).map_err(corrupt)?;
+                    if let Some(seed) = walk.csum_seed {
+                        let (stored, computed) = extent::tail_checksums(&block, seed);
+                        self.verify_checksum(
+                            || format!("extent block {child} of inode {ino}"),
+                            stored,
+                            computed,
+                        )?;
+                    }
+                    self.walk_extents(&block, Some(depth), walk)?;
                 }
             }
         }
@@ -206,22 +286,17 @@ impl ImageReader {
     }
 
     /// Collects the runs of a block map: the direct pointers, then the
-    /// indirect, double and triple indirect trees, up to `blocks`.
-    fn walk_block_map(
-        &self,
-        i_block: &[u8; 60],
-        blocks: u64,
-        map: &mut (Vec<MappedRun>, Vec<u64>),
-    ) -> Result<(), String> {
+    /// indirect, double and triple indirect trees, up to `walk.blocks`.
+    fn walk_block_map(&self, i_block: &[u8; 60], walk: &mut MapWalk) -> Result<(), String> {
         let a = u64::from(self.sb.block_size / 4);
         let pointer = |slot: usize| u64::from(get_u32(i_block, slot * 4));
         for slot in 0..N_DIRECT as usize {
-            self.push_block(slot as u64, pointer(slot), blocks, map)?;
+            self.push_block(slot as u64, pointer(slot), walk)?;
         }
         let mut first = u64::from(N_DIRECT);
         for level in 1..=3u32 {
             let slot = IND_SLOT + level as usize - 1;
-            self.walk_indirect(pointer(slot), level, first, blocks, map)?;
+            self.walk_indirect(pointer(slot), level, first, walk)?;
             first += a.pow(level);
         }
         Ok(())
@@ -234,41 +309,34 @@ impl ImageReader {
         pblk: u64,
         level: u32,
         first: u64,
-        blocks: u64,
-        map: &mut (Vec<MappedRun>, Vec<u64>),
+        walk: &mut MapWalk,
     ) -> Result<(), String> {
-        if pblk == 0 || first >= blocks {
+        if pblk == 0 || first >= walk.blocks {
             return Ok(());
         }
-        let block = self.block(pblk)?;
-        map.1.push(pblk);
+        let block = self.index_block(pblk, walk)?;
         let span = u64::from(self.sb.block_size / 4).pow(level - 1);
         for (k, p) in block.chunks_exact(4).enumerate() {
             let (child, from) = (u64::from(get_u32(p, 0)), first + k as u64 * span);
             if level == 1 {
-                self.push_block(from, child, blocks, map)?;
+                self.push_block(from, child, walk)?;
             } else {
-                self.walk_indirect(child, level - 1, from, blocks, map)?;
+                self.walk_indirect(child, level - 1, from, walk)?;
             }
         }
         Ok(())
     }
 
     /// Adds one mapped block, merged into the previous run when contiguous.
-    fn push_block(
-        &self,
-        lblk: u64,
-        pblk: u64,
-        blocks: u64,
-        map: &mut (Vec<MappedRun>, Vec<u64>),
-    ) -> Result<(), String> {
-        if pblk == 0 || lblk >= blocks {
+    fn push_block(&self, lblk: u64, pblk: u64, walk: &mut MapWalk) -> Result<(), String> {
+        if pblk == 0 || lblk >= walk.blocks {
             return Ok(());
         }
         self.check_range(pblk, 1)?;
-        match map.0.last_mut() {
+        walk.count(1, self.sb.blocks_count)?;
+        match walk.runs.last_mut() {
             Some(r) if r.lblk + r.len == lblk && r.pblk + r.len == pblk => r.len += 1,
-            _ => map.0.push(MappedRun {
+            _ => walk.runs.push(MappedRun {
                 lblk,
                 pblk,
                 len: 1,
@@ -286,13 +354,34 @@ impl ImageReader {
         }
     }
 
-    /// Reads one metadata block for the map walkers.
-    fn block(&self, pblk: u64) -> Result<Vec<u8>, String> {
+    /// Reads one index block (extent node or indirect block) of a map and
+    /// records it; one reached before (shared by two parents, or its own
+    /// ancestor) is refused, so each is read once.
+    fn index_block(&self, pblk: u64, walk: &mut MapWalk) -> Result<Vec<u8>, String> {
         self.check_range(pblk, 1)?;
+        if !walk.seen.insert(pblk) {
+            return Err(format!("block {pblk} is reached twice by its map"));
+        }
+        walk.index_blocks.push(pblk);
         self.block_at(pblk)
             .and_then(|at| self.read(at, self.sb.block_size))
             .map_err(|e| e.to_string())
     }
+}
+
+/// The first physical block that two runs, two index blocks, or a run and
+/// an index block of one map share, if any.
+fn block_reached_twice(runs: &[MappedRun], index_blocks: &[u64]) -> Option<u64> {
+    let mut spans: Vec<(u64, u64)> = runs
+        .iter()
+        .map(|r| (r.pblk, r.len))
+        .chain(index_blocks.iter().map(|&b| (b, 1)))
+        .collect();
+    spans.sort_unstable();
+    spans
+        .windows(2)
+        .find(|w| w[0].0 + w[0].1 > w[1].0)
+        .map(|w| w[1].0)
 }
 
 /// Whether an inode of this type can map blocks (files, directories and

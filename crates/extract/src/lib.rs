@@ -1,0 +1,495 @@
+//! Restores the tree of an ext2/3/4 image, or the subtree at a path inside
+//! it, into a new directory on the host, without mounting it: what
+//! `kiln extract` does.
+//!
+//! The main entry is [`extract`]: an [`ImageReader`] and a path inside the
+//! image in, a [`Report`] of what the host refused out. In the data flow it
+//! is the read side's last step: image → `kiln_ext::ImageReader` (which
+//! refuses names that are not single path components, maps that reach a
+//! block twice, and bad checksums) → this crate → [`kiln_host::DestDir`].
+//!
+//! The image is untrusted, so the destination is confined by construction:
+//! - everything is written into a temporary directory beside the
+//!   destination, renamed to it only when complete; on an error it is
+//!   removed, and [`remove_partial_outputs`] removes it from a signal
+//!   handler;
+//! - every entry is created relative to its open parent directory, one
+//!   single-component name at a time, never following a symlink (see
+//!   [`DestDir`]);
+//! - a hard link only ever names an entry this extraction created.
+//!
+//! Owners, device nodes and trusted/security xattrs need privilege: what the
+//! host refuses is counted in the [`Report`], not fatal. ctime cannot be set
+//! by any host call.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use kiln_ext::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK};
+use kiln_ext::{ImageReader, InodeView, ReadError, WalkEntry, ROOT_INO};
+use kiln_host::{DestDir, HostTime, NodeKind};
+use kiln_tree::{escape, Timestamp};
+
+/// Bytes copied at a time.
+const CHUNK: usize = 1 << 20;
+/// How many paths of each kind of failure the report names.
+const SHOWN_PATHS: usize = 3;
+/// The name of the extracted tree inside the temporary directory, renamed
+/// to the destination when complete.
+const STAGED: &[u8] = b"tree";
+
+/// Why an extraction failed. Nothing is left at the destination.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// The image could not be read at `path` (escaped for display).
+    #[error("{path}: {source}")]
+    Read {
+        /// The path inside the image.
+        path: String,
+        /// What the reader found.
+        #[source]
+        source: ReadError,
+    },
+    /// The path inside the image is not absolute.
+    #[error("{path}: paths inside an image start with /")]
+    NotAbsolute {
+        /// The path given.
+        path: String,
+    },
+    /// An inode of a type no file can have.
+    #[error("{path}: inode {ino} has unknown type {kind:#o}")]
+    UnknownType {
+        /// The path inside the image.
+        path: String,
+        /// The inode.
+        ino: u32,
+        /// Its type bits.
+        kind: u16,
+    },
+    /// The destination exists and is not an empty directory to fill.
+    #[error("{}: already exists (the destination must not exist, or be an empty directory)", path.display())]
+    Exists {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// Writing the destination failed.
+    #[error("{}: {what}: {source}", path.display())]
+    Dest {
+        /// The destination, or the entry being written below it.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// What the host said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What could not be restored: per kind (`owners`, `device nodes`, ...),
+/// the count and the first few paths inside the image.
+#[derive(Debug, Default)]
+pub struct Report(BTreeMap<&'static str, (usize, Vec<String>)>);
+
+impl Report {
+    /// Whether everything was restored.
+    pub fn is_complete(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Records a failed host call (an `Err` of `result`) as `what` at
+    /// `path`; returns whether the call succeeded.
+    fn check(&mut self, what: &'static str, path: &[u8], result: io::Result<()>) -> bool {
+        if result.is_err() {
+            let (count, paths) = self.0.entry(what).or_default();
+            *count += 1;
+            if paths.len() < SHOWN_PATHS {
+                paths.push(escape(path));
+            }
+        }
+        result.is_ok()
+    }
+}
+
+/// One line per kind: `not restored: 3 owners (/a, /b, /c, ...)`.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (what, (count, paths)) in &self.0 {
+            let more = if *count > paths.len() { ", ..." } else { "" };
+            writeln!(
+                f,
+                "not restored: {count} {what} ({}{more})",
+                paths.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Temporary directories being filled, not yet renamed: what
+/// [`remove_partial_outputs`] deletes when the process is interrupted.
+static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Deletes every destination still being extracted (to call from a SIGINT
+/// or SIGTERM handler before exiting: destructors do not run then).
+pub fn remove_partial_outputs() {
+    let paths = std::mem::take(&mut *lock_partial());
+    for path in paths {
+        // Already renamed or removed: nothing to do.
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// The list of partial outputs.
+fn lock_partial() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PARTIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Restores the entry at `path` inside the image (`/` for all of it) and
+/// everything below it to `dest`, which must not exist, or be an empty
+/// directory when a directory is restored. The root's lost+found is left
+/// out (a build makes its own). Refuses an image the reader cannot read
+/// safely ([`ImageReader::refuse_unreadable`]).
+pub fn extract(reader: &ImageReader, path: &[u8], dest: &Path) -> Result<Report, ExtractError> {
+    let read_err = |p: &[u8]| {
+        let path = escape(p);
+        move |source| ExtractError::Read { path, source }
+    };
+    if !path.starts_with(b"/") {
+        return Err(ExtractError::NotAbsolute { path: escape(path) });
+    }
+    reader.refuse_unreadable().map_err(read_err(b"/"))?;
+    let start = reader.lookup(path).map_err(read_err(path))?;
+    let is_dir = reader.inode(start).map_err(read_err(path))?.kind() == S_IFDIR;
+    let replaces_empty_dir = check_dest(dest, is_dir)?;
+    let walk = reader.walk(start).map_err(read_err(path))?;
+    let staging = Staging::create(dest)?;
+    let mut x = Extractor {
+        reader,
+        image_path: path,
+        root: DestDir::open(staging.dir.path()).map_err(dest_err(staging.dir.path(), "opening"))?,
+        staging_path: staging.dir.path().to_path_buf(),
+        dest,
+        report: Report::default(),
+        restored: HashMap::new(),
+        dirs: Vec::new(),
+        parent: None,
+    };
+    for entry in &walk {
+        if start == ROOT_INO && entry.in_lost_found() {
+            continue;
+        }
+        x.restore_entry(entry)?;
+    }
+    for (at, ino, inode) in std::mem::take(&mut x.dirs).iter().rev() {
+        x.set_meta(at, *ino, inode)?;
+    }
+    let report = x.report;
+    staging.commit(dest, replaces_empty_dir)?;
+    Ok(report)
+}
+
+/// Refuses a destination that exists, unless it is an empty directory and
+/// a directory is restored into it; returns whether it exists.
+fn check_dest(dest: &Path, is_dir: bool) -> Result<bool, ExtractError> {
+    let Ok(meta) = dest.symlink_metadata() else {
+        return Ok(false);
+    };
+    let empty_dir = meta.is_dir()
+        && std::fs::read_dir(dest)
+            .map_err(dest_err(dest, "listing"))?
+            .next()
+            .is_none();
+    if !(empty_dir && is_dir) {
+        return Err(ExtractError::Exists { path: dest.into() });
+    }
+    Ok(true)
+}
+
+/// The [`ExtractError::Dest`] of a failed host call on `path`.
+fn dest_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> ExtractError + 'a {
+    move |source| ExtractError::Dest {
+        path: path.into(),
+        what,
+        source,
+    }
+}
+
+/// The temporary directory beside the destination that the tree is
+/// restored into (as [`STAGED`]), removed unless committed.
+struct Staging {
+    dir: tempfile::TempDir,
+}
+
+impl Staging {
+    /// Creates the directory beside `dest` and lists it for removal on
+    /// interruption (the list is held from before the directory exists
+    /// until it is listed, so an interruption in between removes it too).
+    fn create(dest: &Path) -> Result<Staging, ExtractError> {
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut partial = lock_partial();
+        let dir = tempfile::Builder::new()
+            .prefix(".kiln-")
+            .suffix(".tmp")
+            .tempdir_in(parent)
+            .map_err(dest_err(dest, "creating a temporary directory beside it"))?;
+        partial.push(dir.path().to_path_buf());
+        Ok(Staging { dir })
+    }
+
+    /// Renames the restored tree to `dest` (replacing the empty directory
+    /// there, if `replaces_empty_dir`) and removes the temporary directory.
+    fn commit(self, dest: &Path, replaces_empty_dir: bool) -> Result<(), ExtractError> {
+        let staged = self.dir.path().join(kiln_host::name_from_bytes(STAGED));
+        if replaces_empty_dir {
+            // Windows cannot rename over a directory; elsewhere this is
+            // what rename would do.
+            std::fs::remove_dir(dest).map_err(dest_err(dest, "replacing the empty directory"))?;
+        }
+        let renamed = std::fs::rename(&staged, dest);
+        let temp = self.dir.path().to_path_buf();
+        // Dropping the TempDir removes what is left of it.
+        drop(self.dir);
+        lock_partial().retain(|p| *p != temp);
+        renamed.map_err(dest_err(dest, "renaming the extracted tree into place"))
+    }
+}
+
+/// Where an entry goes: its parent directory's path below the staging
+/// directory (components) and its name.
+struct At {
+    parent: Vec<Vec<u8>>,
+    name: Vec<u8>,
+    /// The path inside the image, for messages and the report.
+    image_path: Vec<u8>,
+    /// The path below the destination (the walk's), for messages.
+    rel: Vec<u8>,
+}
+
+/// One run of [`extract`].
+struct Extractor<'r> {
+    reader: &'r ImageReader,
+    /// The path inside the image the walk starts at.
+    image_path: &'r [u8],
+    root: DestDir,
+    staging_path: PathBuf,
+    /// The destination, for messages.
+    dest: &'r Path,
+    report: Report,
+    /// Where each inode restored so far went (for hard links).
+    restored: HashMap<u32, (Vec<Vec<u8>>, Vec<u8>)>,
+    /// Directories restored, parents first; their metadata is set at the
+    /// end, children first, since creating an entry changes its parent's mtime.
+    dirs: Vec<(At, u32, InodeView)>,
+    /// The parent directory opened last, kept for its next entries.
+    parent: Option<(Vec<Vec<u8>>, DestDir)>,
+}
+
+impl Extractor<'_> {
+    /// Where the walk entry goes below the staging directory.
+    fn place(&self, entry: &WalkEntry) -> At {
+        let mut parent = vec![STAGED.to_vec()];
+        let mut name = STAGED.to_vec();
+        if !entry.path.is_empty() {
+            let mut components = entry.path.split(|&c| c == b'/');
+            // OK to unwrap: split yields at least one item.
+            name = components.next_back().unwrap_or_default().to_vec();
+            parent.extend(components.map(<[u8]>::to_vec));
+        } else {
+            parent.clear();
+        }
+        let mut image_path = self.image_path.to_vec();
+        if !entry.path.is_empty() {
+            if !image_path.ends_with(b"/") {
+                image_path.push(b'/');
+            }
+            image_path.extend(&entry.path);
+        }
+        At {
+            parent,
+            name,
+            image_path,
+            rel: entry.path.clone(),
+        }
+    }
+
+    /// The open directory at `parent` (components below the staging
+    /// directory), reusing the last one opened.
+    fn dir(&mut self, parent: &[Vec<u8>]) -> Result<&DestDir, ExtractError> {
+        let cached = self.parent.as_ref().is_some_and(|(p, _)| p == parent);
+        if !cached {
+            let components: Vec<&[u8]> = parent.iter().map(Vec::as_slice).collect();
+            let dir = self
+                .root
+                .open_beneath(&components)
+                .map_err(dest_err(&self.staging_path, "opening a directory it holds"))?;
+            self.parent = Some((parent.to_vec(), dir));
+        }
+        // OK to unwrap: set just above when it was not.
+        Ok(self
+            .parent
+            .as_ref()
+            .map(|(_, d)| d)
+            .expect("parent directory open"))
+    }
+
+    /// The [`ExtractError::Read`] of a read at `at`.
+    fn read_err(at: &At) -> impl FnOnce(ReadError) -> ExtractError + '_ {
+        |source| ExtractError::Read {
+            path: escape(&at.image_path),
+            source,
+        }
+    }
+
+    /// The [`ExtractError::Dest`] of a host call for the entry `at`.
+    /// The path named is where the entry goes: below the destination.
+    fn dest_err(&self, at: &At, what: &'static str) -> impl FnOnce(io::Error) -> ExtractError {
+        let path = if at.rel.is_empty() {
+            self.dest.to_path_buf()
+        } else {
+            self.dest.join(host_path(&at.rel))
+        };
+        move |source| ExtractError::Dest { path, what, source }
+    }
+
+    /// Creates the entry of the walk: a hard link to where its inode went
+    /// before, or a new file; a directory's metadata waits for the end.
+    fn restore_entry(&mut self, entry: &WalkEntry) -> Result<(), ExtractError> {
+        let at = self.place(entry);
+        let ino = entry.ino;
+        if let Some((from_parent, from_name)) = self.restored.get(&ino).cloned() {
+            let components: Vec<&[u8]> = from_parent.iter().map(Vec::as_slice).collect();
+            let from = self
+                .root
+                .open_beneath(&components)
+                .map_err(self.dest_err(&at, "opening the first link's directory"))?;
+            let linked = self.dir(&at.parent)?.hard_link(&at.name, &from, &from_name);
+            self.report.check("hard links", &at.image_path, linked);
+            return Ok(());
+        }
+        let inode = self.reader.inode(ino).map_err(Self::read_err(&at))?;
+        let made = match inode.kind() {
+            S_IFDIR => {
+                let dir = self.dir(&at.parent)?;
+                let made = dir.create_dir(&at.name);
+                made.map_err(self.dest_err(&at, "creating the directory"))?;
+                self.dirs.push((at, ino, inode));
+                return Ok(());
+            }
+            S_IFREG => {
+                self.restore_file(ino, &inode, &at)?;
+                true
+            }
+            S_IFLNK => {
+                let target = self
+                    .reader
+                    .read_link(ino, &inode)
+                    .map_err(Self::read_err(&at))?;
+                let made = self.dir(&at.parent)?.make_symlink(&at.name, &target);
+                self.report.check("symlinks", &at.image_path, made)
+            }
+            kind => {
+                let (what, node) = match (kind, inode.device()) {
+                    (S_IFIFO, _) => ("named pipes", NodeKind::Fifo),
+                    (S_IFSOCK, _) => ("sockets", NodeKind::Socket),
+                    (S_IFCHR, Some((ma, mi))) => ("device nodes", NodeKind::CharDevice(ma, mi)),
+                    (S_IFBLK, Some((ma, mi))) => ("device nodes", NodeKind::BlockDevice(ma, mi)),
+                    _ => {
+                        return Err(ExtractError::UnknownType {
+                            path: escape(&at.image_path),
+                            ino,
+                            kind,
+                        })
+                    }
+                };
+                let made = self
+                    .dir(&at.parent)?
+                    .make_node(&at.name, node, inode.perm());
+                self.report.check(what, &at.image_path, made)
+            }
+        };
+        if made {
+            self.set_meta(&at, ino, &inode)?;
+            self.restored.insert(ino, (at.parent, at.name));
+        }
+        Ok(())
+    }
+
+    /// Writes a regular file's data where the image maps it; the rest
+    /// stays holes.
+    fn restore_file(&mut self, ino: u32, inode: &InodeView, at: &At) -> Result<(), ExtractError> {
+        let map = self
+            .reader
+            .file_map(ino, inode)
+            .map_err(Self::read_err(at))?;
+        let out: File = self
+            .dir(&at.parent)?
+            .create_file(&at.name)
+            .map_err(self.dest_err(at, "creating the file"))?;
+        let bs = self.reader.superblock().block_size;
+        let mut buf = vec![0u8; CHUNK];
+        for range in map.data_ranges(inode.size, bs) {
+            let mut pos = range.start;
+            while pos < range.end {
+                // OK to cast: at most CHUNK.
+                let n = CHUNK.min((range.end - pos) as usize);
+                self.reader
+                    .read_file(&map, pos, &mut buf[..n])
+                    .map_err(Self::read_err(at))?;
+                kiln_host::write_at(&out, &buf[..n], pos).map_err(self.dest_err(at, "writing"))?;
+                pos += n as u64;
+            }
+        }
+        // Sets the size past a final hole.
+        out.set_len(inode.size)
+            .map_err(self.dest_err(at, "setting the size"))
+    }
+
+    /// Restores owner, mode (unless a symlink), xattrs and times, reporting
+    /// what the host refused. Owner first (chown clears setuid bits and
+    /// file capabilities), times last (the other calls move ctime only).
+    fn set_meta(&mut self, at: &At, ino: u32, inode: &InodeView) -> Result<(), ExtractError> {
+        let xattrs = self.reader.xattrs(ino).map_err(Self::read_err(at))?;
+        let dir = self.dir(&at.parent)?;
+        let mut results: Vec<(&'static str, io::Result<()>)> = Vec::new();
+        if dir.owner(&at.name).ok() != Some((inode.uid, inode.gid)) {
+            results.push(("owners", dir.set_owner(&at.name, inode.uid, inode.gid)));
+        }
+        if inode.kind() != S_IFLNK {
+            results.push(("modes", dir.set_perm(&at.name, inode.perm())));
+        }
+        for (name, value) in xattrs {
+            results.push(("xattrs", dir.set_xattr(&at.name, &name, &value)));
+        }
+        let times = dir.set_times(&at.name, host_time(inode.atime), host_time(inode.mtime));
+        results.push(("times", times));
+        for (what, result) in results {
+            self.report.check(what, &at.image_path, result);
+        }
+        Ok(())
+    }
+}
+
+/// The host path of a `/`-separated path below the destination.
+fn host_path(path: &[u8]) -> PathBuf {
+    path.split(|&c| c == b'/')
+        .map(kiln_host::name_from_bytes)
+        .collect()
+}
+
+/// An image time as a host time.
+fn host_time(t: Timestamp) -> HostTime {
+    HostTime {
+        secs: t.secs,
+        nanos: t.nanos,
+    }
+}
