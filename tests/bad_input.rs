@@ -31,6 +31,10 @@
 //! 12. an output inside a source: [`output_inside_the_source`];
 //! 13. a full disk under the output: [`full_disk_under_the_output`];
 //! 14. an existing output without `--force`: [`output_exists_without_force`];
+//! 15. a file source that is not an archive (issue 16, point 5): an ext
+//!     image, a FAT image, a GPT disk, random bytes, a short or an empty
+//!     file: [`sources_that_are_not_archives`]; data after a tar's end
+//!     marker: `inputs::concatenated_archives_need_ignore_zeros`;
 //!
 //! and a missing source: [`nonexistent_source`].
 
@@ -544,4 +548,83 @@ fn full_disk_under_the_output() {
     );
     assert_dir_holds(&small, &[], "full disk");
     mount.unmount();
+}
+
+/// Issue 16, point 5 (and issue 17's "ends early, at byte 6"): a file given
+/// as a source that is not a tar archive is refused, saying what it looks
+/// like, and nothing is written. An ext image used to read as an empty
+/// archive (its first 1024 bytes are zeros): the build kept only the other
+/// sources and exited 0. `kiln verify` reads sources the same way.
+#[test]
+fn sources_that_are_not_archives() {
+    let case = Case::new("ext4", 4096);
+    let src = case.mkdir("src");
+    write_file(&src.join("file"), b"in the image\n");
+    let overlay = case.mkdir("overlay");
+    write_file(&overlay.join("hostname"), b"vm1\n");
+
+    let vm = case.path("vm.img");
+    case.build(&[&src], &vm, &[]);
+    let mut looks = vec![(vm.clone(), "it looks like an ext4 filesystem image")];
+
+    let disk = case.path("disk.img");
+    let layout = case.path("disk.toml");
+    write_file(
+        &layout,
+        b"[[partition]]\nlabel = \"root\"\ntype = \"linux-generic\"\n[partition.filesystem]\nsources = [\"src\"]\n",
+    );
+    let out = run(kiln_command()
+        .arg("build")
+        .arg("--config")
+        .arg(&layout)
+        .arg("-o")
+        .arg(&disk));
+    assert_success(&out, "kiln build --config");
+    looks.push((disk, "it looks like a GPT-partitioned disk image"));
+
+    let random = case.path("random.bin");
+    write_file(&random, &fixture::bytes(16, 100_000));
+    looks.push((random, "unknown data"));
+    let short = case.path("short.bin");
+    write_file(&short, b"hello!");
+    looks.push((short, "unknown data"));
+    let empty = case.path("empty.tar");
+    write_file(&empty, b"");
+    looks.push((empty, "it is empty"));
+
+    if require_tool("mkfs.vfat") {
+        let fat = case.path("fat.img");
+        let out = run(tool("mkfs.vfat").arg("-C").arg(&fat).arg("1024"));
+        assert_success(&out, "mkfs.vfat");
+        looks.push((fat, "it looks like a FAT filesystem image"));
+    }
+
+    for (source, looks) in looks {
+        let name = source.file_name().unwrap().to_str().unwrap().to_owned();
+        let message = format!("{name}: not a tar archive: {looks}");
+        let out_dir = case.mkdir(&format!("{name}.out"));
+        let out = run(&mut case.build_command(&[&source, &overlay], &out_dir.join("new.img")));
+        assert_error(&out, &[&message], &name);
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("ends early"),
+            "{name}: {}",
+            describe(&out)
+        );
+        assert_dir_holds(&out_dir, &[], &name);
+        let out = run(kiln_command()
+            .arg("verify")
+            .arg(&vm)
+            .arg("--against")
+            .arg(&source));
+        assert_error(&out, &[&message], &format!("kiln verify against {name}"));
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", describe(&out));
+    }
+
+    let out_dir = case.mkdir("stdin.out");
+    let out = run(case
+        .build_command(&[Path::new("-")], &out_dir.join("new.img"))
+        .stdin(std::fs::File::open(&vm).expect("open vm.img")));
+    let message = "<stdin>: not a tar archive: it looks like an ext4 filesystem image";
+    assert_error(&out, &[message], "an ext image on stdin");
+    assert_dir_holds(&out_dir, &[], "an ext image on stdin");
 }

@@ -680,3 +680,93 @@ fn escaping_and_truncated_archives_are_refused() {
         assert_dir_holds(&out_dir, &[], &archive.display().to_string());
     }
 }
+
+/// The entries of `image` as `kiln ls -R` lists them, without lost+found.
+fn image_entries(image: &Path) -> Vec<String> {
+    let out = kiln(["ls".as_ref(), "-R".as_ref(), image.as_os_str()]);
+    assert_success(&out, &format!("kiln ls -R {}", image.display()));
+    let mut entries: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| !line.starts_with("lost+found"))
+        .map(str::to_owned)
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// The members of `archive` as `tar -tf` (with `flags`) lists them, as
+/// paths below the root.
+fn tar_members(archive: &Path, flags: &str) -> Vec<String> {
+    let out = run(tool("tar").arg(flags).arg(archive));
+    assert_success(&out, &format!("tar {flags} {}", archive.display()));
+    let mut members: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|m| m.trim_start_matches("./").trim_end_matches('/').to_owned())
+        .filter(|m| !m.is_empty())
+        .collect();
+    members.sort();
+    members.dedup();
+    members
+}
+
+/// Issue 16, point 5: `cat a.tar b.tar` is refused, naming where the data
+/// after the first end-of-archive marker starts; with `--ignore-zeros` it
+/// gives both archives' members, as `tar -tif` lists them. Zero padding
+/// after the marker is fine, and an archive of zero blocks only (`tar -cf
+/// e.tar -T /dev/null`) is an empty source.
+#[test]
+fn concatenated_archives_need_ignore_zeros() {
+    if !require_tool("tar") {
+        return;
+    }
+    let case = Case::new("ext4", 4096);
+    let archive = |name: &str, files: &[&str]| {
+        let dir = case.mkdir(name);
+        for file in files {
+            write_file(&dir.join(file), file.as_bytes());
+        }
+        let tar = case.path(&format!("{name}.tar"));
+        let out = run(tool("tar")
+            .arg("-cf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&dir)
+            .arg("."));
+        assert_success(&out, "tar -cf");
+        tar
+    };
+    let first = archive("first", &["a", "b"]);
+    let second = archive("second", &["c"]);
+    let both = case.path("both.tar");
+    let first_len = read_file(&first).len();
+    write_file(&both, &[read_file(&first), read_file(&second)].concat());
+
+    let out_dir = case.mkdir("both.out");
+    let out = run(&mut case.build_command(&[&both], &out_dir.join("both.img")));
+    let at = format!("both.tar: at byte {first_len}: data after the end-of-archive marker");
+    assert_error(&out, &[&at, "--ignore-zeros"], "cat a.tar b.tar");
+    assert_dir_holds(&out_dir, &[], "cat a.tar b.tar");
+
+    let image = case.path("both.img");
+    case.build(&[&both], &image, &["--ignore-zeros"]);
+    let members = tar_members(&both, "-tif");
+    assert_eq!(members, ["a", "b", "c"], "tar -tif");
+    assert_eq!(image_entries(&image), members, "the image of both archives");
+
+    let padded = case.path("padded.tar");
+    write_file(&padded, &[read_file(&first), vec![0; 100_000]].concat());
+    let image = case.path("padded.img");
+    case.build(&[&padded], &image, &[]);
+    assert_eq!(image_entries(&image), ["a", "b"], "a padded archive");
+
+    let empty = case.path("empty.tar");
+    let out = run(tool("tar").arg("-cf").arg(&empty).args(["-T", "/dev/null"]));
+    assert_success(&out, "tar -cf empty.tar -T /dev/null");
+    let image = case.path("empty.img");
+    case.build(&[&empty, &case.path("second")], &image, &[]);
+    assert_eq!(
+        image_entries(&image),
+        ["c"],
+        "an empty archive and a directory"
+    );
+}

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, Parser, Subcommand};
 use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg};
 use kiln_sink::size::parse_size;
-use kiln_tree::{IdMap, Policy};
+use kiln_tree::{IdMap, Policy, TarOptions};
 
 const ABOUT: &str =
     "Build ext2/ext3/ext4 filesystem images from directory trees: no root, no loop device, no mount.";
@@ -345,6 +345,12 @@ pub(crate) struct TreeArgs {
     #[arg(long, help_heading = "Layers")]
     pub(crate) whiteouts: bool,
 
+    /// Read tar sources past zero blocks, as GNU tar -i does: the members of
+    /// archives joined with `cat` are all read. Without it, data after a
+    /// tar's end-of-archive marker is an error.
+    #[arg(long = "ignore-zeros", help_heading = "Layers")]
+    pub(crate) ignore_zeros: bool,
+
     /// Every entry owned by root (uid and gid 0), whoever owns the sources.
     #[arg(long = "all-root", help_heading = "Ownership")]
     pub(crate) all_root: bool,
@@ -423,6 +429,11 @@ impl TreeArgs {
         );
         ordered.sort_by_key(|&(index, _)| index);
         ordered.into_iter().map(|(_, layer)| layer).collect()
+    }
+
+    /// How tar sources are read.
+    pub(crate) fn tar_options(&self) -> TarOptions {
+        TarOptions::new().ignore_zeros(self.ignore_zeros)
     }
 
     /// The ownership and time policies, with `SOURCE_DATE_EPOCH` if set.

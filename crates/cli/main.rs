@@ -21,7 +21,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches};
-use kiln_tree::{parse_device_table, parse_file_contexts, Excludes, Metadata, Policy, Spec, Tree};
+use kiln_tree::{
+    parse_device_table, parse_file_contexts, Excludes, Metadata, Policy, Spec, TarOptions, Tree,
+};
 
 use flags::{BuildArgs, Cli, Command, Layer, TreeArgs};
 
@@ -231,7 +233,7 @@ pub(crate) fn read_tree(
     source_date_epoch: Option<i64>,
 ) -> Result<Tree> {
     let policy = args.policy(source_date_epoch);
-    let mut tree = read_layers(layers, args.whiteouts, &policy)?;
+    let mut tree = read_layers(layers, args, &policy)?;
     Excludes::parse(&args.exclude)?.apply(&mut tree);
     if let Some(path) = &args.file_contexts {
         parse_file_contexts(&read_text(path)?, path)?.apply(&mut tree);
@@ -243,15 +245,16 @@ pub(crate) fn read_tree(
 
 /// Reads the layers in order: each source (with the ownership policies
 /// applied) is laid over the tree so far, each spec edits it.
-fn read_layers(layers: &[Layer], whiteouts: bool, policy: &Policy) -> Result<Tree> {
+fn read_layers(layers: &[Layer], args: &TreeArgs, policy: &Policy) -> Result<Tree> {
+    let tar = args.tar_options();
     let mut tree: Option<Tree> = None;
     for layer in layers {
         let spec = match layer {
             Layer::Source(path) => {
-                let mut upper = read_source(path)?;
+                let mut upper = read_source(path, &tar)?;
                 policy.apply_to_source(&mut upper);
                 match &mut tree {
-                    Some(lower) => lower.overlay(&upper, whiteouts),
+                    Some(lower) => lower.overlay(&upper, args.whiteouts),
                     None => tree = Some(upper),
                 }
                 continue;
@@ -271,8 +274,8 @@ fn empty_tree() -> Tree {
     Tree::new(Metadata::made(0o755, 0, 0))
 }
 
-/// A directory, or else a tar archive (`-` is stdin).
-fn read_source(path: &Path) -> Result<Tree> {
+/// A directory, or else a tar archive (`-` is stdin), read with `tar`.
+fn read_source(path: &Path, tar: &TarOptions) -> Result<Tree> {
     if path.as_os_str() != "-" && path.is_dir() {
         if let Some(missing) = kiln_host::missing_metadata() {
             eprintln!(
@@ -283,7 +286,7 @@ fn read_source(path: &Path) -> Result<Tree> {
         }
         Ok(kiln_tree::read_dir_tree(path)?)
     } else {
-        Ok(kiln_tree::read_tar(path)?)
+        Ok(tar.read(path)?)
     }
 }
 

@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::Looks;
+
 /// Why a source could not be read into a [`crate::Tree`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -73,7 +75,70 @@ pub enum TreeError {
         /// What is wrong.
         what: String,
     },
+    /// A file given as a tar archive is not one, nor one compressed with
+    /// gzip, xz, zstd or bzip2.
+    #[error(
+        "{}: not a tar archive: {looks}{}",
+        archive.display(),
+        NotTar { looks: *looks, compression: *compression, leading_zeros: *leading_zeros }
+    )]
+    NotAnArchive {
+        /// The file (`<stdin>` for standard input).
+        archive: PathBuf,
+        /// What it looks like instead.
+        looks: Looks,
+        /// The compression it was in (`gzip`, `xz`, `zstd`, `bzip2`), when
+        /// its first bytes were one's magic number.
+        compression: Option<&'static str>,
+        /// How many zero bytes it starts with (uncompressed).
+        leading_zeros: u64,
+    },
+    /// A tar archive goes on after its end-of-archive marker (archives
+    /// joined with `cat`, say), and zero blocks were not to be read past.
+    #[error(
+        "{}: at byte {offset}: data after the end-of-archive marker at byte {end}; \
+         if archives were joined (cat a.tar b.tar), --ignore-zeros reads past zero blocks",
+        archive.display()
+    )]
+    DataAfterEnd {
+        /// The archive (`<stdin>` for standard input).
+        archive: PathBuf,
+        /// Byte offset of the marker (its first zero block) in the
+        /// uncompressed archive.
+        end: u64,
+        /// Byte offset of the first block after it that is not all zeros.
+        offset: u64,
+    },
 }
+
+/// The rest of a "not a tar archive" message: the zeros it starts with and
+/// its compression, or that it was in none kiln reads.
+struct NotTar {
+    looks: Looks,
+    compression: Option<&'static str>,
+    leading_zeros: u64,
+}
+
+impl std::fmt::Display for NotTar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Zero blocks are what a tar reader takes for the end of an archive:
+        // worth saying when nothing else is known.
+        let zero_blocks = self.leading_zeros >= ZERO_BLOCK;
+        if self.looks == Looks::Unknown && zero_blocks {
+            write!(f, " after {} zero bytes", self.leading_zeros)?;
+        }
+        match self.compression {
+            Some(c) => write!(f, " ({c}-compressed)"),
+            None if self.looks == Looks::Unknown && !zero_blocks => {
+                f.write_str(" (not compressed with gzip, xz, zstd or bzip2 either)")
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// The size of a tar block: one of zeros ends an archive.
+const ZERO_BLOCK: u64 = 512;
 
 /// Where in an archive an error lies, as the prefix of its message.
 struct Place<'a> {

@@ -24,6 +24,7 @@ mod escape;
 mod exclude;
 mod model;
 mod policy;
+mod sniff;
 mod spec;
 mod tar;
 
@@ -36,6 +37,7 @@ pub use exclude::Excludes;
 pub use kiln_host::HostTime as Timestamp;
 pub use model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
 pub use policy::{IdMap, Policy};
+pub use sniff::Looks;
 pub use spec::{parse_device_table, parse_file_contexts, FileContexts, Spec};
-pub use tar::{read_tar, read_tar_from};
+pub use tar::{read_tar, read_tar_from, TarOptions};
 pub use thin_vec::ThinVec;

@@ -31,8 +31,17 @@
 //! `--xattrs --xattrs-include='*'`), or as the text of `SCHILY.acl.*` (see
 //! [`acl`]: users and groups there must be numeric).
 //!
-//! Limits: no multi-volume (`M`) or old GNU long-name (`N`) members; reading
-//! stops at the first zero block.
+//! The archive ends at its first zero block (GNU tar writes two, then pads
+//! the last record with zeros). Anything but zeros after it is an error
+//! unless [`TarOptions::ignore_zeros`] reads past zero blocks, as GNU tar's
+//! `--ignore-zeros` does for archives joined with `cat`. A file that is not
+//! a tar archive at all is an error that says what it looks like (see
+//! [`Looks`](crate::Looks)): an ext image, whose first 1024 bytes are zeros,
+//! is not an empty archive. An archive of zero blocks only (what `tar -cf
+//! e.tar -T /dev/null` writes) is empty; a file of no bytes is not an
+//! archive.
+//!
+//! Limits: no multi-volume (`M`) or old GNU long-name (`N`) members.
 
 mod acl;
 mod build;
@@ -49,10 +58,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::model::{Body, FileData, Metadata, Node, Tree, Xattr};
-use crate::{Timestamp, TreeError};
+use crate::{Looks, Timestamp, TreeError};
 use build::{components, Builder, Components};
-use header::{is_zero_block, Header, BLOCK};
-use input::Input;
+use header::{Header, BLOCK};
+use input::{Block, Input};
 use pax::{Extended, Record};
 use sparse::SparseMap;
 use spool::Spool;
@@ -62,37 +71,81 @@ const MAX_EXTENSION: u64 = 64 << 20;
 /// How much file data is copied to the spool at a time.
 const COPY_CHUNK: usize = 1 << 20;
 
-/// Reads a tar archive (plain or gzip/xz/zstd/bzip2-compressed, detected by
-/// magic bytes) from `path`, or from stdin when `path` is "-", into a Tree.
-///
-/// Member paths lose leading `/` and `./`, doubled slashes and `.`
-/// components; a `..` component is an error. Later members replace earlier
-/// ones of the same path, as extraction would, except that a directory over
-/// a directory only takes the new metadata. Errors name the archive, the
-/// member and the byte offset of its header in the uncompressed archive.
-pub fn read_tar(path: &Path) -> Result<Tree, TreeError> {
-    let archive = if path == Path::new("-") {
-        PathBuf::from("<stdin>")
-    } else {
-        path.to_path_buf()
-    };
-    let input = Input::open(path).map_err(|e| TreeError::io(&archive, e))?;
-    read_stream(archive, input)
+/// How tar archives are read: [`TarOptions::read`] a file (or stdin),
+/// [`TarOptions::read_from`] any reader.
+#[derive(Clone, Debug, Default)]
+pub struct TarOptions {
+    /// See [`TarOptions::ignore_zeros`].
+    ignore_zeros: bool,
 }
 
-/// Reads a tar archive (compressed or not) from `reader`, named `name` in
-/// messages: archives that come from somewhere other than a path.
-pub fn read_tar_from(reader: impl std::io::Read + 'static, name: &Path) -> Result<Tree, TreeError> {
-    let input = Input::new(Box::new(reader)).map_err(|e| TreeError::io(name, e))?;
-    read_stream(name.to_path_buf(), input)
+impl TarOptions {
+    /// The defaults: an archive ends at its first zero block.
+    pub fn new() -> TarOptions {
+        TarOptions::default()
+    }
+
+    /// Reads past zero blocks, as GNU tar's `--ignore-zeros` does: the
+    /// members of archives joined with `cat` are all read. Without it,
+    /// anything but zeros after the end-of-archive marker is an error.
+    pub fn ignore_zeros(mut self, ignore: bool) -> TarOptions {
+        self.ignore_zeros = ignore;
+        self
+    }
+
+    /// Reads a tar archive (plain or gzip/xz/zstd/bzip2-compressed, detected
+    /// by magic bytes) from `path`, or from stdin when `path` is "-", into a
+    /// Tree.
+    ///
+    /// Member paths lose leading `/` and `./`, doubled slashes and `.`
+    /// components; a `..` component is an error. Later members replace
+    /// earlier ones of the same path, as extraction would, except that a
+    /// directory over a directory only takes the new metadata. Errors name
+    /// the archive, the member and the byte offset of its header in the
+    /// uncompressed archive; a file that is not an archive is
+    /// [`TreeError::NotAnArchive`], saying what it looks like.
+    pub fn read(&self, path: &Path) -> Result<Tree, TreeError> {
+        let archive = if path == Path::new("-") {
+            PathBuf::from("<stdin>")
+        } else {
+            path.to_path_buf()
+        };
+        let input = Input::open(path).map_err(|e| TreeError::io(&archive, e))?;
+        read_stream(archive, input, self)
+    }
+
+    /// Reads a tar archive (compressed or not) from `reader`, named `name`
+    /// in messages: archives that come from somewhere other than a path.
+    pub fn read_from(
+        &self,
+        reader: impl io::Read + 'static,
+        name: &Path,
+    ) -> Result<Tree, TreeError> {
+        let input = Input::new(Box::new(reader)).map_err(|e| TreeError::io(name, e))?;
+        read_stream(name.to_path_buf(), input, self)
+    }
+}
+
+/// Reads a tar archive from `path` (`-`: stdin) with the default
+/// [`TarOptions`]; see [`TarOptions::read`].
+pub fn read_tar(path: &Path) -> Result<Tree, TreeError> {
+    TarOptions::new().read(path)
+}
+
+/// Reads a tar archive from `reader`, named `name` in messages, with the
+/// default [`TarOptions`]; see [`TarOptions::read_from`].
+pub fn read_tar_from(reader: impl io::Read + 'static, name: &Path) -> Result<Tree, TreeError> {
+    TarOptions::new().read_from(reader, name)
 }
 
 /// Reads the archive `input`, named `archive` in messages.
-fn read_stream(archive: PathBuf, input: Input) -> Result<Tree, TreeError> {
+fn read_stream(archive: PathBuf, input: Input, options: &TarOptions) -> Result<Tree, TreeError> {
     let spool = Spool::new(archive.clone()).map_err(|e| TreeError::io(std::env::temp_dir(), e))?;
     Reader {
         archive,
         input,
+        options: options.clone(),
+        seen_header: false,
         spool,
         builder: Builder::new(),
         globals: BTreeMap::new(),
@@ -147,6 +200,11 @@ struct Reader {
     archive: PathBuf,
     /// The uncompressed stream.
     input: Input,
+    /// How to read it.
+    options: TarOptions,
+    /// True once a valid header was read: before, a stream that is not
+    /// tar is "not a tar archive", after, a damaged one.
+    seen_header: bool,
     /// Where file data goes.
     spool: Spool,
     /// The tree so far.
@@ -163,26 +221,11 @@ impl Reader {
     /// end of the stream at a member boundary).
     fn run(mut self) -> Result<Tree, TreeError> {
         let mut pending = Pending::default();
-        loop {
-            let offset = self.input.offset();
+        while let Some((offset, header)) = self.next_header(&pending)? {
             let at = At {
                 offset: pending.start.unwrap_or(offset),
                 entry: None,
             };
-            let block = self.input.block().map_err(|e| self.io_error(&at, e))?;
-            let Some(block) = block.filter(|b| !is_zero_block(b)) else {
-                if pending.start.is_some() {
-                    return Err(self.fail(&at, "the archive ends after an extension header"));
-                }
-                break;
-            };
-            let header = Header::parse(block).map_err(|what| {
-                let here = At {
-                    offset,
-                    entry: None,
-                };
-                self.fail(&here, what)
-            })?;
             pending.start.get_or_insert(offset);
             match header.typeflag() {
                 b'x' => pending.records.extend(self.records(&header, &at)?),
@@ -208,9 +251,101 @@ impl Reader {
             offset: self.input.offset(),
             entry: None,
         };
-        self.input.drain().map_err(|e| self.io_error(&end, e))?;
         self.spool.finish().map_err(|e| self.spool_error(&end, e))?;
         Ok(self.builder.finish())
+    }
+
+    /// The next header and its offset, or `None` at the end of the archive:
+    /// the end of the stream, or zeros up to it (the stream is read to its
+    /// end, so that a decompressor checks all of it). Zero blocks followed
+    /// by more data are an error, unless `ignore_zeros` reads past them.
+    fn next_header(&mut self, pending: &Pending) -> Result<Option<(u64, Header)>, TreeError> {
+        let end = self.input.offset();
+        let at = At {
+            offset: pending.start.unwrap_or(end),
+            entry: None,
+        };
+        let nonzero = self.input.skip_zeros().map_err(|e| self.io_error(&at, e))?;
+        let zero_block = nonzero.is_none_or(|n| n >= end + BLOCK as u64);
+        if zero_block && pending.start.is_some() {
+            return Err(self.fail(&at, "the archive ends after an extension header"));
+        }
+        let Some(nonzero) = nonzero else {
+            // Less than a block, even of zeros, is not an archive (GNU tar
+            // agrees); an empty stdin is a command that failed.
+            if !self.seen_header && self.input.offset() < BLOCK as u64 {
+                return Err(self.not_an_archive(self.input.offset()));
+            }
+            return Ok(None);
+        };
+        if zero_block && !self.options.ignore_zeros {
+            return Err(self.data_after_end(end, nonzero));
+        }
+        let offset = self.input.offset();
+        match self.input.next_block().map_err(|e| self.io_error(&at, e))? {
+            Block::Full(block) => self.header(offset, block, nonzero).map(Some),
+            Block::Short(_) if !self.seen_header => Err(self.not_an_archive(nonzero)),
+            Block::Short(n) => Err(self.io_error(&at, self.input.truncated(n))),
+        }
+    }
+
+    /// The header in `block`, at `offset`; `nonzero` is where the data
+    /// after any zeros before it starts.
+    fn header(
+        &mut self,
+        offset: u64,
+        block: [u8; BLOCK],
+        nonzero: u64,
+    ) -> Result<(u64, Header), TreeError> {
+        match Header::parse(block) {
+            Ok(header) => {
+                self.seen_header = true;
+                Ok((offset, header))
+            }
+            // A first header with tar's magic is a damaged archive, not
+            // something else.
+            Err(what) if self.seen_header || header::has_magic(&block) => {
+                let here = At {
+                    offset,
+                    entry: None,
+                };
+                Err(self.fail(&here, what))
+            }
+            Err(_) => Err(self.not_an_archive(nonzero)),
+        }
+    }
+
+    /// The error for data (its first byte at `nonzero`, in the block the
+    /// input is at) after the end-of-archive marker at `end`. Before any
+    /// header, the zeros were the start of something else (an ext image),
+    /// unless a tar header follows them.
+    fn data_after_end(&mut self, end: u64, nonzero: u64) -> TreeError {
+        let offset = self.input.offset();
+        if !self.seen_header {
+            let then_tar = matches!(
+                self.input.next_block(),
+                Ok(Block::Full(block)) if Header::parse(block).is_ok()
+            );
+            if !then_tar {
+                return self.not_an_archive(nonzero);
+            }
+        }
+        TreeError::DataAfterEnd {
+            archive: self.archive.clone(),
+            end,
+            offset,
+        }
+    }
+
+    /// The error for a stream that is not a tar archive, saying what it
+    /// looks like; it starts with `leading_zeros` zero bytes.
+    fn not_an_archive(&mut self, leading_zeros: u64) -> TreeError {
+        TreeError::NotAnArchive {
+            archive: self.archive.clone(),
+            looks: Looks::sniff(self.input.head()),
+            compression: self.input.compression(),
+            leading_zeros,
+        }
     }
 
     /// The data of an extension member, whole.

@@ -214,9 +214,11 @@ fn sparse_entries(area: &[u8]) -> Result<Vec<(u64, u64)>, String> {
     Ok(out)
 }
 
-/// True for a block of zeros (the end-of-archive marker).
-pub(super) fn is_zero_block(block: &[u8; BLOCK]) -> bool {
-    block.iter().all(|&b| b == 0)
+/// True when `block` has the magic of a ustar or GNU header, whatever its
+/// checksum: a tar header, if perhaps a damaged one.
+pub(super) fn has_magic(block: &[u8; BLOCK]) -> bool {
+    let magic = &block[MAGIC];
+    magic == USTAR_MAGIC || magic == GNU_MAGIC
 }
 
 /// A string field up to its first NUL (a full field has none).

@@ -1,6 +1,7 @@
 //! The archive as a stream of bytes: opened from a file or standard input,
 //! decompressed when its first bytes are the magic number of gzip, xz, zstd
-//! or bzip2, and read forward only (standard input cannot seek).
+//! or bzip2, and read forward only (standard input cannot seek). Its first
+//! bytes are kept, to say what a stream that is not an archive looks like.
 
 use std::fmt;
 use std::fs::File;
@@ -11,6 +12,7 @@ use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
 use super::header::BLOCK;
+use crate::sniff::SNIFF_LEN;
 
 /// Buffer size for reading the archive and its decompressed stream.
 const BUFFER: usize = 256 * 1024;
@@ -46,27 +48,49 @@ impl Compression {
             .find(|(magic, _)| start.starts_with(magic))
             .map(|&(_, c)| c)
     }
-}
 
-impl fmt::Display for Compression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+    /// The compression's name in messages.
+    fn name(self) -> &'static str {
+        match self {
             Compression::Gzip => "gzip",
             Compression::Xz => "xz",
             Compression::Zstd => "zstd",
             Compression::Bzip2 => "bzip2",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
 /// The uncompressed archive, and how far into it the reader is.
 pub(super) struct Input {
     /// The decompressed bytes.
-    reader: BufReader<Box<dyn Read>>,
+    reader: BufReader<Head<Box<dyn Read>>>,
     /// Bytes read from `reader` so far.
     offset: u64,
     /// The compression found, for messages.
     compression: Option<Compression>,
+    /// A block that [`Input::skip_zeros`] read and found data in, with the
+    /// number of bytes the stream had of it: not yet counted in `offset`,
+    /// and the next block [`Input::next_block`] gives (which the reader
+    /// always calls next).
+    peeked: Option<([u8; BLOCK], usize)>,
+}
+
+/// What reading the next block found.
+// A block goes by value, as from `block`: boxing it would allocate for
+// every header.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Block {
+    /// A whole block.
+    Full([u8; BLOCK]),
+    /// The stream ended after this many bytes of the block (0: at a block
+    /// boundary).
+    Short(usize),
 }
 
 impl Input {
@@ -94,10 +118,16 @@ impl Input {
             Some(Compression::Bzip2) => Box::new(bzip2::bufread::MultiBzDecoder::new(whole)),
         };
         Ok(Input {
-            reader: BufReader::with_capacity(BUFFER, stream),
+            reader: BufReader::with_capacity(BUFFER, Head::new(stream)),
             offset: 0,
             compression,
+            peeked: None,
         })
+    }
+
+    /// The name of the compression the archive is in, if any.
+    pub(super) fn compression(&self) -> Option<&'static str> {
+        self.compression.map(Compression::name)
     }
 
     /// Bytes of the uncompressed archive read so far.
@@ -108,19 +138,75 @@ impl Input {
     /// The next block, or `None` at the end of the stream; an end within a
     /// block is an error.
     pub(super) fn block(&mut self) -> io::Result<Option<[u8; BLOCK]>> {
-        let mut block = [0u8; BLOCK];
-        match fill(&mut self.reader, &mut block)? {
-            0 => Ok(None),
-            BLOCK => {
-                self.offset += BLOCK as u64;
-                Ok(Some(block))
-            }
-            n => Err(self.truncated(n)),
+        match self.next_block()? {
+            Block::Full(block) => Ok(Some(block)),
+            Block::Short(0) => Ok(None),
+            Block::Short(n) => Err(self.truncated(n)),
         }
+    }
+
+    /// The next block, or how much of one there was before the end.
+    pub(super) fn next_block(&mut self) -> io::Result<Block> {
+        match self.raw_block()? {
+            (block, BLOCK) => {
+                self.offset += BLOCK as u64;
+                Ok(Block::Full(block))
+            }
+            (_, n) => Ok(Block::Short(n)),
+        }
+    }
+
+    /// Reads on past zero blocks; returns the offset of the first byte that
+    /// is not zero, its block left for [`Input::next_block`], or `None` when
+    /// only zeros are left (a last, partial block of them too).
+    pub(super) fn skip_zeros(&mut self) -> io::Result<Option<u64>> {
+        loop {
+            let (block, n) = self.raw_block()?;
+            if let Some(i) = block[..n].iter().position(|&b| b != 0) {
+                self.peeked = Some((block, n));
+                return Ok(Some(self.offset + i as u64));
+            }
+            self.offset += n as u64;
+            if n < BLOCK {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The peeked block, or else the next block of the stream, with the
+    /// number of its bytes the stream had; `offset` is left as it was.
+    fn raw_block(&mut self) -> io::Result<([u8; BLOCK], usize)> {
+        if let Some(peeked) = self.peeked.take() {
+            return Ok(peeked);
+        }
+        let mut block = [0u8; BLOCK];
+        let n = fill(&mut self.reader, &mut block)?;
+        Ok((block, n))
+    }
+
+    /// The first bytes of the stream (up to [`SNIFF_LEN`]), reading on to
+    /// get them where the reader has not got so far: only to say what a
+    /// stream that is not an archive looks like, after which reading stops.
+    pub(super) fn head(&mut self) -> &[u8] {
+        while self.reader.get_ref().bytes.len() < SNIFF_LEN {
+            // A read error only shortens what is looked at: the error to
+            // report is that this is not an archive.
+            let Ok(buf) = self.reader.fill_buf() else {
+                break;
+            };
+            let n = buf.len();
+            if n == 0 {
+                break;
+            }
+            self.reader.consume(n);
+            self.offset += n as u64;
+        }
+        &self.reader.get_ref().bytes
     }
 
     /// Fills `buf`; the stream ending first is an error.
     pub(super) fn exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        debug_assert!(self.peeked.is_none(), "a peeked block is a header");
         let got = fill(&mut self.reader, buf)?;
         if got < buf.len() {
             return Err(self.truncated(got));
@@ -131,18 +217,13 @@ impl Input {
 
     /// Skips `n` bytes; the stream ending first is an error.
     pub(super) fn skip(&mut self, n: u64) -> io::Result<()> {
+        debug_assert!(self.peeked.is_none(), "a peeked block is a header");
         let got = io::copy(&mut (&mut self.reader).take(n), &mut io::sink())?;
         self.offset += got;
         if got < n {
             return Err(self.truncated(0));
         }
         Ok(())
-    }
-
-    /// Reads what follows the end-of-archive marker (the rest of the last
-    /// record), so that a decompressor checks its stream to the end.
-    pub(super) fn drain(&mut self) -> io::Result<()> {
-        io::copy(&mut self.reader, &mut io::sink()).map(drop)
     }
 
     /// Describes a read error, naming the decompressor where there is one.
@@ -154,7 +235,7 @@ impl Input {
     }
 
     /// The error for a stream that ended `got` bytes past the offset.
-    fn truncated(&self, got: usize) -> io::Error {
+    pub(super) fn truncated(&self, got: usize) -> io::Error {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!(
@@ -162,6 +243,34 @@ impl Input {
                 self.offset + got as u64
             ),
         )
+    }
+}
+
+/// A stream that keeps a copy of its first [`SNIFF_LEN`] bytes as they are
+/// read, whichever method of [`Input`] reads them.
+struct Head<R> {
+    /// The stream.
+    inner: R,
+    /// Its first bytes.
+    bytes: Vec<u8>,
+}
+
+impl<R> Head<R> {
+    /// Keeps the first bytes of `inner`.
+    fn new(inner: R) -> Head<R> {
+        Head {
+            inner,
+            bytes: Vec::new(),
+        }
+    }
+}
+
+impl<R: Read> Read for Head<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let keep = SNIFF_LEN.saturating_sub(self.bytes.len()).min(n);
+        self.bytes.extend_from_slice(&buf[..keep]);
+        Ok(n)
     }
 }
 

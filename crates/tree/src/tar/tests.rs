@@ -85,8 +85,18 @@ impl Tarball {
 
 /// Reads an archive from memory.
 fn read(bytes: &[u8]) -> Result<Tree, TreeError> {
+    read_with(bytes, &TarOptions::new())
+}
+
+/// Reads an archive from memory with `options`.
+fn read_with(bytes: &[u8], options: &TarOptions) -> Result<Tree, TreeError> {
     let input = Input::new(Box::new(Cursor::new(bytes.to_vec()))).unwrap();
-    read_stream(PathBuf::from("t.tar"), input)
+    read_stream(PathBuf::from("t.tar"), input, options)
+}
+
+/// Reads an archive from memory past zero blocks.
+fn read_ignoring_zeros(bytes: &[u8]) -> Result<Tree, TreeError> {
+    read_with(bytes, &TarOptions::new().ignore_zeros(true))
 }
 
 /// The node at `path`.
@@ -338,7 +348,10 @@ fn damaged_archives() {
     bad[1024 + 10] ^= 1;
     let e = error(&bad);
     assert!(e.contains("at byte 1024") && e.contains("checksum"), "{e}");
-    assert!(error(&[b'x'; 4096]).contains("at byte 0"));
+    let mut bad_first = good.clone();
+    bad_first[10] ^= 1;
+    let e = error(&bad_first);
+    assert!(e.contains("at byte 0") && e.contains("checksum"), "{e}");
     let e = error(&Tarball::default().pax(&[("path", b"p")]).end());
     assert!(e.contains("extension header"), "{e}");
     let e = error(
@@ -365,8 +378,7 @@ fn damaged_archives() {
     let mut big_pax = header(b"x", b'x', 0, b"");
     big_pax[124..136].copy_from_slice(b"77777777777\0");
     assert!(error(&Tarball::default().raw(seal(big_pax), b"").end()).contains("bytes"));
-    // Empty input and a lone end marker are empty archives.
-    assert!(read(b"").is_ok());
+    // A lone end marker is an empty archive.
     assert!(read(&[0; BLOCK]).is_ok());
 }
 
@@ -411,6 +423,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
         let _ = read(&bytes);
+        let _ = read_ignoring_zeros(&bytes);
     }
 
     #[test]
@@ -432,6 +445,7 @@ proptest! {
         }
         let cut = cut.index(bytes.len() + 1);
         let _ = read(&bytes[..cut]);
+        let _ = read_ignoring_zeros(&[&bytes[..cut], &bytes[..]].concat());
     }
 
     #[test]
@@ -446,4 +460,187 @@ proptest! {
     ) {
         let _ = read(&[magic, &tail].concat());
     }
+}
+
+/// The first 4 KiB of a filesystem image of type `ext` (2, 3 or 4): zeros,
+/// then a superblock at byte 1024 with its magic and the features that tell
+/// the types apart.
+fn ext_image(ext: u8) -> Vec<u8> {
+    let mut image = vec![0u8; 4096];
+    let sb = 1024;
+    image[sb + 56..sb + 58].copy_from_slice(&0xEF53u16.to_le_bytes());
+    let (compat, incompat): (u32, u32) = match ext {
+        2 => (0, 0x2),
+        3 => (0x4, 0x2),
+        _ => (0x4, 0x2 | 0x40 | 0x80 | 0x200),
+    };
+    image[sb + 92..sb + 96].copy_from_slice(&compat.to_le_bytes());
+    image[sb + 96..sb + 100].copy_from_slice(&incompat.to_le_bytes());
+    image
+}
+
+/// Issue 16, point 5: an ext image starts with 1024 zero bytes, which read
+/// as the end of an empty archive; it must be named for what it is.
+#[test]
+fn filesystem_images_are_not_archives() {
+    for ext in [2, 3, 4] {
+        let e = error(&ext_image(ext));
+        assert!(
+            e.contains("t.tar: not a tar archive")
+                && e.contains(&format!("it looks like an ext{ext} filesystem image")),
+            "{e}"
+        );
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&ext_image(4)).unwrap();
+    let e = error(&gz.finish().unwrap());
+    assert!(e.contains("ext4 filesystem image (gzip-compressed)"), "{e}");
+}
+
+/// Issue 17: garbage, short or long, is "not a tar archive", not an archive
+/// that "ends early"; an empty file is not an empty archive.
+#[test]
+fn garbage_and_empty_files_are_not_archives() {
+    for garbage in [&b"hello!"[..], &[b'x'; 4096], &[0x5a; 511]] {
+        let e = error(garbage);
+        assert!(
+            e.contains("t.tar: not a tar archive: unknown data") && !e.contains("early"),
+            "{e}"
+        );
+    }
+    let mut zeros_then_garbage = vec![0u8; 2048];
+    zeros_then_garbage.extend([b'x'; 2048]);
+    let e = error(&zeros_then_garbage);
+    assert!(e.contains("unknown data after 2048 zero bytes"), "{e}");
+    let e = error(b"");
+    assert!(e.contains("t.tar: not a tar archive: it is empty"), "{e}");
+}
+
+/// An archive of zero blocks only (what `tar -cf e.tar -T /dev/null`
+/// writes) is empty, and zeros of any length may pad an archive.
+#[test]
+fn zero_blocks_are_an_empty_archive_or_padding() {
+    for len in [BLOCK, 2 * BLOCK, 10240, 10240 + 100] {
+        let t = read(&vec![0; len]).unwrap_or_else(|e| panic!("{len}: {e}"));
+        assert_eq!(t.entries_and_name_bytes().0, 0, "{len} zeros: no entries");
+    }
+    let mut padded = Tarball::default().add("f", b'0', b"data").end();
+    padded.extend(vec![0; 20000]);
+    assert_eq!(contents(&read(&padded).unwrap(), "f"), b"data");
+}
+
+/// Issue 16, point 5: data after the end-of-archive marker (`cat a.tar
+/// b.tar`, or one zero block between members) is an error naming where it
+/// starts.
+#[test]
+fn data_after_the_end_marker_is_an_error() {
+    let first = Tarball::default().add("a", b'0', b"1").end();
+    let second = Tarball::default().add("b", b'0', b"2").end();
+    let e = error(&[first.clone(), second.clone()].concat());
+    assert!(
+        e.contains("t.tar: at byte 2048: data after the end-of-archive marker at byte 1024")
+            && e.contains("--ignore-zeros"),
+        "{e}"
+    );
+    let mut lone = Tarball::default().add("a", b'0', b"1").0.clone();
+    lone.extend([0; BLOCK]);
+    lone.extend(&second);
+    let e = error(&lone);
+    assert!(e.contains("at byte 1536: data after"), "{e}");
+    // The offset is the block's, where a header would start.
+    let mut stray = first;
+    stray.extend([0; 3000]);
+    stray.push(1);
+    let e = error(&stray);
+    assert!(e.contains("at byte 4608: data after"), "{e}");
+}
+
+/// Zeros, then an archive: the zeros are an end marker (a tar follows, so
+/// --ignore-zeros is the suggestion), not a file of unknown data.
+#[test]
+fn zeros_before_an_archive() {
+    let archive = [
+        vec![0; 10240],
+        Tarball::default().add("a", b'0', b"1").end(),
+    ]
+    .concat();
+    let e = error(&archive);
+    assert!(
+        e.contains("at byte 10240: data after the end-of-archive marker at byte 0"),
+        "{e}"
+    );
+    assert_eq!(contents(&read_ignoring_zeros(&archive).unwrap(), "a"), b"1");
+}
+
+/// With `ignore_zeros`, archives joined with `cat` (and zero blocks
+/// anywhere between members) give every member, later ones replacing
+/// earlier ones of the same path as in one archive.
+#[test]
+fn ignore_zeros_reads_joined_archives() {
+    let first = Tarball::default()
+        .add("a", b'0', b"1")
+        .add("same", b'0', b"first")
+        .end();
+    let second = Tarball::default()
+        .add("b", b'0', b"2")
+        .add("same", b'0', b"second")
+        .end();
+    let mut joined = [first, vec![0; 10240], second].concat();
+    joined.extend([0; BLOCK]);
+    joined.extend(Tarball::default().add("c", b'0', b"3").0.clone());
+    let t = read_ignoring_zeros(&joined).unwrap();
+    assert_eq!(contents(&t, "a"), b"1");
+    assert_eq!(contents(&t, "b"), b"2");
+    assert_eq!(contents(&t, "c"), b"3");
+    assert_eq!(contents(&t, "same"), b"second");
+    // What is not tar after the zeros is still an error, at its offset.
+    let mut junk = Tarball::default().add("a", b'0', b"1").end();
+    junk.extend([b'?'; BLOCK]);
+    let e = read_ignoring_zeros(&junk).unwrap_err().to_string();
+    assert!(e.contains("at byte 2048") && e.contains("checksum"), "{e}");
+    // So is an ext image: its superblock is not a header.
+    let e = read_ignoring_zeros(&ext_image(4)).unwrap_err().to_string();
+    assert!(e.contains("ext4 filesystem image"), "{e}");
+    // Zero blocks only are still an empty archive.
+    assert!(read_ignoring_zeros(&[0; 10240]).is_ok());
+}
+
+/// A reader that gives at most 7 bytes a read, as a pipe or a decompressor
+/// may give any number: blocks must still be found where they start.
+struct Trickle(Cursor<Vec<u8>>);
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(7);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn zeros_read_in_odd_pieces() {
+    let trickled = |bytes: Vec<u8>, ignore_zeros| {
+        let input = Input::new(Box::new(Trickle(Cursor::new(bytes)))).unwrap();
+        let options = TarOptions::new().ignore_zeros(ignore_zeros);
+        read_stream(PathBuf::from("t.tar"), input, &options)
+    };
+    let first = Tarball::default().add("a", b'0', b"1").end();
+    // A header that starts with zeros (an empty name: the path is in the
+    // PAX records) must not be taken for more zeros.
+    let mut second = Tarball::default()
+        .pax(&[("path", b"b")])
+        .add("ignored", b'0', &[2; 700])
+        .end();
+    let mut unnamed: [u8; BLOCK] = second[..BLOCK].try_into().unwrap();
+    unnamed[..100].fill(0);
+    second[..BLOCK].copy_from_slice(&seal(unnamed));
+    let joined = [first.clone(), vec![0; 10240 + BLOCK], second].concat();
+    let t = trickled(joined.clone(), true).unwrap();
+    assert_eq!(contents(&t, "a"), b"1");
+    assert_eq!(contents(&t, "b"), [2; 700]);
+    let e = trickled(joined, false).unwrap_err().to_string();
+    assert!(e.contains("at byte 12800: data after"), "{e}");
+    let e = trickled(ext_image(3), false).unwrap_err().to_string();
+    assert!(e.contains("ext3 filesystem image"), "{e}");
+    let padded = [first, vec![0; 777]].concat();
+    assert_eq!(contents(&trickled(padded, false).unwrap(), "a"), b"1");
 }
