@@ -57,6 +57,8 @@ mod prop;
 mod signals;
 // Issue 7: the reading commands on damaged images.
 mod corrupt;
+// Issue 16: hand-edited hostile images: escapes, bombs, loops, lies, bad checksums.
+mod hostile;
 // Issue 6: GPT disks from layout files; zstd, stdout, block device and --offset outputs.
 mod disk;
 // The torture corpus (slow; CI or an existing tree only).
