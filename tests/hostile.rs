@@ -24,7 +24,7 @@ use crate::helpers::*;
 // Where a case lives: sources, image, DEST and the canaries beside it.
 mod arena;
 // Running a command within a time and a memory bound.
-mod bounded;
+pub(crate) mod bounded;
 // The commands run on each image and what they must do.
 mod checks;
 // Finding structures in an image and rewriting them, checksums and all.
@@ -767,7 +767,20 @@ fn interrupted_extract_removes_dest() {
     let before = arena::snapshot(h.dir(), &dest);
     let mut cmd = kiln_command();
     cmd.arg("extract").arg(&h.image).arg(&dest);
-    let out = bounded::interrupt_when(&mut cmd, || dest.join("big").exists());
+    // extract fills a temporary directory beside DEST: interrupt it once
+    // the big file is being written there.
+    let parent = dest.parent().unwrap().to_path_buf();
+    let writing = || {
+        std::fs::read_dir(&parent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name().to_string_lossy().starts_with(".kiln-")
+                    && e.path().join("tree/big").exists()
+            })
+    };
+    let out = bounded::interrupt_when(&mut cmd, writing);
     let mut problems = arena::changes(&before, &arena::snapshot(h.dir(), &dest));
     if out.code() != Some(130) {
         problems.push("should exit with status 130 (interrupted)".into());

@@ -120,7 +120,7 @@ impl Reports {
         self.total += 1;
         if self.shown < self.max {
             self.shown += 1;
-            println!("/{}: {what}", String::from_utf8_lossy(path));
+            println!("/{}: {what}", kiln_tree::escape(path));
         }
     }
 
@@ -206,7 +206,7 @@ impl Verifier<'_> {
         let inode = self
             .reader
             .inode(ino)
-            .with_context(|| format!("/{}", String::from_utf8_lossy(path)))?;
+            .with_context(|| format!("/{}", kiln_tree::escape(path)))?;
         let kind = type_bits(&node.body);
         if inode.kind() != kind {
             self.out

@@ -22,7 +22,14 @@ mod images;
 fn sandbox() -> &'static tempfile::TempDir {
     static SANDBOX: OnceLock<tempfile::TempDir> = OnceLock::new();
     SANDBOX.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        // In memory where there is /dev/shm: each run writes a whole tree.
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm)
+        } else {
+            tempfile::tempdir()
+        }
+        .unwrap();
         fs::create_dir(dir.path().join("canary")).unwrap();
         std::os::unix::fs::symlink("..", dir.path().join("up")).unwrap();
         std::os::unix::fs::symlink("/", dir.path().join("root")).unwrap();

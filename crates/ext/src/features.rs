@@ -430,6 +430,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unknown_and_unreadable_features_are_named() {
+        let mut f = Features::defaults(FsType::Ext4);
+        assert!(f.unknown().is_empty() && f.unreadable().is_empty());
+        f.incompat |= INCOMPAT_RECOVER;
+        assert!(f.needs_recovery() && f.unreadable().is_empty());
+        assert!(f.list().contains(&"needs_recovery".to_string()));
+        f.incompat |= 0x10 | 0x8000_0000;
+        f.ro_compat |= 0x4000_0000;
+        assert_eq!(f.unreadable(), ["meta_bg", "FEATURE_I31"]);
+        assert_eq!(f.unknown(), ["FEATURE_I31", "FEATURE_R30"]);
+    }
+
+    #[test]
     fn ext4_defaults_match_mke2fs() {
         let f = Features::defaults(FsType::Ext4);
         assert_eq!(
@@ -447,11 +460,11 @@ mod tests {
         f.edit("extent").unwrap();
         assert_eq!(f.fs_type(), FsType::Ext4);
         let odd = Features {
-            compat: 0x200,
+            compat: 0x200 | 0x8000,
             incompat: 0x1_0000,
             ro_compat: 0,
         };
-        assert_eq!(odd.list(), ["FEATURE_C9", "FEATURE_I16"]);
+        assert_eq!(odd.list(), ["sparse_super2", "FEATURE_C15", "encrypt"]);
     }
 
     #[test]

@@ -558,6 +558,30 @@ mod tests {
     }
 
     #[test]
+    fn geometries_the_kernel_refuses_are_refused() {
+        let (_, _, pristine) = image();
+        let sb = SUPERBLOCK_SIZE;
+        let cases: [(usize, u32, &str); 5] = [
+            (off::S_INODES_COUNT, u32::MAX, "s_inodes_count"),
+            (off::S_FIRST_INO, u32::MAX - 15, "s_first_ino"),
+            (off::S_FIRST_INO, 0, "s_first_ino"),
+            (off::S_INODES_PER_GROUP, 1 << 30, "s_inodes_per_group"),
+            (off::S_BLOCKS_PER_GROUP, 12, "s_blocks_per_group"),
+        ];
+        for (at, value, field) in cases {
+            let mut img = pristine.clone();
+            put_u32(&mut img[sb..], at, value);
+            let sum = checksum(&img[sb..sb + SUPERBLOCK_SIZE]);
+            put_u32(&mut img[sb..], off::S_CHECKSUM, sum);
+            let err = read_superblock(&img).unwrap_err();
+            assert!(
+                matches!(err, ReadError::BadField { field: f, .. } if f == field),
+                "{field} = {value}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_images_are_refused() {
         let (_, _, mut img) = image();
         assert!(matches!(

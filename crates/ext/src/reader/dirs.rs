@@ -294,3 +294,47 @@ fn check_names(entries: &[DirEntryView]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &[u8]) -> DirEntryView {
+        DirEntryView {
+            ino: 12,
+            file_type: 1,
+            name: name.to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_the_first_two_dot_entries_are_the_directory_s_own() {
+        let mut entries = vec![entry(b"."), entry(b".."), entry(b"a"), entry(b"..")];
+        drop_dot_entries(&mut entries);
+        assert_eq!(entries, [entry(b"a"), entry(b"..")]);
+        assert!(check_names(&entries)
+            .unwrap_err()
+            .contains("second dot entry"));
+    }
+
+    #[test]
+    fn names_must_be_single_components_once_each() {
+        assert!(check_names(&[entry(b"a"), entry(b"b")]).is_ok());
+        for (names, why) in [
+            (&[&b"../../x"[..]][..], "holds a '/'"),
+            (&[b"a\0b"], "NUL"),
+            (&[b""], "is empty"),
+            (&[b"."], "second dot entry"),
+            (&[b"dup", b"x", b"dup"], "appears twice"),
+        ] {
+            let entries: Vec<_> = names.iter().map(|n| entry(n)).collect();
+            let err = check_names(&entries).unwrap_err();
+            assert!(err.contains(why) && err.contains("inode 12"), "{err}");
+        }
+        let err = check_names(&[entry(b"\x1b[31m")]).map(|_| ()).err();
+        assert!(
+            err.is_none(),
+            "control characters are legal, only escaped when shown"
+        );
+    }
+}

@@ -398,3 +398,31 @@ pub(crate) fn is_fast_symlink(inode: &InodeView) -> bool {
         && inode.size < 60
         && inode.flags & (EXTENTS_FL | INLINE_DATA_FL) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(lblk: u64, pblk: u64, len: u64) -> MappedRun {
+        MappedRun {
+            lblk,
+            pblk,
+            len,
+            uninit: false,
+        }
+    }
+
+    #[test]
+    fn a_block_reached_twice_is_found() {
+        assert_eq!(
+            block_reached_twice(&[run(0, 100, 8), run(8, 108, 4)], &[99]),
+            None
+        );
+        assert_eq!(
+            block_reached_twice(&[run(0, 100, 8), run(8, 104, 4)], &[]),
+            Some(104)
+        );
+        assert_eq!(block_reached_twice(&[run(0, 100, 8)], &[107]), Some(107));
+        assert_eq!(block_reached_twice(&[], &[5, 5]), Some(5));
+    }
+}
