@@ -22,14 +22,7 @@ mod images;
 fn sandbox() -> &'static tempfile::TempDir {
     static SANDBOX: OnceLock<tempfile::TempDir> = OnceLock::new();
     SANDBOX.get_or_init(|| {
-        // In memory where there is /dev/shm: each run writes a whole tree.
-        let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::tempdir_in(shm)
-        } else {
-            tempfile::tempdir()
-        }
-        .unwrap();
+        let dir = images::memory_tempdir();
         fs::create_dir(dir.path().join("canary")).unwrap();
         std::os::unix::fs::symlink("..", dir.path().join("up")).unwrap();
         std::os::unix::fs::symlink("/", dir.path().join("root")).unwrap();
@@ -56,12 +49,23 @@ fn extract(path: &Path, checksums: bool) {
         reader.set_checksums(checksums);
         let result = kiln_extract::extract(&reader, b"/", &dest);
         if result.is_err() {
-            assert!(!dest.exists(), "a failed extraction left {}", dest.display());
+            assert!(
+                !dest.exists(),
+                "a failed extraction left {}",
+                dest.display()
+            );
         }
     }
     let _ = fs::remove_dir_all(&dest);
-    assert_eq!(names(sandbox), ["canary", "root", "up"], "something escaped into the sandbox");
-    assert!(names(&sandbox.join("canary")).is_empty(), "something escaped into canary/");
+    assert_eq!(
+        names(sandbox),
+        ["canary", "root", "up"],
+        "something escaped into the sandbox"
+    );
+    assert!(
+        names(&sandbox.join("canary")).is_empty(),
+        "something escaped into canary/"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

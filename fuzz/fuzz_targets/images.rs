@@ -59,17 +59,23 @@ fn source(root: &Path) {
     fs::hard_link(root.join("mid"), root.join("a/mid-link")).unwrap();
 }
 
+/// A temporary directory in memory where there is /dev/shm: runs write
+/// their files many times a second.
+pub fn memory_tempdir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .unwrap()
+}
+
 /// Builds the images once.
 pub fn images() -> &'static Images {
     static IMAGES: OnceLock<Images> = OnceLock::new();
     IMAGES.get_or_init(|| {
-        let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::tempdir_in(shm)
-        } else {
-            tempfile::tempdir()
-        }
-        .unwrap();
+        let dir = memory_tempdir();
         let src = dir.path().join("src");
         source(&src);
         let mut tree = kiln_tree::read_dir_tree(&src).unwrap();
@@ -96,7 +102,6 @@ pub fn images() -> &'static Images {
     })
 }
 
-
 /// An input as (image, patches): one byte picks the image, then patches of
 /// 5 bytes each: a little-endian u32 offset (modulo the image length) and
 /// the byte to put there.
@@ -117,7 +122,10 @@ pub fn decode_input(data: &[u8]) -> Option<(&'static Image, Vec<(usize, u8)>)> {
 
 /// Applies `patches` to the image's file, runs `f` on it, and restores it.
 pub fn with_patched(image: &Image, patches: &[(usize, u8)], f: impl FnOnce(&Path)) {
-    let file = fs::OpenOptions::new().write(true).open(&image.path).unwrap();
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(&image.path)
+        .unwrap();
     for &(at, byte) in patches {
         file.write_all_at(&[byte], at as u64).unwrap();
     }

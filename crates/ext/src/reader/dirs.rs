@@ -23,6 +23,10 @@ const MAX_DEPTH: usize = 4096;
 /// The most symbolic links one [`ImageReader::resolve`] follows (the
 /// kernel's `MAXSYMLINKS`): a loop of links is then an error, not a hang.
 pub(crate) const MAX_SYMLINKS: usize = 40;
+/// The most bytes all the paths of one walk may add up to: far beyond any
+/// real tree (the Linux source tree's add up to about 5 MB), and a bound on
+/// what a corrupt image can make a walk hold.
+const MAX_PATH_BYTES: u64 = 512 << 20;
 
 /// One entry of a walk: its path from the root, and what it links to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,28 +193,33 @@ impl ImageReader {
 
     /// Every entry under `start`, depth first, each directory's entries
     /// sorted by name, `start` itself first (alone if not a directory). A
-    /// directory reached twice (a loop in a corrupt image) is an error.
+    /// directory reached twice (a loop, or a graph of shared directories, in
+    /// a corrupt image), directories nested deeper than 4096 levels, and
+    /// paths adding up to more than 512 MiB are errors: each entry holds its
+    /// whole path, and this bounds what a walk can hold.
     pub fn walk(&self, start: u32) -> Result<Vec<WalkEntry>, ReadError> {
-        let mut out = vec![WalkEntry {
-            path: Vec::new(),
-            ino: start,
-            file_type: 0,
-        }];
+        let mut walk = Walk {
+            out: vec![WalkEntry {
+                path: Vec::new(),
+                ino: start,
+                file_type: 0,
+            }],
+            seen: HashSet::from([start]),
+            path_bytes: 0,
+        };
         if self.inode(start)?.kind() == mode::S_IFDIR {
-            let mut seen = HashSet::from([start]);
-            self.walk_into(start, &[], 0, &mut seen, &mut out)?;
+            self.walk_into(start, &[], 0, &mut walk)?;
         }
-        Ok(out)
+        Ok(walk.out)
     }
 
-    /// Appends the subtree of directory `ino` at `prefix` to `out`.
+    /// Appends the subtree of directory `ino` at `prefix` to the walk.
     fn walk_into(
         &self,
         ino: u32,
         prefix: &[u8],
         depth: usize,
-        seen: &mut HashSet<u32>,
-        out: &mut Vec<WalkEntry>,
+        walk: &mut Walk,
     ) -> Result<(), ReadError> {
         let mut entries = self.read_dir(ino)?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -220,29 +229,52 @@ impl ImageReader {
                 path.push(b'/');
             }
             path.extend(&e.name);
+            walk.path_bytes += path.len() as u64;
+            if walk.path_bytes > MAX_PATH_BYTES {
+                return Err(ReadError::CorruptInode {
+                    ino,
+                    what: format!(
+                        "the paths of the tree add up to more than {MAX_PATH_BYTES} bytes"
+                    ),
+                });
+            }
             // The entry's file type says, with the filetype feature: no
             // inode read per entry just to know whether to descend.
             let is_dir = match e.file_type {
                 0 => self.inode(e.ino)?.kind() == mode::S_IFDIR,
                 t => t == dir::ftype::DIR,
             };
-            out.push(WalkEntry {
+            walk.out.push(WalkEntry {
                 path: path.clone(),
                 ino: e.ino,
                 file_type: e.file_type,
             });
             if is_dir {
-                if !seen.insert(e.ino) || depth >= MAX_DEPTH {
-                    return Err(ReadError::CorruptInode {
-                        ino: e.ino,
-                        what: format!("directory reached again at {}", kiln_tree::escape(&path)),
-                    });
-                }
-                self.walk_into(e.ino, &path, depth + 1, seen, out)?;
+                let what = if !walk.seen.insert(e.ino) {
+                    "directory reached twice"
+                } else if depth >= MAX_DEPTH {
+                    "directories nest deeper than 4096 levels"
+                } else {
+                    self.walk_into(e.ino, &path, depth + 1, walk)?;
+                    continue;
+                };
+                return Err(ReadError::CorruptInode {
+                    ino: e.ino,
+                    what: format!("{what}, at {}", kiln_tree::escape(&path)),
+                });
             }
         }
         Ok(())
     }
+}
+
+/// A walk in progress.
+struct Walk {
+    out: Vec<WalkEntry>,
+    /// The directories entered so far.
+    seen: HashSet<u32>,
+    /// The bytes of every path in `out`.
+    path_bytes: u64,
 }
 
 /// The non-empty components of a `/`-separated path, last first (the
