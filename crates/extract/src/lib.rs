@@ -167,6 +167,12 @@ pub fn extract(reader: &ImageReader, path: &[u8], dest: &Path) -> Result<Report,
     reader.refuse_unreadable().map_err(read_err(b"/"))?;
     let start = reader.lookup(path).map_err(read_err(path))?;
     let is_dir = reader.inode(start).map_err(read_err(path))?.kind() == S_IFDIR;
+    if start == ROOT_INO && !is_dir {
+        return Err(read_err(path)(ReadError::CorruptInode {
+            ino: start,
+            what: "the root is not a directory".into(),
+        }));
+    }
     let replaces_empty_dir = check_dest(dest, is_dir)?;
     let walk = reader.walk(start).map_err(read_err(path))?;
     let staging = Staging::create(dest)?;
