@@ -33,8 +33,7 @@ fn main() -> ExitCode {
     // interrupted. Without a handler (it failed to install) the temporary
     // file beside the output is left, which is still never the output.
     let _ = ctrlc::set_handler(|| {
-        kiln_sink::remove_partial_outputs();
-        kiln_extract::remove_partial_outputs();
+        kiln_host::remove_partial_outputs();
         eprintln!("kiln: interrupted: the partial output was removed");
         std::process::exit(130);
     });

@@ -11,8 +11,8 @@
 //! The image is untrusted, so the destination is confined by construction:
 //! - everything is written into a temporary directory beside the
 //!   destination, renamed to it only when complete; on an error it is
-//!   removed, and [`remove_partial_outputs`] removes it from a signal
-//!   handler;
+//!   removed, and [`kiln_host::remove_partial_outputs`] removes it from a
+//!   signal handler;
 //! - every entry is created relative to its open parent directory, one
 //!   single-component name at a time, never following a symlink (see
 //!   [`DestDir`]);
@@ -29,7 +29,6 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use kiln_ext::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK};
 use kiln_ext::{ImageReader, InodeView, ReadError, WalkEntry, ROOT_INO};
@@ -132,25 +131,6 @@ impl fmt::Display for Report {
     }
 }
 
-/// Temporary directories being filled, not yet renamed: what
-/// [`remove_partial_outputs`] deletes when the process is interrupted.
-static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// Deletes every destination still being extracted (to call from a SIGINT
-/// or SIGTERM handler before exiting: destructors do not run then).
-pub fn remove_partial_outputs() {
-    let paths = std::mem::take(&mut *lock_partial());
-    for path in paths {
-        // Already renamed or removed: nothing to do.
-        let _ = std::fs::remove_dir_all(path);
-    }
-}
-
-/// The list of partial outputs.
-fn lock_partial() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    PARTIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Restores the entry at `path` inside the image (`/` for all of it) and
 /// everything below it to `dest`, which must not exist, or be an empty
 /// directory when a directory is restored. The root's lost+found is left
@@ -242,13 +222,13 @@ impl Staging {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let mut partial = lock_partial();
+        let mut partial = kiln_host::partial_outputs();
         let dir = tempfile::Builder::new()
             .prefix(".kiln-")
             .suffix(".tmp")
             .tempdir_in(parent)
             .map_err(dest_err(dest, "creating a temporary directory beside it"))?;
-        partial.push(dir.path().to_path_buf());
+        partial.add(dir.path());
         Ok(Staging { dir })
     }
 
@@ -265,20 +245,38 @@ impl Staging {
         let temp = self.dir.path().to_path_buf();
         // Dropping the TempDir removes what is left of it.
         drop(self.dir);
-        lock_partial().retain(|p| *p != temp);
+        kiln_host::partial_outputs().remove(&temp);
         renamed.map_err(dest_err(dest, "renaming the extracted tree into place"))
     }
 }
 
-/// Where an entry goes: its parent directory's path below the staging
-/// directory (components) and its name.
+/// Where an entry goes.
 struct At {
-    parent: Vec<Vec<u8>>,
-    name: Vec<u8>,
+    /// Its path below the staging directory: [`STAGED`], then the walk's
+    /// path below it, `/`-joined.
+    staged: Vec<u8>,
     /// The path inside the image, for messages and the report.
     image_path: Vec<u8>,
+}
+
+impl At {
     /// The path below the destination (the walk's), for messages.
-    rel: Vec<u8>,
+    fn rel(&self) -> &[u8] {
+        self.staged.get(STAGED.len() + 1..).unwrap_or_default()
+    }
+
+    /// Its parent directory below the staging directory, and its name.
+    fn parent_and_name(&self) -> (&[u8], &[u8]) {
+        split_parent(&self.staged)
+    }
+}
+
+/// `path` (`/`-joined) as its parent's path (empty at the top) and its name.
+fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&c| c == b'/') {
+        Some(slash) => (&path[..slash], &path[slash + 1..]),
+        None => (&[], path),
+    }
 }
 
 /// One run of [`extract`].
@@ -291,53 +289,38 @@ struct Extractor<'r> {
     /// The destination, for messages.
     dest: &'r Path,
     report: Report,
-    /// Where each inode restored so far went (for hard links).
-    restored: HashMap<u32, (Vec<Vec<u8>>, Vec<u8>)>,
+    /// Where each inode restored so far went (its staged path, for hard links).
+    restored: HashMap<u32, Vec<u8>>,
     /// Directories restored, parents first; their metadata is set at the
     /// end, children first, since creating an entry changes its parent's mtime.
     dirs: Vec<(At, u32, InodeView)>,
-    /// The parent directory opened last, kept for its next entries.
-    parent: Option<(Vec<Vec<u8>>, DestDir)>,
+    /// The parent directory opened last (its staged path), kept for its
+    /// next entries.
+    parent: Option<(Vec<u8>, DestDir)>,
 }
 
 impl Extractor<'_> {
     /// Where the walk entry goes below the staging directory.
     fn place(&self, entry: &WalkEntry) -> At {
-        let mut parent = vec![STAGED.to_vec()];
-        let mut name = STAGED.to_vec();
-        if !entry.path.is_empty() {
-            let mut components = entry.path.split(|&c| c == b'/');
-            // OK to unwrap: split yields at least one item.
-            name = components.next_back().unwrap_or_default().to_vec();
-            parent.extend(components.map(<[u8]>::to_vec));
-        } else {
-            parent.clear();
-        }
+        let mut staged = STAGED.to_vec();
         let mut image_path = self.image_path.to_vec();
         if !entry.path.is_empty() {
+            staged.push(b'/');
+            staged.extend(&entry.path);
             if !image_path.ends_with(b"/") {
                 image_path.push(b'/');
             }
             image_path.extend(&entry.path);
         }
-        At {
-            parent,
-            name,
-            image_path,
-            rel: entry.path.clone(),
-        }
+        At { staged, image_path }
     }
 
-    /// The open directory at `parent` (components below the staging
-    /// directory), reusing the last one opened.
-    fn dir(&mut self, parent: &[Vec<u8>]) -> Result<&DestDir, ExtractError> {
+    /// The open directory at `parent` (its staged path), reusing the last
+    /// one opened.
+    fn dir(&mut self, parent: &[u8]) -> Result<&DestDir, ExtractError> {
         let cached = self.parent.as_ref().is_some_and(|(p, _)| p == parent);
         if !cached {
-            let components: Vec<&[u8]> = parent.iter().map(Vec::as_slice).collect();
-            let dir = self
-                .root
-                .open_beneath(&components)
-                .map_err(dest_err(&self.staging_path, "opening a directory it holds"))?;
+            let dir = self.open(parent)?;
             self.parent = Some((parent.to_vec(), dir));
         }
         // OK to unwrap: set just above when it was not.
@@ -346,6 +329,18 @@ impl Extractor<'_> {
             .as_ref()
             .map(|(_, d)| d)
             .expect("parent directory open"))
+    }
+
+    /// Opens the directory at the staged path `path`, beneath the staging
+    /// directory.
+    fn open(&self, path: &[u8]) -> Result<DestDir, ExtractError> {
+        let components: Vec<&[u8]> = path
+            .split(|&c| c == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
+        self.root
+            .open_beneath(&components)
+            .map_err(dest_err(&self.staging_path, "opening a directory it holds"))
     }
 
     /// The [`ExtractError::Read`] of a read at `at`.
@@ -359,10 +354,10 @@ impl Extractor<'_> {
     /// The [`ExtractError::Dest`] of a host call for the entry `at`.
     /// The path named is where the entry goes: below the destination.
     fn dest_err(&self, at: &At, what: &'static str) -> impl FnOnce(io::Error) -> ExtractError {
-        let path = if at.rel.is_empty() {
+        let path = if at.rel().is_empty() {
             self.dest.to_path_buf()
         } else {
-            self.dest.join(host_path(&at.rel))
+            self.dest.join(host_path(at.rel()))
         };
         move |source| ExtractError::Dest { path, what, source }
     }
@@ -372,21 +367,19 @@ impl Extractor<'_> {
     fn restore_entry(&mut self, entry: &WalkEntry) -> Result<(), ExtractError> {
         let at = self.place(entry);
         let ino = entry.ino;
-        if let Some((from_parent, from_name)) = self.restored.get(&ino).cloned() {
-            let components: Vec<&[u8]> = from_parent.iter().map(Vec::as_slice).collect();
-            let from = self
-                .root
-                .open_beneath(&components)
-                .map_err(self.dest_err(&at, "opening the first link's directory"))?;
-            let linked = self.dir(&at.parent)?.hard_link(&at.name, &from, &from_name);
+        let (parent, name) = at.parent_and_name();
+        if let Some(first) = self.restored.get(&ino) {
+            let (from_parent, from_name) = split_parent(first);
+            let from = self.open(from_parent)?;
+            let from_name = from_name.to_vec();
+            let linked = self.dir(parent)?.hard_link(name, &from, &from_name);
             self.report.check("hard links", &at.image_path, linked);
             return Ok(());
         }
         let inode = self.reader.inode(ino).map_err(Self::read_err(&at))?;
         let made = match inode.kind() {
             S_IFDIR => {
-                let dir = self.dir(&at.parent)?;
-                let made = dir.create_dir(&at.name);
+                let made = self.dir(parent)?.create_dir(name);
                 made.map_err(self.dest_err(&at, "creating the directory"))?;
                 self.dirs.push((at, ino, inode));
                 return Ok(());
@@ -400,7 +393,7 @@ impl Extractor<'_> {
                     .reader
                     .read_link(ino, &inode)
                     .map_err(Self::read_err(&at))?;
-                let made = self.dir(&at.parent)?.make_symlink(&at.name, &target);
+                let made = self.dir(parent)?.make_symlink(name, &target);
                 self.report.check("symlinks", &at.image_path, made)
             }
             kind => {
@@ -417,15 +410,13 @@ impl Extractor<'_> {
                         })
                     }
                 };
-                let made = self
-                    .dir(&at.parent)?
-                    .make_node(&at.name, node, inode.perm());
+                let made = self.dir(parent)?.make_node(name, node, inode.perm());
                 self.report.check(what, &at.image_path, made)
             }
         };
         if made {
             self.set_meta(&at, ino, &inode)?;
-            self.restored.insert(ino, (at.parent, at.name));
+            self.restored.insert(ino, at.staged);
         }
         Ok(())
     }
@@ -437,9 +428,10 @@ impl Extractor<'_> {
             .reader
             .file_map(ino, inode)
             .map_err(Self::read_err(at))?;
+        let (parent, name) = at.parent_and_name();
         let out: File = self
-            .dir(&at.parent)?
-            .create_file(&at.name)
+            .dir(parent)?
+            .create_file(name)
             .map_err(self.dest_err(at, "creating the file"))?;
         let bs = self.reader.superblock().block_size;
         let mut buf = vec![0u8; CHUNK];
@@ -465,18 +457,19 @@ impl Extractor<'_> {
     /// file capabilities), times last (the other calls move ctime only).
     fn set_meta(&mut self, at: &At, ino: u32, inode: &InodeView) -> Result<(), ExtractError> {
         let xattrs = self.reader.xattrs(ino).map_err(Self::read_err(at))?;
-        let dir = self.dir(&at.parent)?;
+        let (parent, name) = at.parent_and_name();
+        let dir = self.dir(parent)?;
         let mut results: Vec<(&'static str, io::Result<()>)> = Vec::new();
-        if dir.owner(&at.name).ok() != Some((inode.uid, inode.gid)) {
-            results.push(("owners", dir.set_owner(&at.name, inode.uid, inode.gid)));
+        if dir.owner(name).ok() != Some((inode.uid, inode.gid)) {
+            results.push(("owners", dir.set_owner(name, inode.uid, inode.gid)));
         }
         if inode.kind() != S_IFLNK {
-            results.push(("modes", dir.set_perm(&at.name, inode.perm())));
+            results.push(("modes", dir.set_perm(name, inode.perm())));
         }
-        for (name, value) in xattrs {
-            results.push(("xattrs", dir.set_xattr(&at.name, &name, &value)));
+        for (xattr, value) in xattrs {
+            results.push(("xattrs", dir.set_xattr(name, &xattr, &value)));
         }
-        let times = dir.set_times(&at.name, host_time(inode.atime), host_time(inode.mtime));
+        let times = dir.set_times(name, host_time(inode.atime), host_time(inode.mtime));
         results.push(("times", times));
         for (what, result) in results {
             self.report.check(what, &at.image_path, result);

@@ -21,8 +21,10 @@ use std::ops::Range;
 use std::path::Path;
 
 pub use dest::DestDir;
+pub use partial::{partial_outputs, remove_partial_outputs, PartialOutputs};
 
 mod dest;
+mod partial;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

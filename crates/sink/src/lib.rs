@@ -33,7 +33,6 @@ pub use partition::{
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use tempfile::NamedTempFile;
 
@@ -149,21 +148,6 @@ pub enum Durability {
     Sync,
 }
 
-/// Temporary files beside their targets, not yet renamed: what
-/// [`remove_partial_outputs`] deletes when the process is interrupted. (A
-/// dropped output's file is already gone; removing it again does nothing.)
-static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// Deletes every output file still being written (to call from a SIGINT or
-/// SIGTERM handler before exiting: destructors do not run then).
-pub fn remove_partial_outputs() {
-    let paths = std::mem::take(&mut *lock_partial());
-    for path in paths {
-        // Already renamed or removed: nothing to do.
-        let _ = std::fs::remove_file(path);
-    }
-}
-
 /// A temporary file beside an output's target, renamed over it on commit
 /// and deleted if dropped (or on interruption) before.
 #[derive(Debug)]
@@ -188,13 +172,13 @@ impl TempOutput {
         };
         // Held from before the file exists until it is listed, so that an
         // interruption in between waits for the listing and removes it too.
-        let mut partial = lock_partial();
+        let mut partial = kiln_host::partial_outputs();
         let temp = tempfile::Builder::new()
             .prefix(".kiln-")
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(|e| io_error(target, "creating a temporary file beside it", e))?;
-        partial.push(temp.path().to_path_buf());
+        partial.add(temp.path());
         drop(partial);
         Ok(TempOutput {
             temp,
@@ -228,15 +212,10 @@ impl TempOutput {
         } else {
             self.temp.persist_noclobber(&self.target)
         };
-        lock_partial().retain(|p| *p != temp_path);
+        kiln_host::partial_outputs().remove(&temp_path);
         persisted.map_err(|e| io_error(&self.target, "renaming into place", e.error))?;
         Ok(())
     }
-}
-
-/// The list of partial outputs.
-fn lock_partial() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    PARTIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// An IO failure on the output at `path`.

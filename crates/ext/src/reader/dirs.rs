@@ -140,8 +140,10 @@ impl ImageReader {
         let not_found = || ReadError::NotFound {
             path: kiln_tree::escape(path),
         };
-        // The inodes from the root to where the walk is.
+        // The inodes from the root to where the walk is, and whether the
+        // last is a directory.
         let mut stack = vec![ROOT_INO];
+        let mut at_dir = self.inode(ROOT_INO)?.kind() == mode::S_IFDIR;
         let mut pending: Vec<Vec<u8>> = components(path);
         let mut hops = 0;
         while let Some(name) = pending.pop() {
@@ -150,16 +152,18 @@ impl ImageReader {
                 b".." => {
                     if stack.len() > 1 {
                         stack.pop();
+                        // Every inode below the top was entered as a directory.
+                        at_dir = true;
                     }
                     continue;
                 }
                 _ => {}
             }
-            // OK to unwrap: the stack never loses the root.
-            let dir = *stack.last().expect("the root");
-            if self.inode(dir)?.kind() != mode::S_IFDIR {
+            if !at_dir {
                 return Err(not_found());
             }
+            // OK to unwrap: the stack never loses the root.
+            let dir = *stack.last().expect("the root");
             let ino = self
                 .read_dir(dir)?
                 .into_iter()
@@ -181,10 +185,12 @@ impl ImageReader {
                 let target = self.read_link(ino, &inode)?;
                 if target.starts_with(b"/") {
                     stack.truncate(1);
+                    at_dir = true;
                 }
                 pending.extend(components(&target));
             } else {
                 stack.push(ino);
+                at_dir = inode.kind() == mode::S_IFDIR;
             }
         }
         // OK to unwrap: the stack never loses the root.
