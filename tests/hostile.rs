@@ -433,6 +433,19 @@ hostile!(absurd_first_ino: checksums_recomputed, checksums_stale);
 hostile!(zero_first_ino: checksums_recomputed, checksums_stale);
 hostile!(absurd_first_ino_and_inodes_count: checksums_recomputed, checksums_stale);
 
+/// The root inode made a regular file (the extract fuzz target's first
+/// input): extract must refuse it, not restore the root as a file.
+fn root_is_not_a_directory(v: Variant) {
+    let h = ext4_edited(
+        v,
+        |_| {},
+        |ed| ed.edit_inode(2, |s| put_u16(s, inode::I_MODE, 0o100_644)),
+    );
+    h.check(v).extract(fails(&[])).verify(fails(&[])).run();
+}
+
+hostile!(root_is_not_a_directory: checksums_recomputed, checksums_stale);
+
 // Class 7.
 
 /// Levels of the shared directory graph: 2^40 paths to the deepest.

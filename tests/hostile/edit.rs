@@ -52,6 +52,7 @@ pub mod sb {
 
 /// Offsets in an inode (kernel names).
 pub mod inode {
+    pub const I_MODE: usize = 0x0;
     pub const I_SIZE_LO: usize = 0x4;
     pub const I_BLOCK: usize = 0x28;
     pub const I_GENERATION: usize = 0x64;
