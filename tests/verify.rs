@@ -267,3 +267,70 @@ fn partitioned_disk_images() {
     let out = kiln(["ls", &part("esp"), "/"]);
     assert!(!out.status.success(), "ls of the empty esp succeeded");
 }
+
+/// Issue 17 point 6: reading a source file after the build moves its atime;
+/// verify says that every difference is an atime, and `--no-atime` leaves
+/// atimes out. Values are printed as values (dates, octal modes), never as
+/// Rust's debug forms (`Some(…)`).
+#[test]
+fn atimes_can_be_left_out_and_values_read_as_values() {
+    if !require_tool("debugfs") {
+        return;
+    }
+    let case = Case::new("ext4", 4096);
+    let src = source(&case);
+    // An atime before the mtime, so that reading the file (relatime)
+    // moves it, as an indexer or a backup would after the build.
+    let note = src.join("dir/note");
+    let past = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::open(&note)
+        .and_then(|f| f.set_times(std::fs::FileTimes::new().set_accessed(past)))
+        .expect("set the atime");
+    let image = fresh(&case, &src, "atime.img");
+    read_file(&note);
+    let atime = std::fs::metadata(&note).and_then(|m| m.accessed()).unwrap();
+    assert!(
+        atime > past,
+        "reading {} did not move its atime (noatime?)",
+        note.display()
+    );
+    let out = verify(&image, &src);
+    assert_reported(
+        &out,
+        &[
+            "/dir/note: atime: image 2001-09-09 01:46:40.000000000 UTC, source ",
+            "note: every difference is an access time",
+        ],
+    );
+    let out = kiln([
+        "verify".as_ref(),
+        image.as_os_str(),
+        "--no-atime".as_ref(),
+        "--against".as_ref(),
+        src.as_os_str(),
+    ]);
+    assert_success(&out, "kiln verify --no-atime after the atime moved");
+
+    debugfs_write(&image, "sif /dir/note crtime 20200101000000");
+    debugfs_write(&image, "sif /dir/note mode 0100600");
+    let out = kiln([
+        "verify".as_ref(),
+        image.as_os_str(),
+        "--no-atime".as_ref(),
+        "--against".as_ref(),
+        src.as_os_str(),
+    ]);
+    assert_reported(
+        &out,
+        &[
+            "/dir/note: crtime: image 2020-01-01 00:00:00.",
+            "/dir/note: mode: image 0600, source 0644",
+        ],
+    );
+    let text = describe(&out);
+    assert!(!text.contains("Some("), "a debug form in: {text}");
+    assert!(
+        !text.contains("every difference is an access time"),
+        "{text}"
+    );
+}

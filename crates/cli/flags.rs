@@ -77,6 +77,11 @@ pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub(crate) tree: TreeArgs,
 
+    /// Leave access times out of the comparison: reading a source file
+    /// after the build (a backup, an indexer, a diff) moves its atime.
+    #[arg(long = "no-atime")]
+    pub(crate) no_atime: bool,
+
     /// How many differences and inconsistencies to print (the rest are
     /// counted).
     #[arg(long = "max-reports", value_name = "N", default_value_t = 50)]

@@ -392,7 +392,7 @@ fn mode_string(mode: u16) -> String {
 }
 
 /// Seconds since the epoch as a UTC date and time (`2024-05-01 12:00:00`).
-fn utc(secs: i64) -> String {
+pub(crate) fn utc(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(DAY), secs.rem_euclid(DAY));
     let (y, m, d) = civil_from_days(days);
     format!(

@@ -63,6 +63,7 @@ pub(crate) fn verify(args: &VerifyArgs, layers: &[Layer]) -> Result<()> {
         reader: &reader,
         tree: &tree,
         large: reader.superblock().inode_size > 128,
+        no_atime: args.no_atime,
         out: Reports::new(args.max_reports),
         bytes: 0,
     };
@@ -80,6 +81,12 @@ pub(crate) fn verify(args: &VerifyArgs, layers: &[Layer]) -> Result<()> {
         println!(
             "... and {} more inconsistencies",
             check.total - check.problems.len()
+        );
+    }
+    if diffs > 0 && v.out.atimes == diffs {
+        println!(
+            "note: every difference is an access time (reading a source file after the build \
+             changes it); --no-atime leaves access times out"
         );
     }
     if diffs + check.total > 0 {
@@ -104,6 +111,8 @@ struct Reports {
     max: usize,
     shown: usize,
     total: usize,
+    /// How many of them are access times.
+    atimes: usize,
 }
 
 impl Reports {
@@ -112,6 +121,7 @@ impl Reports {
             max,
             shown: 0,
             total: 0,
+            atimes: 0,
         }
     }
 
@@ -124,17 +134,20 @@ impl Reports {
         }
     }
 
-    /// Reports a field that differs: `what: image X, source Y`.
-    fn field<T: PartialEq + std::fmt::Debug>(
+    /// Reports a field that differs: `what: image X, source Y`; says
+    /// whether it did.
+    fn field<T: PartialEq + Display>(
         &mut self,
         path: &[u8],
         what: &str,
         image: T,
         source: T,
-    ) {
-        if image != source {
-            self.diff(path, format!("{what}: image {image:?}, source {source:?}"));
+    ) -> bool {
+        let differs = image != source;
+        if differs {
+            self.diff(path, format!("{what}: image {image}, source {source}"));
         }
+        differs
     }
 }
 
@@ -144,6 +157,8 @@ struct Verifier<'a> {
     tree: &'a Tree,
     /// Whether inodes have the extra time fields.
     large: bool,
+    /// Access times are not compared (`--no-atime`).
+    no_atime: bool,
     out: Reports,
     /// Content bytes compared.
     bytes: u64,
@@ -226,15 +241,19 @@ impl Verifier<'_> {
             Body::File(data) => self.compare_file(path, ino, &inode, data)?,
             Body::Symlink(target) => {
                 let got = self.reader.read_link(ino, &inode)?;
-                self.out
-                    .field(path, "symlink target", lossy(&got), lossy(target));
+                self.out.field(
+                    path,
+                    "symlink target",
+                    kiln_tree::escape(&got).to_string(),
+                    kiln_tree::escape(target).to_string(),
+                );
             }
             Body::CharDevice(major, minor) | Body::BlockDevice(major, minor) => {
                 self.out.field(
                     path,
                     "device number",
-                    inode.device(),
-                    Some((*major, *minor)),
+                    Device(inode.device()),
+                    Device(Some((*major, *minor))),
                 );
             }
             Body::Dir(_) | Body::Fifo | Body::Socket => {}
@@ -261,17 +280,25 @@ impl Verifier<'_> {
         // comparison's own readlink included: such an atime cannot be
         // pinned down.
         let atime_moves = symlink && (meta.mtime >= meta.atime || meta.ctime >= meta.atime);
-        if !atime_moves {
-            self.out
-                .field(path, "atime", Time(inode.atime), stored(meta.atime));
+        if !self.no_atime
+            && !atime_moves
+            && self
+                .out
+                .field(path, "atime", Time(inode.atime), stored(meta.atime))
+        {
+            self.out.atimes += 1;
         }
         self.out
             .field(path, "mtime", Time(inode.mtime), stored(meta.mtime));
         self.out
             .field(path, "ctime", Time(inode.ctime), stored(meta.ctime));
         if let (Some(want), true) = (meta.crtime, self.large) {
-            self.out
-                .field(path, "crtime", inode.crtime.map(Time), Some(stored(want)));
+            self.out.field(
+                path,
+                "crtime",
+                MaybeTime(inode.crtime),
+                MaybeTime(Some(stored_time(want, self.large))),
+            );
         }
         let mut got = self.reader.xattrs(ino)?;
         got.sort();
@@ -282,12 +309,19 @@ impl Verifier<'_> {
             .collect();
         want.sort();
         if got != want {
-            let names =
-                |v: &[(Vec<u8>, Vec<u8>)]| v.iter().map(|(n, _)| lossy(n)).collect::<Vec<_>>();
+            let names = |v: &[(Vec<u8>, Vec<u8>)]| {
+                v.iter()
+                    .map(|(n, _)| kiln_tree::escape(n).to_string())
+                    .collect::<Vec<_>>()
+            };
             let detail = if names(&got) == names(&want) {
                 format!("xattr values differ ({})", names(&want).join(", "))
             } else {
-                format!("xattrs: image {:?}, source {:?}", names(&got), names(&want))
+                format!(
+                    "xattrs: image [{}], source [{}]",
+                    names(&got).join(", "),
+                    names(&want).join(", ")
+                )
             };
             self.out.diff(path, detail);
         }
@@ -313,7 +347,11 @@ impl Verifier<'_> {
         if matches!(map, FileMap::Blocks { .. }) && got != want {
             self.out.diff(
                 path,
-                format!("data ranges (the rest are holes): image {got:?}, source {want:?}"),
+                format!(
+                    "data ranges (the rest are holes): image {}, source {}",
+                    Ranges(&got),
+                    Ranges(&want)
+                ),
             );
         }
         let source = data
@@ -436,27 +474,65 @@ fn block_ranges(data: &[std::ops::Range<u64>], bs: u64, size: u64) -> Vec<std::o
     out
 }
 
-/// Raw bytes for a message.
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// Permission bits printed in octal.
 #[derive(PartialEq)]
 struct Octal(u16);
 
-impl std::fmt::Debug for Octal {
+impl Display for Octal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:04o}", self.0)
     }
 }
 
-/// A timestamp printed as seconds.nanoseconds.
+/// A timestamp printed as a UTC date and time with nanoseconds.
 #[derive(PartialEq)]
 struct Time(Timestamp);
 
-impl std::fmt::Debug for Time {
+impl Display for Time {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{:09}", { self.0.secs }, self.0.nanos)
+        let Timestamp { secs, nanos } = self.0;
+        write!(f, "{}.{nanos:09} UTC", crate::inspect::utc(secs))
+    }
+}
+
+/// A timestamp the inode may not hold (a creation time).
+#[derive(PartialEq)]
+struct MaybeTime(Option<Timestamp>);
+
+impl Display for MaybeTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(t) => Time(t).fmt(f),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// A device number as `ls -l` shows it (`major, minor`).
+#[derive(PartialEq)]
+struct Device(Option<(u32, u32)>);
+
+impl Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some((major, minor)) => write!(f, "{major}, {minor}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// Byte ranges as `0-4096 8192-12288` (`none` for none).
+struct Ranges<'a>(&'a [std::ops::Range<u64>]);
+
+impl Display for Ranges<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        for (i, r) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{}-{}", r.start, r.end)?;
+        }
+        Ok(())
     }
 }
