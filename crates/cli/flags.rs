@@ -281,7 +281,9 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "UUID", value_parser = parse_uuid)]
     pub(crate) seed: Option<[u8; 16]>,
 
-    /// Directory hash algorithm for htree directories, as mke2fs -E hash_alg=.
+    /// Directory hash algorithm of htree directories (the superblock's
+    /// default hash). mke2fs has no option for it: it takes `hash_alg` from
+    /// mke2fs.conf (`[defaults]` or `[fs_types]`), half_md4 unless set.
     #[arg(long = "hash-alg", value_name = "ALG", default_value = "half_md4", value_parser = ["legacy", "half_md4", "tea"])]
     pub(crate) hash_alg: String,
 
