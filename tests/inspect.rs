@@ -259,3 +259,36 @@ fn corrupt_image_is_an_error() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// Issue 17 point 9: `ls -l` shows a device's numbers as `major, minor`
+/// where a file's size goes, as ls does (it showed size 0).
+#[test]
+fn ls_long_shows_device_numbers() {
+    let case = Case::new("ext4", 4096);
+    let (out, dir) = case.build_spec(
+        "devices.spec",
+        "dir /dev 0755 0 0\nchar /dev/console 0600 0 0 5 1\nblock /dev/sda 0660 0 6 8 0\n",
+    );
+    assert_success(&out, "kiln build --spec");
+    let image = dir.join("image.img");
+    let long = kiln_ok(&[
+        "ls".as_ref(),
+        "-l".as_ref(),
+        image.as_os_str(),
+        "/dev".as_ref(),
+    ]);
+    let long = String::from_utf8(long).expect("UTF-8");
+    let line = |name: &str| {
+        long.lines()
+            .find(|l| l.ends_with(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{long}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    let console = line(" console");
+    assert_eq!(console[0], "crw-------", "{long}");
+    assert!(console.windows(2).any(|w| w == ["5,", "1"]), "{long}");
+    let sda = line(" sda");
+    assert_eq!(sda[0], "brw-rw----", "{long}");
+    assert!(sda.windows(2).any(|w| w == ["8,", "0"]), "{long}");
+}
