@@ -95,6 +95,11 @@ pub(crate) fn build(args: &BuildArgs, config_path: &Path) -> Result<()> {
     for note in plans.iter().flatten().flat_map(|p| &p.notes) {
         eprintln!("kiln: note: {note}");
     }
+    for (plan, p) in plans.iter().zip(&config.partitions) {
+        if let Some(warning) = plan.as_ref().and_then(Plan::low_room) {
+            eprintln!("kiln: warning: partition {}: {warning}", p.key);
+        }
+    }
     let out = Output::open(&output_args(args), layout.size)?;
     write_disk(out.sink(), &config, &layout, &fillings, &plans)?;
     let written = out.finish(args.durability())?;
@@ -173,7 +178,7 @@ fn needed_size(p: &Partition, f: &Filling) -> Result<Option<u64>> {
             let mut opts = fs.opts.clone();
             opts.auto = AutoSize::Exact {
                 free: FreeSpace::Bytes(*free),
-                free_inodes: 0,
+                free_inodes: None,
             };
             (kiln_ext::plan(&fs.tree, &opts)?.image_size, 0)
         }

@@ -229,6 +229,8 @@ pub(crate) struct BuildArgs {
     pub(crate) free: Option<FreeSpace>,
 
     /// With --size auto: unused inodes beyond those the tree takes.
+    /// Default: as many as --free's space would need at the tree's own
+    /// ratio of inodes to blocks.
     #[arg(long = "free-inodes", value_name = "N")]
     pub(crate) free_inodes: Option<u64>,
 
@@ -480,7 +482,7 @@ impl BuildArgs {
                 None,
                 AutoSize::Exact {
                     free: free.unwrap_or(FreeSpace::Bytes(0)),
-                    free_inodes: free_inodes.unwrap_or(0),
+                    free_inodes,
                 },
             ),
         };

@@ -125,8 +125,9 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
     let zstd = written
         .compressed
         .map_or(String::new(), |z| format!(", {z} bytes compressed"));
+    let (free_blocks, free_inodes) = plan.free_counts();
     eprintln!(
-        "kiln: wrote {} ({} bytes{zstd}): {}, {} blocks of {} bytes, {} inodes, {} groups",
+        "kiln: wrote {} ({} bytes{zstd}): {}, {} blocks of {} bytes ({free_blocks} free), {} inodes ({free_inodes} free), {} groups",
         args.output.display(),
         plan.image_size,
         plan.fs_type().name(),
@@ -135,6 +136,9 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
         geo.inodes_count(),
         geo.groups
     );
+    if let Some(warning) = plan.low_room() {
+        eprintln!("kiln: warning: {}: {warning}", args.output.display());
+    }
     if let Some(path) = &args.report {
         disk::Report::plain(&plan, written.compressed).write(path, written.sha256, args)?;
     }

@@ -36,8 +36,11 @@ pub enum AutoSize {
     Exact {
         /// Free space beyond what the tree takes.
         free: FreeSpace,
-        /// Unused inodes beyond those the tree takes.
-        free_inodes: u64,
+        /// Unused inodes beyond those the tree takes; `None`: as many as
+        /// the free space would need at the tree's own ratio of inodes to
+        /// blocks (20 % more space, 20 % more inodes), so that the room
+        /// asked for can be used.
+        free_inodes: Option<u64>,
     },
 }
 

@@ -656,10 +656,30 @@ impl Plan<'_> {
     /// Free blocks and free inodes of the finished image (what its
     /// superblock says).
     pub fn free_counts(&self) -> (u64, u64) {
-        let counts = self.group_counts();
-        let blocks = counts.iter().map(|c| u64::from(c.free_blocks)).sum();
-        let inodes = counts.iter().map(|c| u64::from(c.free_inodes)).sum();
+        let geo = &self.geometry;
+        let blocks = (0..geo.groups)
+            .map(|g| geo.group_blocks(g) - self.used_blocks(g))
+            .map(u64::from)
+            .sum();
+        let inodes = u64::from(geo.inodes_count()) - u64::from(self.last_ino());
         (blocks, inodes)
+    }
+
+    /// A warning when the finished image has almost no room left: under
+    /// 1 % of its blocks or of its inodes free (`--size auto` without
+    /// `--free` is the smallest image that holds the tree, full by design).
+    pub fn low_room(&self) -> Option<String> {
+        let geo = &self.geometry;
+        let (free_blocks, free_inodes) = self.free_counts();
+        let (blocks, inodes) = (geo.blocks_count, u64::from(geo.inodes_count()));
+        let low = |free: u64, all: u64| free * 100 < all;
+        (low(free_blocks, blocks) || low(free_inodes, inodes)).then(|| {
+            format!(
+                "the filesystem is almost full: {free_blocks} of {blocks} blocks and \
+                 {free_inodes} of {inodes} inodes free; give room with --free \
+                 (and --free-inodes) or a larger --size"
+            )
+        })
     }
 
     /// ext2, ext3 or ext4.

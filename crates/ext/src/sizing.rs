@@ -174,6 +174,13 @@ impl Sizing<'_> {
         Ok(fit)
     }
 
+    /// The inodes that `blocks` more blocks would hold if they were filled
+    /// as the tree fills its own (rounded up).
+    fn inodes_at_tree_ratio(&self, blocks: u64) -> u64 {
+        let per = u128::from(self.used_inodes) * u128::from(blocks);
+        per.div_ceil(u128::from(self.data_blocks.max(1))) as u64
+    }
+
     /// The size of an image without a fixed size, as `opts.auto` asks.
     pub(crate) fn auto(&self) -> Result<(Geometry, u32), PlanError> {
         let bs = u64::from(self.opts.block_size);
@@ -192,8 +199,11 @@ impl Sizing<'_> {
                         (self.data_blocks as f64 * bs as f64 * p / 100.0) as u64
                     }
                 };
+                let free_blocks = free_bytes.div_ceil(bs);
+                let free_inodes =
+                    free_inodes.unwrap_or_else(|| self.inodes_at_tree_ratio(free_blocks));
                 let inodes = self.used_inodes + free_inodes;
-                (free_bytes.div_ceil(bs), InodeRule::Exactly(inodes), 0)
+                (free_blocks, InodeRule::Exactly(inodes), 0)
             }
         };
         let sized = Sizing {
