@@ -67,3 +67,5 @@ mod torture;
 mod windows;
 // Issue 10: GRUB's ext2 driver (grub-fstest) reads every image type.
 mod grub;
+// Issue 17, point 7: tar ACLs as GNU tar and bsdtar extract them.
+mod tar_input;

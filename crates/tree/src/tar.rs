@@ -28,8 +28,11 @@
 //! get mode 0755, owner 0:0 and all times 0.
 //!
 //! POSIX ACLs come as `SCHILY.xattr.system.posix_acl_*` xattrs (GNU tar's
-//! `--xattrs --xattrs-include='*'`), or as the text of `SCHILY.acl.*` (see
-//! [`acl`]: users and groups there must be numeric).
+//! `--xattrs --xattrs-include='*'`), or as the text of `SCHILY.acl.*` (GNU
+//! tar's and bsdtar's `--acls`; see [`acl`]: users and groups there must be
+//! numeric). An access ACL sets the mode's permission bits as extracting it
+//! does: the group bits are its mask (bsdtar's header holds the `group::`
+//! entry there instead).
 //!
 //! The archive ends at its first zero block (GNU tar writes two, then pads
 //! the last record with zeros). Anything but zeros after it is an error
@@ -612,9 +615,9 @@ fn metadata(header: &Header, ext: &mut Extended) -> Result<Metadata, String> {
         None => secs(header.mtime()?),
     };
     let (gnu_atime, gnu_ctime) = header.gnu_times()?;
-    ext.acls_to_xattrs()?;
+    let perm = ext.settle_acls(header.perm()?)?;
     Ok(Metadata {
-        perm: header.perm()?,
+        perm,
         uid: match ext.uid {
             Some(uid) => uid,
             None => header.uid()?,
