@@ -138,7 +138,7 @@ pub(crate) fn tar(case: &Case, src: &Path, format: &str) -> PathBuf {
 
 /// `archive` compressed by each compressor that is installed (a missing one
 /// is a skip, or a failure under CI).
-fn compressed(archive: &Path) -> Vec<PathBuf> {
+pub(crate) fn compressed(archive: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for (program, args) in COMPRESSORS {
         if !require_tool(program) {

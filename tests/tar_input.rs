@@ -1,12 +1,19 @@
-//! Issue 17, point 7: a tar archive gives the tree that GNU tar and bsdtar
-//! extract from it. ACLs archived by either tar give the modes and ACLs
-//! both tars extract: the group bits of the mode are the ACL's mask, which
-//! bsdtar's header does not hold (it writes the `group::` entry there).
+//! Issue 17, points 7 and 8: tar archives as the tars extract them, read
+//! where they are. ACLs archived by GNU tar or bsdtar give the modes and
+//! ACLs both tars extract: the group bits of the mode are the ACL's mask,
+//! which bsdtar's header does not hold (it writes the `group::` entry
+//! there). A plain archive file is read in place, with no copy of its data
+//! in `$TMPDIR`, and gives the image that the same archive gives on stdin
+//! or compressed (those are spooled).
 
+use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::determinism::assert_identical;
+use crate::fixture::{self, MIB};
 use crate::helpers::*;
+use crate::inputs::{compressed, tar, TIMESTAMP};
 use crate::sys;
 
 /// The entries of the ACL tree: name, directory or not, the mode set before
@@ -174,5 +181,100 @@ fn acl_archives_give_what_both_tars_extract() {
             "the kernel on {}",
             image.display()
         );
+    }
+}
+
+/// A tree of 10 MiB of data, 4 MiB of them in a sparse file of 64 MiB.
+fn large_tree(root: &Path) {
+    for i in 0..3 {
+        let data = fixture::bytes(i, 2 * MIB as usize);
+        write_file(&root.join(format!("big{i}")), &data);
+    }
+    let pieces = [(0, 2 * MIB), (32 * MIB + 5, 2 * MIB), (64 * MIB - 1, 1)];
+    fixture::sparse(&root.join("sparse"), 64 * MIB, &pieces);
+}
+
+/// Builds `input` (`-` with `stdin` as standard input) with `--timestamp`
+/// and `TMPDIR` set to
+/// `tmpdir`, into `image`; asserts success.
+fn build_with_tmpdir(case: &Case, input: &Path, stdin: Option<&Path>, tmpdir: &Path, image: &Path) {
+    let mut cmd = case.build_command(&[input], image);
+    cmd.args(["--timestamp", TIMESTAMP]).env("TMPDIR", tmpdir);
+    if let Some(stdin) = stdin {
+        cmd.stdin(File::open(stdin).expect("open the archive"));
+    }
+    let out = run(&mut cmd);
+    assert_success(
+        &out,
+        &format!(
+            "kiln build {} (TMPDIR={})",
+            input.display(),
+            tmpdir.display()
+        ),
+    );
+}
+
+/// 8: a plain archive of 10 MiB of data (sparse members too) builds and
+/// verifies with `TMPDIR` on a 1 MiB tmpfs, leaving nothing there; the
+/// kernel reads the source's bytes, and the archive on stdin or compressed
+/// (spooled to the ordinary temporary directory) gives the same image.
+#[test]
+fn plain_archive_is_read_in_place_not_spooled() {
+    if !(require_mount() && require_tool("tar")) {
+        return;
+    }
+    let case = Case::new("ext4", 4096);
+    let src = case.mkdir("src");
+    large_tree(&src);
+    let archive = tar(&case, &src, "posix");
+    let small_tmp = case.mkdir("tmp");
+    let tmpfs = Mount::tmpfs(&small_tmp);
+    let image = case.path("in-place.img");
+    build_with_tmpdir(&case, &archive, None, &small_tmp, &image);
+    let verify = run(kiln_command()
+        .arg("verify")
+        .arg(&image)
+        .arg("--against")
+        .arg(&archive)
+        .args(["--timestamp", TIMESTAMP])
+        .env("TMPDIR", &small_tmp));
+    assert_success(&verify, "kiln verify with TMPDIR on a 1 MiB tmpfs");
+    assert!(
+        list_dir(&small_tmp).is_empty(),
+        "left in TMPDIR: {:?}",
+        list_dir(&small_tmp)
+    );
+    tmpfs.unmount();
+    e2fsck_clean(&image);
+    let mount = Mount::ro(&image, "ext4");
+    for name in list_dir(&src) {
+        let (want, got) = (
+            read_file(&src.join(&name)),
+            read_file(&mount.path().join(&name)),
+        );
+        assert!(
+            want == got,
+            "{name}: the image's content differs from the source's"
+        );
+    }
+    drop(mount);
+
+    let tmp = std::env::temp_dir();
+    let stdin = case.path("stdin.img");
+    build_with_tmpdir(&case, Path::new("-"), Some(&archive), &tmp, &stdin);
+    assert_identical(
+        &image,
+        &stdin,
+        4096,
+        "the images of the archive in place and on stdin",
+    );
+    for (i, packed) in compressed(&archive).iter().enumerate() {
+        let spooled = case.path(&format!("compressed{i}.img"));
+        build_with_tmpdir(&case, packed, None, &tmp, &spooled);
+        let what = format!(
+            "the images of the archive in place and {}",
+            packed.display()
+        );
+        assert_identical(&image, &spooled, 4096, &what);
     }
 }

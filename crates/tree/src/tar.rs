@@ -18,8 +18,12 @@
 //! - **Compression:** gzip, xz, zstd and bzip2, recognised by magic number
 //!   (see [`input`]).
 //!
-//! File data is copied to a spool file (see [`spool`]) as the archive
-//! streams past, so standard input works and nothing is read twice.
+//! The data of a plain archive file are read in place when the image is
+//! written: the tree holds where each member's data is in the archive, and
+//! the archive must not change meanwhile. Standard input and compressed
+//! archives are read once, as a stream: their file data are copied to a
+//! spool file in the temporary directory as they stream past (see
+//! [`spool`]).
 //!
 //! Times, owners and modes all come from the archive, never the host: a
 //! member without `atime` or `ctime` gets its `mtime` for both, and no member
@@ -67,12 +71,10 @@ use header::{Header, BLOCK};
 use input::{Block, Input};
 use pax::{Extended, Record};
 use sparse::SparseMap;
-use spool::Spool;
+use spool::{in_place_source, CopyError, Spool, Store};
 
 /// The largest `x`, `g`, `L` or `K` member read (they are held in memory).
 const MAX_EXTENSION: u64 = 64 << 20;
-/// How much file data is copied to the spool at a time.
-const COPY_CHUNK: usize = 1 << 20;
 
 /// How tar archives are read: [`TarOptions::read`] a file (or stdin),
 /// [`TarOptions::read_from`] any reader.
@@ -98,7 +100,8 @@ impl TarOptions {
 
     /// Reads a tar archive (plain or gzip/xz/zstd/bzip2-compressed, detected
     /// by magic bytes) from `path`, or from stdin when `path` is "-", into a
-    /// Tree.
+    /// Tree. A plain archive file is read in place; the data of other
+    /// archives are copied to a spool file in the temporary directory.
     ///
     /// Member paths lose leading `/` and `./`, doubled slashes and `.`
     /// components; a `..` component is an error. Later members replace
@@ -118,7 +121,8 @@ impl TarOptions {
     }
 
     /// Reads a tar archive (compressed or not) from `reader`, named `name`
-    /// in messages: archives that come from somewhere other than a path.
+    /// in messages: archives that come from somewhere other than a path,
+    /// their data copied to a spool file in the temporary directory.
     pub fn read_from(
         &self,
         reader: impl io::Read + 'static,
@@ -142,17 +146,27 @@ pub fn read_tar_from(reader: impl io::Read + 'static, name: &Path) -> Result<Tre
 }
 
 /// Reads the archive `input`, named `archive` in messages.
-fn read_stream(archive: PathBuf, input: Input, options: &TarOptions) -> Result<Tree, TreeError> {
-    let spool = Spool::new(archive.clone()).map_err(|e| TreeError::io(std::env::temp_dir(), e))?;
+fn read_stream(
+    archive: PathBuf,
+    mut input: Input,
+    options: &TarOptions,
+) -> Result<Tree, TreeError> {
+    let store = match input.take_plain_file() {
+        Some(file) => {
+            Store::in_place(file, archive.clone()).map_err(|e| TreeError::io(&archive, e))
+        }
+        None => Spool::new(archive.clone())
+            .map(Store::Spool)
+            .map_err(|e| TreeError::io(std::env::temp_dir(), e)),
+    }?;
     Reader {
         archive,
         input,
         options: options.clone(),
         seen_header: false,
-        spool,
+        store,
         builder: Builder::new(),
         globals: BTreeMap::new(),
-        buf: Vec::new(),
     }
     .run()
 }
@@ -209,14 +223,12 @@ struct Reader {
     /// tar is "not a tar archive", after, a damaged one.
     seen_header: bool,
     /// Where file data goes.
-    spool: Spool,
+    store: Store,
     /// The tree so far.
     builder: Builder,
     /// Records of `g` headers, in force for every later member (the last
     /// value of each key).
     globals: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// The copy buffer, allocated at the first file.
-    buf: Vec<u8>,
 }
 
 impl Reader {
@@ -254,7 +266,9 @@ impl Reader {
             offset: self.input.offset(),
             entry: None,
         };
-        self.spool.finish().map_err(|e| self.spool_error(&end, e))?;
+        if let Store::Spool(spool) = &self.store {
+            spool.finish().map_err(|e| self.spool_error(&end, e))?;
+        }
         Ok(self.builder.finish())
     }
 
@@ -482,24 +496,25 @@ impl Reader {
         Ok((major, minor))
     }
 
-    /// Copies a regular file's data to the spool: the whole `size` bytes, or
-    /// the segments of a sparse member.
+    /// A regular file: its data (the whole `size` bytes, or the segments of
+    /// a sparse member) left in place or copied to the spool.
     fn file(&mut self, m: &Member, size: u64) -> Result<Body, TreeError> {
         let (map, stored) = self.sparse_map(m, size)?;
         map.check(stored).map_err(|w| self.fail(&m.at, w))?;
-        let base = self.spool.reserve(map.real_size).ok_or_else(|| {
-            let what = format!("a file of {} bytes", map.real_size);
-            self.fail(&m.at, what)
-        })?;
-        for &(offset, length) in &map.segments {
-            self.copy(base + offset, length, &m.at)?;
-        }
+        let ranges = map.ranges();
+        let source = match &mut self.store {
+            Store::InPlace(data) => {
+                let source = in_place_source(data, self.input.offset(), map.real_size, &ranges);
+                self.skip_data(stored, &m.at)?;
+                source
+            }
+            Store::Spool(spool) => {
+                let copied = spool.copy_file(&mut self.input, &map);
+                copied.map_err(|e| self.copy_error(&m.at, e))?
+            }
+        };
         self.skip_data(0, &m.at)?;
-        Ok(Body::File(FileData::new(
-            self.spool.source(base),
-            map.real_size,
-            map.ranges(),
-        )))
+        Ok(Body::File(FileData::new(source, map.real_size, ranges)))
     }
 
     /// The member's sparse map (a one-segment map for a plain file) and the
@@ -558,24 +573,6 @@ impl Reader {
         })
     }
 
-    /// Copies `length` bytes of the archive to byte `pos` of the spool.
-    fn copy(&mut self, pos: u64, length: u64, at: &At) -> Result<(), TreeError> {
-        if self.buf.is_empty() {
-            self.buf = vec![0u8; COPY_CHUNK];
-        }
-        let mut done = 0;
-        while done < length {
-            let n = (length - done).min(COPY_CHUNK as u64) as usize;
-            let chunk = &mut self.buf[..n];
-            self.input.exact(chunk).map_err(|e| self.io_error(at, e))?;
-            self.spool
-                .write_at(pos + done, &self.buf[..n])
-                .map_err(|e| self.spool_error(at, e))?;
-            done += n as u64;
-        }
-        Ok(())
-    }
-
     /// Skips `size` bytes of member data, then the padding to the next block.
     fn skip_data(&mut self, size: u64, at: &At) -> Result<(), TreeError> {
         let block = BLOCK as u64;
@@ -604,6 +601,15 @@ impl Reader {
     /// The error for a failed write to the spool (a full temporary directory).
     fn spool_error(&self, at: &At, e: io::Error) -> TreeError {
         self.fail(at, format!("writing the temporary spool file: {e}"))
+    }
+
+    /// The error for a member's data that could not be copied to the spool.
+    fn copy_error(&self, at: &At, e: CopyError) -> TreeError {
+        match e {
+            CopyError::TooLarge(size) => self.fail(at, format!("a file of {size} bytes")),
+            CopyError::Read(e) => self.io_error(at, e),
+            CopyError::Write(e) => self.spool_error(at, e),
+        }
     }
 }
 
