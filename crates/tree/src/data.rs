@@ -249,7 +249,7 @@ impl SparseData {
     /// ended (all of `buf` unless it did).
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         buf.fill(0);
-        let end = pos + buf.len() as u64;
+        let end = pos.saturating_add(buf.len() as u64);
         let first = self.segments.partition_point(|(r, _)| r.end <= pos);
         for (range, at) in &self.segments[first..] {
             let (from, to) = (range.start.max(pos), range.end.min(end));

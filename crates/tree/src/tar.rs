@@ -63,6 +63,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::model::{Body, FileData, Metadata, Node, Tree, Xattr};
 use crate::{Looks, Timestamp, TreeError};
@@ -504,9 +505,11 @@ impl Reader {
         let ranges = map.ranges();
         let source = match &mut self.store {
             Store::InPlace(data) => {
-                let source = in_place_source(data, self.input.offset(), map.real_size, &ranges);
+                let (data, base) = (Arc::clone(data), self.input.offset());
+                // Skipped first: the data are there, so `base + stored` is
+                // within the archive.
                 self.skip_data(stored, &m.at)?;
-                source
+                in_place_source(data, base, map.real_size, &ranges)
             }
             Store::Spool(spool) => {
                 let copied = spool.copy_file(&mut self.input, &map);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::input::Input;
 use super::sparse::SparseMap;
 use crate::data::{ArchiveData, SparseData};
+use crate::model::is_dense;
 use crate::DataSource;
 
 /// Files start on this boundary in the spool, so a block-aligned hole in a
@@ -41,17 +42,16 @@ impl Store {
 /// ranges `ranges` of a file of `size` bytes, stored one after another from
 /// byte `base` of the archive.
 pub(super) fn in_place_source(
-    data: &Arc<ArchiveData>,
+    data: Arc<ArchiveData>,
     base: u64,
     size: u64,
     ranges: &[Range<u64>],
 ) -> DataSource {
-    match ranges {
-        // Data from byte 0 to the end (or no data at all in no bytes): the
-        // file's bytes are the archive's from `base`, as in a spool.
-        [] if size == 0 => DataSource::Archive(Arc::clone(data), base),
-        [only] if *only == (0..size) => DataSource::Archive(Arc::clone(data), base),
-        _ => DataSource::ArchiveSparse(Arc::new(SparseData::new(Arc::clone(data), base, ranges))),
+    if is_dense(size, ranges) {
+        // The file's bytes are the archive's from `base`, as in a spool.
+        DataSource::Archive(data, base)
+    } else {
+        DataSource::ArchiveSparse(Arc::new(SparseData::new(data, base, ranges)))
     }
 }
 
