@@ -67,3 +67,5 @@ mod torture;
 mod windows;
 // Issue 10: GRUB's ext2 driver (grub-fstest) reads every image type.
 mod grub;
+// Issue 17, points 7 and 8: tar ACLs as GNU tar and bsdtar extract them; plain tars read in place.
+mod tar_input;

@@ -3,13 +3,17 @@
 //! A host directory's files are read from the host when the image is written
 //! (and checked for changes since the tree was read). Sources that are not
 //! host files keep their bytes themselves: in memory (inline spec text), or in
-//! a spool file that a reader fills while it reads a stream (a tar archive),
-//! each file at its own base offset with its holes left as holes.
+//! an archive's data file: a plain tar archive itself, read in place (and
+//! checked for changes since the tree was read), or a spool file that the
+//! reader fills while it reads a stream (stdin, a compressed archive), each
+//! file at its own base offset with its holes left as holes.
 
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// The bytes of one regular file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -18,8 +22,11 @@ pub enum DataSource {
     Host(HostPath),
     /// Bytes in memory (the text of a spec line).
     Bytes(Arc<Inline>),
-    /// Bytes `base..base + size` of a spool file.
-    Spool(Arc<Spooled>, u64),
+    /// Bytes `base..base + size` of an archive's data file.
+    Archive(Arc<ArchiveData>, u64),
+    /// A sparse member of a plain archive, read in place: its data ranges
+    /// lie one after another in the archive.
+    ArchiveSparse(Arc<SparseData>),
 }
 
 impl DataSource {
@@ -28,7 +35,8 @@ impl DataSource {
         match self {
             DataSource::Host(host) => host.path(),
             DataSource::Bytes(inline) => inline.origin.clone(),
-            DataSource::Spool(spooled, _) => spooled.archive.clone(),
+            DataSource::Archive(data, _) => data.archive.clone(),
+            DataSource::ArchiveSparse(sparse) => sparse.data.archive.clone(),
         }
     }
 }
@@ -137,37 +145,124 @@ impl Inline {
     }
 }
 
-/// A spool file and the archive whose file data it holds.
+/// The file that holds the data of an archive's regular files, and the
+/// archive: a spool file that the reader filled, or the archive itself.
 #[derive(Debug)]
-pub struct Spooled {
+pub struct ArchiveData {
     file: File,
     archive: PathBuf,
+    /// For an archive read in place: its size and modification time when it
+    /// was opened, which must not have changed when its data is read.
+    in_place: Option<(u64, SystemTime)>,
 }
 
-impl Spooled {
-    /// `file`, holding the data of the files of `archive`.
-    pub(crate) fn new(file: File, archive: PathBuf) -> Spooled {
-        Spooled { file, archive }
+impl ArchiveData {
+    /// A spool file `file`, holding the data of the files of `archive`.
+    pub(crate) fn spool(file: File, archive: PathBuf) -> ArchiveData {
+        ArchiveData {
+            file,
+            archive,
+            in_place: None,
+        }
     }
 
-    /// The spool file.
+    /// The plain archive `file` (at `archive`), its members' data read in
+    /// place as long as it keeps its present size and modification time.
+    pub(crate) fn in_place(file: File, archive: PathBuf) -> io::Result<ArchiveData> {
+        let meta = file.metadata()?;
+        Ok(ArchiveData {
+            in_place: Some((meta.len(), meta.modified()?)),
+            file,
+            archive,
+        })
+    }
+
+    /// The data file.
     pub(crate) fn file(&self) -> &File {
         &self.file
     }
+
+    /// Fails if an archive read in place has changed since it was opened:
+    /// its data would no longer be the members' that the tree describes.
+    fn check_unchanged(&self) -> Result<(), DataError> {
+        let Some((len, mtime)) = self.in_place else {
+            return Ok(());
+        };
+        let meta = self.file.metadata()?;
+        if meta.len() != len {
+            return Err(DataError::Changed(format!(
+                "the archive was {len} bytes when read, now {}",
+                meta.len()
+            )));
+        }
+        if meta.modified()? != mtime {
+            return Err(DataError::Changed(
+                "the archive was modified after it was read".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// Two spool references are equal when they are the same spool.
-impl PartialEq for Spooled {
-    fn eq(&self, other: &Spooled) -> bool {
+/// Two archive data references are equal when they are the same file.
+impl PartialEq for ArchiveData {
+    fn eq(&self, other: &ArchiveData) -> bool {
         std::ptr::eq(self, other)
     }
 }
 
-impl Eq for Spooled {}
+impl Eq for ArchiveData {}
 
-impl std::hash::Hash for Spooled {
+impl std::hash::Hash for ArchiveData {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.archive.hash(state);
+    }
+}
+
+/// Where a sparse member's data is in a plain archive read in place.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SparseData {
+    data: Arc<ArchiveData>,
+    /// The data ranges, ascending, each with the archive offset of its first
+    /// byte.
+    segments: Box<[(Range<u64>, u64)]>,
+}
+
+impl SparseData {
+    /// A member whose data ranges `ranges` (ascending and disjoint) are
+    /// stored one after another in `data`'s archive from byte `base`.
+    pub(crate) fn new(data: Arc<ArchiveData>, base: u64, ranges: &[Range<u64>]) -> SparseData {
+        let mut at = base;
+        let segments = ranges
+            .iter()
+            .map(|r| {
+                let segment = (r.clone(), at);
+                at += r.end - r.start;
+                segment
+            })
+            .collect();
+        SparseData { data, segments }
+    }
+
+    /// Fills `buf` from byte `pos` of the member: zeros in its holes, its
+    /// data from the archive. Returns the bytes read before the archive
+    /// ended (all of `buf` unless it did).
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        buf.fill(0);
+        let end = pos.saturating_add(buf.len() as u64);
+        let first = self.segments.partition_point(|(r, _)| r.end <= pos);
+        for (range, at) in &self.segments[first..] {
+            let (from, to) = (range.start.max(pos), range.end.min(end));
+            if from >= to {
+                break;
+            }
+            let part = &mut buf[(from - pos) as usize..(to - pos) as usize];
+            let got = kiln_host::read_at(&self.data.file, part, at + (from - range.start))?;
+            if got < part.len() {
+                return Ok((from - pos) as usize + got);
+            }
+        }
+        Ok(buf.len())
     }
 }
 
@@ -194,13 +289,15 @@ pub enum DataReader<'a> {
     File(File),
     /// Bytes in memory.
     Bytes(&'a [u8]),
-    /// A spool file and the base of this file in it.
-    Spool(&'a File, u64),
+    /// An archive's data file and the base of this file in it.
+    Archive(&'a File, u64),
+    /// A sparse member of an archive read in place.
+    ArchiveSparse(&'a SparseData),
 }
 
 impl DataSource {
     /// Opens the bytes of a file of `size` bytes; a host file must still
-    /// have that size.
+    /// have that size, an archive read in place its size and mtime.
     pub fn open(&self, size: u64) -> Result<DataReader<'_>, DataError> {
         match self {
             DataSource::Host(host) => {
@@ -214,18 +311,26 @@ impl DataSource {
                 Ok(DataReader::File(file))
             }
             DataSource::Bytes(inline) => Ok(DataReader::Bytes(&inline.bytes)),
-            DataSource::Spool(spooled, base) => Ok(DataReader::Spool(&spooled.file, *base)),
+            DataSource::Archive(data, base) => {
+                data.check_unchanged()?;
+                Ok(DataReader::Archive(&data.file, *base))
+            }
+            DataSource::ArchiveSparse(sparse) => {
+                sparse.data.check_unchanged()?;
+                Ok(DataReader::ArchiveSparse(sparse))
+            }
         }
     }
 }
 
 impl DataReader<'_> {
-    /// Fills `buf` from byte `pos` of the file; a host file that ends early
-    /// has changed.
+    /// Fills `buf` from byte `pos` of the file; a host file (or an archive
+    /// read in place) that ends early has changed.
     pub fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> Result<(), DataError> {
         let got = match self {
             DataReader::File(f) => kiln_host::read_at(f, buf, pos)?,
-            DataReader::Spool(f, base) => kiln_host::read_at(f, buf, base + pos)?,
+            DataReader::Archive(f, base) => kiln_host::read_at(f, buf, base + pos)?,
+            DataReader::ArchiveSparse(sparse) => sparse.read_at(buf, pos)?,
             DataReader::Bytes(b) => {
                 let start = (pos as usize).min(b.len());
                 let n = buf.len().min(b.len() - start);
@@ -241,5 +346,46 @@ impl DataReader<'_> {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_members_read_holes_as_zeros_and_data_in_place() {
+        let mut archive = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut archive, b"headerABCDEFxyz").unwrap();
+        let data = Arc::new(ArchiveData::in_place(archive, "a.tar".into()).unwrap());
+        // "ABCDEF" at 2..8, "xyz" at 12..15 of a 20-byte file.
+        let sparse = SparseData::new(Arc::clone(&data), 6, &[2..8, 12..15]);
+        let source = DataSource::ArchiveSparse(Arc::new(sparse));
+        let reader = source.open(20).unwrap();
+        let mut all = [9u8; 20];
+        reader.read_exact_at(&mut all, 0).unwrap();
+        assert_eq!(&all, b"\0\0ABCDEF\0\0\0\0xyz\0\0\0\0\0");
+        let mut part = [9u8; 7];
+        reader.read_exact_at(&mut part, 6).unwrap();
+        assert_eq!(&part, b"EF\0\0\0\0x");
+        // Data past the archive's end: the archive changed.
+        let beyond = SparseData::new(data, 10, &[0..4, 8..12]);
+        let source = DataSource::ArchiveSparse(Arc::new(beyond));
+        let reader = source.open(12).unwrap();
+        let e = reader.read_exact_at(&mut [0; 12], 0).unwrap_err();
+        assert!(e.to_string().contains("ended at byte 9"), "{e}");
+    }
+
+    #[test]
+    fn an_archive_read_in_place_must_not_change() {
+        let mut archive = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut archive, &[1; 100]).unwrap();
+        let file = File::open(archive.path()).unwrap();
+        let data = Arc::new(ArchiveData::in_place(file, "a.tar".into()).unwrap());
+        let source = DataSource::Archive(data, 10);
+        assert!(source.open(50).is_ok());
+        archive.as_file().set_len(40).unwrap();
+        let e = source.open(50).unwrap_err().to_string();
+        assert!(e.contains("100 bytes when read, now 40"), "{e}");
     }
 }

@@ -28,7 +28,7 @@ mod sniff;
 mod spec;
 mod tar;
 
-pub use data::{DataError, DataReader, DataSource, HostPath, Inline, Spooled};
+pub use data::{ArchiveData, DataError, DataReader, DataSource, HostPath, Inline, SparseData};
 pub use dir::read_dir_tree;
 pub use entries::{Dir, Entries};
 pub use error::TreeError;

@@ -76,15 +76,21 @@ pub struct FileData {
     holes: Option<Box<[Range<u64>]>>,
 }
 
+/// True when the data ranges `data` of a file of `size` bytes are all of it
+/// (no holes).
+pub(crate) fn is_dense(size: u64, data: &[Range<u64>]) -> bool {
+    match data {
+        [] => size == 0,
+        [only] => *only == (0..size),
+        _ => false,
+    }
+}
+
 impl FileData {
     /// A file of `size` bytes read from `source`, with data in `data`
     /// (ascending and disjoint byte ranges; the rest are holes).
     pub fn new(source: DataSource, size: u64, data: Vec<Range<u64>>) -> FileData {
-        let dense = match data.as_slice() {
-            [] => size == 0,
-            [only] => *only == (0..size),
-            _ => false,
-        };
+        let dense = is_dense(size, &data);
         FileData {
             source,
             size,

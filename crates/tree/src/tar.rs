@@ -18,8 +18,12 @@
 //! - **Compression:** gzip, xz, zstd and bzip2, recognised by magic number
 //!   (see [`input`]).
 //!
-//! File data is copied to a spool file (see [`spool`]) as the archive
-//! streams past, so standard input works and nothing is read twice.
+//! The data of a plain archive file are read in place when the image is
+//! written: the tree holds where each member's data is in the archive, and
+//! the archive must not change meanwhile. Standard input and compressed
+//! archives are read once, as a stream: their file data are copied to a
+//! spool file in the temporary directory as they stream past (see
+//! [`spool`]).
 //!
 //! Times, owners and modes all come from the archive, never the host: a
 //! member without `atime` or `ctime` gets its `mtime` for both, and no member
@@ -28,8 +32,11 @@
 //! get mode 0755, owner 0:0 and all times 0.
 //!
 //! POSIX ACLs come as `SCHILY.xattr.system.posix_acl_*` xattrs (GNU tar's
-//! `--xattrs --xattrs-include='*'`), or as the text of `SCHILY.acl.*` (see
-//! [`acl`]: users and groups there must be numeric).
+//! `--xattrs --xattrs-include='*'`), or as the text of `SCHILY.acl.*` (GNU
+//! tar's and bsdtar's `--acls`; see [`acl`]: users and groups there must be
+//! numeric). An access ACL sets the mode's permission bits as extracting it
+//! does: the group bits are its mask (bsdtar's header holds the `group::`
+//! entry there instead).
 //!
 //! The archive ends at its first zero block (GNU tar writes two, then pads
 //! the last record with zeros). Anything but zeros after it is an error
@@ -56,6 +63,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::model::{Body, FileData, Metadata, Node, Tree, Xattr};
 use crate::{Looks, Timestamp, TreeError};
@@ -64,12 +72,10 @@ use header::{Header, BLOCK};
 use input::{Block, Input};
 use pax::{Extended, Record};
 use sparse::SparseMap;
-use spool::Spool;
+use spool::{in_place_source, CopyError, Spool, Store};
 
 /// The largest `x`, `g`, `L` or `K` member read (they are held in memory).
 const MAX_EXTENSION: u64 = 64 << 20;
-/// How much file data is copied to the spool at a time.
-const COPY_CHUNK: usize = 1 << 20;
 
 /// How tar archives are read: [`TarOptions::read`] a file (or stdin),
 /// [`TarOptions::read_from`] any reader.
@@ -95,7 +101,8 @@ impl TarOptions {
 
     /// Reads a tar archive (plain or gzip/xz/zstd/bzip2-compressed, detected
     /// by magic bytes) from `path`, or from stdin when `path` is "-", into a
-    /// Tree.
+    /// Tree. A plain archive file is read in place; the data of other
+    /// archives are copied to a spool file in the temporary directory.
     ///
     /// Member paths lose leading `/` and `./`, doubled slashes and `.`
     /// components; a `..` component is an error. Later members replace
@@ -115,7 +122,8 @@ impl TarOptions {
     }
 
     /// Reads a tar archive (compressed or not) from `reader`, named `name`
-    /// in messages: archives that come from somewhere other than a path.
+    /// in messages: archives that come from somewhere other than a path,
+    /// their data copied to a spool file in the temporary directory.
     pub fn read_from(
         &self,
         reader: impl io::Read + 'static,
@@ -139,17 +147,27 @@ pub fn read_tar_from(reader: impl io::Read + 'static, name: &Path) -> Result<Tre
 }
 
 /// Reads the archive `input`, named `archive` in messages.
-fn read_stream(archive: PathBuf, input: Input, options: &TarOptions) -> Result<Tree, TreeError> {
-    let spool = Spool::new(archive.clone()).map_err(|e| TreeError::io(std::env::temp_dir(), e))?;
+fn read_stream(
+    archive: PathBuf,
+    mut input: Input,
+    options: &TarOptions,
+) -> Result<Tree, TreeError> {
+    let store = match input.take_plain_file() {
+        Some(file) => {
+            Store::in_place(file, archive.clone()).map_err(|e| TreeError::io(&archive, e))
+        }
+        None => Spool::new(archive.clone())
+            .map(Store::Spool)
+            .map_err(|e| TreeError::io(std::env::temp_dir(), e)),
+    }?;
     Reader {
         archive,
         input,
         options: options.clone(),
         seen_header: false,
-        spool,
+        store,
         builder: Builder::new(),
         globals: BTreeMap::new(),
-        buf: Vec::new(),
     }
     .run()
 }
@@ -206,14 +224,12 @@ struct Reader {
     /// tar is "not a tar archive", after, a damaged one.
     seen_header: bool,
     /// Where file data goes.
-    spool: Spool,
+    store: Store,
     /// The tree so far.
     builder: Builder,
     /// Records of `g` headers, in force for every later member (the last
     /// value of each key).
     globals: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// The copy buffer, allocated at the first file.
-    buf: Vec<u8>,
 }
 
 impl Reader {
@@ -251,7 +267,9 @@ impl Reader {
             offset: self.input.offset(),
             entry: None,
         };
-        self.spool.finish().map_err(|e| self.spool_error(&end, e))?;
+        if let Store::Spool(spool) = &self.store {
+            spool.finish().map_err(|e| self.spool_error(&end, e))?;
+        }
         Ok(self.builder.finish())
     }
 
@@ -479,24 +497,27 @@ impl Reader {
         Ok((major, minor))
     }
 
-    /// Copies a regular file's data to the spool: the whole `size` bytes, or
-    /// the segments of a sparse member.
+    /// A regular file: its data (the whole `size` bytes, or the segments of
+    /// a sparse member) left in place or copied to the spool.
     fn file(&mut self, m: &Member, size: u64) -> Result<Body, TreeError> {
         let (map, stored) = self.sparse_map(m, size)?;
         map.check(stored).map_err(|w| self.fail(&m.at, w))?;
-        let base = self.spool.reserve(map.real_size).ok_or_else(|| {
-            let what = format!("a file of {} bytes", map.real_size);
-            self.fail(&m.at, what)
-        })?;
-        for &(offset, length) in &map.segments {
-            self.copy(base + offset, length, &m.at)?;
-        }
+        let ranges = map.ranges();
+        let source = match &mut self.store {
+            Store::InPlace(data) => {
+                let (data, base) = (Arc::clone(data), self.input.offset());
+                // Skipped first: the data are there, so `base + stored` is
+                // within the archive.
+                self.skip_data(stored, &m.at)?;
+                in_place_source(data, base, map.real_size, &ranges)
+            }
+            Store::Spool(spool) => {
+                let copied = spool.copy_file(&mut self.input, &map);
+                copied.map_err(|e| self.copy_error(&m.at, e))?
+            }
+        };
         self.skip_data(0, &m.at)?;
-        Ok(Body::File(FileData::new(
-            self.spool.source(base),
-            map.real_size,
-            map.ranges(),
-        )))
+        Ok(Body::File(FileData::new(source, map.real_size, ranges)))
     }
 
     /// The member's sparse map (a one-segment map for a plain file) and the
@@ -555,24 +576,6 @@ impl Reader {
         })
     }
 
-    /// Copies `length` bytes of the archive to byte `pos` of the spool.
-    fn copy(&mut self, pos: u64, length: u64, at: &At) -> Result<(), TreeError> {
-        if self.buf.is_empty() {
-            self.buf = vec![0u8; COPY_CHUNK];
-        }
-        let mut done = 0;
-        while done < length {
-            let n = (length - done).min(COPY_CHUNK as u64) as usize;
-            let chunk = &mut self.buf[..n];
-            self.input.exact(chunk).map_err(|e| self.io_error(at, e))?;
-            self.spool
-                .write_at(pos + done, &self.buf[..n])
-                .map_err(|e| self.spool_error(at, e))?;
-            done += n as u64;
-        }
-        Ok(())
-    }
-
     /// Skips `size` bytes of member data, then the padding to the next block.
     fn skip_data(&mut self, size: u64, at: &At) -> Result<(), TreeError> {
         let block = BLOCK as u64;
@@ -602,6 +605,15 @@ impl Reader {
     fn spool_error(&self, at: &At, e: io::Error) -> TreeError {
         self.fail(at, format!("writing the temporary spool file: {e}"))
     }
+
+    /// The error for a member's data that could not be copied to the spool.
+    fn copy_error(&self, at: &At, e: CopyError) -> TreeError {
+        match e {
+            CopyError::TooLarge(size) => self.fail(at, format!("a file of {size} bytes")),
+            CopyError::Read(e) => self.io_error(at, e),
+            CopyError::Write(e) => self.spool_error(at, e),
+        }
+    }
 }
 
 /// Owner, mode, times and xattrs of a member, taking the xattrs out of `ext`.
@@ -612,9 +624,9 @@ fn metadata(header: &Header, ext: &mut Extended) -> Result<Metadata, String> {
         None => secs(header.mtime()?),
     };
     let (gnu_atime, gnu_ctime) = header.gnu_times()?;
-    ext.acls_to_xattrs()?;
+    let perm = ext.settle_acls(header.perm()?)?;
     Ok(Metadata {
-        perm: header.perm()?,
+        perm,
         uid: match ext.uid {
             Some(uid) => uid,
             None => header.uid()?,

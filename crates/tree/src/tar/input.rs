@@ -1,11 +1,14 @@
 //! The archive as a stream of bytes: opened from a file or standard input,
 //! decompressed when its first bytes are the magic number of gzip, xz, zstd
-//! or bzip2, and read forward only (standard input cannot seek). Its first
-//! bytes are kept, to say what a stream that is not an archive looks like.
+//! or bzip2, and read forward only (standard input cannot seek). A plain
+//! archive that is a regular file skips member data by seeking, and hands
+//! out a handle of itself so that the data can be read in place later. Its
+//! first bytes are kept, to say what a stream that is not an archive looks
+//! like.
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
@@ -69,7 +72,10 @@ impl fmt::Display for Compression {
 /// The uncompressed archive, and how far into it the reader is.
 pub(super) struct Input {
     /// The decompressed bytes.
-    reader: BufReader<Head<Box<dyn Read>>>,
+    reader: BufReader<Head<Box<dyn Stream>>>,
+    /// A second handle of a plain archive file, for reading its members'
+    /// data in place: offsets in the stream are offsets in the file.
+    plain: Option<File>,
     /// Bytes read from `reader` so far.
     offset: u64,
     /// The compression found, for messages.
@@ -97,10 +103,29 @@ impl Input {
     /// Opens `path`, or standard input for `-`.
     pub(super) fn open(path: &Path) -> io::Result<Input> {
         if path == Path::new("-") {
-            Input::new(Box::new(io::stdin().lock()))
-        } else {
-            Input::new(Box::new(File::open(path)?))
+            return Input::new(Box::new(io::stdin().lock()));
         }
+        let mut file = File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.is_file() {
+            let mut start = [0u8; Compression::SNIFF];
+            let got = fill(&mut file, &mut start)?;
+            file.rewind()?;
+            if Compression::detect(&start[..got]).is_none() {
+                return Input::plain(file, meta.len());
+            }
+        }
+        Input::new(Box::new(file))
+    }
+
+    /// A plain archive in the regular file `file` of `len` bytes.
+    fn plain(file: File, len: u64) -> io::Result<Input> {
+        let plain = Some(file.try_clone()?);
+        let stream: Box<dyn Stream> = Box::new(Plain { file, len });
+        Ok(Input {
+            plain,
+            ..Input::of_stream(stream, None)
+        })
     }
 
     /// Reads the first bytes of `raw` to choose a decompressor.
@@ -110,19 +135,35 @@ impl Input {
         let got = fill(&mut raw, &mut start)?;
         let whole = io::Cursor::new(start[..got].to_vec()).chain(raw);
         let compression = Compression::detect(&start[..got]);
-        let stream: Box<dyn Read> = match compression {
-            None => Box::new(whole),
-            Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(whole)),
-            Some(Compression::Xz) => Box::new(lzma_rust2::XzReader::new(whole, true)),
-            Some(Compression::Zstd) => Box::new(Zstd::new(whole)),
-            Some(Compression::Bzip2) => Box::new(bzip2::bufread::MultiBzDecoder::new(whole)),
+        let stream: Box<dyn Stream> = match compression {
+            None => Box::new(Forward(whole)),
+            Some(Compression::Gzip) => {
+                Box::new(Forward(flate2::bufread::MultiGzDecoder::new(whole)))
+            }
+            Some(Compression::Xz) => Box::new(Forward(lzma_rust2::XzReader::new(whole, true))),
+            Some(Compression::Zstd) => Box::new(Forward(Zstd::new(whole))),
+            Some(Compression::Bzip2) => {
+                Box::new(Forward(bzip2::bufread::MultiBzDecoder::new(whole)))
+            }
         };
-        Ok(Input {
+        Ok(Input::of_stream(stream, compression))
+    }
+
+    /// Reads the uncompressed archive `stream`, which was in `compression`.
+    fn of_stream(stream: Box<dyn Stream>, compression: Option<Compression>) -> Input {
+        Input {
             reader: BufReader::with_capacity(BUFFER, Head::new(stream)),
+            plain: None,
             offset: 0,
             compression,
             peeked: None,
-        })
+        }
+    }
+
+    /// A handle of the archive for reading its members' data in place, if
+    /// it is a plain archive file (once; `None` afterwards).
+    pub(super) fn take_plain_file(&mut self) -> Option<File> {
+        self.plain.take()
     }
 
     /// The name of the compression the archive is in, if any.
@@ -215,10 +256,22 @@ impl Input {
         Ok(())
     }
 
-    /// Skips `n` bytes; the stream ending first is an error.
+    /// Skips `n` bytes (a plain file seeks past what is not buffered); the
+    /// stream ending first is an error.
     pub(super) fn skip(&mut self, n: u64) -> io::Result<()> {
         debug_assert!(self.peeked.is_none(), "a peeked block is a header");
-        let got = io::copy(&mut (&mut self.reader).take(n), &mut io::sink())?;
+        let buffered = self.reader.buffer().len();
+        let got = match usize::try_from(n) {
+            Ok(n) if n <= buffered => {
+                self.reader.consume(n);
+                n as u64
+            }
+            _ => {
+                self.reader.consume(buffered);
+                // The buffer is empty: the stream is where the reader is.
+                buffered as u64 + self.reader.get_mut().skip(n - buffered as u64)?
+            }
+        };
         self.offset += got;
         if got < n {
             return Err(self.truncated(0));
@@ -243,6 +296,53 @@ impl Input {
                 self.offset + got as u64
             ),
         )
+    }
+}
+
+/// The uncompressed bytes of an archive, read forward.
+trait Stream: Read {
+    /// Skips up to `n` bytes; returns how many there were before the end.
+    fn skip(&mut self, n: u64) -> io::Result<u64>;
+}
+
+/// A stream that skips by reading: standard input, a decompressor.
+struct Forward<R>(R);
+
+impl<R: Read> Read for Forward<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> Stream for Forward<R> {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        io::copy(&mut (&mut self.0).take(n), &mut io::sink())
+    }
+}
+
+/// A plain archive in a regular file, which skips member data by seeking
+/// (up to its length when opened: a seek past the end is no error).
+struct Plain {
+    /// The archive.
+    file: File,
+    /// Its length when opened.
+    len: u64,
+}
+
+impl Read for Plain {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+impl Stream for Plain {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let pos = self.file.stream_position()?;
+        let n = n.min(self.len.saturating_sub(pos));
+        // At most the length, which fits an i64 as every file size does.
+        let step = i64::try_from(n).map_err(io::Error::other)?;
+        self.file.seek(SeekFrom::Current(step))?;
+        Ok(n)
     }
 }
 
@@ -271,6 +371,18 @@ impl<R: Read> Read for Head<R> {
         let keep = SNIFF_LEN.saturating_sub(self.bytes.len()).min(n);
         self.bytes.extend_from_slice(&buf[..keep]);
         Ok(n)
+    }
+}
+
+impl Head<Box<dyn Stream>> {
+    /// Skips up to `n` bytes, reading those that belong to the first bytes.
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let head = SNIFF_LEN.saturating_sub(self.bytes.len()) as u64;
+        let read = io::copy(&mut Read::take(&mut *self, n.min(head)), &mut io::sink())?;
+        if read < n.min(head) {
+            return Ok(read);
+        }
+        Ok(read + self.inner.skip(n - read)?)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::acl::acl_xattr;
+use super::acl::{apply_to_mode, Acl};
 use crate::Timestamp;
 
 /// The PAX keys kiln reads, accumulated over the global and the member's own
@@ -159,22 +159,38 @@ impl Extended {
         Ok(())
     }
 
-    /// Moves the text ACLs into the xattrs, unless the xattrs have them
-    /// already (exactly, as GNU tar's `--xattrs` stores them).
-    pub(super) fn acls_to_xattrs(&mut self) -> Result<(), String> {
-        let names = [&b"system.posix_acl_access"[..], b"system.posix_acl_default"];
-        for (i, name) in names.into_iter().enumerate() {
-            let Some(text) = self.acls[i].take() else {
+    /// Settles the member's ACLs and returns `perm` with them applied. An
+    /// ACL comes as an xattr (`SCHILY.xattr.` or `LIBARCHIVE.xattr.`), or else
+    /// as text (`SCHILY.acl.*`, which GNU tar's `--xattrs` also writes beside
+    /// the xattr); either way it is checked and stored sorted. The access ACL
+    /// sets the permission bits, as extracting it does (see
+    /// [`Acl::mode_bits`]), and is dropped when it only mirrors them: the
+    /// kernel keeps no xattr for it.
+    pub(super) fn settle_acls(&mut self, mut perm: u16) -> Result<u16, String> {
+        let kinds = [
+            ("access", &b"system.posix_acl_access"[..]),
+            ("default", b"system.posix_acl_default"),
+        ];
+        for (i, (kind, name)) in kinds.into_iter().enumerate() {
+            let text = self.acls[i].take();
+            let acl = match (self.xattrs.remove(name), text) {
+                (Some(value), _) => Acl::from_xattr(&value),
+                (None, Some(text)) => Acl::from_text(&text),
+                (None, None) => continue,
+            };
+            let acl = acl.map_err(|e| format!("the {kind} ACL: {e}"))?;
+            let Some(acl) = acl else {
                 continue;
             };
-            if self.xattrs.contains_key(name) {
-                continue;
+            let access = i == 0;
+            if access {
+                perm = apply_to_mode(perm, &acl);
             }
-            if let Some(value) = acl_xattr(&text, i == 0)? {
-                self.xattrs.insert(name.to_vec(), value);
+            if !(access && acl.is_minimal()) {
+                self.xattrs.insert(name.to_vec(), acl.to_xattr());
             }
         }
-        Ok(())
+        Ok(perm)
     }
 
     /// Sets an xattr; its name must be a usable one.

@@ -88,10 +88,62 @@ fn read(bytes: &[u8]) -> Result<Tree, TreeError> {
     read_with(bytes, &TarOptions::new())
 }
 
-/// Reads an archive from memory with `options`.
+/// Reads an archive from memory with `options`, as a stream (its data
+/// spooled); checks that reading it from a file (a plain archive's data in
+/// place) gives the same tree or the same error.
 fn read_with(bytes: &[u8], options: &TarOptions) -> Result<Tree, TreeError> {
     let input = Input::new(Box::new(Cursor::new(bytes.to_vec()))).unwrap();
-    read_stream(PathBuf::from("t.tar"), input, options)
+    let streamed = read_stream(PathBuf::from("t.tar"), input, options);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let input = Input::open(file.path()).unwrap();
+    let from_file = read_stream(PathBuf::from("t.tar"), input, options);
+    match (&streamed, &from_file) {
+        (Ok(a), Ok(b)) => assert_same_nodes(a, Tree::ROOT, b, Tree::ROOT, "."),
+        (Err(a), Err(b)) => assert_eq!(error_place(a), error_place(b)),
+        _ => panic!("streamed: {streamed:?}, from a file: {from_file:?}"),
+    }
+    streamed
+}
+
+/// What an error of [`read_with`] must agree on, read either way: the whole
+/// message, or for a damaged member only where it is (a member too large
+/// for the spool is, in place, one that the archive ends in).
+fn error_place(e: &TreeError) -> String {
+    match e {
+        TreeError::Archive {
+            archive,
+            entry,
+            offset,
+            ..
+        } => format!("{archive:?} {entry:?} {offset}"),
+        other => other.to_string(),
+    }
+}
+
+/// Asserts that node `x` of `a` and node `y` of `b` (at `path`) are the
+/// same, below them too: metadata, kinds, entries and file contents (their
+/// data sources differ).
+fn assert_same_nodes(a: &Tree, x: NodeId, b: &Tree, y: NodeId, path: &str) {
+    let (n, m) = (a.node(x), b.node(y));
+    assert_eq!(n.meta, m.meta, "{path}");
+    match (&n.body, &m.body) {
+        (Body::File(f), Body::File(g)) => {
+            assert_eq!((f.size, f.data()), (g.size, g.data()), "{path}");
+            assert_eq!(f.read_all().unwrap(), g.read_all().unwrap(), "{path}");
+        }
+        (Body::Dir(_), Body::Dir(_)) => {
+            let es: Vec<_> = n.entries().collect();
+            let fs: Vec<_> = m.entries().collect();
+            assert_eq!(es.len(), fs.len(), "{path}");
+            for ((name, i), (other, j)) in es.into_iter().zip(fs) {
+                assert_eq!(name, other, "{path}");
+                let below = format!("{path}/{}", lossy(name));
+                assert_same_nodes(a, i, b, j, &below);
+            }
+        }
+        (p, q) => assert_eq!(p, q, "{path}"),
+    }
 }
 
 /// Reads an archive from memory past zero blocks.
@@ -112,7 +164,7 @@ fn contents(tree: &Tree, path: &str) -> Vec<u8> {
     let Body::File(f) = &tree.node(at(tree, path)).body else {
         panic!("{path} is not a file");
     };
-    assert!(matches!(f.source, DataSource::Spool(..)));
+    assert!(matches!(f.source, DataSource::Archive(..)));
     f.read_all().unwrap()
 }
 
@@ -404,6 +456,18 @@ fn bad_sparse_maps() {
             .end(),
     );
     assert!(e.contains("sparse map"), "{e}");
+    // Data as large as there is: no room for it in the spool, not there in
+    // the archive, no overflow either way.
+    let max = u64::MAX.to_string();
+    let huge = Tarball::default()
+        .pax(&[
+            ("size", max.as_bytes()),
+            ("GNU.sparse.size", max.as_bytes()),
+            ("GNU.sparse.map", format!("0,{max}").as_bytes()),
+        ])
+        .add("s", b'0', b"data")
+        .end();
+    assert!(error(&huge).contains("a file of 18446744073709551615 bytes"));
 }
 
 /// A small valid archive for mutation.
