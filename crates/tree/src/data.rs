@@ -1,21 +1,29 @@
 //! Where a regular file's bytes come from, and reading them back at emit time.
 //!
-//! A host directory's files are read from the host when the image is written
-//! (and checked for changes since the tree was read). Sources that are not
-//! host files keep their bytes themselves: in memory (inline spec text), or in
-//! a spool file that a reader fills while it reads a stream (a tar archive),
-//! each file at its own base offset with its holes left as holes.
+//! A host directory's files are read from the host when the image is written,
+//! and each is checked against what the tree recorded of it (a
+//! [`Fingerprint`] of its size and times): [`DataReader::check`] tells a
+//! whole copy of the file as it was from one of a file that was rewritten,
+//! resized, or changed during the copy. Sources that are not host files keep
+//! their bytes themselves: in memory (inline spec text), or in a spool file
+//! that a reader fills while it reads a stream (a tar archive), each file at
+//! its own base offset with its holes left as holes.
 
 use std::fs::File;
+use std::hash::{Hash as _, Hasher as _};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kiln_host::FileStamp;
+
 /// The bytes of one regular file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DataSource {
-    /// A host file, read when the image is written.
-    Host(HostPath),
+    /// A host file, read when the image is written, and what it looked like
+    /// when the tree was read. (Two fields rather than a struct: the
+    /// fingerprint fits beside the variant's tag, the source stays 24 bytes.)
+    Host(HostPath, Fingerprint),
     /// Bytes in memory (the text of a spec line).
     Bytes(Arc<Inline>),
     /// Bytes `base..base + size` of a spool file.
@@ -26,10 +34,32 @@ impl DataSource {
     /// What to name in messages: the host path, the spec line or the archive.
     pub fn origin(&self) -> PathBuf {
         match self {
-            DataSource::Host(host) => host.path(),
+            DataSource::Host(host, _) => host.path(),
             DataSource::Bytes(inline) => inline.origin.clone(),
             DataSource::Spool(spooled, _) => spooled.archive.clone(),
         }
+    }
+}
+
+/// What a host file looked like when the tree was read: a digest of its
+/// [`FileStamp`] (size, mtime and ctime as the walk's `lstat` or the spec's
+/// `fstat` saw them, before any policy rewrote the tree's times).
+///
+/// Four bytes per file rather than the stamp's 32, to keep the tree model
+/// small; a changed file goes unnoticed only when the digests of its two
+/// stamps collide, one chance in 2³².
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint(u32);
+
+impl Fingerprint {
+    /// The fingerprint of `stamp`.
+    pub fn of(stamp: &FileStamp) -> Fingerprint {
+        // SipHash with fixed keys: the same digest in every process (it is
+        // never stored, but the walk and the copy must agree).
+        let mut h = std::hash::DefaultHasher::new();
+        stamp.hash(&mut h);
+        let digest = h.finish();
+        Fingerprint((digest ^ (digest >> 32)) as u32)
     }
 }
 
@@ -182,7 +212,7 @@ pub enum DataError {
         #[from]
         source: io::Error,
     },
-    /// A host file changed since the tree was read.
+    /// A host file changed while it was read.
     #[error("the file changed while the image was being built ({0})")]
     Changed(String),
 }
@@ -191,27 +221,54 @@ pub enum DataError {
 #[derive(Debug)]
 pub enum DataReader<'a> {
     /// An open host file.
-    File(File),
+    Host(HostReader),
     /// Bytes in memory.
     Bytes(&'a [u8]),
     /// A spool file and the base of this file in it.
     Spool(&'a File, u64),
 }
 
+/// An open host file, with what the tree recorded of it and its stamp when
+/// it was opened.
+#[derive(Debug)]
+pub struct HostReader {
+    file: File,
+    seen: Fingerprint,
+    opened: FileStamp,
+}
+
+/// How a host file compares, after a copy, with what the tree recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// As the tree read it, and still so after the copy (sources that are
+    /// not host files are always so).
+    Unchanged,
+    /// Written since the tree was read but not during the copy, with the
+    /// size the tree recorded: the copy is whole, of newer bytes.
+    Rewritten,
+    /// Resized since the tree was read but not during the copy: it had
+    /// `now` bytes while it was copied.
+    Resized {
+        /// Its size during the copy.
+        now: u64,
+    },
+    /// Changed during the copy: the bytes read may mix old and new ones.
+    Moving,
+}
+
 impl DataSource {
-    /// Opens the bytes of a file of `size` bytes; a host file must still
-    /// have that size.
-    pub fn open(&self, size: u64) -> Result<DataReader<'_>, DataError> {
+    /// Opens the bytes of a file; a host file's stamp is taken then, for
+    /// [`DataReader::check`].
+    pub fn open(&self) -> Result<DataReader<'_>, DataError> {
         match self {
-            DataSource::Host(host) => {
+            DataSource::Host(host, seen) => {
                 let file = kiln_host::open_source(&host.path())?;
-                let now = file.metadata()?.len();
-                if now != size {
-                    return Err(DataError::Changed(format!(
-                        "size was {size} bytes, now {now}"
-                    )));
-                }
-                Ok(DataReader::File(file))
+                let opened = kiln_host::file_stamp(&file)?;
+                Ok(DataReader::Host(HostReader {
+                    file,
+                    seen: *seen,
+                    opened,
+                }))
             }
             DataSource::Bytes(inline) => Ok(DataReader::Bytes(&inline.bytes)),
             DataSource::Spool(spooled, base) => Ok(DataReader::Spool(&spooled.file, *base)),
@@ -220,26 +277,51 @@ impl DataSource {
 }
 
 impl DataReader<'_> {
-    /// Fills `buf` from byte `pos` of the file; a host file that ends early
-    /// has changed.
+    /// Fills `buf` from byte `pos` of the file. A host file reads as zeros
+    /// past the size it had when opened (a file resized since the tree was
+    /// read is copied at the size the tree recorded; [`check`](Self::check)
+    /// tells it); one that ends before that size changed while it was read.
     pub fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> Result<(), DataError> {
-        let got = match self {
-            DataReader::File(f) => kiln_host::read_at(f, buf, pos)?,
-            DataReader::Spool(f, base) => kiln_host::read_at(f, buf, base + pos)?,
+        let (got, want) = match self {
+            DataReader::Host(host) => {
+                let want = host.opened.size.saturating_sub(pos).min(buf.len() as u64) as usize;
+                let got = kiln_host::read_at(&host.file, &mut buf[..want], pos)?;
+                buf[got..].fill(0);
+                (got, want)
+            }
+            DataReader::Spool(f, base) => (kiln_host::read_at(f, buf, base + pos)?, buf.len()),
             DataReader::Bytes(b) => {
                 let start = (pos as usize).min(b.len());
                 let n = buf.len().min(b.len() - start);
                 buf[..n].copy_from_slice(&b[start..start + n]);
-                n
+                (n, buf.len())
             }
         };
-        if got < buf.len() {
+        if got < want {
             return Err(DataError::Changed(format!(
                 "it ended at byte {} while {} bytes were expected",
                 pos + got as u64,
-                pos + buf.len() as u64
+                pos + want as u64
             )));
         }
         Ok(())
+    }
+
+    /// After a copy: how the file compares with what the tree recorded,
+    /// `size` bytes and its fingerprint (one `fstat`).
+    pub fn check(&self, size: u64) -> Result<Freshness, DataError> {
+        let DataReader::Host(host) = self else {
+            return Ok(Freshness::Unchanged);
+        };
+        let now = kiln_host::file_stamp(&host.file)?;
+        Ok(if now != host.opened {
+            Freshness::Moving
+        } else if now.size != size {
+            Freshness::Resized { now: now.size }
+        } else if Fingerprint::of(&now) != host.seen {
+            Freshness::Rewritten
+        } else {
+            Freshness::Unchanged
+        })
     }
 }
