@@ -465,6 +465,75 @@ mod tests {
         }
     }
 
+    /// A walk of `root` (a directory) as [`walk`] starts it.
+    fn walk_of(root: &Path, live: bool) -> (Walk, Rc<Ancestry>) {
+        let meta = kiln_host::lstat(root).unwrap();
+        let walk = Walk {
+            tree: Tree::new(metadata(&meta)),
+            pending: Vec::new(),
+            links: HashMap::new(),
+            dirs: Vec::new(),
+            root_dev: meta.dev,
+            live,
+            vanished: Vec::new(),
+        };
+        let ancestry = Rc::new(Ancestry {
+            key: (meta.dev, meta.ino),
+            path: root.to_path_buf(),
+            parent: None,
+        });
+        (walk, ancestry)
+    }
+
+    /// A listing of `kept` and of `gone`, which vanished between readdir
+    /// and its statx.
+    fn listing_with_a_vanished_entry(kept: &Path) -> Vec<kiln_host::DirEntryMeta> {
+        let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+        vec![
+            ("gone".into(), Err(gone)),
+            ("kept".into(), Ok(kiln_host::lstat(kept).unwrap())),
+        ]
+    }
+
+    #[test]
+    fn an_entry_gone_before_its_statx_is_an_error_or_left_out_live() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kept"), b"here").unwrap();
+        let (mut walk, ancestry) = walk_of(dir.path(), false);
+        let listing = listing_with_a_vanished_entry(&dir.path().join("kept"));
+        let err = walk
+            .add_entries(Tree::ROOT, &ancestry, listing)
+            .unwrap_err();
+        assert!(err.to_string().contains("gone"), "{err}");
+
+        let (mut walk, ancestry) = walk_of(dir.path(), true);
+        let listing = listing_with_a_vanished_entry(&dir.path().join("kept"));
+        walk.add_entries(Tree::ROOT, &ancestry, listing).unwrap();
+        assert_eq!(walk.vanished, [dir.path().join("gone")]);
+        let names: Vec<_> = walk
+            .tree
+            .node(Tree::ROOT)
+            .entries()
+            .map(|(n, _)| n.to_vec())
+            .collect();
+        assert_eq!(names, [b"kept".to_vec()]);
+    }
+
+    #[test]
+    fn an_entry_gone_before_its_details_are_read_is_left_out_live() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("target", dir.path().join("link")).unwrap();
+        std::fs::write(dir.path().join("kept"), b"here").unwrap();
+        let (mut walk, ancestry) = walk_of(dir.path(), true);
+        let listing = kiln_host::read_dir_meta(dir.path()).unwrap();
+        walk.add_entries(Tree::ROOT, &ancestry, listing).unwrap();
+        std::fs::remove_file(dir.path().join("link")).unwrap();
+        let vanished = fill_details(&mut walk.tree, walk.pending, true).unwrap();
+        assert_eq!(vanished, [dir.path().join("link")]);
+        assert!(walk.tree.lookup(Tree::ROOT, b"link").is_none());
+        assert!(walk.tree.lookup(Tree::ROOT, b"kept").is_some());
+    }
+
     #[test]
     fn missing_source_names_the_path() {
         let err = read_dir_tree(Path::new("/nonexistent/kiln-source")).unwrap_err();

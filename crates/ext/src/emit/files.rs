@@ -141,7 +141,11 @@ impl Sources {
                     return Ok(false);
                 }
             };
-            let checked = pass(&reader).and_then(|()| Ok(reader.check(f.size)?));
+            let checked = match pass(&reader) {
+                // It ended early: it shrank while it was read.
+                Err(Stop::Source(DataError::Changed(_))) => Ok(Freshness::Moving),
+                passed => passed.and_then(|()| Ok(reader.check(f.size)?)),
+            };
             let kind = match checked {
                 Ok(Freshness::Unchanged) => None,
                 Ok(Freshness::Rewritten) if self.live => None,
@@ -300,4 +304,86 @@ fn write_file_span(
         Ok(())
     })?;
     Ok(sink.write_at(geo.offset(span.start), &buf)?)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
+
+    use kiln_tree::{Body, Tree};
+
+    use super::*;
+
+    /// The file `name` of a tree read from `dir`.
+    fn file_of(dir: &Path, name: &str) -> FileData {
+        let tree = kiln_tree::read_dir_tree(dir).unwrap();
+        let id = tree.lookup(Tree::ROOT, name.as_bytes()).unwrap();
+        match &tree.node(id).body {
+            Body::File(f) => f.clone(),
+            other => panic!("not a file: {other:?}"),
+        }
+    }
+
+    /// Writes `data` over `path` in place, with an mtime of its own
+    /// (`stamp` seconds past a fixed date), which no clock tick hides.
+    fn rewrite(path: &Path, data: &[u8], stamp: u64) {
+        std::fs::write(path, data).unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000 + stamp);
+        file.set_modified(when).unwrap();
+    }
+
+    /// Copies `name` (4 bytes) with a pass that reads it whole, then
+    /// rewrites it while `changes` says so (given the pass number); returns
+    /// the passes made, the bytes of the last and what emit concludes.
+    fn copy_changing(
+        live: bool,
+        changes: impl Fn(u32) -> bool,
+    ) -> (u32, Vec<u8>, Result<EmitReport, EmitError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"old!").unwrap();
+        let f = file_of(dir.path(), "f");
+        let sources = Sources::new(live);
+        let (mut passes, mut buf) = (0, vec![0u8; 4]);
+        let copies = sources.copies();
+        let opened = sources.copy(&f, copies, |reader| {
+            reader.read_exact_at(&mut buf, 0)?;
+            passes += 1;
+            if changes(passes) {
+                rewrite(&path, format!("new{passes}").as_bytes(), u64::from(passes));
+            }
+            Ok(())
+        });
+        assert!(opened.unwrap());
+        (passes, buf, sources.finish())
+    }
+
+    #[test]
+    fn under_live_a_file_changed_during_its_copy_is_copied_again() {
+        let (passes, bytes, outcome) = copy_changing(true, |pass| pass == 1);
+        assert_eq!((passes, bytes.as_slice()), (2, &b"new1"[..]));
+        assert!(outcome.unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn under_live_a_file_that_keeps_changing_is_stored_as_last_read_with_a_warning() {
+        let (passes, bytes, outcome) = copy_changing(true, |_| true);
+        assert_eq!((passes, bytes.as_slice()), (LIVE_COPIES, &b"new2"[..]));
+        let warnings = outcome.unwrap().warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("(3 times)") && warnings[0].contains("stored as last read"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn by_default_a_file_changed_during_its_copy_is_an_error() {
+        let (passes, _, outcome) = copy_changing(false, |_| true);
+        assert_eq!(passes, 1);
+        let err = outcome.unwrap_err().to_string();
+        assert!(err.contains("changed while it was being copied"), "{err}");
+    }
 }
