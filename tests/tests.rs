@@ -67,3 +67,5 @@ mod torture;
 mod windows;
 // Issue 10: GRUB's ext2 driver (grub-fstest) reads every image type.
 mod grub;
+// Issue 17, point 3: sources written during the build, and --live.
+mod live;

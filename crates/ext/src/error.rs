@@ -148,11 +148,7 @@ impl std::fmt::Display for SourceIssues {
         if let [only] = self.0.as_slice() {
             return write!(f, "{only}");
         }
-        write!(
-            f,
-            "{} source files could not be copied as the tree recorded them:",
-            self.0.len()
-        )?;
+        write!(f, "{} source files could not be copied:", self.0.len())?;
         for issue in self.0.iter().take(Self::SHOWN) {
             write!(f, "\n  {issue}")?;
         }
