@@ -16,10 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::bad_input::assert_error;
-use crate::fixture;
+use crate::fixture::{self, MIB};
 use crate::helpers::*;
 
-const MIB: u64 = 1 << 20;
 /// Where the image goes in the file it is written into.
 const OFFSET: u64 = 32 * MIB;
 /// The image's size.

@@ -38,7 +38,7 @@ pub(super) struct Sources {
 }
 
 /// Why one pass over a source file stopped.
-pub(super) enum Stop {
+enum Stop {
     /// Reading the source failed: its trouble, emit goes on.
     Source(DataError),
     /// Writing the image failed: emit stops.
