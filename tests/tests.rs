@@ -69,3 +69,5 @@ mod windows;
 mod grub;
 // Issue 17, points 7 and 8: tar ACLs as GNU tar and bsdtar extract them; plain tars read in place.
 mod tar_input;
+// Issue 17, point 3: sources written during the build, and --live.
+mod live;

@@ -43,7 +43,10 @@ pub(crate) fn build(args: &BuildArgs, config_path: &Path) -> Result<()> {
     let fillings = config
         .partitions
         .iter()
-        .map(|p| filling(p, sde).with_context(|| format!("{}: {}", config_path.display(), p.key)))
+        .map(|p| {
+            filling(p, sde, args.live)
+                .with_context(|| format!("{}: {}", config_path.display(), p.key))
+        })
         .collect::<Result<Vec<_>>>()?;
     let sizes = config
         .partitions
@@ -122,8 +125,9 @@ pub(crate) fn output_args(args: &BuildArgs) -> OutputArgs<'_> {
 }
 
 /// Reads what fills partition `p`: a filesystem's tree, a raw image's
-/// length, or nothing.
-fn filling(p: &Partition, sde: Option<i64>) -> Result<Filling> {
+/// length, or nothing. `live` is the command line's `--live`, which holds
+/// for every filesystem.
+fn filling(p: &Partition, sde: Option<i64>, live: bool) -> Result<Filling> {
     Ok(match &p.content {
         Content::Empty => Filling::Empty,
         Content::Image(path) => {
@@ -144,7 +148,7 @@ fn filling(p: &Partition, sde: Option<i64>) -> Result<Filling> {
             let matches = Cli::command()
                 .try_get_matches_from(full)
                 .context("filesystem options")?;
-            let Command::Build(build) = Cli::from_arg_matches(&matches)?.command else {
+            let Command::Build(mut build) = Cli::from_arg_matches(&matches)?.command else {
                 bail!("filesystem options: not a build");
             };
             // OK: the argument list starts with `build`.
@@ -160,6 +164,7 @@ fn filling(p: &Partition, sde: Option<i64>) -> Result<Filling> {
             if output_flags {
                 bail!("filesystem options: --force, --sync, --compress, --offset and --report belong to the command line, not to a filesystem");
             }
+            build.live |= live;
             let layers: Vec<Layer> = build.tree.layers(&build.sources, sub);
             Filling::Fs(crate::prepare_fs(&build, &layers, sde)?)
         }
@@ -268,9 +273,10 @@ fn write_disk(
         let region = placed.region;
         sink.advance(region.offset)?;
         match (filling, plan) {
-            (Filling::Fs(_), Some(plan)) => {
-                kiln_ext::emit(plan, &OffsetSink::new(sink, region.offset))?
-            }
+            (Filling::Fs(_), Some(plan)) => crate::warn_stored_anyway(&kiln_ext::emit(
+                plan,
+                &OffsetSink::new(sink, region.offset),
+            )?),
             (Filling::Image { path, len }, _) => copy_image(sink, path, *len, region.offset)?,
             _ => {}
         }

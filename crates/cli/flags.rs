@@ -200,6 +200,17 @@ pub(crate) struct BuildArgs {
     #[command(flatten)]
     pub(crate) tree: TreeArgs,
 
+    /// The sources are a running system (as `/`): entries that vanish while
+    /// the tree is read are left out, a file that changes while it is
+    /// copied is copied again (up to 3 times), and a file that vanished,
+    /// changed size or kept changing is stored as it could be read (a
+    /// vanished file as zeros, a resized one at the size first seen), each
+    /// with a warning. Without it, every such file is an error, all named
+    /// together, and nothing is written. Unreadable files are errors either
+    /// way.
+    #[arg(long, help_heading = "Layers")]
+    pub(crate) live: bool,
+
     /// The image file to write (written beside it, renamed when complete);
     /// `-` streams it to standard output; an existing block device is
     /// written in place (with --force).
@@ -493,6 +504,7 @@ impl BuildArgs {
         opts.reserved_percent = self.reserved_percent;
         opts.label = self.label.clone().unwrap_or_default().into_bytes();
         opts.journal_size = self.journal_size;
+        opts.live = self.live;
         opts.hash_alg = match self.hash_alg.as_str() {
             "legacy" => HashAlg::Legacy,
             "tea" => HashAlg::Tea,

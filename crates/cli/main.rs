@@ -15,7 +15,7 @@ mod inspect;
 mod output;
 mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -119,7 +119,7 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
         eprintln!("kiln: note: {note}");
     }
     let out = output::Output::open(&disk::output_args(args), plan.image_size)?;
-    kiln_ext::emit(&plan, out.sink())?;
+    warn_stored_anyway(&kiln_ext::emit(&plan, out.sink())?);
     let written = out.finish(args.durability())?;
     let geo = &plan.geometry;
     let zstd = written
@@ -185,6 +185,30 @@ fn refuse_output_in_source(output: &Path, layers: &[Layer]) -> Result<()> {
     Ok(())
 }
 
+/// Prints the warnings of `--live` about source files stored as they could
+/// be read.
+pub(crate) fn warn_stored_anyway(report: &kiln_ext::EmitReport) {
+    for line in report.warnings() {
+        eprintln!("kiln: warning: {line}");
+    }
+}
+
+/// Prints the warning of `--live` about entries that vanished while the
+/// tree was read (the first few, then how many more).
+fn warn_vanished(vanished: &[PathBuf]) {
+    let shown = kiln_ext::SourceIssues::SHOWN;
+    for path in vanished.iter().take(shown) {
+        eprintln!(
+            "kiln: warning: {}: vanished while the tree was read; left out",
+            path.display()
+        );
+    }
+    if vanished.len() > shown {
+        let more = vanished.len() - shown;
+        eprintln!("kiln: warning: and {more} more entries vanished and were left out");
+    }
+}
+
 /// Names the output in a planning error that concerns the whole image
 /// (too small, too many inodes, invalid options); errors about one entry
 /// already name its image path and are kept as they are.
@@ -219,7 +243,7 @@ pub(crate) fn prepare_fs(
     source_date_epoch: Option<i64>,
 ) -> Result<FsInput> {
     let mut opts = args.options()?;
-    let tree = read_tree(layers, &args.tree, source_date_epoch)?;
+    let tree = read_tree(layers, &args.tree, source_date_epoch, args.live)?;
     opts.timestamp = fs_timestamp(&tree, args.tree.timestamp.or(source_date_epoch));
     let (uuid, seed) = kiln_ext::derive_ids(&tree, &opts);
     opts.uuid = args.uuid.unwrap_or(uuid);
@@ -229,14 +253,16 @@ pub(crate) fn prepare_fs(
 
 /// The tree an image holds: the layers, then excludes, SELinux labels and
 /// the image-wide policies. `kiln build` writes it, `kiln verify` compares
-/// an image with it.
+/// an image with it. With `live` (`--live`), directory entries that vanish
+/// while they are read are left out, with a warning.
 pub(crate) fn read_tree(
     layers: &[Layer],
     args: &TreeArgs,
     source_date_epoch: Option<i64>,
+    live: bool,
 ) -> Result<Tree> {
     let policy = args.policy(source_date_epoch);
-    let mut tree = read_layers(layers, args, &policy)?;
+    let mut tree = read_layers(layers, args, &policy, live)?;
     Excludes::parse(&args.exclude)?.apply(&mut tree);
     if let Some(path) = &args.file_contexts {
         parse_file_contexts(&read_text(path)?, path)?.apply(&mut tree);
@@ -248,13 +274,13 @@ pub(crate) fn read_tree(
 
 /// Reads the layers in order: each source (with the ownership policies
 /// applied) is laid over the tree so far, each spec edits it.
-fn read_layers(layers: &[Layer], args: &TreeArgs, policy: &Policy) -> Result<Tree> {
+fn read_layers(layers: &[Layer], args: &TreeArgs, policy: &Policy, live: bool) -> Result<Tree> {
     let tar = args.tar_options();
     let mut tree: Option<Tree> = None;
     for layer in layers {
         let spec = match layer {
             Layer::Source(path) => {
-                let mut upper = read_source(path, &tar)?;
+                let mut upper = read_source(path, &tar, live)?;
                 policy.apply_to_source(&mut upper);
                 match &mut tree {
                     Some(lower) => lower.overlay(&upper, args.whiteouts),
@@ -277,8 +303,9 @@ fn empty_tree() -> Tree {
     Tree::new(Metadata::made(0o755, 0, 0))
 }
 
-/// A directory, or else a tar archive (`-` is stdin), read with `tar`.
-fn read_source(path: &Path, tar: &TarOptions) -> Result<Tree> {
+/// A directory (a running system's with `live`), or else a tar archive
+/// (`-` is stdin), read with `tar`.
+fn read_source(path: &Path, tar: &TarOptions, live: bool) -> Result<Tree> {
     if path.as_os_str() != "-" && path.is_dir() {
         if let Some(missing) = kiln_host::missing_metadata() {
             eprintln!(
@@ -287,7 +314,12 @@ fn read_source(path: &Path, tar: &TarOptions) -> Result<Tree> {
                 path.display()
             );
         }
-        Ok(kiln_tree::read_dir_tree(path)?)
+        if !live {
+            return Ok(kiln_tree::read_dir_tree(path)?);
+        }
+        let (tree, vanished) = kiln_tree::read_live_dir_tree(path)?;
+        warn_vanished(&vanished);
+        Ok(tree)
     } else {
         Ok(tar.read(path)?)
     }

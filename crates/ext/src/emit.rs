@@ -9,9 +9,13 @@
 //! block of the oldest piece still being rendered is final: the sink is told
 //! so ([`Sink::advance`]), which lets a streaming sink (zstd, stdout) emit the
 //! image in one forward pass while only the pieces in flight are buffered.
+//!
+//! Regular files are copied from their sources by [`files`], which checks
+//! each against what the tree recorded and collects the trouble of every
+//! file rather than stopping at the first.
 
 use kiln_sink::Sink;
-use kiln_tree::{Body, DataError, DataReader, FileData, Node, Timestamp};
+use kiln_tree::{Body, Node, Timestamp};
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -27,7 +31,14 @@ use crate::layout::{
 use crate::plan::{adds_lost_found, ibody_space, Plan, Slot, LOST_FOUND};
 use crate::superblock::{self, SuperblockInfo};
 use crate::xattr::DiskXattr;
-use crate::{bitmap, checksum, htree, inline, inode, journal, resize, xattr, EmitError};
+use crate::{
+    bitmap, checksum, htree, inline, inode, journal, resize, xattr, EmitError, EmitReport,
+};
+
+mod files;
+
+use files::Sources;
+pub(crate) use files::LIVE_COPY_BUFFER;
 
 /// Bytes read from a source file at a time.
 const COPY_CHUNK: usize = 1 << 20;
@@ -55,16 +66,25 @@ struct Shared {
 
 /// Writes the whole image described by `plan` to `sink`, then tells it the
 /// image is complete (`advance` to the image size).
-pub fn emit(plan: &Plan<'_>, sink: &dyn Sink) -> Result<(), EmitError> {
+///
+/// A source file that cannot be read, or that changed since the tree was
+/// read, does not stop the writing: every such file is named in one
+/// [`EmitError::Sources`] at the end, and the image is never completed
+/// (the sink is not advanced to its end). With
+/// [`BuildOptions::live`](crate::BuildOptions::live) only unreadable files
+/// are errors; the others are stored as they could be read and listed in
+/// the [`EmitReport`].
+pub fn emit(plan: &Plan<'_>, sink: &dyn Sink) -> Result<EmitReport, EmitError> {
     let shared = shared(plan);
     for range in data_extents(plan) {
         sink.reserve(range)?;
     }
     let pieces = pieces(plan);
     let queue = Queue::new(&pieces, plan.image_size, plan.geometry.block_size);
+    let sources = Sources::new(plan.opts.live);
     let render = |piece: Piece| match piece {
-        Piece::Group(g) => write_group(plan, &shared, sink, g),
-        Piece::Inode(ino) => write_inode_blocks(plan, sink, ino),
+        Piece::Group(g) => write_group(plan, &shared, &sources, sink, g),
+        Piece::Inode(ino) => write_inode_blocks(plan, &sources, sink, ino),
         Piece::ResizeDind => {
             let geo = &plan.geometry;
             Ok(sink.write_at(geo.offset(plan.resize_dind), &resize::encode_dind(geo))?)
@@ -86,7 +106,9 @@ pub fn emit(plan: &Plan<'_>, sink: &dyn Sink) -> Result<(), EmitError> {
     .flatten()
     .min_by_key(|(index, _)| *index)
     .map_or(Ok(()), |(_, e)| Err(e))?;
-    Ok(sink.advance(plan.image_size)?)
+    let report = sources.finish()?;
+    sink.advance(plan.image_size)?;
+    Ok(report)
 }
 
 /// The pieces, claimed in order by the workers, and which are in flight.
@@ -273,7 +295,13 @@ fn fs_time(plan: &Plan<'_>) -> u32 {
     plan.opts.timestamp.clamp(0, i64::from(u32::MAX)) as u32
 }
 
-fn write_group(plan: &Plan<'_>, shared: &Shared, sink: &dyn Sink, g: u32) -> Result<(), EmitError> {
+fn write_group(
+    plan: &Plan<'_>,
+    shared: &Shared,
+    sources: &Sources,
+    sink: &dyn Sink,
+    g: u32,
+) -> Result<(), EmitError> {
     let geo = &plan.geometry;
     if g == 0 {
         zero_boot_area(sink, geo.block_size)?;
@@ -298,7 +326,7 @@ fn write_group(plan: &Plan<'_>, shared: &Shared, sink: &dyn Sink, g: u32) -> Res
         geo.offset(geo.inode_bitmap(g)),
         &bitmap::inode_bitmap(plan, g),
     )?;
-    let table = inode_table(plan, g)?;
+    let table = inode_table(plan, sources, g)?;
     let at = geo.offset(geo.inode_table(g));
     sink.write_at(at, &table)?;
     // The descriptors say the tables are zeroed (BG_INODE_ZEROED).
@@ -321,7 +349,7 @@ fn zero_boot_area(sink: &dyn Sink, block_size: u32) -> Result<(), EmitError> {
 }
 
 /// The used part of group `g`'s inode table (the rest stays zero).
-fn inode_table(plan: &Plan<'_>, g: u32) -> Result<Vec<u8>, EmitError> {
+fn inode_table(plan: &Plan<'_>, sources: &Sources, g: u32) -> Result<Vec<u8>, EmitError> {
     let geo = &plan.geometry;
     let isz = usize::from(geo.inode_size);
     let used = plan.used_inodes(g) as usize;
@@ -330,7 +358,7 @@ fn inode_table(plan: &Plan<'_>, g: u32) -> Result<Vec<u8>, EmitError> {
     let seed = plan.csum_seed();
     for (k, slot) in table.chunks_exact_mut(isz).enumerate() {
         let ino = first + k as u32;
-        if let Some(rec) = inode_record(plan, ino)? {
+        if let Some(rec) = inode_record(plan, sources, ino)? {
             rec.encode(slot, geo.block_size);
             if let Some(seed) = seed {
                 inode::set_checksum(slot, checksum::inode_seed(seed, ino, 0));
@@ -341,7 +369,11 @@ fn inode_table(plan: &Plan<'_>, g: u32) -> Result<Vec<u8>, EmitError> {
 }
 
 /// The inode record of `ino`, `None` for reserved inodes left zero.
-fn inode_record(plan: &Plan<'_>, ino: u32) -> Result<Option<InodeRecord>, EmitError> {
+fn inode_record(
+    plan: &Plan<'_>,
+    sources: &Sources,
+    ino: u32,
+) -> Result<Option<InodeRecord>, EmitError> {
     let p = plan.inode(ino);
     let bs = plan.geometry.block_size;
     let fs_blocks = p.mapping.total_blocks() + u64::from(p.xattr_block() != 0);
@@ -387,7 +419,13 @@ fn inode_record(plan: &Plan<'_>, ino: u32) -> Result<Option<InodeRecord>, EmitEr
             block_bytes(&p.mapping, bs),
             p.mapping.i_block(bs),
         )),
-        Slot::Node(id) => Some(node_record(plan, ino, plan.tree.node(id), fs_blocks)?),
+        Slot::Node(id) => Some(node_record(
+            plan,
+            sources,
+            ino,
+            plan.tree.node(id),
+            fs_blocks,
+        )?),
     })
 }
 
@@ -397,6 +435,7 @@ fn block_bytes(mapping: &Mapping, bs: u32) -> u64 {
 
 fn node_record(
     plan: &Plan<'_>,
+    sources: &Sources,
     ino: u32,
     node: &Node,
     fs_blocks: u64,
@@ -426,7 +465,7 @@ fn node_record(
     let mut flags = p.mapping.flags() | if p.indexed { htree::INDEX_FL } else { 0 };
     let mut ibody = p.ibody_xattrs().to_vec();
     if p.inline.is_some() {
-        let (head, spill, inline_size) = inline_content(plan, ino, node)?;
+        let (head, spill, inline_size) = inline_content(plan, sources, ino, node)?;
         i_block = head;
         size = inline_size;
         flags |= inline::INLINE_DATA_FL;
@@ -460,13 +499,13 @@ fn node_record(
 /// `system.data` value and the inode size.
 fn inline_content(
     plan: &Plan<'_>,
+    sources: &Sources,
     ino: u32,
     node: &Node,
 ) -> Result<([u8; 60], Vec<u8>, u64), EmitError> {
     match &node.body {
         Body::File(f) => {
-            let (file, mut data) = (open_data(f)?, vec![0u8; f.size as usize]);
-            read_exact_at(&file, &mut data, 0, f)?;
+            let data = sources.read_whole(f)?;
             let (head, spill) = inline::split_file(&data);
             Ok((head, spill, f.size))
         }
@@ -479,7 +518,12 @@ fn inline_content(
 }
 
 /// Writes every block of inode `ino`: content, index blocks, xattr block.
-fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), EmitError> {
+fn write_inode_blocks(
+    plan: &Plan<'_>,
+    sources: &Sources,
+    sink: &dyn Sink,
+    ino: u32,
+) -> Result<(), EmitError> {
     let p = plan.inode(ino);
     let geo = &plan.geometry;
     let bs = geo.block_size;
@@ -496,7 +540,7 @@ fn write_inode_blocks(plan: &Plan<'_>, sink: &dyn Sink, ino: u32) -> Result<(), 
     }
     let content = match p.slot {
         Slot::Node(id) => match &plan.tree.node(id).body {
-            Body::File(f) => return write_file(plan, sink, &p.mapping, &index, f),
+            Body::File(f) => return files::write_file(plan, sources, sink, &p.mapping, &index, f),
             Body::Symlink(t) => t.clone(),
             Body::Dir(_) => dir_content(plan, ino),
             _ => Vec::new(),
@@ -524,23 +568,6 @@ fn write_index_blocks(
         sink.write_at(plan.geometry.offset(*block), content)?;
     }
     Ok(())
-}
-
-/// Writes a regular file's data and index blocks: in one write when they
-/// form a small span, else the index blocks, then the data copied in chunks.
-fn write_file(
-    plan: &Plan<'_>,
-    sink: &dyn Sink,
-    mapping: &Mapping,
-    index: &[(u64, Vec<u8>)],
-    f: &FileData,
-) -> Result<(), EmitError> {
-    let bs = u64::from(plan.geometry.block_size);
-    if let Some(span) = small_span(mapping, index, bs) {
-        return write_file_span(plan, sink, mapping, index, f, span);
-    }
-    write_index_blocks(plan, sink, index)?;
-    copy_file(plan, sink, mapping, f)
 }
 
 /// Writes `content` (logical block 0 onwards) through the block map.
@@ -627,122 +654,5 @@ fn file_type(node: &Node) -> u8 {
         Body::BlockDevice(..) => ftype::BLK,
         Body::Fifo => ftype::FIFO,
         Body::Socket => ftype::SOCK,
-    }
-}
-
-/// Copies a source file's data runs into their blocks.
-fn copy_file(
-    plan: &Plan<'_>,
-    sink: &dyn Sink,
-    mapping: &Mapping,
-    f: &FileData,
-) -> Result<(), EmitError> {
-    let mut runs = mapping.data_runs().peekable();
-    if runs.peek().is_none() {
-        return Ok(());
-    }
-    let file = open_data(f)?;
-    let geo = &plan.geometry;
-    let bs = u64::from(geo.block_size);
-    // Never larger than the file: a zeroed 1 MiB buffer for each of tens of
-    // thousands of small files showed up as a tenth of the build time.
-    let mut buf = vec![0u8; COPY_CHUNK.min(f.size.next_multiple_of(bs) as usize)];
-    for run in runs {
-        let start = u64::from(run.lblk) * bs;
-        let end = (start + u64::from(run.len) * bs).min(f.size);
-        let mut pos = start;
-        while pos < end {
-            let n = ((end - pos) as usize).min(buf.len());
-            read_exact_at(&file, &mut buf[..n], pos, f)?;
-            sink.write_at(geo.offset(run.pblk) + (pos - start), &buf[..n])?;
-            pos += n as u64;
-        }
-        zero_run_tail(
-            sink,
-            geo.offset(run.pblk),
-            run.len,
-            bs,
-            end.saturating_sub(start),
-        )?;
-    }
-    Ok(())
-}
-
-/// The blocks of a mapping (data and index blocks) when they are one
-/// contiguous span of at most [`COPY_CHUNK`] bytes: most files, whose
-/// indirect blocks (block maps) sit between their data runs.
-fn small_span(mapping: &Mapping, index: &[(u64, Vec<u8>)], bs: u64) -> Option<Range<u64>> {
-    let runs = mapping
-        .data_runs()
-        .map(|r| r.pblk..r.pblk + u64::from(r.len));
-    let blocks = runs.chain(index.iter().map(|(b, _)| *b..*b + 1));
-    let (mut first, mut end, mut count) = (u64::MAX, 0, 0);
-    for r in blocks {
-        first = first.min(r.start);
-        end = end.max(r.end);
-        count += r.end - r.start;
-    }
-    let contiguous = count > 0 && end - first == count;
-    (contiguous && count * bs <= COPY_CHUNK as u64).then_some(first..end)
-}
-
-/// Writes a file whose blocks are `span` with one write: the data read into
-/// its place in a buffer of the span, the index blocks beside it, the tails
-/// of partial blocks zero. (Separate writes of a few blocks each cost as
-/// much as the copying, and contend for the output file's lock.)
-fn write_file_span(
-    plan: &Plan<'_>,
-    sink: &dyn Sink,
-    mapping: &Mapping,
-    index: &[(u64, Vec<u8>)],
-    f: &FileData,
-    span: Range<u64>,
-) -> Result<(), EmitError> {
-    let geo = &plan.geometry;
-    let bs = u64::from(geo.block_size);
-    let mut buf = vec![0u8; ((span.end - span.start) * bs) as usize];
-    let at = |pblk: u64| ((pblk - span.start) * bs) as usize;
-    for (block, content) in index {
-        buf[at(*block)..at(*block) + content.len()].copy_from_slice(content);
-    }
-    let file = open_data(f)?;
-    for run in mapping.data_runs() {
-        let start = u64::from(run.lblk) * bs;
-        let len = (u64::from(run.len) * bs).min(f.size.saturating_sub(start)) as usize;
-        read_exact_at(&file, &mut buf[at(run.pblk)..at(run.pblk) + len], start, f)?;
-    }
-    Ok(sink.write_at(geo.offset(span.start), &buf)?)
-}
-
-/// Opens a file's bytes; a host file must still have the size the tree recorded.
-fn open_data(f: &FileData) -> Result<DataReader<'_>, EmitError> {
-    f.source.open(f.size).map_err(|e| data_error(f, e))
-}
-
-/// Reads `buf.len()` bytes of `f` from `pos`.
-fn read_exact_at(
-    reader: &DataReader<'_>,
-    buf: &mut [u8],
-    pos: u64,
-    f: &FileData,
-) -> Result<(), EmitError> {
-    reader.read_exact_at(buf, pos).map_err(|e| data_error(f, e))
-}
-
-/// Names the file in a data error.
-fn data_error(f: &FileData, e: DataError) -> EmitError {
-    match e {
-        DataError::Changed(what) => EmitError::SourceChanged {
-            path: f.origin().to_path_buf(),
-            what,
-        },
-        DataError::Io { source } => EmitError::Source {
-            path: f.origin().to_path_buf(),
-            source,
-        },
-        other => EmitError::SourceChanged {
-            path: f.origin().to_path_buf(),
-            what: other.to_string(),
-        },
     }
 }

@@ -55,26 +55,145 @@ pub enum PlanError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EmitError {
-    /// A source file could not be read.
-    #[error("{}: {source}", path.display())]
-    Source {
-        /// The source file.
-        path: PathBuf,
-        /// What the host said.
-        #[source]
-        source: io::Error,
-    },
-    /// A source file changed between reading the tree and copying its data.
-    #[error("{}: the file changed while the image was being built ({what})", path.display())]
-    SourceChanged {
-        /// The source file.
-        path: PathBuf,
-        /// What changed.
-        what: String,
-    },
+    /// Source files could not be read, or changed since the tree was read
+    /// (all of them: emit goes on past each, and fails at the end).
+    #[error("{0}")]
+    Sources(SourceIssues),
     /// Writing the output failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+}
+
+/// A source file that could not be copied as the tree recorded it.
+#[derive(Debug)]
+pub struct SourceIssue {
+    /// The file: a host path, a spec line or an archive.
+    pub path: PathBuf,
+    /// What happened to it.
+    pub kind: IssueKind,
+}
+
+impl std::fmt::Display for SourceIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.kind)
+    }
+}
+
+/// What happened to a source file between reading the tree and copying it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueKind {
+    /// The host refused to open or read it.
+    #[error("{0}")]
+    Unreadable(io::Error),
+    /// It no longer exists.
+    #[error("it vanished after the tree was read")]
+    Vanished {
+        /// The size the tree recorded.
+        planned: u64,
+    },
+    /// It was written since the tree was read (its size is the same, its
+    /// times moved).
+    #[error("it changed after the tree was read (its modification or change time moved)")]
+    Rewritten,
+    /// Its size changed since the tree was read.
+    #[error("its size changed from {planned} to {now} bytes after the tree was read")]
+    Resized {
+        /// The size the tree recorded (and the image gives it).
+        planned: u64,
+        /// Its size when it was copied.
+        now: u64,
+    },
+    /// It changed while it was being copied, each of `copies` times.
+    #[error("it changed while it was being copied{}", if *copies > 1 { format!(" ({copies} times)") } else { String::new() })]
+    Moving {
+        /// How many times it was copied.
+        copies: u32,
+    },
+}
+
+impl IssueKind {
+    /// What `--live` stored instead of failing, for its warning.
+    fn stored(&self) -> String {
+        match self {
+            IssueKind::Vanished { planned } => format!("stored as {planned} zero bytes"),
+            IssueKind::Resized { planned, now } if now < planned => {
+                format!("stored at its former size, zero-filled past byte {now}")
+            }
+            IssueKind::Resized { .. } => "stored at its former size, cut there".into(),
+            IssueKind::Moving { copies: 1 } => format!(
+                "stored as read, old and new bytes possibly mixed (a file over {} is not copied again)",
+                human(crate::emit::LIVE_COPY_BUFFER as u64)
+            ),
+            IssueKind::Moving { .. } => {
+                "stored as last read, old and new bytes possibly mixed".into()
+            }
+            IssueKind::Unreadable(_) | IssueKind::Rewritten => "not stored".into(),
+        }
+    }
+}
+
+/// Source issues, listed for a message: the first [`SourceIssues::SHOWN`]
+/// by path, then how many more.
+#[derive(Debug, Default)]
+pub struct SourceIssues(pub Vec<SourceIssue>);
+
+impl SourceIssues {
+    /// How many issues a message lists one by one.
+    pub const SHOWN: usize = 50;
+}
+
+impl std::fmt::Display for SourceIssues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let [only] = self.0.as_slice() {
+            return write!(f, "{only}");
+        }
+        write!(f, "{} source files could not be copied:", self.0.len())?;
+        for issue in self.0.iter().take(Self::SHOWN) {
+            write!(f, "\n  {issue}")?;
+        }
+        more(f, self.0.len())
+    }
+}
+
+/// "and N more" past the issues listed.
+fn more(f: &mut std::fmt::Formatter<'_>, count: usize) -> std::fmt::Result {
+    match count.saturating_sub(SourceIssues::SHOWN) {
+        0 => Ok(()),
+        n => write!(f, "\n  and {n} more"),
+    }
+}
+
+/// What `emit` reports besides the image: with `--live`
+/// ([`BuildOptions::live`](crate::BuildOptions::live)), the source files
+/// stored as they could be read rather than as the tree recorded them.
+#[derive(Debug, Default)]
+pub struct EmitReport {
+    /// The files stored despite an issue, by path.
+    pub stored_anyway: SourceIssues,
+}
+
+impl EmitReport {
+    /// One warning per file stored despite an issue (the first
+    /// [`SourceIssues::SHOWN`]), then how many more.
+    pub fn warnings(&self) -> Vec<String> {
+        let issues = &self.stored_anyway.0;
+        let mut lines: Vec<String> = issues
+            .iter()
+            .take(SourceIssues::SHOWN)
+            .map(|i| format!("{i}; {}", i.kind.stored()))
+            .collect();
+        if let Some(n) = issues
+            .len()
+            .checked_sub(SourceIssues::SHOWN)
+            .filter(|&n| n > 0)
+        {
+            lines.push(format!(
+                "and {n} more source files stored as they could be read"
+            ));
+        }
+        lines
+    }
 }
 
 /// Why an image (its superblock, an inode or its xattrs) could not be read.

@@ -50,7 +50,9 @@ mod xattr;
 pub use check::{check_image, CheckReport, Problem};
 pub use dir::DirEntryView;
 pub use emit::emit;
-pub use error::{EmitError, InodeAsk, PlanError, ReadError};
+pub use error::{
+    EmitError, EmitReport, InodeAsk, IssueKind, PlanError, ReadError, SourceIssue, SourceIssues,
+};
 pub use features::{Features, FsType};
 pub use geometry::Geometry;
 pub use ids::derive_ids;

@@ -89,6 +89,12 @@ pub struct BuildOptions {
     /// Seconds since the epoch recorded as creation and write time of the
     /// filesystem and as the times of the inodes kiln creates itself.
     pub timestamp: i64,
+    /// The sources are a running system (`--live`): emit copies again a
+    /// file that changes while it is copied, and stores a file that
+    /// vanished, changed size or kept changing as it could be read, with a
+    /// warning in its [`EmitReport`](crate::EmitReport). Without it, each
+    /// such file is an error (all of them named together).
+    pub live: bool,
 }
 
 impl BuildOptions {
@@ -110,6 +116,7 @@ impl BuildOptions {
             hash_alg: HashAlg::HalfMd4,
             journal_size: None,
             timestamp: 0,
+            live: false,
         }
     }
 

@@ -104,6 +104,36 @@ pub struct HostMeta {
     pub crtime: Option<HostTime>,
 }
 
+/// What tells whether a file's content changed: its size and its
+/// modification and status change times (any write moves both, and setting
+/// the mtime back moves the ctime).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub mtime: HostTime,
+    /// Last status change time.
+    pub ctime: HostTime,
+}
+
+impl HostMeta {
+    /// The entry's [`FileStamp`].
+    pub fn stamp(&self) -> FileStamp {
+        FileStamp {
+            size: self.size,
+            mtime: self.mtime,
+            ctime: self.ctime,
+        }
+    }
+}
+
+/// The [`FileStamp`] of an open file (`fstat`): the same fields as
+/// [`lstat`] reads by name, so the two can be compared.
+pub fn file_stamp(file: &File) -> io::Result<FileStamp> {
+    imp::file_stamp(file)
+}
+
 /// Reads the metadata of `path` without following a final symlink.
 pub fn lstat(path: &Path) -> io::Result<HostMeta> {
     imp::lstat(path)

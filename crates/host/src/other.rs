@@ -125,6 +125,10 @@ pub(crate) fn read_dir_meta(path: &Path) -> io::Result<Vec<crate::DirEntryMeta>>
         .collect())
 }
 
+pub(crate) fn file_stamp(file: &File) -> io::Result<crate::FileStamp> {
+    Ok(host_meta(&file.metadata()?).stamp())
+}
+
 pub(crate) fn open_source(path: &Path) -> io::Result<File> {
     File::open(path)
 }

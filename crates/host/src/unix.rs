@@ -19,6 +19,20 @@ pub(crate) fn lstat(path: &Path) -> io::Result<HostMeta> {
     statx_meta_at(rustix::fs::CWD, path)
 }
 
+/// Linux: statx of the open file, the call [`lstat`] makes by name.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn file_stamp(file: &File) -> io::Result<crate::FileStamp> {
+    use rustix::fs::{statx, AtFlags, StatxFlags};
+    let stx = statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS)?;
+    Ok(statx_meta(&stx).stamp())
+}
+
+/// Elsewhere through std's fstat.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn file_stamp(file: &File) -> io::Result<crate::FileStamp> {
+    Ok(host_meta(&file.metadata()?).stamp())
+}
+
 /// Elsewhere through std.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn lstat(path: &Path) -> io::Result<HostMeta> {

@@ -1,25 +1,33 @@
 //! Where a regular file's bytes come from, and reading them back at emit time.
 //!
-//! A host directory's files are read from the host when the image is written
-//! (and checked for changes since the tree was read). Sources that are not
-//! host files keep their bytes themselves: in memory (inline spec text), or in
-//! an archive's data file: a plain tar archive itself, read in place (and
-//! checked for changes since the tree was read), or a spool file that the
-//! reader fills while it reads a stream (stdin, a compressed archive), each
-//! file at its own base offset with its holes left as holes.
+//! A host directory's files are read from the host when the image is written,
+//! and each is checked against what the tree recorded of it (a
+//! [`Fingerprint`] of its size and times): [`DataReader::check`] tells a
+//! whole copy of the file as it was from one of a file that was rewritten,
+//! resized, or changed during the copy. Sources that are not host files keep
+//! their bytes themselves: in memory (inline spec text), or in an archive's
+//! data file: a plain tar archive itself, read in place (and checked for
+//! changes since the tree was read), or a spool file that the reader fills
+//! while it reads a stream (stdin, a compressed archive), each file at its
+//! own base offset with its holes left as holes.
 
 use std::fs::File;
+use std::hash::{Hash as _, Hasher as _};
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use kiln_host::FileStamp;
+
 /// The bytes of one regular file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DataSource {
-    /// A host file, read when the image is written.
-    Host(HostPath),
+    /// A host file, read when the image is written, and what it looked like
+    /// when the tree was read. (Two fields rather than a struct: the
+    /// fingerprint fits beside the variant's tag, the source stays 24 bytes.)
+    Host(HostPath, Fingerprint),
     /// Bytes in memory (the text of a spec line).
     Bytes(Arc<Inline>),
     /// Bytes `base..base + size` of an archive's data file.
@@ -33,11 +41,33 @@ impl DataSource {
     /// What to name in messages: the host path, the spec line or the archive.
     pub fn origin(&self) -> PathBuf {
         match self {
-            DataSource::Host(host) => host.path(),
+            DataSource::Host(host, _) => host.path(),
             DataSource::Bytes(inline) => inline.origin.clone(),
             DataSource::Archive(data, _) => data.archive.clone(),
             DataSource::ArchiveSparse(sparse) => sparse.data.archive.clone(),
         }
+    }
+}
+
+/// What a host file looked like when the tree was read: a digest of its
+/// [`FileStamp`] (size, mtime and ctime as the walk's `lstat` or the spec's
+/// `fstat` saw them, before any policy rewrote the tree's times).
+///
+/// Four bytes per file rather than the stamp's 32, to keep the tree model
+/// small; a changed file goes unnoticed only when the digests of its two
+/// stamps collide, one chance in 2³².
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint(u32);
+
+impl Fingerprint {
+    /// The fingerprint of `stamp`.
+    pub fn of(stamp: &FileStamp) -> Fingerprint {
+        // SipHash with fixed keys: the same digest in every process (it is
+        // never stored, but the walk and the copy must agree).
+        let mut h = std::hash::DefaultHasher::new();
+        stamp.hash(&mut h);
+        let digest = h.finish();
+        Fingerprint((digest ^ (digest >> 32)) as u32)
     }
 }
 
@@ -277,7 +307,7 @@ pub enum DataError {
         #[from]
         source: io::Error,
     },
-    /// A host file changed since the tree was read.
+    /// A host file changed while it was read.
     #[error("the file changed while the image was being built ({0})")]
     Changed(String),
 }
@@ -286,7 +316,7 @@ pub enum DataError {
 #[derive(Debug)]
 pub enum DataReader<'a> {
     /// An open host file.
-    File(File),
+    Host(HostReader),
     /// Bytes in memory.
     Bytes(&'a [u8]),
     /// An archive's data file and the base of this file in it.
@@ -295,20 +325,48 @@ pub enum DataReader<'a> {
     ArchiveSparse(&'a SparseData),
 }
 
+/// An open host file, with what the tree recorded of it and its stamp when
+/// it was opened.
+#[derive(Debug)]
+pub struct HostReader {
+    file: File,
+    seen: Fingerprint,
+    opened: FileStamp,
+}
+
+/// How a host file compares, after a copy, with what the tree recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// As the tree read it, and still so after the copy (sources that are
+    /// not host files are always so).
+    Unchanged,
+    /// Written since the tree was read but not during the copy, with the
+    /// size the tree recorded: the copy is whole, of newer bytes.
+    Rewritten,
+    /// Resized since the tree was read but not during the copy: it had
+    /// `now` bytes while it was copied.
+    Resized {
+        /// Its size during the copy.
+        now: u64,
+    },
+    /// Changed during the copy: the bytes read may mix old and new ones.
+    Moving,
+}
+
 impl DataSource {
-    /// Opens the bytes of a file of `size` bytes; a host file must still
-    /// have that size, an archive read in place its size and mtime.
-    pub fn open(&self, size: u64) -> Result<DataReader<'_>, DataError> {
+    /// Opens the bytes of a file; a host file's stamp is taken then, for
+    /// [`DataReader::check`]; an archive read in place must still have its
+    /// size and mtime.
+    pub fn open(&self) -> Result<DataReader<'_>, DataError> {
         match self {
-            DataSource::Host(host) => {
+            DataSource::Host(host, seen) => {
                 let file = kiln_host::open_source(&host.path())?;
-                let now = file.metadata()?.len();
-                if now != size {
-                    return Err(DataError::Changed(format!(
-                        "size was {size} bytes, now {now}"
-                    )));
-                }
-                Ok(DataReader::File(file))
+                let opened = kiln_host::file_stamp(&file)?;
+                Ok(DataReader::Host(HostReader {
+                    file,
+                    seen: *seen,
+                    opened,
+                }))
             }
             DataSource::Bytes(inline) => Ok(DataReader::Bytes(&inline.bytes)),
             DataSource::Archive(data, base) => {
@@ -324,28 +382,54 @@ impl DataSource {
 }
 
 impl DataReader<'_> {
-    /// Fills `buf` from byte `pos` of the file; a host file (or an archive
-    /// read in place) that ends early has changed.
+    /// Fills `buf` from byte `pos` of the file. A host file reads as zeros
+    /// past the size it had when opened (a file resized since the tree was
+    /// read is copied at the size the tree recorded; [`check`](Self::check)
+    /// tells it); one that ends before that size changed while it was read,
+    /// as has an archive read in place that ends early.
     pub fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> Result<(), DataError> {
-        let got = match self {
-            DataReader::File(f) => kiln_host::read_at(f, buf, pos)?,
-            DataReader::Archive(f, base) => kiln_host::read_at(f, buf, base + pos)?,
-            DataReader::ArchiveSparse(sparse) => sparse.read_at(buf, pos)?,
+        let (got, want) = match self {
+            DataReader::Host(host) => {
+                let want = host.opened.size.saturating_sub(pos).min(buf.len() as u64) as usize;
+                let got = kiln_host::read_at(&host.file, &mut buf[..want], pos)?;
+                buf[got..].fill(0);
+                (got, want)
+            }
+            DataReader::Archive(f, base) => (kiln_host::read_at(f, buf, base + pos)?, buf.len()),
+            DataReader::ArchiveSparse(sparse) => (sparse.read_at(buf, pos)?, buf.len()),
             DataReader::Bytes(b) => {
                 let start = (pos as usize).min(b.len());
                 let n = buf.len().min(b.len() - start);
                 buf[..n].copy_from_slice(&b[start..start + n]);
-                n
+                (n, buf.len())
             }
         };
-        if got < buf.len() {
+        if got < want {
             return Err(DataError::Changed(format!(
                 "it ended at byte {} while {} bytes were expected",
                 pos + got as u64,
-                pos + buf.len() as u64
+                pos + want as u64
             )));
         }
         Ok(())
+    }
+
+    /// After a copy: how the file compares with what the tree recorded,
+    /// `size` bytes and its fingerprint (one `fstat`).
+    pub fn check(&self, size: u64) -> Result<Freshness, DataError> {
+        let DataReader::Host(host) = self else {
+            return Ok(Freshness::Unchanged);
+        };
+        let now = kiln_host::file_stamp(&host.file)?;
+        Ok(if now != host.opened {
+            Freshness::Moving
+        } else if now.size != size {
+            Freshness::Resized { now: now.size }
+        } else if Fingerprint::of(&now) != host.seen {
+            Freshness::Rewritten
+        } else {
+            Freshness::Unchanged
+        })
     }
 }
 
@@ -361,7 +445,7 @@ mod tests {
         // "ABCDEF" at 2..8, "xyz" at 12..15 of a 20-byte file.
         let sparse = SparseData::new(Arc::clone(&data), 6, &[2..8, 12..15]);
         let source = DataSource::ArchiveSparse(Arc::new(sparse));
-        let reader = source.open(20).unwrap();
+        let reader = source.open().unwrap();
         let mut all = [9u8; 20];
         reader.read_exact_at(&mut all, 0).unwrap();
         assert_eq!(&all, b"\0\0ABCDEF\0\0\0\0xyz\0\0\0\0\0");
@@ -371,7 +455,7 @@ mod tests {
         // Data past the archive's end: the archive changed.
         let beyond = SparseData::new(data, 10, &[0..4, 8..12]);
         let source = DataSource::ArchiveSparse(Arc::new(beyond));
-        let reader = source.open(12).unwrap();
+        let reader = source.open().unwrap();
         let e = reader.read_exact_at(&mut [0; 12], 0).unwrap_err();
         assert!(e.to_string().contains("ended at byte 9"), "{e}");
     }
@@ -383,9 +467,9 @@ mod tests {
         let file = File::open(archive.path()).unwrap();
         let data = Arc::new(ArchiveData::in_place(file, "a.tar".into()).unwrap());
         let source = DataSource::Archive(data, 10);
-        assert!(source.open(50).is_ok());
+        assert!(source.open().is_ok());
         archive.as_file().set_len(40).unwrap();
-        let e = source.open(50).unwrap_err().to_string();
+        let e = source.open().unwrap_err().to_string();
         assert!(e.contains("100 bytes when read, now 40"), "{e}");
     }
 }

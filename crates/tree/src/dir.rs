@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use thin_vec::ThinVec;
 
 use crate::model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
-use crate::{DataSource, HostPath, Timestamp, TreeError};
+use crate::{DataSource, Fingerprint, HostPath, Timestamp, TreeError};
 
 /// Reads the directory `root` and everything below it into a [`Tree`].
 ///
@@ -22,8 +22,24 @@ use crate::{DataSource, HostPath, Timestamp, TreeError};
 /// read in sorted order, so the result never depends on readdir order, and
 /// directories are opened with `O_NOATIME` where allowed, so reading the tree
 /// leaves its access times as they were. Xattrs and the data ranges of files
-/// are read in parallel once the walk is done.
+/// are read in parallel once the walk is done. An entry that vanishes while
+/// it is read is an error, naming it ([`read_live_dir_tree`] skips it).
 pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
+    walk(root, false).map(|(tree, _)| tree)
+}
+
+/// Reads a running system's directory `root` as [`read_dir_tree`] does,
+/// except that entries that vanish while the tree is read (listed by the
+/// directory, gone when looked up or when their details are read) are left
+/// out; returns the tree and their paths, sorted, for a warning. A directory
+/// that vanishes after it was listed in its parent stays, empty.
+pub fn read_live_dir_tree(root: &Path) -> Result<(Tree, Vec<PathBuf>), TreeError> {
+    walk(root, true)
+}
+
+/// The walk of [`read_dir_tree`]; with `live`, vanished entries are left
+/// out and returned.
+fn walk(root: &Path, live: bool) -> Result<(Tree, Vec<PathBuf>), TreeError> {
     let root_meta = kiln_host::lstat(root).map_err(|e| TreeError::io(root, e))?;
     if root_meta.file_type != HostFileType::Dir {
         return Err(TreeError::NotADirectory { path: root.into() });
@@ -34,6 +50,8 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
         links: HashMap::new(),
         dirs: Vec::new(),
         root_dev: root_meta.dev,
+        live,
+        vanished: Vec::new(),
     };
     let root_ancestry = Rc::new(Ancestry {
         key: (root_meta.dev, root_meta.ino),
@@ -54,15 +72,26 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
             .map(|path| kiln_host::read_dir_meta(path))
             .collect();
         for ((dir, ancestry), listing) in batch.iter().zip(listings) {
-            let entries = listing.map_err(|e| TreeError::io(&ancestry.path, e))?;
+            let entries = match listing {
+                Err(e) if walk.skips(&e) => {
+                    walk.vanished.push(ancestry.path.clone());
+                    Vec::new()
+                }
+                listing => listing.map_err(|e| TreeError::io(&ancestry.path, e))?,
+            };
             walk.add_entries(*dir, ancestry, entries)?;
         }
     }
     let Walk {
-        mut tree, pending, ..
+        mut tree,
+        pending,
+        live,
+        mut vanished,
+        ..
     } = walk;
-    fill_details(&mut tree, pending)?;
-    Ok(tree)
+    vanished.extend(fill_details(&mut tree, pending, live)?);
+    vanished.sort();
+    Ok((tree, vanished))
 }
 
 /// Directories listed in parallel at a time.
@@ -83,9 +112,19 @@ struct Walk {
     dirs: Vec<PendingDir>,
     /// The source's device: directories of other filesystems stay empty.
     root_dev: u64,
+    /// A running system: entries that vanish are skipped, not errors.
+    live: bool,
+    /// The paths of the entries skipped so.
+    vanished: Vec<PathBuf>,
 }
 
 impl Walk {
+    /// Whether `e`, met looking up an entry, means the entry is skipped:
+    /// it vanished, and the source is a running system.
+    fn skips(&self, e: &std::io::Error) -> bool {
+        self.live && e.kind() == std::io::ErrorKind::NotFound
+    }
+
     /// Adds the listed `entries` of directory `dir`, whose ancestry starts
     /// with it.
     fn add_entries(
@@ -107,7 +146,13 @@ impl Walk {
         for ((name, meta), host) in entries.into_iter().zip(hosts) {
             let host_span = host.span();
             let path = || dir_path.join(&name);
-            let meta = meta.map_err(|e| TreeError::io(path(), e))?;
+            let meta = match meta {
+                Err(e) if self.skips(&e) => {
+                    self.vanished.push(path());
+                    continue;
+                }
+                meta => meta.map_err(|e| TreeError::io(path(), e))?,
+            };
             let is_dir = meta.file_type == HostFileType::Dir;
             let shared = !is_dir && meta.nlink > 1;
             let id = match shared
@@ -192,7 +237,7 @@ fn placeholder_body(meta: &HostMeta, host: &HostPath) -> Body {
     match meta.file_type {
         HostFileType::Dir => Body::Dir(Box::default()),
         HostFileType::File => {
-            let source = DataSource::Host(host.clone());
+            let source = DataSource::Host(host.clone(), Fingerprint::of(&meta.stamp()));
             Body::File(FileData::new(source, meta.size, Vec::new()))
         }
         HostFileType::Symlink => Body::Symlink(Vec::new()),
@@ -212,17 +257,33 @@ struct Details {
 }
 
 /// Reads xattrs, symlink targets and file data ranges for every node, in
-/// parallel, then stores them in the tree.
+/// parallel, then stores them in the tree. With `live`, entries that
+/// vanished before their details were read are taken out of the tree;
+/// returns their paths.
 fn fill_details(
     tree: &mut Tree,
     mut pending: Vec<(NodeId, HostPath, Probe)>,
-) -> Result<(), TreeError> {
+    live: bool,
+) -> Result<Vec<PathBuf>, TreeError> {
+    let mut vanished = Vec::new();
     // In chunks: the details of every entry at once would double the
     // memory the tree takes.
     for chunk in pending.chunks_mut(DETAILS_CHUNK) {
         let details: Vec<(NodeId, Details)> = chunk
             .par_iter_mut()
             .map(|(id, host, probe)| read_details(host, probe).map(|d| (*id, d)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .zip(chunk.iter())
+            .filter_map(|(details, (id, host, _))| match details {
+                Err(TreeError::Io { source, .. })
+                    if live && source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    vanished.push((*id, host.path()));
+                    None
+                }
+                details => Some(details),
+            })
             .collect::<Result<_, _>>()?;
         for (id, d) in details {
             let node = tree.node_mut(id);
@@ -235,7 +296,27 @@ fn fill_details(
             }
         }
     }
-    Ok(())
+    unlink_all(tree, vanished.iter().map(|(id, _)| *id).collect());
+    Ok(vanished.into_iter().map(|(_, path)| path).collect())
+}
+
+/// Takes the nodes `gone` out of every directory that lists them (one pass
+/// over the tree, only when there are any).
+fn unlink_all(tree: &mut Tree, gone: std::collections::HashSet<NodeId>) {
+    if gone.is_empty() {
+        return;
+    }
+    let mut links = Vec::new();
+    for dir in tree.reachable() {
+        for (name, child) in tree.node(dir).entries() {
+            if gone.contains(&child) {
+                links.push((dir, name.to_vec()));
+            }
+        }
+    }
+    for (dir, name) in links {
+        tree.unlink(dir, &name);
+    }
 }
 
 /// Entries whose details are read in parallel at a time.
@@ -249,6 +330,8 @@ struct Probe {
     size: u64,
     allocated: u64,
     io_block: u64,
+    /// A regular file's data source keeps it.
+    seen: Fingerprint,
 }
 
 impl Probe {
@@ -258,6 +341,7 @@ impl Probe {
             size: meta.size,
             allocated: meta.allocated,
             io_block: meta.io_block,
+            seen: Fingerprint::of(&meta.stamp()),
         }
     }
 }
@@ -304,7 +388,7 @@ fn read_details(host: &HostPath, meta: &Probe) -> Result<Details, TreeError> {
                     (size, kiln_host::data_ranges(&file, size).map_err(err)?)
                 }
             };
-            let source = DataSource::Host(host.clone());
+            let source = DataSource::Host(host.clone(), meta.seen);
             details.body = Some(Body::File(FileData::new(source, size, data)));
         }
         _ => {}
@@ -379,6 +463,75 @@ mod tests {
             Body::File(f) => assert_eq!((f.size, f.data().to_vec()), (1609, vec![])),
             other => panic!("not a file: {other:?}"),
         }
+    }
+
+    /// A walk of `root` (a directory) as [`walk`] starts it.
+    fn walk_of(root: &Path, live: bool) -> (Walk, Rc<Ancestry>) {
+        let meta = kiln_host::lstat(root).unwrap();
+        let walk = Walk {
+            tree: Tree::new(metadata(&meta)),
+            pending: Vec::new(),
+            links: HashMap::new(),
+            dirs: Vec::new(),
+            root_dev: meta.dev,
+            live,
+            vanished: Vec::new(),
+        };
+        let ancestry = Rc::new(Ancestry {
+            key: (meta.dev, meta.ino),
+            path: root.to_path_buf(),
+            parent: None,
+        });
+        (walk, ancestry)
+    }
+
+    /// A listing of `kept` and of `gone`, which vanished between readdir
+    /// and its statx.
+    fn listing_with_a_vanished_entry(kept: &Path) -> Vec<kiln_host::DirEntryMeta> {
+        let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+        vec![
+            ("gone".into(), Err(gone)),
+            ("kept".into(), Ok(kiln_host::lstat(kept).unwrap())),
+        ]
+    }
+
+    #[test]
+    fn an_entry_gone_before_its_statx_is_an_error_or_left_out_live() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kept"), b"here").unwrap();
+        let (mut walk, ancestry) = walk_of(dir.path(), false);
+        let listing = listing_with_a_vanished_entry(&dir.path().join("kept"));
+        let err = walk
+            .add_entries(Tree::ROOT, &ancestry, listing)
+            .unwrap_err();
+        assert!(err.to_string().contains("gone"), "{err}");
+
+        let (mut walk, ancestry) = walk_of(dir.path(), true);
+        let listing = listing_with_a_vanished_entry(&dir.path().join("kept"));
+        walk.add_entries(Tree::ROOT, &ancestry, listing).unwrap();
+        assert_eq!(walk.vanished, [dir.path().join("gone")]);
+        let names: Vec<_> = walk
+            .tree
+            .node(Tree::ROOT)
+            .entries()
+            .map(|(n, _)| n.to_vec())
+            .collect();
+        assert_eq!(names, [b"kept".to_vec()]);
+    }
+
+    #[test]
+    fn an_entry_gone_before_its_details_are_read_is_left_out_live() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("target", dir.path().join("link")).unwrap();
+        std::fs::write(dir.path().join("kept"), b"here").unwrap();
+        let (mut walk, ancestry) = walk_of(dir.path(), true);
+        let listing = kiln_host::read_dir_meta(dir.path()).unwrap();
+        walk.add_entries(Tree::ROOT, &ancestry, listing).unwrap();
+        std::fs::remove_file(dir.path().join("link")).unwrap();
+        let vanished = fill_details(&mut walk.tree, walk.pending, true).unwrap();
+        assert_eq!(vanished, [dir.path().join("link")]);
+        assert!(walk.tree.lookup(Tree::ROOT, b"link").is_none());
+        assert!(walk.tree.lookup(Tree::ROOT, b"kept").is_some());
     }
 
     #[test]

@@ -28,8 +28,11 @@ mod sniff;
 mod spec;
 mod tar;
 
-pub use data::{ArchiveData, DataError, DataReader, DataSource, HostPath, Inline, SparseData};
-pub use dir::read_dir_tree;
+pub use data::{
+    ArchiveData, DataError, DataReader, DataSource, Fingerprint, Freshness, HostPath, HostReader,
+    Inline, SparseData,
+};
+pub use dir::{read_dir_tree, read_live_dir_tree};
 pub use entries::{Dir, Entries};
 pub use error::TreeError;
 pub use escape::{escape, Escaped};

@@ -117,7 +117,7 @@ impl FileData {
     /// image writer reads in blocks instead).
     pub fn read_all(&self) -> Result<Vec<u8>, DataError> {
         let mut buf = vec![0u8; usize::try_from(self.size).map_err(std::io::Error::other)?];
-        self.source.open(self.size)?.read_exact_at(&mut buf, 0)?;
+        self.source.open()?.read_exact_at(&mut buf, 0)?;
         Ok(buf)
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::{file_type, type_name, Attrs, Change, Glob, ImagePath, NewBody, Op, Owner, Spec};
-use crate::data::{HostPath, Inline};
+use crate::data::{Fingerprint, HostPath, Inline};
 use crate::model::{Body, FileData, Metadata, Node, NodeId};
 use crate::{DataSource, Tree, TreeError};
 
@@ -146,13 +146,10 @@ fn host_file(host: &Path, place: &Place<'_>) -> Result<Body, String> {
         return Err(format!("{}: not a regular file", full.display()));
     }
     let file = kiln_host::open_source(&full).map_err(err)?;
-    let size = file.metadata().map_err(err)?.len();
-    let data = kiln_host::data_ranges(&file, size).map_err(err)?;
-    Ok(Body::File(FileData::new(
-        DataSource::Host(HostPath::new(&full)),
-        size,
-        data,
-    )))
+    let stamp = kiln_host::file_stamp(&file).map_err(err)?;
+    let data = kiln_host::data_ranges(&file, stamp.size).map_err(err)?;
+    let source = DataSource::Host(HostPath::new(&full), Fingerprint::of(&stamp));
+    Ok(Body::File(FileData::new(source, stamp.size, data)))
 }
 
 /// A regular file holding `bytes`, named in messages by the spec line.

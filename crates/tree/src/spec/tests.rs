@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::*;
 use crate::model::{Body, Node, NodeId};
-use crate::{DataSource, HostPath};
+use crate::HostPath;
 
 mod fuzz;
 
@@ -166,7 +166,7 @@ fn files_from_the_host_are_stated_now_and_read_later() {
     match &app.body {
         Body::File(f) => {
             let host = dir.path().join("./build/app");
-            assert_eq!(f.source, DataSource::Host(HostPath::new(&host)));
+            assert_eq!(f.origin(), HostPath::new(&host).path());
             assert_eq!((f.size, f.data().to_vec()), (7, vec![0..7]));
         }
         other => panic!("{other:?}"),

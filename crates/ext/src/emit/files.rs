@@ -1,0 +1,389 @@
+//! Copying regular files from their sources into their blocks.
+//!
+//! Each copy is checked against what the tree recorded of the file
+//! ([`Freshness`]: one `fstat` after the copy). Trouble with a source file
+//! (unreadable, vanished, changed) is collected in [`Sources`] rather than
+//! returned, so that one build names every such file; only a failing sink
+//! stops the writing.
+//!
+//! Under `--live` a file that changed while it was copied is copied again:
+//! its bytes are read whole into memory first and written once they are
+//! settled, because emit writes every byte range once (a stream cannot take
+//! a range back). Files larger than [`LIVE_COPY_BUFFER`] are copied as they
+//! are read, once.
+
+use std::ops::Range;
+use std::sync::Mutex;
+
+use kiln_sink::{Sink, SinkError};
+use kiln_tree::{DataError, DataReader, FileData, Freshness};
+
+use super::{write_index_blocks, write_logical, zero_run_tail, COPY_CHUNK};
+use crate::alloc::Mapping;
+use crate::plan::Plan;
+use crate::{EmitError, EmitReport, IssueKind, SourceIssue, SourceIssues};
+
+/// How many times `--live` copies a file that keeps changing while it is
+/// copied, before it stores the last copy with a warning.
+const LIVE_COPIES: u32 = 3;
+
+/// The most bytes of a file `--live` reads into memory before writing them
+/// (so that it can copy the file again): per worker thread, at most one.
+pub(crate) const LIVE_COPY_BUFFER: usize = 8 << 20;
+
+/// How source files are copied (`live` or not), and the trouble met so far.
+pub(super) struct Sources {
+    live: bool,
+    issues: Mutex<Vec<SourceIssue>>,
+}
+
+/// Why one pass over a source file stopped.
+enum Stop {
+    /// Reading the source failed: its trouble, emit goes on.
+    Source(DataError),
+    /// Writing the image failed: emit stops.
+    Emit(EmitError),
+}
+
+impl From<DataError> for Stop {
+    fn from(e: DataError) -> Stop {
+        Stop::Source(e)
+    }
+}
+
+impl From<EmitError> for Stop {
+    fn from(e: EmitError) -> Stop {
+        Stop::Emit(e)
+    }
+}
+
+impl From<SinkError> for Stop {
+    fn from(e: SinkError) -> Stop {
+        Stop::Emit(e.into())
+    }
+}
+
+impl Sources {
+    /// No trouble yet; `live` as [`BuildOptions::live`](crate::BuildOptions::live).
+    pub(super) fn new(live: bool) -> Sources {
+        Sources {
+            live,
+            issues: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Once every piece is written: an error naming every file that failed,
+    /// else the report of the files stored anyway (by path either way, so
+    /// the message does not depend on thread timing).
+    pub(super) fn finish(self) -> Result<EmitReport, EmitError> {
+        let live = self.live;
+        let mut issues = self.issues.into_inner().unwrap_or_else(|e| e.into_inner());
+        issues.sort_by(|a, b| a.path.cmp(&b.path));
+        if issues.iter().any(|i| fails(live, &i.kind)) {
+            issues.retain(|i| fails(live, &i.kind));
+            return Err(EmitError::Sources(SourceIssues(issues)));
+        }
+        Ok(EmitReport {
+            stored_anyway: SourceIssues(issues),
+        })
+    }
+
+    fn record(&self, f: &FileData, kind: IssueKind) {
+        let issue = SourceIssue {
+            path: f.origin(),
+            kind,
+        };
+        self.issues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(issue);
+    }
+
+    /// How many times a file read whole may be copied.
+    fn copies(&self) -> u32 {
+        if self.live {
+            LIVE_COPIES
+        } else {
+            1
+        }
+    }
+
+    /// All of `f`'s bytes (holes as zeros), read whole before any is
+    /// written: an inline file, or under `--live` a file of at most
+    /// [`LIVE_COPY_BUFFER`] bytes. Zeros where the source could not be read.
+    pub(super) fn read_whole(&self, f: &FileData) -> Result<Vec<u8>, EmitError> {
+        let mut data = vec![0u8; f.size as usize];
+        self.copy(f, self.copies(), |reader| {
+            Ok(reader.read_exact_at(&mut data, 0)?)
+        })?;
+        Ok(data)
+    }
+
+    /// Copies `f` with `pass`, which reads what it needs through the reader
+    /// it is given (and may write to the sink as it goes: then `copies` must
+    /// be 1), then checks the file; under `--live` a file that changed
+    /// during the pass is passed over again, up to `copies` times. Records
+    /// the file's trouble, if any. `Ok(false)` when the file could not be
+    /// opened: `pass` never ran.
+    fn copy(
+        &self,
+        f: &FileData,
+        copies: u32,
+        mut pass: impl FnMut(&DataReader<'_>) -> Result<(), Stop>,
+    ) -> Result<bool, EmitError> {
+        let mut copy = 0;
+        loop {
+            copy += 1;
+            let reader = match f.source.open() {
+                Ok(reader) => reader,
+                Err(e) => {
+                    self.record(f, opening_issue(e, f.size));
+                    return Ok(false);
+                }
+            };
+            let checked = match pass(&reader) {
+                // It ended early: it shrank while it was read.
+                Err(Stop::Source(DataError::Changed(_))) => Ok(Freshness::Moving),
+                passed => passed.and_then(|()| Ok(reader.check(f.size)?)),
+            };
+            let kind = match checked {
+                Ok(Freshness::Unchanged) => None,
+                Ok(Freshness::Rewritten) if self.live => None,
+                Ok(Freshness::Moving) if copy < copies => continue,
+                Ok(Freshness::Moving) => Some(IssueKind::Moving { copies }),
+                Ok(Freshness::Rewritten) => Some(IssueKind::Rewritten),
+                Ok(Freshness::Resized { now }) => Some(IssueKind::Resized {
+                    planned: f.size,
+                    now,
+                }),
+                Err(Stop::Source(e)) => Some(IssueKind::Unreadable(io_error(e))),
+                Err(Stop::Emit(e)) => return Err(e),
+            };
+            if let Some(kind) = kind {
+                self.record(f, kind);
+            }
+            return Ok(true);
+        }
+    }
+}
+
+/// Whether `kind` fails the build: any issue by default, only an
+/// unreadable file under `--live`.
+fn fails(live: bool, kind: &IssueKind) -> bool {
+    !live || matches!(kind, IssueKind::Unreadable(_))
+}
+
+/// The issue of a source file that could not be opened.
+fn opening_issue(e: DataError, planned: u64) -> IssueKind {
+    let e = io_error(e);
+    if e.kind() == std::io::ErrorKind::NotFound {
+        IssueKind::Vanished { planned }
+    } else {
+        IssueKind::Unreadable(e)
+    }
+}
+
+fn io_error(e: DataError) -> std::io::Error {
+    match e {
+        DataError::Io { source } => source,
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+/// Writes a regular file's data and index blocks: in one write when they
+/// form a small span; else the index blocks, then the data (read whole
+/// first under `--live` when it is small enough to be copied again, else
+/// copied in chunks).
+pub(super) fn write_file(
+    plan: &Plan<'_>,
+    sources: &Sources,
+    sink: &dyn Sink,
+    mapping: &Mapping,
+    index: &[(u64, Vec<u8>)],
+    f: &FileData,
+) -> Result<(), EmitError> {
+    let bs = u64::from(plan.geometry.block_size);
+    if let Some(span) = small_span(mapping, index, bs) {
+        return write_file_span(plan, sources, sink, mapping, index, f, span);
+    }
+    write_index_blocks(plan, sink, index)?;
+    if sources.live && f.size <= LIVE_COPY_BUFFER as u64 {
+        return write_logical(plan, sink, mapping, &sources.read_whole(f)?);
+    }
+    copy_file(plan, sources, sink, mapping, f)
+}
+
+/// Copies a source file's data runs into their blocks, chunk by chunk as
+/// they are read (once: what is written stays written).
+fn copy_file(
+    plan: &Plan<'_>,
+    sources: &Sources,
+    sink: &dyn Sink,
+    mapping: &Mapping,
+    f: &FileData,
+) -> Result<(), EmitError> {
+    let mut runs = mapping.data_runs().peekable();
+    if runs.peek().is_none() {
+        return Ok(());
+    }
+    let geo = &plan.geometry;
+    let bs = u64::from(geo.block_size);
+    // Never larger than the file: a zeroed 1 MiB buffer for each of tens of
+    // thousands of small files showed up as a tenth of the build time.
+    let mut buf = vec![0u8; COPY_CHUNK.min(f.size.next_multiple_of(bs) as usize)];
+    let opened = sources.copy(f, 1, |reader| {
+        for run in mapping.data_runs() {
+            let start = u64::from(run.lblk) * bs;
+            let end = (start + u64::from(run.len) * bs).min(f.size);
+            let mut pos = start;
+            while pos < end {
+                let n = ((end - pos) as usize).min(buf.len());
+                reader.read_exact_at(&mut buf[..n], pos)?;
+                sink.write_at(geo.offset(run.pblk) + (pos - start), &buf[..n])?;
+                pos += n as u64;
+            }
+            let written = end.saturating_sub(start);
+            zero_run_tail(sink, geo.offset(run.pblk), run.len, bs, written)?;
+        }
+        Ok(())
+    })?;
+    if !opened {
+        // A vanished file is stored as zeros (under --live): a block device
+        // must be told, it may hold old bytes there.
+        for run in mapping.data_runs() {
+            zero_run_tail(sink, geo.offset(run.pblk), run.len, bs, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// The blocks of a mapping (data and index blocks) when they are one
+/// contiguous span of at most [`COPY_CHUNK`] bytes: most files, whose
+/// indirect blocks (block maps) sit between their data runs.
+fn small_span(mapping: &Mapping, index: &[(u64, Vec<u8>)], bs: u64) -> Option<Range<u64>> {
+    let runs = mapping
+        .data_runs()
+        .map(|r| r.pblk..r.pblk + u64::from(r.len));
+    let blocks = runs.chain(index.iter().map(|(b, _)| *b..*b + 1));
+    let (mut first, mut end, mut count) = (u64::MAX, 0, 0);
+    for r in blocks {
+        first = first.min(r.start);
+        end = end.max(r.end);
+        count += r.end - r.start;
+    }
+    let contiguous = count > 0 && end - first == count;
+    (contiguous && count * bs <= COPY_CHUNK as u64).then_some(first..end)
+}
+
+/// Writes a file whose blocks are `span` with one write: the data read into
+/// its place in a buffer of the span, the index blocks beside it, the tails
+/// of partial blocks zero. (Separate writes of a few blocks each cost as
+/// much as the copying, and contend for the output file's lock.)
+fn write_file_span(
+    plan: &Plan<'_>,
+    sources: &Sources,
+    sink: &dyn Sink,
+    mapping: &Mapping,
+    index: &[(u64, Vec<u8>)],
+    f: &FileData,
+    span: Range<u64>,
+) -> Result<(), EmitError> {
+    let geo = &plan.geometry;
+    let bs = u64::from(geo.block_size);
+    let mut buf = vec![0u8; ((span.end - span.start) * bs) as usize];
+    let at = |pblk: u64| ((pblk - span.start) * bs) as usize;
+    for (block, content) in index {
+        buf[at(*block)..at(*block) + content.len()].copy_from_slice(content);
+    }
+    sources.copy(f, sources.copies(), |reader| {
+        for run in mapping.data_runs() {
+            let start = u64::from(run.lblk) * bs;
+            let len = (u64::from(run.len) * bs).min(f.size.saturating_sub(start)) as usize;
+            reader.read_exact_at(&mut buf[at(run.pblk)..at(run.pblk) + len], start)?;
+        }
+        Ok(())
+    })?;
+    Ok(sink.write_at(geo.offset(span.start), &buf)?)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
+
+    use kiln_tree::{Body, Tree};
+
+    use super::*;
+
+    /// The file `name` of a tree read from `dir`.
+    fn file_of(dir: &Path, name: &str) -> FileData {
+        let tree = kiln_tree::read_dir_tree(dir).unwrap();
+        let id = tree.lookup(Tree::ROOT, name.as_bytes()).unwrap();
+        match &tree.node(id).body {
+            Body::File(f) => f.clone(),
+            other => panic!("not a file: {other:?}"),
+        }
+    }
+
+    /// Writes `data` over `path` in place, with an mtime of its own
+    /// (`stamp` seconds past a fixed date), which no clock tick hides.
+    fn rewrite(path: &Path, data: &[u8], stamp: u64) {
+        std::fs::write(path, data).unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000 + stamp);
+        file.set_modified(when).unwrap();
+    }
+
+    /// Copies `name` (4 bytes) with a pass that reads it whole, then
+    /// rewrites it while `changes` says so (given the pass number); returns
+    /// the passes made, the bytes of the last and what emit concludes.
+    fn copy_changing(
+        live: bool,
+        changes: impl Fn(u32) -> bool,
+    ) -> (u32, Vec<u8>, Result<EmitReport, EmitError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"old!").unwrap();
+        let f = file_of(dir.path(), "f");
+        let sources = Sources::new(live);
+        let (mut passes, mut buf) = (0, vec![0u8; 4]);
+        let copies = sources.copies();
+        let opened = sources.copy(&f, copies, |reader| {
+            reader.read_exact_at(&mut buf, 0)?;
+            passes += 1;
+            if changes(passes) {
+                rewrite(&path, format!("new{passes}").as_bytes(), u64::from(passes));
+            }
+            Ok(())
+        });
+        assert!(opened.unwrap());
+        (passes, buf, sources.finish())
+    }
+
+    #[test]
+    fn under_live_a_file_changed_during_its_copy_is_copied_again() {
+        let (passes, bytes, outcome) = copy_changing(true, |pass| pass == 1);
+        assert_eq!((passes, bytes.as_slice()), (2, &b"new1"[..]));
+        assert!(outcome.unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn under_live_a_file_that_keeps_changing_is_stored_as_last_read_with_a_warning() {
+        let (passes, bytes, outcome) = copy_changing(true, |_| true);
+        assert_eq!((passes, bytes.as_slice()), (LIVE_COPIES, &b"new2"[..]));
+        let warnings = outcome.unwrap().warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("(3 times)") && warnings[0].contains("stored as last read"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn by_default_a_file_changed_during_its_copy_is_an_error() {
+        let (passes, _, outcome) = copy_changing(false, |_| true);
+        assert_eq!(passes, 1);
+        let err = outcome.unwrap_err().to_string();
+        assert!(err.contains("changed while it was being copied"), "{err}");
+    }
+}
