@@ -50,14 +50,15 @@ pub enum SinkError {
         path: PathBuf,
     },
     /// Creating, writing or renaming the output failed.
-    #[error("{}: {what} at byte offset {offset}: {source}", path.display())]
+    #[error("{}: {what}{}: {source}", path.display(), at_offset(*offset))]
     Io {
         /// The output path.
         path: PathBuf,
         /// What was being done.
         what: &'static str,
-        /// Where in the image.
-        offset: u64,
+        /// Where in the image, for a write at an offset; `None` for the
+        /// steps that have no offset (creating, flushing, renaming).
+        offset: Option<u64>,
         /// What the host said.
         #[source]
         source: io::Error,
@@ -218,12 +219,32 @@ impl TempOutput {
     }
 }
 
-/// An IO failure on the output at `path`.
+/// The ` at byte offset N` of a message, for a failure that has an offset.
+fn at_offset(offset: Option<u64>) -> String {
+    offset.map_or(String::new(), |at| format!(" at byte offset {at}"))
+}
+
+/// An IO failure on the output at `path`, in a step that has no offset.
 pub(crate) fn io_error(path: &Path, what: &'static str, source: io::Error) -> SinkError {
     SinkError::Io {
         path: path.into(),
         what,
-        offset: 0,
+        offset: None,
+        source,
+    }
+}
+
+/// An IO failure writing the output at `path` at byte `offset` of the image.
+pub(crate) fn write_error(
+    path: &Path,
+    what: &'static str,
+    offset: u64,
+    source: io::Error,
+) -> SinkError {
+    SinkError::Io {
+        path: path.into(),
+        what,
+        offset: Some(offset),
         source,
     }
 }
@@ -262,12 +283,8 @@ impl Sink for SparseFile {
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
         for (start, run) in nonzero_runs(buf) {
             let at = offset + start as u64;
-            kiln_host::write_at(self.file(), run, at).map_err(|source| SinkError::Io {
-                path: self.out.target().to_path_buf(),
-                what: "writing",
-                offset: at,
-                source,
-            })?;
+            kiln_host::write_at(self.file(), run, at)
+                .map_err(|e| write_error(self.out.target(), "writing", at, e))?;
         }
         Ok(())
     }
