@@ -68,7 +68,7 @@ fn names_in(dir: &Path) -> Vec<String> {
 /// Where there is no `O_TMPFILE` (a FUSE filesystem: fuse2fs has none) the
 /// output is first a hidden named file. A later build of the same output
 /// leaves it while its writer lives (here stopped), and removes it once the
-/// writer is killed.
+/// writer is killed; SIGINT removes it at once.
 #[test]
 fn a_killed_builds_temporary_file_is_removed_by_the_next() {
     if !require_root()
@@ -119,6 +119,20 @@ fn a_killed_builds_temporary_file_is_removed_by_the_next() {
     let third = run(case.build_command(&[&src], &image).arg("--force"));
     assert_success(&third, "a build after a killed one");
     assert_eq!(names_in(out_dir), ["image.img"], "left behind");
-    drop(first);
+
+    // SIGINT still removes the named file through the partial outputs.
+    let mut fourth = Running(
+        case.build_command(&[&src], &image)
+            .arg("--force")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kiln"),
+    );
+    wait_for_open_file(&mut fourth.0, out_dir);
+    fourth.signal(rustix::process::Signal::INT);
+    let status = fourth.0.wait().expect("wait for kiln");
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(names_in(out_dir), ["image.img"], "left behind");
+    drop((first, fourth));
     mount.unmount();
 }
