@@ -501,8 +501,28 @@ impl Mount {
         )
     }
 
+    /// Mounts an ext image through FUSE (`fuse2fs`): a filesystem without
+    /// `O_TMPFILE`.
+    pub fn fuse2fs(image: &Path) -> Mount {
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-mnt-")
+            .tempdir()
+            .expect("create a mount point");
+        let target = dir.path().to_path_buf();
+        Mount::attach_with(
+            tool("fuse2fs").arg(image).arg(&target),
+            target.clone(),
+            Some(dir),
+        )
+    }
+
     fn attach(args: &[&OsStr], target: PathBuf, dir: Option<TempDir>) -> Mount {
-        let out = run(tool("mount").args(args));
+        Mount::attach_with(tool("mount").args(args), target, dir)
+    }
+
+    /// Runs `cmd`, which mounts a filesystem on `target`.
+    fn attach_with(cmd: &mut Command, target: PathBuf, dir: Option<TempDir>) -> Mount {
+        let out = run(cmd);
         if !out.status.success() {
             let kernel = Command::new("dmesg")
                 .output()
@@ -513,7 +533,7 @@ impl Mount {
                 })
                 .unwrap_or_default();
             panic!(
-                "mount {args:?} failed: {}\n--- last kernel messages ---\n{kernel}",
+                "{cmd:?} failed: {}\n--- last kernel messages ---\n{kernel}",
                 describe(&out)
             );
         }
@@ -552,6 +572,34 @@ impl Drop for Mount {
             // Busy (a panic left a file open): detach lazily so the loop device goes eventually.
             let _ = Command::new(&umount).arg("-l").arg(&self.target).status();
         }
+    }
+}
+
+/// Waits until the running `child` has a file open in `dir` (its output,
+/// named or not: `/proc/PID/fd` shows an unnamed file as `DIR/#INO
+/// (deleted)`) and returns what that link reads. A wait for a state, not a
+/// guessed delay; panics if the child exits first.
+pub fn wait_for_open_file(child: &mut std::process::Child, dir: &Path) -> PathBuf {
+    let dir = std::fs::canonicalize(dir).expect("canonical directory");
+    let fds = PathBuf::from(format!("/proc/{}/fd", child.id()));
+    let start = std::time::Instant::now();
+    loop {
+        let links = std::fs::read_dir(&fds).into_iter().flatten().flatten();
+        if let Some(link) = links
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .find(|link| link.parent() == Some(&dir))
+        {
+            return link;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no output was opened in {}",
+            dir.display()
+        );
+        if child.try_wait().expect("poll the child").is_some() {
+            panic!("the child finished before its output was seen: make its source larger");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 

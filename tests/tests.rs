@@ -55,6 +55,10 @@ mod verify;
 mod prop;
 // Issue 7: SIGINT and SIGTERM leave no partial output.
 mod signals;
+// Issue 17: a closed standard output ends every command quietly.
+mod broken_pipe;
+// Issue 17: the output file: messages, temporary files of killed builds.
+mod output;
 // Issue 7: the reading commands on damaged images.
 mod corrupt;
 // Issue 16: hand-edited hostile images: escapes, bombs, loops, lies, bad checksums.

@@ -60,11 +60,28 @@ fn main() -> ExitCode {
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE_STATUS),
         Err(e) => {
             eprintln!("kiln: error: {}", message(&e));
             failure_status(&e, matches.subcommand_name())
         }
     }
+}
+
+/// The exit status when the reader of standard output goes away (`kiln ls
+/// IMG | head -1`): what a shell reports for `cat`, which SIGPIPE ends
+/// (128 + 13). Rust ignores SIGPIPE, so kiln sees the write fail instead.
+const BROKEN_PIPE_STATUS: u8 = 141;
+
+/// Whether `e` comes from a pipe whose reader went away: as with any tool
+/// that SIGPIPE ends, that is no error to report. Only standard output is
+/// a pipe kiln writes to.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// 1 for a failure, but `verify` says 1 only for differences and 2 for

@@ -70,25 +70,26 @@ pub(crate) fn verify(args: &VerifyArgs, layers: &[Layer]) -> Result<()> {
     v.compare(&walk).with_context(|| image.name.clone())?;
     let diffs = v.out.total;
     if diffs > v.out.shown {
-        println!("... and {} more differences", diffs - v.out.shown);
+        let more = diffs - v.out.shown;
+        v.out.print(format_args!("... and {more} more differences"));
     }
     let check = kiln_ext::check_image(&reader, &walk, args.max_reports.saturating_sub(v.out.shown))
         .with_context(|| image.name.clone())?;
     for problem in &check.problems {
-        println!("inconsistency: {problem}");
+        v.out.print(format_args!("inconsistency: {problem}"));
     }
     if check.total > check.problems.len() {
-        println!(
-            "... and {} more inconsistencies",
-            check.total - check.problems.len()
-        );
+        let more = check.total - check.problems.len();
+        v.out
+            .print(format_args!("... and {more} more inconsistencies"));
     }
     if diffs > 0 && v.out.atimes == diffs {
-        println!(
+        v.out.print(format_args!(
             "note: every difference is an access time (reading a source file after the build \
              changes it); --no-atime leaves access times out"
-        );
+        ));
     }
+    v.out.check()?;
     if diffs + check.total > 0 {
         return Err(Differences {
             image: image.name.clone(),
@@ -113,6 +114,9 @@ struct Reports {
     total: usize,
     /// How many of them are access times.
     atimes: usize,
+    /// The first failure to print (standard output closed, say): nothing
+    /// more is printed, and the comparison stops at the next entry.
+    failed: Option<std::io::Error>,
 }
 
 impl Reports {
@@ -122,6 +126,7 @@ impl Reports {
             shown: 0,
             total: 0,
             atimes: 0,
+            failed: None,
         }
     }
 
@@ -130,7 +135,23 @@ impl Reports {
         self.total += 1;
         if self.shown < self.max {
             self.shown += 1;
-            println!("/{}: {what}", kiln_tree::escape(path));
+            self.print(format_args!("/{}: {what}", kiln_tree::escape(path)));
+        }
+    }
+
+    /// Prints one line on standard output, unless printing failed before.
+    fn print(&mut self, line: std::fmt::Arguments) {
+        use std::io::Write;
+        if self.failed.is_none() {
+            self.failed = writeln!(std::io::stdout().lock(), "{line}").err();
+        }
+    }
+
+    /// The failure to print, if there was one.
+    fn check(&mut self) -> Result<()> {
+        match self.failed.take() {
+            Some(e) => Err(e).context("writing to standard output"),
+            None => Ok(()),
         }
     }
 
@@ -176,6 +197,7 @@ impl Verifier<'_> {
         let mut ino_of: HashMap<NodeId, u32> = HashMap::new();
         let mut node_of: HashMap<u32, NodeId> = HashMap::new();
         for (path, id) in &expected {
+            self.out.check()?;
             let Some(entry) = by_path.get(path.as_slice()) else {
                 self.out.diff(path, "missing from the image");
                 continue;

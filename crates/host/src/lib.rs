@@ -3,8 +3,10 @@
 //! Everything that differs between Linux, macOS and Windows hosts lives here:
 //! the details of `lstat` ([`HostMeta`], [`read_dir_meta`]), extended attributes ([`read_xattrs`]),
 //! the data ranges of sparse files ([`data_ranges`]), opening a source without
-//! touching its access time ([`open_source`]) and positional reads and writes
-//! ([`read_at`], [`write_at`]). The rest of the workspace is host-neutral.
+//! touching its access time ([`open_source`]), positional reads and writes
+//! ([`read_at`], [`write_at`]) and output files that take their name only
+//! when complete ([`OutputFile`]: `O_TMPFILE` on Linux). The rest of the
+//! workspace is host-neutral.
 //!
 //! On Unix hosts the real calls are made through `rustix` and `std::os::unix`;
 //! on other hosts the functions return the documented defaults (no xattrs, a
@@ -21,9 +23,11 @@ use std::ops::Range;
 use std::path::Path;
 
 pub use dest::DestDir;
+pub use output::OutputFile;
 pub use partial::{partial_outputs, remove_partial_outputs, PartialOutputs};
 
 mod dest;
+mod output;
 mod partial;
 #[cfg(unix)]
 mod unix;

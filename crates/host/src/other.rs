@@ -171,6 +171,49 @@ pub(crate) fn write_all_at(_file: &File, _buf: &[u8], _offset: u64) -> io::Resul
 
 pub(crate) fn preallocate(_file: &File, _range: Range<u64>) {}
 
+/// No unnamed files here: always the named fallback.
+pub(crate) fn open_unnamed(_dir: &Path) -> io::Result<Option<File>> {
+    Ok(None)
+}
+
+/// No unnamed files here ([`open_unnamed`] makes none).
+pub(crate) fn link_unnamed(_file: &File, _path: &Path) -> io::Result<()> {
+    unsupported()
+}
+
+/// Nothing to take: on Windows the writer's open handle is its lock (see
+/// [`remove_if_abandoned`]).
+pub(crate) fn lock_writer(_file: &File) -> io::Result<()> {
+    Ok(())
+}
+
+/// A file open here cannot lose its name to a cleanup (see
+/// [`remove_if_abandoned`]).
+pub(crate) fn is_linked(_file: &File) -> io::Result<bool> {
+    Ok(true)
+}
+
+/// Removes the temporary output `path` if no process has it open: its
+/// writer is gone. An exclusive open (no sharing) is refused with a
+/// sharing violation while any other handle is open.
+#[cfg(windows)]
+pub(crate) fn remove_if_abandoned(path: &Path) -> io::Result<()> {
+    use std::os::windows::fs::OpenOptionsExt;
+    let probe = std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(0)
+        .open(path)?;
+    // Closed first: Windows removes no file that is open.
+    drop(probe);
+    std::fs::remove_file(path)
+}
+
+/// Hosts without a way to tell a live writer: nothing is removed.
+#[cfg(not(windows))]
+pub(crate) fn remove_if_abandoned(_path: &Path) -> io::Result<()> {
+    Ok(())
+}
+
 pub(crate) fn link_target_bytes(target: &Path) -> Vec<u8> {
     target.to_string_lossy().replace('\\', "/").into_bytes()
 }

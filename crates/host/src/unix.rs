@@ -387,6 +387,81 @@ pub(crate) fn preallocate(file: &File, range: Range<u64>) {
     let _ = (file, range);
 }
 
+/// Linux: an `O_TMPFILE` file in `dir`, or `None` where the filesystem
+/// (or kernel) has none, or `/proc` is missing to name it later.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn open_unnamed(dir: &Path) -> io::Result<Option<File>> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+    match rustix::fs::open(dir, flags, Mode::from_raw_mode(0o600)) {
+        // EOPNOTSUPP: the filesystem has no O_TMPFILE (vfat); EISDIR or
+        // EINVAL: the kernel predates it.
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => Ok(None),
+        Err(e) => Err(e.into()),
+        Ok(fd) => Ok(Path::new(&fd_link(&fd)).exists().then(|| File::from(fd))),
+    }
+}
+
+/// Elsewhere there is no unnamed file: always the named fallback.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn open_unnamed(_dir: &Path) -> io::Result<Option<File>> {
+    Ok(None)
+}
+
+/// Names the unnamed `file` `path` (failing if `path` exists): `linkat`
+/// of its `/proc/self/fd` link, which any user may do (`AT_EMPTY_PATH`
+/// needs CAP_DAC_READ_SEARCH).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn link_unnamed(file: &File, path: &Path) -> io::Result<()> {
+    use rustix::fs::{linkat, AtFlags, CWD};
+    Ok(linkat(
+        CWD,
+        fd_link(file),
+        CWD,
+        path,
+        AtFlags::SYMLINK_FOLLOW,
+    )?)
+}
+
+/// No unnamed files here ([`open_unnamed`] makes none).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn link_unnamed(_file: &File, _path: &Path) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// `/proc/self/fd/N`, the link to an open file.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn fd_link(fd: &impl std::os::fd::AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Takes the exclusive `flock` of a temporary output, waiting while a
+/// cleanup holds it; the lock lasts as long as the file is open.
+pub(crate) fn lock_writer(file: &File) -> io::Result<()> {
+    Ok(rustix::fs::flock(
+        file,
+        rustix::fs::FlockOperation::LockExclusive,
+    )?)
+}
+
+/// Whether `file` still has a name (a cleanup may have removed it).
+pub(crate) fn is_linked(file: &File) -> io::Result<bool> {
+    Ok(rustix::fs::fstat(file)?.st_nlink > 0)
+}
+
+/// Removes the temporary output `path` if no process holds its lock: its
+/// writer is gone. Never follows a symlink there.
+pub(crate) fn remove_if_abandoned(path: &Path) -> io::Result<()> {
+    use rustix::fs::{FlockOperation, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive)?;
+    // Removed while locked: a writer that created it and has not locked it
+    // yet sees it unlinked once it has the lock, and makes another.
+    std::fs::remove_file(path)
+}
+
 pub(crate) fn link_target_bytes(target: &Path) -> Vec<u8> {
     target.as_os_str().as_bytes().to_vec()
 }

@@ -16,7 +16,7 @@ use std::io::{self, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::{Sink, SinkError};
+use crate::{io_error, write_error, Sink, SinkError};
 
 /// The largest zero write of [`BlockDevice::zero`].
 static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
@@ -39,12 +39,7 @@ impl BlockDevice {
     /// image; bytes outside it are left alone. Like a device, the file may
     /// hold old bytes, so everything is written, zeros included.
     pub fn open_file_at(path: &Path, offset: u64, size: u64) -> Result<BlockDevice, SinkError> {
-        let io_err = |what, source| SinkError::Io {
-            path: path.into(),
-            what,
-            offset,
-            source,
-        };
+        let io_err = |what, source| io_error(path, what, source);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
@@ -78,12 +73,7 @@ impl BlockDevice {
     /// `size`, and a device that is mounted (or one of its partitions is, or
     /// it is swap). On Linux the device stays claimed exclusively while open.
     pub fn open(path: &Path, size: u64) -> Result<BlockDevice, SinkError> {
-        let io_err = |what, source| SinkError::Io {
-            path: path.into(),
-            what,
-            offset: 0,
-            source,
-        };
+        let io_err = |what, source| io_error(path, what, source);
         let refuse = |what, kind, msg: String| io_err(what, io::Error::new(kind, msg));
         let real = std::fs::canonicalize(path).map_err(|e| io_err("opening the device", e))?;
         let meta = kiln_host::lstat(&real).map_err(|e| io_err("opening the device", e))?;
@@ -139,39 +129,28 @@ impl BlockDevice {
 
     /// Flushes everything written to the device (fsync).
     pub fn finish(self) -> Result<(), SinkError> {
-        self.file.sync_all().map_err(|source| SinkError::Io {
-            path: self.path,
-            what: "flushing",
-            offset: 0,
-            source,
-        })
+        self.file
+            .sync_all()
+            .map_err(|e| io_error(&self.path, "flushing", e))
     }
 
     fn check_range(&self, offset: u64, len: u64) -> Result<(), SinkError> {
         match offset.checked_add(len) {
             Some(end) if end <= self.size => Ok(()),
-            _ => Err(SinkError::Io {
-                path: self.path.clone(),
-                what: "writing",
-                offset,
-                source: io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "{len} bytes run past the end of the {}-byte image",
-                        self.size
-                    ),
-                ),
-            }),
+            _ => {
+                let msg = format!(
+                    "{len} bytes run past the end of the {}-byte image",
+                    self.size
+                );
+                let source = io::Error::new(io::ErrorKind::InvalidInput, msg);
+                Err(write_error(&self.path, "writing", offset, source))
+            }
         }
     }
 
     fn write(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
-        kiln_host::write_at(&self.file, buf, self.base + offset).map_err(|source| SinkError::Io {
-            path: self.path.clone(),
-            what: "writing",
-            offset,
-            source,
-        })
+        kiln_host::write_at(&self.file, buf, self.base + offset)
+            .map_err(|e| write_error(&self.path, "writing", offset, e))
     }
 }
 

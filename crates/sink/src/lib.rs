@@ -34,8 +34,6 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
-
 /// The granularity at which [`SparseFile`] looks for all-zero runs to skip.
 const ZERO_CHECK_CHUNK: usize = 4096;
 
@@ -50,14 +48,15 @@ pub enum SinkError {
         path: PathBuf,
     },
     /// Creating, writing or renaming the output failed.
-    #[error("{}: {what} at byte offset {offset}: {source}", path.display())]
+    #[error("{}: {what}{}: {source}", path.display(), at_offset(*offset))]
     Io {
         /// The output path.
         path: PathBuf,
         /// What was being done.
         what: &'static str,
-        /// Where in the image.
-        offset: u64,
+        /// Where in the image, for a write at an offset; `None` for the
+        /// steps that have no offset (creating, flushing, renaming).
+        offset: Option<u64>,
         /// What the host said.
         #[source]
         source: io::Error,
@@ -148,48 +147,37 @@ pub enum Durability {
     Sync,
 }
 
-/// A temporary file beside an output's target, renamed over it on commit
-/// and deleted if dropped (or on interruption) before.
+/// A file beside an output's target, given the target's name on commit and
+/// leaving nothing if dropped (or interrupted, or killed) before: see
+/// [`kiln_host::OutputFile`].
 #[derive(Debug)]
 pub(crate) struct TempOutput {
-    temp: NamedTempFile,
+    out: kiln_host::OutputFile,
     target: PathBuf,
     force: bool,
 }
 
 impl TempOutput {
-    /// Creates the temporary file beside `target`; fails early when
-    /// `target` exists and `force` is false.
+    /// Creates the file beside `target`; fails early when `target` exists
+    /// and `force` is false.
     pub(crate) fn create(target: &Path, force: bool) -> Result<TempOutput, SinkError> {
         if !force && target.symlink_metadata().is_ok() {
             return Err(SinkError::Exists {
                 path: target.into(),
             });
         }
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        // Held from before the file exists until it is listed, so that an
-        // interruption in between waits for the listing and removes it too.
-        let mut partial = kiln_host::partial_outputs();
-        let temp = tempfile::Builder::new()
-            .prefix(".kiln-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
+        let out = kiln_host::OutputFile::create(target)
             .map_err(|e| io_error(target, "creating a temporary file beside it", e))?;
-        partial.add(temp.path());
-        drop(partial);
         Ok(TempOutput {
-            temp,
+            out,
             target: target.into(),
             force,
         })
     }
 
-    /// The open temporary file.
+    /// The open file.
     pub(crate) fn file(&self) -> &File {
-        self.temp.as_file()
+        self.out.file()
     }
 
     /// The final path.
@@ -198,7 +186,7 @@ impl TempOutput {
     }
 
     /// Sets the default permissions, flushes to stable storage if asked and
-    /// renames the file to its target.
+    /// gives the file its target's name.
     pub(crate) fn commit(self, durability: Durability) -> Result<(), SinkError> {
         let err = |what, e| io_error(&self.target, what, e);
         kiln_host::set_default_permissions(self.file())
@@ -206,24 +194,41 @@ impl TempOutput {
         if durability == Durability::Sync {
             kiln_host::sync_data(self.file()).map_err(|e| err("flushing", e))?;
         }
-        let temp_path = self.temp.path().to_path_buf();
-        let persisted = if self.force {
-            self.temp.persist(&self.target)
-        } else {
-            self.temp.persist_noclobber(&self.target)
-        };
-        kiln_host::partial_outputs().remove(&temp_path);
-        persisted.map_err(|e| io_error(&self.target, "renaming into place", e.error))?;
-        Ok(())
+        match self.out.persist(self.force) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(SinkError::Exists { path: self.target })
+            }
+            other => other.map_err(|e| io_error(&self.target, "renaming into place", e)),
+        }
     }
 }
 
-/// An IO failure on the output at `path`.
+/// The ` at byte offset N` of a message, for a failure that has an offset.
+fn at_offset(offset: Option<u64>) -> String {
+    offset.map_or(String::new(), |at| format!(" at byte offset {at}"))
+}
+
+/// An IO failure on the output at `path`, in a step that has no offset.
 pub(crate) fn io_error(path: &Path, what: &'static str, source: io::Error) -> SinkError {
     SinkError::Io {
         path: path.into(),
         what,
-        offset: 0,
+        offset: None,
+        source,
+    }
+}
+
+/// An IO failure writing the output at `path` at byte `offset` of the image.
+pub(crate) fn write_error(
+    path: &Path,
+    what: &'static str,
+    offset: u64,
+    source: io::Error,
+) -> SinkError {
+    SinkError::Io {
+        path: path.into(),
+        what,
+        offset: Some(offset),
         source,
     }
 }
@@ -262,12 +267,8 @@ impl Sink for SparseFile {
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
         for (start, run) in nonzero_runs(buf) {
             let at = offset + start as u64;
-            kiln_host::write_at(self.file(), run, at).map_err(|source| SinkError::Io {
-                path: self.out.target().to_path_buf(),
-                what: "writing",
-                offset: at,
-                source,
-            })?;
+            kiln_host::write_at(self.file(), run, at)
+                .map_err(|e| write_error(self.out.target(), "writing", at, e))?;
         }
         Ok(())
     }

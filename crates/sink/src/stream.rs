@@ -21,7 +21,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use crate::{io_error, Durability, Sink, SinkError, TempOutput};
+use crate::{io_error, write_error, Durability, Sink, SinkError, TempOutput};
 
 /// Zeros emitted across gaps, a bounded chunk at a time.
 static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
@@ -167,15 +167,8 @@ impl StreamSink {
         level: i32,
         threads: u32,
     ) -> Result<StreamSink, SinkError> {
-        let name = PathBuf::from(DEFAULT_NAME);
-        let out = zstd_output(Box::new(writer), size, level, threads).map_err(|source| {
-            SinkError::Io {
-                path: name,
-                what: "setting up the zstd compressor",
-                offset: 0,
-                source,
-            }
-        })?;
+        let out = zstd_output(Box::new(writer), size, level, threads)
+            .map_err(|e| io_error(Path::new(DEFAULT_NAME), "setting up the zstd compressor", e))?;
         Ok(StreamSink::with_output(out, size))
     }
 
@@ -280,12 +273,9 @@ impl StreamSink {
         debug_assert_eq!(state.cursor, self.size);
         debug_assert!(state.pending.is_empty());
         let out = state.out.take().expect("a stream is finished only once");
-        let compressed_bytes = out.finish().map_err(|source| SinkError::Io {
-            path: name,
-            what: "finishing the stream",
-            offset: self.size,
-            source,
-        })?;
+        let compressed_bytes = out
+            .finish()
+            .map_err(|e| io_error(&name, "finishing the stream", e))?;
         Ok(StreamSummary {
             size: self.size,
             sha256: state.hasher.finalize().into(),
@@ -299,12 +289,8 @@ impl StreamSink {
 
     /// An error for a write the stream cannot take (a bug of the caller).
     fn misuse(&self, offset: u64, msg: String) -> SinkError {
-        SinkError::Io {
-            path: self.name.clone(),
-            what: "writing",
-            offset,
-            source: io::Error::new(io::ErrorKind::InvalidInput, msg),
-        }
+        let source = io::Error::new(io::ErrorKind::InvalidInput, msg);
+        write_error(&self.name, "writing", offset, source)
     }
 
     /// Emits `buf` at the cursor; on failure the stream is broken for good.
@@ -314,12 +300,7 @@ impl StreamSink {
         if let Err(source) = out.write_all(buf) {
             state.failed = Some((source.kind(), source.to_string()));
             self.drained.notify_all();
-            return Err(SinkError::Io {
-                path: self.name.clone(),
-                what: "writing",
-                offset: at,
-                source,
-            });
+            return Err(write_error(&self.name, "writing", at, source));
         }
         state.hasher.update(buf);
         state.cursor += buf.len() as u64;
@@ -347,11 +328,14 @@ impl StreamSink {
 
 /// The error of a stream that broke earlier, if it did.
 fn broken(state: &State, name: &Path) -> Option<SinkError> {
-    state.failed.as_ref().map(|(kind, msg)| SinkError::Io {
-        path: name.into(),
-        what: "writing (after an earlier failure)",
-        offset: state.cursor,
-        source: io::Error::new(*kind, msg.clone()),
+    state.failed.as_ref().map(|(kind, msg)| {
+        let source = io::Error::new(*kind, msg.clone());
+        write_error(
+            name,
+            "writing (after an earlier failure)",
+            state.cursor,
+            source,
+        )
     })
 }
 
