@@ -1,6 +1,7 @@
 //! Reads a host directory into a [`Tree`], as `cp -ax` would copy it.
 
 use std::collections::HashMap;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -9,21 +10,41 @@ use rayon::prelude::*;
 use thin_vec::ThinVec;
 
 use crate::model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
-use crate::{DataSource, HostPath, Timestamp, TreeError};
+use crate::{DataSource, HostPath, Pruning, Timestamp, TreeError};
 
-/// Reads the directory `root` and everything below it into a [`Tree`].
+/// Reads the directory `root` and everything below it into a [`Tree`]
+/// ([`read_dir_tree_with`] with the default options: nothing left out).
+pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
+    read_dir_tree_with(root, &WalkOptions::default())
+}
+
+/// How [`read_dir_tree_with`] walks a directory source.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WalkOptions<'a> {
+    /// The entries left unread (the excluded ones).
+    pub pruning: Pruning<'a>,
+    /// Where the build writes its output: a walk that would list it fails.
+    pub output: Option<&'a OutputPlace>,
+}
+
+/// Reads the directory `root` and everything below it into a [`Tree`],
+/// leaving out the entries that `opts.pruning` skips (they are never
+/// stat'ed, opened or listed).
 ///
 /// Symlinks are kept as symlinks, hard links (same device and inode) become
 /// one node, and like `cp -x` the walk does not descend into directories of
 /// other mounted filesystems (they appear as empty directories). A directory
 /// that is one of its own ancestors (same device and inode: a bind mount of
 /// a directory below itself) is an error, [`TreeError::DirectoryLoop`], as
-/// `cp -ax` and `find` refuse it. Names are
+/// `cp -ax` and `find` refuse it. So is listing the directory of
+/// `opts.output` with the output's name in it,
+/// [`TreeError::OutputInSource`]: judged on the walk itself, an output on
+/// another filesystem, or excluded, is fine. Names are
 /// read in sorted order, so the result never depends on readdir order, and
 /// directories are opened with `O_NOATIME` where allowed, so reading the tree
 /// leaves its access times as they were. Xattrs and the data ranges of files
 /// are read in parallel once the walk is done.
-pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
+pub fn read_dir_tree_with(root: &Path, opts: &WalkOptions<'_>) -> Result<Tree, TreeError> {
     let root_meta = kiln_host::lstat(root).map_err(|e| TreeError::io(root, e))?;
     if root_meta.file_type != HostFileType::Dir {
         return Err(TreeError::NotADirectory { path: root.into() });
@@ -48,10 +69,13 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
         let batch = walk
             .dirs
             .split_off(walk.dirs.len().saturating_sub(WALK_BATCH));
+        for (_, dir) in &batch {
+            refuse_output_dir(root, dir, opts)?;
+        }
         let paths: Vec<&Path> = batch.iter().map(|(_, dir)| dir.path.as_path()).collect();
         let listings: Vec<_> = paths
             .par_iter()
-            .map(|path| kiln_host::read_dir_meta(path))
+            .map(|path| list(root, path, &opts.pruning))
             .collect();
         for ((dir, ancestry), listing) in batch.iter().zip(listings) {
             let entries = listing.map_err(|e| TreeError::io(&ancestry.path, e))?;
@@ -63,6 +87,103 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
     } = walk;
     fill_details(&mut tree, pending)?;
     Ok(tree)
+}
+
+/// Lists directory `dir` of the source `root`, without the entries that
+/// `pruning` leaves unread.
+fn list(
+    root: &Path,
+    dir: &Path,
+    pruning: &Pruning<'_>,
+) -> io::Result<Vec<kiln_host::DirEntryMeta>> {
+    if pruning.is_empty() {
+        return kiln_host::read_dir_meta(dir, &|_| true);
+    }
+    let at = image_path(root, dir);
+    kiln_host::read_dir_meta(dir, &|name| {
+        !pruning.skips(&at, &kiln_host::name_bytes(name))
+    })
+}
+
+/// The image path of directory `dir` of the source `root`, as components:
+/// the sources are laid over each other at the image's root.
+fn image_path(root: &Path, dir: &Path) -> Vec<Vec<u8>> {
+    // OK: every directory of the walk is `root` joined with names.
+    let below = dir.strip_prefix(root).expect("a directory of the walk");
+    below
+        .iter()
+        .map(|name| kiln_host::name_bytes(name).into_owned())
+        .collect()
+}
+
+/// Fails when `dir` (about to be listed) is the directory of the output and
+/// the output's name there is not left unread: the image would be read
+/// into the tree it is built from (or, written in place, be read while it
+/// is written).
+fn refuse_output_dir(root: &Path, dir: &Ancestry, opts: &WalkOptions<'_>) -> Result<(), TreeError> {
+    let Some(output) = opts.output else {
+        return Ok(());
+    };
+    if output.is_dir(dir.key, &dir.path)
+        && !opts
+            .pruning
+            .skips(&image_path(root, &dir.path), &output.name)
+    {
+        return Err(TreeError::OutputInSource {
+            output: output.output.clone(),
+            root: root.into(),
+            dir: (dir.path != root).then(|| dir.path.clone()),
+        });
+    }
+    Ok(())
+}
+
+/// Where an output file goes on the host: its directory, by device and
+/// inode (so that the walk knows it however it is reached: through a
+/// symlink in the output's path, `..`, a bind mount), and its name there.
+#[derive(Clone, Debug)]
+pub struct OutputPlace {
+    /// The output as given, for messages.
+    output: PathBuf,
+    /// The directory's device and inode.
+    dir_key: (u64, u64),
+    /// The directory's canonical path, for hosts without inode numbers.
+    dir_path: PathBuf,
+    /// The output's name in it.
+    name: Vec<u8>,
+}
+
+impl OutputPlace {
+    /// The place of the output file `output` (which need not exist yet);
+    /// its directory must exist.
+    pub fn of(output: &Path) -> Result<OutputPlace, TreeError> {
+        let name = output
+            .file_name()
+            .ok_or_else(|| TreeError::io(output, io::Error::other("not a file name")))?;
+        let dir = match output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let err = |e| TreeError::io(dir, e);
+        let dir_path = std::fs::canonicalize(dir).map_err(err)?;
+        let meta = kiln_host::lstat(&dir_path).map_err(err)?;
+        Ok(OutputPlace {
+            output: output.into(),
+            dir_key: (meta.dev, meta.ino),
+            dir_path,
+            name: kiln_host::name_bytes(name).into_owned(),
+        })
+    }
+
+    /// Whether the directory with device and inode `key`, at `path`, is
+    /// the output's.
+    fn is_dir(&self, key: (u64, u64), path: &Path) -> bool {
+        if self.dir_key.1 != 0 {
+            return key == self.dir_key;
+        }
+        // No inode numbers (Windows): the canonical paths tell.
+        std::fs::canonicalize(path).is_ok_and(|p| p == self.dir_path)
+    }
 }
 
 /// Directories listed in parallel at a time.
