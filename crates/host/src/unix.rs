@@ -232,7 +232,10 @@ pub(crate) fn read_dir_meta(
 ) -> io::Result<Vec<crate::DirEntryMeta>> {
     let fd = open_noatime(path, rustix::fs::OFlags::DIRECTORY)?;
     let mut names = Vec::new();
-    for entry in rustix::fs::Dir::read_from(&fd)? {
+    // On a duplicate of the fd: `Dir::read_from` opens `.` again, which
+    // needs search permission, and a directory that can be read but not
+    // searched can still be listed (its entries then fail alone, by name).
+    for entry in rustix::fs::Dir::new(fd.try_clone()?)? {
         let name = entry?.file_name().to_bytes().to_vec();
         let name = std::ffi::OsString::from_vec(name);
         if name != "." && name != ".." && keep(&name) {
