@@ -503,6 +503,29 @@ mod tests {
     }
 
     #[test]
+    fn the_walk_refuses_the_output_directory_unless_it_is_excluded() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/f"), b"f").unwrap();
+        let place = OutputPlace::of(&d.join("sub/out.img")).unwrap();
+        let opts = WalkOptions {
+            output: Some(&place),
+            ..WalkOptions::default()
+        };
+        let err = read_dir_tree_with(d, &opts).unwrap_err();
+        assert!(matches!(err, TreeError::OutputInSource { .. }), "{err}");
+
+        let excludes = crate::Excludes::parse(&["/sub".into()]).unwrap();
+        let opts = WalkOptions {
+            pruning: excludes.pruning(&[], false),
+            output: Some(&place),
+        };
+        let tree = read_dir_tree_with(d, &opts).unwrap();
+        assert_eq!(tree.node(Tree::ROOT).entries().count(), 0);
+    }
+
+    #[test]
     fn missing_source_names_the_path() {
         let err = read_dir_tree(Path::new("/nonexistent/kiln-source")).unwrap_err();
         assert!(
