@@ -630,6 +630,13 @@ fn block_device_output() {
         "the refusal does not explain itself: {text}"
     );
     untouched("a refused build");
+    // Issue 17, point 8: refused before any source is read.
+    let out = run(&mut case.build_command(&[&case.path("no-such-source")], &dev.dev));
+    let text = describe(&out);
+    assert!(
+        text.contains("block device") && !text.contains("no-such-source"),
+        "the source was read before the output was refused: {text}"
+    );
 
     // A disk larger than the device: refused, untouched.
     let big = config(&case, "big.toml", &one_partition_layout("96M"));

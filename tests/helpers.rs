@@ -516,6 +516,15 @@ impl Mount {
         )
     }
 
+    /// Bind-mounts the directory `source` on the existing directory `target`.
+    pub fn bind(source: &Path, target: &Path) -> Mount {
+        Mount::attach(
+            &[OsStr::new("--bind"), source.as_os_str(), target.as_os_str()],
+            target.to_path_buf(),
+            None,
+        )
+    }
+
     fn attach(args: &[&OsStr], target: PathBuf, dir: Option<TempDir>) -> Mount {
         Mount::attach_with(tool("mount").args(args), target, dir)
     }

@@ -10,7 +10,7 @@
 //!    (filesystems through an [`OffsetSink`], raw images copied), the backup
 //!    GPT; a streaming sink (zstd, stdout) sees one forward pass.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches};
@@ -18,11 +18,12 @@ use kiln_ext::{AutoSize, FreeSpace, Plan};
 use kiln_sink::disk::{self, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT};
 use kiln_sink::layout_file::{Config, Content, Partition, Size, Table};
 use kiln_sink::{OffsetSink, Sink};
+use kiln_tree::OutputPlace;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::flags::{BuildArgs, Cli, Command};
-use crate::output::{Output, OutputArgs};
+use crate::output::{Output, OutputArgs, Target};
 use crate::{FsInput, Layer};
 
 /// Bytes copied from a raw image at a time.
@@ -31,22 +32,38 @@ const COPY_CHUNK: usize = 1 << 20;
 /// What fills one partition, ready to size.
 enum Filling {
     Empty,
-    Image { path: std::path::PathBuf, len: u64 },
+    Image { path: PathBuf, len: u64 },
     Fs(FsInput),
+}
+
+/// What one partition is to hold, as the layout file says, before
+/// anything is read.
+enum Request {
+    Empty,
+    Image(PathBuf),
+    Fs {
+        build: Box<BuildArgs>,
+        layers: Vec<Layer>,
+    },
 }
 
 /// `kiln build --config FILE -o OUTPUT`.
 pub(crate) fn build(args: &BuildArgs, config_path: &Path) -> Result<()> {
     let config = Config::load(config_path)?;
     let text = std::fs::read(config_path).with_context(|| config_path.display().to_string())?;
+    let in_config = |p: &Partition| format!("{}: {}", config_path.display(), p.key);
+    let requests = config
+        .partitions
+        .iter()
+        .map(|p| request(p, args.live).with_context(|| in_config(p)))
+        .collect::<Result<Vec<_>>>()?;
+    let target = Target::check(&output_args(args), &inputs(config_path, &requests))?;
     let sde = crate::source_date_epoch()?;
     let fillings = config
         .partitions
         .iter()
-        .map(|p| {
-            filling(p, sde, args.live)
-                .with_context(|| format!("{}: {}", config_path.display(), p.key))
-        })
+        .zip(&requests)
+        .map(|(p, r)| filling(r, sde, target.place()).with_context(|| in_config(p)))
         .collect::<Result<Vec<_>>>()?;
     let sizes = config
         .partitions
@@ -103,7 +120,7 @@ pub(crate) fn build(args: &BuildArgs, config_path: &Path) -> Result<()> {
             eprintln!("kiln: warning: partition {}: {warning}", p.key);
         }
     }
-    let out = Output::open(&output_args(args), layout.size)?;
+    let out = Output::open(&output_args(args), &target, layout.size)?;
     write_disk(out.sink(), &config, &layout, &fillings, &plans)?;
     let written = out.finish(args.durability())?;
     let report = Report::new(&config, &layout, &plans, written.compressed);
@@ -124,21 +141,27 @@ pub(crate) fn output_args(args: &BuildArgs) -> OutputArgs<'_> {
     }
 }
 
-/// Reads what fills partition `p`: a filesystem's tree, a raw image's
-/// length, or nothing. `live` is the command line's `--live`, which holds
-/// for every filesystem.
-fn filling(p: &Partition, sde: Option<i64>, live: bool) -> Result<Filling> {
-    Ok(match &p.content {
-        Content::Empty => Filling::Empty,
-        Content::Image(path) => {
-            let len = std::fs::metadata(path)
-                .with_context(|| path.display().to_string())?
-                .len();
-            Filling::Image {
-                path: path.clone(),
-                len,
-            }
+/// The files a disk's build reads: the layout file, raw images, and each
+/// filesystem's layers.
+fn inputs<'a>(config_path: &'a Path, requests: &'a [Request]) -> Vec<&'a Path> {
+    let mut files = vec![config_path];
+    for r in requests {
+        match r {
+            Request::Empty => {}
+            Request::Image(path) => files.push(path),
+            Request::Fs { build, layers } => files.extend(crate::input_files(layers, &build.tree)),
         }
+    }
+    files
+}
+
+/// What partition `p` is to hold: its filesystem's flags parsed, nothing
+/// read yet. `live` is the command line's `--live`, which holds for every
+/// filesystem.
+fn request(p: &Partition, live: bool) -> Result<Request> {
+    Ok(match &p.content {
+        Content::Empty => Request::Empty,
+        Content::Image(path) => Request::Image(path.clone()),
         Content::Filesystem(argv) => {
             let full = ["kiln", "build"]
                 .into_iter()
@@ -165,8 +188,29 @@ fn filling(p: &Partition, sde: Option<i64>, live: bool) -> Result<Filling> {
                 bail!("filesystem options: --force, --sync, --compress, --offset and --report belong to the command line, not to a filesystem");
             }
             build.live |= live;
-            let layers: Vec<Layer> = build.tree.layers(&build.sources, sub);
-            Filling::Fs(crate::prepare_fs(&build, &layers, sde)?)
+            let layers = build.tree.layers(&build.sources, sub);
+            Request::Fs { build, layers }
+        }
+    })
+}
+
+/// Reads what fills a partition: a filesystem's tree (`output` is where
+/// the disk goes, which its directory sources must not hold), a raw
+/// image's length, or nothing.
+fn filling(r: &Request, sde: Option<i64>, output: Option<&OutputPlace>) -> Result<Filling> {
+    Ok(match r {
+        Request::Empty => Filling::Empty,
+        Request::Image(path) => {
+            let len = std::fs::metadata(path)
+                .with_context(|| path.display().to_string())?
+                .len();
+            Filling::Image {
+                path: path.clone(),
+                len,
+            }
+        }
+        Request::Fs { build, layers } => {
+            Filling::Fs(crate::prepare_fs(build, layers, sde, output)?)
         }
     })
 }

@@ -356,7 +356,9 @@ pub(crate) struct TreeArgs {
     pub(crate) file_contexts: Option<PathBuf>,
 
     /// Leave out entries whose image path matches GLOB (`/var/cache/**`,
-    /// `/**/*.pyc`); repeatable.
+    /// `/**/*.pyc`); repeatable. Directory sources never read them, except
+    /// what a later spec or device table names (or, with --whiteouts, a
+    /// `.wh.` entry).
     #[arg(long, value_name = "GLOB", help_heading = "Layers")]
     pub(crate) exclude: Vec<String>,
 

@@ -22,7 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches};
 use kiln_tree::{
-    parse_device_table, parse_file_contexts, Excludes, Metadata, Policy, Spec, TarOptions, Tree,
+    parse_device_table, parse_file_contexts, Excludes, Metadata, OutputPlace, Policy, Spec,
+    TarOptions, Tree, WalkOptions,
 };
 
 use flags::{BuildArgs, Cli, Command, Layer, TreeArgs};
@@ -122,20 +123,13 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
         }
         return disk::build(args, config);
     }
-    let in_place = args.offset.is_some() || output::is_block_device(&args.output);
-    if !args.force && !in_place && args.output.symlink_metadata().is_ok() {
-        anyhow::bail!(
-            "{}: already exists (use --force to overwrite)",
-            args.output.display()
-        );
-    }
-    refuse_output_in_source(&args.output, layers)?;
-    let fs = prepare_fs(args, layers, source_date_epoch()?)?;
+    let target = output::Target::check(&disk::output_args(args), &input_files(layers, &args.tree))?;
+    let fs = prepare_fs(args, layers, source_date_epoch()?, target.place())?;
     let plan = fs.plan(fs.opts.size).map_err(|e| name_output(e, args))?;
     for note in &plan.notes {
         eprintln!("kiln: note: {note}");
     }
-    let out = output::Output::open(&disk::output_args(args), plan.image_size)?;
+    let out = output::Output::open(&disk::output_args(args), &target, plan.image_size)?;
     warn_stored_anyway(&kiln_ext::emit(&plan, out.sink())?);
     let written = out.finish(args.durability())?;
     let geo = &plan.geometry;
@@ -162,44 +156,19 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
     Ok(())
 }
 
-/// Refuses an output file inside a directory source, before anything is
-/// read or written: the image would be read into the next build of the same
-/// source (and, with `--offset`, written while it is a source file).
-/// Compares canonical paths: the output's parent (the output itself may not
-/// exist yet) against each directory source.
-fn refuse_output_in_source(output: &Path, layers: &[Layer]) -> Result<()> {
-    if output.as_os_str() == "-" {
-        return Ok(());
-    }
-    let (Some(name), Some(parent)) = (output.file_name(), output.parent()) else {
-        return Ok(());
-    };
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    // A missing parent fails later with its own message.
-    let Ok(real_output) = std::fs::canonicalize(parent).map(|p| p.join(name)) else {
-        return Ok(());
-    };
-    for layer in layers {
-        let Layer::Source(src) = layer else { continue };
-        if src.as_os_str() == "-" || !src.is_dir() {
-            continue;
-        }
-        let Ok(real_src) = std::fs::canonicalize(src) else {
-            continue;
-        };
-        if real_output.starts_with(&real_src) {
-            anyhow::bail!(
-                "{}: the output is inside the source directory {}: the image would become part of the tree it is built from; write it outside the source",
-                output.display(),
-                src.display()
-            );
-        }
-    }
-    Ok(())
+/// The files a build's layers read (a directory source too: only files
+/// can be outputs, so it never matches): the output must be none of them.
+pub(crate) fn input_files<'a>(layers: &'a [Layer], tree: &'a TreeArgs) -> Vec<&'a Path> {
+    layers
+        .iter()
+        .filter_map(|layer| match layer {
+            Layer::Source(path) | Layer::Spec(path) | Layer::DeviceTable(path) => {
+                Some(path.as_path())
+            }
+            Layer::SpecLine(_) => None,
+        })
+        .chain(tree.file_contexts.as_deref())
+        .collect()
 }
 
 /// Prints the warnings of `--live` about source files stored as they could
@@ -253,14 +222,16 @@ impl FsInput {
 }
 
 /// Reads a build's sources and settles its options: the filesystem
-/// timestamp, and the UUID and hash seed derived from the inputs.
+/// timestamp, and the UUID and hash seed derived from the inputs. `output`
+/// is where the image goes, which no directory source may hold.
 pub(crate) fn prepare_fs(
     args: &BuildArgs,
     layers: &[Layer],
     source_date_epoch: Option<i64>,
+    output: Option<&OutputPlace>,
 ) -> Result<FsInput> {
     let mut opts = args.options()?;
-    let tree = read_tree(layers, &args.tree, source_date_epoch, args.live)?;
+    let tree = read_tree(layers, &args.tree, source_date_epoch, output, args.live)?;
     opts.timestamp = fs_timestamp(&tree, args.tree.timestamp.or(source_date_epoch));
     let (uuid, seed) = kiln_ext::derive_ids(&tree, &opts);
     opts.uuid = args.uuid.unwrap_or(uuid);
@@ -269,18 +240,23 @@ pub(crate) fn prepare_fs(
 }
 
 /// The tree an image holds: the layers, then excludes, SELinux labels and
-/// the image-wide policies. `kiln build` writes it, `kiln verify` compares
-/// an image with it. With `live` (`--live`), directory entries that vanish
-/// while they are read are left out, with a warning.
+/// the image-wide policies. `kiln build` writes it (to `output`, which no
+/// directory source may hold), `kiln verify` compares an image with it.
+/// With `live` (`--live`), directory entries that vanish while they are
+/// read are left out, with a warning.
 pub(crate) fn read_tree(
     layers: &[Layer],
     args: &TreeArgs,
     source_date_epoch: Option<i64>,
+    output: Option<&OutputPlace>,
     live: bool,
 ) -> Result<Tree> {
     let policy = args.policy(source_date_epoch);
-    let mut tree = read_layers(layers, args, &policy, live)?;
-    Excludes::parse(&args.exclude)?.apply(&mut tree);
+    let excludes = Excludes::parse(&args.exclude)?;
+    let mut tree = read_layers(layers, args, &policy, &excludes, output, live)?;
+    // Directory sources left most excluded entries unread; tar sources,
+    // specs and the entries later specs needed are removed here.
+    excludes.apply(&mut tree);
     if let Some(path) = &args.file_contexts {
         parse_file_contexts(&read_text(path)?, path)?.apply(&mut tree);
     }
@@ -290,28 +266,60 @@ pub(crate) fn read_tree(
 }
 
 /// Reads the layers in order: each source (with the ownership policies
-/// applied) is laid over the tree so far, each spec edits it.
-fn read_layers(layers: &[Layer], args: &TreeArgs, policy: &Policy, live: bool) -> Result<Tree> {
+/// applied) is laid over the tree so far, each spec edits it. A directory
+/// source's walk leaves unread what `excludes` removes anyway, except what
+/// the specs after it may need.
+fn read_layers(
+    layers: &[Layer],
+    args: &TreeArgs,
+    policy: &Policy,
+    excludes: &Excludes,
+    output: Option<&OutputPlace>,
+    live: bool,
+) -> Result<Tree> {
     let tar = args.tar_options();
+    let specs = parse_specs(layers)?;
+    // The specs not applied yet: those after the layer at hand.
+    let mut later_specs = specs.as_slice();
     let mut tree: Option<Tree> = None;
     for layer in layers {
-        let spec = match layer {
-            Layer::Source(path) => {
-                let mut upper = read_source(path, &tar, live)?;
-                policy.apply_to_source(&mut upper);
-                match &mut tree {
-                    Some(lower) => lower.overlay(&upper, args.whiteouts),
-                    None => tree = Some(upper),
-                }
-                continue;
-            }
-            Layer::Spec(path) => Spec::parse(&read_text(path)?, path)?,
-            Layer::SpecLine(line) => Spec::parse(line, Path::new("-p"))?,
-            Layer::DeviceTable(path) => parse_device_table(&read_text(path)?, path)?,
+        let Layer::Source(path) = layer else {
+            // OK: parse_specs gave one spec per layer that is not a source.
+            let (spec, rest) = later_specs.split_first().expect("a spec per spec layer");
+            spec.apply(tree.get_or_insert_with(empty_tree))?;
+            later_specs = rest;
+            continue;
         };
-        spec.apply(tree.get_or_insert_with(empty_tree))?;
+        let walk = WalkOptions {
+            pruning: excludes.pruning(later_specs, args.whiteouts),
+            output,
+            live,
+        };
+        let mut upper = read_source(path, &tar, &walk)?;
+        policy.apply_to_source(&mut upper);
+        match &mut tree {
+            Some(lower) => lower.overlay(&upper, args.whiteouts),
+            None => tree = Some(upper),
+        }
     }
     tree.context("no source given")
+}
+
+/// The spec layers (spec files, `-p` lines, device tables), parsed in
+/// order before any source is read: a directory walk needs to know what
+/// the specs after it reach.
+fn parse_specs(layers: &[Layer]) -> Result<Vec<Spec>> {
+    layers
+        .iter()
+        .filter_map(|layer| match layer {
+            Layer::Source(_) => None,
+            Layer::Spec(path) => Some(read_text(path).and_then(|t| Ok(Spec::parse(&t, path)?))),
+            Layer::SpecLine(line) => Some(Spec::parse(line, Path::new("-p")).map_err(Into::into)),
+            Layer::DeviceTable(path) => {
+                Some(read_text(path).and_then(|t| Ok(parse_device_table(&t, path)?)))
+            }
+        })
+        .collect()
 }
 
 /// A tree of only a root directory (0755, owned by root, epoch times), for
@@ -320,9 +328,9 @@ fn empty_tree() -> Tree {
     Tree::new(Metadata::made(0o755, 0, 0))
 }
 
-/// A directory (a running system's with `live`), or else a tar archive
-/// (`-` is stdin), read with `tar`.
-fn read_source(path: &Path, tar: &TarOptions, live: bool) -> Result<Tree> {
+/// A directory (walked as `walk` says), or else a tar archive (`-` is
+/// stdin), read with `tar`.
+fn read_source(path: &Path, tar: &TarOptions, walk: &WalkOptions<'_>) -> Result<Tree> {
     if path.as_os_str() != "-" && path.is_dir() {
         if let Some(missing) = kiln_host::missing_metadata() {
             eprintln!(
@@ -331,10 +339,7 @@ fn read_source(path: &Path, tar: &TarOptions, live: bool) -> Result<Tree> {
                 path.display()
             );
         }
-        if !live {
-            return Ok(kiln_tree::read_dir_tree(path)?);
-        }
-        let (tree, vanished) = kiln_tree::read_live_dir_tree(path)?;
+        let (tree, vanished) = kiln_tree::read_dir_tree_with(path, walk)?;
         warn_vanished(&vanished);
         Ok(tree)
     } else {

@@ -1,13 +1,16 @@
 //! Where `kiln build` writes: a sparse file (the default), a zstd stream
 //! (`.zst` or `--compress`), standard output (`-o -`), a block device
-//! (with `--force`), or a region of an existing file (`--offset`).
+//! (with `--force`), or a region of an existing file (`--offset`). The
+//! output is checked ([`Target::check`]) before any source is read.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use kiln_sink::device::BlockDevice;
 use kiln_sink::stream::{Compression, StreamFile, StreamSink};
+use kiln_sink::target::{check_output, is_block_device, OutputKind, OutputRequest};
 use kiln_sink::{Durability, Sink, SparseFile};
+use kiln_tree::OutputPlace;
 use sha2::{Digest, Sha256};
 
 /// zstd's default level.
@@ -19,6 +22,55 @@ pub(crate) struct OutputArgs<'a> {
     pub(crate) force: bool,
     pub(crate) compress: Option<&'a str>,
     pub(crate) offset: Option<u64>,
+}
+
+/// The output of a build, checked before any source is read.
+pub(crate) struct Target {
+    kind: OutputKind,
+    compression: Compression,
+    /// Where a file output goes (none for stdout and block devices, whose
+    /// bytes a directory walk never reads).
+    place: Option<OutputPlace>,
+}
+
+impl Target {
+    /// Checks the output flags against the host (the path, its directory,
+    /// `--force`, `--compress`) and the files the build reads (`inputs`).
+    pub(crate) fn check(args: &OutputArgs<'_>, inputs: &[&Path]) -> Result<Target> {
+        let kind = check_output(&OutputRequest {
+            path: args.path,
+            force: args.force,
+            offset: args.offset,
+            inputs,
+        })?;
+        let compression = compression(args)?;
+        if compression != Compression::None {
+            match kind {
+                OutputKind::Region(_) => {
+                    bail!("--offset writes into an existing file: it cannot be compressed")
+                }
+                OutputKind::BlockDevice => bail!(
+                    "{}: a block device takes the raw image, not a compressed one",
+                    args.path.display()
+                ),
+                OutputKind::Stdout | OutputKind::File => {}
+            }
+        }
+        let place = match kind {
+            OutputKind::File | OutputKind::Region(_) => Some(OutputPlace::of(args.path)?),
+            OutputKind::Stdout | OutputKind::BlockDevice => None,
+        };
+        Ok(Target {
+            kind,
+            compression,
+            place,
+        })
+    }
+
+    /// Where a file output goes, for the directory walk to refuse.
+    pub(crate) fn place(&self) -> Option<&OutputPlace> {
+        self.place.as_ref()
+    }
 }
 
 /// An open output.
@@ -37,46 +89,25 @@ pub(crate) struct Written {
 }
 
 impl Output {
-    /// Opens the output for an image of `size` bytes.
-    pub(crate) fn open(args: &OutputArgs<'_>, size: u64) -> Result<Output> {
-        let compression = compression(args)?;
+    /// Opens the checked output `target` for an image of `size` bytes.
+    pub(crate) fn open(args: &OutputArgs<'_>, target: &Target, size: u64) -> Result<Output> {
         let path = args.path;
-        if path.as_os_str() == "-" {
-            if args.offset.is_some() {
-                bail!("--offset places an image inside an existing file, not on standard output");
+        let compression = target.compression;
+        Ok(match target.kind {
+            OutputKind::Stdout => {
+                let stdout = std::io::stdout();
+                let stream = StreamSink::new(stdout, size, compression)?.named("<standard output>");
+                Output::Stdout(stream)
             }
-            let stdout = std::io::stdout();
-            let stream = StreamSink::new(stdout, size, compression)?.named("<standard output>");
-            return Ok(Output::Stdout(stream));
-        }
-        if let Some(offset) = args.offset {
-            if compression != Compression::None {
-                bail!("--offset writes into an existing file: it cannot be compressed");
+            OutputKind::Region(offset) => {
+                Output::InPlace(BlockDevice::open_file_at(path, offset, size)?)
             }
-            let file = BlockDevice::open_file_at(path, offset, size)?;
-            return Ok(Output::InPlace(file));
-        }
-        if is_block_device(path) {
-            if !args.force {
-                bail!(
-                    "{}: is a block device: pass --force to write the image onto it",
-                    path.display()
-                );
+            OutputKind::BlockDevice => Output::InPlace(BlockDevice::open(path, size)?),
+            OutputKind::File if compression != Compression::None => {
+                Output::StreamFile(StreamSink::to_file(path, size, args.force, compression)?)
             }
-            if compression != Compression::None {
-                bail!(
-                    "{}: a block device takes the raw image, not a compressed one",
-                    path.display()
-                );
-            }
-            let device = BlockDevice::open(path, size)?;
-            return Ok(Output::InPlace(device));
-        }
-        if compression != Compression::None {
-            let file = StreamSink::to_file(path, size, args.force, compression)?;
-            return Ok(Output::StreamFile(file));
-        }
-        Ok(Output::Sparse(SparseFile::create(path, size, args.force)?))
+            OutputKind::File => Output::Sparse(SparseFile::create(path, size, args.force)?),
+        })
     }
 
     /// The sink to emit into.
@@ -140,13 +171,6 @@ fn compression(args: &OutputArgs<'_>) -> Result<Compression> {
             Ok(zstd(level))
         }
     }
-}
-
-/// Whether `path` is (or links to) an existing block device.
-pub(crate) fn is_block_device(path: &Path) -> bool {
-    std::fs::canonicalize(path)
-        .and_then(|real| kiln_host::lstat(&real))
-        .is_ok_and(|m| m.file_type == kiln_host::HostFileType::BlockDevice)
 }
 
 /// The size of the block device at `path`, if it is one (a disk laid out

@@ -55,7 +55,7 @@ pub(crate) fn verify(args: &VerifyArgs, layers: &[Layer]) -> Result<()> {
     let image = Image::resolve(&args.image)?;
     let mut reader = image.reader()?;
     reader.set_checksums(false);
-    let tree = crate::read_tree(layers, &args.tree, crate::source_date_epoch()?, false)?;
+    let tree = crate::read_tree(layers, &args.tree, crate::source_date_epoch()?, None, false)?;
     let walk = reader
         .walk(ROOT_INO)
         .with_context(|| format!("{}: reading the directory tree", image.name))?;

@@ -167,13 +167,27 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
 /// of its own, so that the caller can name the entry).
 pub type DirEntryMeta = (std::ffi::OsString, io::Result<HostMeta>);
 
-/// Lists the entries of directory `path` (without `.` and `..`) sorted by
-/// name, each with its metadata as [`lstat`] reads it, without updating the
-/// directory's access time where the host allows that. On Linux each entry
-/// is looked up relative to the open directory (`statx` at a directory fd),
-/// not by walking its whole path again.
-pub fn read_dir_meta(path: &Path) -> io::Result<Vec<DirEntryMeta>> {
-    imp::read_dir_meta(path)
+/// Lists the entries of directory `path` (without `.` and `..`) that `keep`
+/// accepts, sorted by name, each with its metadata as [`lstat`] reads it,
+/// without updating the directory's access time where the host allows
+/// that. A name `keep` refuses is never looked up, so an entry that cannot
+/// be stat'ed (gone, or in a directory that cannot be searched) costs
+/// nothing when it is not wanted. On Linux each entry is looked up relative
+/// to the open directory (`statx` at a directory fd), not by walking its
+/// whole path again.
+pub fn read_dir_meta(
+    path: &Path,
+    keep: &dyn Fn(&std::ffi::OsStr) -> bool,
+) -> io::Result<Vec<DirEntryMeta>> {
+    imp::read_dir_meta(path, keep)
+}
+
+/// Whether this process may write `path`: create entries in it, for a
+/// directory (`access(W_OK | X_OK)`, which also tells a read-only
+/// filesystem). Lets an output be refused before any source is read; hosts
+/// without `access` say yes, and the write itself tells.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    imp::check_writable(path)
 }
 
 /// Opens a source file for reading, without updating its access time where the

@@ -111,10 +111,17 @@ pub(crate) fn read_xattrs(_path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(Vec::new())
 }
 
-pub(crate) fn read_dir_meta(path: &Path) -> io::Result<Vec<crate::DirEntryMeta>> {
-    let mut names = std::fs::read_dir(path)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()?;
+pub(crate) fn read_dir_meta(
+    path: &Path,
+    keep: &dyn Fn(&std::ffi::OsStr) -> bool,
+) -> io::Result<Vec<crate::DirEntryMeta>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let name = entry?.file_name();
+        if keep(&name) {
+            names.push(name);
+        }
+    }
     names.sort();
     Ok(names
         .into_iter()
@@ -127,6 +134,11 @@ pub(crate) fn read_dir_meta(path: &Path) -> io::Result<Vec<crate::DirEntryMeta>>
 
 pub(crate) fn file_stamp(file: &File) -> io::Result<crate::FileStamp> {
     Ok(host_meta(&file.metadata()?).stamp())
+}
+
+/// No `access` here: only a missing path is told; the write tells the rest.
+pub(crate) fn check_writable(path: &Path) -> io::Result<()> {
+    std::fs::metadata(path).map(|_| ())
 }
 
 pub(crate) fn open_source(path: &Path) -> io::Result<File> {

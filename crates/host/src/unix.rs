@@ -240,13 +240,20 @@ fn open_noatime(path: &Path, extra: rustix::fs::OFlags) -> io::Result<rustix::fd
     Ok(rustix::fs::open(path, flags, Mode::empty())?)
 }
 
-pub(crate) fn read_dir_meta(path: &Path) -> io::Result<Vec<crate::DirEntryMeta>> {
+pub(crate) fn read_dir_meta(
+    path: &Path,
+    keep: &dyn Fn(&std::ffi::OsStr) -> bool,
+) -> io::Result<Vec<crate::DirEntryMeta>> {
     let fd = open_noatime(path, rustix::fs::OFlags::DIRECTORY)?;
     let mut names = Vec::new();
-    for entry in rustix::fs::Dir::read_from(&fd)? {
+    // On a duplicate of the fd: `Dir::read_from` opens `.` again, which
+    // needs search permission, and a directory that can be read but not
+    // searched can still be listed (its entries then fail alone, by name).
+    for entry in rustix::fs::Dir::new(fd.try_clone()?)? {
         let name = entry?.file_name().to_bytes().to_vec();
-        if name != b"." && name != b".." {
-            names.push(std::ffi::OsString::from_vec(name));
+        let name = std::ffi::OsString::from_vec(name);
+        if name != "." && name != ".." && keep(&name) {
+            names.push(name);
         }
     }
     names.sort();
@@ -257,6 +264,17 @@ pub(crate) fn read_dir_meta(path: &Path) -> io::Result<Vec<crate::DirEntryMeta>>
             (name, meta)
         })
         .collect())
+}
+
+/// `access(2)`: with the real ids, which are the effective ones here (kiln
+/// is not setuid); a directory also needs search permission to create in.
+pub(crate) fn check_writable(path: &Path) -> io::Result<()> {
+    use rustix::fs::Access;
+    let mut access = Access::WRITE_OK;
+    if std::fs::metadata(path)?.is_dir() {
+        access |= Access::EXEC_OK;
+    }
+    Ok(rustix::fs::access(path, access)?)
 }
 
 /// `lstat` of `name` in the directory open as `dir`: statx relative to it.

@@ -25,6 +25,7 @@ pub mod layout_file;
 pub mod partition;
 pub mod size;
 pub mod stream;
+pub mod target;
 
 pub use partition::{
     find_partition, read_table, split_image_arg, PartitionError, PartitionInfo, Region,

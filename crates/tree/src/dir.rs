@@ -1,6 +1,7 @@
 //! Reads a host directory into a [`Tree`], as `cp -ax` would copy it.
 
 use std::collections::HashMap;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -9,37 +10,51 @@ use rayon::prelude::*;
 use thin_vec::ThinVec;
 
 use crate::model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
-use crate::{DataSource, Fingerprint, HostPath, Timestamp, TreeError};
+use crate::{DataSource, Fingerprint, HostPath, Pruning, Timestamp, TreeError};
 
-/// Reads the directory `root` and everything below it into a [`Tree`].
+/// Reads the directory `root` and everything below it into a [`Tree`]
+/// ([`read_dir_tree_with`] with the default options: nothing left out).
+pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
+    read_dir_tree_with(root, &WalkOptions::default()).map(|(tree, _)| tree)
+}
+
+/// How [`read_dir_tree_with`] walks a directory source.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WalkOptions<'a> {
+    /// The entries left unread (the excluded ones).
+    pub pruning: Pruning<'a>,
+    /// Where the build writes its output: a walk that would list it fails.
+    pub output: Option<&'a OutputPlace>,
+    /// A running system's tree (`--live`): entries that vanish while it is
+    /// read are left out, not an error.
+    pub live: bool,
+}
+
+/// Reads the directory `root` and everything below it into a [`Tree`],
+/// leaving out the entries that `opts.pruning` skips (they are never
+/// stat'ed, opened or listed).
 ///
 /// Symlinks are kept as symlinks, hard links (same device and inode) become
 /// one node, and like `cp -x` the walk does not descend into directories of
 /// other mounted filesystems (they appear as empty directories). A directory
 /// that is one of its own ancestors (same device and inode: a bind mount of
 /// a directory below itself) is an error, [`TreeError::DirectoryLoop`], as
-/// `cp -ax` and `find` refuse it. Names are
+/// `cp -ax` and `find` refuse it. So is listing the directory of
+/// `opts.output` with the output's name in it,
+/// [`TreeError::OutputInSource`]: judged on the walk itself, an output on
+/// another filesystem, or excluded, is fine. Names are
 /// read in sorted order, so the result never depends on readdir order, and
 /// directories are opened with `O_NOATIME` where allowed, so reading the tree
 /// leaves its access times as they were. Xattrs and the data ranges of files
 /// are read in parallel once the walk is done. An entry that vanishes while
-/// it is read is an error, naming it ([`read_live_dir_tree`] skips it).
-pub fn read_dir_tree(root: &Path) -> Result<Tree, TreeError> {
-    walk(root, false).map(|(tree, _)| tree)
-}
-
-/// Reads a running system's directory `root` as [`read_dir_tree`] does,
-/// except that entries that vanish while the tree is read (listed by the
-/// directory, gone when looked up or when their details are read) are left
-/// out; returns the tree and their paths, sorted, for a warning. A directory
-/// that vanishes after it was listed in its parent stays, empty.
-pub fn read_live_dir_tree(root: &Path) -> Result<(Tree, Vec<PathBuf>), TreeError> {
-    walk(root, true)
-}
-
-/// The walk of [`read_dir_tree`]; with `live`, vanished entries are left
-/// out and returned.
-fn walk(root: &Path, live: bool) -> Result<(Tree, Vec<PathBuf>), TreeError> {
+/// it is read is an error naming it, unless `opts.live`: then it is left
+/// out (a directory that vanishes after it was listed in its parent stays,
+/// empty). Returns the tree and the paths of the entries left out so,
+/// sorted, for a warning.
+pub fn read_dir_tree_with(
+    root: &Path,
+    opts: &WalkOptions<'_>,
+) -> Result<(Tree, Vec<PathBuf>), TreeError> {
     let root_meta = kiln_host::lstat(root).map_err(|e| TreeError::io(root, e))?;
     if root_meta.file_type != HostFileType::Dir {
         return Err(TreeError::NotADirectory { path: root.into() });
@@ -50,7 +65,7 @@ fn walk(root: &Path, live: bool) -> Result<(Tree, Vec<PathBuf>), TreeError> {
         links: HashMap::new(),
         dirs: Vec::new(),
         root_dev: root_meta.dev,
-        live,
+        live: opts.live,
         vanished: Vec::new(),
     };
     let root_ancestry = Rc::new(Ancestry {
@@ -66,10 +81,13 @@ fn walk(root: &Path, live: bool) -> Result<(Tree, Vec<PathBuf>), TreeError> {
         let batch = walk
             .dirs
             .split_off(walk.dirs.len().saturating_sub(WALK_BATCH));
+        for (_, dir) in &batch {
+            refuse_output_dir(root, dir, opts)?;
+        }
         let paths: Vec<&Path> = batch.iter().map(|(_, dir)| dir.path.as_path()).collect();
         let listings: Vec<_> = paths
             .par_iter()
-            .map(|path| kiln_host::read_dir_meta(path))
+            .map(|path| list(root, path, &opts.pruning))
             .collect();
         for ((dir, ancestry), listing) in batch.iter().zip(listings) {
             let entries = match listing {
@@ -92,6 +110,103 @@ fn walk(root: &Path, live: bool) -> Result<(Tree, Vec<PathBuf>), TreeError> {
     vanished.extend(fill_details(&mut tree, pending, live)?);
     vanished.sort();
     Ok((tree, vanished))
+}
+
+/// Lists directory `dir` of the source `root`, without the entries that
+/// `pruning` leaves unread.
+fn list(
+    root: &Path,
+    dir: &Path,
+    pruning: &Pruning<'_>,
+) -> io::Result<Vec<kiln_host::DirEntryMeta>> {
+    if pruning.is_empty() {
+        return kiln_host::read_dir_meta(dir, &|_| true);
+    }
+    let at = image_path(root, dir);
+    kiln_host::read_dir_meta(dir, &|name| {
+        !pruning.skips(&at, &kiln_host::name_bytes(name))
+    })
+}
+
+/// The image path of directory `dir` of the source `root`, as components:
+/// the sources are laid over each other at the image's root.
+fn image_path(root: &Path, dir: &Path) -> Vec<Vec<u8>> {
+    // OK: every directory of the walk is `root` joined with names.
+    let below = dir.strip_prefix(root).expect("a directory of the walk");
+    below
+        .iter()
+        .map(|name| kiln_host::name_bytes(name).into_owned())
+        .collect()
+}
+
+/// Fails when `dir` (about to be listed) is the directory of the output and
+/// the output's name there is not left unread: the image would be read
+/// into the tree it is built from (or, written in place, be read while it
+/// is written).
+fn refuse_output_dir(root: &Path, dir: &Ancestry, opts: &WalkOptions<'_>) -> Result<(), TreeError> {
+    let Some(output) = opts.output else {
+        return Ok(());
+    };
+    if output.is_dir(dir.key, &dir.path)
+        && !opts
+            .pruning
+            .skips(&image_path(root, &dir.path), &output.name)
+    {
+        return Err(TreeError::OutputInSource {
+            output: output.output.clone(),
+            root: root.into(),
+            dir: (dir.path != root).then(|| dir.path.clone()),
+        });
+    }
+    Ok(())
+}
+
+/// Where an output file goes on the host: its directory, by device and
+/// inode (so that the walk knows it however it is reached: through a
+/// symlink in the output's path, `..`, a bind mount), and its name there.
+#[derive(Clone, Debug)]
+pub struct OutputPlace {
+    /// The output as given, for messages.
+    output: PathBuf,
+    /// The directory's device and inode.
+    dir_key: (u64, u64),
+    /// The directory's canonical path, for hosts without inode numbers.
+    dir_path: PathBuf,
+    /// The output's name in it.
+    name: Vec<u8>,
+}
+
+impl OutputPlace {
+    /// The place of the output file `output` (which need not exist yet);
+    /// its directory must exist.
+    pub fn of(output: &Path) -> Result<OutputPlace, TreeError> {
+        let name = output
+            .file_name()
+            .ok_or_else(|| TreeError::io(output, io::Error::other("not a file name")))?;
+        let dir = match output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let err = |e| TreeError::io(dir, e);
+        let dir_path = std::fs::canonicalize(dir).map_err(err)?;
+        let meta = kiln_host::lstat(&dir_path).map_err(err)?;
+        Ok(OutputPlace {
+            output: output.into(),
+            dir_key: (meta.dev, meta.ino),
+            dir_path,
+            name: kiln_host::name_bytes(name).into_owned(),
+        })
+    }
+
+    /// Whether the directory with device and inode `key`, at `path`, is
+    /// the output's.
+    fn is_dir(&self, key: (u64, u64), path: &Path) -> bool {
+        if self.dir_key.1 != 0 {
+            return key == self.dir_key;
+        }
+        // No inode numbers (Windows): the canonical paths tell.
+        std::fs::canonicalize(path).is_ok_and(|p| p == self.dir_path)
+    }
 }
 
 /// Directories listed in parallel at a time.
@@ -525,13 +640,37 @@ mod tests {
         std::os::unix::fs::symlink("target", dir.path().join("link")).unwrap();
         std::fs::write(dir.path().join("kept"), b"here").unwrap();
         let (mut walk, ancestry) = walk_of(dir.path(), true);
-        let listing = kiln_host::read_dir_meta(dir.path()).unwrap();
+        let listing = kiln_host::read_dir_meta(dir.path(), &|_| true).unwrap();
         walk.add_entries(Tree::ROOT, &ancestry, listing).unwrap();
         std::fs::remove_file(dir.path().join("link")).unwrap();
         let vanished = fill_details(&mut walk.tree, walk.pending, true).unwrap();
         assert_eq!(vanished, [dir.path().join("link")]);
         assert!(walk.tree.lookup(Tree::ROOT, b"link").is_none());
         assert!(walk.tree.lookup(Tree::ROOT, b"kept").is_some());
+    }
+
+    #[test]
+    fn the_walk_refuses_the_output_directory_unless_it_is_excluded() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/f"), b"f").unwrap();
+        let place = OutputPlace::of(&d.join("sub/out.img")).unwrap();
+        let opts = WalkOptions {
+            output: Some(&place),
+            ..WalkOptions::default()
+        };
+        let err = read_dir_tree_with(d, &opts).unwrap_err();
+        assert!(matches!(err, TreeError::OutputInSource { .. }), "{err}");
+
+        let excludes = crate::Excludes::parse(&["/sub".into()]).unwrap();
+        let opts = WalkOptions {
+            pruning: excludes.pruning(&[], false),
+            output: Some(&place),
+            live: false,
+        };
+        let (tree, _) = read_dir_tree_with(d, &opts).unwrap();
+        assert_eq!(tree.node(Tree::ROOT).entries().count(), 0);
     }
 
     #[test]

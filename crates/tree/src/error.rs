@@ -31,6 +31,25 @@ pub enum TreeError {
         /// Its ancestor that it repeats.
         ancestor: PathBuf,
     },
+    /// A directory source lists the directory its build writes the output
+    /// to, with the output's name in it.
+    #[error(
+        "{}: the output is inside the source directory {}{}: the image would become part of \
+         the tree it is built from; write it outside the source (another filesystem is fine) \
+         or --exclude it",
+        output.display(),
+        root.display(),
+        dir.as_ref().map_or(String::new(), |d| format!(" (in {})", d.display()))
+    )]
+    OutputInSource {
+        /// The output, as given.
+        output: PathBuf,
+        /// The directory source.
+        root: PathBuf,
+        /// The directory of the source that holds the output, when it is
+        /// not the source itself.
+        dir: Option<PathBuf>,
+    },
     /// An ownership or time policy is invalid.
     #[error("{0}")]
     Policy(String),

@@ -1,9 +1,11 @@
 //! `--exclude GLOB`: entries whose image path matches are left out of the
-//! image (a directory with everything below it).
+//! image (a directory with everything below it). [`Excludes::apply`] removes
+//! them from a finished tree; [`Pruning`] lets a directory walk leave them
+//! unread in the first place.
 
-use crate::model::{NodeId, Tree};
+use crate::model::{NodeId, Tree, WHITEOUT_PREFIX};
 use crate::spec::glob::Glob;
-use crate::TreeError;
+use crate::{Spec, TreeError};
 
 /// Globs over image paths (`/var/cache/**`, `*.pyc` anywhere needs `/**/*.pyc`).
 #[derive(Clone, Debug, Default)]
@@ -20,6 +22,17 @@ impl Excludes {
             })
             .collect::<Result<_, _>>()?;
         Ok(Excludes(parsed))
+    }
+
+    /// What a walk of a directory source may leave unread: `later_specs`
+    /// are the specs and device tables applied after that source, and
+    /// `whiteouts` says whether its `.wh.` entries are whiteouts.
+    pub fn pruning<'a>(&'a self, later_specs: &'a [Spec], whiteouts: bool) -> Pruning<'a> {
+        Pruning {
+            globs: &self.0,
+            later_specs,
+            whiteouts,
+        }
     }
 
     /// Removes every matching entry from `tree`.
@@ -44,6 +57,46 @@ impl Excludes {
             }
             path.pop();
         }
+    }
+}
+
+/// The entries a directory walk leaves unread (never stat'ed, opened or
+/// listed): those [`Excludes::apply`] removes from the image anyway, less
+/// those that a later layer may still need, so that the image is the same
+/// as from a walk of everything.
+///
+/// An excluded entry is still read when a spec or device table applied
+/// after the source may read or change it or something below it
+/// ([`Spec::reaches`]): without it such a line fails (a glob that matches
+/// nothing, a hard link to it), or its change is lost on a hard link that
+/// another name keeps. With whiteouts, `.wh.` entries are always read: they
+/// delete entries of the layers below, which may not be excluded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pruning<'a> {
+    globs: &'a [Glob],
+    later_specs: &'a [Spec],
+    whiteouts: bool,
+}
+
+impl Pruning<'_> {
+    /// Whether nothing is left unread.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.globs.is_empty()
+    }
+
+    /// Whether the entry `name` of the directory at image path `dir` (its
+    /// components) is left unread.
+    pub(crate) fn skips<C: AsRef<[u8]>>(&self, dir: &[C], name: &[u8]) -> bool {
+        if self.is_empty() || (self.whiteouts && name.starts_with(WHITEOUT_PREFIX)) {
+            return false;
+        }
+        let path: Vec<&[u8]> = dir
+            .iter()
+            .map(AsRef::as_ref)
+            .chain(std::iter::once(name))
+            .collect();
+        self.globs.iter().any(|g| g.matches(&path))
+            && !self.later_specs.iter().any(|s| s.reaches(&path))
     }
 }
 
@@ -74,5 +127,40 @@ mod tests {
         let names: Vec<_> = t.node(var).entries().map(|(n, _)| n.to_vec()).collect();
         assert_eq!(names, vec![b"keep".to_vec()]);
         assert!(Excludes::parse(&["relative".into()]).is_err());
+    }
+
+    #[test]
+    fn pruning_spares_what_later_layers_need() {
+        let excludes = Excludes::parse(&["/tmp/**".into(), "/var/*.log".into()]).unwrap();
+        let none = excludes.pruning(&[], false);
+        assert!(none.skips(&[b"tmp"], b"x"));
+        assert!(none.skips::<&[u8]>(&[], b"tmp"));
+        assert!(none.skips(&[b"var"], b"a.log"));
+        assert!(!none.skips(&[b"var"], b"a.txt"));
+        assert!(!none.skips::<&[u8]>(&[], b"var"));
+
+        let spec = Spec::parse(
+            "link /keep /tmp/a/f\n?chmod /var/**/*.log 0600\n",
+            std::path::Path::new("s"),
+        )
+        .unwrap();
+        let specs = [spec];
+        let with_spec = excludes.pruning(&specs, false);
+        // The link's target and the directories on the way to it are read;
+        // its siblings are not.
+        assert!(!with_spec.skips::<&[u8]>(&[], b"tmp"));
+        assert!(!with_spec.skips(&[b"tmp"], b"a"));
+        assert!(!with_spec.skips(&[&b"tmp"[..], b"a"], b"f"));
+        assert!(with_spec.skips(&[&b"tmp"[..], b"a"], b"g"));
+        assert!(with_spec.skips(&[b"tmp"], b"b"));
+        // The glob may match any excluded log.
+        assert!(!with_spec.skips(&[b"var"], b"a.log"));
+
+        let whiteouts = excludes.pruning(&[], true);
+        assert!(!whiteouts.skips(&[b"tmp"], b".wh.x"));
+        assert!(whiteouts.skips(&[b"tmp"], b"x"));
+        assert!(!Excludes::default()
+            .pruning(&[], false)
+            .skips(&[b"tmp"], b"x"));
     }
 }

@@ -32,11 +32,11 @@ pub use data::{
     ArchiveData, DataError, DataReader, DataSource, Fingerprint, Freshness, HostPath, HostReader,
     Inline, SparseData,
 };
-pub use dir::{read_dir_tree, read_live_dir_tree};
+pub use dir::{read_dir_tree, read_dir_tree_with, OutputPlace, WalkOptions};
 pub use entries::{Dir, Entries};
 pub use error::TreeError;
 pub use escape::{escape, Escaped};
-pub use exclude::Excludes;
+pub use exclude::{Excludes, Pruning};
 pub use kiln_host::HostTime as Timestamp;
 pub use model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
 pub use policy::{IdMap, Policy};

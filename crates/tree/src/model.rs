@@ -168,7 +168,7 @@ impl Node {
 /// The name that makes a directory opaque in an OCI/overlayfs layer.
 const OPAQUE: &[u8] = b".wh..wh..opq";
 /// The prefix of a whiteout: `.wh.NAME` deletes NAME.
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
+pub(crate) const WHITEOUT_PREFIX: &[u8] = b".wh.";
 
 /// A tree being laid over another, and how to read its whiteouts.
 struct Layer<'a> {

@@ -99,6 +99,20 @@ impl Spec {
     pub fn apply(&self, tree: &mut Tree) -> Result<(), TreeError> {
         apply::apply(self, tree)
     }
+
+    /// Whether a line may read or change the entry at image path `path`
+    /// (its components) or an entry below it: a line whose path is there
+    /// (creating there checks the parents on the way), a hard link to
+    /// there, or a glob that may match there. A walk must read such an
+    /// entry even when it is excluded: the line fails without it, or
+    /// changes a node that a hard link also names elsewhere.
+    pub(crate) fn reaches(&self, path: &[&[u8]]) -> bool {
+        self.entries.iter().any(|e| match &e.op {
+            Op::Create { path: at, .. } | Op::Adjust { path: at, .. } => at.starts_with(path),
+            Op::Link { path: at, target } => at.starts_with(path) || target.starts_with(path),
+            Op::Modify { glob, .. } => glob.may_match_within(path),
+        })
+    }
 }
 
 /// One line of a spec, or one node of a device table line.
@@ -292,6 +306,11 @@ impl ImagePath {
             parts.push(part.to_vec());
         }
         Ok(ImagePath(parts))
+    }
+
+    /// Whether this path is `prefix` or below it.
+    fn starts_with(&self, prefix: &[&[u8]]) -> bool {
+        self.0.len() >= prefix.len() && self.0.iter().zip(prefix).all(|(a, b)| a == b)
     }
 }
 

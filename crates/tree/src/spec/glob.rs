@@ -123,6 +123,45 @@ impl Glob {
     }
 }
 
+impl Glob {
+    /// Whether the path with these components, or a path below it, may
+    /// match: what a walk that leaves a subtree unread must ask first, so
+    /// that the glob still finds what it would find in the whole tree.
+    /// Runs the pattern as an automaton over the components: a position
+    /// still live after them means a longer path can go on to match.
+    pub(crate) fn may_match_within<C: AsRef<[u8]>>(&self, components: &[C]) -> bool {
+        let mut live = vec![false; self.parts.len() + 1];
+        live[0] = true;
+        self.enter_any_depth(&mut live);
+        for name in components {
+            let mut next = vec![false; live.len()];
+            for (p, part) in self.parts.iter().enumerate().filter(|&(p, _)| live[p]) {
+                match part {
+                    Part::AnyDepth => next[p] = true,
+                    Part::Name(atoms) if name_matches(atoms, name.as_ref()) => next[p + 1] = true,
+                    Part::Name(_) => {}
+                }
+            }
+            self.enter_any_depth(&mut next);
+            if !next.contains(&true) {
+                return false;
+            }
+            live = next;
+        }
+        true
+    }
+
+    /// Makes live the position after each live `**` (it may match no
+    /// component); one pass in order suffices, as `**/**` is parsed as one.
+    fn enter_any_depth(&self, live: &mut [bool]) {
+        for (p, part) in self.parts.iter().enumerate() {
+            if live[p] && *part == Part::AnyDepth {
+                live[p + 1] = true;
+            }
+        }
+    }
+}
+
 impl fmt::Display for Glob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&show(&self.text))
@@ -299,6 +338,35 @@ mod tests {
         let g = Glob::parse(b"/usr/**").unwrap();
         assert_eq!(g.literal_prefix(), [b"usr".to_vec()]);
         assert_eq!(g.max_depth(), None);
+    }
+
+    fn within(glob: &str, path: &str) -> bool {
+        let parts: Vec<&[u8]> = path
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(str::as_bytes)
+            .collect();
+        Glob::parse(glob.as_bytes())
+            .unwrap()
+            .may_match_within(&parts)
+    }
+
+    #[test]
+    fn may_match_within_a_subtree() {
+        assert!(within("/usr/lib/*.so", "/usr"));
+        assert!(within("/usr/lib/*.so", "/usr/lib"));
+        assert!(within("/usr/lib/*.so", "/usr/lib/a.so"));
+        assert!(!within("/usr/lib/*.so", "/usr/lib/a.so/x"));
+        assert!(!within("/usr/lib/*.so", "/usr/bin"));
+        assert!(!within("/usr/lib/*.so", "/tmp"));
+        assert!(within("/**", "/tmp/a/b"));
+        assert!(within("/**/x", "/tmp/a/b"));
+        assert!(within("/*/x", "/tmp"));
+        assert!(!within("/*/x", "/tmp/y"));
+        assert!(within("/home/**/.ssh", "/home/a/b"));
+        assert!(!within("/home/**/.ssh", "/tmp"));
+        assert!(within("/", "/"));
+        assert!(!within("/", "/a"));
     }
 
     #[test]
