@@ -25,12 +25,17 @@ fn source(case: &Case) -> PathBuf {
 
 /// Runs `kiln verify IMAGE --against SRC` and returns its output.
 fn verify(image: &Path, src: &Path) -> Output {
-    kiln([
-        "verify".as_ref(),
-        image.as_os_str(),
-        "--against".as_ref(),
-        src.as_os_str(),
-    ])
+    verify_with(image, src, &[])
+}
+
+/// Runs `kiln verify IMAGE FLAGS... --against SRC` and returns its output.
+fn verify_with(image: &Path, src: &Path, flags: &[&str]) -> Output {
+    run(kiln_command()
+        .arg("verify")
+        .arg(image)
+        .args(flags)
+        .arg("--against")
+        .arg(src))
 }
 
 /// Asserts that verify fails and that its report mentions each of `words`.
@@ -302,24 +307,12 @@ fn atimes_can_be_left_out_and_values_read_as_values() {
             "note: every difference is an access time",
         ],
     );
-    let out = kiln([
-        "verify".as_ref(),
-        image.as_os_str(),
-        "--no-atime".as_ref(),
-        "--against".as_ref(),
-        src.as_os_str(),
-    ]);
+    let out = verify_with(&image, &src, &["--no-atime"]);
     assert_success(&out, "kiln verify --no-atime after the atime moved");
 
     debugfs_write(&image, "sif /dir/note crtime 20200101000000");
     debugfs_write(&image, "sif /dir/note mode 0100600");
-    let out = kiln([
-        "verify".as_ref(),
-        image.as_os_str(),
-        "--no-atime".as_ref(),
-        "--against".as_ref(),
-        src.as_os_str(),
-    ]);
+    let out = verify_with(&image, &src, &["--no-atime"]);
     assert_reported(
         &out,
         &[
