@@ -122,7 +122,7 @@ impl IssueKind {
             }
             IssueKind::Resized { .. } => "stored at its former size, cut there".into(),
             IssueKind::Moving { copies: 1 } => format!(
-                "stored as read, old and new bytes possibly mixed (a file over {} is not copied again)",
+                "stored as read, old and new bytes possibly mixed (a file over {} is not copied again into a stream)",
                 human(crate::emit::LIVE_COPY_BUFFER as u64)
             ),
             IssueKind::Moving { .. } => {

@@ -18,41 +18,64 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use kiln_ext::{BuildOptions, EmitError, EmitReport, FsType, ImageReader, IssueKind};
+use kiln_sink::stream::{Compression, StreamSink};
 use kiln_sink::{Sink, SinkError, SparseFile};
 
 /// The largest file `--live` reads whole before writing it (8 MiB): larger
-/// ones are copied once.
+/// ones are copied as they are read, again over the same blocks of a file
+/// sink, once into a stream.
 const LIVE_COPY_BUFFER: usize = 8 << 20;
 
 /// Reads `src` into a tree, runs `change`, then plans and emits into `out`
-/// (through `hook`, called before each write, with one worker thread), and
+/// (through `hook`, called with the offset and length of each write before it, with one worker thread), and
 /// commits the image if emit succeeded.
 fn build(
     src: &Path,
     out: &Path,
     live: bool,
     change: impl FnOnce(),
-    hook: impl FnMut(u64) + Send,
+    hook: impl FnMut(u64, usize) + Send,
+) -> Result<EmitReport, EmitError> {
+    build_to(src, out, live, false, change, hook)
+}
+
+/// [`build`], into a raw stream when `stream`, else a sparse file.
+fn build_to(
+    src: &Path,
+    out: &Path,
+    live: bool,
+    stream: bool,
+    change: impl FnOnce(),
+    hook: impl FnMut(u64, usize) + Send,
 ) -> Result<EmitReport, EmitError> {
     let tree = kiln_tree::read_dir_tree(src).unwrap();
     change();
     let mut opts = BuildOptions::new(FsType::Ext4);
     opts.live = live;
     let plan = kiln_ext::plan(&tree, &opts).unwrap();
-    let file = SparseFile::create(out, plan.image_size, false).unwrap();
-    let sink = Hooked {
-        inner: &file,
-        hook: Mutex::new(Box::new(hook)),
+    let emit = |inner: &dyn Sink| {
+        let sink = Hooked {
+            inner,
+            hook: Mutex::new(Box::new(hook)),
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        pool.install(|| kiln_ext::emit(&plan, &sink))
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let report = pool.install(|| kiln_ext::emit(&plan, &sink));
-    drop(sink);
-    let report = report?;
-    file.commit(kiln_sink::Durability::Writeback).unwrap();
-    Ok(report)
+    let durability = kiln_sink::Durability::Writeback;
+    if stream {
+        let file = StreamSink::to_file(out, plan.image_size, false, Compression::None).unwrap();
+        let report = emit(&file)?;
+        file.commit(durability).unwrap();
+        Ok(report)
+    } else {
+        let file = SparseFile::create(out, plan.image_size, false).unwrap();
+        let report = emit(&file)?;
+        file.commit(durability).unwrap();
+        Ok(report)
+    }
 }
 
 /// Builds after `change`, with no change during emit.
@@ -62,18 +85,19 @@ fn build_after(
     live: bool,
     change: impl FnOnce(),
 ) -> Result<EmitReport, EmitError> {
-    build(src, out, live, change, |_| {})
+    build(src, out, live, change, |_, _| {})
 }
 
-/// A sink that calls `hook` with the offset of each write before making it.
+/// A sink that calls `hook` with the offset and length of each write before
+/// making it.
 struct Hooked<'a> {
     inner: &'a dyn Sink,
-    hook: Mutex<Box<dyn FnMut(u64) + Send + 'a>>,
+    hook: Mutex<Box<dyn FnMut(u64, usize) + Send + 'a>>,
 }
 
 impl Sink for Hooked<'_> {
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
-        (self.hook.lock().unwrap())(offset);
+        (self.hook.lock().unwrap())(offset, buf.len());
         self.inner.write_at(offset, buf)
     }
     fn advance(&self, offset: u64) -> Result<(), SinkError> {
@@ -84,6 +108,16 @@ impl Sink for Hooked<'_> {
     }
     fn reserve(&self, range: std::ops::Range<u64>) -> Result<(), SinkError> {
         self.inner.reserve(range)
+    }
+    fn pending(&self) -> u64 {
+        self.inner.pending()
+    }
+    fn rewrites(&self) -> bool {
+        self.inner.rewrites()
+    }
+    fn rewrite_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
+        (self.hook.lock().unwrap())(offset, buf.len());
+        self.inner.rewrite_at(offset, buf)
     }
 }
 
@@ -222,7 +256,7 @@ fn a_file_rewritten_during_emit_is_an_error_naming_it() {
         &out,
         false,
         || {},
-        |_| {
+        |_, _| {
             if !std::mem::replace(&mut done, true) {
                 rewrite(&src.join("data"), &[8u8; 100_000], 1);
             }
@@ -284,7 +318,7 @@ fn under_live_a_rewritten_file_is_stored_with_its_new_bytes_and_no_warning() {
         &out,
         true,
         || {},
-        |_| {
+        |_, _| {
             if !std::mem::replace(&mut done, true) {
                 rewrite(&src.join("data"), &[8u8; 100_000], 1);
             }
@@ -346,8 +380,9 @@ fn under_live_a_resized_file_keeps_its_planned_size_with_a_warning() {
     assert_eq!(report.warnings().len(), 2);
 }
 
-/// A file too large to be read whole first is copied once; rewritten at
-/// each write of its data, it is stored as read, with a warning.
+/// A file too large to be read whole first, rewritten at each write of its
+/// data, is copied 3 times into a file sink, then stored as last read, with
+/// a warning.
 #[test]
 fn under_live_a_large_file_changing_while_copied_is_stored_with_a_warning() {
     let (dir, src) = source_with(&[]);
@@ -361,7 +396,7 @@ fn under_live_a_large_file_changing_while_copied_is_stored_with_a_warning() {
         &out,
         true,
         || {},
-        |offset| {
+        |offset, _| {
             // Past the metadata of group 0: the big file's data.
             if offset >= 1 << 20 {
                 stamp += 1;
@@ -373,7 +408,7 @@ fn under_live_a_large_file_changing_while_copied_is_stored_with_a_warning() {
     let warnings = report.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings[0].contains("src/big") && warnings[0].contains("while it was being copied"),
+        warnings[0].contains("src/big") && warnings[0].contains("copied (3 times)"),
         "{warnings:?}"
     );
     // And without --live the same is an error.
@@ -383,7 +418,7 @@ fn under_live_a_large_file_changing_while_copied_is_stored_with_a_warning() {
         &out,
         false,
         || {},
-        |offset| {
+        |offset, _| {
             if offset >= 1 << 20 {
                 stamp += 1;
                 touch(&big, stamp);
@@ -392,4 +427,95 @@ fn under_live_a_large_file_changing_while_copied_is_stored_with_a_warning() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("src/big"), "{err}");
+}
+
+/// The large file of the `--live` tests below: `big` in `src/`, twice
+/// [`LIVE_COPY_BUFFER`] of 1s, and what it is rewritten to during its
+/// first copy: its first MiB (its first chunk, written before the change)
+/// zeros, the rest 2s.
+fn large_source() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+    let (dir, src) = source_with(&[]);
+    let len = 2 * LIVE_COPY_BUFFER;
+    std::fs::write(src.join("big"), vec![1u8; len]).unwrap();
+    let mut new = vec![2u8; len];
+    new[..1 << 20].fill(0);
+    (dir, src, new)
+}
+
+/// Builds `src` with `--live`, rewriting `big` to `new` at the first write
+/// of its data (the first whole 1 MiB chunk, past the metadata of group 0).
+fn build_changing_once(
+    src: &Path,
+    out: &Path,
+    stream: bool,
+    new: &[u8],
+) -> Result<EmitReport, EmitError> {
+    let mut done = false;
+    build_to(
+        src,
+        out,
+        true,
+        stream,
+        || {},
+        |offset, len| {
+            if offset >= 1 << 20 && len == 1 << 20 && !std::mem::replace(&mut done, true) {
+                rewrite(&src.join("big"), new, 1);
+            }
+        },
+    )
+}
+
+/// Old behaviour: copied once, stored as read (its first MiB still 1s),
+/// with a warning.
+#[test]
+fn under_live_a_large_file_changed_while_copied_is_copied_again_into_a_file() {
+    let (dir, src, new) = large_source();
+    let out = dir.path().join("out.img");
+    let report = build_changing_once(&src, &out, false, &new).unwrap();
+    assert!(report.warnings().is_empty(), "{:?}", report.warnings());
+    // The zeros of the second copy replaced the 1s of the first.
+    assert!(image_file(&out, "big") == new, "not the new bytes");
+}
+
+/// A stream cannot take bytes back: the file is stored as read, with the
+/// warning.
+#[test]
+fn under_live_a_large_file_changed_while_copied_into_a_stream_is_stored_as_read() {
+    let (dir, src, new) = large_source();
+    let out = dir.path().join("out.img");
+    let report = build_changing_once(&src, &out, true, &new).unwrap();
+    let warnings = report.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("src/big") && warnings[0].contains("not copied again into a stream"),
+        "{warnings:?}"
+    );
+    let mut read = new;
+    read[..1 << 20].fill(1);
+    assert!(image_file(&out, "big") == read, "not the bytes as read");
+}
+
+/// Removed during its first copy (which reads on from the open file), a
+/// large file is stored as zeros over that copy, with a warning.
+#[test]
+fn under_live_a_large_file_vanishing_while_copied_is_stored_as_zeros() {
+    let (dir, src, _) = large_source();
+    let out = dir.path().join("out.img");
+    let mut done = false;
+    let report = build(
+        &src,
+        &out,
+        true,
+        || {},
+        |offset, len| {
+            if offset >= 1 << 20 && len == 1 << 20 && !std::mem::replace(&mut done, true) {
+                std::fs::remove_file(src.join("big")).unwrap();
+            }
+        },
+    )
+    .unwrap();
+    let warnings = report.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("vanished"), "{warnings:?}");
+    assert!(image_file(&out, "big") == vec![0u8; 2 * LIVE_COPY_BUFFER]);
 }

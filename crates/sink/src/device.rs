@@ -161,6 +161,11 @@ impl Sink for BlockDevice {
         self.write(offset, buf)
     }
 
+    /// Every write is written whole: [`Sink::rewrite_at`] is `write_at`.
+    fn rewrites(&self) -> bool {
+        true
+    }
+
     /// Writes zeros over `range`, a bounded buffer at a time.
     fn zero(&self, range: Range<u64>) -> Result<(), SinkError> {
         if range.is_empty() {

@@ -3,7 +3,8 @@
 //! The disk layer: where the emitted image bytes go, and partition tables.
 //!
 //! A [`Sink`] receives the image as positioned writes of non-overlapping byte
-//! ranges; ranges never written read as zeros. [`SparseFile`]: a file created
+//! ranges (a file or a device also takes a range again: [`Sink::rewrites`]);
+//! ranges never written read as zeros. [`SparseFile`]: a file created
 //! beside the target, kept sparse (all-zero blocks are never written) and
 //! renamed over the target only by [`SparseFile::commit`], so a failed build
 //! leaves nothing behind. [`stream::StreamSink`]: one forward stream, raw or
@@ -99,6 +100,20 @@ pub trait Sink: Sync {
     fn pending(&self) -> u64 {
         0
     }
+
+    /// Whether a range already written may be written again, with
+    /// [`rewrite_at`](Sink::rewrite_at), before `advance` passes it: true for
+    /// a file or a device, false for a stream (which may have emitted it).
+    fn rewrites(&self) -> bool {
+        false
+    }
+
+    /// Writes `buf` at byte `offset` over what an earlier write put there,
+    /// every byte of it, zeros included. Only where
+    /// [`rewrites`](Sink::rewrites) is true.
+    fn rewrite_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
+        self.write_at(offset, buf)
+    }
 }
 
 /// A part of another sink that starts `base` bytes into it: a partition of
@@ -133,6 +148,14 @@ impl Sink for OffsetSink<'_> {
     fn reserve(&self, range: std::ops::Range<u64>) -> Result<(), SinkError> {
         self.inner
             .reserve(self.base + range.start..self.base + range.end)
+    }
+
+    fn rewrites(&self) -> bool {
+        self.inner.rewrites()
+    }
+
+    fn rewrite_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
+        self.inner.rewrite_at(self.base + offset, buf)
     }
 }
 
@@ -280,6 +303,16 @@ impl Sink for SparseFile {
         kiln_host::preallocate(self.file(), range);
         Ok(())
     }
+
+    fn rewrites(&self) -> bool {
+        true
+    }
+
+    /// Writes all of `buf`: its zero chunks must replace the earlier bytes.
+    fn rewrite_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
+        kiln_host::write_at(self.file(), buf, offset)
+            .map_err(|e| write_error(self.out.target(), "writing", offset, e))
+    }
 }
 
 /// Splits `buf` into maximal runs of chunks that are not all zero, with their
@@ -337,6 +370,23 @@ mod tests {
         let err = SparseFile::create(&target, 1, false).unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_rewrite_replaces_every_byte_zeros_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.img");
+        let sink = SparseFile::create(&target, 1 << 20, false).unwrap();
+        assert!(sink.rewrites() && OffsetSink::new(&sink, 4096).rewrites());
+        sink.write_at(8192, &[1u8; 3 * ZERO_CHECK_CHUNK]).unwrap();
+        let mut again = vec![2u8; 3 * ZERO_CHECK_CHUNK];
+        again[..ZERO_CHECK_CHUNK].fill(0);
+        OffsetSink::new(&sink, 4096)
+            .rewrite_at(4096, &again)
+            .unwrap();
+        sink.commit(Durability::Writeback).unwrap();
+        let data = std::fs::read(&target).unwrap();
+        assert_eq!(&data[8192..8192 + again.len()], &again[..]);
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! returned, so that one build names every such file; only a failing sink
 //! stops the writing.
 //!
-//! Under `--live` a file that changed while it was copied is copied again:
-//! its bytes are read whole into memory first and written once they are
-//! settled, because emit writes every byte range once (a stream cannot take
-//! a range back). Files larger than [`LIVE_COPY_BUFFER`] are copied as they
-//! are read, once.
+//! Under `--live` a file that changed while it was copied is copied again.
+//! A file of at most [`LIVE_COPY_BUFFER`] bytes is read whole into memory
+//! first and written once it is settled, so that every sink gets each byte
+//! range once. A larger one is copied as it is read; when it changed, it is
+//! copied again over the same blocks if the sink can take a range back
+//! ([`Sink::rewrites`]: a file or a device), else (a stream) it is stored as
+//! read, with a warning.
 
 use std::ops::Range;
 use std::sync::Mutex;
@@ -121,10 +123,11 @@ impl Sources {
 
     /// Copies `f` with `pass`, which reads what it needs through the reader
     /// it is given (and may write to the sink as it goes: then `copies` must
-    /// be 1), then checks the file; under `--live` a file that changed
-    /// during the pass is passed over again, up to `copies` times. Records
-    /// the file's trouble, if any. `Ok(false)` when the file could not be
-    /// opened: `pass` never ran.
+    /// be 1, or the sink must rewrite), then checks the file; under `--live`
+    /// a file that changed during the pass is passed over again, up to
+    /// `copies` times. Records the file's trouble, if any. `Ok(false)` when
+    /// the file could not be opened (for a pass after the first, when it
+    /// vanished after the first pass).
     fn copy(
         &self,
         f: &FileData,
@@ -192,8 +195,7 @@ fn io_error(e: DataError) -> std::io::Error {
 
 /// Writes a regular file's data and index blocks: in one write when they
 /// form a small span; else the index blocks, then the data (read whole
-/// first under `--live` when it is small enough to be copied again, else
-/// copied in chunks).
+/// first under `--live` when it is small enough, else copied in chunks).
 pub(super) fn write_file(
     plan: &Plan<'_>,
     sources: &Sources,
@@ -214,7 +216,8 @@ pub(super) fn write_file(
 }
 
 /// Copies a source file's data runs into their blocks, chunk by chunk as
-/// they are read (once: what is written stays written).
+/// they are read: once, or under `--live` into a sink that rewrites, again
+/// over the same blocks while it changes (every byte then, zeros included).
 fn copy_file(
     plan: &Plan<'_>,
     sources: &Sources,
@@ -231,7 +234,11 @@ fn copy_file(
     // Never larger than the file: a zeroed 1 MiB buffer for each of tens of
     // thousands of small files showed up as a tenth of the build time.
     let mut buf = vec![0u8; COPY_CHUNK.min(f.size.next_multiple_of(bs) as usize)];
-    let opened = sources.copy(f, 1, |reader| {
+    let copies = if sink.rewrites() { sources.copies() } else { 1 };
+    let mut passes = 0;
+    let opened = sources.copy(f, copies, |reader| {
+        let again = passes > 0;
+        passes += 1;
         for run in mapping.data_runs() {
             let start = u64::from(run.lblk) * bs;
             let end = (start + u64::from(run.len) * bs).min(f.size);
@@ -239,7 +246,12 @@ fn copy_file(
             while pos < end {
                 let n = ((end - pos) as usize).min(buf.len());
                 reader.read_exact_at(&mut buf[..n], pos)?;
-                sink.write_at(geo.offset(run.pblk) + (pos - start), &buf[..n])?;
+                let at = geo.offset(run.pblk) + (pos - start);
+                if again {
+                    sink.rewrite_at(at, &buf[..n])?;
+                } else {
+                    sink.write_at(at, &buf[..n])?;
+                }
                 pos += n as u64;
             }
             let written = end.saturating_sub(start);
@@ -249,9 +261,19 @@ fn copy_file(
     })?;
     if !opened {
         // A vanished file is stored as zeros (under --live): a block device
-        // must be told, it may hold old bytes there.
+        // must be told, it may hold old bytes there, and a copy made before
+        // it vanished is overwritten.
+        buf.fill(0);
         for run in mapping.data_runs() {
-            zero_run_tail(sink, geo.offset(run.pblk), run.len, bs, 0)?;
+            let at = geo.offset(run.pblk);
+            if passes == 0 {
+                zero_run_tail(sink, at, run.len, bs, 0)?;
+                continue;
+            }
+            for chunk in (0..u64::from(run.len) * bs).step_by(buf.len()) {
+                let n = (u64::from(run.len) * bs - chunk).min(buf.len() as u64);
+                sink.rewrite_at(at + chunk, &buf[..n as usize])?;
+            }
         }
     }
     Ok(())
