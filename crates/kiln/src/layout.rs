@@ -327,6 +327,13 @@ impl Layout {
     }
 }
 
+/// The partition type GUID of a type name (`esp`, `root-x86-64`, ...; the
+/// Discoverable Partitions Specification's) or of a GUID's text.
+pub fn type_guid(name_or_guid: &str) -> Option<uuid::Uuid> {
+    let text = kiln_sink::partition::type_guid(name_or_guid).unwrap_or(name_or_guid);
+    uuid::Uuid::parse_str(text).ok()
+}
+
 /// Checks one partition (`n` counts from 1).
 fn partition(n: usize, p: RawPartition, base: &Path, last: bool) -> Result<Partition, ConfigError> {
     let key = format!("partition[{n}]");
@@ -343,15 +350,11 @@ fn partition(n: usize, p: RawPartition, base: &Path, last: bool) -> Result<Parti
     let Some(type_name) = p.type_ else {
         return fail(at("type"), "missing");
     };
-    let type_guid = match kiln_sink::partition::type_guid(&type_name) {
-        Some(g) => guid(&at("type"), g)?,
-        None => match uuid::Uuid::parse_str(&type_name) {
-            Ok(g) => g,
-            Err(_) => return fail(
-                at("type"),
-                format!("{type_name:?} is neither a known type (esp, root-x86-64, root-arm64, usr-x86-64, home, srv, var, swap, linux-generic, ...) nor a GUID"),
-            ),
-        },
+    let Some(type_guid) = type_guid(&type_name) else {
+        return fail(
+            at("type"),
+            format!("{type_name:?} is neither a known type (esp, root-x86-64, root-arm64, usr-x86-64, home, srv, var, swap, linux-generic, ...) nor a GUID"),
+        );
     };
     let content = match (p.image, p.filesystem) {
         (Some(_), Some(_)) => return fail(key, "give image or filesystem, not both"),
