@@ -590,7 +590,11 @@ fn config_errors_name_the_key() {
             "home",
             "[partition.filesystem]\nsources = [\"tree\"]\noptions = [\"--sync\"]\n",
         ),
-        &["partition[1]", "--sync", "command line"],
+        &[
+            "partition[1].filesystem.options",
+            "typed keys",
+            "\"--sync\" has no key",
+        ],
     );
 }
 

@@ -78,3 +78,5 @@ mod grub;
 mod tar_input;
 // Issue 17, point 3: sources written during the build, and --live.
 mod live;
+// Issue 18: every flag checked before any source is read.
+mod flags;

@@ -1,14 +1,24 @@
-//! Command-line flags, named as mke2fs users expect, and their validation
-//! into [`BuildOptions`]; the flags of the commands that look inside an image.
+//! Command-line flags, named as mke2fs users expect, and their mapping to
+//! the library's typed requests ([`BuildRequest`], [`TreeRequest`]); the
+//! flags of the commands that look inside an image. Values are parsed by
+//! [`kiln_lib::values`], as layout files' keys are, so a bad value fails
+//! before anything is read, naming the flag.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{ArgMatches, Args, Parser, Subcommand};
-use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg};
-use kiln_sink::size::parse_size;
-use kiln_tree::{IdMap, Policy, TarOptions};
+use kiln_ext::FreeSpace;
+use kiln_lib::values::{
+    parse_block_size, parse_free, parse_fs_type, parse_hash_alg, parse_inode_size,
+    parse_journal_size, parse_label, parse_mode, parse_owner, parse_size, parse_uuid,
+};
+use kiln_lib::{BuildRequest, Compress, FsRequest, OutputRequest, SizeRequest, TreeRequest};
+use kiln_sink::Durability;
+use kiln_tree::IdMap;
+
+pub(crate) use kiln_lib::Layer;
 
 const ABOUT: &str =
     "Build ext2/ext3/ext4 filesystem images from directory trees: no root, no loop device, no mount.";
@@ -183,8 +193,8 @@ pub(crate) struct BuildArgs {
 
     /// Compress the output as it is written: `zstd`, `zstd:LEVEL` (1-22) or
     /// `none`. An output ending in `.zst` is zstd unless `none` is given.
-    #[arg(long, value_name = "METHOD", help_heading = "Output")]
-    pub(crate) compress: Option<String>,
+    #[arg(long, value_name = "METHOD", value_parser = Compress::parse, help_heading = "Output")]
+    pub(crate) compress: Option<Compress>,
 
     /// Write the image into the existing file IMAGE at this byte offset
     /// (e.g. into a partition of a disk made by other tools), in place.
@@ -250,7 +260,8 @@ pub(crate) struct BuildArgs {
         short = 'b',
         long = "block-size",
         value_name = "BYTES",
-        default_value_t = 4096
+        default_value_t = 4096,
+        value_parser = parse_block_size
     )]
     pub(crate) block_size: u32,
 
@@ -260,7 +271,8 @@ pub(crate) struct BuildArgs {
         short = 'I',
         long = "inode-size",
         value_name = "BYTES",
-        default_value_t = 256
+        default_value_t = 256,
+        value_parser = parse_inode_size
     )]
     pub(crate) inode_size: u16,
 
@@ -283,7 +295,7 @@ pub(crate) struct BuildArgs {
     pub(crate) reserved_percent: f64,
 
     /// Volume label (at most 16 bytes).
-    #[arg(short = 'L', long, value_name = "LABEL")]
+    #[arg(short = 'L', long, value_name = "LABEL", value_parser = parse_label)]
     pub(crate) label: Option<String>,
 
     /// Filesystem UUID. Default: derived from a hash of the inputs.
@@ -315,17 +327,6 @@ pub(crate) struct BuildArgs {
     /// --offset target is always flushed.)
     #[arg(long, help_heading = "Output")]
     pub(crate) sync: bool,
-}
-
-impl BuildArgs {
-    /// How the output file is committed (--sync).
-    pub(crate) fn durability(&self) -> kiln_sink::Durability {
-        if self.sync {
-            kiln_sink::Durability::Sync
-        } else {
-            kiln_sink::Durability::Writeback
-        }
-    }
 }
 
 /// The flags that shape the tree, shared by `kiln build` and `kiln verify`
@@ -405,19 +406,6 @@ pub(crate) struct TreeArgs {
     pub(crate) timestamp: Option<i64>,
 }
 
-/// One layer of the image, in command-line order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Layer {
-    /// A directory or a tar archive.
-    Source(PathBuf),
-    /// A spec file.
-    Spec(PathBuf),
-    /// One spec line given with -p.
-    SpecLine(String),
-    /// A genext2fs device table.
-    DeviceTable(PathBuf),
-}
-
 impl TreeArgs {
     /// The layers in the order they were given on the command line:
     /// `sources` (the argument with id `sources`) among the spec layers.
@@ -453,66 +441,77 @@ impl TreeArgs {
         ordered.into_iter().map(|(_, layer)| layer).collect()
     }
 
-    /// How tar sources are read.
-    pub(crate) fn tar_options(&self) -> TarOptions {
-        TarOptions::new().ignore_zeros(self.ignore_zeros)
-    }
-
-    /// The ownership and time policies, with `SOURCE_DATE_EPOCH` if set.
-    pub(crate) fn policy(&self, source_date_epoch: Option<i64>) -> Policy {
-        Policy {
+    /// The tree request of these flags with `layers` (from [`layers`](Self::layers)).
+    pub(crate) fn request(&self, layers: Vec<Layer>, live: bool, sde: Option<i64>) -> TreeRequest {
+        TreeRequest {
+            layers,
+            file_contexts: self.file_contexts.clone(),
+            exclude: self.exclude.clone(),
+            whiteouts: self.whiteouts,
+            ignore_zeros: self.ignore_zeros,
+            all_root: self.all_root,
             uid_map: self.uid_map.clone(),
             gid_map: self.gid_map.clone(),
-            all_root: self.all_root,
             root_owner: self.root_owner,
             root_mode: self.root_mode,
-            set_time: self.timestamp,
-            clamp_time: source_date_epoch,
+            timestamp: self.timestamp,
+            source_date_epoch: sde,
+            live,
         }
     }
 }
 
 impl BuildArgs {
-    /// The validated build options (ids and timestamp are filled in later).
-    pub(crate) fn options(&self) -> Result<BuildOptions> {
-        let fs_type = match self.fs_type.as_str() {
-            "ext2" => FsType::Ext2,
-            "ext3" => FsType::Ext3,
-            "ext4" => FsType::Ext4,
-            other => bail!("unknown filesystem type {other:?}"),
-        };
-        let mut opts = BuildOptions::new(fs_type);
-        for list in &self.features {
-            opts.features.edit(list)?;
-        }
-        (opts.size, opts.auto) = match (self.size, self.free, self.free_inodes) {
+    /// The request of a plain filesystem image (`--config` aside).
+    pub(crate) fn request(&self, layers: Vec<Layer>, sde: Option<i64>) -> Result<BuildRequest> {
+        Ok(BuildRequest {
+            tree: self.tree.request(layers, self.live, sde),
+            fs: self.fs_request()?,
+            output: self.output_request(),
+        })
+    }
+
+    /// The filesystem flags.
+    fn fs_request(&self) -> Result<FsRequest> {
+        // OK: clap's value_parser admits only the three names.
+        let mut fs = FsRequest::new(parse_fs_type(&self.fs_type).expect("a known type"));
+        fs.features = self.features.clone();
+        fs.size = match (self.size, self.free, self.free_inodes) {
             (Some(SizeArg::Fixed(_)), Some(_), _) | (Some(SizeArg::Fixed(_)), _, Some(_)) => {
                 bail!("--free and --free-inodes go with --size auto, not a fixed size")
             }
-            (Some(SizeArg::Fixed(n)), None, None) => (Some(n), AutoSize::Roomy),
-            (None, None, None) => (None, AutoSize::Roomy),
-            (_, free, free_inodes) => (
-                None,
-                AutoSize::Exact {
-                    free: free.unwrap_or(FreeSpace::Bytes(0)),
-                    free_inodes,
-                },
-            ),
+            (Some(SizeArg::Fixed(n)), None, None) => SizeRequest::Fixed(n),
+            (None, None, None) => SizeRequest::Roomy,
+            (_, free, free_inodes) => SizeRequest::Auto { free, free_inodes },
         };
-        opts.block_size = self.block_size;
-        opts.inode_size = self.inode_size;
-        opts.inodes = self.inodes;
-        opts.bytes_per_inode = self.bytes_per_inode;
-        opts.reserved_percent = self.reserved_percent;
-        opts.label = self.label.clone().unwrap_or_default().into_bytes();
-        opts.journal_size = self.journal_size;
-        opts.live = self.live;
-        opts.hash_alg = match self.hash_alg.as_str() {
-            "legacy" => HashAlg::Legacy,
-            "tea" => HashAlg::Tea,
-            _ => HashAlg::HalfMd4,
-        };
-        Ok(opts)
+        fs.block_size = self.block_size;
+        fs.inode_size = self.inode_size;
+        fs.inodes = self.inodes;
+        fs.bytes_per_inode = self.bytes_per_inode;
+        fs.reserved_percent = self.reserved_percent;
+        fs.label = self.label.clone().unwrap_or_default();
+        fs.uuid = self.uuid;
+        fs.seed = self.seed;
+        // OK: as for the type.
+        fs.hash_alg = parse_hash_alg(&self.hash_alg).expect("a known hash");
+        fs.journal_size = self.journal_size;
+        Ok(fs)
+    }
+
+    /// The output flags.
+    pub(crate) fn output_request(&self) -> OutputRequest {
+        OutputRequest {
+            path: self.output.clone(),
+            force: self.force,
+            compress: self.compress,
+            offset: self.offset,
+            durability: if self.sync {
+                Durability::Sync
+            } else {
+                Durability::Writeback
+            },
+            report: self.report.clone(),
+        }
     }
 }
 
@@ -530,66 +529,9 @@ fn parse_size_arg(s: &str) -> Result<SizeArg, String> {
     }
 }
 
-/// `--free`: a size, or a percentage (`10%`).
-fn parse_free(s: &str) -> Result<FreeSpace, String> {
-    match s.trim().strip_suffix('%') {
-        Some(p) => p
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|p| p.is_finite() && *p >= 0.0)
-            .map(FreeSpace::Percent)
-            .ok_or_else(|| format!("{s:?} is not a percentage")),
-        None => parse_size(s).map(FreeSpace::Bytes),
-    }
-}
-
-/// Parses a journal size: plain numbers are MiB.
-fn parse_journal_size(s: &str) -> Result<u64, String> {
-    kiln_sink::size::parse_with_unit(s, 1 << 20)
-}
-
-/// Parses `UID:GID`.
-fn parse_owner(s: &str) -> Result<(u32, u32)> {
-    let (uid, gid) = s
-        .split_once(':')
-        .with_context(|| format!("{s:?}: expected UID:GID"))?;
-    let id = |t: &str| {
-        t.parse::<u32>()
-            .with_context(|| format!("{s:?}: {t:?} is not a 32-bit id"))
-    };
-    Ok((id(uid)?, id(gid)?))
-}
-
-/// Parses octal permission bits (at most 07777).
-fn parse_mode(s: &str) -> Result<u16> {
-    let mode = u16::from_str_radix(s, 8).with_context(|| format!("{s:?} is not an octal mode"))?;
-    if mode > 0o7777 {
-        bail!("{s:?}: a mode has at most 12 bits (07777)");
-    }
-    Ok(mode)
-}
-
-fn parse_uuid(s: &str) -> Result<[u8; 16]> {
-    Ok(*uuid::Uuid::parse_str(s)
-        .with_context(|| format!("{s:?} is not a UUID"))?
-        .as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
-        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
-        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert_eq!(parse_journal_size("32").unwrap(), 32 << 20);
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("G").is_err());
-    }
 
     #[test]
     fn layers_keep_command_line_order() {

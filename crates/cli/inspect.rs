@@ -15,9 +15,11 @@ use kiln_ext::{ImageReader, InodeView, SuperblockView};
 use kiln_tree::escape;
 use serde::Serialize;
 
-use crate::flags::{CatArgs, InfoArgs, LsArgs};
-use crate::image::Image;
+use kiln_lib::{utc, Image};
 use kiln_sink::partition::PartitionInfo;
+
+use crate::flags::{CatArgs, InfoArgs, LsArgs};
+use crate::Stderr;
 
 /// Bytes of the image that hold the primary superblock.
 const SUPERBLOCK_END: u64 = 2048;
@@ -26,8 +28,6 @@ const SUPERBLOCK_END: u64 = 2048;
 pub(crate) const MAX_DEPTH: usize = 4096;
 /// Bytes `cat` reads at a time.
 const CAT_CHUNK: usize = 1 << 20;
-/// Seconds in a day, for the UTC dates of `info` and `ls -l`.
-const DAY: i64 = 86_400;
 
 /// What `kiln info` reports, in text or as JSON.
 #[derive(Debug, Serialize)]
@@ -222,7 +222,7 @@ fn disk_info(image: &Image, parts: Vec<PartitionInfo>, json: bool) -> Result<Str
 /// the terminal.
 pub(crate) fn ls(args: &LsArgs) -> Result<()> {
     let image = Image::resolve(&args.image)?;
-    let reader = image.reader_checked(false)?;
+    let reader = image.reader_checked(false, &Stderr)?;
     let path = image_path(&image.name, &args.path)?;
     let at = |p: &[u8]| format!("{}: {}", image.name, escape(p));
     let ino = reader.resolve(&path, false).with_context(|| at(&path))?;
@@ -324,7 +324,7 @@ impl Lister<'_> {
 /// `kiln cat IMAGE PATH`: symlinks are followed inside the image.
 pub(crate) fn cat(args: &CatArgs) -> Result<()> {
     let image = Image::resolve(&args.image)?;
-    let reader = image.reader_checked(args.ignore_checksums)?;
+    let reader = image.reader_checked(args.ignore_checksums, &Stderr)?;
     let path = image_path(&image.name, &args.path)?;
     let at = || format!("{}: {}", image.name, escape(&path));
     let ino = reader.resolve(&path, true).with_context(at)?;
@@ -389,45 +389,4 @@ fn mode_string(mode: u16) -> String {
         });
     }
     s
-}
-
-/// Seconds since the epoch as a UTC date and time (`2024-05-01 12:00:00`).
-pub(crate) fn utc(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(DAY), secs.rem_euclid(DAY));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01, by the
-/// era arithmetic of Howard Hinnant's `civil_from_days` (400-year eras of
-/// 146,097 days, years starting in March so leap days come last).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20");
-        assert_eq!(utc(-1), "1969-12-31 23:59:59");
-    }
 }

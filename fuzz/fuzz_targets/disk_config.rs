@@ -2,12 +2,12 @@
 //! fails with an error naming the key, never a panic.
 #![no_main]
 
-use kiln_sink::layout_file::Config;
+use kiln_lib::layout::Layout;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = Config::parse(text, "/fuzz".as_ref());
+    let _ = Layout::parse(text, "/fuzz".as_ref());
 });

@@ -121,7 +121,7 @@ impl BuildOptions {
     }
 
     /// Checks each option against what the format allows.
-    pub(crate) fn validate(&self) -> Result<(), PlanError> {
+    pub fn validate(&self) -> Result<(), PlanError> {
         let bad = |m: String| Err(PlanError::Options(m));
         if ![1024, 2048, 4096].contains(&self.block_size) {
             return bad(format!(

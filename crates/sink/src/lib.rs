@@ -22,7 +22,6 @@
 
 pub mod device;
 pub mod disk;
-pub mod layout_file;
 pub mod partition;
 pub mod size;
 pub mod stream;

@@ -67,7 +67,7 @@ impl Excludes {
 ///
 /// An excluded entry is still read when a spec or device table applied
 /// after the source may read or change it or something below it
-/// ([`Spec::reaches`]): without it such a line fails (a glob that matches
+/// (`Spec::reaches`): without it such a line fails (a glob that matches
 /// nothing, a hard link to it), or its change is lost on a hard link that
 /// another name keeps. With whiteouts, `.wh.` entries are always read: they
 /// delete entries of the layers below, which may not be excluded.

@@ -1,6 +1,6 @@
-//! Where `kiln build` writes: a sparse file (the default), a zstd stream
-//! (`.zst` or `--compress`), standard output (`-o -`), a block device
-//! (with `--force`), or a region of an existing file (`--offset`). The
+//! Where a build writes: a sparse file (the default), a zstd stream (a
+//! `.zst` path or [`Compress::Zstd`]), standard output (`-`), a block
+//! device (with `force`), or a region of an existing file (`offset`). The
 //! output is checked ([`Target::check`]) before any source is read.
 
 use std::path::Path;
@@ -8,21 +8,11 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use kiln_sink::device::BlockDevice;
 use kiln_sink::stream::{Compression, StreamFile, StreamSink};
-use kiln_sink::target::{check_output, is_block_device, OutputKind, OutputRequest};
+use kiln_sink::target::{check_output, is_block_device, OutputKind};
 use kiln_sink::{Durability, Sink, SparseFile};
 use kiln_tree::OutputPlace;
-use sha2::{Digest, Sha256};
 
-/// zstd's default level.
-const DEFAULT_LEVEL: i32 = 3;
-
-/// The output flags of `kiln build`.
-pub(crate) struct OutputArgs<'a> {
-    pub(crate) path: &'a Path,
-    pub(crate) force: bool,
-    pub(crate) compress: Option<&'a str>,
-    pub(crate) offset: Option<u64>,
-}
+use crate::{Compress, OutputRequest};
 
 /// The output of a build, checked before any source is read.
 pub(crate) struct Target {
@@ -34,20 +24,20 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Checks the output flags against the host (the path, its directory,
-    /// `--force`, `--compress`) and the files the build reads (`inputs`).
-    pub(crate) fn check(args: &OutputArgs<'_>, inputs: &[&Path]) -> Result<Target> {
-        let kind = check_output(&OutputRequest {
-            path: args.path,
+    /// Checks the output against the host (the path, its directory,
+    /// `force`, `compress`) and the files the build reads (`inputs`).
+    pub(crate) fn check(args: &OutputRequest, inputs: &[&Path]) -> Result<Target> {
+        let kind = check_output(&kiln_sink::target::OutputRequest {
+            path: &args.path,
             force: args.force,
             offset: args.offset,
             inputs,
         })?;
-        let compression = compression(args)?;
+        let compression = compression(args);
         if compression != Compression::None {
             match kind {
                 OutputKind::Region(_) => {
-                    bail!("--offset writes into an existing file: it cannot be compressed")
+                    bail!("an offset writes into an existing file: it cannot be compressed")
                 }
                 OutputKind::BlockDevice => bail!(
                     "{}: a block device takes the raw image, not a compressed one",
@@ -57,7 +47,7 @@ impl Target {
             }
         }
         let place = match kind {
-            OutputKind::File | OutputKind::Region(_) => Some(OutputPlace::of(args.path)?),
+            OutputKind::File | OutputKind::Region(_) => Some(OutputPlace::of(&args.path)?),
             OutputKind::Stdout | OutputKind::BlockDevice => None,
         };
         Ok(Target {
@@ -90,8 +80,8 @@ pub(crate) struct Written {
 
 impl Output {
     /// Opens the checked output `target` for an image of `size` bytes.
-    pub(crate) fn open(args: &OutputArgs<'_>, target: &Target, size: u64) -> Result<Output> {
-        let path = args.path;
+    pub(crate) fn open(args: &OutputRequest, target: &Target, size: u64) -> Result<Output> {
+        let path = &args.path;
         let compression = target.compression;
         Ok(match target.kind {
             OutputKind::Stdout => {
@@ -152,24 +142,16 @@ fn summary(s: kiln_sink::stream::StreamSummary) -> Written {
     }
 }
 
-/// `--compress`, or zstd for an output ending in `.zst`.
-fn compression(args: &OutputArgs<'_>) -> Result<Compression> {
+/// The compression asked for, or zstd for an output ending in `.zst`.
+fn compression(args: &OutputRequest) -> Compression {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let zstd = |level| Compression::Zstd { level, threads };
     match args.compress {
-        None if args.path.extension().is_some_and(|e| e == "zst") => Ok(zstd(DEFAULT_LEVEL)),
-        None | Some("none") => Ok(Compression::None),
-        Some("zstd") => Ok(zstd(DEFAULT_LEVEL)),
-        Some(other) => {
-            let level = other
-                .strip_prefix("zstd:")
-                .and_then(|l| l.parse::<i32>().ok())
-                .filter(|l| (1..=22).contains(l))
-                .with_context(|| {
-                    format!("--compress {other:?}: expected none, zstd or zstd:LEVEL (1-22)")
-                })?;
-            Ok(zstd(level))
+        None if args.path.extension().is_some_and(|e| e == "zst") => {
+            zstd(Compress::DEFAULT_ZSTD_LEVEL)
         }
+        None | Some(Compress::None) => Compression::None,
+        Some(Compress::Zstd(level)) => zstd(level),
     }
 }
 
@@ -185,24 +167,4 @@ pub(crate) fn block_device_size(path: &Path) -> Result<Option<u64>> {
         .seek(SeekFrom::End(0))
         .with_context(|| format!("{}: reading the device size", path.display()))?;
     Ok(Some(size))
-}
-
-/// The SHA-256 of `len` bytes of the file at `path` from `offset` (for the
-/// report of outputs that are not streams).
-pub(crate) fn sha256_of(path: &Path, offset: u64, len: u64) -> Result<[u8; 32]> {
-    let file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0;
-    while at < len {
-        let n = buf.len().min((len - at) as usize);
-        let got = kiln_host::read_at(&file, &mut buf[..n], offset + at)
-            .with_context(|| path.display().to_string())?;
-        if got < n {
-            bail!("{}: ends before byte {}", path.display(), offset + len);
-        }
-        hasher.update(&buf[..n]);
-        at += n as u64;
-    }
-    Ok(hasher.finalize().into())
 }

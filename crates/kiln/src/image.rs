@@ -1,4 +1,4 @@
-//! Opening the image a command looks inside: a plain filesystem image, or a
+//! Opening an image to look inside: a plain filesystem image, or a
 //! partition of a GPT disk image (`IMAGE:PART`, by number or label).
 
 use std::ffi::OsStr;
@@ -9,21 +9,23 @@ use anyhow::{Context, Result};
 use kiln_ext::ImageReader;
 use kiln_sink::partition::{self, Region};
 
-/// The filesystem named on the command line.
+use crate::Observer;
+
+/// A filesystem image, or one partition of a disk image.
 #[derive(Debug)]
-pub(crate) struct Image {
+pub struct Image {
     /// The image file.
-    pub(crate) path: PathBuf,
+    pub path: PathBuf,
     /// The partition's bytes, if a partition was picked.
-    pub(crate) region: Option<Region>,
+    pub region: Option<Region>,
     /// `IMAGE` or `IMAGE:PART`, for messages.
-    pub(crate) name: String,
+    pub name: String,
 }
 
 impl Image {
     /// Resolves an `IMAGE[:PART]` argument (a file whose whole name exists
     /// is an image even if it holds a colon).
-    pub(crate) fn resolve(arg: &OsStr) -> Result<Image> {
+    pub fn resolve(arg: &OsStr) -> Result<Image> {
         let (path, part) = partition::split_image_arg(arg);
         let name = arg.to_string_lossy().into_owned();
         let region = match &part {
@@ -34,12 +36,12 @@ impl Image {
     }
 
     /// Where the filesystem starts in the file.
-    pub(crate) fn offset(&self) -> u64 {
+    pub fn offset(&self) -> u64 {
         self.region.as_ref().map_or(0, |r| r.offset)
     }
 
     /// Kiln's own reader of the filesystem.
-    pub(crate) fn reader(&self) -> Result<ImageReader> {
+    pub fn reader(&self) -> Result<ImageReader> {
         let len = self.region.as_ref().map(|r| r.len);
         ImageReader::open_at(&self.path, self.offset(), len).with_context(|| self.name.clone())
     }
@@ -48,23 +50,27 @@ impl Image {
     /// refused if it would misread the image (unknown incompat features,
     /// a filesystem larger than its partition), checksums verified unless
     /// `ignore_checksums`, which is warned about.
-    pub(crate) fn reader_checked(&self, ignore_checksums: bool) -> Result<ImageReader> {
+    pub fn reader_checked(
+        &self,
+        ignore_checksums: bool,
+        observer: &dyn Observer,
+    ) -> Result<ImageReader> {
         let mut reader = self.reader()?;
         reader
             .refuse_unreadable()
             .with_context(|| self.name.clone())?;
         if ignore_checksums {
             reader.set_checksums(false);
-            eprintln!(
-                "kiln: warning: {}: metadata checksums are not verified (--ignore-checksums)",
+            observer.warning(&format!(
+                "{}: metadata checksums are not verified (--ignore-checksums)",
                 self.name
-            );
+            ));
         }
         Ok(reader)
     }
 
     /// The first `len` bytes of the filesystem (its superblock).
-    pub(crate) fn head(&self, len: u64) -> Result<Vec<u8>> {
+    pub fn head(&self, len: u64) -> Result<Vec<u8>> {
         let file = File::open(&self.path).with_context(|| self.path.display().to_string())?;
         let mut head = vec![0u8; len as usize];
         let n = kiln_host::read_at(&file, &mut head, self.offset())

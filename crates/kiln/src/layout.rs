@@ -1,18 +1,22 @@
-//! The disk layout file of `kiln build --config disk.toml`: a partition
-//! table and the partitions in order, each with what fills it. See
-//! `docs/disk-config.md` for the format.
+//! A disk's layout ([`Layout`]): a partition table and the partitions in
+//! order, each with what fills it, typed. A program builds one in memory;
+//! `kiln build --config disk.toml` loads one from TOML
+//! (`docs/disk-config.md`), whose filesystem keys deserialise into the
+//! same [`TreeRequest`] and [`FsRequest`] that `kiln build`'s flags fill.
 //!
 //! Parsing checks everything that can be checked without reading sources:
-//! sizes, types, labels, attributes, which contents each partition has.
-//! Every error names the key (`partition[2].size`); [`Config::load`] adds
-//! the file.
+//! sizes, types, labels, attributes, which contents each partition has,
+//! every filesystem option. Every error names the key
+//! (`partition[2].size`); [`Layout::load`] adds the file.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+use kiln_tree::IdMap;
 use serde::Deserialize;
 
-use crate::size::parse_size;
+use crate::values::{self, parse_size};
+use crate::{FsRequest, Layer, SizeRequest, TreeRequest};
 
 /// Why a disk layout file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -110,16 +114,41 @@ struct RawPartition {
     filesystem: Option<RawFilesystem>,
 }
 
-/// `[partition.filesystem]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[partition.filesystem]`: each key is a `kiln build` flag's long name
+/// with `_` for `-` (`--all-root` is `all_root`), a repeatable flag's a
+/// list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct RawFilesystem {
     #[serde(rename = "type")]
     type_: Option<String>,
-    #[serde(default)]
     sources: Vec<PathBuf>,
-    #[serde(default)]
-    options: Vec<String>,
+    device_table: Vec<PathBuf>,
+    spec: Vec<PathBuf>,
+    spec_line: Vec<String>,
+    file_contexts: Option<PathBuf>,
+    exclude: Vec<String>,
+    whiteouts: bool,
+    ignore_zeros: bool,
+    all_root: bool,
+    uid_map: Vec<String>,
+    gid_map: Vec<String>,
+    root_owner: Option<String>,
+    root_mode: Option<String>,
+    timestamp: Option<i64>,
+    features: Vec<String>,
+    block_size: Option<u32>,
+    inode_size: Option<u16>,
+    inodes: Option<u64>,
+    bytes_per_inode: Option<u64>,
+    reserved_percent: Option<f64>,
+    label: Option<String>,
+    uuid: Option<String>,
+    seed: Option<String>,
+    hash_alg: Option<String>,
+    journal_size: Option<String>,
+    /// The old spelling (`kiln build` arguments), refused with the new one.
+    options: Option<Vec<String>>,
 }
 
 /// The partition table of the disk.
@@ -150,15 +179,24 @@ pub enum Size {
 }
 
 /// What fills a partition.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Content {
     /// Nothing (zeros).
     Empty,
     /// A raw image file, copied in.
     Image(PathBuf),
-    /// An ext2/3/4 filesystem built from sources: the arguments of `kiln
-    /// build` (sources, `-t TYPE`, then the options), paths absolute.
-    Filesystem(Vec<String>),
+    /// An ext2/3/4 filesystem built from sources (paths absolute).
+    Filesystem(Box<Filesystem>),
+}
+
+/// A filesystem partition's tree and options. Its size comes from the
+/// partition; `live` and `source_date_epoch` from the disk's request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Filesystem {
+    /// What it holds.
+    pub tree: TreeRequest,
+    /// The filesystem (its `size` is the partition's, set when laid out).
+    pub fs: FsRequest,
 }
 
 /// One partition, checked.
@@ -180,9 +218,9 @@ pub struct Partition {
     pub content: Content,
 }
 
-/// A checked disk layout file.
+/// A checked disk layout.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct Layout {
     /// The partition table.
     pub table: Table,
     /// A fixed disk size, if given.
@@ -191,6 +229,12 @@ pub struct Config {
     pub uuid: Option<uuid::Uuid>,
     /// The partitions in disk order (at least one).
     pub partitions: Vec<Partition>,
+    /// Bytes that seed the GUIDs kiln derives, with each filesystem's
+    /// UUID: the layout file's text, for one loaded from a file; any bytes
+    /// that tell this layout apart, for one made in code.
+    pub identity: Vec<u8>,
+    /// The file it was loaded from (which the output must not be), if any.
+    pub file: Option<PathBuf>,
 }
 
 /// GPT attribute bits by name (UEFI, and the Discoverable Partitions
@@ -204,23 +248,25 @@ const ATTRIBUTES: [(&str, u32); 6] = [
     ("no-auto", 63),
 ];
 
-impl Config {
+impl Layout {
     /// Reads and checks the file at `path`; relative paths in it are
     /// relative to its directory. Errors name the file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<Layout, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, base).map_err(|e| ConfigError::In {
+        let mut layout = Layout::parse(&text, base).map_err(|e| ConfigError::In {
             path: path.to_path_buf(),
             source: Box::new(e),
-        })
+        })?;
+        layout.file = Some(path.to_path_buf());
+        Ok(layout)
     }
 
     /// Parses and checks `text`, resolving relative paths against `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, base: &Path) -> Result<Layout, ConfigError> {
         let raw: RawConfig = toml::from_str(text)?;
         let table = match raw.disk.table.as_deref() {
             None | Some("gpt") => Table::Gpt,
@@ -270,13 +316,22 @@ impl Config {
         if partitions.iter().any(|p| p.size == Size::Grow) && size.is_none() {
             return layout_fail("size = \"grow\" fills a fixed disk: set disk.size");
         }
-        Ok(Config {
+        Ok(Layout {
             table,
             size,
             uuid,
             partitions,
+            identity: text.as_bytes().to_vec(),
+            file: None,
         })
     }
+}
+
+/// The partition type GUID of a type name (`esp`, `root-x86-64`, ...; the
+/// Discoverable Partitions Specification's) or of a GUID's text.
+pub fn type_guid(name_or_guid: &str) -> Option<uuid::Uuid> {
+    let text = kiln_sink::partition::type_guid(name_or_guid).unwrap_or(name_or_guid);
+    uuid::Uuid::parse_str(text).ok()
 }
 
 /// Checks one partition (`n` counts from 1).
@@ -295,20 +350,16 @@ fn partition(n: usize, p: RawPartition, base: &Path, last: bool) -> Result<Parti
     let Some(type_name) = p.type_ else {
         return fail(at("type"), "missing");
     };
-    let type_guid = match crate::partition::type_guid(&type_name) {
-        Some(g) => guid(&at("type"), g)?,
-        None => match uuid::Uuid::parse_str(&type_name) {
-            Ok(g) => g,
-            Err(_) => return fail(
-                at("type"),
-                format!("{type_name:?} is neither a known type (esp, root-x86-64, root-arm64, usr-x86-64, home, srv, var, swap, linux-generic, ...) nor a GUID"),
-            ),
-        },
+    let Some(type_guid) = type_guid(&type_name) else {
+        return fail(
+            at("type"),
+            format!("{type_name:?} is neither a known type (esp, root-x86-64, root-arm64, usr-x86-64, home, srv, var, swap, linux-generic, ...) nor a GUID"),
+        );
     };
     let content = match (p.image, p.filesystem) {
         (Some(_), Some(_)) => return fail(key, "give image or filesystem, not both"),
         (Some(image), None) => Content::Image(base.join(image)),
-        (None, Some(fs)) => Content::Filesystem(build_args(&at("filesystem"), fs, base)?),
+        (None, Some(fs)) => Content::Filesystem(Box::new(filesystem(&at("filesystem"), fs, base)?)),
         (None, None) => Content::Empty,
     };
     let size = partition_size(&key, p.size.as_deref(), [p.min, p.max, p.free])?;
@@ -415,50 +466,188 @@ fn attributes(key: &str, values: &[toml::Value]) -> Result<u64, ConfigError> {
     Ok(bits)
 }
 
-/// The `kiln build` arguments of a filesystem partition: its sources made
-/// absolute, `-t TYPE`, then its options (paths after --spec and the like
-/// are made absolute too).
-fn build_args(key: &str, fs: RawFilesystem, base: &Path) -> Result<Vec<String>, ConfigError> {
-    let fs_type = fs.type_.unwrap_or_else(|| "ext4".to_string());
-    if fs.sources.is_empty() && !fs.options.iter().any(|o| is_path_flag(o)) {
+/// A filesystem partition's keys, checked into its requests (paths made
+/// relative to `base`, the options validated).
+fn filesystem(key: &str, fs: RawFilesystem, base: &Path) -> Result<Filesystem, ConfigError> {
+    let at = |field: &str| format!("{key}.{field}");
+    if let Some(options) = &fs.options {
+        return fail(at("options"), respell(options));
+    }
+    let fs_type = typed(
+        &at("type"),
+        values::parse_fs_type(fs.type_.as_deref().unwrap_or("ext4")),
+    )?;
+    let layers: Vec<Layer> = (fs.sources.iter().map(|p| Layer::Source(base.join(p))))
+        .chain(
+            fs.device_table
+                .iter()
+                .map(|p| Layer::DeviceTable(base.join(p))),
+        )
+        .chain(fs.spec.iter().map(|p| Layer::Spec(base.join(p))))
+        .chain(fs.spec_line.iter().cloned().map(Layer::SpecLine))
+        .collect();
+    if layers.is_empty() {
         return fail(
-            format!("{key}.sources"),
-            "missing (or give --spec, -p or --device-table in options)",
+            at("sources"),
+            "missing (or give spec, spec_line or device_table)",
         );
     }
-    let path = |p: &Path| -> Result<String, ConfigError> {
-        base.join(p)
-            .into_os_string()
-            .into_string()
-            .or_else(|p| fail(key, format!("{p:?} is not UTF-8")))
+    let id_maps = |field: &str, maps: &[String]| -> Result<Vec<IdMap>, ConfigError> {
+        maps.iter()
+            .map(|m| typed(&at(field), IdMap::parse(m)))
+            .collect()
     };
-    let mut args = fs
-        .sources
-        .iter()
-        .map(|s| path(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    args.extend(["-t".to_string(), fs_type]);
-    let mut options = fs.options.into_iter();
-    while let Some(option) = options.next() {
-        let takes_path = is_path_flag(&option) && option != "-p" && option != "--spec-line";
-        if takes_path {
-            let Some(value) = options.next() else {
-                return fail(format!("{key}.options"), format!("{option} needs a value"));
-            };
-            args.push(option);
-            args.push(path(Path::new(&value))?);
-        } else {
-            args.push(option);
-        }
+    let tree = TreeRequest {
+        layers,
+        file_contexts: fs.file_contexts.map(|p| base.join(p)),
+        exclude: fs.exclude,
+        whiteouts: fs.whiteouts,
+        ignore_zeros: fs.ignore_zeros,
+        all_root: fs.all_root,
+        uid_map: id_maps("uid_map", &fs.uid_map)?,
+        gid_map: id_maps("gid_map", &fs.gid_map)?,
+        root_owner: optional(&at("root_owner"), fs.root_owner, values::parse_owner)?,
+        root_mode: optional(&at("root_mode"), fs.root_mode, values::parse_mode)?,
+        timestamp: fs.timestamp,
+        source_date_epoch: None,
+        live: false,
+    };
+    let mut req = FsRequest::new(fs_type);
+    req.features = fs.features;
+    req.block_size = fs.block_size.unwrap_or(req.block_size);
+    req.inode_size = fs.inode_size.unwrap_or(req.inode_size);
+    req.inodes = fs.inodes;
+    req.bytes_per_inode = fs.bytes_per_inode;
+    req.reserved_percent = fs.reserved_percent.unwrap_or(req.reserved_percent);
+    req.label = fs.label.unwrap_or_default();
+    req.uuid = optional(&at("uuid"), fs.uuid, values::parse_uuid)?;
+    req.seed = optional(&at("seed"), fs.seed, values::parse_uuid)?;
+    req.hash_alg =
+        optional(&at("hash_alg"), fs.hash_alg, values::parse_hash_alg)?.unwrap_or(req.hash_alg);
+    req.journal_size = optional(
+        &at("journal_size"),
+        fs.journal_size,
+        values::parse_journal_size,
+    )?;
+    // Its size is the partition's: checked here with a placeholder.
+    req.size = SizeRequest::Roomy;
+    if let Err(e) = req.options(false) {
+        return fail(key, e.to_string());
     }
-    Ok(args)
+    Ok(Filesystem { tree, fs: req })
 }
 
-/// Options that add layers (and, but for -p, name a file).
-fn is_path_flag(option: &str) -> bool {
-    matches!(
-        option,
-        "--spec" | "--device-table" | "--file-contexts" | "-p" | "--spec-line"
+/// A parsed value, or the error naming `key`.
+fn typed<T>(key: &str, value: Result<T, String>) -> Result<T, ConfigError> {
+    value.or_else(|what| fail(key, what))
+}
+
+/// An optional key's value, parsed.
+fn optional<T>(
+    key: &str,
+    value: Option<String>,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    value.map(|v| typed(key, parse(&v))).transpose()
+}
+
+/// What a filesystem flag becomes as a key.
+#[derive(Clone, Copy)]
+enum KeyKind {
+    /// `true`.
+    Switch,
+    /// A string.
+    Text,
+    /// A number.
+    Number,
+    /// A list of strings (a repeatable flag).
+    Texts,
+}
+
+/// The flags an old layout's `options` took: long name, short name, key
+/// (the long name with `_` for `-`, but `type`), and kind.
+const FLAG_KEYS: [(&str, Option<char>, &str, KeyKind); 25] = [
+    ("all-root", None, "all_root", KeyKind::Switch),
+    ("whiteouts", None, "whiteouts", KeyKind::Switch),
+    ("ignore-zeros", None, "ignore_zeros", KeyKind::Switch),
+    ("spec", None, "spec", KeyKind::Texts),
+    ("spec-line", Some('p'), "spec_line", KeyKind::Texts),
+    ("device-table", None, "device_table", KeyKind::Texts),
+    ("file-contexts", None, "file_contexts", KeyKind::Text),
+    ("exclude", None, "exclude", KeyKind::Texts),
+    ("uid-map", None, "uid_map", KeyKind::Texts),
+    ("gid-map", None, "gid_map", KeyKind::Texts),
+    ("root-owner", None, "root_owner", KeyKind::Text),
+    ("root-mode", None, "root_mode", KeyKind::Text),
+    ("timestamp", None, "timestamp", KeyKind::Number),
+    ("fs-type", Some('t'), "type", KeyKind::Text),
+    ("features", Some('O'), "features", KeyKind::Texts),
+    ("block-size", Some('b'), "block_size", KeyKind::Number),
+    ("inode-size", Some('I'), "inode_size", KeyKind::Number),
+    ("inodes", Some('N'), "inodes", KeyKind::Number),
+    (
+        "bytes-per-inode",
+        Some('i'),
+        "bytes_per_inode",
+        KeyKind::Number,
+    ),
+    (
+        "reserved-percent",
+        Some('m'),
+        "reserved_percent",
+        KeyKind::Number,
+    ),
+    ("label", Some('L'), "label", KeyKind::Text),
+    ("uuid", Some('U'), "uuid", KeyKind::Text),
+    ("seed", None, "seed", KeyKind::Text),
+    ("hash-alg", None, "hash_alg", KeyKind::Text),
+    ("journal-size", Some('J'), "journal_size", KeyKind::Text),
+];
+
+/// The refusal of an old `options` list: what to write instead.
+fn respell(options: &[String]) -> String {
+    let mut keys: Vec<(&str, KeyKind, Vec<String>)> = Vec::new();
+    let mut args = options.iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if arg.starts_with("--") => (flag, Some(value.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let known = FLAG_KEYS.iter().find(|(long, short, ..)| {
+            flag.strip_prefix("--") == Some(long)
+                || short
+                    .is_some_and(|c| flag.len() == 2 && flag.ends_with(c) && flag.starts_with('-'))
+        });
+        let Some(&(_, _, key, kind)) = known else {
+            return format!(
+                "layout files take typed keys, not `kiln build` arguments, and {flag:?} has no key \
+                 (see docs/disk-config.md)"
+            );
+        };
+        let value = match kind {
+            KeyKind::Switch => "true".to_string(),
+            _ => inline.or_else(|| args.next().cloned()).unwrap_or_default(),
+        };
+        match keys.iter_mut().find(|(k, ..)| *k == key) {
+            Some((.., values)) => values.push(value),
+            None => keys.push((key, kind, vec![value])),
+        }
+    }
+    let lines: Vec<String> = keys
+        .iter()
+        .map(|(key, kind, values)| {
+            let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+            let value = match kind {
+                KeyKind::Switch | KeyKind::Number => values.join(", "),
+                KeyKind::Text => quoted.join(", "),
+                KeyKind::Texts => format!("[{}]", quoted.join(", ")),
+            };
+            format!("{key} = {value}")
+        })
+        .collect();
+    format!(
+        "layout files take typed keys, not `kiln build` arguments: write {} instead",
+        lines.join("; ")
     )
 }
 
@@ -466,8 +655,8 @@ fn is_path_flag(option: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("/cfg"))
+    fn parse(text: &str) -> Result<Layout, ConfigError> {
+        Layout::parse(text, Path::new("/cfg"))
     }
 
     fn error(text: &str) -> String {
@@ -494,7 +683,11 @@ mod tests {
             uuid = "11111111-2222-3333-4444-555555555555"
             [partition.filesystem]
             sources = ["rootfs", "/abs/overlay"]
-            options = ["--all-root", "--spec", "extra.spec"]
+            all_root = true
+            spec = ["extra.spec"]
+            uid_map = ["1000:0:1"]
+            label = "root"
+            block_size = 1024
             [[partition]]
             label = "home"
             type = "home"
@@ -508,22 +701,21 @@ mod tests {
         assert_eq!(p[0].size, Size::Fixed(64 << 20));
         assert_eq!(p[0].attributes, 1 | 1 << 60);
         assert_eq!(p[0].content, Content::Image("/cfg/esp.img".into()));
+        let Content::Filesystem(fs) = &p[1].content else {
+            panic!("partition 2 holds {:?}", p[1].content);
+        };
         assert_eq!(
-            p[1].content,
-            Content::Filesystem(
-                [
-                    "/cfg/rootfs",
-                    "/abs/overlay",
-                    "-t",
-                    "ext4",
-                    "--all-root",
-                    "--spec",
-                    "/cfg/extra.spec"
-                ]
-                .map(String::from)
-                .to_vec()
-            )
+            fs.tree.layers,
+            [
+                Layer::Source("/cfg/rootfs".into()),
+                Layer::Source("/abs/overlay".into()),
+                Layer::Spec("/cfg/extra.spec".into())
+            ]
         );
+        assert!(fs.tree.all_root);
+        assert_eq!(fs.tree.uid_map, [IdMap::parse("1000:0:1").unwrap()]);
+        assert_eq!(fs.fs.fs_type, kiln_ext::FsType::Ext4);
+        assert_eq!((fs.fs.label.as_str(), fs.fs.block_size), ("root", 1024));
         assert_eq!(
             p[1].size,
             Size::Auto {
@@ -574,14 +766,14 @@ mod tests {
     fn load_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("disk.toml");
-        let e = Config::load(&path).unwrap_err().to_string();
+        let e = Layout::load(&path).unwrap_err().to_string();
         assert!(e.starts_with(&path.display().to_string()), "{e}");
         std::fs::write(
             &path,
             "[[partition]]\nlabel = \"a\"\ntype = \"home\"\nsize = \"0\"\n",
         )
         .unwrap();
-        let e = Config::load(&path).unwrap_err().to_string();
+        let e = Layout::load(&path).unwrap_err().to_string();
         assert!(
             e.contains("disk.toml: partition[1].size: a size of zero"),
             "{e}"
@@ -591,16 +783,49 @@ mod tests {
             "[[partition]]\nlabel = \"a\"\ntype = \"home\"\nsize = \"1M\"\n",
         )
         .unwrap();
-        let c = Config::load(&path).unwrap();
+        let c = Layout::load(&path).unwrap();
         assert_eq!(c.partitions[0].content, Content::Empty);
     }
 
     #[test]
-    fn options_needing_a_value() {
-        let e = error(
-            "[[partition]]\nlabel = \"r\"\ntype = \"home\"\n[partition.filesystem]\noptions = [\"--spec\"]\n",
+    fn old_options_are_refused_with_their_new_spelling() {
+        let fs = |keys: &str| {
+            error(&format!(
+                "[[partition]]\nlabel = \"r\"\ntype = \"home\"\n[partition.filesystem]\nsources = [\"t\"]\n{keys}"
+            ))
+        };
+        assert_eq!(
+            fs(
+                r#"options = ["--all-root", "-L", "root", "-p", "dir /x 0755 0 0", "--spec=a.spec", "-b", "1024", "-p", "dir /y 0755 0 0"]"#
+            ),
+            "partition[1].filesystem.options: layout files take typed keys, not `kiln build` \
+             arguments: write all_root = true; label = \"root\"; \
+             spec_line = [\"dir /x 0755 0 0\", \"dir /y 0755 0 0\"]; spec = [\"a.spec\"]; \
+             block_size = 1024 instead"
         );
-        assert_eq!(e, "partition[1].filesystem.options: --spec needs a value");
+        assert!(fs(r#"options = ["--force"]"#).contains("\"--force\" has no key"));
+    }
+
+    #[test]
+    fn filesystem_values_are_checked_before_anything_is_read() {
+        let fs = |keys: &str| {
+            error(&format!(
+                "[[partition]]\nlabel = \"r\"\ntype = \"home\"\n[partition.filesystem]\nsources = [\"t\"]\n{keys}"
+            ))
+        };
+        for (keys, want) in [
+            ("block_size = 512", "block size 512"),
+            ("type = \"ext5\"", "partition[1].filesystem.type: \"ext5\""),
+            ("uid_map = [\"x\"]", "partition[1].filesystem.uid_map"),
+            ("root_mode = \"9\"", "partition[1].filesystem.root_mode"),
+            ("hash_alg = \"md5\"", "partition[1].filesystem.hash_alg"),
+            ("features = [\"^wat\"]", "partition[1].filesystem"),
+            ("all_root = \"yes\"", "all_root"),
+            ("colour = 1", "colour"),
+        ] {
+            let e = fs(keys);
+            assert!(e.contains(want), "{want:?} not in {e:?} for {keys}");
+        }
     }
 
     /// A layout using every key, for the mutation property.
@@ -624,7 +849,13 @@ free = "10M"
 [partition.filesystem]
 type = "ext4"
 sources = ["rootfs"]
-options = ["--all-root", "--spec", "x.spec", "-p", "dir /x 0755 0 0"]
+all_root = true
+spec = ["x.spec"]
+spec_line = ["dir /x 0755 0 0"]
+uid_map = ["1000:0:1"]
+root_owner = "0:0"
+block_size = 4096
+label = "root"
 [[partition]]
 label = "home"
 type = "home"

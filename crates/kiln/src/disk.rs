@@ -1,0 +1,304 @@
+//! A whole disk image in one forward pass, from a [`Layout`].
+//!
+//! 1. Each filesystem partition's sources are read into a tree.
+//! 2. Sizes: fixed ones as given; `auto` from a plan of the tree (plus
+//!    `free`, within `min`..`max`); raw images from their length; then the
+//!    GPT layout (`kiln_sink::disk`), where the last partition may grow.
+//! 3. Each filesystem is planned for its partition's exact size.
+//! 4. Emission in disk order into one sink: the primary GPT, each partition
+//!    (filesystems through an [`OffsetSink`], raw images copied), the backup
+//!    GPT; a streaming sink (zstd, stdout) sees one forward pass.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use kiln_ext::{AutoSize, FreeSpace, Plan};
+use kiln_sink::disk::{self, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT};
+use kiln_sink::{OffsetSink, Sink};
+use sha2::{Digest, Sha256};
+
+use crate::build::{warn_stored_anyway, FsInput};
+use crate::layout::{Content, Layout, Partition, Size, Table};
+use crate::output::{block_device_size, Output, Target};
+use crate::{BuildReport, Observer, OutputRequest, Phase};
+
+/// Bytes copied from a raw image at a time.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// A whole disk: its layout and where it goes.
+#[derive(Clone, Debug)]
+pub struct DiskRequest {
+    /// The partition table and what fills each partition.
+    pub layout: Layout,
+    /// Where the disk goes.
+    pub output: OutputRequest,
+    /// Every filesystem's sources are a running system (see
+    /// [`TreeRequest::live`](crate::TreeRequest::live)).
+    pub live: bool,
+    /// `SOURCE_DATE_EPOCH`, for every filesystem.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// What fills one partition, ready to size.
+enum Filling {
+    Empty,
+    Image { path: PathBuf, len: u64 },
+    Fs(FsInput),
+}
+
+/// Builds the disk `req` asks for. The layout's options are already
+/// checked; the output is checked before any source is read.
+pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildReport> {
+    let layout = &req.layout;
+    let name = layout
+        .file
+        .as_deref()
+        .map_or_else(|| "disk layout".to_string(), |f| f.display().to_string());
+    let in_layout = |p: &Partition| format!("{name}: {}", p.key);
+    let target = Target::check(&req.output, &inputs(layout))?;
+    observer.phase(Phase::Reading);
+    let fillings = layout
+        .partitions
+        .iter()
+        .map(|p| filling(p, req, target.place(), observer).with_context(|| in_layout(p)))
+        .collect::<Result<Vec<_>>>()?;
+    observer.phase(Phase::Planning);
+    let sizes = layout
+        .partitions
+        .iter()
+        .zip(&fillings)
+        .map(|(p, f)| needed_size(p, f).with_context(|| in_layout(p)))
+        .collect::<Result<Vec<_>>>()?;
+    let seed = seed(&layout.identity, &fillings);
+    let placed = match layout.table {
+        Table::Gpt => disk::layout(&DiskSpec {
+            partitions: layout
+                .partitions
+                .iter()
+                .zip(&sizes)
+                .map(|(p, &size)| PartitionSpec {
+                    label: p.label.clone(),
+                    type_guid: p.type_guid,
+                    size: size.unwrap_or(0),
+                    grow: p.size == Size::Grow,
+                    uuid: p.uuid,
+                    attributes: p.attributes,
+                })
+                .collect(),
+            size: match layout.size {
+                Some(size) => Some(size),
+                None => block_device_size(&req.output.path)?,
+            },
+            seed,
+            disk_guid: layout.uuid,
+        })
+        .with_context(|| name.clone())?,
+        Table::None => bare_layout(layout, &sizes)?,
+    };
+    let plans = layout
+        .partitions
+        .iter()
+        .zip(&fillings)
+        .zip(&placed.partitions)
+        .map(|((p, f), placed)| match f {
+            Filling::Fs(fs) => fs
+                .plan(Some(placed.region.len))
+                .map(Some)
+                .with_context(|| in_layout(p)),
+            _ => Ok(None),
+        })
+        .collect::<Result<Vec<Option<Plan<'_>>>>>()?;
+    for note in plans.iter().flatten().flat_map(|p| &p.notes) {
+        observer.note(note);
+    }
+    let out = Output::open(&req.output, &target, placed.size)?;
+    observer.phase(Phase::Writing);
+    write_disk(out.sink(), layout, &placed, &fillings, &plans, observer)?;
+    observer.phase(Phase::Committing);
+    let written = out.finish(req.output.durability)?;
+    let mut report = BuildReport::disk(layout, &placed, &plans, written.compressed);
+    report.write_if_asked(&req.output, written.sha256)?;
+    Ok(report)
+}
+
+/// The files a disk's build reads: the layout file, raw images, and each
+/// filesystem's layers.
+fn inputs(layout: &Layout) -> Vec<&Path> {
+    let mut files: Vec<&Path> = layout.file.as_deref().into_iter().collect();
+    for p in &layout.partitions {
+        match &p.content {
+            Content::Empty => {}
+            Content::Image(path) => files.push(path),
+            Content::Filesystem(fs) => files.extend(fs.tree.input_files()),
+        }
+    }
+    files
+}
+
+/// Reads what fills partition `p`: a filesystem's tree (`output` is where
+/// the disk goes, which its directory sources must not hold), a raw
+/// image's length, or nothing.
+fn filling(
+    p: &Partition,
+    req: &DiskRequest,
+    output: Option<&kiln_tree::OutputPlace>,
+    observer: &dyn Observer,
+) -> Result<Filling> {
+    Ok(match &p.content {
+        Content::Empty => Filling::Empty,
+        Content::Image(path) => {
+            let len = std::fs::metadata(path)
+                .with_context(|| path.display().to_string())?
+                .len();
+            Filling::Image {
+                path: path.clone(),
+                len,
+            }
+        }
+        Content::Filesystem(fs) => {
+            let mut tree = fs.tree.clone();
+            tree.live |= req.live;
+            tree.source_date_epoch = req.source_date_epoch;
+            let opts = fs.fs.options(tree.live)?;
+            Filling::Fs(FsInput::read(&tree, &fs.fs, opts, output, observer)?)
+        }
+    })
+}
+
+/// The bytes partition `p` needs (None: it grows to fill the disk).
+fn needed_size(p: &Partition, f: &Filling) -> Result<Option<u64>> {
+    // A filesystem's `free` goes inside it (the smallest filesystem with
+    // that much free space); a raw image's after it.
+    let (content, free_outside) = match (f, &p.size) {
+        (Filling::Empty, _) => (0, 0),
+        (Filling::Image { len, .. }, Size::Auto { free, .. }) => (*len, *free),
+        (Filling::Image { len, .. }, _) => (*len, 0),
+        (Filling::Fs(fs), Size::Auto { free, .. }) => {
+            let mut opts = fs.opts.clone();
+            opts.auto = AutoSize::Exact {
+                free: FreeSpace::Bytes(*free),
+                free_inodes: None,
+            };
+            (kiln_ext::plan(&fs.tree, &opts)?.image_size, 0)
+        }
+        (Filling::Fs(_), _) => (0, 0),
+    };
+    match p.size {
+        Size::Grow => Ok(None),
+        Size::Fixed(n) if n < content => {
+            bail!("size: {n} bytes, but the image file needs {content}")
+        }
+        Size::Fixed(n) => Ok(Some(n)),
+        Size::Auto { min, max, .. } => {
+            let want = content
+                .checked_add(free_outside)
+                .map(|n| n.max(min.unwrap_or(0)))
+                .and_then(|n| n.checked_next_multiple_of(ALIGNMENT))
+                .with_context(|| {
+                    format!("free: {content} + {free_outside} bytes is more than a disk can hold")
+                })?;
+            match max {
+                Some(max) if want > max => {
+                    bail!("max: the content needs {want} bytes (with free space), more than {max}")
+                }
+                _ => Ok(Some(want)),
+            }
+        }
+    }
+}
+
+/// The layout of a disk without a partition table: its one partition is
+/// the whole disk.
+fn bare_layout(layout: &Layout, sizes: &[Option<u64>]) -> Result<DiskLayout> {
+    let p = &layout.partitions[0];
+    let size = sizes[0].or(layout.size).context("disk.size: needed")?;
+    Ok(DiskLayout {
+        size,
+        disk_guid: uuid::Uuid::nil(),
+        partitions: vec![disk::PlacedPartition {
+            number: 1,
+            label: p.label.clone(),
+            type_guid: p.type_guid,
+            uuid: uuid::Uuid::nil(),
+            region: kiln_sink::Region {
+                offset: 0,
+                len: size,
+            },
+            attributes: p.attributes,
+        }],
+    })
+}
+
+/// The seed of the disk's GUIDs: a digest of the layout's identity (a
+/// layout file's text) and of each filesystem's identifiers (themselves
+/// digests of their trees).
+fn seed(identity: &[u8], fillings: &[Filling]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(b"kiln disk v1\0");
+    h.update(identity);
+    for f in fillings {
+        if let Filling::Fs(fs) = f {
+            h.update(fs.opts.uuid);
+        }
+    }
+    let digest = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// Writes the whole disk in order.
+fn write_disk(
+    sink: &dyn Sink,
+    layout_file: &Layout,
+    layout: &DiskLayout,
+    fillings: &[Filling],
+    plans: &[Option<Plan<'_>>],
+    observer: &dyn Observer,
+) -> Result<()> {
+    let gpt = match layout_file.table {
+        Table::Gpt => disk::gpt_writes(layout)?,
+        Table::None => Vec::new(),
+    };
+    let first_partition = layout.partitions[0].region.offset;
+    let (head, tail): (Vec<_>, Vec<_>) = gpt.iter().partition(|(at, _)| *at < first_partition);
+    for (at, bytes) in head {
+        sink.write_at(*at, bytes)?;
+    }
+    for ((placed, filling), plan) in layout.partitions.iter().zip(fillings).zip(plans) {
+        let region = placed.region;
+        sink.advance(region.offset)?;
+        match (filling, plan) {
+            (Filling::Fs(_), Some(plan)) => warn_stored_anyway(
+                &kiln_ext::emit(plan, &OffsetSink::new(sink, region.offset))?,
+                observer,
+            ),
+            (Filling::Image { path, len }, _) => copy_image(sink, path, *len, region.offset)?,
+            _ => {}
+        }
+        sink.advance(region.offset + region.len)?;
+    }
+    for (at, bytes) in tail {
+        sink.write_at(*at, bytes)?;
+    }
+    sink.advance(layout.size)?;
+    Ok(())
+}
+
+/// Copies a raw image file to `offset`.
+fn copy_image(sink: &dyn Sink, path: &Path, len: u64, offset: u64) -> Result<()> {
+    let file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut at = 0;
+    while at < len {
+        let n = COPY_CHUNK.min((len - at) as usize);
+        let got = kiln_host::read_at(&file, &mut buf[..n], at)
+            .with_context(|| path.display().to_string())?;
+        if got < n {
+            bail!("{}: shrank while being copied", path.display());
+        }
+        sink.write_at(offset + at, &buf[..n])?;
+        at += n as u64;
+    }
+    Ok(())
+}

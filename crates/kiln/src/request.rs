@@ -1,0 +1,279 @@
+//! The typed requests: what a build reads, what filesystem it makes, and
+//! where it writes. The CLI fills them from flags, a disk layout file from
+//! its keys, a program by hand; [`FsRequest::options`] and
+//! [`Compress::parse`] settle and check them before any source is read.
+
+use std::path::{Path, PathBuf};
+
+use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg, PlanError};
+use kiln_sink::Durability;
+use kiln_tree::{IdMap, Policy, TarOptions};
+
+/// One layer of an image's tree. Layers apply in order: a source is laid
+/// over the tree so far (later entries add or replace earlier ones,
+/// directories merge), a spec edits it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// A directory (walked like `cp -ax`) or a tar archive (plain or
+    /// compressed; `-` is standard input).
+    Source(PathBuf),
+    /// A spec file (docs/spec-format.md).
+    Spec(PathBuf),
+    /// One spec line.
+    SpecLine(String),
+    /// A genext2fs device table.
+    DeviceTable(PathBuf),
+}
+
+impl Layer {
+    /// The file this layer reads, if any (a directory source too: the
+    /// output must be none of them).
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Layer::Source(path) | Layer::Spec(path) | Layer::DeviceTable(path) => Some(path),
+            Layer::SpecLine(_) => None,
+        }
+    }
+}
+
+/// The tree an image holds: its layers, then excludes, SELinux labels and
+/// the ownership and time policies. `kiln verify` reads it as the build
+/// did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TreeRequest {
+    /// The sources and specs, in order.
+    pub layers: Vec<Layer>,
+    /// A SELinux file_contexts file labelling the finished tree.
+    pub file_contexts: Option<PathBuf>,
+    /// Globs of image paths left out, with everything below them.
+    pub exclude: Vec<String>,
+    /// OCI/overlayfs whiteouts apply between sources.
+    pub whiteouts: bool,
+    /// Tar sources are read past zero blocks (GNU tar `-i`).
+    pub ignore_zeros: bool,
+    /// Every entry of the sources is owned by 0:0.
+    pub all_root: bool,
+    /// Source uids mapped to image uids.
+    pub uid_map: Vec<IdMap>,
+    /// Source gids mapped to image gids.
+    pub gid_map: Vec<IdMap>,
+    /// Owner of the root directory.
+    pub root_owner: Option<(u32, u32)>,
+    /// Permission bits of the root directory.
+    pub root_mode: Option<u16>,
+    /// Every time of every entry and of the filesystem.
+    pub timestamp: Option<i64>,
+    /// `SOURCE_DATE_EPOCH`: clamps later times, and is the filesystem's
+    /// own time unless `timestamp` is set. The library reads no
+    /// environment: callers pass it (the CLI from the variable).
+    pub source_date_epoch: Option<i64>,
+    /// The sources are a running system: entries that vanish while read
+    /// are left out and files that change while copied are stored as they
+    /// could be read, with warnings (otherwise each is an error).
+    pub live: bool,
+}
+
+impl TreeRequest {
+    /// The files the tree is read from (layers and file_contexts).
+    pub fn input_files(&self) -> impl Iterator<Item = &Path> {
+        self.layers
+            .iter()
+            .filter_map(Layer::file)
+            .chain(self.file_contexts.as_deref())
+    }
+
+    /// How tar sources are read.
+    pub(crate) fn tar_options(&self) -> TarOptions {
+        TarOptions::new().ignore_zeros(self.ignore_zeros)
+    }
+
+    /// The ownership and time policies.
+    pub(crate) fn policy(&self) -> Policy {
+        Policy {
+            uid_map: self.uid_map.clone(),
+            gid_map: self.gid_map.clone(),
+            all_root: self.all_root,
+            root_owner: self.root_owner,
+            root_mode: self.root_mode,
+            set_time: self.timestamp,
+            clamp_time: self.source_date_epoch,
+        }
+    }
+}
+
+/// How big a filesystem is.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum SizeRequest {
+    /// What the tree needs plus 10 % and 1 MiB (kiln's default).
+    #[default]
+    Roomy,
+    /// Exactly this many bytes.
+    Fixed(u64),
+    /// The smallest filesystem that holds the tree, plus `free` space and
+    /// `free_inodes` (default: as many as `free` needs at the tree's own
+    /// ratio of inodes to blocks).
+    Auto {
+        /// Free space beyond the tree's.
+        free: Option<FreeSpace>,
+        /// Unused inodes beyond the tree's.
+        free_inodes: Option<u64>,
+    },
+}
+
+/// The filesystem to make, in mke2fs's terms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FsRequest {
+    /// ext2, ext3 or ext4.
+    pub fs_type: FsType,
+    /// Feature edits as mke2fs `-O` takes them (`^metadata_csum,64bit`),
+    /// applied in order to the type's defaults.
+    pub features: Vec<String>,
+    /// The size.
+    pub size: SizeRequest,
+    /// Bytes per block.
+    pub block_size: u32,
+    /// Bytes per inode.
+    pub inode_size: u16,
+    /// At least this many inodes (`-N`).
+    pub inodes: Option<u64>,
+    /// One inode per this many bytes (`-i`).
+    pub bytes_per_inode: Option<u64>,
+    /// Percentage of blocks reserved for root (`-m`).
+    pub reserved_percent: f64,
+    /// Volume label.
+    pub label: String,
+    /// Filesystem UUID (default: derived from the inputs).
+    pub uuid: Option<[u8; 16]>,
+    /// Directory hash seed (default: derived from the inputs).
+    pub seed: Option<[u8; 16]>,
+    /// Directory hash of htree directories.
+    pub hash_alg: HashAlg,
+    /// Journal size in bytes (ext3, ext4 with a journal).
+    pub journal_size: Option<u64>,
+}
+
+impl FsRequest {
+    /// mke2fs's defaults for `fs_type` (4 KiB blocks, 256-byte inodes, 5 %
+    /// reserved), sized as kiln's default.
+    pub fn new(fs_type: FsType) -> FsRequest {
+        let defaults = BuildOptions::new(fs_type);
+        FsRequest {
+            fs_type,
+            features: Vec::new(),
+            size: SizeRequest::Roomy,
+            block_size: defaults.block_size,
+            inode_size: defaults.inode_size,
+            inodes: None,
+            bytes_per_inode: None,
+            reserved_percent: defaults.reserved_percent,
+            label: String::new(),
+            uuid: None,
+            seed: None,
+            hash_alg: defaults.hash_alg,
+            journal_size: None,
+        }
+    }
+
+    /// The writer's options, checked against what the format allows (the
+    /// UUID, seed and timestamp are settled once the tree is read). `live`
+    /// is the tree's [`TreeRequest::live`].
+    pub fn options(&self, live: bool) -> Result<BuildOptions, PlanError> {
+        let mut opts = BuildOptions::new(self.fs_type);
+        for list in &self.features {
+            opts.features.edit(list)?;
+        }
+        (opts.size, opts.auto) = match self.size {
+            SizeRequest::Roomy => (None, AutoSize::Roomy),
+            SizeRequest::Fixed(n) => (Some(n), AutoSize::Roomy),
+            SizeRequest::Auto { free, free_inodes } => (
+                None,
+                AutoSize::Exact {
+                    free: free.unwrap_or(FreeSpace::Bytes(0)),
+                    free_inodes,
+                },
+            ),
+        };
+        opts.block_size = self.block_size;
+        opts.inode_size = self.inode_size;
+        opts.inodes = self.inodes;
+        opts.bytes_per_inode = self.bytes_per_inode;
+        opts.reserved_percent = self.reserved_percent;
+        opts.label = self.label.clone().into_bytes();
+        opts.journal_size = self.journal_size;
+        opts.hash_alg = self.hash_alg;
+        opts.live = live;
+        opts.validate()?;
+        Ok(opts)
+    }
+}
+
+/// Compression of the output stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compress {
+    /// The raw image.
+    None,
+    /// A zstd stream at this level (1-22).
+    Zstd(i32),
+}
+
+impl Compress {
+    /// zstd's default level.
+    pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+    /// `none`, `zstd` or `zstd:LEVEL` (1-22).
+    pub fn parse(s: &str) -> Result<Compress, String> {
+        match s {
+            "none" => Ok(Compress::None),
+            "zstd" => Ok(Compress::Zstd(Compress::DEFAULT_ZSTD_LEVEL)),
+            other => other
+                .strip_prefix("zstd:")
+                .and_then(|l| l.parse::<i32>().ok())
+                .filter(|l| (1..=22).contains(l))
+                .map(Compress::Zstd)
+                .ok_or_else(|| format!("{other:?}: expected none, zstd or zstd:LEVEL (1-22)")),
+        }
+    }
+}
+
+/// Where an image goes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputRequest {
+    /// The file to write (written beside it, renamed when complete); `-`
+    /// is standard output; an existing block device is written in place.
+    pub path: PathBuf,
+    /// Overwrite an existing output.
+    pub force: bool,
+    /// Compression (`None`: zstd when the path ends in `.zst`).
+    pub compress: Option<Compress>,
+    /// Write into the existing file `path` at this byte offset, in place.
+    pub offset: Option<u64>,
+    /// Whether a new file is flushed to stable storage before its rename.
+    pub durability: Durability,
+    /// A JSON report to write (sizes, UUIDs, counts, SHA-256).
+    pub report: Option<PathBuf>,
+}
+
+impl OutputRequest {
+    /// A new file at `path`, not overwritten, left to the kernel to flush.
+    pub fn file(path: impl Into<PathBuf>) -> OutputRequest {
+        OutputRequest {
+            path: path.into(),
+            force: false,
+            compress: None,
+            offset: None,
+            durability: Durability::Writeback,
+            report: None,
+        }
+    }
+}
+
+/// One filesystem image: its tree, its options, its output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuildRequest {
+    /// What the image holds.
+    pub tree: TreeRequest,
+    /// The filesystem.
+    pub fs: FsRequest,
+    /// Where it goes.
+    pub output: OutputRequest,
+}
