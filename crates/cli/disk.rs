@@ -4,7 +4,7 @@
 //!    flags of `kiln build` (its `sources`, `type` and `options`).
 //! 2. Sizes: fixed ones as given; `auto` from a plan of the tree (plus
 //!    `free`, within `min`..`max`); raw images from their length; then the
-//!    GPT layout (`kiln_sink::disk`), where the last partition may grow.
+//!    GPT layout (`kiln_disk::layout`), where the last partition may grow.
 //! 3. Each filesystem is planned for its partition's exact size.
 //! 4. Emission in disk order into one sink: the primary GPT, each partition
 //!    (filesystems through an [`OffsetSink`], raw images copied), the backup
@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches};
+use kiln_disk::layout::{self as disk, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT};
 use kiln_ext::{AutoSize, FreeSpace, Plan};
-use kiln_sink::disk::{self, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT};
 use kiln_sink::layout_file::{Config, Content, Partition, Size, Table};
 use kiln_sink::{OffsetSink, Sink};
 use kiln_tree::OutputPlace;
@@ -270,7 +270,7 @@ fn bare_layout(config: &Config, sizes: &[Option<u64>]) -> Result<DiskLayout> {
             label: p.label.clone(),
             type_guid: p.type_guid,
             uuid: uuid::Uuid::nil(),
-            region: kiln_sink::Region {
+            region: kiln_disk::Region {
                 offset: 0,
                 len: size,
             },
@@ -437,7 +437,7 @@ impl Report {
                 .map(|(p, plan)| PartitionReport {
                     number: p.number,
                     label: p.label.clone(),
-                    type_name: kiln_sink::partition::type_name(&p.type_guid.to_string()),
+                    type_name: kiln_disk::type_name(&p.type_guid.to_string()),
                     type_guid: p.type_guid.to_string(),
                     uuid: gpt.then(|| p.uuid.to_string()),
                     offset: p.region.offset,

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::flags::{CatArgs, InfoArgs, LsArgs};
 use crate::image::Image;
-use kiln_sink::partition::PartitionInfo;
+use kiln_disk::PartitionInfo;
 
 /// Bytes of the image that hold the primary superblock.
 const SUPERBLOCK_END: u64 = 2048;
@@ -145,7 +145,7 @@ struct DiskReport {
 pub(crate) fn info(args: &InfoArgs) -> Result<()> {
     let image = Image::resolve(&args.image)?;
     let table = match image.region {
-        None => kiln_sink::partition::read_table(&image.path)?,
+        None => kiln_disk::read_table(&image.path)?,
         Some(_) => None,
     };
     let text = match table {

@@ -295,7 +295,7 @@ fn partition(n: usize, p: RawPartition, base: &Path, last: bool) -> Result<Parti
     let Some(type_name) = p.type_ else {
         return fail(at("type"), "missing");
     };
-    let type_guid = match crate::partition::type_guid(&type_name) {
+    let type_guid = match kiln_disk::type_guid(&type_name) {
         Some(g) => guid(&at("type"), g)?,
         None => match uuid::Uuid::parse_str(&type_name) {
             Ok(g) => g,

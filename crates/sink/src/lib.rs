@@ -1,7 +1,5 @@
 //! Output sinks of kiln: where the emitted image bytes go.
 //!
-//! The disk layer: where the emitted image bytes go, and partition tables.
-//!
 //! A [`Sink`] receives the image as positioned writes of non-overlapping byte
 //! ranges (a file or a device also takes a range again: [`Sink::rewrites`]);
 //! ranges never written read as zeros. [`SparseFile`]: a file created
@@ -12,25 +10,15 @@
 //! region of an existing file, written in place. [`OffsetSink`]: one
 //! partition of a disk's sink.
 //!
-//! [`disk`] lays out a GPT disk and encodes its table; [`partition`] reads
-//! the GPT of a disk image, to find the byte [`Region`] of one partition
-//! (`IMAGE:PART` on the command line).
-//!
 //! Place in the data flow: sources → tree → plan → emit → **sink**.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod device;
-pub mod disk;
 pub mod layout_file;
-pub mod partition;
 pub mod size;
 pub mod stream;
 pub mod target;
-
-pub use partition::{
-    find_partition, read_table, split_image_arg, PartitionError, PartitionInfo, Region,
-};
 
 use std::fs::File;
 use std::io;
