@@ -6,15 +6,22 @@
 //! beside the target, kept sparse (all-zero blocks are never written) and
 //! renamed over the target only by [`SparseFile::commit`], so a failed build
 //! leaves nothing behind. [`stream::StreamSink`]: one forward stream, raw or
-//! zstd, to a file or stdout. [`device::BlockDevice`]: a block device or a
+//! zstd-compressed, to a file or stdout. [`device::BlockDevice`]: a block device or a
 //! region of an existing file, written in place. [`OffsetSink`]: one
-//! partition of a disk's sink.
+//! partition of a disk's sink (where the partition is, kiln-disk decides).
+//! [`target::check_output`] checks an output path before any source is read.
+//!
+//! Features: `zstd` (default) compresses streams with the C libzstd;
+//! `layout-file` (default) is the disk layout file of `kiln build --config`.
+//! The ext writer depends on this crate without them, for [`Sink`] alone.
 //!
 //! Place in the data flow: sources → tree → plan → emit → **sink**.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod device;
+// Going away: the typed disk layout replaces it (issue 18).
+#[cfg(feature = "layout-file")]
 pub mod layout_file;
 pub mod size;
 pub mod stream;
