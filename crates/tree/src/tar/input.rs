@@ -409,13 +409,31 @@ fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// skippable frames between, and `cat` joins whole streams), decoded by the
 /// C libzstd through the `zstd` crate, the compressor of the output:
 /// skippable frames are skipped, each frame's checksum (where it has one) is
-/// checked, a stream ending within a frame is an error (`incomplete frame`),
-/// and a frame asking for a window over [`ZSTD_WINDOW_LOG_MAX`] is refused.
+/// checked, a stream ending within a frame is an error, and a frame asking
+/// for a window over [`ZSTD_WINDOW_LOG_MAX`] is refused.
 #[cfg(feature = "zstd")]
 fn zstd(source: impl BufRead + 'static) -> io::Result<Box<dyn Stream>> {
     let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?;
     decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
-    Ok(Box::new(Forward(decoder)))
+    Ok(Box::new(Forward(Truncation(decoder))))
+}
+
+/// A zstd decoder whose error for a stream that ends within a frame says
+/// so (the crate's is `incomplete frame`).
+#[cfg(feature = "zstd")]
+struct Truncation<R>(R);
+
+#[cfg(feature = "zstd")]
+impl<R: Read> Read for Truncation<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the stream ends within a zstd frame (truncated?)",
+            ),
+            _ => e,
+        })
+    }
 }
 
 /// Without the `zstd` feature, a zstd-compressed archive is refused.
@@ -502,6 +520,7 @@ mod tests {
         // Cut within the frame, and within a second frame.
         let e = unzstd(&whole[..whole.len() / 2]).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert!(e.to_string().contains("truncated"), "{e}");
         let mut two = whole.clone();
         two.extend_from_slice(&whole[..20]);
         assert_eq!(
