@@ -15,8 +15,8 @@ use kiln_ext::{ImageReader, InodeView, SuperblockView};
 use kiln_tree::escape;
 use serde::Serialize;
 
+use kiln_disk::PartitionInfo;
 use kiln_lib::{utc, Image};
-use kiln_sink::partition::PartitionInfo;
 
 use crate::flags::{CatArgs, InfoArgs, LsArgs};
 use crate::Stderr;
@@ -145,7 +145,7 @@ struct DiskReport {
 pub(crate) fn info(args: &InfoArgs) -> Result<()> {
     let image = Image::resolve(&args.image)?;
     let table = match image.region {
-        None => kiln_sink::partition::read_table(&image.path)?,
+        None => kiln_disk::read_table(&image.path)?,
         Some(_) => None,
     };
     let text = match table {

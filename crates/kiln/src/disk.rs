@@ -3,7 +3,7 @@
 //! 1. Each filesystem partition's sources are read into a tree.
 //! 2. Sizes: fixed ones as given; `auto` from a plan of the tree (plus
 //!    `free`, within `min`..`max`); raw images from their length; then the
-//!    GPT layout (`kiln_sink::disk`), where the last partition may grow.
+//!    GPT layout (`kiln_disk::layout`), where the last partition may grow.
 //! 3. Each filesystem is planned for its partition's exact size.
 //! 4. Emission in disk order into one sink: the primary GPT, each partition
 //!    (filesystems through an [`OffsetSink`], raw images copied), the backup
@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use kiln_disk::layout::{self as disk, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT};
 use kiln_ext::{AutoSize, FreeSpace, Plan};
-use kiln_sink::disk::{self, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT};
 use kiln_sink::{OffsetSink, Sink};
 use sha2::{Digest, Sha256};
 
@@ -220,7 +220,7 @@ fn bare_layout(layout: &Layout, sizes: &[Option<u64>]) -> Result<DiskLayout> {
             label: p.label.clone(),
             type_guid: p.type_guid,
             uuid: uuid::Uuid::nil(),
-            region: kiln_sink::Region {
+            region: kiln_disk::Region {
                 offset: 0,
                 len: size,
             },

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use kiln_disk::{partition, Region};
 use kiln_ext::ImageReader;
-use kiln_sink::partition::{self, Region};
 
 use crate::Observer;
 

@@ -330,7 +330,7 @@ impl Layout {
 /// The partition type GUID of a type name (`esp`, `root-x86-64`, ...; the
 /// Discoverable Partitions Specification's) or of a GUID's text.
 pub fn type_guid(name_or_guid: &str) -> Option<uuid::Uuid> {
-    let text = kiln_sink::partition::type_guid(name_or_guid).unwrap_or(name_or_guid);
+    let text = kiln_disk::type_guid(name_or_guid).unwrap_or(name_or_guid);
     uuid::Uuid::parse_str(text).ok()
 }
 

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::layout::{Layout, Table};
 use crate::OutputRequest;
-use kiln_sink::disk::DiskLayout;
+use kiln_disk::layout::DiskLayout;
 
 /// What a build wrote.
 #[derive(Clone, Debug, Serialize)]
@@ -137,7 +137,7 @@ impl BuildReport {
                 .map(|(p, plan)| PartitionReport {
                     number: p.number,
                     label: p.label.clone(),
-                    type_name: kiln_sink::partition::type_name(&p.type_guid.to_string()),
+                    type_name: kiln_disk::type_name(&p.type_guid.to_string()),
                     type_guid: p.type_guid.to_string(),
                     uuid: gpt.then(|| p.uuid.to_string()),
                     offset: p.region.offset,

@@ -1,35 +1,27 @@
 //! Output sinks of kiln: where the emitted image bytes go.
 //!
-//! The disk layer: where the emitted image bytes go, and partition tables.
-//!
 //! A [`Sink`] receives the image as positioned writes of non-overlapping byte
 //! ranges (a file or a device also takes a range again: [`Sink::rewrites`]);
 //! ranges never written read as zeros. [`SparseFile`]: a file created
 //! beside the target, kept sparse (all-zero blocks are never written) and
 //! renamed over the target only by [`SparseFile::commit`], so a failed build
 //! leaves nothing behind. [`stream::StreamSink`]: one forward stream, raw or
-//! zstd, to a file or stdout. [`device::BlockDevice`]: a block device or a
+//! zstd-compressed, to a file or stdout. [`device::BlockDevice`]: a block device or a
 //! region of an existing file, written in place. [`OffsetSink`]: one
-//! partition of a disk's sink.
+//! partition of a disk's sink (where the partition is, kiln-disk decides).
+//! [`target::check_output`] checks an output path before any source is read.
 //!
-//! [`disk`] lays out a GPT disk and encodes its table; [`partition`] reads
-//! the GPT of a disk image, to find the byte [`Region`] of one partition
-//! (`IMAGE:PART` on the command line).
+//! Feature `zstd` (default) compresses streams with the C libzstd. The ext
+//! writer depends on this crate without it, for [`Sink`] alone.
 //!
 //! Place in the data flow: sources → tree → plan → emit → **sink**.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod device;
-pub mod disk;
-pub mod partition;
 pub mod size;
 pub mod stream;
 pub mod target;
-
-pub use partition::{
-    find_partition, read_table, split_image_arg, PartitionError, PartitionInfo, Region,
-};
 
 use std::fs::File;
 use std::io;

@@ -9,6 +9,9 @@
 //! reports the SHA-256 of the raw stream and, when compressed, its compressed
 //! length.
 //!
+//! Compression is zstd, with the `zstd` feature (the C libzstd, whose
+//! multithreaded compressor keeps up with the emitter).
+//!
 //! [`StreamFile`] is the same stream into a temporary file beside a target
 //! path, renamed into place by [`StreamFile::commit`] like a
 //! [`SparseFile`](crate::SparseFile).
@@ -39,7 +42,9 @@ const DEFAULT_NAME: &str = "<output stream>";
 pub enum Compression {
     /// The raw image bytes.
     None,
-    /// One zstd frame with its content size and checksum.
+    /// One zstd frame with its content size and checksum (with the `zstd`
+    /// feature: the C libzstd).
+    #[cfg(feature = "zstd")]
     Zstd {
         /// The compression level (1..=22; 0 means zstd's default, 3).
         level: i32,
@@ -60,11 +65,13 @@ pub struct StreamSummary {
 }
 
 /// A writer that counts the bytes passed through it.
+#[cfg(feature = "zstd")]
 struct Counting<W> {
     inner: W,
     count: u64,
 }
 
+#[cfg(feature = "zstd")]
 impl<W: Write> Write for Counting<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
@@ -82,6 +89,7 @@ type BoxWriter = Box<dyn Write + Send>;
 /// Where emitted bytes go.
 enum Output {
     Raw(BufWriter<BoxWriter>),
+    #[cfg(feature = "zstd")]
     Zstd(zstd::stream::write::Encoder<'static, Counting<BufWriter<BoxWriter>>>),
 }
 
@@ -89,6 +97,7 @@ impl Output {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Output::Raw(w) => w.write_all(buf),
+            #[cfg(feature = "zstd")]
             Output::Zstd(w) => w.write_all(buf),
         }
     }
@@ -98,6 +107,7 @@ impl Output {
     fn finish(self) -> io::Result<Option<u64>> {
         let (buffered, count) = match self {
             Output::Raw(w) => (w, None),
+            #[cfg(feature = "zstd")]
             Output::Zstd(enc) => {
                 let counting = enc.finish()?;
                 (counting.inner, Some(counting.count))
@@ -161,6 +171,7 @@ impl StreamSink {
     /// A stream of the image (`size` bytes) compressed into one zstd frame
     /// with its content size and checksum, by `threads` worker threads
     /// (0: on the writing thread) at `level`.
+    #[cfg(feature = "zstd")]
     pub fn zstd(
         writer: impl Write + Send + 'static,
         size: u64,
@@ -180,6 +191,7 @@ impl StreamSink {
     ) -> Result<StreamSink, SinkError> {
         match compression {
             Compression::None => Ok(StreamSink::raw(writer, size)),
+            #[cfg(feature = "zstd")]
             Compression::Zstd { level, threads } => StreamSink::zstd(writer, size, level, threads),
         }
     }
@@ -357,6 +369,7 @@ fn rename_error(e: SinkError, target: &Path) -> SinkError {
     }
 }
 
+#[cfg(feature = "zstd")]
 fn zstd_output(writer: BoxWriter, size: u64, level: i32, threads: u32) -> io::Result<Output> {
     let counting = Counting {
         inner: BufWriter::with_capacity(OUT_BUFFER, writer),

@@ -178,6 +178,7 @@ fn wait_below_returns_once_drained() {
     assert_eq!(sink.pending_bytes(), 0);
 }
 
+#[cfg(feature = "zstd")]
 fn zstd_roundtrip(threads: u32) {
     let writes = writes();
     let want = expected(&writes);
@@ -200,16 +201,19 @@ fn zstd_roundtrip(threads: u32) {
     assert_eq!(summary.sha256, <[u8; 32]>::from(Sha256::digest(&want)));
 }
 
+#[cfg(feature = "zstd")]
 #[test]
 fn zstd_stream_decompresses_to_the_image() {
     zstd_roundtrip(0);
 }
 
+#[cfg(feature = "zstd")]
 #[test]
 fn zstd_multithreaded_stream_decompresses_to_the_image() {
     zstd_roundtrip(3);
 }
 
+#[cfg(feature = "zstd")]
 #[test]
 fn zstd_file_is_atomic_and_the_cli_reads_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,14 +11,19 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
-use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
-
 use super::header::BLOCK;
 use crate::sniff::SNIFF_LEN;
 
 /// Buffer size for reading the archive and its decompressed stream.
 const BUFFER: usize = 256 * 1024;
+
+/// The largest zstd window (log2 of its bytes) a frame may ask for: 128 MiB,
+/// libzstd's own default limit (`zstd -d` refuses more without `--memory`),
+/// within which every level up to `--ultra -22` and `--long` stay. The
+/// archive is untrusted, and the window is what a frame makes the decoder
+/// allocate.
+#[cfg(feature = "zstd")]
+const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 
 /// A compression recognised by its magic number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,7 +146,7 @@ impl Input {
                 Box::new(Forward(flate2::bufread::MultiGzDecoder::new(whole)))
             }
             Some(Compression::Xz) => Box::new(Forward(lzma_rust2::XzReader::new(whole, true))),
-            Some(Compression::Zstd) => Box::new(Forward(Zstd::new(whole))),
+            Some(Compression::Zstd) => zstd(whole)?,
             Some(Compression::Bzip2) => {
                 Box::new(Forward(bzip2::bufread::MultiBzDecoder::new(whole)))
             }
@@ -401,92 +406,43 @@ fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// A zstd stream of one or more frames (pzstd writes one per chunk, with
-/// skippable frames between, and `cat` joins whole streams), decoded with the
-/// pure-Rust `ruzstd` (the C `zstd` crate would need a C cross compiler for
-/// the Windows target).
-struct Zstd<R> {
-    /// The compressed stream.
-    source: R,
-    /// The decoder of the current frame.
-    decoder: FrameDecoder,
-    /// True between a frame's header and its last byte out.
-    in_frame: bool,
+/// skippable frames between, and `cat` joins whole streams), decoded by the
+/// C libzstd through the `zstd` crate, the compressor of the output:
+/// skippable frames are skipped, each frame's checksum (where it has one) is
+/// checked, a stream ending within a frame is an error, and a frame asking
+/// for a window over [`ZSTD_WINDOW_LOG_MAX`] is refused.
+#[cfg(feature = "zstd")]
+fn zstd(source: impl BufRead + 'static) -> io::Result<Box<dyn Stream>> {
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?;
+    decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+    Ok(Box::new(Forward(Truncation(decoder))))
 }
 
-impl<R: BufRead> Zstd<R> {
-    /// A decoder positioned before the first frame of `source`.
-    fn new(source: R) -> Zstd<R> {
-        Zstd {
-            source,
-            decoder: FrameDecoder::new(),
-            in_frame: false,
-        }
-    }
+/// A zstd decoder whose error for a stream that ends within a frame says
+/// so (the crate's is `incomplete frame`).
+#[cfg(feature = "zstd")]
+struct Truncation<R>(R);
 
-    /// Starts the next frame; false at the end of the stream.
-    fn next_frame(&mut self) -> io::Result<bool> {
-        loop {
-            if self.source.fill_buf()?.is_empty() {
-                return Ok(false);
-            }
-            match self.decoder.reset(&mut self.source) {
-                Ok(()) => return Ok(true),
-                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
-                    length,
-                    ..
-                })) => {
-                    let skipped =
-                        io::copy(&mut (&mut self.source).take(length.into()), &mut io::sink())?;
-                    if skipped < u64::from(length) {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                }
-                Err(e) => return Err(io::Error::other(e)),
-            }
-        }
-    }
-
-    /// Checks the content checksum of a finished frame, where it has one.
-    fn check_frame(&self) -> io::Result<()> {
-        match (
-            self.decoder.get_checksum_from_data(),
-            self.decoder.get_calculated_checksum(),
-        ) {
-            (Some(stored), Some(computed)) if stored != computed => Err(io::Error::other(format!(
-                "zstd frame checksum mismatch ({stored:08x} stored, {computed:08x} computed)"
-            ))),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl<R: BufRead> Read for Zstd<R> {
+#[cfg(feature = "zstd")]
+impl<R: Read> Read for Truncation<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        loop {
-            if !self.in_frame {
-                if !self.next_frame()? {
-                    return Ok(0);
-                }
-                self.in_frame = true;
-            }
-            let d = &mut self.decoder;
-            while d.can_collect() < buf.len() && !d.is_finished() {
-                let want = buf.len() - d.can_collect();
-                d.decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBytes(want))
-                    .map_err(io::Error::other)?;
-            }
-            let n = d.read(buf)?;
-            if n > 0 {
-                return Ok(n);
-            }
-            // Finished and collected: on to the next frame.
-            self.check_frame()?;
-            self.in_frame = false;
-        }
+        self.0.read(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the stream ends within a zstd frame (truncated?)",
+            ),
+            _ => e,
+        })
     }
+}
+
+/// Without the `zstd` feature, a zstd-compressed archive is refused.
+#[cfg(not(feature = "zstd"))]
+fn zstd(_source: impl BufRead + 'static) -> io::Result<Box<dyn Stream>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a zstd-compressed archive, and this kiln-tree was built without its `zstd` feature",
+    ))
 }
 
 #[cfg(test)]
@@ -520,5 +476,79 @@ mod tests {
         assert!(input.block().is_err());
         let mut input = Input::new(Box::new(&b""[..])).unwrap();
         assert!(input.block().unwrap().is_none());
+    }
+
+    /// Everything `zstd` decodes from `data`, or its error.
+    #[cfg(feature = "zstd")]
+    fn unzstd(data: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        zstd(io::Cursor::new(data.to_vec()))?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// One frame of `data`, with its checksum.
+    #[cfg(feature = "zstd")]
+    fn frame(data: &[u8]) -> Vec<u8> {
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.include_checksum(true).unwrap();
+        io::Write::write_all(&mut enc, data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn zstd_frames_are_joined_and_skippable_frames_skipped() {
+        let mut data = frame(b"first ");
+        // A skippable frame (magic 0x184D2A5?, length, payload), as pzstd writes.
+        data.extend_from_slice(&[0x52, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
+        data.extend(frame(b"second "));
+        data.extend(frame(b""));
+        data.extend(frame(b"third"));
+        assert_eq!(unzstd(&data).unwrap(), b"first second third");
+        // The stream as the archive reader opens it.
+        let mut input = Input::new(Box::new(io::Cursor::new(data))).unwrap();
+        assert_eq!(input.compression(), Some("zstd"));
+        let mut buf = [0u8; 18];
+        input.exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"first second third");
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn damaged_zstd_streams_are_errors() {
+        let whole = frame(&[7u8; 100_000]);
+        // Cut within the frame, and within a second frame.
+        let e = unzstd(&whole[..whole.len() / 2]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert!(e.to_string().contains("truncated"), "{e}");
+        let mut two = whole.clone();
+        two.extend_from_slice(&whole[..20]);
+        assert_eq!(
+            unzstd(&two).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        // A wrong checksum.
+        let mut bad = whole.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        let e = unzstd(&bad).unwrap_err().to_string();
+        assert!(e.contains("checksum"), "{e}");
+        // Garbage after a frame.
+        let mut trailing = whole.clone();
+        trailing.extend_from_slice(b"not zstd");
+        assert!(unzstd(&trailing).is_err());
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn zstd_windows_over_the_limit_are_refused() {
+        let window = |log: u32| {
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            enc.window_log(log).unwrap();
+            io::Write::write_all(&mut enc, b"data").unwrap();
+            enc.finish().unwrap()
+        };
+        assert_eq!(unzstd(&window(ZSTD_WINDOW_LOG_MAX)).unwrap(), b"data");
+        let e = unzstd(&window(ZSTD_WINDOW_LOG_MAX + 1)).unwrap_err();
+        assert!(e.to_string().contains("memory"), "{e}");
     }
 }

@@ -6,10 +6,10 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Command;
 
-use kiln_sink::disk::{
+use kiln_disk::layout::{
     gpt_writes, layout, resolve_type, DiskError, DiskLayout, DiskSpec, PartitionSpec,
 };
-use kiln_sink::{read_table, Region};
+use kiln_disk::{read_table, Region};
 use uuid::Uuid;
 
 const MIB: u64 = 1 << 20;
@@ -128,7 +128,7 @@ fn image_passes_sgdisk_sfdisk_and_read_table() {
     }
     let names: Vec<_> = table.iter().map(|p| p.type_name).collect();
     assert_eq!(names, [Some("esp"), Some("root-x86-64"), Some("home")]);
-    let gpt = kiln_sink::partition::read_gpt(&image).unwrap().unwrap();
+    let gpt = kiln_disk::read_gpt(&image).unwrap().unwrap();
     assert_eq!(gpt.disk_guid, layout.disk_guid.to_string());
     assert!(!gpt.from_backup);
 

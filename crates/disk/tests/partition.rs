@@ -6,10 +6,10 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use kiln_sink::partition::{
+use kiln_disk::partition::{
     find_partition, read_gpt, read_table, split_image_arg, type_guid, type_name, PartitionError,
-    Region,
 };
+use kiln_disk::Region;
 
 const MIB: u64 = 1 << 20;
 

@@ -39,6 +39,8 @@ use std::path::{Path, PathBuf};
 
 use gpt::disk::LogicalBlockSize;
 
+use crate::Region;
+
 /// The size of one partition entry, the only one the `gpt` crate reads.
 const ENTRY_SIZE: u32 = 128;
 
@@ -110,22 +112,6 @@ pub enum PartitionError {
 fn join_numbers(numbers: &[u32]) -> String {
     let strings: Vec<String> = numbers.iter().map(u32::to_string).collect();
     strings.join(", ")
-}
-
-/// A byte range of a disk image that holds one filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Region {
-    /// The byte offset of the first byte in the image.
-    pub offset: u64,
-    /// The length in bytes.
-    pub len: u64,
-}
-
-impl Region {
-    /// The byte offset just past the region (saturating).
-    pub fn end(&self) -> u64 {
-        self.offset.saturating_add(self.len)
-    }
 }
 
 /// One partition as a table lists it.

@@ -2,7 +2,7 @@
 //!
 //! [`layout`] places the partitions of a [`DiskSpec`] on a disk; [`gpt_writes`]
 //! encodes the protective MBR and both GPTs of the resulting [`DiskLayout`] as
-//! positioned writes, for a [`Sink`](crate::Sink) or any file. Pure
+//! positioned writes, for a sink or any file. Pure
 //! computation: nothing here touches a file.
 //!
 //! # Layout rules
@@ -58,7 +58,8 @@ use gpt::partition_types::{OperatingSystem, Type};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::partition::{self, Region};
+use crate::partition;
+use crate::Region;
 
 /// The logical sector size of the disks laid out here.
 pub const SECTOR_SIZE: u64 = 512;
