@@ -272,10 +272,9 @@ fn shared(plan: &Plan<'_>) -> Shared {
     });
     let mut label = [0u8; 16];
     label[..plan.opts.label.len()].copy_from_slice(&plan.opts.label);
-    let features = plan.features;
     Shared {
         sb: SuperblockInfo {
-            features,
+            features: *plan.features(),
             free_blocks,
             free_inodes,
             reserved_blocks: plan.reserved_blocks(),

@@ -121,6 +121,9 @@ impl InodePlan {
 #[derive(Debug)]
 pub struct Plan<'t> {
     pub(crate) tree: &'t Tree,
+    /// The options, with the features resolved: what the image has (the
+    /// options' features less what the plan had to leave out). Every reader
+    /// after planning takes the features from here.
     pub(crate) opts: BuildOptions,
     /// The filesystem's shape.
     pub geometry: Geometry,
@@ -128,7 +131,6 @@ pub struct Plan<'t> {
     pub image_size: u64,
     /// Adjustments the plan made to the options, for the user to read.
     pub notes: Vec<String>,
-    pub(crate) features: Features,
     /// Plans of inodes 1..=last used, index = inode number - 1.
     pub(crate) inodes: Vec<InodePlan>,
     /// Inode number of each tree node (0 where unreachable).
@@ -166,23 +168,23 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
         None => sizing.auto()?,
     };
     let image_size = opts.size.unwrap_or(geometry.blocks_count * u64::from(bs));
-    let mut features = opts.features;
+    let mut opts = opts.clone();
     let mut notes = Vec::new();
     // The resize inode is block-mapped: it cannot reach past 2^32 blocks, and
-    // mke2fs leaves it out of such filesystems too.
-    if geometry.blocks_count > u64::from(u32::MAX) && features.has(features::RESIZE_INODE) {
-        features.set(features::RESIZE_INODE, false);
+    // mke2fs leaves it out of such filesystems too. (Sizing left its reserved
+    // GDT blocks out already.)
+    if geometry.blocks_count > u64::from(u32::MAX) && opts.features.has(features::RESIZE_INODE) {
+        opts.features.set(features::RESIZE_INODE, false);
         notes.push(
             "resize_inode left out: it cannot map past 2^32 blocks (as mke2fs does)".to_string(),
         );
     }
     let mut plan = Plan {
         tree,
-        opts: opts.clone(),
+        opts,
         geometry,
         image_size,
         notes,
-        features,
         inodes,
         ino_of,
         cursor: 0,
@@ -584,14 +586,14 @@ impl Plan<'_> {
     fn allocate(&mut self) -> Result<(), PlanError> {
         let geo = &self.geometry;
         let mut cursor = Cursor::new(geo);
-        if self.features.has(features::RESIZE_INODE) {
+        if self.features().has(features::RESIZE_INODE) {
             self.resize_dind = cursor.next();
         }
         if self.journal_blocks > 0 {
             self.inodes[(JOURNAL_INO - 1) as usize].logical = vec![0..self.journal_blocks];
         }
         for p in &mut self.inodes {
-            let extents = p.uses_extents(&self.features);
+            let extents = p.uses_extents(&self.opts.features);
             p.mapping = Mapping::allocate(&p.logical, geo.block_size, extents, &mut cursor);
             // The mapping has it all now; a vector per inode less to keep.
             p.logical = Vec::new();
@@ -687,6 +689,12 @@ impl Plan<'_> {
         self.opts.fs_type
     }
 
+    /// The features the image has: the options' features less those the
+    /// plan left out (see [`notes`](Self::notes)).
+    pub fn features(&self) -> &Features {
+        &self.opts.features
+    }
+
     /// The filesystem UUID.
     pub fn uuid(&self) -> [u8; 16] {
         self.opts.uuid
@@ -715,7 +723,7 @@ impl Plan<'_> {
 
     /// The filesystem checksum seed, with metadata_csum.
     pub(crate) fn csum_seed(&self) -> Option<u32> {
-        self.features
+        self.features()
             .has(features::METADATA_CSUM)
             .then(|| checksum::fs_seed(&self.opts.uuid))
     }
