@@ -30,10 +30,9 @@ use crate::layout::{
 };
 use crate::plan::{adds_lost_found, ibody_space, Plan, Slot, LOST_FOUND};
 use crate::superblock::{self, SuperblockInfo};
+use crate::usage::Usage;
 use crate::xattr::DiskXattr;
-use crate::{
-    bitmap, checksum, htree, inline, inode, journal, resize, xattr, EmitError, EmitReport,
-};
+use crate::{checksum, htree, inline, inode, journal, resize, xattr, EmitError, EmitReport};
 
 mod files;
 
@@ -58,10 +57,12 @@ enum Piece {
     ResizeDind,
 }
 
-/// What every group piece shares: the superblock fields and the GDT.
+/// What every group piece shares: the superblock fields, the GDT and the
+/// groups' bitmaps.
 struct Shared {
     sb: SuperblockInfo,
     gdt: Vec<u8>,
+    usage: Usage,
 }
 
 /// Writes the whole image described by `plan` to `sink`, then tells it the
@@ -260,9 +261,7 @@ fn group_first_block(geo: &crate::Geometry, g: u32) -> u64 {
 }
 
 fn shared(plan: &Plan<'_>) -> Shared {
-    let counts = plan.group_counts();
-    let free_blocks = counts.iter().map(|c| u64::from(c.free_blocks)).sum();
-    let free_inodes = counts.iter().map(|c| c.free_inodes).sum();
+    let usage = Usage::new(plan);
     let journal_backup = (plan.journal_blocks > 0).then(|| {
         let j = plan.inode(JOURNAL_INO);
         (
@@ -275,8 +274,8 @@ fn shared(plan: &Plan<'_>) -> Shared {
     Shared {
         sb: SuperblockInfo {
             features: *plan.features(),
-            free_blocks,
-            free_inodes,
+            free_blocks: usage.free_blocks(),
+            free_inodes: usage.free_inodes(),
             reserved_blocks: plan.reserved_blocks(),
             uuid: plan.opts.uuid,
             hash_seed: plan.opts.hash_seed,
@@ -285,7 +284,8 @@ fn shared(plan: &Plan<'_>) -> Shared {
             time: fs_time(plan),
             journal_backup,
         },
-        gdt: group_desc::encode_table(&plan.geometry, &counts, plan.csum_seed()),
+        gdt: group_desc::encode_table(&plan.geometry, &usage.counts(), plan.csum_seed()),
+        usage,
     }
 }
 
@@ -317,14 +317,9 @@ fn write_group(
             sink.write_at(geo.offset(at), &rsv)?;
         }
     }
-    sink.write_at(
-        geo.offset(geo.block_bitmap(g)),
-        &bitmap::block_bitmap(plan, g),
-    )?;
-    sink.write_at(
-        geo.offset(geo.inode_bitmap(g)),
-        &bitmap::inode_bitmap(plan, g),
-    )?;
+    let usage = &shared.usage;
+    sink.write_at(geo.offset(geo.block_bitmap(g)), usage.block_bitmap(g))?;
+    sink.write_at(geo.offset(geo.inode_bitmap(g)), usage.inode_bitmap(g))?;
     let table = inode_table(plan, sources, g)?;
     let at = geo.offset(geo.inode_table(g));
     sink.write_at(at, &table)?;

@@ -45,6 +45,7 @@ mod reader;
 mod resize;
 mod sizing;
 mod superblock;
+mod usage;
 mod xattr;
 
 pub use check::{check_image, CheckReport, Problem};

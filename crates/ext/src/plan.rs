@@ -16,7 +16,6 @@ use crate::blockmap;
 use crate::dir::{DirFormat, DirShape};
 use crate::features::{self, Features};
 use crate::geometry::Geometry;
-use crate::group_desc::GroupCounts;
 use crate::htree::HtreeParams;
 use crate::layout::{
     EXTRA_ISIZE, FAST_SYMLINK_MAX, FIRST_INO, GOOD_OLD_INODE_SIZE, JOURNAL_INO, LINK_MAX,
@@ -24,8 +23,7 @@ use crate::layout::{
 };
 use crate::sizing::Sizing;
 use crate::xattr::{self, DiskXattr};
-use crate::{bitmap, checksum, inline, BuildOptions, PlanError};
-use rayon::prelude::*;
+use crate::{checksum, inline, BuildOptions, PlanError};
 
 /// The name of the directory e2fsck reconnects orphans into.
 pub const LOST_FOUND: &[u8] = b"lost+found";
@@ -698,27 +696,6 @@ impl Plan<'_> {
     /// The filesystem UUID.
     pub fn uuid(&self) -> [u8; 16] {
         self.opts.uuid
-    }
-
-    /// The counts of each group's descriptor.
-    pub(crate) fn group_counts(&self) -> Vec<GroupCounts> {
-        let geo = &self.geometry;
-        let seed = self.csum_seed();
-        let mut counts: Vec<GroupCounts> = (0..geo.groups)
-            .into_par_iter()
-            .map(|g| GroupCounts {
-                free_blocks: geo.group_blocks(g) - self.used_blocks(g),
-                free_inodes: geo.inodes_per_group - self.used_inodes(g),
-                used_dirs: 0,
-                bitmap_csums: seed.map_or((0, 0), |s| bitmap::checksums(self, g, s)),
-            })
-            .collect();
-        for ino in 1..=self.last_ino() {
-            if self.is_dir(ino) {
-                counts[geo.group_of_inode(ino) as usize].used_dirs += 1;
-            }
-        }
-        counts
     }
 
     /// The filesystem checksum seed, with metadata_csum.
