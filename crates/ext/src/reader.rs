@@ -18,6 +18,7 @@ use std::path::Path;
 use crate::checksum::inode_seed;
 use crate::error::ReadError;
 use crate::features;
+use crate::geometry::Geometry;
 use crate::group_desc;
 use crate::inode::{self, InodeView};
 use crate::layout::SUPERBLOCK_OFFSET;
@@ -40,6 +41,8 @@ pub struct ImageReader {
     /// Where the filesystem starts in the file (a partition's offset).
     base: u64,
     sb: SuperblockView,
+    /// The superblock's counts and group arithmetic.
+    geo: Geometry,
     /// Blocks that may be read: the filesystem's, or fewer where its
     /// partition ends first.
     readable_blocks: u64,
@@ -65,6 +68,7 @@ impl ImageReader {
         let n = kiln_host::read_at(&file, &mut head, base)?;
         head.truncate(n);
         let sb = read_superblock(&head)?;
+        let geo = Geometry::from_superblock(&sb)?;
         let fs_bytes = sb.blocks_count.saturating_mul(u64::from(sb.block_size));
         let short_partition = len.filter(|&len| fs_bytes > len);
         let readable_blocks = match short_partition {
@@ -75,6 +79,7 @@ impl ImageReader {
             file,
             base,
             sb,
+            geo,
             readable_blocks,
             short_partition,
             checksums: true,
@@ -119,6 +124,12 @@ impl ImageReader {
     /// The decoded superblock.
     pub fn superblock(&self) -> &SuperblockView {
         &self.sb
+    }
+
+    /// The geometry the superblock describes (see
+    /// [`Geometry::from_superblock`]).
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
     }
 
     /// Decodes inode `ino` (numbered from 1), its checksum verified.
@@ -232,10 +243,8 @@ impl ImageReader {
             });
         }
         // The superblock's geometry check makes inodes_per_group non-zero.
-        let (group, index) = (
-            (ino - 1) / sb.inodes_per_group,
-            (ino - 1) % sb.inodes_per_group,
-        );
+        let group = self.geo.group_of_inode(ino);
+        let index = (ino - 1) % self.geo.inodes_per_group;
         let table = self.group_desc(group)?.inode_table;
         // Past the image's end if the index is corrupt: the read says so.
         let at = self
