@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io;
 use std::ops::Range;
 
 use crate::alloc::EXTENTS_FL;
@@ -221,17 +220,10 @@ impl<'r> Checker<'r> {
     }
 
     /// Records a read failure that corrupt metadata explains as a problem;
-    /// returns other failures (the image cannot be read).
+    /// returns an I/O failure (the image cannot be read).
     fn soft(&mut self, context: &str, e: ReadError) -> Result<(), ReadError> {
         match e {
-            ReadError::Io(ref io)
-                if !matches!(
-                    io.kind(),
-                    io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
-                ) =>
-            {
-                Err(e)
-            }
+            ReadError::Io(_) => Err(e),
             e => {
                 self.problem(format!("{context}{e}"));
                 Ok(())
@@ -363,7 +355,7 @@ impl<'r> Checker<'r> {
                 if let Some(seed) = seed {
                     if view.flags & EXTENTS_FL != 0 {
                         for &b in index_blocks {
-                            let block = self.r.read_block(b)?;
+                            let block = self.r.read_block(b, "extent tree block")?;
                             if !extent::tail_matches(&block, seed) {
                                 self.problem(format!(
                                     "inode {ino}: extent tree block {b} has a bad checksum"
@@ -480,7 +472,7 @@ impl<'r> Checker<'r> {
             return Ok(());
         }
         self.add_inode_blocks(owner, block..block + 1);
-        let b = self.r.read_block(block)?;
+        let b = self.r.read_block(block, "xattr block")?;
         let header = match xattr::block_header(&b, block, self.csum_seed) {
             Ok(header) => header,
             Err(magic) => {
@@ -608,7 +600,7 @@ impl<'r> Checker<'r> {
             let actual = if self.group_csums && desc.flags & BG_BLOCK_UNINIT != 0 {
                 group_bits(&metadata, start..end, n, bits)
             } else {
-                let on_disk = self.r.read_block(desc.block_bitmap)?;
+                let on_disk = self.r.read_block(desc.block_bitmap, "block bitmap")?;
                 self.check_bitmap_csum(
                     g,
                     "block",
@@ -702,7 +694,7 @@ impl<'r> Checker<'r> {
                 set_bits(&mut b, ipg.min(bits)..bits);
                 b
             } else {
-                let on_disk = self.r.read_block(desc.inode_bitmap)?;
+                let on_disk = self.r.read_block(desc.inode_bitmap, "inode bitmap")?;
                 self.check_bitmap_csum(g, "inode", &on_disk, ipg, desc.inode_bitmap_csum);
                 on_disk
             };

@@ -156,11 +156,9 @@ impl Geometry {
     /// and [`inode_table`](Self::inode_table) are not known: the group
     /// descriptors say where those are.
     pub fn from_superblock(sb: &SuperblockView) -> Result<Geometry, ReadError> {
-        let groups = u32::try_from(sb.groups()).map_err(|_| {
-            ReadError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} block groups are too many", sb.groups()),
-            ))
+        let groups = u32::try_from(sb.groups()).map_err(|_| ReadError::Corrupt {
+            structure: "superblock",
+            detail: format!("{} block groups are too many", sb.groups()),
         })?;
         let bs = u64::from(sb.block_size);
         let f = &sb.features;
