@@ -13,6 +13,7 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::alloc::EXTENTS_FL;
+use crate::bitmap::set_bits;
 use crate::checksum::{crc32c, inode_seed};
 use crate::error::ReadError;
 use crate::features;
@@ -755,21 +756,6 @@ fn group_bits(ranges: &[Range<u64>], group: Range<u64>, n: u32, bits: u32) -> Ve
     }
     set_bits(&mut out, n..bits);
     out
-}
-
-/// Sets bits `range` of `bitmap`.
-fn set_bits(bitmap: &mut [u8], range: Range<u32>) {
-    let mut bit = range.start;
-    while bit < range.end {
-        if bit % 8 == 0 && range.end - bit >= 8 {
-            let bytes = (range.end - bit) / 8;
-            bitmap[(bit / 8) as usize..(bit / 8 + bytes) as usize].fill(0xFF);
-            bit += bytes * 8;
-        } else {
-            bitmap[(bit / 8) as usize] |= 1 << (bit % 8);
-            bit += 1;
-        }
-    }
 }
 
 fn count_ones(bitmap: &[u8]) -> u32 {
