@@ -10,9 +10,12 @@
 //! so ([`Sink::advance`]), which lets a streaming sink (zstd, stdout) emit the
 //! image in one forward pass while only the pieces in flight are buffered.
 //!
-//! Regular files are copied from their sources by [`files`], which checks
-//! each against what the tree recorded and collects the trouble of every
-//! file rather than stopping at the first.
+//! [`queue`] hands out the pieces; [`groups`] renders a group's metadata
+//! (its bitmaps from the build's [`Usage`](crate::usage::Usage)),
+//! [`records`] the inode records of its table, [`content`] an inode's
+//! blocks. Regular files are copied from their sources by [`files`], which
+//! checks each against what the tree recorded and collects the trouble of
+//! every file rather than stopping at the first.
 
 use std::ops::Range;
 
