@@ -185,6 +185,9 @@ const BYTES_PER_INODE: std::ops::RangeInclusive<u64> = 1024..=67_108_864;
 mod tests {
     use super::*;
 
+    /// An edit of ext4's default options.
+    type Edit = fn(&mut BuildOptions);
+
     /// The message of the options `edit` makes out of ext4's defaults.
     fn refused(edit: impl FnOnce(&mut BuildOptions)) -> String {
         let mut opts = BuildOptions::new(FsType::Ext4);
@@ -201,7 +204,7 @@ mod tests {
 
     #[test]
     fn each_bad_option_is_named_by_its_flag() {
-        let cases: [(&str, fn(&mut BuildOptions)); 8] = [
+        let cases: [(&str, Edit); 8] = [
             ("block size 512 (-b): must be 1024, 2048 or 4096", |o| {
                 o.block_size = 512
             }),
