@@ -10,14 +10,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io;
 use std::ops::Range;
 
 use crate::alloc::EXTENTS_FL;
+use crate::bitmap::set_bits;
 use crate::checksum::{crc32c, inode_seed};
 use crate::error::ReadError;
 use crate::features;
-use crate::geometry::merge;
+use crate::geometry::{merge, Geometry};
 use crate::group_desc::{self, GroupDesc, BG_BLOCK_UNINIT, BG_INODE_UNINIT};
 use crate::htree::INDEX_FL;
 use crate::inode::{self, mode, InodeView};
@@ -27,8 +27,6 @@ use crate::reader::{FileMap, ImageReader, WalkEntry};
 use crate::superblock::SuperblockView;
 use crate::{dir, extent, htree, xattr};
 
-/// `s_feature_compat`: superblock backups only in `s_backup_bgs`.
-const COMPAT_SPARSE_SUPER2: u32 = 0x200;
 /// `s_feature_incompat`: meta_bg descriptor layout (not checked).
 const INCOMPAT_META_BG: u32 = 0x10;
 /// `s_feature_ro_compat`: uninit_bg (gdt_csum), CRC16 descriptor checksums.
@@ -146,7 +144,8 @@ struct Checker<'r> {
     /// Whether the descriptors' flags and `bg_itable_unused` are valid
     /// (they are only with group checksums).
     group_csums: bool,
-    groups: u32,
+    /// The superblock's counts and group arithmetic.
+    geo: Geometry,
     descs: Vec<GroupDesc>,
     /// Groups whose descriptor points outside the filesystem.
     bad_groups: HashSet<u32>,
@@ -159,12 +158,7 @@ struct Checker<'r> {
 impl<'r> Checker<'r> {
     fn new(r: &'r ImageReader, limit: usize) -> Result<Checker<'r>, ReadError> {
         let sb = r.superblock();
-        let groups = u32::try_from(sb.groups()).map_err(|_| {
-            ReadError::Io(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} block groups are too many", sb.groups()),
-            ))
-        })?;
+        let geo = r.geometry().clone();
         let csum_seed = sb
             .features
             .has(features::METADATA_CSUM)
@@ -176,7 +170,7 @@ impl<'r> Checker<'r> {
             report: CheckReport::default(),
             csum_seed,
             group_csums: csum_seed.is_some() || sb.features.ro_compat & RO_COMPAT_GDT_CSUM != 0,
-            groups,
+            geo,
             descs: Vec::new(),
             bad_groups: HashSet::new(),
             used: Vec::new(),
@@ -227,17 +221,10 @@ impl<'r> Checker<'r> {
     }
 
     /// Records a read failure that corrupt metadata explains as a problem;
-    /// returns other failures (the image cannot be read).
+    /// returns an I/O failure (the image cannot be read).
     fn soft(&mut self, context: &str, e: ReadError) -> Result<(), ReadError> {
         match e {
-            ReadError::Io(ref io)
-                if !matches!(
-                    io.kind(),
-                    io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
-                ) =>
-            {
-                Err(e)
-            }
+            ReadError::Io(_) => Err(e),
             e => {
                 self.problem(format!("{context}{e}"));
                 Ok(())
@@ -246,54 +233,18 @@ impl<'r> Checker<'r> {
     }
 
     fn block_size(&self) -> u64 {
-        u64::from(self.sb.block_size)
-    }
-
-    fn group_start(&self, g: u32) -> u64 {
-        u64::from(self.sb.first_data_block) + u64::from(g) * u64::from(self.sb.blocks_per_group)
-    }
-
-    fn group_end(&self, g: u32) -> u64 {
-        (self.group_start(g) + u64::from(self.sb.blocks_per_group)).min(self.sb.blocks_count)
-    }
-
-    /// Whether group `g` holds a superblock backup.
-    fn has_super(&self, g: u32) -> bool {
-        fn power_of(mut n: u32, base: u32) -> bool {
-            while n > 1 && n % base == 0 {
-                n /= base;
-            }
-            n == 1
-        }
-        let f = &self.sb.features;
-        if g == 0 {
-            true
-        } else if f.compat & COMPAT_SPARSE_SUPER2 != 0 {
-            self.sb.backup_bgs.contains(&g)
-        } else if f.has(features::SPARSE_SUPER) {
-            power_of(g, 3) || power_of(g, 5) || power_of(g, 7)
-        } else {
-            true
-        }
-    }
-
-    /// Blocks of each group's inode table.
-    fn inode_table_blocks(&self) -> u64 {
-        (u64::from(self.sb.inodes_per_group) * u64::from(self.sb.inode_size))
-            .div_ceil(self.block_size())
+        u64::from(self.geo.block_size)
     }
 
     /// Decodes the descriptors, checks their checksums and that their
     /// bitmaps and inode tables lie inside the filesystem, and collects
     /// every group's metadata blocks.
     fn check_descriptors(&mut self) -> Result<(), ReadError> {
-        let raw = self.r.raw_gdt(self.groups)?;
-        let size = usize::from(self.sb.desc_size);
-        let gdt_blocks = (u64::from(self.groups) * size as u64).div_ceil(self.block_size());
-        let super_len = 1 + gdt_blocks + u64::from(self.sb.reserved_gdt_blocks);
-        let itb = self.inode_table_blocks();
-        let fs = u64::from(self.sb.first_data_block)..self.sb.blocks_count;
-        for g in 0..self.groups {
+        let raw = self.r.raw_gdt(self.geo.groups)?;
+        let size = self.geo.desc_size as usize;
+        let itb = u64::from(self.geo.inode_table_blocks);
+        let fs = self.geo.first_data_block..self.geo.blocks_count;
+        for g in 0..self.geo.groups {
             let d = &raw[g as usize * size..(g as usize + 1) * size];
             let desc = group_desc::decode(d);
             if let Some(seed) = self.csum_seed {
@@ -305,9 +256,10 @@ impl<'r> Checker<'r> {
                     ));
                 }
             }
-            if self.has_super(g) {
-                let start = self.group_start(g);
-                self.add_metadata(start..(start + super_len).min(self.group_end(g)));
+            if self.geo.has_super(g) {
+                let start = self.geo.group_start(g);
+                let super_len = u64::from(self.geo.super_blocks(g));
+                self.add_metadata(start..(start + super_len).min(self.geo.group_end(g)));
             }
             let places = [
                 ("block bitmap", desc.block_bitmap, 1),
@@ -404,7 +356,7 @@ impl<'r> Checker<'r> {
                 if let Some(seed) = seed {
                     if view.flags & EXTENTS_FL != 0 {
                         for &b in index_blocks {
-                            let block = self.r.read_block(b)?;
+                            let block = self.r.read_block(b, "extent tree block")?;
                             if !extent::tail_matches(&block, seed) {
                                 self.problem(format!(
                                     "inode {ino}: extent tree block {b} has a bad checksum"
@@ -521,7 +473,7 @@ impl<'r> Checker<'r> {
             return Ok(());
         }
         self.add_inode_blocks(owner, block..block + 1);
-        let b = self.r.read_block(block)?;
+        let b = self.r.read_block(block, "xattr block")?;
         let header = match xattr::block_header(&b, block, self.csum_seed) {
             Ok(header) => header,
             Err(magic) => {
@@ -629,8 +581,8 @@ impl<'r> Checker<'r> {
         let bits = 8 * self.sb.block_size;
         let metadata = merge(std::mem::take(&mut self.metadata));
         let mut total_free = 0;
-        for g in 0..self.groups {
-            let (start, end) = (self.group_start(g), self.group_end(g));
+        for g in 0..self.geo.groups {
+            let (start, end) = (self.geo.group_start(g), self.geo.group_end(g));
             let n = (end - start) as u32;
             let expected = group_bits(used, start..end, n, bits);
             let in_use = count_ones(&expected) - (bits - n);
@@ -649,12 +601,12 @@ impl<'r> Checker<'r> {
             let actual = if self.group_csums && desc.flags & BG_BLOCK_UNINIT != 0 {
                 group_bits(&metadata, start..end, n, bits)
             } else {
-                let on_disk = self.r.read_block(desc.block_bitmap)?;
+                let on_disk = self.r.read_block(desc.block_bitmap, "block bitmap")?;
                 self.check_bitmap_csum(
                     g,
                     "block",
                     &on_disk,
-                    self.sb.blocks_per_group,
+                    self.geo.blocks_per_group,
                     desc.block_bitmap_csum,
                 );
                 on_disk
@@ -689,7 +641,7 @@ impl<'r> Checker<'r> {
     /// `bg_itable_unused`; returns the free inodes counted in all groups.
     fn check_inode_bitmaps(&mut self, inodes: &HashMap<u32, InodeInfo>) -> Result<u64, ReadError> {
         let bits = 8 * self.sb.block_size;
-        let ipg = self.sb.inodes_per_group;
+        let ipg = self.geo.inodes_per_group;
         let first_ino = self.sb.first_ino;
         // The reserved inodes are always in use, zero or not.
         let mut used: Vec<u32> = (1..first_ino).chain(inodes.keys().copied()).collect();
@@ -697,7 +649,7 @@ impl<'r> Checker<'r> {
         used.dedup();
         let mut total_free = 0;
         let mut next = 0;
-        for g in 0..self.groups {
+        for g in 0..self.geo.groups {
             let first = u64::from(g) * u64::from(ipg) + 1;
             let mut expected = vec![0u8; self.sb.block_size as usize];
             let (mut count, mut dirs, mut highest) = (0u32, 0u32, None);
@@ -743,7 +695,7 @@ impl<'r> Checker<'r> {
                 set_bits(&mut b, ipg.min(bits)..bits);
                 b
             } else {
-                let on_disk = self.r.read_block(desc.inode_bitmap)?;
+                let on_disk = self.r.read_block(desc.inode_bitmap, "inode bitmap")?;
                 self.check_bitmap_csum(g, "inode", &on_disk, ipg, desc.inode_bitmap_csum);
                 on_disk
             };
@@ -804,21 +756,6 @@ fn group_bits(ranges: &[Range<u64>], group: Range<u64>, n: u32, bits: u32) -> Ve
     }
     set_bits(&mut out, n..bits);
     out
-}
-
-/// Sets bits `range` of `bitmap`.
-fn set_bits(bitmap: &mut [u8], range: Range<u32>) {
-    let mut bit = range.start;
-    while bit < range.end {
-        if bit % 8 == 0 && range.end - bit >= 8 {
-            let bytes = (range.end - bit) / 8;
-            bitmap[(bit / 8) as usize..(bit / 8 + bytes) as usize].fill(0xFF);
-            bit += bytes * 8;
-        } else {
-            bitmap[(bit / 8) as usize] |= 1 << (bit % 8);
-            bit += 1;
-        }
-    }
 }
 
 fn count_ones(bitmap: &[u8]) -> u32 {

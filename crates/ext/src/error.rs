@@ -231,9 +231,21 @@ pub enum ReadError {
         /// Its value.
         value: u32,
     },
-    /// Reading the image failed, or it ends before a structure it refers to.
+    /// Reading the image failed: an I/O error of the host (a corrupt image
+    /// is [`Corrupt`](Self::Corrupt) instead).
     #[error("read failed: {0}")]
     Io(#[from] io::Error),
+    /// An on-disk structure is malformed or refers to blocks that do not
+    /// exist: past the end of the filesystem, of its partition or of the
+    /// image file.
+    #[error("corrupt {structure}: {detail}")]
+    Corrupt {
+        /// The structure: `superblock`, `group descriptor table`,
+        /// `inode table`, `block bitmap`, `xattr block`, `data block`, ...
+        structure: &'static str,
+        /// What is wrong, with the numbers.
+        detail: String,
+    },
     /// An inode number outside 1 to the inode count.
     #[error("inode {ino} does not exist (the filesystem has inodes 1 to {count})")]
     InodeOutOfRange {

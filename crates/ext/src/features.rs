@@ -230,6 +230,9 @@ const READABLE_INCOMPAT: u32 =
 
 /// `needs_recovery`.
 const INCOMPAT_RECOVER: u32 = 0x4;
+/// `s_feature_compat`: superblock backups only in `s_backup_bgs`
+/// (sparse_super2; read, never written).
+pub(crate) const COMPAT_SPARSE_SUPER2: u32 = 0x200;
 
 /// The incompat bits an ext3 driver knows: filetype, recover, journal_dev, meta_bg.
 const EXT3_INCOMPAT: u32 = 0x2 | 0x4 | 0x8 | 0x10;

@@ -7,6 +7,11 @@
 //! together at the start of the first of them (skipping any backup in the way).
 //! Every other block is free for data; [`Geometry::metadata`] lists the
 //! metadata as sorted, disjoint block ranges.
+//!
+//! The read side builds the same type from an image's superblock
+//! ([`Geometry::from_superblock`]): the counts and the group arithmetic are
+//! the writer's, while where each group's bitmaps and table sit is read from
+//! its group descriptor.
 
 use std::ops::Range;
 
@@ -14,7 +19,8 @@ use crate::layout::{
     DESC_SIZE, DESC_SIZE_64, FIRST_INO, FLEX_BG_LOG_GROUPS, MIN_LAST_GROUP_DATA,
     RESIZE_GROWTH_FACTOR, SUPERBLOCK_OFFSET,
 };
-use crate::PlanError;
+use crate::superblock::SuperblockView;
+use crate::{features, PlanError, ReadError};
 
 /// What the geometry is computed from.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +33,18 @@ pub(crate) struct GeometryInput {
     pub(crate) sparse_super: bool,
     pub(crate) flex_bg: bool,
     pub(crate) bit64: bool,
+}
+
+/// Which groups hold a superblock and GDT backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backups {
+    /// Every group (no sparse_super).
+    All,
+    /// Groups 0, 1 and the powers of 3, 5 and 7 (sparse_super).
+    Sparse,
+    /// Group 0 and the (up to) two groups `s_backup_bgs` names
+    /// (sparse_super2, which kiln reads but does not write).
+    Listed([u32; 2]),
 }
 
 /// The computed shape of the filesystem.
@@ -54,9 +72,12 @@ pub struct Geometry {
     pub reserved_gdt_blocks: u32,
     /// Blocks of each group's inode table.
     pub inode_table_blocks: u32,
-    /// log2 of the groups per flex group (0 without flex_bg).
+    /// log2 of the groups per flex group (0 without flex_bg, and in a
+    /// geometry read from a superblock).
     pub flex_log: u8,
-    sparse_super: bool,
+    backups: Backups,
+    /// Where each group's bitmaps and inode table sit (empty in a geometry
+    /// read from a superblock: its group descriptors say).
     block_bitmaps: Vec<u64>,
     inode_bitmaps: Vec<u64>,
     inode_tables: Vec<u64>,
@@ -100,7 +121,11 @@ impl Geometry {
             reserved_gdt_blocks: 0,
             inode_table_blocks: 0,
             flex_log: if input.flex_bg { FLEX_BG_LOG_GROUPS } else { 0 },
-            sparse_super: input.sparse_super,
+            backups: if input.sparse_super {
+                Backups::Sparse
+            } else {
+                Backups::All
+            },
             block_bitmaps: Vec::new(),
             inode_bitmaps: Vec::new(),
             inode_tables: Vec::new(),
@@ -122,6 +147,51 @@ impl Geometry {
             return Err(too_small());
         }
         Ok(geo)
+    }
+
+    /// The geometry an image's superblock describes (one that
+    /// [`read_superblock`](crate::read_superblock) accepted): counts and
+    /// group arithmetic only. Its [`metadata`](Self::metadata) is empty, and
+    /// [`block_bitmap`](Self::block_bitmap), [`inode_bitmap`](Self::inode_bitmap)
+    /// and [`inode_table`](Self::inode_table) are not known: the group
+    /// descriptors say where those are.
+    pub fn from_superblock(sb: &SuperblockView) -> Result<Geometry, ReadError> {
+        let groups = u32::try_from(sb.groups()).map_err(|_| ReadError::Corrupt {
+            structure: "superblock",
+            detail: format!("{} block groups are too many", sb.groups()),
+        })?;
+        let bs = u64::from(sb.block_size);
+        let f = &sb.features;
+        let backups = if f.compat & features::COMPAT_SPARSE_SUPER2 != 0 {
+            Backups::Listed(sb.backup_bgs)
+        } else if f.has(features::SPARSE_SUPER) {
+            Backups::Sparse
+        } else {
+            Backups::All
+        };
+        let desc_size = u32::from(sb.desc_size);
+        let table_bytes = u64::from(sb.inodes_per_group) * u64::from(sb.inode_size);
+        Ok(Geometry {
+            block_size: sb.block_size,
+            blocks_count: sb.blocks_count,
+            first_data_block: u64::from(sb.first_data_block),
+            blocks_per_group: sb.blocks_per_group,
+            groups,
+            inodes_per_group: sb.inodes_per_group,
+            inode_size: sb.inode_size,
+            desc_size,
+            // The superblock's checks make the table fit the filesystem,
+            // whose block count is far below 2^32 groups' worth of blocks.
+            gdt_blocks: (u64::from(groups) * u64::from(desc_size)).div_ceil(bs) as u32,
+            reserved_gdt_blocks: sb.reserved_gdt_blocks,
+            inode_table_blocks: table_bytes.div_ceil(bs) as u32,
+            flex_log: 0,
+            backups,
+            block_bitmaps: Vec::new(),
+            inode_bitmaps: Vec::new(),
+            inode_tables: Vec::new(),
+            metadata: Vec::new(),
+        })
     }
 
     /// Sets the group count and everything that depends on it.
@@ -230,7 +300,8 @@ impl Geometry {
     }
 
     /// Whether group `g` holds a superblock and GDT backup (with sparse_super
-    /// only groups 0, 1 and powers of 3, 5 and 7 do).
+    /// only groups 0, 1 and powers of 3, 5 and 7 do; with sparse_super2
+    /// group 0 and the two `s_backup_bgs` name).
     pub fn has_super(&self, g: u32) -> bool {
         fn power_of(mut n: u32, base: u32) -> bool {
             while n > 1 && n % base == 0 {
@@ -238,7 +309,12 @@ impl Geometry {
             }
             n == 1
         }
-        !self.sparse_super || g == 0 || power_of(g, 3) || power_of(g, 5) || power_of(g, 7)
+        match self.backups {
+            _ if g == 0 => true,
+            Backups::All => true,
+            Backups::Sparse => power_of(g, 3) || power_of(g, 5) || power_of(g, 7),
+            Backups::Listed(groups) => groups.contains(&g),
+        }
     }
 
     /// Blocks of superblock, GDT and reserved GDT at the start of group `g`.
@@ -250,17 +326,20 @@ impl Geometry {
         }
     }
 
-    /// The block bitmap of group `g`.
+    /// The block bitmap of group `g` (of a planned geometry; panics for one
+    /// read from a superblock).
     pub fn block_bitmap(&self, g: u32) -> u64 {
         self.block_bitmaps[g as usize]
     }
 
-    /// The inode bitmap of group `g`.
+    /// The inode bitmap of group `g` (of a planned geometry; panics for one
+    /// read from a superblock).
     pub fn inode_bitmap(&self, g: u32) -> u64 {
         self.inode_bitmaps[g as usize]
     }
 
-    /// The first block of group `g`'s inode table.
+    /// The first block of group `g`'s inode table (of a planned geometry;
+    /// panics for one read from a superblock).
     pub fn inode_table(&self, g: u32) -> u64 {
         self.inode_tables[g as usize]
     }

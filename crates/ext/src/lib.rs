@@ -1,15 +1,19 @@
 //! The ext2/ext3 image writer of kiln.
 //!
-//! [`plan`] turns a [`kiln_tree::Tree`] and [`BuildOptions`] into a [`Plan`]:
+//! [`BuildOptions::validate`] checks the options alone (before any source is
+//! read, if the caller wants). [`plan`] (which validates first) turns a
+//! [`kiln_tree::Tree`] and [`BuildOptions`] into a [`Plan`]:
 //! the [`Geometry`] and every inode number and block address, computed
 //! deterministically and without IO. [`emit`] then renders the plan into a
 //! [`kiln_sink::Sink`] in one pass, copying file data in parallel.
 //! [`derive_ids`] derives the UUID and hash seed from the inputs.
 //! [`read_superblock`] decodes an image's superblock into a
 //! [`SuperblockView`] (for `kiln info`), with the writer's offsets;
-//! [`ImageReader`] reads inodes ([`InodeView`]) and xattrs with them too.
+//! [`ImageReader`] reads inodes ([`InodeView`]) and xattrs with them too,
+//! with the writer's group arithmetic ([`Geometry::from_superblock`]); a
+//! corrupt image is a [`ReadError::Corrupt`] naming the structure.
 //!
-//! One module per on-disk structure: [`superblock`](crate::superblock),
+//! One module per on-disk structure: the superblock,
 //! group descriptors, inodes, directory entries, extended attributes, block
 //! maps, the journal superblock and the resize inode; `le` encodes fields.
 //!
@@ -45,6 +49,7 @@ mod reader;
 mod resize;
 mod sizing;
 mod superblock;
+mod usage;
 mod xattr;
 
 pub use check::{check_image, CheckReport, Problem};

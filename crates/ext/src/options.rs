@@ -120,43 +120,140 @@ impl BuildOptions {
         }
     }
 
-    /// Checks each option against what the format allows.
+    /// Checks every option that does not depend on the tree against what
+    /// the format and kiln's writer allow: block size (`-b`), inode size
+    /// (`-I`), label length (`-L`), reserved percentage (`-m`), bytes per
+    /// inode (`-i`), the journal size (`-J`) against the type, and the
+    /// feature combinations (`-O`) kiln cannot write. [`plan`](crate::plan)
+    /// calls it first; a caller may call it before reading any source, so
+    /// that bad options fail at once.
     pub fn validate(&self) -> Result<(), PlanError> {
         let bad = |m: String| Err(PlanError::Options(m));
         if ![1024, 2048, 4096].contains(&self.block_size) {
             return bad(format!(
-                "block size {} (use 1024, 2048 or 4096)",
+                "block size {} (-b): must be 1024, 2048 or 4096",
                 self.block_size
             ));
         }
         if ![128, 256].contains(&self.inode_size) {
-            return bad(format!("inode size {} (use 128 or 256)", self.inode_size));
-        }
-        if self.label.len() > 16 {
             return bad(format!(
-                "label is {} bytes, at most 16 fit",
+                "inode size {} (-I): must be 128 or 256",
+                self.inode_size
+            ));
+        }
+        if self.label.len() > MAX_LABEL {
+            return bad(format!(
+                "label of {} bytes (-L): at most {MAX_LABEL} fit",
                 self.label.len()
             ));
         }
-        if !(0.0..=50.0).contains(&self.reserved_percent) {
+        if !(0.0..=MAX_RESERVED_PERCENT).contains(&self.reserved_percent) {
             return bad(format!(
-                "reserved percentage {} (use 0 to 50)",
+                "reserved percentage {} (-m): must be 0 to {MAX_RESERVED_PERCENT}",
                 self.reserved_percent
             ));
         }
         if let Some(i) = self.bytes_per_inode {
-            if !(1024..=67_108_864).contains(&i) {
-                return bad(format!("bytes per inode {i} (use 1024 to 64 MiB)"));
+            if !BYTES_PER_INODE.contains(&i) {
+                return bad(format!("bytes per inode {i} (-i): must be 1024 to 64 MiB"));
             }
         }
         if self.features.has(features::INLINE_DATA) && self.inode_size < 256 {
             return bad(
-                "inline_data needs 256-byte inodes (a 128-byte inode has no room for it)".into(),
+                "inline_data (-O) needs 256-byte inodes (-I 256): a 128-byte inode has no room for it"
+                    .into(),
             );
         }
         if self.journal_size.is_some() && !self.features.has(features::HAS_JOURNAL) {
-            return bad("a journal size was given but has_journal is off".into());
+            return bad(
+                "a journal size (-J) was given but has_journal is off (ext2, or -O ^has_journal)"
+                    .into(),
+            );
         }
         self.features.validate()
+    }
+}
+
+/// Bytes of `s_volume_name`.
+const MAX_LABEL: usize = 16;
+/// The largest reserved percentage mke2fs accepts (`-m`).
+const MAX_RESERVED_PERCENT: f64 = 50.0;
+/// The bytes-per-inode ratios mke2fs accepts (`-i`).
+const BYTES_PER_INODE: std::ops::RangeInclusive<u64> = 1024..=67_108_864;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An edit of ext4's default options.
+    type Edit = fn(&mut BuildOptions);
+
+    /// The message of the options `edit` makes out of ext4's defaults.
+    fn refused(edit: impl FnOnce(&mut BuildOptions)) -> String {
+        let mut opts = BuildOptions::new(FsType::Ext4);
+        edit(&mut opts);
+        opts.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        for ty in [FsType::Ext2, FsType::Ext3, FsType::Ext4] {
+            BuildOptions::new(ty).validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn each_bad_option_is_named_by_its_flag() {
+        let cases: [(&str, Edit); 8] = [
+            ("block size 512 (-b): must be 1024, 2048 or 4096", |o| {
+                o.block_size = 512
+            }),
+            ("inode size 512 (-I): must be 128 or 256", |o| {
+                o.inode_size = 512
+            }),
+            ("label of 17 bytes (-L): at most 16 fit", |o| {
+                o.label = vec![b'x'; 17]
+            }),
+            ("reserved percentage 51 (-m): must be 0 to 50", |o| {
+                o.reserved_percent = 51.0
+            }),
+            ("bytes per inode 512 (-i): must be 1024 to 64 MiB", |o| {
+                o.bytes_per_inode = Some(512)
+            }),
+            ("inline_data (-O) needs 256-byte inodes (-I 256)", |o| {
+                o.inode_size = 128;
+                o.features.set(features::INLINE_DATA, true);
+            }),
+            (
+                "a journal size (-J) was given but has_journal is off",
+                |o| {
+                    o.features.set(features::HAS_JOURNAL, false);
+                    o.journal_size = Some(4 << 20);
+                },
+            ),
+            ("64bit needs extent", |o| {
+                o.features.set(features::EXTENT, false)
+            }),
+        ];
+        for (want, edit) in cases {
+            let err = refused(edit);
+            assert!(err.contains(want), "{err:?} should say {want:?}");
+            assert!(err.starts_with("invalid options: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn bounds_are_inclusive() {
+        let mut opts = BuildOptions::new(FsType::Ext3);
+        opts.block_size = 1024;
+        opts.inode_size = 128;
+        opts.label = vec![b'x'; 16];
+        opts.reserved_percent = 50.0;
+        opts.bytes_per_inode = Some(1024);
+        opts.journal_size = Some(4 << 20);
+        opts.validate().unwrap();
+        opts.reserved_percent = 0.0;
+        opts.bytes_per_inode = Some(67_108_864);
+        opts.validate().unwrap();
     }
 }

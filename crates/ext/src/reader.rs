@@ -12,12 +12,12 @@
 //! a file's bytes are, [`dirs`] reads directories and walks the tree.
 
 use std::fs::File;
-use std::io;
 use std::path::Path;
 
 use crate::checksum::inode_seed;
 use crate::error::ReadError;
 use crate::features;
+use crate::geometry::Geometry;
 use crate::group_desc;
 use crate::inode::{self, InodeView};
 use crate::layout::SUPERBLOCK_OFFSET;
@@ -30,6 +30,11 @@ mod map;
 pub use dirs::WalkEntry;
 pub use map::{FileMap, MappedRun};
 
+/// The structure named by errors about the group descriptor table.
+const GDT: &str = "group descriptor table";
+/// The structure named by errors about an inode table.
+const INODE_TABLE: &str = "inode table";
+
 /// Bytes from the start of the image that hold the primary superblock.
 const HEAD_LEN: usize = 2048;
 
@@ -40,6 +45,8 @@ pub struct ImageReader {
     /// Where the filesystem starts in the file (a partition's offset).
     base: u64,
     sb: SuperblockView,
+    /// The superblock's counts and group arithmetic.
+    geo: Geometry,
     /// Blocks that may be read: the filesystem's, or fewer where its
     /// partition ends first.
     readable_blocks: u64,
@@ -65,6 +72,7 @@ impl ImageReader {
         let n = kiln_host::read_at(&file, &mut head, base)?;
         head.truncate(n);
         let sb = read_superblock(&head)?;
+        let geo = Geometry::from_superblock(&sb)?;
         let fs_bytes = sb.blocks_count.saturating_mul(u64::from(sb.block_size));
         let short_partition = len.filter(|&len| fs_bytes > len);
         let readable_blocks = match short_partition {
@@ -75,6 +83,7 @@ impl ImageReader {
             file,
             base,
             sb,
+            geo,
             readable_blocks,
             short_partition,
             checksums: true,
@@ -121,6 +130,12 @@ impl ImageReader {
         &self.sb
     }
 
+    /// The geometry the superblock describes (see
+    /// [`Geometry::from_superblock`]).
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+
     /// Decodes inode `ino` (numbered from 1), its checksum verified.
     pub fn inode(&self, ino: u32) -> Result<InodeView, ReadError> {
         let slot = self.checked_slot(ino)?;
@@ -164,7 +179,7 @@ impl ImageReader {
                 what: format!("xattr block {block} is past the end of the filesystem"),
             });
         }
-        let bytes = self.read(self.block_at(block)?, self.sb.block_size)?;
+        let bytes = self.read_block(block, "xattr block")?;
         if let Ok(header) = xattr::block_header(&bytes, block, self.csum_seed()) {
             if let Some((stored, computed)) = header.checksums {
                 self.verify_checksum(
@@ -232,23 +247,22 @@ impl ImageReader {
             });
         }
         // The superblock's geometry check makes inodes_per_group non-zero.
-        let (group, index) = (
-            (ino - 1) / sb.inodes_per_group,
-            (ino - 1) % sb.inodes_per_group,
-        );
+        let group = self.geo.group_of_inode(ino);
+        let index = (ino - 1) % self.geo.inodes_per_group;
         let table = self.group_desc(group)?.inode_table;
         // Past the image's end if the index is corrupt: the read says so.
         let at = self
-            .block_at(table)?
+            .block_at(table, INODE_TABLE)?
             .saturating_add(u64::from(index) * u64::from(sb.inode_size));
-        self.read(at, u32::from(sb.inode_size))
+        self.read(at, u32::from(sb.inode_size), INODE_TABLE)
     }
 
     /// Reads the descriptor of group `group` from the primary table, which
     /// starts in the block after the superblock's, its checksum verified.
     fn group_desc(&self, group: u32) -> Result<group_desc::GroupDesc, ReadError> {
         let size = u32::from(self.sb.desc_size);
-        let bytes = self.read(self.gdt_offset() + u64::from(group) * u64::from(size), size)?;
+        let at = self.gdt_offset() + u64::from(group) * u64::from(size);
+        let bytes = self.read(at, size, GDT)?;
         let desc = group_desc::decode(&bytes);
         if let Some(seed) = self.csum_seed() {
             let computed = group_desc::checksum(seed, group, &bytes);
@@ -265,13 +279,11 @@ impl ImageReader {
     /// `desc_size` bytes.
     pub(crate) fn raw_gdt(&self, groups: u32) -> Result<Vec<u8>, ReadError> {
         let len = u64::from(groups) * u64::from(self.sb.desc_size);
-        let len = u32::try_from(len).map_err(|_| {
-            ReadError::Io(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{groups} group descriptors do not fit in memory"),
-            ))
+        let len = u32::try_from(len).map_err(|_| ReadError::Corrupt {
+            structure: GDT,
+            detail: format!("{groups} group descriptors do not fit in memory"),
         })?;
-        self.read(self.gdt_offset(), len)
+        self.read(self.gdt_offset(), len, GDT)
     }
 
     /// Byte offset of the primary group descriptor table.
@@ -280,40 +292,52 @@ impl ImageReader {
         (SUPERBLOCK_OFFSET / bs + 1) * bs
     }
 
-    /// Reads block `block` (refused past the filesystem's end).
-    pub(crate) fn read_block(&self, block: u64) -> Result<Vec<u8>, ReadError> {
-        self.read(self.block_at(block)?, self.sb.block_size)
+    /// Reads block `block` of `structure` (refused past the filesystem's
+    /// end).
+    pub(crate) fn read_block(
+        &self,
+        block: u64,
+        structure: &'static str,
+    ) -> Result<Vec<u8>, ReadError> {
+        let at = self.block_at(block, structure)?;
+        self.read(at, self.sb.block_size, structure)
     }
 
-    /// The byte offset of `block`, refused past the filesystem's end or its
-    /// partition's (a corrupt descriptor or inode cannot send reads anywhere).
-    fn block_at(&self, block: u64) -> Result<u64, ReadError> {
+    /// The byte offset of `block` of `structure`, refused past the
+    /// filesystem's end or its partition's (a corrupt descriptor or inode
+    /// cannot send reads anywhere).
+    fn block_at(&self, block: u64, structure: &'static str) -> Result<u64, ReadError> {
         let offset = block.checked_mul(u64::from(self.sb.block_size));
         match offset {
             Some(offset) if block < self.readable_blocks => Ok(offset),
-            _ => Err(ReadError::Io(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("block {block} is past the end of the filesystem"),
-            ))),
+            _ => Err(ReadError::Corrupt {
+                structure,
+                detail: format!("block {block} is past the end of the filesystem"),
+            }),
         }
     }
 
-    /// Reads `len` bytes at filesystem byte `offset`.
-    fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, ReadError> {
+    /// Reads `len` bytes of `structure` at filesystem byte `offset`.
+    fn read(&self, offset: u64, len: u32, structure: &'static str) -> Result<Vec<u8>, ReadError> {
         let mut buf = vec![0u8; len as usize];
-        self.read_into(offset, &mut buf)?;
+        self.read_into(offset, &mut buf, structure)?;
         Ok(buf)
     }
 
     /// Fills `buf` from filesystem byte `offset`; an image that ends first
-    /// is corrupt.
-    fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+    /// is corrupt (its `structure` lies past the end).
+    fn read_into(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        structure: &'static str,
+    ) -> Result<(), ReadError> {
         let n = kiln_host::read_at(&self.file, buf, self.base.saturating_add(offset))?;
         if n < buf.len() {
-            return Err(ReadError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("the image ends before byte {}", offset + buf.len() as u64),
-            )));
+            return Err(ReadError::Corrupt {
+                structure,
+                detail: format!("the image ends before byte {}", offset + buf.len() as u64),
+            });
         }
         Ok(())
     }
@@ -459,6 +483,38 @@ mod tests {
         let err = r.xattrs(ROOT_INO).unwrap_err();
         assert!(
             matches!(err, ReadError::BadXattrMagic { ino: ROOT_INO, block: b, found: 0 } if b == block),
+            "{err}"
+        );
+    }
+
+    /// A truncated image is corrupt, not an I/O failure, and the error
+    /// names the structure that lies past its end.
+    #[test]
+    fn a_truncated_image_is_corrupt_and_names_the_structure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = image(dir.path(), 4096, 256);
+        let r = ImageReader::open(&path).unwrap();
+        let table = r.group_desc(0).unwrap().inode_table;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(table * 4096)
+            .unwrap();
+        let err = r.inode(ROOT_INO).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReadError::Corrupt {
+                    structure: "inode table",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("corrupt inode table: the image ends before byte"),
             "{err}"
         );
     }

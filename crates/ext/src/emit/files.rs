@@ -20,7 +20,8 @@ use std::sync::Mutex;
 use kiln_sink::{Sink, SinkError};
 use kiln_tree::{DataError, DataReader, FileData, Freshness};
 
-use super::{write_index_blocks, write_logical, zero_run_tail, COPY_CHUNK};
+use super::content::{write_index_blocks, write_logical, zero_run_tail};
+use super::COPY_CHUNK;
 use crate::alloc::Mapping;
 use crate::plan::Plan;
 use crate::{EmitError, EmitReport, IssueKind, SourceIssue, SourceIssues};

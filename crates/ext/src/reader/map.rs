@@ -217,9 +217,9 @@ impl ImageReader {
                     }
                     let start = (run.lblk * bs).max(offset);
                     let stop = ((run.lblk + run.len) * bs).min(end);
-                    let at = self.block_at(run.pblk)? + (start - run.lblk * bs);
+                    let at = self.block_at(run.pblk, "data block")? + (start - run.lblk * bs);
                     let dst = &mut buf[(start - offset) as usize..(stop - offset) as usize];
-                    self.read_into(at, dst)?;
+                    self.read_into(at, dst, "data block")?;
                 }
             }
         }
@@ -363,8 +363,7 @@ impl ImageReader {
             return Err(format!("block {pblk} is reached twice by its map"));
         }
         walk.index_blocks.push(pblk);
-        self.block_at(pblk)
-            .and_then(|at| self.read(at, self.sb.block_size))
+        self.read_block(pblk, "extent or indirect block")
             .map_err(|e| e.to_string())
     }
 }
