@@ -78,3 +78,5 @@ mod grub;
 mod tar_input;
 // Issue 17, point 3: sources written during the build, and --live.
 mod live;
+// Issue 18, point 4: the progress display on a terminal (under `script`), -q and -v.
+mod progress;

@@ -10,6 +10,8 @@ use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg};
 use kiln_sink::size::parse_size;
 use kiln_tree::{IdMap, Policy, TarOptions};
 
+use crate::display::ProgressMode;
+
 const ABOUT: &str =
     "Build ext2/ext3/ext4 filesystem images from directory trees: no root, no loop device, no mount.";
 
@@ -315,6 +317,23 @@ pub(crate) struct BuildArgs {
     /// --offset target is always flushed.)
     #[arg(long, help_heading = "Output")]
     pub(crate) sync: bool,
+
+    /// When to show the progress display on standard error (the phase;
+    /// entries read; bytes written of those to write, throughput and time
+    /// left), for builds that take over a second: `auto` when standard
+    /// error is a terminal, `always` (escape sequences even into a file or
+    /// a pipe), `never`. Cleared when the build ends. Not yet for --config.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressMode::Auto, help_heading = "Display")]
+    pub(crate) progress: ProgressMode,
+
+    /// Print no progress display and no summary: only warnings and errors.
+    #[arg(short, long, conflicts_with = "verbose", help_heading = "Display")]
+    pub(crate) quiet: bool,
+
+    /// After the summary, how long each phase took: reading the sources,
+    /// planning, writing, committing.
+    #[arg(short, long, help_heading = "Display")]
+    pub(crate) verbose: bool,
 }
 
 impl BuildArgs {

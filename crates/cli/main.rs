@@ -8,11 +8,13 @@
 #![forbid(unsafe_code)]
 
 mod disk;
+mod display;
 mod extract;
 mod flags;
 mod image;
 mod inspect;
 mod output;
+mod progress;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +28,9 @@ use kiln_tree::{
     TarOptions, Tree, WalkOptions,
 };
 
+use display::Display;
 use flags::{BuildArgs, Cli, Command, Layer, TreeArgs};
+use progress::{CountingSink, Phase, Progress};
 
 fn main() -> ExitCode {
     // Destructors do not run when a signal ends the process: remove the
@@ -124,20 +128,31 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
         return disk::build(args, config);
     }
     let target = output::Target::check(&disk::output_args(args), &input_files(layers, &args.tree))?;
-    let fs = prepare_fs(args, layers, source_date_epoch()?, target.place())?;
+    let mut display = Display::start(args.progress, args.quiet);
+    let sde = source_date_epoch()?;
+    let fs = prepare_fs_with(args, layers, sde, target.place(), Some(display.progress()))?;
+    display.phase(Phase::Planning);
     let plan = fs.plan(fs.opts.size).map_err(|e| name_output(e, args))?;
     for note in &plan.notes {
-        eprintln!("kiln: note: {note}");
+        display::message(&format!("kiln: note: {note}"));
     }
-    let out = output::Output::open(&disk::output_args(args), &target, plan.image_size)?;
-    warn_stored_anyway(&kiln_ext::emit(&plan, out.sink())?);
-    let written = out.finish(args.durability())?;
     let geo = &plan.geometry;
+    let (free_blocks, free_inodes) = plan.free_counts();
+    let used_bytes = (geo.blocks_count - free_blocks) * u64::from(geo.block_size);
+    display.progress().set_bytes_total(used_bytes);
+    display.phase(Phase::Writing);
+    let out = output::Output::open(&disk::output_args(args), &target, plan.image_size)?;
+    let sink = CountingSink::new(out.sink(), display.progress());
+    let report = kiln_ext::emit(&plan, &sink)?;
+    warn_stored_anyway(&report);
+    display.phase(Phase::Committing);
+    let written = out.finish(args.durability())?;
+    let timings = display.finish();
     let zstd = written
         .compressed
         .map_or(String::new(), |z| format!(", {z} bytes compressed"));
-    let (free_blocks, free_inodes) = plan.free_counts();
-    eprintln!(
+    if !args.quiet {
+        eprintln!(
         "kiln: wrote {} ({} bytes{zstd}): {}, {} blocks of {} bytes ({free_blocks} free), {} inodes ({free_inodes} free), {} groups",
         args.output.display(),
         plan.image_size,
@@ -147,8 +162,12 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
         geo.inodes_count(),
         geo.groups
     );
+    }
     if let Some(warning) = plan.low_room() {
         eprintln!("kiln: warning: {}: {warning}", args.output.display());
+    }
+    if args.verbose {
+        eprintln!("{}", display::timings_line(&timings));
     }
     if let Some(path) = &args.report {
         disk::Report::plain(&plan, written.compressed).write(path, written.sha256, args)?;
@@ -175,7 +194,7 @@ pub(crate) fn input_files<'a>(layers: &'a [Layer], tree: &'a TreeArgs) -> Vec<&'
 /// be read.
 pub(crate) fn warn_stored_anyway(report: &kiln_ext::EmitReport) {
     for line in report.warnings() {
-        eprintln!("kiln: warning: {line}");
+        display::message(&format!("kiln: warning: {line}"));
     }
 }
 
@@ -184,14 +203,16 @@ pub(crate) fn warn_stored_anyway(report: &kiln_ext::EmitReport) {
 fn warn_vanished(vanished: &[PathBuf]) {
     let shown = kiln_ext::SourceIssues::SHOWN;
     for path in vanished.iter().take(shown) {
-        eprintln!(
+        display::message(&format!(
             "kiln: warning: {}: vanished while the tree was read; left out",
             path.display()
-        );
+        ));
     }
     if vanished.len() > shown {
         let more = vanished.len() - shown;
-        eprintln!("kiln: warning: and {more} more entries vanished and were left out");
+        display::message(&format!(
+            "kiln: warning: and {more} more entries vanished and were left out"
+        ));
     }
 }
 
@@ -230,8 +251,27 @@ pub(crate) fn prepare_fs(
     source_date_epoch: Option<i64>,
     output: Option<&OutputPlace>,
 ) -> Result<FsInput> {
+    prepare_fs_with(args, layers, source_date_epoch, output, None)
+}
+
+/// [`prepare_fs`], counting the entries read into `progress`.
+fn prepare_fs_with(
+    args: &BuildArgs,
+    layers: &[Layer],
+    source_date_epoch: Option<i64>,
+    output: Option<&OutputPlace>,
+    progress: Option<&Progress>,
+) -> Result<FsInput> {
     let mut opts = args.options()?;
-    let tree = read_tree(layers, &args.tree, source_date_epoch, output, args.live)?;
+    let live = args.live;
+    let tree = read_tree_with(
+        layers,
+        &args.tree,
+        source_date_epoch,
+        output,
+        live,
+        progress,
+    )?;
     opts.timestamp = fs_timestamp(&tree, args.tree.timestamp.or(source_date_epoch));
     let (uuid, seed) = kiln_ext::derive_ids(&tree, &opts);
     opts.uuid = args.uuid.unwrap_or(uuid);
@@ -251,9 +291,31 @@ pub(crate) fn read_tree(
     output: Option<&OutputPlace>,
     live: bool,
 ) -> Result<Tree> {
+    read_tree_with(layers, args, source_date_epoch, output, live, None)
+}
+
+/// [`read_tree`], counting the entries read into `progress`.
+fn read_tree_with(
+    layers: &[Layer],
+    args: &TreeArgs,
+    source_date_epoch: Option<i64>,
+    output: Option<&OutputPlace>,
+    live: bool,
+    progress: Option<&Progress>,
+) -> Result<Tree> {
     let policy = args.policy(source_date_epoch);
     let excludes = Excludes::parse(&args.exclude)?;
-    let mut tree = read_layers(layers, args, &policy, &excludes, output, live)?;
+    let walk = WalkOptions {
+        output,
+        live,
+        entries: progress.map(|p| &**p.entries_counter()),
+        ..WalkOptions::default()
+    };
+    let mut tar = args.tar_options();
+    if let Some(progress) = progress {
+        tar = tar.count_entries(progress.entries_counter().clone());
+    }
+    let mut tree = read_layers(layers, args, &policy, &excludes, &walk, &tar)?;
     // Directory sources left most excluded entries unread; tar sources,
     // specs and the entries later specs needed are removed here.
     excludes.apply(&mut tree);
@@ -267,17 +329,16 @@ pub(crate) fn read_tree(
 
 /// Reads the layers in order: each source (with the ownership policies
 /// applied) is laid over the tree so far, each spec edits it. A directory
-/// source's walk leaves unread what `excludes` removes anyway, except what
-/// the specs after it may need.
+/// source's walk (as `walk` says, with its pruning set here) leaves unread
+/// what `excludes` removes anyway, except what the specs after it may need.
 fn read_layers(
     layers: &[Layer],
     args: &TreeArgs,
     policy: &Policy,
     excludes: &Excludes,
-    output: Option<&OutputPlace>,
-    live: bool,
+    walk: &WalkOptions<'_>,
+    tar: &TarOptions,
 ) -> Result<Tree> {
-    let tar = args.tar_options();
     let specs = parse_specs(layers)?;
     // The specs not applied yet: those after the layer at hand.
     let mut later_specs = specs.as_slice();
@@ -292,10 +353,9 @@ fn read_layers(
         };
         let walk = WalkOptions {
             pruning: excludes.pruning(later_specs, args.whiteouts),
-            output,
-            live,
+            ..*walk
         };
-        let mut upper = read_source(path, &tar, &walk)?;
+        let mut upper = read_source(path, tar, &walk)?;
         policy.apply_to_source(&mut upper);
         match &mut tree {
             Some(lower) => lower.overlay(&upper, args.whiteouts),
@@ -333,11 +393,11 @@ fn empty_tree() -> Tree {
 fn read_source(path: &Path, tar: &TarOptions, walk: &WalkOptions<'_>) -> Result<Tree> {
     if path.as_os_str() != "-" && path.is_dir() {
         if let Some(missing) = kiln_host::missing_metadata() {
-            eprintln!(
+            display::message(&format!(
                 "kiln: warning: {}: this host does not keep {missing}; set what matters \
                  with a spec (--spec, -p) or --all-root, or build from a tar archive",
                 path.display()
-            );
+            ));
         }
         let (tree, vanished) = kiln_tree::read_dir_tree_with(path, walk)?;
         warn_vanished(&vanished);
