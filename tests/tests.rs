@@ -82,3 +82,5 @@ mod live;
 mod progress;
 // Issue 18, point 4: README.md's `kiln build` flag table agrees with `kiln build --help`.
 mod readme;
+// Issue 18, point 4: man pages (checked by groff) and shell completions.
+mod generate;

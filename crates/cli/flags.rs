@@ -54,6 +54,38 @@ pub(crate) enum Command {
     /// the image or a source cannot be read.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
+    /// Write man pages or shell completions into DIR (for packagers; `cargo
+    /// xtask dist` writes them all into target/dist/).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// Flags of `kiln generate`.
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    /// What to write: man pages (kiln.1 and one per command, kiln-build.1,
+    /// ...), or the completions of a shell.
+    #[arg(value_enum)]
+    pub(crate) what: Generated,
+
+    /// The directory to write into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+}
+
+/// What `kiln generate` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Generated {
+    /// Man pages (roff).
+    Man,
+    /// Bash completions (kiln.bash).
+    Bash,
+    /// Zsh completions (_kiln).
+    Zsh,
+    /// Fish completions (kiln.fish).
+    Fish,
+    /// PowerShell completions (_kiln.ps1).
+    Powershell,
 }
 
 const VERIFY_EXAMPLES: &str = "\

@@ -11,6 +11,7 @@ mod disk;
 mod display;
 mod extract;
 mod flags;
+mod generate;
 mod image;
 mod inspect;
 mod output;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
             Command::Ls(args) => inspect::ls(&args),
             Command::Cat(args) => inspect::cat(&args),
             Command::Extract(args) => extract::extract(&args),
+            Command::Generate(args) => generate::generate(&args),
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
