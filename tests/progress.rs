@@ -3,9 +3,10 @@
 //! pipe; `-q` and `-v`.
 //!
 //! A build is made slow on purpose, in both phases the display shows: its
-//! source is a tar stream on stdin whose second half comes 1.5 s after its
+//! source is a tar stream on stdin whose second half comes 2.5 s after its
 //! first (two archives joined, read with `--ignore-zeros`), and its output
-//! is a stream to stdout whose reader starts reading 1.5 s late.
+//! is a stream to stdout whose reader starts reading 5 s after the start,
+//! so that writing waits for it some 2.5 s (the display shows from 1 s on).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -42,9 +43,9 @@ fn slow_build(dir: &Path, flags: &str) -> String {
     let kiln = env!("CARGO_BIN_EXE_kiln");
     let d = dir.display();
     format!(
-        "{{ cat {d}/a.tar; sleep 1.5; cat {d}/b.tar; }} | \
+        "{{ cat {d}/a.tar; sleep 2.5; cat {d}/b.tar; }} | \
          {kiln} build - --ignore-zeros -t ext4 -o - {flags} | \
-         {{ sleep 1.5; cat > {d}/out.img; }}"
+         {{ sleep 5; cat > {d}/out.img; }}"
     )
 }
 

@@ -163,9 +163,11 @@ fn draw(progress: &Progress, target: ProgressDrawTarget, stop: &mpsc::Receiver<(
         let phase = progress.phase();
         if shown != Some(phase) {
             // A new phase: its own style (first, so that nothing is drawn in the last
-            // phase's), and rates and estimates from zero.
+            // phase's), and rates and estimates from zero (a new bar starts there).
             bar.set_style(style(phase));
-            bar.reset();
+            if shown.is_some() {
+                bar.reset();
+            }
             shown = Some(phase);
         }
         match phase {

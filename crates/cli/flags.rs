@@ -358,7 +358,8 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressMode::Auto, help_heading = "Display")]
     pub(crate) progress: ProgressMode,
 
-    /// Print no progress display and no summary: only warnings and errors.
+    /// Print no progress display, no summary and no notes: only warnings
+    /// and errors.
     #[arg(short, long, conflicts_with = "verbose", help_heading = "Display")]
     pub(crate) quiet: bool,
 

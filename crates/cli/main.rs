@@ -135,7 +135,8 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
     let fs = prepare_fs_with(args, layers, sde, target.place(), Some(display.progress()))?;
     display.phase(Phase::Planning);
     let plan = fs.plan(fs.opts.size).map_err(|e| name_output(e, args))?;
-    for note in &plan.notes {
+    // Notes say how the plan adjusted the options: informational, so not under -q.
+    for note in plan.notes.iter().filter(|_| !args.quiet) {
         display::message(&format!("kiln: note: {note}"));
     }
     let geo = &plan.geometry;
@@ -155,15 +156,15 @@ fn build(args: &BuildArgs, layers: &[Layer]) -> Result<()> {
         .map_or(String::new(), |z| format!(", {z} bytes compressed"));
     if !args.quiet {
         eprintln!(
-        "kiln: wrote {} ({} bytes{zstd}): {}, {} blocks of {} bytes ({free_blocks} free), {} inodes ({free_inodes} free), {} groups",
-        args.output.display(),
-        plan.image_size,
-        plan.fs_type().name(),
-        geo.blocks_count,
-        geo.block_size,
-        geo.inodes_count(),
-        geo.groups
-    );
+            "kiln: wrote {} ({} bytes{zstd}): {}, {} blocks of {} bytes ({free_blocks} free), {} inodes ({free_inodes} free), {} groups",
+            args.output.display(),
+            plan.image_size,
+            plan.fs_type().name(),
+            geo.blocks_count,
+            geo.block_size,
+            geo.inodes_count(),
+            geo.groups
+        );
     }
     if let Some(warning) = plan.low_room() {
         eprintln!("kiln: warning: {}: {warning}", args.output.display());
