@@ -80,3 +80,9 @@ mod tar_input;
 mod live;
 // Issue 18: every flag checked before any source is read.
 mod flags;
+// Issue 18, point 4: the progress display on a terminal (under `script`), -q and -v.
+mod progress;
+// Issue 18, point 4: README.md's `kiln build` flag table agrees with `kiln build --help`.
+mod readme;
+// Issue 18, point 4: man pages (checked by groff) and shell completions.
+mod generate;

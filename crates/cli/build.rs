@@ -1,39 +1,111 @@
 //! `kiln build`: the flags as a [`kiln_lib::BuildRequest`] (or, with
-//! `--config`, a [`kiln_lib::DiskRequest`]), then the summary of what was
-//! written.
+//! `--config`, a [`kiln_lib::DiskRequest`]), run with the progress display,
+//! then the summary of what was written.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
-use kiln_lib::{BuildReport, DiskRequest, Layout};
+use kiln_lib::{BuildReport, DiskRequest, Layout, Observer, Phase, Progress};
 
+use crate::display::{self, Display};
 use crate::flags::{BuildArgs, Layer};
-use crate::{source_date_epoch, Stderr};
+use crate::source_date_epoch;
 
 /// `kiln build`.
 pub(crate) fn build(args: &BuildArgs, layers: Vec<Layer>) -> Result<()> {
     let sde = source_date_epoch()?;
-    if let Some(config) = &args.config {
-        if !layers.is_empty() {
-            bail!(
-                "with --config, the sources and specs of each filesystem go in {}",
-                config.display()
-            );
-        }
-        let req = DiskRequest {
+    let disk = match &args.config {
+        Some(config) if !layers.is_empty() => bail!(
+            "with --config, the sources and specs of each filesystem go in {}",
+            config.display()
+        ),
+        Some(config) => Some(DiskRequest {
             layout: Layout::load(config)?,
             output: args.output_request(),
             live: args.live,
             source_date_epoch: sde,
-        };
-        let report = kiln_lib::build_disk(&req, &Stderr)?;
-        print_disk_summary(&report, &args.output);
-        return Ok(());
+        }),
+        None => None,
+    };
+    // Every flag is settled here, before the build reads anything.
+    let plain = match &disk {
+        Some(_) => None,
+        None => Some(args.request(layers, sde)?),
+    };
+    let console = Console::start(args);
+    let report = match (&disk, &plain) {
+        (Some(req), _) => kiln_lib::build_disk(req, &console)?,
+        (None, Some(req)) => kiln_lib::build(req, &console)?,
+        // OK: `plain` is made whenever `disk` is not.
+        (None, None) => unreachable!("a disk or a filesystem request"),
+    };
+    let timings = console.finish();
+    if !args.quiet {
+        match disk {
+            Some(_) => print_disk_summary(&report, &args.output),
+            None => print_summary(&report, &args.output),
+        }
     }
-    let req = args.request(layers, sde)?;
-    let report = kiln_lib::build(&req, &Stderr)?;
-    print_summary(&report, &args.output);
+    print_low_room(&report, &args.output, disk.is_some());
+    if args.verbose {
+        eprintln!("{}", display::timings_line(&timings));
+    }
     Ok(())
+}
+
+/// The observer of a build on the command line: the progress display
+/// (phases timed for `--verbose`), notes (not under `--quiet`) and
+/// warnings printed around it.
+struct Console {
+    display: Mutex<Display>,
+    progress: Arc<Progress>,
+    quiet: bool,
+}
+
+impl Console {
+    /// Starts the display as the flags say.
+    fn start(args: &BuildArgs) -> Console {
+        let display = Display::start(args.progress, args.quiet);
+        let progress = Arc::clone(display.progress());
+        Console {
+            display: Mutex::new(display),
+            progress,
+            quiet: args.quiet,
+        }
+    }
+
+    /// Clears the display; how long each phase took.
+    fn finish(self) -> Vec<(Phase, Duration)> {
+        // A poisoned lock only means a panic elsewhere: the timings stand.
+        let display = self.display.into_inner().unwrap_or_else(|e| e.into_inner());
+        display.finish()
+    }
+}
+
+impl Observer for Console {
+    fn phase(&self, phase: Phase) {
+        self.display
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .phase(phase);
+    }
+
+    // Notes say how the plan adjusted the options: informational, so not under -q.
+    fn note(&self, text: &str) {
+        if !self.quiet {
+            display::message(&format!("kiln: note: {text}"));
+        }
+    }
+
+    fn warning(&self, text: &str) {
+        display::message(&format!("kiln: warning: {text}"));
+    }
+
+    fn progress(&self) -> Option<&Progress> {
+        Some(&self.progress)
+    }
 }
 
 /// One stderr line: what was written, and the filesystem's numbers.
@@ -57,7 +129,19 @@ fn print_summary(report: &BuildReport, output: &Path) {
             fs.inodes_free,
             fs.groups
         );
-        if let Some(warning) = &fs.low_room {
+    }
+}
+
+/// The warning of each filesystem with under 1 % of its blocks or inodes
+/// free (even under `--quiet`).
+fn print_low_room(report: &BuildReport, output: &Path, disk: bool) {
+    for p in &report.partitions {
+        let Some(warning) = p.filesystem.as_ref().and_then(|f| f.low_room.as_ref()) else {
+            continue;
+        };
+        if disk {
+            eprintln!("kiln: warning: partition {}: {warning}", p.label);
+        } else {
             eprintln!("kiln: warning: {}: {warning}", output.display());
         }
     }
@@ -89,11 +173,6 @@ fn print_disk_summary(report: &BuildReport, output: &Path) {
             p.size,
             p.offset
         );
-    }
-    for p in &report.partitions {
-        if let Some(warning) = p.filesystem.as_ref().and_then(|f| f.low_room.as_ref()) {
-            eprintln!("kiln: warning: partition {}: {warning}", p.label);
-        }
     }
 }
 

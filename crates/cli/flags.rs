@@ -20,6 +20,8 @@ use kiln_tree::IdMap;
 
 pub(crate) use kiln_lib::Layer;
 
+use crate::display::ProgressMode;
+
 const ABOUT: &str =
     "Build ext2/ext3/ext4 filesystem images from directory trees: no root, no loop device, no mount.";
 
@@ -62,6 +64,38 @@ pub(crate) enum Command {
     /// the image or a source cannot be read.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
+    /// Write man pages or shell completions into DIR (for packagers; `cargo
+    /// xtask dist` writes them all into target/dist/).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// Flags of `kiln generate`.
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    /// What to write: man pages (kiln.1 and one per command, kiln-build.1,
+    /// ...), or the completions of a shell.
+    #[arg(value_enum)]
+    pub(crate) what: Generated,
+
+    /// The directory to write into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+}
+
+/// What `kiln generate` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Generated {
+    /// Man pages (roff).
+    Man,
+    /// Bash completions (kiln.bash).
+    Bash,
+    /// Zsh completions (_kiln).
+    Zsh,
+    /// Fish completions (kiln.fish).
+    Fish,
+    /// PowerShell completions (_kiln.ps1).
+    Powershell,
 }
 
 const VERIFY_EXAMPLES: &str = "\
@@ -327,6 +361,24 @@ pub(crate) struct BuildArgs {
     /// --offset target is always flushed.)
     #[arg(long, help_heading = "Output")]
     pub(crate) sync: bool,
+
+    /// When to show the progress display on standard error (the phase;
+    /// entries read; bytes written of those to write, throughput and time
+    /// left), for builds that take over a second: `auto` when standard
+    /// error is a terminal, `always` (escape sequences even into a file or
+    /// a pipe), `never`. Cleared when the build ends.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressMode::Auto, help_heading = "Display")]
+    pub(crate) progress: ProgressMode,
+
+    /// Print no progress display, no summary and no notes: only warnings
+    /// and errors.
+    #[arg(short, long, conflicts_with = "verbose", help_heading = "Display")]
+    pub(crate) quiet: bool,
+
+    /// After the summary, how long each phase took: reading the sources,
+    /// planning, writing, committing.
+    #[arg(short, long, help_heading = "Display")]
+    pub(crate) verbose: bool,
 }
 
 /// The flags that shape the tree, shared by `kiln build` and `kiln verify`

@@ -8,8 +8,10 @@
 #![forbid(unsafe_code)]
 
 mod build;
+mod display;
 mod extract;
 mod flags;
+mod generate;
 mod inspect;
 mod verify;
 
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
             Command::Ls(args) => inspect::ls(&args),
             Command::Cat(args) => inspect::cat(&args),
             Command::Extract(args) => extract::extract(&args),
+            Command::Generate(args) => generate::generate(&args),
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,16 +107,17 @@ pub(crate) fn message(e: &anyhow::Error) -> String {
     out
 }
 
-/// Prints what the library reports as kiln's own lines on stderr.
+/// Prints what the library reports as kiln's own lines on stderr (around
+/// a progress display, if one is drawn).
 pub(crate) struct Stderr;
 
 impl Observer for Stderr {
     fn note(&self, text: &str) {
-        eprintln!("kiln: note: {text}");
+        display::message(&format!("kiln: note: {text}"));
     }
 
     fn warning(&self, text: &str) {
-        eprintln!("kiln: warning: {text}");
+        display::message(&format!("kiln: warning: {text}"));
     }
 }
 

@@ -27,6 +27,8 @@ use clap::ValueEnum;
 use crate::corpus;
 use crate::tree::{self, Stats, BLOCK_SIZE};
 
+mod progress;
+
 /// The inode size that `bench` asks both tools for.
 const INODE_SIZE: u64 = 256;
 /// Room for what `Stats` does not count: the journal, group descriptors, bitmaps, indirect
@@ -65,6 +67,14 @@ pub(crate) struct Args {
     /// Time this kiln binary instead of building the workspace's in release mode.
     #[arg(long)]
     kiln: Option<PathBuf>,
+    /// Only what the progress display costs: on each --corpus (default: linux) and --type
+    /// (default: ext4), kiln `--progress never` against `--progress always`, interleaved.
+    #[arg(long)]
+    progress: bool,
+    /// With --progress: also time this kiln, one built before the progress counters, as a
+    /// baseline for what the counters themselves cost.
+    #[arg(long, value_name = "KILN", requires = "progress")]
+    kiln_before: Option<PathBuf>,
 }
 
 /// What `--corpus` names.
@@ -251,6 +261,29 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         notes: String::new(),
     };
     eprintln!("load before: {}", load());
+    if args.progress {
+        let names = if args.corpus.is_empty() {
+            vec![Source::Corpus(corpus::Name::Linux)]
+        } else {
+            args.corpus.clone()
+        };
+        let mut trees = Vec::new();
+        for source in names {
+            match source {
+                Source::Corpus(name) => trees.extend(corpus::prepare(name)?),
+                Source::Path(path) => trees.push(path),
+            }
+        }
+        let types = if args.fs_type.is_empty() {
+            vec![FsType::Ext4]
+        } else {
+            args.fs_type.clone()
+        };
+        let table = bench.progress_cost(&trees, &types, args.kiln_before.as_deref())?;
+        eprintln!("load after: {}", load());
+        print!("{table}");
+        return Ok(());
+    }
     let full = args.corpus.is_empty() && !args.scale;
     let types = if args.fs_type.is_empty() {
         vec![FsType::Ext2, FsType::Ext3, FsType::Ext4]

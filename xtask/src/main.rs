@@ -7,6 +7,7 @@
 //! - `cargo xtask soak`: the property tests with many cases, then every fuzz target for a
 //!   while (soak.rs).
 //! - `cargo xtask boot`: kiln's images boot under QEMU and judge themselves (boot.rs).
+//! - `cargo xtask dist`: man pages and shell completions into `target/dist/` (dist.rs).
 //!
 //! The corpus trees are made by the scripts in `shared/corpus/` beside the repository; this
 //! crate only runs them. tree.rs measures a tree so that both tools get the same geometry.
@@ -16,6 +17,7 @@ mod bench;
 #[cfg(unix)]
 mod boot;
 mod corpus;
+mod dist;
 mod soak;
 mod tree;
 
@@ -53,6 +55,9 @@ enum Task {
     /// off, and leaves a clean filesystem.
     #[cfg(unix)]
     Boot(boot::Args),
+    /// Write kiln's man pages (target/dist/man/) and bash, zsh, fish and PowerShell
+    /// completions (target/dist/completions/), generated from its clap definitions.
+    Dist,
 }
 
 fn main() -> Result<()> {
@@ -67,6 +72,7 @@ fn main() -> Result<()> {
         Task::Soak(args) => soak::run(&args),
         #[cfg(unix)]
         Task::Boot(args) => boot::run(&args),
+        Task::Dist => dist::run(),
     }
 }
 

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use kiln_ext::{BuildOptions, Plan};
+use kiln_sink::Sink;
 use kiln_tree::{OutputPlace, Tree};
 
 use crate::output::{Output, Target};
+use crate::progress::CountingSink;
 use crate::tree::{fs_timestamp, read_tree};
 use crate::{BuildReport, BuildRequest, FsRequest, Observer, Phase, TreeRequest};
 
@@ -21,9 +23,8 @@ pub fn build(req: &BuildRequest, observer: &dyn Observer) -> Result<BuildReport>
         .with_context(|| req.output.path.display().to_string())?;
     let inputs: Vec<&Path> = req.tree.input_files().collect();
     let target = Target::check(&req.output, &inputs)?;
-    observer.phase(Phase::Reading);
     let fs = FsInput::read(&req.tree, &req.fs, opts, target.place(), observer)?;
-    observer.phase(Phase::Planning);
+    enter(observer, Phase::Planning);
     let plan = fs
         .plan(fs.opts.size)
         .map_err(|e| name_output(e, &req.output.path))?;
@@ -31,13 +32,51 @@ pub fn build(req: &BuildRequest, observer: &dyn Observer) -> Result<BuildReport>
         observer.note(note);
     }
     let out = Output::open(&req.output, &target, plan.image_size)?;
-    observer.phase(Phase::Writing);
-    warn_stored_anyway(&kiln_ext::emit(&plan, out.sink())?, observer);
-    observer.phase(Phase::Committing);
+    enter(observer, Phase::Writing);
+    if let Some(progress) = observer.progress() {
+        progress.set_bytes_total(bytes_to_write(&plan));
+    }
+    counted(out.sink(), observer, |sink| {
+        warn_stored_anyway(&kiln_ext::emit(&plan, sink)?, observer);
+        Ok(())
+    })?;
+    enter(observer, Phase::Committing);
     let written = out.finish(req.output.durability)?;
     let mut report = BuildReport::plain(&plan, written.compressed);
     report.write_if_asked(&req.output, written.sha256)?;
     Ok(report)
+}
+
+/// Enters `phase`: tells the observer, and sets its counters' phase.
+pub(crate) fn enter(observer: &dyn Observer, phase: Phase) {
+    if let Some(progress) = observer.progress() {
+        progress.set_phase(phase);
+    }
+    observer.phase(phase);
+}
+
+/// Runs `write` with `sink`, counted into the observer's progress if it
+/// has one.
+pub(crate) fn counted<T>(
+    sink: &dyn Sink,
+    observer: &dyn Observer,
+    write: impl FnOnce(&dyn Sink) -> Result<T>,
+) -> Result<T> {
+    match observer.progress() {
+        Some(progress) => write(&CountingSink::new(sink, progress)),
+        None => write(sink),
+    }
+}
+
+/// What a progress display counts the writing of `plan` against: the
+/// blocks the filesystem uses, not the image size, which for a sparse
+/// image is mostly holes that are never written. An upper bound: the
+/// journal's body, the unused tail of each inode table and the zero blocks
+/// of files count as used but are never written.
+pub(crate) fn bytes_to_write(plan: &Plan<'_>) -> u64 {
+    let geo = &plan.geometry;
+    let (free_blocks, _) = plan.free_counts();
+    (geo.blocks_count - free_blocks) * u64::from(geo.block_size)
 }
 
 /// Passes on the warnings of a live build about source files stored as

@@ -17,7 +17,7 @@ use kiln_ext::{AutoSize, FreeSpace, Plan};
 use kiln_sink::{OffsetSink, Sink};
 use sha2::{Digest, Sha256};
 
-use crate::build::{warn_stored_anyway, FsInput};
+use crate::build::{bytes_to_write, counted, enter, warn_stored_anyway, FsInput};
 use crate::layout::{Content, Layout, Partition, Size, Table};
 use crate::output::{block_device_size, Output, Target};
 use crate::{BuildReport, Observer, OutputRequest, Phase};
@@ -56,13 +56,12 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
         .map_or_else(|| "disk layout".to_string(), |f| f.display().to_string());
     let in_layout = |p: &Partition| format!("{name}: {}", p.key);
     let target = Target::check(&req.output, &inputs(layout))?;
-    observer.phase(Phase::Reading);
     let fillings = layout
         .partitions
         .iter()
         .map(|p| filling(p, req, target.place(), observer).with_context(|| in_layout(p)))
         .collect::<Result<Vec<_>>>()?;
-    observer.phase(Phase::Planning);
+    enter(observer, Phase::Planning);
     let sizes = layout
         .partitions
         .iter()
@@ -112,9 +111,14 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
         observer.note(note);
     }
     let out = Output::open(&req.output, &target, placed.size)?;
-    observer.phase(Phase::Writing);
-    write_disk(out.sink(), layout, &placed, &fillings, &plans, observer)?;
-    observer.phase(Phase::Committing);
+    enter(observer, Phase::Writing);
+    if let Some(progress) = observer.progress() {
+        progress.set_bytes_total(plans.iter().flatten().map(bytes_to_write).sum());
+    }
+    counted(out.sink(), observer, |sink| {
+        write_disk(sink, layout, &placed, &fillings, &plans, observer)
+    })?;
+    enter(observer, Phase::Committing);
     let written = out.finish(req.output.durability)?;
     let mut report = BuildReport::disk(layout, &placed, &plans, written.compressed);
     report.write_if_asked(&req.output, written.sha256)?;

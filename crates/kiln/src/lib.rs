@@ -50,6 +50,7 @@ mod image;
 pub mod layout;
 mod observer;
 mod output;
+mod progress;
 mod report;
 mod request;
 mod tree;
@@ -62,7 +63,8 @@ pub use disk::{build_disk, DiskRequest};
 pub use extract::{extract, ExtractRequest};
 pub use image::Image;
 pub use layout::Layout;
-pub use observer::{Observer, Phase, Quiet};
+pub use observer::{Observer, Quiet};
+pub use progress::{Phase, Progress};
 pub use report::{BuildReport, DiskReport, FsReport, PartitionReport};
 pub use request::{
     BuildRequest, Compress, FsRequest, Layer, OutputRequest, SizeRequest, TreeRequest,

@@ -1,26 +1,21 @@
 //! What a running build tells its caller: the phase it is in, notes and
-//! warnings. The library prints nothing itself; the CLI prints these on
-//! stderr.
+//! warnings, and the counters of its [`Progress`]. The library prints
+//! nothing itself; the CLI prints these on stderr.
 
-/// The phases of a build, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Reading the sources into a tree.
-    Reading,
-    /// Planning every address.
-    Planning,
-    /// Writing the image.
-    Writing,
-    /// Completing the output (renaming, flushing, finishing a stream).
-    Committing,
-}
+use crate::{Phase, Progress};
 
 /// Receives what a build reports while it runs. Every method has a default
 /// that ignores it.
 pub trait Observer: Sync {
-    /// The build enters `phase`.
+    /// The build enters `phase` (it starts in [`Phase::Reading`]).
     fn phase(&self, phase: Phase) {
         let _ = phase;
+    }
+
+    /// The counters the build bumps as it goes, if the caller watches them
+    /// (the build also sets their phase).
+    fn progress(&self) -> Option<&Progress> {
+        None
     }
 
     /// Something the build did that the caller may want to know (a

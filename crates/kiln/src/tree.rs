@@ -45,7 +45,11 @@ fn read_layers(
     output: Option<&OutputPlace>,
     observer: &dyn Observer,
 ) -> Result<Tree> {
-    let tar = req.tar_options();
+    let progress = observer.progress();
+    let mut tar = req.tar_options();
+    if let Some(progress) = progress {
+        tar = tar.count_entries(progress.entries_counter().clone());
+    }
     let specs = parse_specs(&req.layers)?;
     // The specs not applied yet: those after the layer at hand.
     let mut later_specs = specs.as_slice();
@@ -62,6 +66,7 @@ fn read_layers(
             pruning: excludes.pruning(later_specs, req.whiteouts),
             output,
             live: req.live,
+            entries: progress.map(|p| &**p.entries_counter()),
         };
         let mut upper = read_source(path, &tar, &walk, observer)?;
         policy.apply_to_source(&mut upper);

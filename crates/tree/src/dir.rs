@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_host::{HostFileType, HostMeta};
 use rayon::prelude::*;
@@ -28,6 +29,10 @@ pub struct WalkOptions<'a> {
     /// A running system's tree (`--live`): entries that vanish while it is
     /// read are left out, not an error.
     pub live: bool,
+    /// A counter of the entries listed so far, for a progress display to
+    /// poll: the walk adds each directory's count once it is listed (one
+    /// relaxed atomic add per directory).
+    pub entries: Option<&'a AtomicU64>,
 }
 
 /// Reads the directory `root` and everything below it into a [`Tree`],
@@ -97,6 +102,9 @@ pub fn read_dir_tree_with(
                 }
                 listing => listing.map_err(|e| TreeError::io(&ancestry.path, e))?,
             };
+            if let Some(counter) = opts.entries {
+                counter.fetch_add(entries.len() as u64, Ordering::Relaxed);
+            }
             walk.add_entries(*dir, ancestry, entries)?;
         }
     }
@@ -559,6 +567,25 @@ mod tests {
         assert_eq!(tree.node(link).body, Body::Symlink(b"sub/b".to_vec()));
     }
 
+    /// `WalkOptions::entries` counts every entry listed: 4 below the root
+    /// here (a, sub, sub/b, sub/c), whichever batch lists them.
+    #[test]
+    fn the_walk_counts_the_entries_it_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        for name in ["a", "sub/b", "sub/c"] {
+            std::fs::write(d.join(name), b"x").unwrap();
+        }
+        let counter = AtomicU64::new(0);
+        let opts = WalkOptions {
+            entries: Some(&counter),
+            ..WalkOptions::default()
+        };
+        read_dir_tree_with(d, &opts).unwrap();
+        assert_eq!(counter.load(Ordering::Relaxed), 4);
+    }
+
     /// A file that is all hole but has an xattr in a block of its own: the
     /// host's st_blocks counts that block, which must not make it "dense"
     /// (found by tests/prop.rs).
@@ -667,7 +694,7 @@ mod tests {
         let opts = WalkOptions {
             pruning: excludes.pruning(&[], false),
             output: Some(&place),
-            live: false,
+            ..WalkOptions::default()
         };
         let (tree, _) = read_dir_tree_with(d, &opts).unwrap();
         assert_eq!(tree.node(Tree::ROOT).entries().count(), 0);

@@ -63,6 +63,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::model::{Body, FileData, Metadata, Node, Tree, Xattr};
@@ -83,6 +84,8 @@ const MAX_EXTENSION: u64 = 64 << 20;
 pub struct TarOptions {
     /// See [`TarOptions::ignore_zeros`].
     ignore_zeros: bool,
+    /// See [`TarOptions::count_entries`].
+    entries: Option<Arc<AtomicU64>>,
 }
 
 impl TarOptions {
@@ -96,6 +99,13 @@ impl TarOptions {
     /// anything but zeros after the end-of-archive marker is an error.
     pub fn ignore_zeros(mut self, ignore: bool) -> TarOptions {
         self.ignore_zeros = ignore;
+        self
+    }
+
+    /// Adds one to `counter` for each member read (a relaxed atomic add),
+    /// for a progress display to poll while the archive is read.
+    pub fn count_entries(mut self, counter: Arc<AtomicU64>) -> TarOptions {
+        self.entries = Some(counter);
         self
     }
 
@@ -260,6 +270,9 @@ impl Reader {
                 _ => {
                     let member = self.member(header, std::mem::take(&mut pending))?;
                     self.add(member)?;
+                    if let Some(counter) = &self.options.entries {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }

@@ -482,6 +482,16 @@ fn sample() -> Vec<u8> {
         .end()
 }
 
+/// `TarOptions::count_entries` counts members, not headers: the PAX
+/// headers before two of sample()'s four members add nothing (read_with
+/// reads the archive twice, as a stream and in place: 8).
+#[test]
+fn members_are_counted() {
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    read_with(&sample(), &TarOptions::new().count_entries(counter.clone())).unwrap();
+    assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 8);
+}
+
 // 256 cases each by default; PROPTEST_CASES asks for more.
 proptest! {
     #[test]
