@@ -665,36 +665,7 @@ mod tests {
 
     #[test]
     fn a_full_layout() {
-        let c = parse(
-            r#"
-            [disk]
-            size = "1G"
-            [[partition]]
-            label = "esp"
-            type = "esp"
-            size = "64M"
-            image = "esp.img"
-            attributes = ["required", 60]
-            [[partition]]
-            label = "root"
-            type = "root-x86-64"
-            min = "100M"
-            free = "10M"
-            uuid = "11111111-2222-3333-4444-555555555555"
-            [partition.filesystem]
-            sources = ["rootfs", "/abs/overlay"]
-            all_root = true
-            spec = ["extra.spec"]
-            uid_map = ["1000:0:1"]
-            label = "root"
-            block_size = 1024
-            [[partition]]
-            label = "home"
-            type = "home"
-            size = "grow"
-            "#,
-        )
-        .unwrap();
+        let c = parse(FULL).unwrap();
         assert_eq!(c.table, Table::Gpt);
         assert_eq!(c.size, Some(1 << 30));
         let p = &c.partitions;
@@ -709,18 +680,20 @@ mod tests {
             [
                 Layer::Source("/cfg/rootfs".into()),
                 Layer::Source("/abs/overlay".into()),
-                Layer::Spec("/cfg/extra.spec".into())
+                Layer::Spec("/cfg/x.spec".into()),
+                Layer::SpecLine("dir /x 0755 0 0".into())
             ]
         );
         assert!(fs.tree.all_root);
         assert_eq!(fs.tree.uid_map, [IdMap::parse("1000:0:1").unwrap()]);
+        assert_eq!(fs.tree.root_owner, Some((0, 0)));
         assert_eq!(fs.fs.fs_type, kiln_ext::FsType::Ext4);
         assert_eq!((fs.fs.label.as_str(), fs.fs.block_size), ("root", 1024));
         assert_eq!(
             p[1].size,
             Size::Auto {
                 min: Some(100 << 20),
-                max: None,
+                max: Some(200 << 20),
                 free: 10 << 20
             }
         );
@@ -828,7 +801,8 @@ mod tests {
         }
     }
 
-    /// A layout using every key, for the mutation property.
+    /// A layout using every key: `a_full_layout` checks what each becomes,
+    /// `no_text_panics` mutates it.
     const FULL: &str = r#"
 [disk]
 table = "gpt"
@@ -848,13 +822,13 @@ max = "200M"
 free = "10M"
 [partition.filesystem]
 type = "ext4"
-sources = ["rootfs"]
+sources = ["rootfs", "/abs/overlay"]
 all_root = true
 spec = ["x.spec"]
 spec_line = ["dir /x 0755 0 0"]
 uid_map = ["1000:0:1"]
 root_owner = "0:0"
-block_size = 4096
+block_size = 1024
 label = "root"
 [[partition]]
 label = "home"
