@@ -18,7 +18,10 @@ fn judge(src: &Path, opts: &FatOptions) -> kiln_fat::Geometry {
     fsck_clean(&image);
     mtools_match(&image, src);
     let (by_count, named, spc, clusters) = read_bpb(&image);
-    assert_eq!(by_count, g.variant, "the cluster count {clusters} implies {by_count}");
+    assert_eq!(
+        by_count, g.variant,
+        "the cluster count {clusters} implies {by_count}"
+    );
     assert_eq!(named, g.variant.to_string());
     assert_eq!((spc, clusters), (g.sectors_per_cluster, g.clusters));
     g
@@ -62,7 +65,10 @@ fn names_tree(dir: &Path) {
     // surrogate pair at the end of a long name (its 13-unit slots split it
     // across no boundary but the last).
     put(&dir.join("é".repeat(127)), b"127 accented units");
-    put(&dir.join(format!("{}😀", "y".repeat(251))), b"251 + a surrogate pair");
+    put(
+        &dir.join(format!("{}😀", "y".repeat(251))),
+        b"251 + a surrogate pair",
+    );
     settle(dir);
 }
 
@@ -77,7 +83,10 @@ fn fat12_floppy_with_all_kinds_of_names() {
     put(&src.path().join("sub/empty"), b"");
     settle(src.path());
     let g = judge(src.path(), &opts(None, Some(1_474_560)));
-    assert_eq!((g.variant, g.sectors_per_cluster, g.root_entries, g.media), (FatVariant::Fat12, 1, 224, 0xF0));
+    assert_eq!(
+        (g.variant, g.sectors_per_cluster, g.root_entries, g.media),
+        (FatVariant::Fat12, 1, 224, 0xF0)
+    );
 }
 
 #[test]
@@ -87,10 +96,13 @@ fn fat16_file_sizes_around_clusters_and_holes() {
     }
     let src = tempfile::tempdir().unwrap();
     let d = src.path();
-    let g = kiln_fat::plan(&kiln_tree::Tree::new(kiln_tree::Metadata::made(0o755, 0, 0)), &opts(None, Some(64 << 20)))
-        .unwrap()
-        .geometry()
-        .cluster_bytes() as usize;
+    let g = kiln_fat::plan(
+        &kiln_tree::Tree::new(kiln_tree::Metadata::made(0o755, 0, 0)),
+        &opts(None, Some(64 << 20)),
+    )
+    .unwrap()
+    .geometry()
+    .cluster_bytes() as usize;
     put(&d.join("zero"), b"");
     put(&d.join("one byte"), b"1");
     put(&d.join("one cluster"), &bytes(g, 1));
@@ -126,7 +138,10 @@ fn fat32_sparse_600_mib() {
     let src = tempfile::tempdir().unwrap();
     let d = src.path();
     put(&d.join("EFI/BOOT/BOOTX64.EFI"), &bytes(300_000, 7));
-    put(&d.join("loader/entries/kiln.conf"), b"title kiln\nlinux /vmlinuz\n");
+    put(
+        &d.join("loader/entries/kiln.conf"),
+        b"title kiln\nlinux /vmlinuz\n",
+    );
     put(&d.join("vmlinuz"), &bytes(5 << 20, 8));
     put(&d.join("empty"), b"");
     names_tree(&d.join("names"));
@@ -143,7 +158,10 @@ fn large_directories_on_every_variant() {
     let src = tempfile::tempdir().unwrap();
     let d = src.path();
     for i in 0u32..3000 {
-        put(&d.join(format!("big/a rather long file name number {i:05}.data")), &i.to_le_bytes());
+        put(
+            &d.join(format!("big/a rather long file name number {i:05}.data")),
+            &i.to_le_bytes(),
+        );
     }
     // Aliases that collide through ~1 … ~9, ~10 and beyond.
     for i in 0..40 {

@@ -32,8 +32,12 @@ pub fn tool_path(name: &str) -> Option<PathBuf> {
 pub fn require_tools(names: &[&str]) -> bool {
     for name in names {
         if tool_path(name).is_none() {
-            let why = format!("the tool `{name}` is not installed (apt-get install dosfstools mtools)");
-            assert!(!in_ci(), "{why} (CI=true: a missing tool is a failure, not a skip)");
+            let why =
+                format!("the tool `{name}` is not installed (apt-get install dosfstools mtools)");
+            assert!(
+                !in_ci(),
+                "{why} (CI=true: a missing tool is a failure, not a skip)"
+            );
             eprintln!("SKIPPED: {why}");
             return false;
         }
@@ -156,25 +160,49 @@ pub fn mtools_match(image: &Path, source: &Path) {
     let dest = tempfile::tempdir().unwrap();
     let to = dest.path().join("out");
     fs::create_dir(&to).unwrap();
-    let out = run("mcopy", &["-i", img, "-s", "-n", "-m", "::/*", to.to_str().unwrap()]);
+    let out = run(
+        "mcopy",
+        &["-i", img, "-s", "-n", "-m", "::/*", to.to_str().unwrap()],
+    );
     let empty_root = fs::read_dir(source).unwrap().next().is_none();
-    assert!(out.status.success() || empty_root, "mcopy: {}", describe(&out));
+    assert!(
+        out.status.success() || empty_root,
+        "mcopy: {}",
+        describe(&out)
+    );
     // mtools 4.0 reads long names as UCS-2: each half of a surrogate pair
     // (a character outside the BMP, which kiln stores as UTF-16 as Windows
     // does) comes back as `_`. Expect that, which still checks that the
     // pair took two units.
     let ucs2 = |name: &str| -> String {
         name.chars()
-            .map(|c| if c.len_utf16() == 2 { "__".to_string() } else { c.to_string() })
+            .map(|c| {
+                if c.len_utf16() == 2 {
+                    "__".to_string()
+                } else {
+                    c.to_string()
+                }
+            })
             .collect()
     };
-    let want: BTreeMap<_, _> = contents(source).into_iter().map(|(k, v)| (ucs2(&k), v)).collect();
+    let want: BTreeMap<_, _> = contents(source)
+        .into_iter()
+        .map(|(k, v)| (ucs2(&k), v))
+        .collect();
     let got = contents(&to);
     let names = |m: &BTreeMap<String, Option<Vec<u8>>>| m.keys().cloned().collect::<Vec<_>>();
     let (wn, gn) = (names(&want), names(&got));
     if wn != gn {
-        let missing: Vec<_> = wn.iter().filter(|n| !got.contains_key(*n)).take(10).collect();
-        let extra: Vec<_> = gn.iter().filter(|n| !want.contains_key(*n)).take(10).collect();
+        let missing: Vec<_> = wn
+            .iter()
+            .filter(|n| !got.contains_key(*n))
+            .take(10)
+            .collect();
+        let extra: Vec<_> = gn
+            .iter()
+            .filter(|n| !want.contains_key(*n))
+            .take(10)
+            .collect();
         panic!("names differ: missing {missing:?}, extra {extra:?}");
     }
     for (name, data) in &want {
@@ -189,9 +217,23 @@ pub fn read_bpb(image: &Path) -> (FatVariant, String, u32, u32) {
     let b = fs::read(image).map(|d| d[..512].to_vec()).unwrap();
     let u16_at = |o: usize| u32::from(u16::from_le_bytes([b[o], b[o + 1]]));
     let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-    let (bps, spc, rsv, nfats, root) = (u16_at(11), u32::from(b[13]), u16_at(14), u32::from(b[16]), u16_at(17));
-    let total = if u16_at(19) != 0 { u16_at(19) } else { u32_at(32) };
-    let fatsz = if u16_at(22) != 0 { u16_at(22) } else { u32_at(36) };
+    let (bps, spc, rsv, nfats, root) = (
+        u16_at(11),
+        u32::from(b[13]),
+        u16_at(14),
+        u32::from(b[16]),
+        u16_at(17),
+    );
+    let total = if u16_at(19) != 0 {
+        u16_at(19)
+    } else {
+        u32_at(32)
+    };
+    let fatsz = if u16_at(22) != 0 {
+        u16_at(22)
+    } else {
+        u32_at(36)
+    };
     let root_sectors = (root * 32).div_ceil(bps);
     let data = total - rsv - nfats * fatsz - root_sectors;
     let clusters = data / spc;
@@ -202,8 +244,17 @@ pub fn read_bpb(image: &Path) -> (FatVariant, String, u32, u32) {
     } else {
         FatVariant::Fat32
     };
-    let named = if u16_at(22) != 0 { &b[54..62] } else { &b[82..90] };
-    (by_count, String::from_utf8_lossy(named).trim().to_string(), spc, clusters)
+    let named = if u16_at(22) != 0 {
+        &b[54..62]
+    } else {
+        &b[82..90]
+    };
+    (
+        by_count,
+        String::from_utf8_lossy(named).trim().to_string(),
+        spc,
+        clusters,
+    )
 }
 
 /// Writes `data` at `path` (creating parents) with a fixed modification time.
@@ -217,7 +268,8 @@ pub fn put(path: &Path, data: &[u8]) {
 pub fn set_time(path: &Path, secs: u64) {
     let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
     let f = fs::File::open(path).unwrap();
-    f.set_times(fs::FileTimes::new().set_modified(when).set_accessed(when)).unwrap();
+    f.set_times(fs::FileTimes::new().set_modified(when).set_accessed(when))
+        .unwrap();
 }
 
 /// Gives every directory under `dir` (and `dir`) a fixed time, after its
