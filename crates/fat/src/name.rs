@@ -159,9 +159,8 @@ fn exact(name: &str) -> Option<Short> {
     if !ok(base) || !ok(ext) {
         return None;
     }
-    let flags = match (lower(base)?, lower(ext)?) {
-        (b, e) => (if b { NTRES_LOWER_BASE } else { 0 }) | (if e { NTRES_LOWER_EXT } else { 0 }),
-    };
+    let (b, e) = (lower(base)?, lower(ext)?);
+    let flags = (if b { NTRES_LOWER_BASE } else { 0 }) | (if e { NTRES_LOWER_EXT } else { 0 });
     let up = |s: &str| s.to_ascii_uppercase();
     Some(Short::Exact(pack(&up(base), &up(ext)), flags))
 }

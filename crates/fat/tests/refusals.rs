@@ -24,7 +24,7 @@ fn file(t: &mut Tree, dir: NodeId, name: &str, data: &[u8]) -> NodeId {
     let bytes: Arc<[u8]> = data.into();
     let source = DataSource::Bytes(Arc::new(Inline::new(bytes, "spec".into())));
     let size = data.len() as u64;
-    let data = if size == 0 { vec![] } else { vec![0..size] };
+    let data = std::iter::once(0..size).filter(|r| !r.is_empty()).collect();
     let id = t.add(Node {
         meta: meta(),
         body: Body::File(FileData::new(source, size, data)),
@@ -259,4 +259,59 @@ fn emit_goes_forward_and_skips_zero_clusters() {
             "{variant}: {written} bytes written"
         );
     }
+}
+
+/// Attributes from the options' map and from the mode, and the FAT
+/// times, as mtools shows them.
+#[test]
+fn attributes_and_times() {
+    if !require_tools(&["mattrib", "mdir", "fsck.fat"]) {
+        return;
+    }
+    let mut t = tree();
+    let efi = dir(&mut t, Tree::ROOT, "EFI");
+    let boot = dir(&mut t, efi, "BOOT");
+    file(&mut t, boot, "BOOTX64.EFI", b"MZ");
+    let ro = file(&mut t, Tree::ROOT, "read-only.txt", b"ro");
+    t.node_mut(ro).meta.perm = 0o444;
+    // 2023-11-14T22:13:21Z; an access time before 1980 is clamped.
+    t.node_mut(ro).meta.mtime.secs = 1_700_000_001;
+    t.finish();
+    let mut opts = FatOptions::default();
+    opts.attributes.insert(
+        "/EFI/BOOT/BOOTX64.EFI".into(),
+        kiln_fat::Attributes {
+            hidden: true,
+            system: true,
+            ..Default::default()
+        },
+    );
+    let plan = kiln_fat::plan(&t, &opts).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let image = out.path().join("attr.img");
+    let sink = kiln_sink::SparseFile::create(&image, plan.size(), false).unwrap();
+    let report = kiln_fat::emit(&plan, &sink).unwrap();
+    assert_eq!(report.notes().len(), 1);
+    sink.commit(kiln_sink::Durability::Writeback).unwrap();
+    fsck_clean(&image);
+    let img = image.to_str().unwrap();
+    let attrs = |path: &str| {
+        let out = run("mattrib", &["-i", img, path]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.split("::").next().unwrap().to_string()
+    };
+    let efi_attrs = attrs("::/EFI/BOOT/BOOTX64.EFI");
+    assert!(
+        efi_attrs.contains('S') && efi_attrs.contains('H') && efi_attrs.contains('A'),
+        "{efi_attrs:?}"
+    );
+    let ro_attrs = attrs("::/read-only.txt");
+    assert!(
+        ro_attrs.contains('R') && !ro_attrs.contains('H'),
+        "{ro_attrs:?}"
+    );
+    let out = run("mdir", &["-i", img, "::/"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("2023-11-14  22:13"), "{listing}");
 }
