@@ -359,3 +359,69 @@ mod tests {
         assert_eq!(&out[30..32], &[b'm', 0]);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Names from an alphabet rich in what aliasing must handle.
+    fn names() -> impl Strategy<Value = Vec<String>> {
+        let name = proptest::collection::vec(
+            prop_oneof![
+                Just('a'),
+                Just('B'),
+                Just('z'),
+                Just('.'),
+                Just(' '),
+                Just('~'),
+                Just('1'),
+                Just('+'),
+                Just('é'),
+                Just('日'),
+            ],
+            1..20,
+        )
+        .prop_map(|c| c.into_iter().collect::<String>())
+        .prop_filter("valid", |n| check(n.as_bytes()).is_ok());
+        proptest::collection::vec(name, 1..40)
+    }
+
+    proptest! {
+        #[test]
+        fn aliases_are_valid_and_unique(names in names()) {
+            let mut seen = HashSet::new();
+            let names: Vec<String> = names.into_iter().filter(|n| seen.insert(fold(n))).collect();
+            let classes: Vec<Short> = names.iter().map(|n| classify(n)).collect();
+            let aliases = assign(&classes).unwrap();
+            let unique: HashSet<_> = aliases.iter().collect();
+            prop_assert_eq!(unique.len(), aliases.len());
+            for a in &aliases {
+                prop_assert!(a[0] != b' ');
+                for part in [&a[..8], &a[8..]] {
+                    let text = std::str::from_utf8(part).unwrap().trim_end_matches(' ');
+                    prop_assert!(!text.contains(' '), "{:?}", a);
+                    prop_assert!(text.chars().all(short_char), "{:?}", a);
+                }
+            }
+        }
+
+        #[test]
+        fn long_name_slots_carry_the_name(name in names().prop_map(|mut v| v.remove(0))) {
+            let units: Vec<u16> = name.encode_utf16().collect();
+            let mut out = Vec::new();
+            encode_lfn(&units, 7, &mut out);
+            prop_assert_eq!(out.len(), slots(units.len()) * 32);
+            // Read back: slots in reverse, 13 units each, up to the terminator.
+            let mut back = Vec::new();
+            for slot in out.chunks(32).rev() {
+                for &off in &LFN_UNIT_OFFSETS {
+                    back.push(u16::from_le_bytes([slot[off], slot[off + 1]]));
+                }
+            }
+            let end = back.iter().position(|&u| u == 0).unwrap_or(back.len());
+            prop_assert_eq!(&back[..end], &units[..]);
+        }
+    }
+}

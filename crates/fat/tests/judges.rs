@@ -192,3 +192,86 @@ fn default_size_fits_with_headroom() {
     judge(empty.path(), &opts(None, None));
     judge(empty.path(), &opts(Some(FatVariant::Fat32), None));
 }
+
+/// Random trees (names rich in dots, spaces, case, tails and non-ASCII;
+/// sizes around cluster edges; nesting) on a random variant: fsck.fat and
+/// mtools judge each.
+mod random {
+    use std::collections::HashSet;
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        let c = prop_oneof![
+            Just('a'),
+            Just('B'),
+            Just('.'),
+            Just(' '),
+            Just('~'),
+            Just('1'),
+            Just('+'),
+            Just('é'),
+            Just('日'),
+        ];
+        proptest::collection::vec(c, 1..16)
+            .prop_map(|c| c.into_iter().collect::<String>())
+            .prop_filter("FAT can hold it", |n| !n.ends_with(['.', ' ']))
+    }
+
+    /// (directory index, name, size or None for a new directory).
+    fn entries() -> impl Strategy<Value = Vec<(usize, String, Option<usize>)>> {
+        let size = prop_oneof![
+            Just(0usize),
+            Just(511),
+            Just(512),
+            Just(2048),
+            Just(2049),
+            0..20_000usize
+        ];
+        proptest::collection::vec(
+            (0..8usize, name(), proptest::option::weighted(0.8, size)),
+            1..60,
+        )
+    }
+
+    fn variant() -> impl Strategy<Value = Option<FatVariant>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(FatVariant::Fat12)),
+            Just(Some(FatVariant::Fat16)),
+            Just(Some(FatVariant::Fat32))
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+        #[test]
+        fn random_trees_pass_the_judges(entries in entries(), variant in variant()) {
+            if !require_tools(&["fsck.fat", "mdir", "mcopy"]) {
+                return Ok(());
+            }
+            let src = tempfile::tempdir().unwrap();
+            let mut dirs: Vec<PathBuf> = vec![src.path().to_path_buf()];
+            let mut folded = HashSet::new();
+            for (i, (parent, name, size)) in entries.into_iter().enumerate() {
+                let parent = dirs[parent % dirs.len()].clone();
+                if !folded.insert((parent.clone(), name.to_uppercase())) {
+                    continue;
+                }
+                let path = parent.join(&name);
+                match size {
+                    Some(n) => put(&path, &bytes(n, i as u32)),
+                    None => {
+                        fs::create_dir(&path).unwrap();
+                        dirs.push(path);
+                    }
+                }
+            }
+            settle(src.path());
+            judge(src.path(), &FatOptions { variant, ..FatOptions::default() });
+        }
+    }
+}
