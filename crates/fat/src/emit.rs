@@ -124,12 +124,15 @@ fn copy_file(
         write_nonzero(sink, at + pos, &buf[..span], cb as usize)?;
         pos += n;
     }
-    match reader.check(f.size).map_err(source)? {
-        Freshness::Unchanged => Ok(()),
-        other => Err(source(DataError::Changed(format!(
-            "{other:?} since the tree was read"
-        )))),
-    }
+    let changed = match reader.check(f.size).map_err(source)? {
+        Freshness::Unchanged => return Ok(()),
+        Freshness::Rewritten => "it was rewritten since the tree was read".to_string(),
+        Freshness::Resized { now } => {
+            format!("it was {} bytes when the tree was read, now {now}", f.size)
+        }
+        Freshness::Moving => "it changed while it was being copied".to_string(),
+    };
+    Err(source(DataError::Changed(changed)))
 }
 
 /// Writes the clusters of `buf` (at byte `at`) that are not all zeros, runs

@@ -106,3 +106,53 @@ fn default_geometry_matches_mkfs_fat() {
         std::fs::remove_file(&image).unwrap();
     }
 }
+
+/// Every cluster size from 512 bytes to 64 KiB, on FAT16 and FAT32.
+#[test]
+fn every_cluster_size() {
+    if !require_tools(&["fsck.fat", "mdir", "mcopy"]) {
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    put(&src.path().join("small"), b"s");
+    put(&src.path().join("dir/large.bin"), &bytes(200_000, 3));
+    settle(src.path());
+    for shift in 9..=16 {
+        let cs = 1u32 << shift;
+        for (variant, clusters) in [(FatVariant::Fat16, 5000), (FatVariant::Fat32, 65_600)] {
+            let size = size_for(variant, cs, clusters);
+            let out = tempfile::tempdir().unwrap();
+            let image = out.path().join("cs.img");
+            let g = build(src.path(), &at(variant, cs, size), &image);
+            assert_eq!((g.variant, g.cluster_bytes()), (variant, cs));
+            fsck_clean(&image);
+            mtools_match(&image, src.path());
+            let (by_count, _, spc, _) = read_bpb(&image);
+            assert_eq!((by_count, spc * 512), (variant, cs));
+        }
+    }
+}
+
+#[test]
+fn a_given_volume_id_is_written() {
+    let opts = FatOptions {
+        volume_id: Some(0xDEAD_BEEF),
+        label: Some("esp".into()),
+        size: Some(1_474_560),
+        ..FatOptions::default()
+    };
+    let tree = empty_tree();
+    let plan = kiln_fat::plan(&tree, &opts).unwrap();
+    assert_eq!(plan.volume_id(), 0xDEAD_BEEF);
+    let out = tempfile::tempdir().unwrap();
+    let image = out.path().join("id.img");
+    let sink = kiln_sink::SparseFile::create(&image, plan.size(), false).unwrap();
+    kiln_fat::emit(&plan, &sink).unwrap();
+    sink.commit(kiln_sink::Durability::Writeback).unwrap();
+    let b = std::fs::read(&image).unwrap();
+    assert_eq!(&b[39..43], &0xDEAD_BEEFu32.to_le_bytes());
+    assert_eq!(&b[43..54], b"ESP        ");
+    if require_tools(&["fsck.fat"]) {
+        fsck_clean(&image);
+    }
+}

@@ -315,3 +315,23 @@ fn attributes_and_times() {
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains("2023-11-14  22:13"), "{listing}");
 }
+
+/// A source file that changed after the tree was read fails emit, naming
+/// the image path and the source.
+#[test]
+fn a_source_changed_since_the_tree_was_read() {
+    let src = tempfile::tempdir().unwrap();
+    put(&src.path().join("dir/f.txt"), b"before");
+    settle(src.path());
+    let tree = tree_of(src.path());
+    let plan = kiln_fat::plan(&tree, &FatOptions::default()).unwrap();
+    std::fs::write(src.path().join("dir/f.txt"), b"after, longer").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let sink =
+        kiln_sink::SparseFile::create(&out.path().join("x.img"), plan.size(), false).unwrap();
+    let e = kiln_fat::emit(&plan, &sink).unwrap_err().to_string();
+    assert!(
+        e.starts_with("/dir/f.txt (from ") && e.contains("6 bytes when the tree was read, now 13"),
+        "{e}"
+    );
+}
