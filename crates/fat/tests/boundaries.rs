@@ -69,6 +69,22 @@ fn images_at_the_cluster_count_edges() {
             "{variant} at {size}"
         );
         assert_eq!(named, variant.to_string());
+        // fsck.fat's own inference, from its verbose summary.
+        let bits = match variant {
+            Fat12 => 12,
+            Fat16 => 16,
+            Fat32 => 32,
+        };
+        let out = run("fsck.fat", &["-n", "-v", image.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("2 FATs, {bits} bit entries")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{clusters} data clusters")),
+            "{text}"
+        );
         // The other side of the edge cannot be that size and cluster size.
         let e = kiln_fat::plan(&empty_tree(), &at(other, cs, size)).unwrap_err();
         assert!(e.to_string().contains(&format!("no {other} volume")), "{e}");
