@@ -277,9 +277,12 @@ fn adjusted(variant: FatVariant, total: u32, root: u32) -> Option<Geometry> {
 }
 
 /// The root entries of a FAT12/16 volume: the default, or what the root
-/// needs rounded up to whole sectors.
+/// needs rounded up to whole sectors, at most [`MAX_ROOT_ENTRIES`] (the
+/// plan refuses a root that needs more).
 fn root_entries(default: u32, needed: u32) -> u32 {
-    default.max(needed.next_multiple_of(16))
+    default
+        .max(needed.next_multiple_of(16))
+        .min(MAX_ROOT_ENTRIES)
 }
 
 /// Chooses the geometry for `req`; `None` when no geometry of the asked

@@ -270,7 +270,18 @@ pub fn plan<'t>(tree: &'t Tree, opts: &FatOptions) -> Result<FatPlan<'t>, FatErr
             });
         }
     }
-    let root_needed = (slots[0] as u32).min(MAX_ROOT_ENTRIES + 1);
+    let root_needed = slots[0] as u32;
+    // A root too large for FAT12/16's fixed root directory needs FAT32.
+    let fat32_root;
+    let opts = if opts.variant.is_none() && root_needed > MAX_ROOT_ENTRIES {
+        fat32_root = FatOptions {
+            variant: Some(FatVariant::Fat32),
+            ..opts.clone()
+        };
+        &fat32_root
+    } else {
+        opts
+    };
     let geometry = geometry(opts, spc, root_needed, |g| {
         let fat32 = g.variant == FatVariant::Fat32;
         clusters_needed(&items, &slots, u64::from(g.cluster_bytes()), fat32)

@@ -335,3 +335,25 @@ fn a_source_changed_since_the_tree_was_read() {
         "{e}"
     );
 }
+
+/// A root of more entries than FAT12/16's fixed root holds (65,520) is
+/// FAT32 by default and refused on FAT16.
+#[test]
+fn a_root_larger_than_the_fixed_root() {
+    let mut t = tree();
+    for i in 0..65_530 {
+        file(&mut t, Tree::ROOT, &format!("F{i:05}"), b"");
+    }
+    t.finish();
+    let plan = kiln_fat::plan(&t, &FatOptions::default()).unwrap();
+    assert_eq!(plan.geometry().variant, FatVariant::Fat32);
+    let fat16 = FatOptions {
+        variant: Some(FatVariant::Fat16),
+        ..FatOptions::default()
+    };
+    let e = kiln_fat::plan(&t, &fat16).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "/: needs 65530 directory entries, FAT allows at most 65520"
+    );
+}
