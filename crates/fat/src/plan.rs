@@ -310,62 +310,15 @@ pub fn plan<'t>(tree: &'t Tree, opts: &FatOptions) -> Result<FatPlan<'t>, FatErr
     }
 
     // Directory contents.
-    let mut dir_bytes: Vec<Vec<u8>> = Vec::with_capacity(dirs.len());
     let dropped_modes = items.len() > 1;
+    let mut dir_bytes: Vec<Vec<u8>> = Vec::with_capacity(dirs.len());
     for (d, dir) in dirs.iter().enumerate() {
-        let meta = &tree.node(dir.node).meta;
-        let mut out = Vec::with_capacity(slots[d] as usize * DIR_ENTRY_SIZE);
-        let own_item = dir.item;
-        match dir.parent {
-            None => {
-                if let Some(label) = label {
-                    // The label's entry keeps only a write time.
-                    let mut e = entry(label, ATTR_VOLUME_ID, 0, meta, 0, 0);
-                    e.created = FatTime::ZERO;
-                    e.accessed = FatTime::ZERO;
-                    e.encode(&mut out);
-                }
-            }
-            Some(parent) => {
-                entry(*b".          ", ATTR_DIRECTORY, 0, meta, first[own_item], 0)
-                    .encode(&mut out);
-                // `..` names cluster 0 when the parent is the root, on FAT32 too.
-                let up = if parent == 0 { 0 } else { first[parent] };
-                entry(*b"..         ", ATTR_DIRECTORY, 0, meta, up, 0).encode(&mut out);
-            }
-        }
-        let shorts: Vec<Short> = dir.entries.iter().map(|e| e.short.clone()).collect();
-        let aliases = name::assign(&shorts)
-            .ok_or_else(|| FatError::Options(format!("{}: no free 8.3 alias left", dir.path)))?;
-        for (e, alias) in dir.entries.iter().zip(aliases) {
-            let child = tree.node(e.child);
-            let nt_res = match &e.short {
-                Short::Exact(_, flags) => *flags,
-                Short::Basis { .. } => {
-                    name::encode_lfn(&e.utf16, name::checksum(&alias), &mut out);
-                    0
-                }
-            };
-            let (mut attr, size) = match &child.body {
-                Body::File(f) => (ATTR_ARCHIVE, f.size as u32),
-                _ => (ATTR_DIRECTORY, 0),
-            };
-            if matches!(child.body, Body::File(_)) && child.meta.perm & OWNER_WRITE == 0 {
-                attr |= ATTR_READ_ONLY;
-            }
-            let image_path = child_path(&dir.path, String::from_utf16_lossy(&e.utf16).as_bytes());
-            if let Some(extra) = opts.attributes.get(&image_path) {
-                attr |= extra_bits(extra);
-            }
-            entry(alias, attr, nt_res, &child.meta, first[e.item], size).encode(&mut out);
-        }
         let size = if d == 0 && !fat32 {
             geometry.root_entries as usize * DIR_ENTRY_SIZE
         } else {
-            lens[own_item] as usize * cb as usize
+            lens[dir.item] as usize * cb as usize
         };
-        out.resize(size, 0);
-        dir_bytes.push(out);
+        dir_bytes.push(render_dir(tree, dir, &first, label, opts, size)?);
     }
 
     let volume_id = opts
@@ -407,6 +360,66 @@ pub fn plan<'t>(tree: &'t Tree, opts: &FatOptions) -> Result<FatPlan<'t>, FatErr
         next_free: cursor,
         dropped_modes,
     })
+}
+
+/// The bytes of directory `dir`, `size` of them (its clusters, or the
+/// fixed root): `.` and `..` (or the root's label entry), then each
+/// entry's long-name slots and short entry, in name order; `first` holds
+/// each item's first cluster.
+fn render_dir(
+    tree: &Tree,
+    dir: &DirInfo,
+    first: &[u32],
+    label: Option<[u8; 11]>,
+    opts: &FatOptions,
+    size: usize,
+) -> Result<Vec<u8>, FatError> {
+    let meta = &tree.node(dir.node).meta;
+    let mut out = Vec::with_capacity(size);
+    match dir.parent {
+        None => {
+            if let Some(label) = label {
+                // The label's entry keeps only a write time.
+                let mut e = entry(label, ATTR_VOLUME_ID, 0, meta, 0, 0);
+                e.created = FatTime::ZERO;
+                e.accessed = FatTime::ZERO;
+                e.encode(&mut out);
+            }
+        }
+        Some(parent) => {
+            entry(*b".          ", ATTR_DIRECTORY, 0, meta, first[dir.item], 0).encode(&mut out);
+            // `..` names cluster 0 when the parent is the root, on FAT32 too.
+            let up = if parent == 0 { 0 } else { first[parent] };
+            entry(*b"..         ", ATTR_DIRECTORY, 0, meta, up, 0).encode(&mut out);
+        }
+    }
+    let shorts: Vec<Short> = dir.entries.iter().map(|e| e.short.clone()).collect();
+    let aliases = name::assign(&shorts)
+        .ok_or_else(|| FatError::Options(format!("{}: no free 8.3 alias left", dir.path)))?;
+    for (e, alias) in dir.entries.iter().zip(aliases) {
+        let child = tree.node(e.child);
+        let nt_res = match &e.short {
+            Short::Exact(_, flags) => *flags,
+            Short::Basis { .. } => {
+                name::encode_lfn(&e.utf16, name::checksum(&alias), &mut out);
+                0
+            }
+        };
+        let (mut attr, file_size) = match &child.body {
+            Body::File(f) => (ATTR_ARCHIVE, f.size as u32),
+            _ => (ATTR_DIRECTORY, 0),
+        };
+        if matches!(child.body, Body::File(_)) && child.meta.perm & OWNER_WRITE == 0 {
+            attr |= ATTR_READ_ONLY;
+        }
+        let image_path = child_path(&dir.path, String::from_utf16_lossy(&e.utf16).as_bytes());
+        if let Some(extra) = opts.attributes.get(&image_path) {
+            attr |= extra_bits(extra);
+        }
+        entry(alias, attr, nt_res, &child.meta, first[e.item], file_size).encode(&mut out);
+    }
+    out.resize(size, 0);
+    Ok(out)
 }
 
 /// The attribute bits of `a`.
