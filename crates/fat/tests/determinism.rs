@@ -54,3 +54,29 @@ fn same_tree_same_bytes() {
         );
     }
 }
+
+/// A streaming sink (which can never go back) gets the same bytes as the
+/// sparse file.
+#[test]
+fn a_stream_gets_the_same_bytes() {
+    let src = tempfile::tempdir().unwrap();
+    make(src.path(), false);
+    let tree = tree_of(src.path());
+    for variant in [FatVariant::Fat12, FatVariant::Fat16, FatVariant::Fat32] {
+        let opts = FatOptions {
+            variant: Some(variant),
+            ..FatOptions::default()
+        };
+        let plan = kiln_fat::plan(&tree, &opts).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let streamed = out.path().join("stream.img");
+        let file = fs::File::create(&streamed).unwrap();
+        let sink = kiln_sink::stream::StreamSink::raw(file, plan.size());
+        kiln_fat::emit(&plan, &sink).unwrap();
+        sink.finish().unwrap();
+        assert!(
+            fs::read(&streamed).unwrap() == image(src.path(), &opts),
+            "{variant}"
+        );
+    }
+}
