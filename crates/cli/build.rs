@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use kiln_lib::{BuildReport, DiskRequest, Layout, Observer, Phase, Progress};
+use kiln_lib::{BuildReport, BuildRequest, DiskRequest, Layout, Observer, Phase, Progress};
 
 use crate::display::{self, Display};
 use crate::flags::{BuildArgs, Layer};
@@ -16,43 +16,46 @@ use crate::source_date_epoch;
 /// `kiln build`.
 pub(crate) fn build(args: &BuildArgs, layers: Vec<Layer>) -> Result<()> {
     let sde = source_date_epoch()?;
-    let disk = match &args.config {
+    // Every flag is settled here, before the build reads anything.
+    let job = match &args.config {
         Some(config) if !layers.is_empty() => bail!(
             "with --config, the sources and specs of each filesystem go in {}",
             config.display()
         ),
-        Some(config) => Some(DiskRequest {
+        Some(config) => Job::Disk(Box::new(DiskRequest {
             layout: Layout::load(config)?,
             output: args.output_request(),
             live: args.live,
             source_date_epoch: sde,
-        }),
-        None => None,
-    };
-    // Every flag is settled here, before the build reads anything.
-    let plain = match &disk {
-        Some(_) => None,
-        None => Some(args.request(layers, sde)?),
+        })),
+        None => Job::Fs(Box::new(args.request(layers, sde)?)),
     };
     let console = Console::start(args);
-    let report = match (&disk, &plain) {
-        (Some(req), _) => kiln_lib::build_disk(req, &console)?,
-        (None, Some(req)) => kiln_lib::build(req, &console)?,
-        // OK: `plain` is made whenever `disk` is not.
-        (None, None) => unreachable!("a disk or a filesystem request"),
+    let report = match &job {
+        Job::Disk(req) => kiln_lib::build_disk(req, &console)?,
+        Job::Fs(req) => kiln_lib::build(req, &console)?,
     };
     let timings = console.finish();
-    if !args.quiet {
-        match disk {
-            Some(_) => print_disk_summary(&report, &args.output),
-            None => print_summary(&report, &args.output),
-        }
+    let disk = matches!(job, Job::Disk(_));
+    if !args.quiet && disk {
+        print_disk_summary(&report, &args.output);
+    } else if !args.quiet {
+        print_summary(&report, &args.output);
     }
-    print_low_room(&report, &args.output, disk.is_some());
+    print_low_room(&report, &args.output, disk);
     if args.verbose {
         eprintln!("{}", display::timings_line(&timings));
     }
     Ok(())
+}
+
+/// What `kiln build` was asked for (both boxed: large, and of different
+/// sizes, which clippy's large_enum_variant flags).
+enum Job {
+    /// A whole disk (`--config`).
+    Disk(Box<DiskRequest>),
+    /// One filesystem image.
+    Fs(Box<BuildRequest>),
 }
 
 /// The observer of a build on the command line: the progress display

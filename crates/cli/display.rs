@@ -99,7 +99,6 @@ impl Display {
         let now = Instant::now();
         self.timings.push((done, now - since));
         self.current = (phase, now);
-        self.progress.set_phase(phase);
     }
 
     /// Ends the last phase and clears the display; returns how long each

@@ -19,20 +19,6 @@ pub(crate) struct FatTime {
     pub(crate) tenths: u8,
 }
 
-/// Days since 1970-01-01 to a civil (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 impl FatTime {
     /// All fields zero: no time (the label entry's creation and access).
     pub(crate) const ZERO: FatTime = FatTime {
@@ -51,7 +37,7 @@ impl FatTime {
         } else {
             (t.secs, t.nanos / 10_000_000)
         };
-        let (y, m, d) = civil(secs.div_euclid(86_400));
+        let (y, m, d) = kiln_tree::civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400) as u32;
         let (h, min, s) = (sod / 3600, sod / 60 % 60, sod % 60);
         FatTime {

@@ -109,9 +109,9 @@ impl FsReport {
     }
 }
 
-/// The type GUID of a partition holding a plain filesystem image (the
-/// Discoverable Partitions Specification's generic Linux data).
-const LINUX_GENERIC: &str = "0fc63daf-8483-4772-8e79-3d69d8477de4";
+/// The type of a plain filesystem image's one partition, as reported: the
+/// Discoverable Partitions Specification's generic Linux data.
+const PLAIN_TYPE: &str = "linux-generic";
 
 impl BuildReport {
     /// The report of a disk.
@@ -161,8 +161,11 @@ impl BuildReport {
             partitions: vec![PartitionReport {
                 number: 1,
                 label: String::new(),
-                type_name: Some("linux-generic"),
-                type_guid: LINUX_GENERIC.to_string(),
+                type_name: Some(PLAIN_TYPE),
+                // OK: kiln-disk's table names every type kiln reports.
+                type_guid: kiln_disk::type_guid(PLAIN_TYPE)
+                    .expect("a known type")
+                    .to_string(),
                 uuid: None,
                 offset: 0,
                 size: plan.image_size,

@@ -69,6 +69,7 @@ use std::sync::Arc;
 
 pub use contexts::{parse_file_contexts, FileContexts};
 pub use devtable::parse_device_table;
+pub use time::civil_from_days;
 
 use kiln_host::HostFileType;
 use thin_vec::ThinVec;

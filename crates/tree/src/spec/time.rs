@@ -125,6 +125,28 @@ fn civil_days(date: &str) -> Option<i64> {
     Some(era * DAYS_PER_ERA + day_of_era - EPOCH_DAYS)
 }
 
+/// The proleptic Gregorian `(year, month, day)` of a day count since
+/// 1970-01-01: [`civil_days`] the other way (Hinnant's era arithmetic,
+/// years counted from March so the leap day ends one). For the dates that
+/// outputs print or store (`kiln info`, FAT directory entries).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + EPOCH_DAYS;
+    let era = z.div_euclid(DAYS_PER_ERA);
+    let day_of_era = z.rem_euclid(DAYS_PER_ERA);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 fn days_in_month(year: i64, month: i64) -> i64 {
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     match month {
@@ -170,6 +192,17 @@ fn fixed(text: &str, width: usize) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn civil_from_days_inverts_civil_days() {
+        for days in (-700_000..2_000_000).step_by(97) {
+            let (y, m, d) = super::civil_from_days(days);
+            let date = format!("{y:04}-{m:02}-{d:02}");
+            assert_eq!(super::civil_days(&date), Some(days), "{date}");
+        }
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+    }
+
     use super::*;
 
     fn t(secs: i64, nanos: u32) -> Timestamp {
