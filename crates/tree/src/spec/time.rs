@@ -126,7 +126,7 @@ fn civil_days(date: &str) -> Option<i64> {
 }
 
 /// The proleptic Gregorian `(year, month, day)` of a day count since
-/// 1970-01-01: [`civil_days`] the other way (Hinnant's era arithmetic,
+/// 1970-01-01: `civil_days` the other way (Hinnant's era arithmetic,
 /// years counted from March so the leap day ends one). For the dates that
 /// outputs print or store (`kiln info`, FAT directory entries).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
