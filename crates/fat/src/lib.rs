@@ -36,15 +36,18 @@ mod geometry;
 mod le;
 mod name;
 mod plan;
+pub mod read;
 mod table;
 mod time;
 
 use std::collections::BTreeMap;
 
 pub use emit::{emit, FatReport};
-pub use error::FatError;
+pub use error::{FatError, ReadError};
 pub use geometry::Geometry;
 pub use plan::{plan, FatPlan};
+pub use read::{probe, DirEntry, FatReader, FileMap, Volume, WalkEntry};
+pub use time::stored_mtime;
 
 /// The three FAT variants, by the width of a FAT entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
