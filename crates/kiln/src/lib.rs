@@ -61,7 +61,7 @@ mod verify;
 pub use build::build;
 pub use disk::{build_disk, DiskRequest};
 pub use extract::{extract, ExtractRequest};
-pub use image::Image;
+pub use image::{FsKind, Image};
 pub use layout::Layout;
 pub use observer::{Observer, Quiet};
 pub use progress::{Phase, Progress};
@@ -73,4 +73,4 @@ pub use utc::utc;
 pub use verify::{verify, VerifyReport, VerifyRequest};
 
 /// The crates below, for their types (`FsType`, `IdMap`, `Durability`, ...).
-pub use {kiln_ext, kiln_sink, kiln_tree};
+pub use {kiln_ext, kiln_fat, kiln_sink, kiln_tree};

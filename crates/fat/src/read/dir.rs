@@ -65,6 +65,11 @@ impl DirEntry {
         self.attributes & ATTR_DIRECTORY != 0
     }
 
+    /// Whether it is read-only (`ATTR_READ_ONLY`).
+    pub fn read_only(&self) -> bool {
+        self.attributes & crate::dirent::ATTR_READ_ONLY != 0
+    }
+
     /// The attributes as `ls` letters: `d` directory, `r` read-only, `h`
     /// hidden, `s` system, `a` archive (`-` where unset).
     pub fn attribute_letters(&self) -> String {

@@ -307,8 +307,9 @@ impl FatReader {
         Ok(at)
     }
 
-    /// Every entry from `start` down (`start` first, with an empty path),
-    /// parents before their entries. A directory reached twice, a tree
+    /// Every entry from `start` down (`start` first, with an empty path):
+    /// each directory's entries in name order, then those of its
+    /// subdirectories, depth first. A directory reached twice, a tree
     /// deeper than [`MAX_DEPTH`] or paths adding up to absurd sizes are
     /// corrupt.
     pub fn walk(&self, start: &DirEntry) -> Result<Vec<WalkEntry>, ReadError> {
@@ -324,7 +325,9 @@ impl FatReader {
         let mut stack = vec![(start.clone(), Vec::new(), 0usize)];
         while let Some((dir, prefix, depth)) = stack.pop() {
             let mut subdirs = Vec::new();
-            for e in self.read_dir(&dir)? {
+            let mut entries = self.read_dir(&dir)?;
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            for e in entries {
                 let path = join(&prefix, &e.name);
                 path_bytes += path.len() as u64;
                 if path_bytes > MAX_PATH_BYTES {
