@@ -1,16 +1,16 @@
 //! [`FatReader`]: kiln's reader of FAT12/16/32 images (VFAT long names),
 //! from the writer's own offsets and decoders.
 //!
-//! Every image is untrusted. The boot sector is checked ([`bpb`]) before
+//! Every image is untrusted. The boot sector is checked (`bpb.rs`) before
 //! anything is read by it, and the volume must fit its partition or file;
 //! the FAT is read once (at most the bytes that map the volume's
-//! clusters, which the volume holds); every chain is walked by [`chain`],
+//! clusters, which the volume holds); every chain is walked by `chain.rs`,
 //! bounded by what it is for (a file's size, the largest directory FAT
 //! allows) and refused where it loops, leaves the volume or runs into a
-//! free or bad cluster; directories are decoded by [`dir`], whose names
+//! free or bad cluster; directories are decoded by `dir.rs`, whose names
 //! are single path components, each once per directory; a walk refuses a
 //! directory reached twice. So no command allocates or loops beyond what
-//! the image's size allows. [`check`] judges the rest: cross-linked and
+//! the image's size allows. `check.rs` judges the rest: cross-linked and
 //! lost clusters, chains longer than their files, FSInfo's free count,
 //! FAT copies that differ.
 
@@ -235,7 +235,7 @@ impl FatReader {
     }
 
     /// The entries of directory `dir` other than its dot entries, in
-    /// on-disk order. Names are checked (see [`dir`]).
+    /// on-disk order. Names are checked (see `dir.rs`).
     pub fn read_dir(&self, dir: &DirEntry) -> Result<Vec<DirEntry>, ReadError> {
         Ok(self.decode_dir(dir)?.entries)
     }
