@@ -119,7 +119,7 @@ impl Volume {
             FatVariant::Fat16 => 16,
             FatVariant::Fat32 => 32,
         };
-        (u64::from(self.clusters) + 2) * bits / 8 + 1
+        ((u64::from(self.clusters) + 2) * bits).div_ceil(8)
     }
 }
 
