@@ -80,6 +80,8 @@ mod grub;
 mod tar_input;
 // Issue 17, point 3: sources written during the build, and --live.
 mod live;
+// Issue 19 (readers): info, ls, cat, extract and verify of FAT images and partitions; hostile FAT images.
+mod fat_read;
 // Issue 18: every flag checked before any source is read.
 mod flags;
 // Issue 18, point 4: the progress display on a terminal (under `script`), -q and -v.

@@ -1,5 +1,6 @@
 //! `kiln info`, `kiln ls` and `kiln cat`: looking inside an image, or a
-//! partition of a disk image, without mounting it.
+//! partition of a disk image, without mounting it; ext here, FAT in
+//! [`fat`] (the type told by the image's bytes, [`FsKind::of`]).
 //!
 //! Everything is read with kiln's own reader ([`kiln_ext::read_superblock`]
 //! and [`ImageReader`], sharing the writer's offsets), which treats the image
@@ -16,10 +17,14 @@ use kiln_tree::escape;
 use serde::Serialize;
 
 use kiln_disk::PartitionInfo;
-use kiln_lib::{utc, Image};
+use kiln_lib::{utc, FsKind, Image};
 
 use crate::flags::{CatArgs, InfoArgs, LsArgs};
 use crate::Stderr;
+
+mod fat;
+
+use fat::FatInfo;
 
 /// Bytes of the image that hold the primary superblock.
 const SUPERBLOCK_END: u64 = 2048;
@@ -27,7 +32,7 @@ const SUPERBLOCK_END: u64 = 2048;
 /// its own subtree, and this bounds the walk (real trees are far shallower).
 pub(crate) const MAX_DEPTH: usize = 4096;
 /// Bytes `cat` reads at a time.
-const CAT_CHUNK: usize = 1 << 20;
+pub(crate) const CAT_CHUNK: usize = 1 << 20;
 
 /// What `kiln info` reports, in text or as JSON.
 #[derive(Debug, Serialize)]
@@ -129,8 +134,40 @@ struct PartitionReport {
     uuid: String,
     offset: u64,
     size: u64,
-    /// The filesystem in it, if it holds an ext2/3/4 one.
-    filesystem: Option<Info>,
+    /// The filesystem in it, if it holds an ext2/3/4 or FAT one.
+    filesystem: Option<Filesystem>,
+}
+
+/// A filesystem's report: ext's or FAT's (each names its `fs_type`).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Filesystem {
+    Ext(Info),
+    Fat(FatInfo),
+}
+
+impl Filesystem {
+    /// The report of the filesystem of `image`, whose first bytes are
+    /// `head`; `None` if it holds none kiln reads.
+    fn read(image: &Image, head: &[u8]) -> Option<Filesystem> {
+        match FsKind::of(head) {
+            FsKind::Fat => {
+                let reader = image.fat_reader().ok()?;
+                FatInfo::new(&reader).ok().map(Filesystem::Fat)
+            }
+            FsKind::Ext => kiln_ext::read_superblock(head)
+                .ok()
+                .map(|sb| Filesystem::Ext(Info::new(&sb))),
+        }
+    }
+
+    /// The text report.
+    fn text(&self) -> String {
+        match self {
+            Filesystem::Ext(info) => info.text(),
+            Filesystem::Fat(info) => info.text(),
+        }
+    }
 }
 
 /// `kiln info` of a partitioned disk image.
@@ -152,8 +189,17 @@ pub(crate) fn info(args: &InfoArgs) -> Result<()> {
         Some(parts) => disk_info(&image, parts, args.json)?,
         None => {
             let head = image.head(SUPERBLOCK_END)?;
-            let sb = kiln_ext::read_superblock(&head).with_context(|| image.name.clone())?;
-            let info = Info::new(&sb);
+            let info = match FsKind::of(&head) {
+                FsKind::Fat => {
+                    let reader = image.fat_reader()?;
+                    Filesystem::Fat(FatInfo::new(&reader).with_context(|| image.name.clone())?)
+                }
+                FsKind::Ext => {
+                    let sb =
+                        kiln_ext::read_superblock(&head).with_context(|| image.name.clone())?;
+                    Filesystem::Ext(Info::new(&sb))
+                }
+            };
             if args.json {
                 serde_json::to_string_pretty(&info)? + "\n"
             } else {
@@ -185,9 +231,7 @@ fn disk_info(image: &Image, parts: Vec<PartitionInfo>, json: bool) -> Result<Str
             uuid: p.uuid,
             offset: p.region.offset,
             size: p.region.len,
-            filesystem: kiln_ext::read_superblock(&head)
-                .ok()
-                .map(|sb| Info::new(&sb)),
+            filesystem: Filesystem::read(&part, &head),
         });
     }
     let disk = DiskReport {
@@ -211,7 +255,7 @@ fn disk_info(image: &Image, parts: Vec<PartitionInfo>, json: bool) -> Result<Str
         );
         match &p.filesystem {
             Some(info) => text += &info.text(),
-            None => text += "No ext2/3/4 filesystem\n",
+            None => text += "No ext2/3/4 or FAT filesystem\n",
         }
     }
     Ok(text)
@@ -222,6 +266,9 @@ fn disk_info(image: &Image, parts: Vec<PartitionInfo>, json: bool) -> Result<Str
 /// the terminal.
 pub(crate) fn ls(args: &LsArgs) -> Result<()> {
     let image = Image::resolve(&args.image)?;
+    if image.kind()? == FsKind::Fat {
+        return fat::ls(&image, args);
+    }
     let reader = image.reader_checked(false, &Stderr)?;
     let path = image_path(&image.name, &args.path)?;
     let at = |p: &[u8]| format!("{}: {}", image.name, escape(p));
@@ -324,6 +371,9 @@ impl Lister<'_> {
 /// `kiln cat IMAGE PATH`: symlinks are followed inside the image.
 pub(crate) fn cat(args: &CatArgs) -> Result<()> {
     let image = Image::resolve(&args.image)?;
+    if image.kind()? == FsKind::Fat {
+        return fat::cat(&image, args);
+    }
     let reader = image.reader_checked(args.ignore_checksums, &Stderr)?;
     let path = image_path(&image.name, &args.path)?;
     let at = || format!("{}: {}", image.name, escape(&path));

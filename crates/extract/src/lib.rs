@@ -1,9 +1,15 @@
-//! Restores the tree of an ext2/3/4 image, or the subtree at a path inside
-//! it, into a new directory on the host, without mounting it: what
+//! Restores the tree of an ext2/3/4 or FAT image, or the subtree at a path
+//! inside it, into a new directory on the host, without mounting it: what
 //! `kiln extract` does.
 //!
 //! The main entry is [`extract`]: an [`ImageReader`] and a path inside the
-//! image in, a [`Report`] of what the host refused out. In the data flow it
+//! image in, a [`Report`] of what the host refused out; [`extract_fat`]
+//! does the same from a [`kiln_fat::FatReader`] (FAT keeps directories and
+//! files only, with their times: no owners, modes, links or xattrs). The
+//! two share everything that touches the host (the staging directory, the
+//! directory fds, the confinement); only the walk and what an entry
+//! carries differ, so they are two functions rather than a trait over
+//! both readers. In the data flow it
 //! is the read side's last step: image → `kiln_ext::ImageReader` (which
 //! refuses names that are not single path components, maps that reach a
 //! block twice, and bad checksums) → this crate → [`kiln_host::DestDir`].
@@ -23,6 +29,10 @@
 //! by any host call.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod fat;
+
+pub use fat::extract_fat;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -55,6 +65,15 @@ pub enum ExtractError {
         /// What the reader found.
         #[source]
         source: ReadError,
+    },
+    /// The FAT image could not be read at `path` (escaped for display).
+    #[error("{path}: {source}")]
+    FatRead {
+        /// The path inside the image.
+        path: String,
+        /// What the reader found.
+        #[source]
+        source: kiln_fat::ReadError,
     },
     /// The path inside the image is not absolute.
     #[error("{path}: paths inside an image start with /")]
@@ -158,14 +177,10 @@ pub fn extract(reader: &ImageReader, path: &[u8], dest: &Path) -> Result<Report,
     let staging = Staging::create(dest)?;
     let mut x = Extractor {
         reader,
-        image_path: path,
-        root: DestDir::open(staging.dir.path()).map_err(dest_err(staging.dir.path(), "opening"))?,
-        staging_path: staging.dir.path().to_path_buf(),
-        dest,
+        out: Out::new(&staging, path, dest)?,
         report: Report::default(),
         restored: HashMap::new(),
         dirs: Vec::new(),
-        parent: None,
     };
     for entry in &walk {
         if start == ROOT_INO && entry.in_lost_found() {
@@ -279,38 +294,49 @@ fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// One run of [`extract`].
-struct Extractor<'r> {
-    reader: &'r ImageReader,
+/// The tree being restored: the staging directory, opened, and where the
+/// entries of a walk go in it. Shared by the ext and FAT extractions.
+struct Out<'r> {
     /// The path inside the image the walk starts at.
     image_path: &'r [u8],
     root: DestDir,
     staging_path: PathBuf,
     /// The destination, for messages.
     dest: &'r Path,
-    report: Report,
-    /// Where each inode restored so far went (its staged path, for hard links).
-    restored: HashMap<u32, Vec<u8>>,
-    /// Directories restored, parents first; their metadata is set at the
-    /// end, children first, since creating an entry changes its parent's mtime.
-    dirs: Vec<(At, u32, InodeView)>,
     /// The parent directory opened last (its staged path), kept for its
     /// next entries.
     parent: Option<(Vec<u8>, DestDir)>,
 }
 
-impl Extractor<'_> {
-    /// Where the walk entry goes below the staging directory.
-    fn place(&self, entry: &WalkEntry) -> At {
+impl<'r> Out<'r> {
+    /// Opens the staging directory for the walk from `image_path`.
+    fn new(
+        staging: &Staging,
+        image_path: &'r [u8],
+        dest: &'r Path,
+    ) -> Result<Out<'r>, ExtractError> {
+        let path = staging.dir.path();
+        Ok(Out {
+            image_path,
+            root: DestDir::open(path).map_err(dest_err(path, "opening"))?,
+            staging_path: path.to_path_buf(),
+            dest,
+            parent: None,
+        })
+    }
+
+    /// Where the walk's entry at `path` (relative to its start) goes below
+    /// the staging directory.
+    fn place(&self, path: &[u8]) -> At {
         let mut staged = STAGED.to_vec();
         let mut image_path = self.image_path.to_vec();
-        if !entry.path.is_empty() {
+        if !path.is_empty() {
             staged.push(b'/');
-            staged.extend(&entry.path);
+            staged.extend(path);
             if !image_path.ends_with(b"/") {
                 image_path.push(b'/');
             }
-            image_path.extend(&entry.path);
+            image_path.extend(path);
         }
         At { staged, image_path }
     }
@@ -343,14 +369,6 @@ impl Extractor<'_> {
             .map_err(dest_err(&self.staging_path, "opening a directory it holds"))
     }
 
-    /// The [`ExtractError::Read`] of a read at `at`.
-    fn read_err(at: &At) -> impl FnOnce(ReadError) -> ExtractError + '_ {
-        |source| ExtractError::Read {
-            path: escape(&at.image_path),
-            source,
-        }
-    }
-
     /// The [`ExtractError::Dest`] of a host call for the entry `at`.
     /// The path named is where the entry goes: below the destination.
     fn dest_err(&self, at: &At, what: &'static str) -> impl FnOnce(io::Error) -> ExtractError {
@@ -361,26 +379,48 @@ impl Extractor<'_> {
         };
         move |source| ExtractError::Dest { path, what, source }
     }
+}
+
+/// One run of [`extract`].
+struct Extractor<'r> {
+    reader: &'r ImageReader,
+    out: Out<'r>,
+    report: Report,
+    /// Where each inode restored so far went (its staged path, for hard links).
+    restored: HashMap<u32, Vec<u8>>,
+    /// Directories restored, parents first; their metadata is set at the
+    /// end, children first, since creating an entry changes its parent's mtime.
+    dirs: Vec<(At, u32, InodeView)>,
+}
+
+impl Extractor<'_> {
+    /// The [`ExtractError::Read`] of a read at `at`.
+    fn read_err(at: &At) -> impl FnOnce(ReadError) -> ExtractError + '_ {
+        |source| ExtractError::Read {
+            path: escape(&at.image_path),
+            source,
+        }
+    }
 
     /// Creates the entry of the walk: a hard link to where its inode went
     /// before, or a new file; a directory's metadata waits for the end.
     fn restore_entry(&mut self, entry: &WalkEntry) -> Result<(), ExtractError> {
-        let at = self.place(entry);
+        let at = self.out.place(&entry.path);
         let ino = entry.ino;
         let (parent, name) = at.parent_and_name();
         if let Some(first) = self.restored.get(&ino) {
             let (from_parent, from_name) = split_parent(first);
-            let from = self.open(from_parent)?;
+            let from = self.out.open(from_parent)?;
             let from_name = from_name.to_vec();
-            let linked = self.dir(parent)?.hard_link(name, &from, &from_name);
+            let linked = self.out.dir(parent)?.hard_link(name, &from, &from_name);
             self.report.check("hard links", &at.image_path, linked);
             return Ok(());
         }
         let inode = self.reader.inode(ino).map_err(Self::read_err(&at))?;
         let made = match inode.kind() {
             S_IFDIR => {
-                let made = self.dir(parent)?.create_dir(name);
-                made.map_err(self.dest_err(&at, "creating the directory"))?;
+                let made = self.out.dir(parent)?.create_dir(name);
+                made.map_err(self.out.dest_err(&at, "creating the directory"))?;
                 self.dirs.push((at, ino, inode));
                 return Ok(());
             }
@@ -393,7 +433,7 @@ impl Extractor<'_> {
                     .reader
                     .read_link(ino, &inode)
                     .map_err(Self::read_err(&at))?;
-                let made = self.dir(parent)?.make_symlink(name, &target);
+                let made = self.out.dir(parent)?.make_symlink(name, &target);
                 self.report.check("symlinks", &at.image_path, made)
             }
             kind => {
@@ -410,7 +450,7 @@ impl Extractor<'_> {
                         })
                     }
                 };
-                let made = self.dir(parent)?.make_node(name, node, inode.perm());
+                let made = self.out.dir(parent)?.make_node(name, node, inode.perm());
                 self.report.check(what, &at.image_path, made)
             }
         };
@@ -430,9 +470,10 @@ impl Extractor<'_> {
             .map_err(Self::read_err(at))?;
         let (parent, name) = at.parent_and_name();
         let out: File = self
+            .out
             .dir(parent)?
             .create_file(name)
-            .map_err(self.dest_err(at, "creating the file"))?;
+            .map_err(self.out.dest_err(at, "creating the file"))?;
         let bs = self.reader.superblock().block_size;
         let mut buf = vec![0u8; CHUNK];
         for range in map.data_ranges(inode.size, bs) {
@@ -443,13 +484,14 @@ impl Extractor<'_> {
                 self.reader
                     .read_file(&map, pos, &mut buf[..n])
                     .map_err(Self::read_err(at))?;
-                kiln_host::write_at(&out, &buf[..n], pos).map_err(self.dest_err(at, "writing"))?;
+                kiln_host::write_at(&out, &buf[..n], pos)
+                    .map_err(self.out.dest_err(at, "writing"))?;
                 pos += n as u64;
             }
         }
         // Sets the size past a final hole.
         out.set_len(inode.size)
-            .map_err(self.dest_err(at, "setting the size"))
+            .map_err(self.out.dest_err(at, "setting the size"))
     }
 
     /// Restores owner, mode (unless a symlink), xattrs and times, reporting
@@ -458,7 +500,7 @@ impl Extractor<'_> {
     fn set_meta(&mut self, at: &At, ino: u32, inode: &InodeView) -> Result<(), ExtractError> {
         let xattrs = self.reader.xattrs(ino).map_err(Self::read_err(at))?;
         let (parent, name) = at.parent_and_name();
-        let dir = self.dir(parent)?;
+        let dir = self.out.dir(parent)?;
         let mut results: Vec<(&'static str, io::Result<()>)> = Vec::new();
         if dir.owner(name).ok() != Some((inode.uid, inode.gid)) {
             results.push(("owners", dir.set_owner(name, inode.uid, inode.gid)));

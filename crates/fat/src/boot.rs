@@ -15,18 +15,82 @@ const JUMP_FAT32: [u8; 3] = [0xEB, 0x58, 0x90];
 /// UEFI never runs this).
 const HALT: [u8; 4] = [0xFA, 0xF4, 0xEB, 0xFD];
 /// `BS_BootSig`: the three fields after it (id, label, type) are valid.
-const EXT_BOOT_SIG: u8 = 0x29;
+pub(crate) const EXT_BOOT_SIG: u8 = 0x29;
 /// The signature at bytes 510–511 of the boot sector and of FSInfo.
-const SIGNATURE: u16 = 0xAA55;
+pub(crate) const SIGNATURE: u16 = 0xAA55;
 /// The label written where a volume has none.
 pub(crate) const NO_NAME: &[u8; 11] = b"NO NAME    ";
 /// FAT32: sector of FSInfo and of the backup boot sector.
 pub(crate) const FSINFO_SECTOR: u32 = 1;
 pub(crate) const BACKUP_BOOT_SECTOR: u32 = 6;
 /// FSInfo signatures (`FSI_LeadSig`, `FSI_StrucSig`, `FSI_TrailSig`).
-const FSI_LEAD_SIG: u32 = 0x4161_5252;
-const FSI_STRUC_SIG: u32 = 0x6141_7272;
-const FSI_TRAIL_SIG: u32 = 0xAA55_0000;
+pub(crate) const FSI_LEAD_SIG: u32 = 0x4161_5252;
+pub(crate) const FSI_STRUC_SIG: u32 = 0x6141_7272;
+pub(crate) const FSI_TRAIL_SIG: u32 = 0xAA55_0000;
+
+/// Byte offsets of the boot sector's fields (FAT specification names),
+/// shared by the encoder and the reader's decoder (`read::bpb`).
+pub(crate) mod off {
+    /// `BS_jmpBoot`.
+    pub(crate) const JMP_BOOT: usize = 0;
+    /// `BPB_BytsPerSec`.
+    pub(crate) const BYTS_PER_SEC: usize = 11;
+    /// `BPB_SecPerClus`.
+    pub(crate) const SEC_PER_CLUS: usize = 13;
+    /// `BPB_RsvdSecCnt`.
+    pub(crate) const RSVD_SEC_CNT: usize = 14;
+    /// `BPB_NumFATs`.
+    pub(crate) const NUM_FATS: usize = 16;
+    /// `BPB_RootEntCnt`.
+    pub(crate) const ROOT_ENT_CNT: usize = 17;
+    /// `BPB_TotSec16`.
+    pub(crate) const TOT_SEC16: usize = 19;
+    /// `BPB_Media`.
+    pub(crate) const MEDIA: usize = 21;
+    /// `BPB_FATSz16`.
+    pub(crate) const FAT_SZ16: usize = 22;
+    /// `BPB_SecPerTrk`.
+    pub(crate) const SEC_PER_TRK: usize = 24;
+    /// `BPB_NumHeads`.
+    pub(crate) const NUM_HEADS: usize = 26;
+    /// `BPB_HiddSec`.
+    pub(crate) const HIDD_SEC: usize = 28;
+    /// `BPB_TotSec32`.
+    pub(crate) const TOT_SEC32: usize = 32;
+    /// FAT32: `BPB_FATSz32`.
+    pub(crate) const FAT_SZ32: usize = 36;
+    /// FAT32: `BPB_ExtFlags`.
+    pub(crate) const EXT_FLAGS: usize = 40;
+    /// FAT32: `BPB_FSVer`.
+    pub(crate) const FS_VER: usize = 42;
+    /// FAT32: `BPB_RootClus`.
+    pub(crate) const ROOT_CLUS: usize = 44;
+    /// FAT32: `BPB_FSInfo`.
+    pub(crate) const FS_INFO: usize = 48;
+    /// FAT32: `BPB_BkBootSec`.
+    pub(crate) const BK_BOOT_SEC: usize = 50;
+    /// Where the extended BPB (`BS_DrvNum` ...) starts on FAT12/16 and on
+    /// FAT32; its fields are relative to it.
+    pub(crate) const EXT_FAT16: usize = 36;
+    pub(crate) const EXT_FAT32: usize = 64;
+    /// `BS_BootSig`, relative to the extended BPB.
+    pub(crate) const BOOT_SIG: usize = 2;
+    /// `BS_VolID`, relative to the extended BPB.
+    pub(crate) const VOL_ID: usize = 3;
+    /// `BS_VolLab` (11 bytes), relative to the extended BPB.
+    pub(crate) const VOL_LAB: usize = 7;
+    /// `BS_FilSysType` (8 bytes), relative to the extended BPB.
+    pub(crate) const FIL_SYS_TYPE: usize = 18;
+    /// The boot sector's (and FSInfo's) signature.
+    pub(crate) const SIGNATURE: usize = 510;
+    /// FSInfo: `FSI_LeadSig`, `FSI_StrucSig`, `FSI_Free_Count`,
+    /// `FSI_Nxt_Free`, `FSI_TrailSig`.
+    pub(crate) const FSI_LEAD_SIG: usize = 0;
+    pub(crate) const FSI_STRUC_SIG: usize = 484;
+    pub(crate) const FSI_FREE_COUNT: usize = 488;
+    pub(crate) const FSI_NXT_FREE: usize = 492;
+    pub(crate) const FSI_TRAIL_SIG: usize = 508;
+}
 
 /// What the boot sector says besides the geometry.
 #[derive(Clone, Debug)]
@@ -45,44 +109,52 @@ pub(crate) struct Identity {
 pub(crate) fn boot_sector(g: &Geometry, id: &Identity) -> [u8; 512] {
     let mut b = [0u8; 512];
     let fat32 = g.variant == FatVariant::Fat32;
-    b[0..3].copy_from_slice(if fat32 { &JUMP_FAT32 } else { &JUMP_FAT16 });
-    b[3..11].copy_from_slice(OEM_NAME);
-    put_u16(&mut b, 11, SECTOR as u16); // BPB_BytsPerSec
-    b[13] = g.sectors_per_cluster as u8; // BPB_SecPerClus
-    put_u16(&mut b, 14, g.reserved_sectors as u16); // BPB_RsvdSecCnt
-    b[16] = FAT_COUNT as u8; // BPB_NumFATs
-    put_u16(&mut b, 17, g.root_entries as u16); // BPB_RootEntCnt
-    let small = !fat32 && g.total_sectors <= u32::from(u16::MAX);
-    put_u16(&mut b, 19, if small { g.total_sectors as u16 } else { 0 }); // BPB_TotSec16
-    b[21] = g.media; // BPB_Media
-    put_u16(&mut b, 22, if fat32 { 0 } else { g.fat_sectors as u16 }); // BPB_FATSz16
-    put_u16(&mut b, 24, g.sectors_per_track); // BPB_SecPerTrk
-    put_u16(&mut b, 26, g.heads); // BPB_NumHeads
-    put_u32(&mut b, 28, id.hidden_sectors); // BPB_HiddSec
-    put_u32(&mut b, 32, if small { 0 } else { g.total_sectors }); // BPB_TotSec32
-    let ext = if fat32 {
-        put_u32(&mut b, 36, g.fat_sectors); // BPB_FATSz32
-        put_u16(&mut b, 40, 0); // BPB_ExtFlags: every FAT mirrored
-        put_u16(&mut b, 42, 0); // BPB_FSVer 0.0
-        put_u32(&mut b, 44, id.root_cluster); // BPB_RootClus
-        put_u16(&mut b, 48, FSINFO_SECTOR as u16); // BPB_FSInfo
-        put_u16(&mut b, 50, BACKUP_BOOT_SECTOR as u16); // BPB_BkBootSec
-        64
+    b[off::JMP_BOOT..off::JMP_BOOT + 3].copy_from_slice(if fat32 {
+        &JUMP_FAT32
     } else {
-        36
+        &JUMP_FAT16
+    });
+    b[3..11].copy_from_slice(OEM_NAME);
+    put_u16(&mut b, off::BYTS_PER_SEC, SECTOR as u16);
+    b[off::SEC_PER_CLUS] = g.sectors_per_cluster as u8;
+    put_u16(&mut b, off::RSVD_SEC_CNT, g.reserved_sectors as u16);
+    b[off::NUM_FATS] = FAT_COUNT as u8;
+    put_u16(&mut b, off::ROOT_ENT_CNT, g.root_entries as u16);
+    let small = !fat32 && g.total_sectors <= u32::from(u16::MAX);
+    let tot16 = if small { g.total_sectors as u16 } else { 0 };
+    put_u16(&mut b, off::TOT_SEC16, tot16);
+    b[off::MEDIA] = g.media;
+    let fat16 = if fat32 { 0 } else { g.fat_sectors as u16 };
+    put_u16(&mut b, off::FAT_SZ16, fat16);
+    put_u16(&mut b, off::SEC_PER_TRK, g.sectors_per_track);
+    put_u16(&mut b, off::NUM_HEADS, g.heads);
+    put_u32(&mut b, off::HIDD_SEC, id.hidden_sectors);
+    let tot32 = if small { 0 } else { g.total_sectors };
+    put_u32(&mut b, off::TOT_SEC32, tot32);
+    let ext = if fat32 {
+        put_u32(&mut b, off::FAT_SZ32, g.fat_sectors);
+        // Every FAT mirrored, version 0.0.
+        put_u16(&mut b, off::EXT_FLAGS, 0);
+        put_u16(&mut b, off::FS_VER, 0);
+        put_u32(&mut b, off::ROOT_CLUS, id.root_cluster);
+        put_u16(&mut b, off::FS_INFO, FSINFO_SECTOR as u16);
+        put_u16(&mut b, off::BK_BOOT_SEC, BACKUP_BOOT_SECTOR as u16);
+        off::EXT_FAT32
+    } else {
+        off::EXT_FAT16
     };
     b[ext] = g.drive; // BS_DrvNum
-    b[ext + 2] = EXT_BOOT_SIG; // BS_BootSig
-    put_u32(&mut b, ext + 3, id.volume_id); // BS_VolID
-    b[ext + 7..ext + 18].copy_from_slice(&id.label); // BS_VolLab
+    b[ext + off::BOOT_SIG] = EXT_BOOT_SIG;
+    put_u32(&mut b, ext + off::VOL_ID, id.volume_id);
+    b[ext + off::VOL_LAB..ext + off::VOL_LAB + 11].copy_from_slice(&id.label);
     let fs_type: &[u8; 8] = match g.variant {
         FatVariant::Fat12 => b"FAT12   ",
         FatVariant::Fat16 => b"FAT16   ",
         FatVariant::Fat32 => b"FAT32   ",
     };
-    b[ext + 18..ext + 26].copy_from_slice(fs_type); // BS_FilSysType
+    b[ext + off::FIL_SYS_TYPE..ext + off::FIL_SYS_TYPE + 8].copy_from_slice(fs_type);
     b[ext + 26..ext + 26 + HALT.len()].copy_from_slice(&HALT);
-    put_u16(&mut b, 510, SIGNATURE);
+    put_u16(&mut b, off::SIGNATURE, SIGNATURE);
     b
 }
 
@@ -90,11 +162,11 @@ pub(crate) fn boot_sector(g: &Geometry, id: &Identity) -> [u8; 512] {
 /// 0xFFFFFFFF, unknown, when none is free).
 pub(crate) fn fsinfo(free: u32, next: Option<u32>) -> [u8; 512] {
     let mut b = [0u8; 512];
-    put_u32(&mut b, 0, FSI_LEAD_SIG);
-    put_u32(&mut b, 484, FSI_STRUC_SIG);
-    put_u32(&mut b, 488, free); // FSI_Free_Count
-    put_u32(&mut b, 492, next.unwrap_or(u32::MAX)); // FSI_Nxt_Free
-    put_u32(&mut b, 508, FSI_TRAIL_SIG);
+    put_u32(&mut b, off::FSI_LEAD_SIG, FSI_LEAD_SIG);
+    put_u32(&mut b, off::FSI_STRUC_SIG, FSI_STRUC_SIG);
+    put_u32(&mut b, off::FSI_FREE_COUNT, free);
+    put_u32(&mut b, off::FSI_NXT_FREE, next.unwrap_or(u32::MAX));
+    put_u32(&mut b, off::FSI_TRAIL_SIG, FSI_TRAIL_SIG);
     b
 }
 

@@ -1,7 +1,7 @@
 //! The 32-byte short directory entry (`DIR_*` fields of the FAT
 //! specification): the 8.3 name, attributes, times, first cluster, size.
 
-use crate::le::{put_u16, put_u32};
+use crate::le::{get_u16, get_u32, put_u16, put_u32};
 use crate::time::FatTime;
 
 /// Bytes of one directory entry (short or long-name slot).
@@ -61,12 +61,42 @@ impl ShortEntry {
         put_u32(&mut e, 28, self.size);
         out.extend_from_slice(&e);
     }
+
+    /// Decodes the 32 bytes of a short entry (any bytes: every field is
+    /// taken as found; the reader judges them). `DIR_FstClusHI` is kept
+    /// whole: FAT12/16 readers ignore it (OS/2 kept other data there).
+    pub(crate) fn decode(e: &[u8; DIR_ENTRY_SIZE]) -> ShortEntry {
+        let mut name = [0u8; 11];
+        name.copy_from_slice(&e[0..11]);
+        let date_only = |date| FatTime {
+            date,
+            time: 0,
+            tenths: 0,
+        };
+        ShortEntry {
+            name,
+            attr: e[11],
+            nt_res: e[12],
+            created: FatTime {
+                date: get_u16(e, 16),
+                time: get_u16(e, 14),
+                tenths: e[13],
+            },
+            accessed: date_only(get_u16(e, 18)),
+            written: FatTime {
+                date: get_u16(e, 24),
+                time: get_u16(e, 22),
+                tenths: 0,
+            },
+            cluster: u32::from(get_u16(e, 20)) << 16 | u32::from(get_u16(e, 26)),
+            size: get_u32(e, 28),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::le::{get_u16, get_u32};
 
     #[test]
     fn fields_at_their_offsets() {
@@ -94,5 +124,18 @@ mod tests {
         assert_eq!((get_u16(&out, 22), get_u16(&out, 24)), (0x5678, 0x1234));
         assert_eq!(get_u32(&out, 28), 77);
         assert_eq!(ATTR_LONG_NAME, 0x0F);
+        let back = ShortEntry::decode(out[..].try_into().unwrap());
+        assert_eq!(
+            (back.name, back.attr, back.nt_res),
+            (*b"KERNEL  EFI", 0x20, 0x18)
+        );
+        assert_eq!(
+            (back.created, back.written.time, back.written.date),
+            (t, 0x5678, 0x1234)
+        );
+        assert_eq!(
+            (back.accessed.date, back.cluster, back.size),
+            (0x1234, 0x0003_0004, 77)
+        );
     }
 }

@@ -104,3 +104,57 @@ impl FatError {
         )
     }
 }
+
+/// Why a FAT image could not be read. A malformed image is
+/// [`Corrupt`](ReadError::Corrupt) (naming the structure), never an I/O
+/// error; the reader refuses what it cannot read safely instead of
+/// guessing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// Reading the image failed: an I/O error of the host.
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// An on-disk structure is malformed or refers to clusters that do
+    /// not exist.
+    #[error("corrupt {structure}: {detail}")]
+    Corrupt {
+        /// The structure: `boot sector`, `FAT`, `directory /EFI`, ...
+        structure: String,
+        /// What is wrong, with the numbers.
+        detail: String,
+    },
+    /// A path inside the image does not exist.
+    #[error("{path}: no such file or directory in the image")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// A path goes through something that is not a directory.
+    #[error("{path}: not a directory")]
+    NotADirectory {
+        /// The path up to the file.
+        path: String,
+    },
+    /// The boot sector claims more bytes than the partition or file
+    /// holding it has.
+    #[error("the volume ({fs_bytes} bytes) is larger than its {container} ({len} bytes)")]
+    LargerThanContainer {
+        /// Bytes the boot sector claims.
+        fs_bytes: u64,
+        /// `partition` or `image file`.
+        container: &'static str,
+        /// Bytes it has.
+        len: u64,
+    },
+}
+
+impl ReadError {
+    /// A [`ReadError::Corrupt`] of `structure`.
+    pub(crate) fn corrupt(structure: impl Into<String>, detail: impl Into<String>) -> ReadError {
+        ReadError::Corrupt {
+            structure: structure.into(),
+            detail: detail.into(),
+        }
+    }
+}

@@ -22,7 +22,6 @@ pub(crate) fn put_u32(buf: &mut [u8], off: usize, v: u32) {
 ///
 /// # Panics
 /// If the field is not within `buf`.
-#[cfg(test)]
 #[track_caller]
 pub(crate) fn get_u16(buf: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([buf[off], buf[off + 1]])
@@ -32,7 +31,6 @@ pub(crate) fn get_u16(buf: &[u8], off: usize) -> u16 {
 ///
 /// # Panics
 /// If the field is not within `buf`.
-#[cfg(test)]
 #[track_caller]
 pub(crate) fn get_u32(buf: &[u8], off: usize) -> u32 {
     u32::from_le_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]])

@@ -13,6 +13,15 @@
 //! Place in the data flow: sources → tree → **plan → emit** → sink, beside
 //! the ext writer (kiln-ext).
 //!
+//! The read side is [`FatReader`] ([`read`]): a FAT12/16/32 image (or a
+//! partition, by offset and length) opened with its boot sector checked
+//! ([`Volume`]), directories decoded with their long names ([`DirEntry`]),
+//! lookups, a walk ([`WalkEntry`]), files read through their chains
+//! ([`FileMap`]), and a consistency check. It decodes with the writer's own
+//! offsets and treats every image as hostile: a malformed one is a
+//! [`ReadError::Corrupt`]. [`probe`] tells a FAT boot sector from other
+//! bytes; [`stored_mtime`] is what the writer makes of a modification time.
+//!
 //! What FAT cannot hold is refused with an error naming the image path
 //! ([`FatError`]): names with `" * : < > ? \ |` or control characters,
 //! ending in a dot or a space, longer than 255 UTF-16 units, two names of
@@ -36,13 +45,16 @@ mod geometry;
 mod le;
 mod name;
 mod plan;
+pub mod read;
 mod table;
 mod time;
 
 pub use emit::{emit, FatReport};
-pub use error::FatError;
+pub use error::{FatError, ReadError};
 pub use geometry::Geometry;
 pub use plan::{plan, FatPlan};
+pub use read::{probe, DirEntry, FatReader, FileMap, Volume, WalkEntry};
+pub use time::stored_mtime;
 
 /// The three FAT variants, by the width of a FAT entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -6,17 +6,17 @@
 use std::collections::HashSet;
 
 use crate::dirent::{ATTR_LONG_NAME, DIR_ENTRY_SIZE};
-use crate::le::put_u16;
+use crate::le::{get_u16, put_u16};
 
 /// The most UTF-16 units of a long name.
 pub(crate) const MAX_NAME_UNITS: usize = 255;
 /// UTF-16 units held by one long-name slot.
-const UNITS_PER_SLOT: usize = 13;
+pub(crate) const UNITS_PER_SLOT: usize = 13;
 /// The byte offsets in a long-name slot of its 13 UTF-16 units
 /// (`LDIR_Name1` at 1, `LDIR_Name2` at 14, `LDIR_Name3` at 28).
 const LFN_UNIT_OFFSETS: [usize; UNITS_PER_SLOT] = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
 /// `LDIR_Ord`'s flag on the last (first written) slot of a long name.
-const LAST_LONG_ENTRY: u8 = 0x40;
+pub(crate) const LAST_LONG_ENTRY: u8 = 0x40;
 /// `DIR_NTRes` flag: the short name's base is shown in lower case.
 pub(crate) const NTRES_LOWER_BASE: u8 = 0x08;
 /// `DIR_NTRes` flag: the short name's extension is shown in lower case.
@@ -238,6 +238,29 @@ pub(crate) fn encode_lfn(name: &[u16], sum: u8, out: &mut Vec<u8>) {
             put_u16(&mut slot, off, unit);
         }
         out.extend_from_slice(&slot);
+    }
+}
+
+/// One long-name slot as stored: `LDIR_Ord` (with the last-slot flag),
+/// `LDIR_Chksum` and its 13 UTF-16 units (terminator and padding included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LfnSlot {
+    pub(crate) ord: u8,
+    pub(crate) checksum: u8,
+    pub(crate) units: [u16; UNITS_PER_SLOT],
+}
+
+/// Decodes a long-name slot (an entry whose attributes are
+/// `ATTR_LONG_NAME`) from the offsets [`encode_lfn`] writes.
+pub(crate) fn decode_lfn(slot: &[u8; DIR_ENTRY_SIZE]) -> LfnSlot {
+    let mut units = [0u16; UNITS_PER_SLOT];
+    for (u, &off) in units.iter_mut().zip(LFN_UNIT_OFFSETS.iter()) {
+        *u = get_u16(slot, off);
+    }
+    LfnSlot {
+        ord: slot[0],
+        checksum: slot[13],
+        units,
     }
 }
 

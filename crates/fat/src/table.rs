@@ -4,7 +4,7 @@
 //! rendered from the chains' (first cluster, length) and everything past
 //! the last allocated cluster is zero (free).
 
-use crate::le::{put_u16, put_u32};
+use crate::le::{get_u16, get_u32, put_u16, put_u32};
 use crate::FatVariant;
 
 /// The end-of-chain mark of each variant (also entry 1, with FAT16's and
@@ -15,6 +15,51 @@ fn end_of_chain(v: FatVariant) -> u32 {
         FatVariant::Fat16 => 0xFFFF,
         FatVariant::Fat32 => 0x0FFF_FFFF,
     }
+}
+
+/// What a FAT entry says about its cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// 0: the cluster is free.
+    Free,
+    /// The next cluster of the chain (any number: the reader checks it).
+    Next(u32),
+    /// `BAD_CLUSTER` (0xFF7, 0xFFF7, 0x0FFFFFF7).
+    Bad,
+    /// The last cluster of its chain (0xFF8 and up).
+    End,
+}
+
+/// The entry of cluster `n` in the FAT `fat` (its bytes), `None` where
+/// `fat` ends first. FAT32 entries are 28 bits; the top 4 are reserved.
+pub(crate) fn get(v: FatVariant, fat: &[u8], n: u32) -> Option<Link> {
+    let n = n as usize;
+    let value = match v {
+        FatVariant::Fat12 => {
+            let at = n.checked_mul(3)? / 2;
+            let pair = u32::from(get_u16(fat.get(at..at.checked_add(2)?)?, 0));
+            if n % 2 == 0 {
+                pair & 0x0FFF
+            } else {
+                pair >> 4
+            }
+        }
+        FatVariant::Fat16 => {
+            let at = n.checked_mul(2)?;
+            u32::from(get_u16(fat.get(at..at.checked_add(2)?)?, 0))
+        }
+        FatVariant::Fat32 => {
+            let at = n.checked_mul(4)?;
+            get_u32(fat.get(at..at.checked_add(4)?)?, 0) & 0x0FFF_FFFF
+        }
+    };
+    let eoc = end_of_chain(v);
+    Some(match value {
+        0 => Link::Free,
+        _ if value == eoc - 8 => Link::Bad,
+        _ if value >= eoc - 7 => Link::End,
+        n => Link::Next(n),
+    })
 }
 
 /// Entry 0: the media byte with every other bit of the entry set.
@@ -79,6 +124,25 @@ mod tests {
         assert_eq!(&t[3..6], &[0x03, 0xF0, 0xFF]);
         // Entry 4 = EOC.
         assert_eq!(&t[6..8], &[0xFF, 0x0F]);
+    }
+
+    #[test]
+    fn entries_read_back() {
+        for v in [FatVariant::Fat12, FatVariant::Fat16, FatVariant::Fat32] {
+            let t = render(v, 0xF8, &[(2, 2), (4, 1)], 5);
+            let links: Vec<_> = (2..5).map(|n| get(v, &t, n)).collect();
+            assert_eq!(
+                links,
+                [Some(Link::Next(3)), Some(Link::End), Some(Link::End)]
+            );
+            assert_eq!(get(v, &t, 1), Some(Link::End));
+            assert_eq!(get(v, &t, 9), None);
+        }
+        assert_eq!(get(FatVariant::Fat16, &[0xF7, 0xFF], 0), Some(Link::Bad));
+        assert_eq!(
+            get(FatVariant::Fat32, &[0, 0, 0, 0xF0], 0),
+            Some(Link::Free)
+        );
     }
 
     #[test]

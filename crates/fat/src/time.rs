@@ -46,6 +46,39 @@ impl FatTime {
             tenths: ((s % 2) * 100 + centis) as u8,
         }
     }
+
+    /// The UTC time the fields hold; `None` where they hold no valid time
+    /// (a date of 0 is "none"; a month 13, hour 25 or `tenths` past 199 are
+    /// corrupt).
+    pub(crate) fn to_timestamp(self) -> Option<Timestamp> {
+        let field = |v: u16, shift: u16, mask: u16| i64::from(v >> shift & mask);
+        let year = 1980 + field(self.date, 9, 0x7F);
+        let days =
+            kiln_tree::days_from_civil(year, field(self.date, 5, 0x0F), field(self.date, 0, 0x1F))?;
+        let (h, min, s2) = (
+            field(self.time, 11, 0x1F),
+            field(self.time, 5, 0x3F),
+            field(self.time, 0, 0x1F),
+        );
+        if h > 23 || min > 59 || s2 > 29 || self.tenths > 199 {
+            return None;
+        }
+        let tenths = i64::from(self.tenths);
+        Some(Timestamp {
+            secs: days * 86_400 + h * 3600 + min * 60 + s2 * 2 + tenths / 100,
+            nanos: (tenths % 100) as u32 * 10_000_000,
+        })
+    }
+}
+
+/// What a modification time becomes in a FAT image kiln writes (clamped
+/// to FAT's range, floored to 2 seconds), as a reader gives it back.
+pub fn stored_mtime(t: Timestamp) -> Timestamp {
+    let fat = FatTime::from(t);
+    FatTime { tenths: 0, ..fat }
+        .to_timestamp()
+        // OK to unwrap: `from` makes only valid fields.
+        .expect("a FAT time kiln made is valid")
 }
 
 #[cfg(test)]
@@ -77,5 +110,27 @@ mod tests {
         assert_eq!(last.date, (127 << 9) | (12 << 5) | 31);
         assert_eq!(last.time, (23 << 11) | (59 << 5) | 29);
         assert_eq!(at(i64::MAX / 2, 0), at(FAT_END, 990_000_000));
+    }
+
+    #[test]
+    fn read_back() {
+        let t = Timestamp {
+            secs: 1_700_000_001,
+            nanos: 560_000_000,
+        };
+        assert_eq!(FatTime::from(t).to_timestamp(), Some(t));
+        let floored = Timestamp {
+            secs: 1_700_000_000,
+            nanos: 0,
+        };
+        assert_eq!(stored_mtime(t), floored);
+        let first = stored_mtime(Timestamp { secs: 0, nanos: 0 });
+        assert_eq!({ first.secs }, FAT_EPOCH);
+        assert_eq!(FatTime::ZERO.to_timestamp(), None);
+        let bad_hour = FatTime {
+            time: 25 << 11,
+            ..FatTime::from(t)
+        };
+        assert_eq!(bad_hour.to_timestamp(), None);
     }
 }

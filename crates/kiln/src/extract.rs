@@ -1,13 +1,14 @@
 //! Restoring an image's tree, or a subtree, into a new directory:
 //! [`kiln_extract::extract`] on an image named as the other commands name
-//! it, with its checksums verified.
+//! it, with its checksums verified (ext) or [`kiln_extract::extract_fat`]
+//! for a FAT image.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::{Image, Observer};
+use crate::{FsKind, Image, Observer};
 
 /// What to restore, and where.
 #[derive(Clone, Debug)]
@@ -26,6 +27,15 @@ pub struct ExtractRequest {
 /// what the host could not restore.
 pub fn extract(req: &ExtractRequest, observer: &dyn Observer) -> Result<kiln_extract::Report> {
     let image = Image::resolve(&req.image)?;
-    let reader = image.reader_checked(req.ignore_checksums, observer)?;
-    kiln_extract::extract(&reader, &req.path, &req.dest).with_context(|| image.name.clone())
+    let report = match image.kind()? {
+        FsKind::Fat => {
+            let reader = image.fat_reader()?;
+            kiln_extract::extract_fat(&reader, &req.path, &req.dest)
+        }
+        FsKind::Ext => {
+            let reader = image.reader_checked(req.ignore_checksums, observer)?;
+            kiln_extract::extract(&reader, &req.path, &req.dest)
+        }
+    };
+    report.with_context(|| image.name.clone())
 }

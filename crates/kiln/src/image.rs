@@ -1,5 +1,6 @@
 //! Opening an image to look inside: a plain filesystem image, or a
-//! partition of a GPT disk image (`IMAGE:PART`, by number or label).
+//! partition of a GPT disk image (`IMAGE:PART`, by number or label), as
+//! ext2/3/4 or FAT, told by its bytes ([`Image::kind`]).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -8,8 +9,40 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use kiln_disk::{partition, Region};
 use kiln_ext::ImageReader;
+use kiln_fat::FatReader;
 
 use crate::Observer;
+
+/// Bytes of a filesystem that tell its type: the ext superblock's magic
+/// number ends at 1082.
+const HEAD: u64 = 2048;
+/// Where the ext superblock's `s_magic` is, and its value.
+const EXT_MAGIC_AT: usize = 1080;
+const EXT_MAGIC: [u8; 2] = [0x53, 0xEF];
+
+/// The filesystem types kiln reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsKind {
+    /// ext2, ext3 or ext4 (also what anything else is taken for, so that
+    /// its errors name what an ext superblock should hold).
+    Ext,
+    /// FAT12, FAT16 or FAT32.
+    Fat,
+}
+
+impl FsKind {
+    /// The type of the filesystem whose first bytes are `head`: ext if the
+    /// ext magic number is in place, else FAT if a FAT boot sector is,
+    /// else ext.
+    pub fn of(head: &[u8]) -> FsKind {
+        let ext = head.get(EXT_MAGIC_AT..EXT_MAGIC_AT + 2) == Some(&EXT_MAGIC[..]);
+        if !ext && kiln_fat::probe(head) {
+            FsKind::Fat
+        } else {
+            FsKind::Ext
+        }
+    }
+}
 
 /// A filesystem image, or one partition of a disk image.
 #[derive(Debug)]
@@ -38,6 +71,17 @@ impl Image {
     /// Where the filesystem starts in the file.
     pub fn offset(&self) -> u64 {
         self.region.as_ref().map_or(0, |r| r.offset)
+    }
+
+    /// The type of the filesystem, told by its first bytes.
+    pub fn kind(&self) -> Result<FsKind> {
+        Ok(FsKind::of(&self.head(HEAD)?))
+    }
+
+    /// Kiln's reader of a FAT filesystem.
+    pub fn fat_reader(&self) -> Result<FatReader> {
+        let len = self.region.as_ref().map(|r| r.len);
+        FatReader::open_at(&self.path, self.offset(), len).with_context(|| self.name.clone())
     }
 
     /// Kiln's own reader of the filesystem.

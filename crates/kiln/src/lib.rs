@@ -62,7 +62,7 @@ mod verify;
 pub use build::build;
 pub use disk::{build_disk, DiskRequest};
 pub use extract::{extract, ExtractRequest};
-pub use image::Image;
+pub use image::{FsKind, Image};
 pub use layout::Layout;
 pub use observer::{Observer, Quiet};
 pub use progress::{Phase, Progress};

@@ -1,6 +1,6 @@
 //! Verification (`kiln verify IMAGE --against SOURCE...`): proves an image
 //! holds exactly the tree its build was given, and that its structures are
-//! consistent.
+//! consistent. A FAT image is compared in [`fat`], on what FAT keeps.
 //!
 //! The expected tree is read as `kiln build` reads it (same layers, specs
 //! and policies). Every entry is compared: type, mode, owner, times (as the
@@ -26,7 +26,9 @@ use kiln_ext::{
 use kiln_tree::{Body, FileData, Metadata, NodeId, Timestamp, Tree};
 
 use crate::tree::read_tree;
-use crate::{Image, Observer, TreeRequest};
+use crate::{FsKind, Image, Observer, TreeRequest};
+
+mod fat;
 
 /// What to verify.
 #[derive(Clone, Debug)]
@@ -78,6 +80,9 @@ pub fn verify(
     observer: &dyn Observer,
 ) -> Result<VerifyReport> {
     let image = Image::resolve(&req.image)?;
+    if image.kind()? == FsKind::Fat {
+        return fat::verify(req, image, out, observer);
+    }
     let mut reader = image.reader()?;
     reader.set_checksums(false);
     let tree = read_tree(&req.tree, None, observer)?;

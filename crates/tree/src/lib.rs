@@ -41,6 +41,8 @@ pub use kiln_host::HostTime as Timestamp;
 pub use model::{Body, DosAttributes, FileData, Metadata, Node, NodeId, Tree, Xattr};
 pub use policy::{IdMap, Policy};
 pub use sniff::Looks;
-pub use spec::{civil_from_days, parse_device_table, parse_file_contexts, FileContexts, Spec};
+pub use spec::{
+    civil_from_days, days_from_civil, parse_device_table, parse_file_contexts, FileContexts, Spec,
+};
 pub use tar::{read_tar, read_tar_from, TarOptions};
 pub use thin_vec::ThinVec;

@@ -73,7 +73,7 @@ use std::sync::Arc;
 
 pub use contexts::{parse_file_contexts, FileContexts};
 pub use devtable::parse_device_table;
-pub use time::civil_from_days;
+pub use time::{civil_from_days, days_from_civil};
 
 use kiln_host::HostFileType;
 use thin_vec::ThinVec;

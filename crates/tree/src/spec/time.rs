@@ -108,10 +108,17 @@ fn civil_days(date: &str) -> Option<i64> {
     let year = fixed(parts.next()?, 4)?;
     let month = fixed(parts.next()?, 2)?;
     let day = fixed(parts.next()?, 2)?;
-    if parts.next().is_some() || !(1..=12).contains(&month) {
+    if parts.next().is_some() {
         return None;
     }
-    if day < 1 || day > days_in_month(year, month) {
+    days_from_civil(year, month, day)
+}
+
+/// Days since 1970-01-01 of the proleptic Gregorian date `year-month-day`,
+/// `None` if there is no such day: [`civil_from_days`] the other way. For
+/// the dates that inputs give (spec times, FAT directory entries).
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
     // Count from March, so the leap day ends a year (Hinnant's civil-day
