@@ -76,7 +76,11 @@ impl Firmware {
 const FIXTURE: &str = "fixtures/disk/uefi.toml";
 const FIXTURE_ESP: &str = "fixtures/disk/uefi-esp";
 
-/// The ESP partition's number, for the guest's mount (`/dev/vda1`).
+/// The loader entry in the ESP's layer, which names the root's PARTUUID.
+const ENTRY: &str = "loader/entries/kiln.conf";
+
+/// The ESP as the guest's kernel names it: the layout's first partition on the one
+/// virtio disk.
 const ESP_DEVICE: &str = "/dev/vda1";
 
 /// The root partition's number in the layout, for the check of the image after the boot.
@@ -131,6 +135,10 @@ fn build_twice(h: &Harness, config: &Path, image: &Path) -> Result<()> {
 /// The staging layer of the ESP: systemd-boot, the kernel and the initramfs where the
 /// entry names them, and `kiln-test/`, names and sizes that exercise the FAT writer.
 fn stage_esp(h: &Harness, esp: &Path) -> Result<()> {
+    ensure!(
+        Path::new(SYSTEMD_BOOT).is_file(),
+        "no {SYSTEMD_BOOT} (apt-get install systemd-boot-efi)"
+    );
     let copies = [
         (Path::new(SYSTEMD_BOOT), "EFI/BOOT/BOOTX64.EFI"),
         (h.kernel.as_path(), "kiln/vmlinuz"),
@@ -139,14 +147,7 @@ fn stage_esp(h: &Harness, esp: &Path) -> Result<()> {
     for (from, to) in copies {
         let to = esp.join(to);
         fs::create_dir_all(to.parent().context("a path in the ESP")?)?;
-        fs::copy(from, &to).with_context(|| {
-            let hint = if from == Path::new(SYSTEMD_BOOT) {
-                " (apt-get install systemd-boot-efi)"
-            } else {
-                ""
-            };
-            format!("copy {}{hint}", from.display())
-        })?;
+        fs::copy(from, &to).with_context(|| format!("copy {}", from.display()))?;
     }
     write_test_files(&esp.join("kiln-test"))
 }
@@ -256,9 +257,6 @@ expect esp-umount 'umount /boot/efi && echo ok' ok
     fs::write(root.join("etc/esp.sha256"), &manifest.sums)?;
     Ok(())
 }
-
-/// The loader entry in the ESP's layer, which names the root's PARTUUID.
-const ENTRY: &str = "loader/entries/kiln.conf";
 
 /// Until kiln writes FAT from a layout: the ESP image made by mkfs.vfat and mtools from
 /// `layers`, which the layout takes as a raw image.
