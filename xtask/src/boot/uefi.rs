@@ -1,8 +1,9 @@
 //! The `uefi-systemd-boot` case: the disk of `fixtures/disk/uefi.toml` booted by OVMF, with
 //! no `-kernel`: the firmware runs systemd-boot from the ESP, which loads the kernel and
 //! the initramfs from the ESP with the entry's command line, and the initramfs finds the
-//! root by the PARTUUID the layout fixes. The guest then mounts the ESP with Linux's vfat
-//! driver and compares its names and bytes with what was put in.
+//! root by the PARTUUID the layout fixes. The guest then mounts the ESP, which kiln's FAT
+//! writer made, with Linux's vfat driver and compares its names and bytes with what was
+//! put in.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -104,7 +105,6 @@ pub(super) fn systemd_boot(h: &Harness, scratch: &Path) -> Result<Boot> {
     stage_esp(h, &esp)?;
     let manifest = Manifest::of(&[&esp_layer, &esp])?;
     stage_root(h, &staging.join("root"), &manifest)?;
-    make_esp_image(&[&esp_layer, &esp], &staging.join("esp.img"))?;
     let image = scratch.join("uefi.img");
     build_twice(h, &config, &image)?;
     Ok(Boot {
@@ -255,24 +255,5 @@ expect esp-umount 'umount /boot/efi && echo ok' ok
     fs::create_dir_all(root.join("boot/efi"))?;
     fs::write(root.join("etc/esp.names"), &manifest.names)?;
     fs::write(root.join("etc/esp.sha256"), &manifest.sums)?;
-    Ok(())
-}
-
-/// Until kiln writes FAT from a layout: the ESP image made by mkfs.vfat and mtools from
-/// `layers`, which the layout takes as a raw image.
-fn make_esp_image(layers: &[&Path], out: &Path) -> Result<()> {
-    run_cmd(Command::new("truncate").args(["-s", "64M"]).arg(out))?;
-    run_cmd(Command::new("mkfs.vfat").args(["-F", "32"]).arg(out))?;
-    for layer in layers {
-        for entry in fs::read_dir(layer)? {
-            run_cmd(
-                Command::new("mcopy")
-                    .args(["-s", "-i"])
-                    .arg(out)
-                    .arg(entry?.path())
-                    .arg("::/"),
-            )?;
-        }
-    }
     Ok(())
 }
