@@ -8,9 +8,18 @@
 //! is about, writes to its root, remounts it read-only and powers off. (At the top: a
 //! Debian tree's `/sbin` is a symlink that a directory in an overlay would replace.)
 //!
+//! Most cases hand QEMU the kernel (`-kernel`). `uefi-systemd-boot` (uefi.rs) does not:
+//! OVMF (package ovmf) boots the disk of `fixtures/disk/uefi.toml`, whose ESP holds
+//! systemd-boot (package systemd-boot-efi), its entry, the kernel and the initramfs, and
+//! the guest also mounts the ESP with Linux's vfat driver and compares every name and byte
+//! with a manifest the case puts in the root; the disk is built twice and must be the
+//! same bytes. Firmware under software emulation makes it the slowest boot but one.
+//!
 //! The kernel and busybox packages are fetched once with `apt-get download` into
-//! `$KILN_BOOT_DIR` (default /tmp/kiln-boot), and the initramfs is kept there too.
+//! `$KILN_BOOT_DIR` (default /tmp/kiln-boot), and the initramfs (initrd.rs) is kept there
+//! too.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,6 +27,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
+
+mod initrd;
+mod uefi;
 
 /// The flags of `cargo xtask boot`.
 #[derive(clap::Args)]
@@ -52,6 +64,10 @@ const APPLETS: &[&str] = &[
     "sleep",
     "test",
     "[",
+    "find",
+    "sort",
+    "diff",
+    "wc",
 ];
 
 /// One boot: what kiln builds and how the kernel finds its root.
@@ -65,11 +81,20 @@ struct Case {
 /// An image ready to boot.
 struct Boot {
     image: PathBuf,
-    /// The kernel's `root=` and `rootfstype=`.
-    root: String,
-    fs_type: &'static str,
-    /// Where the filesystem starts in the image (a partition's offset).
+    start: Start,
+    /// Where the root filesystem starts in the image (a partition's offset).
     offset: u64,
+}
+
+/// How QEMU starts the guest's kernel.
+enum Start {
+    /// QEMU loads the harness's kernel and initramfs itself (`-kernel`), with this `root=`
+    /// and `rootfstype=`.
+    Kernel { root: String, fs_type: &'static str },
+    /// UEFI firmware boots the disk: the bootloader on its ESP loads the kernel, the
+    /// initramfs and the command line (which must run `/kiln-check`). The firmware's
+    /// variables are a writable copy, in the scratch folder.
+    Firmware(uefi::Firmware),
 }
 
 /// Everything the cases share: the kiln binary, the kernel, the busybox binary.
@@ -107,6 +132,12 @@ const CASES: &[Case] = &[
         slow: 1,
     },
     Case {
+        name: "uefi-systemd-boot",
+        run: uefi::systemd_boot,
+        // Firmware under TCG: the firmware and the loader come before the kernel.
+        slow: 3,
+    },
+    Case {
         name: "debian-dpkg-verify",
         run: debian_rootfs,
         slow: 5,
@@ -124,7 +155,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     let work = work_dir();
     fs::create_dir_all(&work).with_context(|| format!("mkdir {}", work.display()))?;
-    let (kernel, initrd, busybox) = prepare_kernel(&work)?;
+    let (kernel, initrd, busybox) = initrd::prepare_kernel(&work)?;
     let harness = Harness {
         kiln: crate::build_kiln(crate::Profile::Debug)?,
         kernel,
@@ -174,145 +205,6 @@ fn run_cmd(cmd: &mut Command) -> Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Fetches Debian's kernel and busybox-static (once) and makes the initramfs (once per
-/// kernel version); returns the kernel, the initramfs and the busybox binary.
-fn prepare_kernel(work: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
-    let kpkg = work.join("kpkg");
-    let bb = work.join("bb");
-    if !kpkg.join("boot").is_dir() || !bb.join("bin/busybox").is_file() {
-        let depends = run_cmd(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
-        let package = depends
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("Depends: "))
-            .context("apt-cache names no kernel package for linux-image-amd64")?
-            .to_string();
-        eprintln!(
-            "boot: fetching {package} and busybox-static into {}",
-            work.display()
-        );
-        run_cmd(Command::new("apt-get").current_dir(work).args([
-            "download",
-            &package,
-            "busybox-static",
-        ]))?;
-        for (prefix, dest) in [(package.as_str(), &kpkg), ("busybox-static", &bb)] {
-            let deb = fs::read_dir(work)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| {
-                    let name = p.file_name().unwrap_or_default().to_string_lossy();
-                    name.starts_with(&format!("{prefix}_")) && name.ends_with(".deb")
-                })
-                .with_context(|| format!("apt-get download left no {prefix} package"))?;
-            run_cmd(Command::new("dpkg").arg("-x").arg(&deb).arg(dest))?;
-        }
-    }
-    let version = fs::read_dir(kpkg.join("lib/modules"))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .context("the kernel package has no modules")?;
-    let kernel = kpkg.join(format!("boot/vmlinuz-{version}"));
-    ensure!(kernel.is_file(), "no kernel at {}", kernel.display());
-    let busybox = bb.join("bin/busybox");
-    let initrd = work.join(format!("initrd-{version}-{:016x}.gz", initrd_hash()));
-    if !initrd.is_file() {
-        make_initrd(&kpkg.join("lib/modules").join(&version), &busybox, &initrd)?;
-    }
-    Ok((kernel, initrd, busybox))
-}
-
-/// A hash (FNV-1a) of what goes into the initramfs besides the kernel's modules, so that a
-/// kept initramfs is rebuilt when the script or the module list changes.
-fn initrd_hash() -> u64 {
-    let text = MODULES.join("\n") + INIT;
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// The modules the initramfs loads, in dependency order: all are modules in Debian's
-/// generic config. crc32c for metadata_csum, jbd2 for journals, ext4 (which also mounts
-/// ext2 and ext3), and the virtio disk.
-const MODULES: &[&str] = &[
-    "crypto/crc32c_generic",
-    "lib/crc16",
-    "fs/mbcache",
-    "fs/jbd2/jbd2",
-    "fs/ext4/ext4",
-    "drivers/virtio/virtio_ring",
-    "drivers/virtio/virtio",
-    "drivers/virtio/virtio_pci_legacy_dev",
-    "drivers/virtio/virtio_pci_modern_dev",
-    "drivers/virtio/virtio_pci",
-    "drivers/block/virtio_blk",
-];
-
-/// The initramfs's /init: loads the modules, finds the root (a device, or a GPT partition
-/// by `root=PARTUUID=`, read from the partition table with busybox, which has no blkid
-/// for it), mounts it read-write and hands over to `init=`.
-const INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t devtmpfs dev /dev; mount -t proc proc /proc; mount -t sysfs sys /sys
-for k in /mod/*.ko; do insmod "$k" || echo "initrd: insmod $k failed"; done
-root=/dev/vda; fst=auto; init=/sbin/init
-for a in $(cat /proc/cmdline); do
-  case $a in root=*) root=${a#root=};; rootfstype=*) fst=${a#rootfstype=};; init=*) init=${a#init=};; esac
-done
-# The unique GUID of every GPT partition (entries of 128 bytes from LBA 2), as text.
-partuuid_dev() {
-  for p in /sys/class/block/*; do
-    [ -f "$p/partition" ] || continue
-    n=$(cat "$p/partition"); disk=$(basename "$(readlink -f "$p/..")")
-    set -- $(hexdump -v -s $((1024 + (n - 1) * 128 + 16)) -n 16 -e '16/1 "%02x "' "/dev/$disk")
-    [ $# -eq 16 ] || continue
-    g="$4$3$2$1-$6$5-$8$7-$9${10}-${11}${12}${13}${14}${15}${16}"
-    [ "$g" = "$want" ] && { echo "/dev/${p##*/}"; return; }
-  done
-}
-i=0
-case $root in
-  PARTUUID=*)
-    want=$(echo "${root#PARTUUID=}" | tr A-F a-f); root=
-    while [ -z "$root" ] && [ $i -lt 100 ]; do root=$(partuuid_dev); [ -n "$root" ] || sleep 0.1; i=$((i + 1)); done
-    [ -n "$root" ] || { echo "initrd: no partition $want"; poweroff -f; } ;;
-  *) while [ ! -b "$root" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done ;;
-esac
-echo "initrd: root $root ($fst)"
-mount -t "$fst" -o rw "$root" /newroot || { echo "initrd: mount $root failed"; poweroff -f; }
-umount /proc /sys; mount --move /dev /newroot/dev 2>/dev/null || umount /dev
-exec switch_root /newroot "$init"
-"#;
-
-/// Packs busybox, /init and the modules into a gzipped newc cpio archive at `out`.
-fn make_initrd(modules: &Path, busybox: &Path, out: &Path) -> Result<()> {
-    let tree = tempfile::Builder::new().prefix("kiln-initrd.").tempdir()?;
-    let root = tree.path();
-    for dir in ["bin", "dev", "proc", "sys", "newroot", "mod"] {
-        fs::create_dir_all(root.join(dir))?;
-    }
-    fs::copy(busybox, root.join("bin/busybox"))?;
-    for (i, module) in MODULES.iter().enumerate() {
-        let from = modules.join(format!("kernel/{module}.ko"));
-        ensure!(from.is_file(), "no module {}", from.display());
-        let name = module.rsplit('/').next().unwrap_or(module);
-        fs::copy(&from, root.join(format!("mod/{:02}-{name}.ko", i + 10)))?;
-    }
-    write_executable(&root.join("init"), INIT)?;
-    let script = format!(
-        "cd {} && find . | {} cpio -o -H newc 2>/dev/null | gzip -9 > {}",
-        shell_quote(root),
-        shell_quote(busybox),
-        shell_quote(out)
-    );
-    run_cmd(Command::new("sh").args(["-c", &script]))?;
-    Ok(())
-}
-
-/// `path` in single quotes for `sh -c`.
-fn shell_quote(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
 /// Writes `text` to `path` with mode 0755.
@@ -375,10 +267,6 @@ impl Harness {
     /// informative lines (`dpkg: ...`) and its marker line.
     fn boot(&self, boot: &Boot, timeout: u64, scratch: &Path) -> Result<String> {
         let log = scratch.join("serial.log");
-        let append = format!(
-            "root={} rootfstype={} rw console=ttyS0 panic=-1 quiet init=/kiln-check",
-            boot.root, boot.fs_type
-        );
         let drive = format!("file={},format=raw,if=virtio", boot.image.display());
         let status = Command::new("timeout")
             .args(["--signal=KILL", &timeout.to_string(), "qemu-system-x86_64"])
@@ -394,11 +282,8 @@ impl Harness {
                 "-nic",
                 "none",
             ])
-            .arg("-kernel")
-            .arg(&self.kernel)
-            .arg("-initrd")
-            .arg(&self.initrd)
-            .args(["-append", &append, "-drive", &drive])
+            .args(self.start_args(&boot.start))
+            .args(["-drive", &drive])
             .stdin(std::process::Stdio::null())
             .stdout(fs::File::create(&log)?)
             .stderr(std::process::Stdio::inherit())
@@ -434,6 +319,23 @@ impl Harness {
         Ok(said.join("; "))
     }
 
+    /// QEMU's arguments that start the kernel as `start` says.
+    fn start_args(&self, start: &Start) -> Vec<OsString> {
+        match start {
+            Start::Kernel { root, fs_type } => {
+                let append = format!(
+                    "root={root} rootfstype={fs_type} rw console=ttyS0 panic=-1 quiet \
+                     init=/kiln-check"
+                );
+                let mut args: Vec<OsString> = vec!["-kernel".into(), self.kernel.clone().into()];
+                args.extend(["-initrd".into(), self.initrd.clone().into()]);
+                args.extend(["-append".into(), append.into()]);
+                args
+            }
+            Start::Firmware(firmware) => firmware.qemu_args(),
+        }
+    }
+
     /// After the boot: no journal left to recover, and e2fsck finds nothing.
     fn judge_image(&self, boot: &Boot) -> Result<()> {
         // e2fsprogs opens a filesystem inside a bigger file as `FILE?offset=BYTES`.
@@ -451,6 +353,18 @@ impl Harness {
             .context("e2fsck -fn after the boot")?;
         Ok(())
     }
+}
+
+/// Where partition `number` of the GPT disk `image` starts, in bytes.
+fn partition_offset(image: &Path, number: u32) -> Result<u64> {
+    // partx gives the start in 512-byte sectors.
+    let start = run_cmd(
+        Command::new("partx")
+            .args(["-g", "-o", "START", "-n", &number.to_string()])
+            .arg(image),
+    )?;
+    let sectors: u64 = start.trim().parse().context("partx START")?;
+    Ok(sectors * 512)
 }
 
 /// The SHA-256 of `path`, as `sha256sum` prints it.
@@ -489,8 +403,10 @@ fn seed_ext3(h: &Harness, scratch: &Path) -> Result<Boot> {
     h.kiln(&["build", &r, &o, "-o", &i, "-t", "ext3", "--size", "64M"])?;
     Ok(Boot {
         image,
-        root: "/dev/vda".into(),
-        fs_type: "ext3",
+        start: Start::Kernel {
+            root: "/dev/vda".into(),
+            fs_type: "ext3",
+        },
         offset: 0,
     })
 }
@@ -512,8 +428,10 @@ fn payload_case(h: &Harness, scratch: &Path, fs_type: &'static str) -> Result<Bo
     h.kiln(&["build", &r, "-o", &i, "-t", fs_type, "--size", "64M"])?;
     Ok(Boot {
         image,
-        root: "/dev/vda".into(),
-        fs_type,
+        start: Start::Kernel {
+            root: "/dev/vda".into(),
+            fs_type,
+        },
         offset: 0,
     })
 }
@@ -552,18 +470,13 @@ fn gpt_partuuid(h: &Harness, scratch: &Path) -> Result<Boot> {
     let image = scratch.join("disk.img");
     let (c, i) = (config.display().to_string(), image.display().to_string());
     h.kiln(&["build", "--config", &c, "-o", &i])?;
-    // partx gives the start in 512-byte sectors.
-    let start = run_cmd(
-        Command::new("partx")
-            .args(["-g", "-o", "START", "-n", "2"])
-            .arg(&image),
-    )?;
-    let sectors: u64 = start.trim().parse().context("partx START")?;
     Ok(Boot {
+        offset: partition_offset(&image, 2)?,
         image,
-        root: format!("PARTUUID={ROOT_PARTUUID}"),
-        fs_type: "ext4",
-        offset: sectors * 512,
+        start: Start::Kernel {
+            root: format!("PARTUUID={ROOT_PARTUUID}"),
+            fs_type: "ext4",
+        },
     })
 }
 
@@ -622,8 +535,10 @@ fn tar_by_user(h: &Harness, scratch: &Path) -> Result<Boot> {
     )?;
     Ok(Boot {
         image,
-        root: "/dev/vda".into(),
-        fs_type: "ext4",
+        start: Start::Kernel {
+            root: "/dev/vda".into(),
+            fs_type: "ext4",
+        },
         offset: 0,
     })
 }
@@ -697,8 +612,10 @@ fn debian_rootfs(h: &Harness, scratch: &Path) -> Result<Boot> {
     ])?;
     Ok(Boot {
         image,
-        root: "/dev/vda".into(),
-        fs_type: "ext4",
+        start: Start::Kernel {
+            root: "/dev/vda".into(),
+            fs_type: "ext4",
+        },
         offset: 0,
     })
 }
