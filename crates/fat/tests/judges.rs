@@ -295,11 +295,16 @@ mod grub {
         (1_690_000_000, "20230722042640"),
     ];
 
-    /// In a directory this large, GRUB reads back every `CAT_STRIDE`th
-    /// file (and lists them all): a process per file would take minutes.
+    /// The names of the files that fill directories (`big/` and the root)
+    /// start so: GRUB lists them all but reads back every `CAT_STRIDE`th
+    /// (a process per file would take minutes), and every other file.
+    const FILLER: &str = "Entry number ";
     const CAT_STRIDE: usize = 37;
-    /// Files in `big/`, the directory of many clusters.
+    /// Filler files in `big/`, a directory of many clusters.
     const BIG_DIR_FILES: u32 = 1200;
+    /// Filler files at the root: enough that FAT32's root takes several
+    /// clusters and FAT12/16's fixed root more than its usual 512 entries.
+    const ROOT_FILES: u32 = 150;
 
     /// What one listing line says: `None` for a directory, else the size;
     /// and the modification time as GRUB prints it.
@@ -323,8 +328,12 @@ mod grub {
             put(&dir.join("boot").join(name), &bytes(len, 100 + i as u32));
         }
         for i in 0..BIG_DIR_FILES {
-            let name = format!("big/Entry number {i:05} with a long name.conf");
+            let name = format!("big/{FILLER}{i:05} with a long name.conf");
             put(&dir.join(name), format!("entry {i}\n").as_bytes());
+        }
+        for i in 0..ROOT_FILES {
+            let name = format!("{FILLER}{i:03} at the root");
+            put(&dir.join(name), format!("root {i}\n").as_bytes());
         }
         put(&dir.join("EFI/Boot/BOOTX64.EFI"), &bytes(300_001, 9));
         put(
@@ -428,7 +437,7 @@ mod grub {
     }
 
     /// Every directory of `src` as GRUB lists it in `image`, and every
-    /// file's bytes as GRUB reads them (a stride of each large directory).
+    /// file's bytes as GRUB reads them (a stride of the filler files).
     fn assert_grub_reads(image: &Path, src: &Path, what: &str) {
         let mut dirs = vec![String::new()];
         let mut files = 0;
@@ -452,12 +461,11 @@ mod grub {
                     .take(5)
                     .collect::<Vec<_>>(),
             );
-            let stride = if entries.len() > 100 { CAT_STRIDE } else { 1 };
             for (i, (name, (size, _))) in entries.iter().enumerate() {
                 let path = format!("{rel}/{name}");
                 if size.is_none() {
                     dirs.push(path);
-                } else if i % stride == 0 || i == entries.len() - 1 {
+                } else if !name.starts_with(FILLER) || i % CAT_STRIDE == 0 {
                     let read = fstest(image, &["cat", &path]);
                     assert!(
                         read == fs::read(host.join(name)).unwrap(),
@@ -488,6 +496,7 @@ mod grub {
             let image = out.path().join("fat.img");
             let g = build(src.path(), &opts, &image);
             assert_eq!(g.variant, variant);
+            assert!(variant == FatVariant::Fat32 || g.root_entries > 512, "{g:?}");
             fsck_clean(&image);
             assert_grub_reads(&image, src.path(), &variant.to_string());
         }
