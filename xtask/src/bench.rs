@@ -4,7 +4,8 @@
 //! Linux source tree and the many-small-files tree, each as ext2, ext3 and ext4, plus the
 //! floor (`tar -cf - TREE | cat >/dev/null`); then the extra rows: a directory of 1,000,000
 //! entries (ext4, with its htree index checked), the streamed zstd output against a raw build
-//! followed by `zstd -T0 -3`, and the scale checks (`--scale` runs those alone).
+//! followed by `zstd -T0 -3`, the scale checks (`--scale` runs those alone), and the FAT row
+//! (bench/fat.rs; `--fat` runs it alone): kiln against `mkfs.fat` + `mcopy` on an ESP-like tree.
 //!
 //! The tree is read once (counting it, then the floor) before anything is timed, so every
 //! timing is with a warm cache. Each tool runs `--runs` times and the median counts; each
