@@ -496,7 +496,10 @@ mod grub {
             let image = out.path().join("fat.img");
             let g = build(src.path(), &opts, &image);
             assert_eq!(g.variant, variant);
-            assert!(variant == FatVariant::Fat32 || g.root_entries > 512, "{g:?}");
+            assert!(
+                variant == FatVariant::Fat32 || g.root_entries > 512,
+                "{g:?}"
+            );
             fsck_clean(&image);
             assert_grub_reads(&image, src.path(), &variant.to_string());
         }
