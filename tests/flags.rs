@@ -56,7 +56,9 @@ fn a_bad_flag_fails_before_any_source_is_read() {
     crate::sys::mknod(&fifo, crate::sys::Kind::Fifo, 0o600, 0, 0);
     let out = dir.path().join("out.img");
     for (args, want) in [
-        (&["-b", "512"][..], "--block-size"),
+        (&["-b", "512"][..], "block size 512 (-b)"),
+        (&["-t", "vfat", "-b", "1000"], "cluster size 1000"),
+        (&["-t", "vfat", "-N", "9"], "-N: an ext option"),
         (&["-I", "1024"], "--inode-size"),
         (&["-L", "a label of 17 bytes"], "--label"),
         (&["--compress", "zstd:99"], "--compress"),

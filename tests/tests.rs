@@ -51,6 +51,8 @@ mod inspect;
 mod extract;
 // `kiln verify`: damage reported; partitioned disk images.
 mod verify;
+// Issue 19: FAT images and FAT partitions, judged by fsck.fat and mtools.
+mod fat;
 // Issue 7: random trees and options, judged by e2fsck, verify and the kernel.
 mod prop;
 // Issue 7: SIGINT and SIGTERM leave no partial output.

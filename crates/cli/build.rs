@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use kiln_lib::{BuildReport, BuildRequest, DiskRequest, Layout, Observer, Phase, Progress};
+use kiln_lib::{
+    BuildReport, BuildRequest, DiskRequest, FsReport, Layout, Observer, Phase, Progress,
+};
 
 use crate::display::{self, Display};
 use crate::flags::{BuildArgs, Layer};
@@ -120,17 +122,22 @@ fn print_summary(report: &BuildReport, output: &Path) {
         .iter()
         .filter_map(|p| p.filesystem.as_ref())
     {
+        let counts = if is_fat(fs) {
+            format!(
+                "{} clusters of {} bytes ({} free)",
+                fs.blocks, fs.block_size, fs.blocks_free
+            )
+        } else {
+            format!(
+                "{} blocks of {} bytes ({} free), {} inodes ({} free), {} groups",
+                fs.blocks, fs.block_size, fs.blocks_free, fs.inodes, fs.inodes_free, fs.groups
+            )
+        };
         eprintln!(
-            "kiln: wrote {} ({} bytes{zstd}): {}, {} blocks of {} bytes ({} free), {} inodes ({} free), {} groups",
+            "kiln: wrote {} ({} bytes{zstd}): {}, {counts}",
             output.display(),
             d.size,
             fs.fs_type,
-            fs.blocks,
-            fs.block_size,
-            fs.blocks_free,
-            fs.inodes,
-            fs.inodes_free,
-            fs.groups
         );
     }
 }
@@ -163,10 +170,17 @@ fn print_disk_summary(report: &BuildReport, output: &Path) {
             .filesystem
             .as_ref()
             .map_or("no filesystem".to_string(), |f| {
-                format!(
-                    "{} {}, {} of {} blocks and {} of {} inodes used",
-                    f.fs_type, f.uuid, f.blocks_used, f.blocks, f.inodes_used, f.inodes
-                )
+                if is_fat(f) {
+                    format!(
+                        "{} {}, {} of {} clusters used",
+                        f.fs_type, f.uuid, f.blocks_used, f.blocks
+                    )
+                } else {
+                    format!(
+                        "{} {}, {} of {} blocks and {} of {} inodes used",
+                        f.fs_type, f.uuid, f.blocks_used, f.blocks, f.inodes_used, f.inodes
+                    )
+                }
             });
         eprintln!(
             "kiln:   {} {:?} ({}): {} bytes at {}: {fs}",
@@ -177,6 +191,11 @@ fn print_disk_summary(report: &BuildReport, output: &Path) {
             p.offset
         );
     }
+}
+
+/// Whether a filesystem is FAT, which counts clusters and has no inodes.
+fn is_fat(fs: &FsReport) -> bool {
+    fs.fs_type.starts_with("fat")
 }
 
 /// `, N bytes compressed` for a compressed output.

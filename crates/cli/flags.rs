@@ -7,14 +7,17 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{ArgMatches, Args, Parser, Subcommand};
 use kiln_ext::FreeSpace;
 use kiln_lib::values::{
-    parse_block_size, parse_free, parse_fs_type, parse_hash_alg, parse_inode_size,
-    parse_journal_size, parse_label, parse_mode, parse_owner, parse_size, parse_uuid,
+    parse_format, parse_free, parse_hash_alg, parse_inode_size, parse_journal_size, parse_label,
+    parse_mode, parse_owner, parse_size, parse_uuid, parse_volume_id,
 };
-use kiln_lib::{BuildRequest, Compress, FsRequest, OutputRequest, SizeRequest, TreeRequest};
+use kiln_lib::{
+    BuildRequest, Compress, ExtRequest, FatRequest, Format, FsRequest, OutputRequest, SizeRequest,
+    TreeRequest,
+};
 use kiln_sink::Durability;
 use kiln_tree::IdMap;
 
@@ -261,8 +264,9 @@ pub(crate) struct BuildArgs {
     #[arg(short, long, value_name = "IMAGE", help_heading = "Output")]
     pub(crate) output: PathBuf,
 
-    /// Filesystem type.
-    #[arg(short = 't', long = "fs-type", value_name = "TYPE", default_value = "ext3", value_parser = ["ext2", "ext3", "ext4"])]
+    /// Filesystem type: ext2, ext3, ext4; vfat (FAT12, FAT16 or FAT32 as
+    /// the size calls for, as mkfs.fat picks), fat12, fat16, fat32.
+    #[arg(short = 't', long = "fs-type", value_name = "TYPE", default_value = "ext3", value_parser = ["ext2", "ext3", "ext4", "vfat", "fat12", "fat16", "fat32"])]
     pub(crate) fs_type: String,
 
     /// Features to add to or remove from the type's defaults, as with mke2fs
@@ -289,26 +293,21 @@ pub(crate) struct BuildArgs {
     #[arg(long = "free-inodes", value_name = "N")]
     pub(crate) free_inodes: Option<u64>,
 
-    /// Block size in bytes.
-    #[arg(
-        short = 'b',
-        long = "block-size",
-        value_name = "BYTES",
-        default_value_t = 4096,
-        value_parser = parse_block_size
-    )]
-    pub(crate) block_size: u32,
+    /// Block size in bytes (ext: 1024, 2048 or 4096, default 4096; FAT:
+    /// the cluster size, a power of two from 512 to 65536, default as
+    /// mkfs.fat picks it from the size).
+    #[arg(short = 'b', long = "block-size", value_name = "BYTES")]
+    pub(crate) block_size: Option<u32>,
 
-    /// Inode size in bytes (256 stores nanoseconds, creation times and small
-    /// xattrs in the inode).
+    /// Inode size in bytes (256, the default, stores nanoseconds, creation
+    /// times and small xattrs in the inode). ext only.
     #[arg(
         short = 'I',
         long = "inode-size",
         value_name = "BYTES",
-        default_value_t = 256,
         value_parser = parse_inode_size
     )]
-    pub(crate) inode_size: u16,
+    pub(crate) inode_size: Option<u16>,
 
     /// Number of inodes (at least). Default: one per 16 KiB, and always
     /// enough for the tree plus headroom.
@@ -319,22 +318,19 @@ pub(crate) struct BuildArgs {
     #[arg(short = 'i', long = "bytes-per-inode", value_name = "BYTES")]
     pub(crate) bytes_per_inode: Option<u64>,
 
-    /// Percentage of blocks reserved for the super-user.
-    #[arg(
-        short = 'm',
-        long = "reserved-percent",
-        value_name = "PERCENT",
-        default_value_t = 5.0
-    )]
-    pub(crate) reserved_percent: f64,
+    /// Percentage of blocks reserved for the super-user (default 5). ext
+    /// only.
+    #[arg(short = 'm', long = "reserved-percent", value_name = "PERCENT")]
+    pub(crate) reserved_percent: Option<f64>,
 
-    /// Volume label (at most 16 bytes).
+    /// Volume label (ext: at most 16 bytes; FAT: at most 11 characters).
     #[arg(short = 'L', long, value_name = "LABEL", value_parser = parse_label)]
     pub(crate) label: Option<String>,
 
-    /// Filesystem UUID. Default: derived from a hash of the inputs.
-    #[arg(short = 'U', long, value_name = "UUID", value_parser = parse_uuid)]
-    pub(crate) uuid: Option<[u8; 16]>,
+    /// Filesystem UUID (FAT: the volume id, as 1234-ABCD). Default: derived
+    /// from a hash of the inputs.
+    #[arg(short = 'U', long, value_name = "UUID")]
+    pub(crate) uuid: Option<String>,
 
     /// Directory hash seed (a UUID). Default: derived from a hash of the inputs.
     #[arg(long, value_name = "UUID", value_parser = parse_uuid)]
@@ -343,8 +339,9 @@ pub(crate) struct BuildArgs {
     /// Directory hash algorithm of htree directories (the superblock's
     /// default hash). mke2fs has no option for it: it takes `hash_alg` from
     /// mke2fs.conf (`[defaults]` or `[fs_types]`), half_md4 unless set.
-    #[arg(long = "hash-alg", value_name = "ALG", default_value = "half_md4", value_parser = ["legacy", "half_md4", "tea"])]
-    pub(crate) hash_alg: String,
+    /// Default: half_md4.
+    #[arg(long = "hash-alg", value_name = "ALG", value_parser = ["legacy", "half_md4", "tea"])]
+    pub(crate) hash_alg: Option<String>,
 
     /// Journal size (ext3); a plain number is in MiB, as with mke2fs -J size=.
     #[arg(short = 'J', long = "journal-size", value_name = "SIZE", value_parser = parse_journal_size)]
@@ -525,9 +522,8 @@ impl BuildArgs {
 
     /// The filesystem flags.
     fn fs_request(&self) -> Result<FsRequest> {
-        // OK: clap's value_parser admits only the three names.
-        let mut fs = FsRequest::new(parse_fs_type(&self.fs_type).expect("a known type"));
-        fs.features = self.features.clone();
+        // OK: clap's value_parser admits only the names parse_format takes.
+        let mut fs = parse_format(&self.fs_type).expect("a known type");
         fs.size = match (self.size, self.free, self.free_inodes) {
             (Some(SizeArg::Fixed(_)), Some(_), _) | (Some(SizeArg::Fixed(_)), _, Some(_)) => {
                 bail!("--free and --free-inodes go with --size auto, not a fixed size")
@@ -536,18 +532,63 @@ impl BuildArgs {
             (None, None, None) => SizeRequest::Roomy,
             (_, free, free_inodes) => SizeRequest::Auto { free, free_inodes },
         };
-        fs.block_size = self.block_size;
-        fs.inode_size = self.inode_size;
-        fs.inodes = self.inodes;
-        fs.bytes_per_inode = self.bytes_per_inode;
-        fs.reserved_percent = self.reserved_percent;
         fs.label = self.label.clone().unwrap_or_default();
-        fs.uuid = self.uuid;
-        fs.seed = self.seed;
-        // OK: as for the type.
-        fs.hash_alg = parse_hash_alg(&self.hash_alg).expect("a known hash");
-        fs.journal_size = self.journal_size;
+        match &mut fs.format {
+            Format::Ext(ext) => self.ext_request(ext)?,
+            Format::Fat(fat) => self.fat_request(fat)?,
+        }
         Ok(fs)
+    }
+
+    /// The flags only ext has.
+    fn ext_request(&self, ext: &mut ExtRequest) -> Result<()> {
+        ext.features = self.features.clone();
+        ext.block_size = self.block_size.unwrap_or(ext.block_size);
+        ext.inode_size = self.inode_size.unwrap_or(ext.inode_size);
+        ext.inodes = self.inodes;
+        ext.bytes_per_inode = self.bytes_per_inode;
+        ext.reserved_percent = self.reserved_percent.unwrap_or(ext.reserved_percent);
+        ext.uuid = self
+            .uuid
+            .as_deref()
+            .map(parse_uuid)
+            .transpose()
+            .map_err(|e| anyhow!("-U: {e}"))?;
+        ext.seed = self.seed;
+        if let Some(alg) = &self.hash_alg {
+            // OK: as for the type.
+            ext.hash_alg = parse_hash_alg(alg).expect("a known hash");
+        }
+        ext.journal_size = self.journal_size;
+        Ok(())
+    }
+
+    /// The flags of a FAT volume; ext's own are refused.
+    fn fat_request(&self, fat: &mut FatRequest) -> Result<()> {
+        let ext_only = [
+            ("-O", !self.features.is_empty()),
+            ("-I", self.inode_size.is_some()),
+            ("-N", self.inodes.is_some()),
+            ("-i", self.bytes_per_inode.is_some()),
+            ("-m", self.reserved_percent.is_some()),
+            ("--seed", self.seed.is_some()),
+            ("--hash-alg", self.hash_alg.is_some()),
+            ("-J", self.journal_size.is_some()),
+        ];
+        if let Some((flag, _)) = ext_only.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag}: an ext option; -t {} has no such option",
+                self.fs_type
+            );
+        }
+        fat.cluster_size = self.block_size;
+        fat.volume_id = self
+            .uuid
+            .as_deref()
+            .map(parse_volume_id)
+            .transpose()
+            .map_err(|e| anyhow!("-U: {e}"))?;
+        Ok(())
     }
 
     /// The output flags.

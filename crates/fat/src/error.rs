@@ -93,3 +93,14 @@ pub enum FatError {
     #[error(transparent)]
     Sink(#[from] SinkError),
 }
+
+impl FatError {
+    /// Whether the error is about one entry (and names its image path)
+    /// rather than the whole volume.
+    pub fn names_an_entry(&self) -> bool {
+        !matches!(
+            self,
+            FatError::Options(_) | FatError::TooSmall { .. } | FatError::Sink(_)
+        )
+    }
+}

@@ -39,8 +39,6 @@ mod plan;
 mod table;
 mod time;
 
-use std::collections::BTreeMap;
-
 pub use emit::{emit, FatReport};
 pub use error::FatError;
 pub use geometry::Geometry;
@@ -68,18 +66,6 @@ impl std::fmt::Display for FatVariant {
     }
 }
 
-/// DOS attributes given to an entry besides the ones kiln derives
-/// (directory, archive, read-only from the mode): set where true.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Attributes {
-    /// `ATTR_READ_ONLY`.
-    pub read_only: bool,
-    /// `ATTR_HIDDEN`.
-    pub hidden: bool,
-    /// `ATTR_SYSTEM`.
-    pub system: bool,
-}
-
 /// What the caller decides about the volume; `None` and empty mean "as
 /// kiln chooses".
 #[derive(Clone, Debug, Default)]
@@ -102,6 +88,13 @@ pub struct FatOptions {
     /// Sectors on the disk before the volume (`BPB_HiddSec`): the
     /// partition's first LBA in a disk image, 0 for a bare image.
     pub hidden_sectors: u32,
-    /// Attributes by image path (`/EFI/BOOT/BOOTX64.EFI`, matched exactly).
-    pub attributes: BTreeMap<String, Attributes>,
+}
+
+impl FatOptions {
+    /// Checks what can be checked before a tree is read: the label's
+    /// characters, the cluster size and the size's alignment (whether the
+    /// tree fits, and the variant the size allows, are [`plan`]'s).
+    pub fn validate(&self) -> Result<(), FatError> {
+        plan::checked(self).map(|_| ())
+    }
 }

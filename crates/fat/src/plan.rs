@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use kiln_tree::{Body, Metadata, NodeId, Tree};
+use kiln_tree::{Body, DosAttributes, Metadata, NodeId, Tree};
 use sha2::{Digest, Sha256};
 
 use crate::boot::{Identity, NO_NAME};
@@ -14,7 +14,7 @@ use crate::dirent::{
 use crate::geometry::{choose, Geometry, Request, MAX_ROOT_ENTRIES, SECTOR};
 use crate::name::{self, Short};
 use crate::time::FatTime;
-use crate::{Attributes, FatError, FatOptions, FatVariant};
+use crate::{FatError, FatOptions, FatVariant};
 
 /// The most entries (32-byte slots, long-name slots and `.`/`..`
 /// included) of one directory: FAT numbers them with 16 bits.
@@ -209,6 +209,27 @@ fn walk(tree: &Tree) -> Result<(Vec<DirInfo>, Vec<Item>), FatError> {
 }
 
 /// The label's 11 bytes, checked and upper-cased.
+/// The options' label as written and sectors per cluster, once checked
+/// against what FAT can hold (see [`FatOptions::validate`]).
+pub(crate) fn checked(opts: &FatOptions) -> Result<(Option<[u8; 11]>, Option<u32>), FatError> {
+    let label = label_bytes(opts.label.as_deref())?;
+    let spc = match opts.cluster_size {
+        None => None,
+        Some(cs) if cs.is_power_of_two() && (512..=65_536).contains(&cs) => Some(cs / 512),
+        Some(cs) => {
+            return Err(FatError::Options(format!(
+                "cluster size {cs}: a power of two from 512 to 65536"
+            )))
+        }
+    };
+    if let Some(size) = opts.size.filter(|s| s % SECTOR != 0) {
+        return Err(FatError::Options(format!(
+            "size {size}: not a multiple of {SECTOR} bytes"
+        )));
+    }
+    Ok((label, spc))
+}
+
 fn label_bytes(label: Option<&str>) -> Result<Option<[u8; 11]>, FatError> {
     let Some(label) = label.filter(|l| !l.is_empty()) else {
         return Ok(None);
@@ -249,16 +270,7 @@ fn chain_len(item: &Item, slots: &[u64], cb: u64, fat32: bool) -> u64 {
 
 /// Plans the image of `tree` (finished: see [`Tree::finish`]).
 pub fn plan<'t>(tree: &'t Tree, opts: &FatOptions) -> Result<FatPlan<'t>, FatError> {
-    let label = label_bytes(opts.label.as_deref())?;
-    let spc = match opts.cluster_size {
-        None => None,
-        Some(cs) if cs.is_power_of_two() && (512..=65_536).contains(&cs) => Some(cs / 512),
-        Some(cs) => {
-            return Err(FatError::Options(format!(
-                "cluster size {cs}: a power of two from 512 to 65536"
-            )))
-        }
-    };
+    let (label, spc) = checked(opts)?;
     let (dirs, items) = walk(tree)?;
     let slots: Vec<u64> = dirs.iter().map(|d| d.slots(label.is_some())).collect();
     for (d, &n) in dirs.iter().zip(&slots) {
@@ -318,7 +330,7 @@ pub fn plan<'t>(tree: &'t Tree, opts: &FatOptions) -> Result<FatPlan<'t>, FatErr
         } else {
             lens[dir.item] as usize * cb as usize
         };
-        dir_bytes.push(render_dir(tree, dir, &first, label, opts, size)?);
+        dir_bytes.push(render_dir(tree, dir, &first, label, size)?);
     }
 
     let volume_id = opts
@@ -371,7 +383,6 @@ fn render_dir(
     dir: &DirInfo,
     first: &[u32],
     label: Option<[u8; 11]>,
-    opts: &FatOptions,
     size: usize,
 ) -> Result<Vec<u8>, FatError> {
     let meta = &tree.node(dir.node).meta;
@@ -412,8 +423,7 @@ fn render_dir(
         if matches!(child.body, Body::File(_)) && child.meta.perm & OWNER_WRITE == 0 {
             attr |= ATTR_READ_ONLY;
         }
-        let image_path = child_path(&dir.path, String::from_utf16_lossy(&e.utf16).as_bytes());
-        if let Some(extra) = opts.attributes.get(&image_path) {
+        if let Some(extra) = tree.dos_attributes(e.child) {
             attr |= extra_bits(extra);
         }
         entry(alias, attr, nt_res, &child.meta, first[e.item], file_size).encode(&mut out);
@@ -423,7 +433,7 @@ fn render_dir(
 }
 
 /// The attribute bits of `a`.
-fn extra_bits(a: &Attributes) -> u8 {
+fn extra_bits(a: DosAttributes) -> u8 {
     (if a.read_only { ATTR_READ_ONLY } else { 0 })
         | (if a.hidden { ATTR_HIDDEN } else { 0 })
         | (if a.system { ATTR_SYSTEM } else { 0 })
@@ -473,12 +483,9 @@ fn geometry(
     root_needed: u32,
     needed: impl Fn(&Geometry) -> u64,
 ) -> Result<Geometry, FatError> {
+    // A given size's alignment is checked with the other options; sizes
+    // chosen here are whole MiB.
     let request = |size: u64| -> Result<Option<Geometry>, FatError> {
-        if size % SECTOR != 0 {
-            return Err(FatError::Options(format!(
-                "size {size}: not a multiple of 512"
-            )));
-        }
         let total = u32::try_from(size / SECTOR)
             .map_err(|_| FatError::Options(format!("size {size}: FAT holds at most 2 TiB")))?;
         Ok(choose(Request {

@@ -261,7 +261,7 @@ fn emit_goes_forward_and_skips_zero_clusters() {
     }
 }
 
-/// Attributes from the options' map and from the mode, and the FAT
+/// Attributes from the tree's DOS attributes (`attr` spec lines) and from the mode, and the FAT
 /// times, as mtools shows them.
 #[test]
 fn attributes_and_times() {
@@ -271,22 +271,21 @@ fn attributes_and_times() {
     let mut t = tree();
     let efi = dir(&mut t, Tree::ROOT, "EFI");
     let boot = dir(&mut t, efi, "BOOT");
-    file(&mut t, boot, "BOOTX64.EFI", b"MZ");
+    let efi_binary = file(&mut t, boot, "BOOTX64.EFI", b"MZ");
     let ro = file(&mut t, Tree::ROOT, "read-only.txt", b"ro");
     t.node_mut(ro).meta.perm = 0o444;
     // 2023-11-14T22:13:21Z; an access time before 1980 is clamped.
     t.node_mut(ro).meta.mtime.secs = 1_700_000_001;
     t.finish();
-    let mut opts = FatOptions::default();
-    opts.attributes.insert(
-        "/EFI/BOOT/BOOTX64.EFI".into(),
-        kiln_fat::Attributes {
+    t.set_dos_attributes(
+        efi_binary,
+        kiln_tree::DosAttributes {
             hidden: true,
             system: true,
             ..Default::default()
         },
     );
-    let plan = kiln_fat::plan(&t, &opts).unwrap();
+    let plan = kiln_fat::plan(&t, &FatOptions::default()).unwrap();
     let out = tempfile::tempdir().unwrap();
     let image = out.path().join("attr.img");
     let sink = kiln_sink::SparseFile::create(&image, plan.size(), false).unwrap();

@@ -1,6 +1,7 @@
-//! Builds a GPT disk from a layout made in code: an empty 32 MiB EFI
-//! system partition, then a root partition holding an ext4 filesystem of a
-//! directory, sized for it plus 16 MiB:
+//! Builds a GPT disk from a layout made in code: a 32 MiB EFI system
+//! partition holding a FAT filesystem made from spec lines, then a root
+//! partition holding an ext4 filesystem of a directory, sized for it plus
+//! 16 MiB:
 //!
 //! ```sh
 //! cargo run -p kiln-lib --example disk_from_code -- fixtures/example disk.img
@@ -28,14 +29,35 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// A GPT disk at `disk`: an empty ESP and an ext4 root of `root`.
+/// A GPT disk at `disk`: a FAT ESP with a systemd-boot loader.conf, and an
+/// ext4 root of `root`.
 pub fn build_disk(root: &Path, disk: &Path) -> Result<BuildReport> {
     let layout = Layout {
         table: Table::Gpt,
         size: None,
         uuid: None,
         partitions: vec![
-            partition("esp", "esp", Size::Fixed(32 << 20), Content::Empty),
+            partition(
+                "esp",
+                "esp",
+                Size::Fixed(32 << 20),
+                Content::Filesystem(Box::new(Filesystem {
+                    tree: TreeRequest {
+                        layers: vec![
+                            Layer::SpecLine(
+                                "file /loader/loader.conf 0644 0 0 text \"timeout 3\\n\"".into(),
+                            ),
+                            Layer::SpecLine("attr /loader/loader.conf system".into()),
+                        ],
+                        timestamp: Some(1_700_000_000),
+                        ..TreeRequest::default()
+                    },
+                    fs: FsRequest {
+                        label: "ESP".into(),
+                        ..FsRequest::fat(None)
+                    },
+                })),
+            ),
             partition(
                 "root",
                 "root-x86-64",

@@ -12,12 +12,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use kiln_disk::layout::{self as disk, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT};
-use kiln_ext::{AutoSize, FreeSpace, Plan};
+use kiln_disk::layout::{
+    self as disk, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT, SECTOR_SIZE as SECTOR,
+};
 use kiln_sink::{OffsetSink, Sink};
 use sha2::{Digest, Sha256};
 
-use crate::build::{bytes_to_write, counted, enter, warn_stored_anyway, FsInput};
+use crate::build::{counted, enter};
+use crate::fs::{FsInput, FsPlan};
 use crate::layout::{Content, Layout, Partition, Size, Table};
 use crate::output::{block_device_size, Output, Target};
 use crate::{BuildReport, Observer, OutputRequest, Phase};
@@ -43,7 +45,7 @@ pub struct DiskRequest {
 enum Filling {
     Empty,
     Image { path: PathBuf, len: u64 },
-    Fs(FsInput),
+    Fs(Box<FsInput>),
 }
 
 /// Builds the disk `req` asks for. The layout's options are already
@@ -68,7 +70,7 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
         .zip(&fillings)
         .map(|(p, f)| needed_size(p, f).with_context(|| in_layout(p)))
         .collect::<Result<Vec<_>>>()?;
-    let seed = seed(&layout.identity, &fillings);
+    let seed = seed(&layout.identity, &fillings)?;
     let placed = match layout.table {
         Table::Gpt => disk::layout(&DiskSpec {
             partitions: layout
@@ -101,19 +103,19 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
         .zip(&placed.partitions)
         .map(|((p, f), placed)| match f {
             Filling::Fs(fs) => fs
-                .plan(Some(placed.region.len))
+                .plan(Some(placed.region.len), placed.region.offset / SECTOR)
                 .map(Some)
                 .with_context(|| in_layout(p)),
             _ => Ok(None),
         })
-        .collect::<Result<Vec<Option<Plan<'_>>>>>()?;
-    for note in plans.iter().flatten().flat_map(|p| &p.notes) {
+        .collect::<Result<Vec<Option<FsPlan<'_>>>>>()?;
+    for note in plans.iter().flatten().flat_map(FsPlan::notes) {
         observer.note(note);
     }
     let out = Output::open(&req.output, &target, placed.size)?;
     enter(observer, Phase::Writing);
     if let Some(progress) = observer.progress() {
-        progress.set_bytes_total(plans.iter().flatten().map(bytes_to_write).sum());
+        progress.set_bytes_total(plans.iter().flatten().map(FsPlan::bytes_to_write).sum());
     }
     counted(out.sink(), observer, |sink| {
         write_disk(sink, layout, &placed, &fillings, &plans, observer)
@@ -164,7 +166,9 @@ fn filling(
             tree.live |= req.live;
             tree.source_date_epoch = req.source_date_epoch;
             let opts = fs.fs.options(tree.live)?;
-            Filling::Fs(FsInput::read(&tree, &fs.fs, opts, output, observer)?)
+            Filling::Fs(Box::new(FsInput::read(
+                &tree, &fs.fs, opts, output, observer,
+            )?))
         }
     })
 }
@@ -177,14 +181,7 @@ fn needed_size(p: &Partition, f: &Filling) -> Result<Option<u64>> {
         (Filling::Empty, _) => (0, 0),
         (Filling::Image { len, .. }, Size::Auto { free, .. }) => (*len, *free),
         (Filling::Image { len, .. }, _) => (*len, 0),
-        (Filling::Fs(fs), Size::Auto { free, .. }) => {
-            let mut opts = fs.opts.clone();
-            opts.auto = AutoSize::Exact {
-                free: FreeSpace::Bytes(*free),
-                free_inodes: None,
-            };
-            (kiln_ext::plan(&fs.tree, &opts)?.image_size, 0)
-        }
+        (Filling::Fs(fs), Size::Auto { free, .. }) => (fs.smallest(*free)?, 0),
         (Filling::Fs(_), _) => (0, 0),
     };
     match p.size {
@@ -236,19 +233,19 @@ fn bare_layout(layout: &Layout, sizes: &[Option<u64>]) -> Result<DiskLayout> {
 /// The seed of the disk's GUIDs: a digest of the layout's identity (a
 /// layout file's text) and of each filesystem's identifiers (themselves
 /// digests of their trees).
-fn seed(identity: &[u8], fillings: &[Filling]) -> [u8; 16] {
+fn seed(identity: &[u8], fillings: &[Filling]) -> Result<[u8; 16]> {
     let mut h = Sha256::new();
     h.update(b"kiln disk v1\0");
     h.update(identity);
     for f in fillings {
         if let Filling::Fs(fs) = f {
-            h.update(fs.opts.uuid);
+            h.update(fs.identity()?);
         }
     }
     let digest = h.finalize();
     let mut out = [0u8; 16];
     out.copy_from_slice(&digest[..16]);
-    out
+    Ok(out)
 }
 
 /// Writes the whole disk in order.
@@ -257,7 +254,7 @@ fn write_disk(
     layout_file: &Layout,
     layout: &DiskLayout,
     fillings: &[Filling],
-    plans: &[Option<Plan<'_>>],
+    plans: &[Option<FsPlan<'_>>],
     observer: &dyn Observer,
 ) -> Result<()> {
     let gpt = match layout_file.table {
@@ -273,10 +270,9 @@ fn write_disk(
         let region = placed.region;
         sink.advance(region.offset)?;
         match (filling, plan) {
-            (Filling::Fs(_), Some(plan)) => warn_stored_anyway(
-                &kiln_ext::emit(plan, &OffsetSink::new(sink, region.offset))?,
-                observer,
-            ),
+            (Filling::Fs(_), Some(plan)) => {
+                plan.emit(&OffsetSink::new(sink, region.offset), observer)?
+            }
             (Filling::Image { path, len }, _) => copy_image(sink, path, *len, region.offset)?,
             _ => {}
         }

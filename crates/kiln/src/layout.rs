@@ -16,7 +16,7 @@ use kiln_tree::IdMap;
 use serde::Deserialize;
 
 use crate::values::{self, parse_size};
-use crate::{FsRequest, Layer, SizeRequest, TreeRequest};
+use crate::{ExtRequest, FatRequest, Format, FsRequest, Layer, SizeRequest, TreeRequest};
 
 /// Why a disk layout file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -136,14 +136,17 @@ struct RawFilesystem {
     root_owner: Option<String>,
     root_mode: Option<String>,
     timestamp: Option<i64>,
-    features: Vec<String>,
+    label: Option<String>,
+    /// A UUID for ext, a volume id (`1234-ABCD`) for FAT.
+    uuid: Option<String>,
+    /// ext: bytes per block; FAT: bytes per cluster.
     block_size: Option<u32>,
+    /// ext only, from here to `journal_size`.
+    features: Vec<String>,
     inode_size: Option<u16>,
     inodes: Option<u64>,
     bytes_per_inode: Option<u64>,
     reserved_percent: Option<f64>,
-    label: Option<String>,
-    uuid: Option<String>,
     seed: Option<String>,
     hash_alg: Option<String>,
     journal_size: Option<String>,
@@ -359,7 +362,12 @@ fn partition(n: usize, p: RawPartition, base: &Path, last: bool) -> Result<Parti
     let content = match (p.image, p.filesystem) {
         (Some(_), Some(_)) => return fail(key, "give image or filesystem, not both"),
         (Some(image), None) => Content::Image(base.join(image)),
-        (None, Some(fs)) => Content::Filesystem(Box::new(filesystem(&at("filesystem"), fs, base)?)),
+        (None, Some(fs)) => Content::Filesystem(Box::new(filesystem(
+            &at("filesystem"),
+            &type_name,
+            fs,
+            base,
+        )?)),
         (None, None) => Content::Empty,
     };
     let size = partition_size(&key, p.size.as_deref(), [p.min, p.max, p.free])?;
@@ -468,15 +476,26 @@ fn attributes(key: &str, values: &[toml::Value]) -> Result<u64, ConfigError> {
 
 /// A filesystem partition's keys, checked into its requests (paths made
 /// relative to `base`, the options validated).
-fn filesystem(key: &str, fs: RawFilesystem, base: &Path) -> Result<Filesystem, ConfigError> {
+fn filesystem(
+    key: &str,
+    type_name: &str,
+    fs: RawFilesystem,
+    base: &Path,
+) -> Result<Filesystem, ConfigError> {
     let at = |field: &str| format!("{key}.{field}");
     if let Some(options) = &fs.options {
         return fail(at("options"), respell(options));
     }
-    let fs_type = typed(
+    let default_type = if type_name == "esp" { "vfat" } else { "ext4" };
+    let mut req = typed(
         &at("type"),
-        values::parse_fs_type(fs.type_.as_deref().unwrap_or("ext4")),
+        values::parse_format(fs.type_.as_deref().unwrap_or(default_type)),
     )?;
+    req.label = fs.label.clone().unwrap_or_default();
+    match &mut req.format {
+        Format::Ext(ext) => ext_keys(&at, ext, &fs)?,
+        Format::Fat(fat) => fat_keys(&at, fat, &fs)?,
+    }
     let layers: Vec<Layer> = (fs.sources.iter().map(|p| Layer::Source(base.join(p))))
         .chain(
             fs.device_table
@@ -512,29 +531,64 @@ fn filesystem(key: &str, fs: RawFilesystem, base: &Path) -> Result<Filesystem, C
         source_date_epoch: None,
         live: false,
     };
-    let mut req = FsRequest::new(fs_type);
-    req.features = fs.features;
-    req.block_size = fs.block_size.unwrap_or(req.block_size);
-    req.inode_size = fs.inode_size.unwrap_or(req.inode_size);
-    req.inodes = fs.inodes;
-    req.bytes_per_inode = fs.bytes_per_inode;
-    req.reserved_percent = fs.reserved_percent.unwrap_or(req.reserved_percent);
-    req.label = fs.label.unwrap_or_default();
-    req.uuid = optional(&at("uuid"), fs.uuid, values::parse_uuid)?;
-    req.seed = optional(&at("seed"), fs.seed, values::parse_uuid)?;
-    req.hash_alg =
-        optional(&at("hash_alg"), fs.hash_alg, values::parse_hash_alg)?.unwrap_or(req.hash_alg);
-    req.journal_size = optional(
-        &at("journal_size"),
-        fs.journal_size,
-        values::parse_journal_size,
-    )?;
     // Its size is the partition's: checked here with a placeholder.
     req.size = SizeRequest::Roomy;
     if let Err(e) = req.options(false) {
         return fail(key, e.to_string());
     }
     Ok(Filesystem { tree, fs: req })
+}
+
+/// An ext filesystem's own keys.
+fn ext_keys(
+    at: &dyn Fn(&str) -> String,
+    req: &mut ExtRequest,
+    keys: &RawFilesystem,
+) -> Result<(), ConfigError> {
+    req.features = keys.features.clone();
+    req.block_size = keys.block_size.unwrap_or(req.block_size);
+    req.inode_size = keys.inode_size.unwrap_or(req.inode_size);
+    req.inodes = keys.inodes;
+    req.bytes_per_inode = keys.bytes_per_inode;
+    req.reserved_percent = keys.reserved_percent.unwrap_or(req.reserved_percent);
+    req.uuid = optional(&at("uuid"), keys.uuid.clone(), values::parse_uuid)?;
+    req.seed = optional(&at("seed"), keys.seed.clone(), values::parse_uuid)?;
+    req.hash_alg = optional(
+        &at("hash_alg"),
+        keys.hash_alg.clone(),
+        values::parse_hash_alg,
+    )?
+    .unwrap_or(req.hash_alg);
+    req.journal_size = optional(
+        &at("journal_size"),
+        keys.journal_size.clone(),
+        values::parse_journal_size,
+    )?;
+    Ok(())
+}
+
+/// A FAT filesystem's own keys; ext's are refused by name.
+fn fat_keys(
+    at: &dyn Fn(&str) -> String,
+    req: &mut FatRequest,
+    keys: &RawFilesystem,
+) -> Result<(), ConfigError> {
+    let ext_only = [
+        ("features", !keys.features.is_empty()),
+        ("inode_size", keys.inode_size.is_some()),
+        ("inodes", keys.inodes.is_some()),
+        ("bytes_per_inode", keys.bytes_per_inode.is_some()),
+        ("reserved_percent", keys.reserved_percent.is_some()),
+        ("seed", keys.seed.is_some()),
+        ("hash_alg", keys.hash_alg.is_some()),
+        ("journal_size", keys.journal_size.is_some()),
+    ];
+    if let Some((key, _)) = ext_only.iter().find(|(_, given)| *given) {
+        return fail(at(key), "an ext key; FAT has no such option");
+    }
+    req.cluster_size = keys.block_size;
+    req.volume_id = optional(&at("uuid"), keys.uuid.clone(), values::parse_volume_id)?;
+    Ok(())
 }
 
 /// A parsed value, or the error naming `key`.
@@ -687,8 +741,11 @@ mod tests {
         assert!(fs.tree.all_root);
         assert_eq!(fs.tree.uid_map, [IdMap::parse("1000:0:1").unwrap()]);
         assert_eq!(fs.tree.root_owner, Some((0, 0)));
-        assert_eq!(fs.fs.fs_type, kiln_ext::FsType::Ext4);
-        assert_eq!((fs.fs.label.as_str(), fs.fs.block_size), ("root", 1024));
+        let Format::Ext(ext) = &fs.fs.format else {
+            panic!("{:?}", fs.fs.format)
+        };
+        assert_eq!(ext.fs_type, kiln_ext::FsType::Ext4);
+        assert_eq!((fs.fs.label.as_str(), ext.block_size), ("root", 1024));
         assert_eq!(
             p[1].size,
             Size::Auto {
@@ -795,10 +852,67 @@ mod tests {
             ("features = [\"^wat\"]", "partition[1].filesystem"),
             ("all_root = \"yes\"", "all_root"),
             ("colour = 1", "colour"),
+            (
+                "type = \"vfat\"\ninode_size = 128",
+                "inode_size: an ext key",
+            ),
+            (
+                "type = \"fat32\"\nuuid = \"12-34\"",
+                "uuid: \"12-34\" is not a FAT volume id",
+            ),
+            ("type = \"vfat\"\nlabel = \"a:b\"", "label \"a:b\""),
+            ("type = \"fat16\"\nblock_size = 3000", "cluster size 3000"),
         ] {
             let e = fs(keys);
             assert!(e.contains(want), "{want:?} not in {e:?} for {keys}");
         }
+    }
+
+    #[test]
+    fn an_esp_with_sources_is_fat_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.toml");
+        let text = |fs_keys: &str| {
+            format!(
+                "[[partition]]\nlabel = \"esp\"\ntype = \"esp\"\n[partition.filesystem]\n\
+                 sources = [\"esp\"]\n{fs_keys}\n\
+                 [[partition]]\nlabel = \"root\"\ntype = \"root-x86-64\"\n\
+                 [partition.filesystem]\nsources = [\"root\"]\n"
+            )
+        };
+        let formats = |fs_keys: &str| {
+            std::fs::write(&path, text(fs_keys)).unwrap();
+            Layout::load(&path)
+                .unwrap()
+                .partitions
+                .iter()
+                .map(|p| match &p.content {
+                    Content::Filesystem(fs) => fs.fs.format.clone(),
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let fat = |variant, volume_id, cluster_size| {
+            Format::Fat(FatRequest {
+                variant,
+                cluster_size,
+                volume_id,
+            })
+        };
+        let ext4 = Format::Ext(ExtRequest::new(kiln_ext::FsType::Ext4));
+        assert_eq!(formats(""), [fat(None, None, None), ext4.clone()]);
+        assert_eq!(
+            formats("type = \"fat16\"\nuuid = \"1234-abcd\"\nblock_size = 2048"),
+            [
+                fat(
+                    Some(kiln_fat::FatVariant::Fat16),
+                    Some(0x1234_abcd),
+                    Some(2048)
+                ),
+                ext4.clone()
+            ]
+        );
+        assert_eq!(formats("type = \"ext4\""), [ext4.clone(), ext4]);
     }
 
     /// A layout using every key: `a_full_layout` checks what each becomes,

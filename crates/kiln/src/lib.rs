@@ -1,4 +1,4 @@
-//! kiln as a library: filesystem images (ext2/ext3/ext4) and whole GPT
+//! kiln as a library: filesystem images (ext2/ext3/ext4, FAT) and whole GPT
 //! disk images built from directories, tar archives and spec files, without
 //! root; and the way back (verify an image against its sources, extract
 //! its tree).
@@ -38,7 +38,7 @@
 //! ```
 //!
 //! Place in the crate graph: the facade over kiln-tree (sources → tree),
-//! kiln-ext (plan, emit, read), kiln-sink (outputs) and kiln-extract;
+//! kiln-ext (plan, emit, read), kiln-fat (plan, emit), kiln-sink (outputs) and kiln-extract;
 //! `kiln` (the CLI) maps flags to these requests and prints the reports.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -46,6 +46,7 @@
 mod build;
 mod disk;
 mod extract;
+mod fs;
 mod image;
 pub mod layout;
 mod observer;
@@ -67,10 +68,11 @@ pub use observer::{Observer, Quiet};
 pub use progress::{Phase, Progress};
 pub use report::{BuildReport, DiskReport, FsReport, PartitionReport};
 pub use request::{
-    BuildRequest, Compress, FsRequest, Layer, OutputRequest, SizeRequest, TreeRequest,
+    BuildRequest, Compress, ExtRequest, FatRequest, Format, FsOptions, FsRequest, Layer,
+    OutputRequest, SizeRequest, TreeRequest,
 };
 pub use utc::utc;
 pub use verify::{verify, VerifyReport, VerifyRequest};
 
 /// The crates below, for their types (`FsType`, `IdMap`, `Durability`, ...).
-pub use {kiln_ext, kiln_sink, kiln_tree};
+pub use {kiln_ext, kiln_fat, kiln_sink, kiln_tree};

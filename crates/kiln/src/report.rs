@@ -6,9 +6,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use kiln_ext::Plan;
+use kiln_fat::FatPlan;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::fs::FsPlan;
 use crate::layout::{Layout, Table};
 use crate::OutputRequest;
 use kiln_disk::layout::DiskLayout;
@@ -61,25 +63,25 @@ pub struct PartitionReport {
 /// A filesystem's numbers.
 #[derive(Clone, Debug, Serialize)]
 pub struct FsReport {
-    /// `ext2`, `ext3` or `ext4`.
+    /// `ext2`, `ext3`, `ext4`, `fat12`, `fat16` or `fat32`.
     pub fs_type: &'static str,
-    /// The filesystem UUID.
+    /// The filesystem UUID (FAT: the volume id, `XXXX-XXXX`).
     pub uuid: String,
-    /// Bytes per block.
+    /// Bytes per block (FAT: per cluster).
     pub block_size: u32,
-    /// Blocks in all.
+    /// Blocks in all (FAT: data clusters).
     pub blocks: u64,
     /// Blocks in use.
     pub blocks_used: u64,
     /// Free blocks.
     pub blocks_free: u64,
-    /// Inodes in all.
+    /// Inodes in all (FAT has none: 0).
     pub inodes: u64,
     /// Inodes in use.
     pub inodes_used: u64,
     /// Free inodes.
     pub inodes_free: u64,
-    /// Block groups.
+    /// Block groups (FAT: 0).
     #[serde(skip)]
     pub groups: u32,
     /// A warning when the free blocks or inodes are under 1 %.
@@ -107,6 +109,37 @@ impl FsReport {
             low_room: plan.low_room(),
         }
     }
+
+    /// The numbers of a planned FAT volume.
+    pub(crate) fn of_fat(plan: &FatPlan<'_>) -> FsReport {
+        let geo = plan.geometry();
+        let blocks = u64::from(geo.clusters);
+        let used = u64::from(plan.used_clusters());
+        let id = plan.volume_id();
+        FsReport {
+            fs_type: match geo.variant {
+                kiln_fat::FatVariant::Fat12 => "fat12",
+                kiln_fat::FatVariant::Fat16 => "fat16",
+                kiln_fat::FatVariant::Fat32 => "fat32",
+            },
+            uuid: format!("{:04X}-{:04X}", id >> 16, id & 0xffff),
+            block_size: geo.cluster_bytes(),
+            blocks,
+            blocks_used: used,
+            blocks_free: blocks - used,
+            inodes: 0,
+            inodes_used: 0,
+            inodes_free: 0,
+            groups: 0,
+            low_room: ((blocks - used) * 100 < blocks).then(|| {
+                format!(
+                    "the filesystem is almost full: {} of {blocks} clusters free; give room \
+                     with --free or a larger --size",
+                    blocks - used
+                )
+            }),
+        }
+    }
 }
 
 /// The type of a plain filesystem image's one partition, as reported: the
@@ -118,7 +151,7 @@ impl BuildReport {
     pub(crate) fn disk(
         layout_file: &Layout,
         layout: &DiskLayout,
-        plans: &[Option<Plan<'_>>],
+        plans: &[Option<FsPlan<'_>>],
         zstd: Option<u64>,
     ) -> BuildReport {
         let gpt = layout_file.table == Table::Gpt;
@@ -142,18 +175,18 @@ impl BuildReport {
                     uuid: gpt.then(|| p.uuid.to_string()),
                     offset: p.region.offset,
                     size: p.region.len,
-                    filesystem: plan.as_ref().map(FsReport::of),
+                    filesystem: plan.as_ref().map(FsPlan::report),
                 })
                 .collect(),
         }
     }
 
     /// The report of a plain filesystem image.
-    pub(crate) fn plain(plan: &Plan<'_>, zstd: Option<u64>) -> BuildReport {
+    pub(crate) fn plain(plan: &FsPlan<'_>, zstd: Option<u64>) -> BuildReport {
         BuildReport {
             disk: DiskReport {
                 table: "none",
-                size: plan.image_size,
+                size: plan.size(),
                 uuid: None,
                 sha256: None,
                 zstd_bytes: zstd,
@@ -168,8 +201,8 @@ impl BuildReport {
                     .to_string(),
                 uuid: None,
                 offset: 0,
-                size: plan.image_size,
-                filesystem: Some(FsReport::of(plan)),
+                size: plan.size(),
+                filesystem: Some(plan.report()),
             }],
         }
     }

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg, PlanError};
+use kiln_fat::{FatOptions, FatVariant};
 use kiln_sink::Durability;
 use kiln_tree::{IdMap, Policy, TarOptions};
 
@@ -120,16 +121,36 @@ pub enum SizeRequest {
     },
 }
 
-/// The filesystem to make, in mke2fs's terms.
+/// The filesystem to make: its format and that format's options, its size
+/// and its label.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FsRequest {
+    /// ext2/3/4 or FAT, with the options only that format has.
+    pub format: Format,
+    /// The size.
+    pub size: SizeRequest,
+    /// Volume label (ext: at most 16 bytes; FAT: at most 11 characters
+    /// that a short name may hold, upper-cased).
+    pub label: String,
+}
+
+/// A filesystem format and the options only it has.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Format {
+    /// ext2, ext3 or ext4.
+    Ext(ExtRequest),
+    /// FAT12, FAT16 or FAT32 (with VFAT long names).
+    Fat(FatRequest),
+}
+
+/// An ext2/3/4 filesystem's options, in mke2fs's terms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExtRequest {
     /// ext2, ext3 or ext4.
     pub fs_type: FsType,
     /// Feature edits as mke2fs `-O` takes them (`^metadata_csum,64bit`),
     /// applied in order to the type's defaults.
     pub features: Vec<String>,
-    /// The size.
-    pub size: SizeRequest,
     /// Bytes per block.
     pub block_size: u32,
     /// Bytes per inode.
@@ -140,8 +161,6 @@ pub struct FsRequest {
     pub bytes_per_inode: Option<u64>,
     /// Percentage of blocks reserved for root (`-m`).
     pub reserved_percent: f64,
-    /// Volume label.
-    pub label: String,
     /// Filesystem UUID (default: derived from the inputs).
     pub uuid: Option<[u8; 16]>,
     /// Directory hash seed (default: derived from the inputs).
@@ -152,34 +171,110 @@ pub struct FsRequest {
     pub journal_size: Option<u64>,
 }
 
-impl FsRequest {
-    /// mke2fs's defaults for `fs_type` (4 KiB blocks, 256-byte inodes, 5 %
-    /// reserved), sized as kiln's default.
-    pub fn new(fs_type: FsType) -> FsRequest {
+impl ExtRequest {
+    /// mke2fs's defaults for `fs_type`: 4 KiB blocks, 256-byte inodes, 5 %
+    /// reserved.
+    pub fn new(fs_type: FsType) -> ExtRequest {
         let defaults = BuildOptions::new(fs_type);
-        FsRequest {
+        ExtRequest {
             fs_type,
             features: Vec::new(),
-            size: SizeRequest::Roomy,
             block_size: defaults.block_size,
             inode_size: defaults.inode_size,
             inodes: None,
             bytes_per_inode: None,
             reserved_percent: defaults.reserved_percent,
-            label: String::new(),
             uuid: None,
             seed: None,
             hash_alg: defaults.hash_alg,
             journal_size: None,
         }
     }
+}
 
-    /// The writer's options, checked against what the format allows (the
-    /// UUID, seed and timestamp are settled once the tree is read). `live`
-    /// is the tree's [`TreeRequest::live`].
-    pub fn options(&self, live: bool) -> Result<BuildOptions, PlanError> {
-        let mut opts = BuildOptions::new(self.fs_type);
-        for list in &self.features {
+/// A FAT filesystem's options; `None` is what mkfs.fat would choose.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FatRequest {
+    /// The variant (default: from the size, as mkfs.fat picks it; FAT32
+    /// from 512 MiB up).
+    pub variant: Option<FatVariant>,
+    /// Bytes per cluster: a power of two from 512 to 65,536.
+    pub cluster_size: Option<u32>,
+    /// The volume serial number (default: derived from the inputs).
+    pub volume_id: Option<u32>,
+}
+
+/// A request's options, checked against what its format allows.
+#[derive(Clone, Debug)]
+pub enum FsOptions {
+    /// The ext writer's options (the UUID, seed and timestamp are settled
+    /// once the tree is read).
+    Ext(BuildOptions),
+    /// The FAT writer's options, and the free space `--size auto` asks
+    /// for.
+    Fat(FatOptions, Option<FreeSpace>),
+}
+
+impl FsRequest {
+    /// An ext2/3/4 filesystem with mke2fs's defaults for `fs_type` (see
+    /// [`ExtRequest::new`]), sized as kiln's default, unlabelled.
+    pub fn new(fs_type: FsType) -> FsRequest {
+        FsRequest::of(Format::Ext(ExtRequest::new(fs_type)))
+    }
+
+    /// A FAT filesystem of `variant` (None: chosen from the size), sized
+    /// as kiln's default, unlabelled.
+    pub fn fat(variant: Option<FatVariant>) -> FsRequest {
+        FsRequest::of(Format::Fat(FatRequest {
+            variant,
+            ..FatRequest::default()
+        }))
+    }
+
+    fn of(format: Format) -> FsRequest {
+        FsRequest {
+            format,
+            size: SizeRequest::Roomy,
+            label: String::new(),
+        }
+    }
+
+    /// The writer's options, checked against what the format allows
+    /// before any source is read. `live` is the tree's
+    /// [`TreeRequest::live`].
+    pub fn options(&self, live: bool) -> anyhow::Result<FsOptions> {
+        match &self.format {
+            Format::Ext(ext) => Ok(FsOptions::Ext(self.ext_options(ext, live)?)),
+            Format::Fat(fat) => {
+                let free = match self.size {
+                    SizeRequest::Auto {
+                        free_inodes: Some(_),
+                        ..
+                    } => anyhow::bail!("free inodes: FAT has no inodes"),
+                    SizeRequest::Auto { free, .. } => free,
+                    _ => None,
+                };
+                let opts = FatOptions {
+                    variant: fat.variant,
+                    size: match self.size {
+                        SizeRequest::Fixed(n) => Some(n),
+                        _ => None,
+                    },
+                    label: Some(self.label.clone()).filter(|l| !l.is_empty()),
+                    volume_id: fat.volume_id,
+                    cluster_size: fat.cluster_size,
+                    hidden_sectors: 0,
+                };
+                opts.validate()?;
+                Ok(FsOptions::Fat(opts, free))
+            }
+        }
+    }
+
+    /// The ext writer's options.
+    fn ext_options(&self, ext: &ExtRequest, live: bool) -> Result<BuildOptions, PlanError> {
+        let mut opts = BuildOptions::new(ext.fs_type);
+        for list in &ext.features {
             opts.features.edit(list)?;
         }
         (opts.size, opts.auto) = match self.size {
@@ -193,14 +288,14 @@ impl FsRequest {
                 },
             ),
         };
-        opts.block_size = self.block_size;
-        opts.inode_size = self.inode_size;
-        opts.inodes = self.inodes;
-        opts.bytes_per_inode = self.bytes_per_inode;
-        opts.reserved_percent = self.reserved_percent;
+        opts.block_size = ext.block_size;
+        opts.inode_size = ext.inode_size;
+        opts.inodes = ext.inodes;
+        opts.bytes_per_inode = ext.bytes_per_inode;
+        opts.reserved_percent = ext.reserved_percent;
         opts.label = self.label.clone().into_bytes();
-        opts.journal_size = self.journal_size;
-        opts.hash_alg = self.hash_alg;
+        opts.journal_size = ext.journal_size;
+        opts.hash_alg = ext.hash_alg;
         opts.live = live;
         opts.validate()?;
         Ok(opts)

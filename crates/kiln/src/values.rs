@@ -4,6 +4,9 @@
 //! expected; callers name the flag or key.
 
 use kiln_ext::{FreeSpace, FsType, HashAlg};
+use kiln_fat::FatVariant;
+
+use crate::FsRequest;
 
 pub use kiln_sink::size::parse_size;
 
@@ -19,6 +22,43 @@ pub fn parse_fs_type(s: &str) -> Result<FsType, String> {
     }
 }
 
+/// A filesystem type name (`ext2`, `ext3`, `ext4`; `vfat` for FAT of the
+/// variant the size calls for, `fat12`, `fat16`, `fat32`) as a request
+/// with that format's defaults.
+pub fn parse_format(s: &str) -> Result<FsRequest, String> {
+    let fat = |variant| Ok(FsRequest::fat(variant));
+    match s {
+        "vfat" | "fat" => fat(None),
+        "fat12" => fat(Some(FatVariant::Fat12)),
+        "fat16" => fat(Some(FatVariant::Fat16)),
+        "fat32" => fat(Some(FatVariant::Fat32)),
+        _ => parse_fs_type(s)
+            .map(FsRequest::new)
+            .map_err(|_| format!("{s:?} is not a filesystem type ({FORMATS})")),
+    }
+}
+
+/// The filesystem type names [`parse_format`] takes.
+pub const FORMATS: &str = "ext2, ext3, ext4, vfat, fat12, fat16 or fat32";
+
+/// A FAT volume id as blkid shows it (`1234-ABCD`) or as mkfs.fat -i takes
+/// it (`1234ABCD`): 32 bits in hex.
+pub fn parse_volume_id(s: &str) -> Result<u32, String> {
+    let hex: String = match s.split_once('-') {
+        Some((hi, lo)) if hi.len() == 4 && lo.len() == 4 => format!("{hi}{lo}"),
+        Some(_) => String::new(),
+        None => s.to_string(),
+    };
+    // from_str_radix takes a sign too: only 8 hex digits are an id.
+    let digits = hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    match u32::from_str_radix(&hex, 16) {
+        Ok(id) if digits => Ok(id),
+        _ => Err(format!(
+            "{s:?} is not a FAT volume id (8 hex digits, as 1234-ABCD)"
+        )),
+    }
+}
+
 /// `legacy`, `half_md4` or `tea`.
 pub fn parse_hash_alg(s: &str) -> Result<HashAlg, String> {
     match s {
@@ -28,14 +68,6 @@ pub fn parse_hash_alg(s: &str) -> Result<HashAlg, String> {
         _ => Err(format!(
             "{s:?} is not a directory hash (legacy, half_md4 or tea)"
         )),
-    }
-}
-
-/// A block size: 1024, 2048 or 4096.
-pub fn parse_block_size(s: &str) -> Result<u32, String> {
-    match s.parse::<u32>() {
-        Ok(n @ (1024 | 2048 | 4096)) => Ok(n),
-        _ => Err(format!("{s:?} is not a block size (1024, 2048 or 4096)")),
     }
 }
 
@@ -120,9 +152,15 @@ mod tests {
 
     #[test]
     fn values_refused_say_what_was_expected() {
-        assert!(parse_block_size("512")
-            .unwrap_err()
-            .contains("1024, 2048 or 4096"));
+        assert!(parse_format("ntfs").unwrap_err().contains(FORMATS));
+        assert_eq!(parse_volume_id("1234-abCD"), Ok(0x1234_abcd));
+        assert_eq!(parse_volume_id("0000BEEF"), Ok(0xbeef));
+        for bad in ["1234", "12345-678", "1234-ABCG", "+234-ABCD", "123456789"] {
+            assert!(
+                parse_volume_id(bad).unwrap_err().contains("1234-ABCD"),
+                "{bad}"
+            );
+        }
         assert!(parse_inode_size("512").unwrap_err().contains("128 or 256"));
         assert!(parse_mode("8").is_err());
         assert!(parse_mode("17777").unwrap_err().contains("07777"));

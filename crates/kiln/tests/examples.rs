@@ -84,6 +84,13 @@ fn disk_from_code_is_a_valid_gpt_with_a_clean_root() {
     let report = disk_from_code::build_disk(example_tree(), &disk).unwrap();
     assert_eq!(report.partitions.len(), 2);
     assert_eq!(report.partitions[1].label, "root");
+    let esp = &report.partitions[0];
+    let fat = esp.filesystem.as_ref().unwrap();
+    assert_eq!(fat.fs_type, "fat16");
+    let at = format!("{}@@{}", disk.display(), esp.offset);
+    if let Some(out) = judge("mtype", &["-i", &at, "::/loader/loader.conf"]) {
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "timeout 3\n");
+    }
     if let Some(out) = judge("sgdisk", &["-v", disk.to_str().unwrap()]) {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("No problems found"), "{text}");

@@ -1,7 +1,7 @@
 //! The tree model: an arena of nodes, directories mapping names to node ids.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -197,6 +197,23 @@ impl Layer<'_> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Tree {
     nodes: Vec<Node>,
+    /// The DOS attributes that `attr` spec lines gave, by node: few
+    /// entries have any, so they live beside the nodes, not in each.
+    dos_attributes: BTreeMap<NodeId, DosAttributes>,
+}
+
+/// The DOS attributes an `attr` spec line gives an entry, for a FAT image
+/// (which keeps them beside the ones it derives: directory, archive, and
+/// read-only for a file its owner may not write). ext images have no place
+/// for them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DosAttributes {
+    /// `ATTR_READ_ONLY`.
+    pub read_only: bool,
+    /// `ATTR_HIDDEN`.
+    pub hidden: bool,
+    /// `ATTR_SYSTEM`.
+    pub system: bool,
 }
 
 impl Tree {
@@ -210,7 +227,28 @@ impl Tree {
                 meta: root_meta,
                 body: Body::Dir(Box::default()),
             }],
+            dos_attributes: BTreeMap::new(),
         }
+    }
+
+    /// The DOS attributes an `attr` spec line gave node `id`, if any.
+    pub fn dos_attributes(&self, id: NodeId) -> Option<DosAttributes> {
+        self.dos_attributes.get(&id).copied()
+    }
+
+    /// Gives node `id` the DOS attributes `attributes` (replacing earlier ones).
+    pub fn set_dos_attributes(&mut self, id: NodeId, attributes: DosAttributes) {
+        self.dos_attributes.insert(id, attributes);
+    }
+
+    /// Whether some entry still in the tree has DOS attributes (which only
+    /// a FAT image keeps).
+    pub fn has_dos_attributes(&self) -> bool {
+        !self.dos_attributes.is_empty()
+            && self
+                .reachable()
+                .iter()
+                .any(|id| self.dos_attributes.contains_key(id))
     }
 
     /// The node with id `id`.

@@ -25,6 +25,7 @@
 //! [?]chmod GLOB MODE [OPTION...]
 //! [?]chown GLOB UID|- GID|- [OPTION...]
 //! [?]set   GLOB OPTION...
+//! [?]attr  GLOB readonly|hidden|system|none...
 //! ```
 //!
 //! Options: `mtime=T`, `atime=T`, `ctime=T`, `crtime=T`, `time=T` (the first
@@ -34,6 +35,9 @@
 //! since the epoch with optional nanoseconds (`1714564800.5`). Xattr values are
 //! text, hex after `0x` or base64 after `0s`, like `setfattr -v`; a value that
 //! starts with a quote is always text.
+//!
+//! `attr` sets exactly the DOS attributes named (`none`: none), which only a
+//! FAT image keeps: `attr /EFI/BOOT/BOOTX64.EFI system hidden`.
 //!
 //! Words are separated by spaces or tabs; `#` at the start of a word begins a
 //! comment. `"..."` quotes with escapes, `'...'` quotes without; the escapes
@@ -74,7 +78,7 @@ pub use time::civil_from_days;
 use kiln_host::HostFileType;
 use thin_vec::ThinVec;
 
-use crate::model::{Body, Metadata, Xattr};
+use crate::model::{Body, DosAttributes, Metadata, Xattr};
 use crate::{Timestamp, Tree, TreeError};
 use glob::Glob;
 
@@ -228,6 +232,8 @@ struct Change {
     perm: Option<u16>,
     uid: Option<u32>,
     gid: Option<u32>,
+    /// DOS attributes (an `attr` line), for FAT images.
+    dos: Option<DosAttributes>,
     attrs: Attrs,
 }
 

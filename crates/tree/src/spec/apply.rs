@@ -225,6 +225,9 @@ fn modify(
         ));
     }
     for id in ids {
+        if let Some(dos) = change.dos {
+            tree.set_dos_attributes(id, dos);
+        }
         let meta = &mut tree.node_mut(id).meta;
         if let Some(perm) = change.perm {
             meta.perm = perm;

@@ -8,6 +8,7 @@ use super::{
     caps, numbered_lines, parse_mode, parse_u32, show, time, type_name, Attrs, Change, Entry, Glob,
     ImagePath, LineError, NewBody, Op, Owner, Spec, XattrEdit,
 };
+use crate::model::DosAttributes;
 use crate::model::Xattr;
 use crate::TreeError;
 
@@ -70,6 +71,7 @@ fn parse_line(tokens: &[Token], end: usize) -> Result<Op, LineError> {
         b"chmod" => Some("chmod"),
         b"chown" => Some("chown"),
         b"set" => Some("set"),
+        b"attr" => Some("attr"),
         _ => None,
     };
     if let Some(verb) = modify {
@@ -78,7 +80,7 @@ fn parse_line(tokens: &[Token], end: usize) -> Result<Op, LineError> {
     if optional {
         return Err(LineError::new(
             verb.column,
-            "only chmod, chown and set lines can be optional (`?`)",
+            "only chmod, chown, set and attr lines can be optional (`?`)",
         ));
     }
     match name {
@@ -98,7 +100,7 @@ fn create_line(verb: &Token, words: &mut Words<'_>) -> Result<Op, LineError> {
             verb.column,
             format!(
                 "unknown entry kind `{}` (dir, file, symlink, link, char, block, fifo, socket, \
-                 chmod, chown, set)",
+                 chmod, chown, set, attr)",
                 show(kind)
             ),
         ));
@@ -192,7 +194,8 @@ fn link_line(words: &mut Words<'_>) -> Result<Op, LineError> {
     Ok(Op::Link { path, target })
 }
 
-/// `chmod GLOB MODE`, `chown GLOB UID GID`, `set GLOB OPTIONS`.
+/// `chmod GLOB MODE`, `chown GLOB UID GID`, `set GLOB OPTIONS`, `attr
+/// GLOB FLAGS`.
 fn modify_line(verb: &'static str, optional: bool, words: &mut Words<'_>) -> Result<Op, LineError> {
     let glob_word = words.take("path or glob")?;
     let glob = Glob::parse(&glob_word.bytes).map_err(|e| LineError::new(glob_word.column, e))?;
@@ -202,6 +205,15 @@ fn modify_line(verb: &'static str, optional: bool, words: &mut Words<'_>) -> Res
         "chown" => {
             change.uid = id_or_keep(words.take("uid (or `-`)")?, "uid")?;
             change.gid = id_or_keep(words.take("gid (or `-`)")?, "gid")?;
+        }
+        "attr" => {
+            change.dos = Some(dos_attributes(words)?);
+            return Ok(Op::Modify {
+                verb,
+                glob,
+                optional,
+                change,
+            });
         }
         _ if words.tokens.is_empty() => {
             return Err(LineError::new(words.end, "`set` needs at least one option"));
@@ -215,6 +227,35 @@ fn modify_line(verb: &'static str, optional: bool, words: &mut Words<'_>) -> Res
         optional,
         change,
     })
+}
+
+/// The words of an `attr` line: the DOS attributes to set, or `none`.
+fn dos_attributes(words: &Words<'_>) -> Result<DosAttributes, LineError> {
+    if words.tokens.is_empty() {
+        return Err(LineError::new(
+            words.end,
+            "`attr` needs readonly, hidden, system or none",
+        ));
+    }
+    let mut dos = DosAttributes::default();
+    for token in words.tokens {
+        match token.bytes.as_slice() {
+            b"readonly" => dos.read_only = true,
+            b"hidden" => dos.hidden = true,
+            b"system" => dos.system = true,
+            b"none" if words.tokens.len() == 1 => {}
+            other => {
+                return Err(LineError::new(
+                    token.column,
+                    format!(
+                        "`{}` is not a DOS attribute (readonly, hidden, system, or none alone)",
+                        show(other)
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(dos)
 }
 
 fn image_path(word: &Token) -> Result<ImagePath, LineError> {

@@ -260,6 +260,39 @@ fn modify_rules_match_globs() {
 }
 
 #[test]
+fn attr_sets_exactly_the_dos_attributes_named() {
+    let tree = applied(
+        "attr /bin/** hidden\n\
+         attr /bin/sh system readonly\n\
+         attr /bin/ls none\n\
+         ?attr /opt/** system",
+    )
+    .unwrap();
+    let dos = |path| tree.dos_attributes(at(&tree, path).unwrap());
+    let hidden = DosAttributes {
+        hidden: true,
+        ..DosAttributes::default()
+    };
+    assert_eq!(dos("/bin"), Some(hidden));
+    assert_eq!(dos("/bin/run.sh"), Some(hidden));
+    assert_eq!(
+        dos("/bin/sh"),
+        Some(DosAttributes {
+            read_only: true,
+            system: true,
+            hidden: false,
+        })
+    );
+    assert_eq!(dos("/bin/ls"), Some(DosAttributes::default()));
+    assert_eq!(dos("/etc/passwd"), None);
+    assert!(tree.has_dos_attributes());
+    assert!(!small_tree().has_dos_attributes());
+    let (line, what) = apply_error("attr /opt hidden");
+    assert_eq!(line, 1);
+    assert!(what.contains("?attr"), "{what}");
+}
+
+#[test]
 fn set_caps_writes_the_capability_xattr() {
     let tree = applied("set /bin/sh caps=cap_net_bind_service+ep").unwrap();
     let value = xattr(node(&tree, "/bin/sh"), "security.capability").unwrap();
@@ -367,6 +400,9 @@ fn parse_errors_carry_line_and_column() {
         ("set /a xattr=user.x=0s!!", 1, 8, "not base64"),
         ("set /a xattr=user.x", 1, 8, "NAME=VALUE"),
         ("set /a", 1, 7, "at least one option"),
+        ("attr /a", 1, 8, "needs readonly, hidden, system or none"),
+        ("attr /a archive", 1, 9, "not a DOS attribute"),
+        ("attr /a none hidden", 1, 9, "none alone"),
         ("chmod /a/[b 0755", 1, 7, "not closed"),
         ("chmod /a**b 0755", 1, 7, "whole path component"),
         ("?dir /a 0755 0 0", 1, 1, "can be optional"),
