@@ -3,6 +3,8 @@
 //! gets the documented defaults and a warning; the kernel reads the Wine
 //! build of an archive back as the source; Windows paths (drive letters,
 //! `\\?\` long paths, non-ASCII names) work; a failed build leaves nothing.
+//! Issue 19: so do FAT images of every variant (from a tar archive and a spec
+//! file).
 //!
 //! The Windows binary is `$KILN_WINDOWS_EXE`, else
 //! `target/x86_64-pc-windows-gnu/debug/kiln.exe`, which `.ci/run` builds
@@ -15,6 +17,7 @@ use std::process::{Command, Output};
 
 use crate::compare::Snapshot;
 use crate::determinism::assert_identical;
+use crate::fixture;
 use crate::helpers::*;
 use crate::inputs::{assert_matches_but_times, spec_of, tar, tree, Holds, ALL, TIMESTAMP};
 
@@ -242,6 +245,102 @@ fn same_bytes_as_linux(case: &Case, wine: &WineKiln) {
     );
 }
 
+/// The FAT images of the Wine test: each `-t` kiln takes for FAT, with a
+/// size for FAT12 and FAT16 (so each is that variant) and none for FAT32
+/// and vfat (kiln's automatic size).
+const FAT_TYPES: [(&str, Option<&str>); 4] = [
+    ("fat12", Some("4194304")),
+    ("fat16", Some("67108864")),
+    ("fat32", None),
+    ("vfat", None),
+];
+
+/// A tree FAT can hold (no links, devices or owners): names long and short,
+/// mixed case and non-ASCII; files of 0 bytes, one cluster and many, one
+/// with a run of zeros (clusters kiln leaves unwritten), a read-only one; a
+/// directory of many clusters.
+fn fat_tree(root: &Path) {
+    let long = "x".repeat(200);
+    let files: [(&str, Vec<u8>); 9] = [
+        ("EFI/BOOT/BOOTX64.EFI", fixture::bytes(21, 300_001)),
+        ("vmlinuz", fixture::bytes(22, 2 * 1024 * 1024 + 3)),
+        ("empty", Vec::new()),
+        ("UPPER.TXT", b"upper\n".to_vec()),
+        ("lower.txt", b"lower\n".to_vec()),
+        ("Mixed Case, a Longer Name.conf", fixture::bytes(23, 512)),
+        (
+            "donn\u{e9}es \u{65e5}\u{672c} \u{1f600}.txt",
+            b"unicode\n".to_vec(),
+        ),
+        (&long, b"200 units\n".to_vec()),
+        ("readonly.txt", b"fixed\n".to_vec()),
+    ];
+    for (rel, data) in files {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).expect("mkdir");
+        write_file(&path, &data);
+    }
+    let mut holey = fixture::bytes(24, 8192);
+    holey.extend(vec![0; 256 * 1024]);
+    holey.extend(fixture::bytes(25, 100));
+    write_file(&root.join("zeros inside.bin"), &holey);
+    crate::sys::chmod(&root.join("readonly.txt"), 0o444);
+    std::fs::create_dir(root.join("big")).expect("mkdir");
+    for i in 0..300 {
+        let name = format!("big/Entry {i:03} with a long name.conf");
+        write_file(&root.join(name), format!("{i}\n").as_bytes());
+    }
+}
+
+/// `kiln build INPUT -o IMAGE -t TYPE [--size SIZE]`.
+fn fat_args<'a>(
+    input: &[&'a str],
+    image: &'a str,
+    fs_type: &'a str,
+    size: Option<&'a str>,
+) -> Vec<&'a str> {
+    let mut args = vec!["build"];
+    args.extend(input);
+    args.extend(["-o", image, "-t", fs_type]);
+    args.extend(size.iter().flat_map(|size| ["--size", size]));
+    args
+}
+
+/// 19: every FAT variant, from a tar archive and from a spec file, in the
+/// same bytes from the Windows build as from the Linux one; fsck.fat finds
+/// the Linux images clean.
+fn fat_same_bytes_as_linux(case: &Case, wine: &WineKiln) {
+    let dir = case.dir();
+    let src = case.mkdir("fatsrc");
+    fat_tree(&src);
+    let out = run(tool("tar")
+        .args(["--format=posix", "-cf", "fat.tar", "-C"])
+        .arg(&src)
+        .arg(".")
+        .current_dir(dir));
+    assert_success(&out, "tar of the FAT tree");
+    write_file(
+        &case.path("fat.spec"),
+        spec_of(&Snapshot::take(&[&src]), &src).as_bytes(),
+    );
+    for (fs_type, size) in FAT_TYPES {
+        for (input, what) in [(&["fat.tar"][..], "tar"), (&["--spec", "fat.spec"], "spec")] {
+            let linux = format!("linux-{fs_type}-{what}.img");
+            let windows = format!("win-{fs_type}-{what}.img");
+            linux_build(dir, &fat_args(input, &linux, fs_type, size));
+            let fsck = run(tool("fsck.fat").arg("-n").arg(case.path(&linux)));
+            assert_success(&fsck, &format!("fsck.fat -n {linux}"));
+            wine.ok(dir, &fat_args(input, &windows, fs_type, size));
+            assert_identical(
+                &case.path(&linux),
+                &case.path(&windows),
+                512,
+                &format!("{fs_type} from {what}: Wine vs Linux"),
+            );
+        }
+    }
+}
+
 /// A directory source under Wine: files 0644, `#!` and ELF files 0755,
 /// read-only files 0444, directories 0755, owner 0:0, names in UTF-8, hard
 /// links kept, a warning that says so; a spec sets what the host cannot.
@@ -333,19 +432,22 @@ fn failures_leave_nothing(case: &Case, wine: &WineKiln) {
     }
 }
 
-/// 9: under Wine, the Windows build makes Linux's bytes from tar and spec
-/// inputs, gives a directory source the documented defaults, takes Windows
-/// paths and writes nothing on bad input.
+/// 9 and 19: under Wine, the Windows build makes Linux's bytes (ext4 and
+/// every FAT variant) from tar and spec inputs, gives a directory source
+/// the documented defaults, takes Windows paths and writes nothing on bad
+/// input.
 #[test]
 fn windows_build_under_wine() {
     let case = Case::new("ext4", 4096);
-    if !(require_mount() && require_tool("tar") && require_tool("gzip") && require_tool("zstd")) {
+    let tools = ["tar", "gzip", "zstd", "fsck.fat"];
+    if !(require_mount() && tools.into_iter().all(require_tool)) {
         return;
     }
     let Some(wine) = WineKiln::prepare(&case) else {
         return;
     };
     same_bytes_as_linux(&case, &wine);
+    fat_same_bytes_as_linux(&case, &wine);
     directory_defaults(&case, &wine);
     failures_leave_nothing(&case, &wine);
 }

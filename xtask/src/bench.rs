@@ -4,7 +4,8 @@
 //! Linux source tree and the many-small-files tree, each as ext2, ext3 and ext4, plus the
 //! floor (`tar -cf - TREE | cat >/dev/null`); then the extra rows: a directory of 1,000,000
 //! entries (ext4, with its htree index checked), the streamed zstd output against a raw build
-//! followed by `zstd -T0 -3`, and the scale checks (`--scale` runs those alone).
+//! followed by `zstd -T0 -3`, the scale checks (`--scale` runs those alone), and the FAT row
+//! (bench/fat.rs; `--fat` runs it alone): kiln against `mkfs.fat` + `mcopy` on an ESP-like tree.
 //!
 //! The tree is read once (counting it, then the floor) before anything is timed, so every
 //! timing is with a warm cache. Each tool runs `--runs` times and the median counts; each
@@ -27,6 +28,7 @@ use clap::ValueEnum;
 use crate::corpus;
 use crate::tree::{self, Stats, BLOCK_SIZE};
 
+mod fat;
 mod progress;
 
 /// The inode size that `bench` asks both tools for.
@@ -60,6 +62,10 @@ pub(crate) struct Args {
     /// Only the scale checks: a 1 TiB sparse image and a 100 GiB sparse file.
     #[arg(long)]
     scale: bool,
+    /// Only the FAT row: kiln `-t fat32` against `mkfs.fat -C` + `mcopy -s` on a generated
+    /// ESP-like tree (about 490 MiB: kernels, initrds, EFI binaries, 3,000 small files).
+    #[arg(long, conflicts_with_all = ["corpus", "fs_type", "scale", "progress"])]
+    fat: bool,
     /// Stop a run of mke2fs after this many seconds (it is quadratic in the size of a
     /// directory); a run that is stopped is not repeated and counts as "more than" this.
     #[arg(long, default_value_t = 300)]
@@ -168,6 +174,16 @@ struct Bench<'a> {
 struct Run {
     secs: f64,
     rss_kib: u64,
+}
+
+/// The runs of one tool on one tree and type.
+struct Timings {
+    /// Wall-clock seconds of each run.
+    secs: Vec<f64>,
+    /// The largest peak RSS of the runs, in KiB.
+    rss_kib: u64,
+    /// Whether the last run was stopped by the timeout.
+    timed_out: bool,
 }
 
 /// One tool's result on one tree and type.
@@ -284,6 +300,12 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         print!("{table}");
         return Ok(());
     }
+    if args.fat {
+        let fat = bench.fat()?;
+        eprintln!("load after: {}", load());
+        drop(scratch);
+        return report(Vec::new(), &[], &[], Some(&fat), bench.notes);
+    }
     let full = args.corpus.is_empty() && !args.scale;
     let types = if args.fs_type.is_empty() {
         vec![FsType::Ext2, FsType::Ext3, FsType::Ext4]
@@ -346,9 +368,10 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     if full || args.scale {
         rows.extend(bench.scale()?);
     }
+    let fat = full.then(|| bench.fat()).transpose()?;
     eprintln!("load after: {}", load());
     drop(scratch);
-    report(rows, &streams, &models, bench.notes)
+    report(rows, &streams, &models, fat.as_ref(), bench.notes)
 }
 
 /// What the tables call `tree`: its last component.
@@ -560,25 +583,11 @@ impl Bench<'_> {
         runs: u32,
         command: impl Fn() -> Command,
     ) -> Result<Measured> {
-        let mut secs = Vec::new();
-        let mut rss_kib = 0;
-        let mut timed_out = false;
-        for _ in 0..runs {
-            // Neither tool should find an old image, and deleting one is not part of the work.
-            remove(image)?;
-            match self.timed(command(), timeout)? {
-                Some(run) => {
-                    ensure!(image.is_file(), "the tool succeeded but left no image");
-                    secs.push(run.secs);
-                    rss_kib = rss_kib.max(run.rss_kib);
-                }
-                None => {
-                    secs.push(timeout.unwrap_or_default() as f64);
-                    timed_out = true;
-                    break;
-                }
-            }
-        }
+        let Timings {
+            secs,
+            rss_kib,
+            timed_out,
+        } = self.time_runs(image, timeout, runs, &command)?;
         let (disk, fsck_problem, counts, htree) = if timed_out {
             (0, None, String::new(), None)
         } else {
@@ -604,6 +613,38 @@ impl Bench<'_> {
             counts,
             htree,
         })
+    }
+
+    /// Runs one tool `runs` times (fewer if it times out), each time without an old image
+    /// (deleting one is not part of the work), and requires the image after each run.
+    fn time_runs(
+        &self,
+        image: &Path,
+        timeout: Option<u64>,
+        runs: u32,
+        command: impl Fn() -> Command,
+    ) -> Result<Timings> {
+        let mut timings = Timings {
+            secs: Vec::new(),
+            rss_kib: 0,
+            timed_out: false,
+        };
+        for _ in 0..runs {
+            remove(image)?;
+            match self.timed(command(), timeout)? {
+                Some(run) => {
+                    ensure!(image.is_file(), "the tool succeeded but left no image");
+                    timings.secs.push(run.secs);
+                    timings.rss_kib = timings.rss_kib.max(run.rss_kib);
+                }
+                None => {
+                    timings.secs.push(timeout.unwrap_or_default() as f64);
+                    timings.timed_out = true;
+                    break;
+                }
+            }
+        }
+        Ok(timings)
     }
 
     /// Runs `command` under `/usr/bin/time -f %M` (and `timeout`, if given) and returns its
@@ -887,8 +928,28 @@ fn report(
     rows: Vec<Row>,
     streams: &[StreamRow],
     models: &[ModelRow],
+    fat: Option<&fat::FatRow>,
     mut notes: String,
 ) -> Result<()> {
+    if !rows.is_empty() {
+        report_rows(rows, &mut notes)?;
+    }
+    for row in streams {
+        report_stream(row);
+    }
+    report_models(models, &mut notes)?;
+    if let Some(row) = fat {
+        fat::report(row);
+    }
+    if notes.is_empty() {
+        return Ok(());
+    }
+    eprint!("\n{notes}");
+    bail!("some corpora or images failed, are not clean, or differ in geometry")
+}
+
+/// The main table: each tree and type, kiln against mke2fs.
+fn report_rows(rows: Vec<Row>, notes: &mut String) -> Result<()> {
     println!(
         "| tree | type | entries | data MiB | floor s | kiln s | kiln --sync s | mke2fs s | \
          kiln/mke2fs | kiln --sync/mke2fs | kiln/floor | kiln RSS MiB | mke2fs RSS MiB | \
@@ -967,38 +1028,35 @@ fn report(
             fsck,
         );
     }
-    for row in streams {
-        println!();
-        println!(
-            "| zstd, {} ext4 | s | ratio | peak RSS MiB | compressed MiB | e2fsck |",
-            row.name
-        );
-        println!("|---|--:|--:|--:|--:|---|");
-        let (s, s_rss, s_len) = row.streamed;
-        let (r, r_rss, r_len) = row.separate;
-        println!(
-            "| `kiln build -o X.zst` | {s:.3} | {:.2} | {} | {} | {} |",
-            s / r,
-            mib(s_rss * 1024),
-            mib(s_len),
-            if row.fsck_problem.is_none() {
-                "clean"
-            } else {
-                "NOT CLEAN"
-            }
-        );
-        println!(
-            "| `kiln build -o X.img` + `zstd -T0 -3` | {r:.3} | 1.00 | {} | {} | |",
-            mib(r_rss * 1024),
-            mib(r_len)
-        );
-    }
-    report_models(models, &mut notes)?;
-    if notes.is_empty() {
-        return Ok(());
-    }
-    eprint!("\n{notes}");
-    bail!("some corpora or images failed, are not clean, or differ in geometry")
+    Ok(())
+}
+
+/// The table of the streamed zstd output against a raw build followed by `zstd`.
+fn report_stream(row: &StreamRow) {
+    println!();
+    println!(
+        "| zstd, {} ext4 | s | ratio | peak RSS MiB | compressed MiB | e2fsck |",
+        row.name
+    );
+    println!("|---|--:|--:|--:|--:|---|");
+    let (s, s_rss, s_len) = row.streamed;
+    let (r, r_rss, r_len) = row.separate;
+    println!(
+        "| `kiln build -o X.zst` | {s:.3} | {:.2} | {} | {} | {} |",
+        s / r,
+        mib(s_rss * 1024),
+        mib(s_len),
+        if row.fsck_problem.is_none() {
+            "clean"
+        } else {
+            "NOT CLEAN"
+        }
+    );
+    println!(
+        "| `kiln build -o X.img` + `zstd -T0 -3` | {r:.3} | 1.00 | {} | {} | |",
+        mib(r_rss * 1024),
+        mib(r_len)
+    );
 }
 
 /// The table of the tree model's heap bytes per entry, past the names.

@@ -77,20 +77,99 @@ pub(crate) fn make_sparse(dir: &Path, size: u64, chunk: u64) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
     let mut out = fs::File::create(&file).with_context(|| format!("create {}", file.display()))?;
     out.set_len(size)?;
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let data: Vec<u8> = (0..chunk)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let data = pseudo_random(0, chunk as usize);
     for offset in [0, (size / 2) & !0xfff, size - chunk] {
         out.seek(SeekFrom::Start(offset))?;
         out.write_all(&data)?;
     }
     out.sync_all()?;
+    Ok(())
+}
+
+/// Bytes of no pattern that a tool could skip or compress (xorshift64 from `seed`), as the
+/// data of kernels, initrds and firmware looks.
+fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    let mut data = Vec::with_capacity(len.next_multiple_of(8));
+    while data.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
+
+/// The large files of the ESP-like tree: EFI binaries, unified kernel images, kernels and
+/// initrds (sizes in KiB, as Debian's of 6.1 with some room to grow).
+const ESP_LARGE_KIB: &[(&str, u64)] = &[
+    ("EFI/BOOT/BOOTX64.EFI", 950),
+    ("EFI/BOOT/mmx64.efi", 850),
+    ("EFI/BOOT/fbx64.efi", 90),
+    ("EFI/debian/shimx64.efi", 950),
+    ("EFI/debian/grubx64.efi", 2_600),
+    ("EFI/Linux/debian-6.1.0-21-amd64.efi", 70 << 10),
+    ("EFI/Linux/debian-6.1.0-22-amd64.efi", 72 << 10),
+    ("vmlinuz-6.1.0-20-amd64", 10 << 10),
+    ("vmlinuz-6.1.0-21-amd64", 10 << 10),
+    ("vmlinuz-6.1.0-22-amd64", 11 << 10),
+    ("initrd.img-6.1.0-20-amd64", 60 << 10),
+    ("initrd.img-6.1.0-21-amd64", 80 << 10),
+    ("initrd.img-6.1.0-22-amd64", 100 << 10),
+];
+
+/// Firmware-like vendors of the ESP-like tree, each with `ESP_CHIPS` chip folders of
+/// `ESP_BLOBS` files of 1 to 61 KiB.
+const ESP_VENDORS: &[&str] = &[
+    "amdgpu", "iwlwifi", "i915", "rtl_nic", "qcom", "mediatek", "brcm", "ath10k", "nvidia",
+    "radeon", "Intel", "cirrus",
+];
+const ESP_CHIPS: u64 = 16;
+const ESP_BLOBS: u64 = 11;
+/// Locale-like folders (`locale/LANG/LC_MESSAGES`), each with `ESP_DOMAINS` catalogues of
+/// 200 bytes to 16 KiB.
+const ESP_LANGS: u64 = 60;
+const ESP_DOMAINS: u64 = 15;
+
+/// Makes `root`, an EFI system partition as a distribution fills it: the large files of
+/// [`ESP_LARGE_KIB`], some 2,100 firmware blobs and 900 message catalogues in nested
+/// folders, and a few loader entries (about 490 MiB in all, the same bytes every time).
+pub(crate) fn make_esp(root: &Path) -> Result<()> {
+    let mut files: Vec<(PathBuf, usize)> = ESP_LARGE_KIB
+        .iter()
+        .map(|&(path, kib)| (PathBuf::from(path), (kib << 10) as usize))
+        .collect();
+    for (v, vendor) in ESP_VENDORS.iter().enumerate() {
+        for c in 0..ESP_CHIPS {
+            for b in 0..ESP_BLOBS {
+                let i = (v as u64 * ESP_CHIPS + c) * ESP_BLOBS + b;
+                let path = format!("firmware/{vendor}/Chip{c:02}/{vendor}_chip{c:02}_fw-{b}.bin");
+                files.push((path.into(), (1024 + i * 7_919 % (60 << 10)) as usize));
+            }
+        }
+    }
+    for lang in 0..ESP_LANGS {
+        for d in 0..ESP_DOMAINS {
+            let path = format!("locale/lang{lang:02}/LC_MESSAGES/domain-{d:02}.mo");
+            files.push((
+                path.into(),
+                (200 + (lang * 31 + d) * 977 % (16 << 10)) as usize,
+            ));
+        }
+    }
+    for k in 20..23 {
+        let path = format!("loader/entries/debian-6.1.0-{k}-amd64.conf");
+        files.push((path.into(), 180));
+    }
+    for (i, (rel, len)) in files.iter().enumerate() {
+        let path = root.join(rel);
+        // OK to unwrap: every path above has a parent under `root`.
+        let dir = path.parent().unwrap();
+        fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        fs::write(&path, pseudo_random(i as u64, *len))
+            .with_context(|| format!("write {}", path.display()))?;
+    }
     Ok(())
 }
 
@@ -212,6 +291,25 @@ mod tests {
         );
         let hello = fs::symlink_metadata(root.join("usr/bin/hello")).unwrap();
         assert_eq!(hello.permissions().mode() & 0o777, 0o755);
+    }
+
+    /// The ESP-like tree holds what its doc says, of bytes that depend only on each file's
+    /// place in it.
+    #[test]
+    fn esp_tree_is_as_documented_and_deterministic() {
+        let dir = tempfile::tempdir().unwrap();
+        make_esp(dir.path()).unwrap();
+        let stats = stats(dir.path()).unwrap();
+        let blobs = ESP_VENDORS.len() as u64 * ESP_CHIPS * ESP_BLOBS;
+        let files = ESP_LARGE_KIB.len() as u64 + blobs + ESP_LANGS * ESP_DOMAINS + 3;
+        let dirs = stats.entries - files;
+        assert_eq!((blobs, files, dirs), (2_112, 3_028, 333), "{stats:?}");
+        let mib = stats.bytes >> 20;
+        assert!((450..500).contains(&mib), "{mib} MiB");
+        assert_eq!(pseudo_random(7, 1000), pseudo_random(7, 1000));
+        assert_ne!(pseudo_random(7, 1000), pseudo_random(8, 1000));
+        let kernel = fs::read(dir.path().join("vmlinuz-6.1.0-21-amd64")).unwrap();
+        assert_eq!(kernel, pseudo_random(8, 10 << 20));
     }
 
     /// The many-files archive is one GNU tar reads: every directory and file, with the

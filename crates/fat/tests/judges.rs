@@ -1,6 +1,7 @@
 //! The real tools judge kiln's FAT images: `fsck.fat -n -v` must find
-//! nothing, and mtools (`mdir`, `mcopy`) must read back every name and
-//! every byte of the source tree.
+//! nothing, mtools (`mdir`, `mcopy`) must read back every name and every
+//! byte of the source tree, and so must GRUB's FAT driver (`grub-fstest`,
+//! issue 19).
 
 mod common;
 
@@ -272,6 +273,235 @@ mod random {
             }
             settle(src.path());
             judge(src.path(), &FatOptions { variant, ..FatOptions::default() });
+        }
+    }
+}
+
+/// GRUB's own FAT driver (`grub-fstest`, the code that finds a kernel and
+/// an initrd on an ESP at boot) lists every directory of kiln's FAT12,
+/// FAT16 and FAT32 images with the source's names, sizes and modification
+/// times, and reads back the source's bytes.
+mod grub {
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::path::Path;
+
+    use super::*;
+
+    /// The modification times `put` and `settle` give, as GRUB prints
+    /// them (UTC, `YYYYMMDDhhmmss`; from `date -u -d @SECS`).
+    const STAMPS: [(u64, &str); 2] = [
+        (1_700_000_000, "20231114221320"),
+        (1_690_000_000, "20230722042640"),
+    ];
+
+    /// The names of the files that fill directories (`big/` and the root)
+    /// start so: GRUB lists them all but reads back every `CAT_STRIDE`th
+    /// (a process per file would take minutes), and every other file.
+    const FILLER: &str = "Entry number ";
+    const CAT_STRIDE: usize = 37;
+    /// Filler files in `big/`, a directory of many clusters.
+    const BIG_DIR_FILES: u32 = 1200;
+    /// Filler files at the root: enough that FAT32's root takes several
+    /// clusters and FAT12/16's fixed root more than its usual 512 entries.
+    const ROOT_FILES: u32 = 150;
+
+    /// What one listing line says: `None` for a directory, else the size;
+    /// and the modification time as GRUB prints it.
+    type Entry = (Option<u64>, String);
+
+    /// The tree GRUB reads: every kind of name at the root; files of 0
+    /// bytes, one byte, a cluster less a byte, one cluster, a cluster and a
+    /// byte, and many clusters; a directory of many clusters; nesting with
+    /// mixed-case directory names.
+    fn source(dir: &Path, cluster: usize) {
+        names_tree(dir);
+        let sizes = [
+            ("empty", 0),
+            ("one byte", 1),
+            ("Cluster Less A Byte", cluster - 1),
+            ("ONECLUS.BIN", cluster),
+            ("one cluster and a byte", cluster + 1),
+            ("vmlinuz", 3_000_000 + 5),
+        ];
+        for (i, (name, len)) in sizes.into_iter().enumerate() {
+            put(&dir.join("boot").join(name), &bytes(len, 100 + i as u32));
+        }
+        for i in 0..BIG_DIR_FILES {
+            let name = format!("big/{FILLER}{i:05} with a long name.conf");
+            put(&dir.join(name), format!("entry {i}\n").as_bytes());
+        }
+        for i in 0..ROOT_FILES {
+            let name = format!("{FILLER}{i:03} at the root");
+            put(&dir.join(name), format!("root {i}\n").as_bytes());
+        }
+        put(&dir.join("EFI/Boot/BOOTX64.EFI"), &bytes(300_001, 9));
+        put(
+            &dir.join("EFI/Linux/Deeper Dir/loader.conf"),
+            b"timeout 3\n",
+        );
+        settle(dir);
+    }
+
+    /// The bytes of a cluster in images made with `opts`.
+    fn cluster_bytes(opts: &FatOptions) -> usize {
+        let empty = kiln_tree::Tree::new(kiln_tree::Metadata::made(0o755, 0, 0));
+        let plan = kiln_fat::plan(&empty, opts).unwrap();
+        plan.geometry().cluster_bytes() as usize
+    }
+
+    /// `grub-fstest IMAGE ARGS...`, which must succeed and say nothing on
+    /// stderr (it exits 0 even for a path it cannot find).
+    fn fstest(image: &Path, args: &[&str]) -> Vec<u8> {
+        let out = run("grub-fstest", &[&[image.to_str().unwrap()], args].concat());
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "grub-fstest {args:?}: {}",
+            describe(&out)
+        );
+        out.stdout
+    }
+
+    /// GRUB's `ls -l -a` of `dir` (`-a`: names starting with a dot too):
+    /// name → entry, without `.` and `..`. A line is the size (or `DIR`),
+    /// padding, the time, one space and the name, with `/` after a
+    /// directory's; a name may itself start with spaces.
+    fn grub_listing(image: &Path, dir: &str) -> BTreeMap<String, Entry> {
+        let text = String::from_utf8(fstest(image, &["ls", "--", "-l", "-a", dir])).unwrap();
+        let mut listing = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let parse = || {
+                let (kind, rest) = line.split_once(' ')?;
+                let (stamp, name) = rest.trim_start().split_once(' ')?;
+                let (size, name) = match kind {
+                    "DIR" => (None, name.strip_suffix('/')?),
+                    size => (Some(size.parse().ok()?), name),
+                };
+                Some((name.to_string(), (size, stamp.to_string())))
+            };
+            let (name, entry) = parse().unwrap_or_else(|| panic!("GRUB listed {line:?}"));
+            if name != "." && name != ".." {
+                listing.insert(grub_case(&name), entry);
+            }
+        }
+        listing
+    }
+
+    /// The name as GRUB 2.06 shows it, for comparing: GRUB lower-cases
+    /// every name that has no long-name entries, so a name that fits 8.3
+    /// (which kiln may store as the short name alone, as Windows does) is
+    /// compared in lower case; any other name must come back exactly.
+    fn grub_case(name: &str) -> String {
+        let legal = |part: &str, max: usize| {
+            (1..=max).contains(&part.len())
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"$%'-_@~`!(){}^#&".contains(&b))
+        };
+        let fits = match name.split_once('.') {
+            Some((base, ext)) => legal(base, 8) && legal(ext, 3),
+            None => legal(name, 8),
+        };
+        if fits {
+            name.to_ascii_lowercase()
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// The host directory `dir`: each name with what GRUB should list for
+    /// it, in name order.
+    fn host_listing(dir: &Path) -> Vec<(String, Entry)> {
+        let stamp = |secs: u64| {
+            let (_, s) = STAMPS.iter().find(|(t, _)| *t == secs).unwrap();
+            s.to_string()
+        };
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                let secs = meta
+                    .modified()
+                    .unwrap()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let size = meta.is_file().then_some(meta.len());
+                let name = entry.file_name().into_string().unwrap();
+                (name, (size, stamp(secs)))
+            })
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// Every directory of `src` as GRUB lists it in `image`, and every
+    /// file's bytes as GRUB reads them (a stride of the filler files).
+    fn assert_grub_reads(image: &Path, src: &Path, what: &str) {
+        let mut dirs = vec![String::new()];
+        let mut files = 0;
+        while let Some(rel) = dirs.pop() {
+            let host = src.join(rel.trim_start_matches('/'));
+            let entries = host_listing(&host);
+            let want: BTreeMap<_, _> = entries
+                .iter()
+                .map(|(name, entry)| (grub_case(name), entry.clone()))
+                .collect();
+            let got = grub_listing(image, if rel.is_empty() { "/" } else { &rel });
+            assert!(
+                got == want,
+                "{what}: GRUB lists {rel}/ otherwise:\nmissing or different: {:?}\nextra: {:?}",
+                want.iter()
+                    .filter(|(k, v)| got.get(*k) != Some(v))
+                    .take(5)
+                    .collect::<Vec<_>>(),
+                got.iter()
+                    .filter(|(k, v)| want.get(*k) != Some(v))
+                    .take(5)
+                    .collect::<Vec<_>>(),
+            );
+            for (i, (name, (size, _))) in entries.iter().enumerate() {
+                let path = format!("{rel}/{name}");
+                if size.is_none() {
+                    dirs.push(path);
+                } else if !name.starts_with(FILLER) || i % CAT_STRIDE == 0 {
+                    let read = fstest(image, &["cat", &path]);
+                    assert!(
+                        read == fs::read(host.join(name)).unwrap(),
+                        "{what}: GRUB reads other bytes in {path}"
+                    );
+                    files += 1;
+                }
+            }
+        }
+        assert!(files > 50, "{what}: GRUB read only {files} files");
+    }
+
+    #[test]
+    fn grub_lists_and_reads_every_variant() {
+        if !require_tools(&["grub-fstest", "fsck.fat"]) {
+            return;
+        }
+        let cases = [
+            (FatVariant::Fat12, 8 << 20),
+            (FatVariant::Fat16, 64 << 20),
+            (FatVariant::Fat32, 600 << 20),
+        ];
+        for (variant, size) in cases {
+            let opts = opts(Some(variant), Some(size));
+            let src = tempfile::tempdir().unwrap();
+            source(src.path(), cluster_bytes(&opts));
+            let out = tempfile::tempdir().unwrap();
+            let image = out.path().join("fat.img");
+            let g = build(src.path(), &opts, &image);
+            assert_eq!(g.variant, variant);
+            assert!(
+                variant == FatVariant::Fat32 || g.root_entries > 512,
+                "{g:?}"
+            );
+            fsck_clean(&image);
+            assert_grub_reads(&image, src.path(), &variant.to_string());
         }
     }
 }
