@@ -331,3 +331,30 @@ fn an_esp_with_sources_is_a_fat_partition() {
     let sgdisk = run(Command::new("sgdisk").arg("-v").arg(&image));
     assert_success(&sgdisk, "sgdisk -v");
 }
+
+#[test]
+fn verify_proves_a_clamped_build_and_finds_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let image = dir.path().join("v.img");
+    let with_epoch = |args: &[&str]| {
+        kiln_command()
+            .env("SOURCE_DATE_EPOCH", "1700000001")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (img, src_arg) = (image.to_str().unwrap(), src.to_str().unwrap());
+    let out = with_epoch(&["build", "-t", "fat32", "--size", "40M", "-o", img, src_arg]);
+    assert_success(&out, "kiln build -t fat32");
+    let verified = with_epoch(&["verify", img, "--against", src_arg]);
+    assert_success(&verified, "kiln verify");
+    write_file(&src.join("README"), b"changed\n");
+    let verified = with_epoch(&["verify", img, "--against", src_arg]);
+    let text = String::from_utf8_lossy(&verified.stdout).into_owned()
+        + &String::from_utf8_lossy(&verified.stderr);
+    assert!(
+        !verified.status.success() && text.contains("/README"),
+        "{text}"
+    );
+}

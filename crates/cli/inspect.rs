@@ -383,17 +383,23 @@ pub(crate) fn cat(args: &CatArgs) -> Result<()> {
         bail!("{}: not a regular file", at());
     }
     let map = reader.file_map(ino, &inode).with_context(at)?;
+    write_out(inode.size, |pos, buf| {
+        reader.read_file(&map, pos, buf).with_context(at)
+    })
+}
+
+/// Writes `size` bytes read by `read` (at an offset, into a buffer) to
+/// standard output, a chunk at a time: read by hand so that a read error
+/// (the image's) and a write error (stdout's) are told apart in the
+/// message.
+fn write_out(size: u64, mut read: impl FnMut(u64, &mut [u8]) -> Result<()>) -> Result<()> {
     let mut out = io::stdout().lock();
     let mut buf = vec![0u8; CAT_CHUNK];
     let mut pos = 0;
-    // Read and written by hand so that a read error (the image) and a write
-    // error (stdout) are told apart in the message.
-    while pos < inode.size {
+    while pos < size {
         // OK to cast: at most CAT_CHUNK.
-        let n = (inode.size - pos).min(CAT_CHUNK as u64) as usize;
-        reader
-            .read_file(&map, pos, &mut buf[..n])
-            .with_context(at)?;
+        let n = (size - pos).min(CAT_CHUNK as u64) as usize;
+        read(pos, &mut buf[..n])?;
         out.write_all(&buf[..n])
             .context("writing to standard output")?;
         pos += n as u64;

@@ -81,6 +81,9 @@ struct Case {
 /// An image ready to boot.
 struct Boot {
     image: PathBuf,
+    /// More virtio disks after the image (`/dev/vdb`, `/dev/vdc`, ...), for the guest's
+    /// checks.
+    extra_disks: Vec<PathBuf>,
     start: Start,
     /// Where the root filesystem starts in the image (a partition's offset).
     offset: u64,
@@ -284,6 +287,12 @@ impl Harness {
             ])
             .args(self.start_args(&boot.start))
             .args(["-drive", &drive])
+            .args(boot.extra_disks.iter().flat_map(|disk| {
+                [
+                    "-drive".to_string(),
+                    format!("file={},format=raw,if=virtio", disk.display()),
+                ]
+            }))
             .stdin(std::process::Stdio::null())
             .stdout(fs::File::create(&log)?)
             .stderr(std::process::Stdio::inherit())
@@ -402,6 +411,7 @@ fn seed_ext3(h: &Harness, scratch: &Path) -> Result<Boot> {
     );
     h.kiln(&["build", &r, &o, "-o", &i, "-t", "ext3", "--size", "64M"])?;
     Ok(Boot {
+        extra_disks: Vec::new(),
         image,
         start: Start::Kernel {
             root: "/dev/vda".into(),
@@ -427,6 +437,7 @@ fn payload_case(h: &Harness, scratch: &Path, fs_type: &'static str) -> Result<Bo
     let (r, i) = (root.display().to_string(), image.display().to_string());
     h.kiln(&["build", &r, "-o", &i, "-t", fs_type, "--size", "64M"])?;
     Ok(Boot {
+        extra_disks: Vec::new(),
         image,
         start: Start::Kernel {
             root: "/dev/vda".into(),
@@ -471,6 +482,7 @@ fn gpt_partuuid(h: &Harness, scratch: &Path) -> Result<Boot> {
     let (c, i) = (config.display().to_string(), image.display().to_string());
     h.kiln(&["build", "--config", &c, "-o", &i])?;
     Ok(Boot {
+        extra_disks: Vec::new(),
         offset: partition_offset(&image, 2)?,
         image,
         start: Start::Kernel {
@@ -534,6 +546,7 @@ fn tar_by_user(h: &Harness, scratch: &Path) -> Result<Boot> {
             .env("SOURCE_DATE_EPOCH", "1700000000"),
     )?;
     Ok(Boot {
+        extra_disks: Vec::new(),
         image,
         start: Start::Kernel {
             root: "/dev/vda".into(),
@@ -611,6 +624,7 @@ fn debian_rootfs(h: &Harness, scratch: &Path) -> Result<Boot> {
         "build", &t, &o, "-o", &i, "-t", "ext4", "--size", "auto", "--free", "64M",
     ])?;
     Ok(Boot {
+        extra_disks: Vec::new(),
         image,
         start: Start::Kernel {
             root: "/dev/vda".into(),

@@ -9,7 +9,7 @@ use kiln_lib::{utc, Image};
 use kiln_tree::escape;
 use serde::Serialize;
 
-use super::{image_path, CAT_CHUNK};
+use super::{image_path, write_out};
 use crate::flags::{CatArgs, LsArgs};
 
 /// What `kiln info` reports of a FAT volume, in text or as JSON.
@@ -140,18 +140,7 @@ pub(super) fn cat(image: &Image, args: &CatArgs) -> Result<()> {
         bail!("{}: not a regular file", at());
     }
     let map = reader.file_map(&e).with_context(at)?;
-    let mut out = io::stdout().lock();
-    let mut buf = vec![0u8; CAT_CHUNK];
-    let mut pos = 0;
-    while pos < map.size() {
-        // OK to cast: at most CAT_CHUNK.
-        let n = (map.size() - pos).min(CAT_CHUNK as u64) as usize;
-        reader
-            .read_file(&map, pos, &mut buf[..n])
-            .with_context(at)?;
-        out.write_all(&buf[..n])
-            .context("writing to standard output")?;
-        pos += n as u64;
-    }
-    out.flush().context("writing to standard output")
+    write_out(map.size(), |pos, buf| {
+        reader.read_file(&map, pos, buf).with_context(at)
+    })
 }

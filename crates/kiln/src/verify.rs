@@ -98,21 +98,10 @@ pub fn verify(
         bytes: 0,
     };
     v.compare(&walk).with_context(|| image.name.clone())?;
-    let diffs = v.out.total;
-    if diffs > v.out.shown {
-        let more = diffs - v.out.shown;
-        v.out.print(format_args!("... and {more} more differences"));
-    }
-    let check = kiln_ext::check_image(&reader, &walk, req.max_reports.saturating_sub(v.out.shown))
-        .with_context(|| image.name.clone())?;
-    for problem in &check.problems {
-        v.out.print(format_args!("inconsistency: {problem}"));
-    }
-    if check.total > check.problems.len() {
-        let more = check.total - check.problems.len();
-        v.out
-            .print(format_args!("... and {more} more inconsistencies"));
-    }
+    let diffs = v.out.count_the_rest();
+    let check =
+        kiln_ext::check_image(&reader, &walk, v.out.room()).with_context(|| image.name.clone())?;
+    v.out.inconsistencies(&check.problems, check.total);
     if diffs > 0 && v.out.atimes == diffs {
         v.out.print(format_args!(
             "note: every difference is an access time (reading a source file after the build \
@@ -172,6 +161,33 @@ impl<'o> Reports<'o> {
     }
 
     /// The failure to write, if there was one.
+    /// Writes how many differences were not shown; returns how many there
+    /// were.
+    fn count_the_rest(&mut self) -> usize {
+        if self.total > self.shown {
+            let more = self.total - self.shown;
+            self.print(format_args!("... and {more} more differences"));
+        }
+        self.total
+    }
+
+    /// How many more lines may be written.
+    fn room(&self) -> usize {
+        self.max.saturating_sub(self.shown)
+    }
+
+    /// Writes the inconsistencies a check found (`problems`, the first of
+    /// `total`), and how many were not shown.
+    fn inconsistencies(&mut self, problems: &[impl Display], total: usize) {
+        for problem in problems {
+            self.print(format_args!("inconsistency: {problem}"));
+        }
+        if total > problems.len() {
+            let more = total - problems.len();
+            self.print(format_args!("... and {more} more inconsistencies"));
+        }
+    }
+
     fn check(&mut self) -> Result<()> {
         match self.failed.take() {
             Some(e) => Err(e).context("writing the differences out"),
@@ -400,36 +416,68 @@ impl Verifier<'_, '_> {
                 ),
             );
         }
-        let source = data
-            .source
-            .open()
-            .with_context(|| data.origin().display().to_string())?;
-        let mut want_buf = vec![0u8; CHUNK];
-        let mut got_buf = vec![0u8; CHUNK];
         // Where both are holes both read as zeros: compare where either
         // has data.
-        for range in block_ranges(&[got, want].concat(), u64::from(bs), data.size) {
-            let mut at = range.start;
-            while at < range.end {
-                let n = CHUNK.min((range.end - at) as usize);
-                let (want, got) = (&mut want_buf[..n], &mut got_buf[..n]);
-                source
-                    .read_exact_at(want, at)
-                    .with_context(|| data.origin().display().to_string())?;
-                self.reader.read_file(&map, at, got)?;
-                if want != got {
-                    let k = want.iter().zip(got.iter()).position(|(a, b)| a != b);
-                    let first = at + k.unwrap_or(0) as u64;
-                    self.out
-                        .diff(path, format!("content differs from byte {first}"));
-                    return Ok(());
-                }
-                self.bytes += n as u64;
-                at += n as u64;
-            }
+        let ranges = block_ranges(&[got, want].concat(), u64::from(bs), data.size);
+        let reader = self.reader;
+        let compared = compare_bytes(
+            data,
+            &ranges,
+            |at, buf| Ok(reader.read_file(&map, at, buf)?),
+        )?;
+        self.bytes += compared.bytes;
+        if let Some(first) = compared.first_difference {
+            self.out
+                .diff(path, format!("content differs from byte {first}"));
         }
         Ok(())
     }
+}
+
+/// What a comparison of a file's bytes found.
+struct Compared {
+    /// Bytes found equal.
+    bytes: u64,
+    /// Where the first difference is, if any.
+    first_difference: Option<u64>,
+}
+
+/// Compares the bytes of the source file `data` in `ranges` with the
+/// image's, read by `read_image` (at an offset, into a buffer), a chunk at
+/// a time, up to the first chunk that differs.
+fn compare_bytes(
+    data: &FileData,
+    ranges: &[std::ops::Range<u64>],
+    mut read_image: impl FnMut(u64, &mut [u8]) -> Result<()>,
+) -> Result<Compared> {
+    let origin = || data.origin().display().to_string();
+    let source = data.source.open().with_context(origin)?;
+    let mut want = vec![0u8; CHUNK];
+    let mut got = vec![0u8; CHUNK];
+    let mut bytes = 0;
+    for range in ranges {
+        let mut at = range.start;
+        while at < range.end {
+            // OK to cast: at most CHUNK.
+            let n = CHUNK.min((range.end - at) as usize);
+            source
+                .read_exact_at(&mut want[..n], at)
+                .with_context(origin)?;
+            read_image(at, &mut got[..n])?;
+            if let Some(k) = want[..n].iter().zip(&got[..n]).position(|(a, b)| a != b) {
+                return Ok(Compared {
+                    bytes,
+                    first_difference: Some(at + k as u64),
+                });
+            }
+            bytes += n as u64;
+            at += n as u64;
+        }
+    }
+    Ok(Compared {
+        bytes,
+        first_difference: None,
+    })
 }
 
 /// Every path of the tree (relative, `/`-joined; the root is empty) with its

@@ -104,14 +104,46 @@ pub(super) fn systemd_boot(h: &Harness, scratch: &Path) -> Result<Boot> {
     let esp = staging.join("esp");
     stage_esp(h, &esp)?;
     let manifest = Manifest::of(&[&esp_layer, &esp])?;
-    stage_root(h, &staging.join("root"), &manifest)?;
+    let test_files = esp.join(TEST_FILES);
+    let others = other_variants(h, &test_files, scratch)?;
+    stage_root(
+        h,
+        &staging.join("root"),
+        &manifest,
+        &Manifest::of(&[&test_files])?,
+    )?;
     let image = scratch.join("uefi.img");
     build_twice(h, &config, &image)?;
     Ok(Boot {
         offset: partition_offset(&image, ROOT_PARTITION)?,
         image,
+        extra_disks: others,
         start: Start::Firmware(Firmware::prepare(scratch)?),
     })
+}
+
+/// The ESP's folder of test files: names and sizes that exercise the FAT writer.
+const TEST_FILES: &str = "kiln-test";
+
+/// The FAT variants the ESP (FAT16 at its 64 MiB) is not, each a bare image of the test
+/// files that the guest reads as a disk of its own (`/dev/vdb`, `/dev/vdc`), with the
+/// sizes that give them: kiln's default (FAT12) and a forced FAT32.
+const OTHER_VARIANTS: [(&str, &[&str]); 2] = [("fat12", &[]), ("fat32", &["--size", "64M"])];
+
+/// Builds the images of [`OTHER_VARIANTS`] from `files` in `scratch`.
+fn other_variants(h: &Harness, files: &Path, scratch: &Path) -> Result<Vec<PathBuf>> {
+    let src = files.display().to_string();
+    OTHER_VARIANTS
+        .iter()
+        .map(|(fs_type, size)| {
+            let image = scratch.join(format!("{fs_type}.img"));
+            let out = image.display().to_string();
+            let mut args = vec!["build", "-t", fs_type, &src, "-o", &out];
+            args.extend(size.iter());
+            h.kiln(&args)?;
+            Ok(image)
+        })
+        .collect()
 }
 
 /// Builds the disk at `image`, then again beside it, and fails unless both are the same
@@ -149,7 +181,7 @@ fn stage_esp(h: &Harness, esp: &Path) -> Result<()> {
         fs::create_dir_all(to.parent().context("a path in the ESP")?)?;
         fs::copy(from, &to).with_context(|| format!("copy {}", from.display()))?;
     }
-    write_test_files(&esp.join("kiln-test"))
+    write_test_files(&esp.join(TEST_FILES))
 }
 
 /// Files whose names need long-name entries (spaces, length, lowercase, mixed case,
@@ -234,7 +266,7 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, Option<PathBuf>)>) -> R
 /// The root: the harness's busybox tree, the manifest of the ESP in /etc, and checks
 /// that the firmware booted the kernel with the entry's command line and that the ESP,
 /// mounted read-only by the vfat driver, holds exactly the manifest's names and bytes.
-fn stage_root(h: &Harness, root: &Path, manifest: &Manifest) -> Result<()> {
+fn stage_root(h: &Harness, root: &Path, manifest: &Manifest, tests: &Manifest) -> Result<()> {
     let entry = fs::read_to_string(crate::repo_root().join(FIXTURE_ESP).join(ENTRY))?;
     let partuuid = entry
         .split_whitespace()
@@ -251,9 +283,31 @@ expect esp-umount 'umount /boot/efi && echo ok' ok
 "#,
         manifest.sums.lines().count()
     );
+    let checks = checks + &other_variant_checks(tests.sums.lines().count());
     h.busybox_tree(root, &checks)?;
     fs::create_dir_all(root.join("boot/efi"))?;
+    fs::create_dir_all(root.join("mnt"))?;
     fs::write(root.join("etc/esp.names"), &manifest.names)?;
     fs::write(root.join("etc/esp.sha256"), &manifest.sums)?;
+    fs::write(root.join("etc/fat.names"), &tests.names)?;
+    fs::write(root.join("etc/fat.sha256"), &tests.sums)?;
     Ok(())
+}
+
+/// The checks of the disks of [`OTHER_VARIANTS`]: each, mounted read-only by the vfat
+/// driver, holds exactly the test files' names and bytes (`files` of them).
+fn other_variant_checks(files: usize) -> String {
+    let mut checks = String::new();
+    for ((fs_type, _), disk) in OTHER_VARIANTS.iter().zip(["/dev/vdb", "/dev/vdc"]) {
+        let _ = write!(
+            checks,
+            r#"expect {fs_type}-mount 'mount -t vfat -o ro {disk} /mnt && echo ok' ok
+expect {fs_type}-names 'cd /mnt && find . | sort | diff /etc/fat.names - && echo same' same
+expect {fs_type}-bytes 'cd /mnt && sha256sum -c /etc/fat.sha256 | grep -v ": OK\$"; echo end' end
+expect {fs_type}-files 'cd /mnt && sha256sum -c /etc/fat.sha256 | grep -c ": OK\$"' {files}
+expect {fs_type}-umount 'cd / && umount /mnt && echo ok' ok
+"#
+        );
+    }
+    checks
 }

@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use kiln_fat::{DirEntry, FatReader, WalkEntry};
 use kiln_tree::{Body, FileData, Tree};
 
-use super::{tree_paths, type_bits, type_name, Reports, Time, CHUNK};
+use super::{compare_bytes, tree_paths, type_bits, type_name, Reports, Time};
 use crate::tree::read_tree;
 use crate::{Image, Observer, VerifyReport, VerifyRequest};
 
@@ -40,22 +40,11 @@ pub(super) fn verify(
         bytes: 0,
     };
     v.compare(&walk).with_context(|| image.name.clone())?;
-    let diffs = v.out.total;
-    if diffs > v.out.shown {
-        let more = diffs - v.out.shown;
-        v.out.print(format_args!("... and {more} more differences"));
-    }
+    let diffs = v.out.count_the_rest();
     let check = reader
-        .check(&walk, req.max_reports.saturating_sub(v.out.shown))
+        .check(&walk, v.out.room())
         .with_context(|| image.name.clone())?;
-    for problem in &check.problems {
-        v.out.print(format_args!("inconsistency: {problem}"));
-    }
-    if check.total > check.problems.len() {
-        let more = check.total - check.problems.len();
-        v.out
-            .print(format_args!("... and {more} more inconsistencies"));
-    }
+    v.out.inconsistencies(&check.problems, check.total);
     v.out.check()?;
     Ok(VerifyReport {
         image: image.name,
@@ -130,29 +119,16 @@ impl FatVerifier<'_, '_> {
         }
         let shown = || format!("/{}", kiln_tree::escape(path));
         let map = self.reader.file_map(e).with_context(shown)?;
-        let origin = || data.origin().display().to_string();
-        let source = data.source.open().with_context(origin)?;
-        let mut want = vec![0u8; CHUNK];
-        let mut got = vec![0u8; CHUNK];
-        let mut at = 0u64;
-        while at < data.size {
-            // OK to cast: at most CHUNK.
-            let n = CHUNK.min((data.size - at) as usize);
-            source
-                .read_exact_at(&mut want[..n], at)
-                .with_context(origin)?;
-            self.reader
-                .read_file(&map, at, &mut got[..n])
-                .with_context(shown)?;
-            if want[..n] != got[..n] {
-                let k = want.iter().zip(got.iter()).position(|(a, b)| a != b);
-                let first = at + k.unwrap_or(0) as u64;
-                self.out
-                    .diff(path, format!("content differs from byte {first}"));
-                return Ok(());
-            }
-            self.bytes += n as u64;
-            at += n as u64;
+        let reader = self.reader;
+        // FAT has no holes: the whole file is compared.
+        let whole = 0..data.size;
+        let compared = compare_bytes(data, std::slice::from_ref(&whole), |at, buf| {
+            reader.read_file(&map, at, buf).with_context(shown)
+        })?;
+        self.bytes += compared.bytes;
+        if let Some(first) = compared.first_difference {
+            self.out
+                .diff(path, format!("content differs from byte {first}"));
         }
         Ok(())
     }
