@@ -45,6 +45,9 @@ pub(crate) fn build(args: &BuildArgs, layers: Vec<Layer>) -> Result<()> {
         print_summary(&report, &args.output);
     }
     print_low_room(&report, &args.output, disk);
+    if let Some(verity) = &report.verity {
+        print_verity(verity);
+    }
     if args.verbose {
         eprintln!("{}", display::timings_line(&timings));
     }
@@ -140,6 +143,26 @@ fn print_summary(report: &BuildReport, output: &Path) {
             fs.fs_type,
         );
     }
+}
+
+/// The dm-verity tree's numbers and how to open it, even under `--quiet`
+/// (without the root hash the image cannot be used), on stderr like the
+/// rest: stdout may be the image.
+fn print_verity(v: &kiln_lib::VerityReport) {
+    let place = match &v.hash_file {
+        Some(path) => format!("in {}", path.display()),
+        None => format!("appended at byte offset {}", v.hash_offset),
+    };
+    eprintln!(
+        "kiln: dm-verity: root hash {}, salt {}, {} data blocks of {} bytes, hash tree ({} \
+         bytes) {place}",
+        v.root_hash,
+        if v.salt.is_empty() { "-" } else { &v.salt },
+        v.data_blocks,
+        v.data_block_size,
+        v.hash_size,
+    );
+    eprintln!("kiln: open with: {}", v.veritysetup_open);
 }
 
 /// The warning of each filesystem with under 1 % of its blocks or inodes

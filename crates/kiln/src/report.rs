@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fs::FsPlan;
 use crate::layout::{Layout, Table};
+use crate::verity::VerityReport;
 use crate::OutputRequest;
 use kiln_disk::layout::DiskLayout;
 
@@ -22,6 +23,9 @@ pub struct BuildReport {
     pub disk: DiskReport,
     /// Its partitions in disk order (a plain filesystem image is one).
     pub partitions: Vec<PartitionReport>,
+    /// The dm-verity tree of a plain image, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verity: Option<VerityReport>,
 }
 
 /// The whole image.
@@ -178,6 +182,7 @@ impl BuildReport {
                     filesystem: plan.as_ref().map(FsPlan::report),
                 })
                 .collect(),
+            verity: None,
         }
     }
 
@@ -204,6 +209,7 @@ impl BuildReport {
                 size: plan.size(),
                 filesystem: Some(plan.report()),
             }],
+            verity: None,
         }
     }
 
