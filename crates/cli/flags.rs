@@ -261,8 +261,13 @@ pub(crate) struct BuildArgs {
 
     /// The salt of the hash tree, in hex (`-` for none; default: 32 bytes
     /// derived from the inputs, so the same inputs give the same tree).
-    #[arg(long, value_name = "HEX", value_parser = parse_salt, requires = "verity", help_heading = "dm-verity")]
-    pub(crate) verity_salt: Option<Vec<u8>>,
+    #[arg(
+        long,
+        value_name = "HEX",
+        requires = "verity",
+        help_heading = "dm-verity"
+    )]
+    pub(crate) verity_salt: Option<String>,
 
     /// The UUID in the verity superblock (default: derived from the salt).
     #[arg(
@@ -573,7 +578,12 @@ impl BuildArgs {
             .map_err(|e| anyhow!("--verity-uuid: {e}"))?;
         Ok(Some(VerityRequest {
             hash,
-            salt: self.verity_salt.clone(),
+            salt: self
+                .verity_salt
+                .as_deref()
+                .map(parse_salt)
+                .transpose()
+                .map_err(|e| anyhow!("--verity-salt: {e}"))?,
             uuid,
             superblock: !self.verity_no_superblock,
         }))
