@@ -48,6 +48,7 @@ pub(crate) fn build(args: &BuildArgs, layers: Vec<Layer>) -> Result<()> {
     if let Some(verity) = &report.verity {
         print_verity(verity);
     }
+    print_disk_verity(&report);
     if args.verbose {
         eprintln!("{}", display::timings_line(&timings));
     }
@@ -163,6 +164,33 @@ fn print_verity(v: &kiln_lib::VerityReport) {
         v.hash_size,
     );
     eprintln!("kiln: open with: {}", v.veritysetup_open);
+}
+
+/// Each dm-verity pair of a disk: its partitions, root hash and kernel
+/// command line, even under `--quiet` (like [`print_verity`]).
+fn print_disk_verity(report: &BuildReport) {
+    let with = |role| {
+        report
+            .partitions
+            .iter()
+            .filter(move |p| p.verity.as_ref().is_some_and(|v| v.role == role))
+    };
+    for data in with("data") {
+        // OK to unwrap: `with` keeps partitions with a verity part.
+        let v = data.verity.as_ref().expect("a verity partition");
+        let hash = with("hash")
+            .find(|h| {
+                h.verity
+                    .as_ref()
+                    .is_some_and(|hv| hv.verity_match == v.verity_match)
+            })
+            .map_or(0, |h| h.number);
+        eprintln!(
+            "kiln: dm-verity: partition {} ({}) hashed into partition {hash}: root hash {}, salt {}",
+            data.number, data.label, v.root_hash, v.salt
+        );
+        eprintln!("kiln: kernel command line: {}", v.kernel_cmdline);
+    }
 }
 
 /// The warning of each filesystem with under 1 % of its blocks or inodes

@@ -69,7 +69,7 @@ pub use image::{FsKind, Image};
 pub use layout::Layout;
 pub use observer::{Observer, Quiet};
 pub use progress::{Phase, Progress};
-pub use report::{BuildReport, DiskReport, FsReport, PartitionReport};
+pub use report::{BuildReport, DiskReport, FsReport, PartitionReport, PartitionVerity};
 pub use request::{
     BuildRequest, Compress, ExtRequest, FatRequest, Format, FsOptions, FsRequest, HashPlace, Layer,
     OutputRequest, SizeRequest, TreeRequest, VerityRequest,

@@ -10,6 +10,7 @@ use kiln_fat::FatPlan;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use crate::disk::PartitionVerity;
 use crate::fs::FsPlan;
 use crate::layout::{Layout, Table};
 use crate::verity::VerityReport;
@@ -62,6 +63,9 @@ pub struct PartitionReport {
     pub size: u64,
     /// The filesystem built into it, if any.
     pub filesystem: Option<FsReport>,
+    /// Its part in a dm-verity pair, with the root hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verity: Option<PartitionVerity>,
 }
 
 /// A filesystem's numbers.
@@ -180,6 +184,7 @@ impl BuildReport {
                     offset: p.region.offset,
                     size: p.region.len,
                     filesystem: plan.as_ref().map(FsPlan::report),
+                    verity: None,
                 })
                 .collect(),
             verity: None,
@@ -208,6 +213,7 @@ impl BuildReport {
                 offset: 0,
                 size: plan.size(),
                 filesystem: Some(plan.report()),
+                verity: None,
             }],
             verity: None,
         }

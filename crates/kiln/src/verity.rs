@@ -107,13 +107,7 @@ impl VerityPlan {
                 data_size - fs_size
             ));
         }
-        let salt = req.salt.clone().unwrap_or_else(|| {
-            let mut seed = identity.to_vec();
-            seed.extend_from_slice(&fs_size.to_le_bytes());
-            kiln_verity::derive_salt(&seed).to_vec()
-        });
-        let uuid = req.uuid.unwrap_or_else(|| kiln_verity::derive_uuid(&salt));
-        let mut params = VerityParams::for_image(data_size, salt, uuid)?;
+        let mut params = derive_params(data_size, identity, req.salt.clone(), req.uuid)?;
         params.superblock = req.superblock;
         let area_size = TreeLayout::new(&params).area_size();
         Ok(VerityPlan {
@@ -191,6 +185,25 @@ impl VerityPlan {
             veritysetup_open: open,
         }
     }
+}
+
+/// The parameters of the tree of `data_size` bytes (whole blocks) whose
+/// inputs `identity` tells apart: the salt given or derived from the
+/// identity and the size, the UUID given or derived from the salt, a
+/// superblock.
+pub(crate) fn derive_params(
+    data_size: u64,
+    identity: &[u8],
+    salt: Option<Vec<u8>>,
+    uuid: Option<[u8; 16]>,
+) -> Result<VerityParams> {
+    let salt = salt.unwrap_or_else(|| {
+        let mut seed = identity.to_vec();
+        seed.extend_from_slice(&data_size.to_le_bytes());
+        kiln_verity::derive_salt(&seed).to_vec()
+    });
+    let uuid = uuid.unwrap_or_else(|| kiln_verity::derive_uuid(&salt));
+    Ok(VerityParams::for_image(data_size, salt, uuid)?)
 }
 
 /// What a build's dm-verity tree is: enough to open the device.
@@ -281,7 +294,7 @@ fn quote(s: &str) -> String {
 }
 
 /// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
