@@ -138,3 +138,73 @@ pub(super) fn check_pairs(partitions: &[Partition]) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::Layout;
+
+    /// A layout of `parts`, each `(label, verity, match key, filesystem)`.
+    fn error(parts: &[(&str, &str, &str, bool)]) -> String {
+        let text: String = parts
+            .iter()
+            .map(|(label, role, key, fs)| {
+                let content = if *fs {
+                    "[partition.filesystem]\nsources = [\"t\"]\n"
+                } else {
+                    "size = \"1M\"\n"
+                };
+                format!(
+                    "[[partition]]\nlabel = \"{label}\"\ntype = \"linux-generic\"\n\
+                     verity = \"{role}\"\nverity_match = \"{key}\"\n{content}"
+                )
+            })
+            .collect();
+        Layout::parse(&text, Path::new("/"))
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn pairs_are_checked() {
+        assert_eq!(
+            error(&[("d", "data", "k", true), ("h", "hash", "k", false)]),
+            ""
+        );
+        for (parts, want) in [
+            (
+                vec![("d", "data", "k", true)],
+                "partition[1] is a verity data partition, but no partition",
+            ),
+            (
+                vec![("d", "data", "k", true), ("h", "hash", "j", false)],
+                "verity_match = \"k\"",
+            ),
+            (
+                vec![("h", "hash", "k", false), ("d", "data", "k", true)],
+                "partition[1] (verity hash, verity_match = \"k\") comes before",
+            ),
+            (
+                vec![
+                    ("d", "data", "k", true),
+                    ("e", "data", "k", true),
+                    ("h", "hash", "k", false),
+                ],
+                "not partition[1], partition[2], partition[3]",
+            ),
+            (vec![("d", "wat", "k", true)], "partition[1].verity"),
+            (
+                vec![("h", "hash", "k", true)],
+                "give no image or filesystem",
+            ),
+            (
+                vec![("d", "data", "", true)],
+                "partition[1].verity_match: missing",
+            ),
+        ] {
+            let e = error(&parts);
+            assert!(e.contains(want), "{want:?} not in {e:?}");
+        }
+    }
+}
