@@ -78,6 +78,10 @@ mod walk;
 mod grub;
 // Issue 17, points 7 and 8: tar ACLs as GNU tar and bsdtar extract them; plain tars read in place.
 mod tar_input;
+// Issue 20: dm-verity trees, judged by veritysetup verify and format.
+mod verity;
+// Issue 20: dm-verity data and hash partitions on a disk.
+mod verity_disk;
 // Issue 17, point 3: sources written during the build, and --live.
 mod live;
 // Issue 19 (readers): info, ls, cat, extract and verify of FAT images and partitions; hostile FAT images.

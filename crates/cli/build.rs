@@ -45,6 +45,10 @@ pub(crate) fn build(args: &BuildArgs, layers: Vec<Layer>) -> Result<()> {
         print_summary(&report, &args.output);
     }
     print_low_room(&report, &args.output, disk);
+    if let Some(verity) = &report.verity {
+        print_verity(verity);
+    }
+    print_disk_verity(&report);
     if args.verbose {
         eprintln!("{}", display::timings_line(&timings));
     }
@@ -139,6 +143,53 @@ fn print_summary(report: &BuildReport, output: &Path) {
             d.size,
             fs.fs_type,
         );
+    }
+}
+
+/// The dm-verity tree's numbers and how to open it, even under `--quiet`
+/// (without the root hash the image cannot be used), on stderr like the
+/// rest: stdout may be the image.
+fn print_verity(v: &kiln_lib::VerityReport) {
+    let place = match &v.hash_file {
+        Some(path) => format!("in {}", path.display()),
+        None => format!("appended at byte offset {}", v.hash_offset),
+    };
+    eprintln!(
+        "kiln: dm-verity: root hash {}, salt {}, {} data blocks of {} bytes, hash tree ({} \
+         bytes) {place}",
+        v.root_hash,
+        if v.salt.is_empty() { "-" } else { &v.salt },
+        v.data_blocks,
+        v.data_block_size,
+        v.hash_size,
+    );
+    eprintln!("kiln: open with: {}", v.veritysetup_open);
+}
+
+/// Each dm-verity pair of a disk: its partitions, root hash and kernel
+/// command line, even under `--quiet` (like [`print_verity`]).
+fn print_disk_verity(report: &BuildReport) {
+    let with = |role| {
+        report
+            .partitions
+            .iter()
+            .filter(move |p| p.verity.as_ref().is_some_and(|v| v.role == role))
+    };
+    for data in with("data") {
+        // OK to unwrap: `with` keeps partitions with a verity part.
+        let v = data.verity.as_ref().expect("a verity partition");
+        let hash = with("hash")
+            .find(|h| {
+                h.verity
+                    .as_ref()
+                    .is_some_and(|hv| hv.verity_match == v.verity_match)
+            })
+            .map_or(0, |h| h.number);
+        eprintln!(
+            "kiln: dm-verity: partition {} ({}) hashed into partition {hash}: root hash {}, salt {}",
+            data.number, data.label, v.root_hash, v.salt
+        );
+        eprintln!("kiln: kernel command line: {}", v.kernel_cmdline);
     }
 }
 

@@ -12,11 +12,11 @@ use clap::{ArgMatches, Args, Parser, Subcommand};
 use kiln_ext::FreeSpace;
 use kiln_lib::values::{
     parse_format, parse_free, parse_hash_alg, parse_inode_size, parse_journal_size, parse_label,
-    parse_mode, parse_owner, parse_size, parse_uuid, parse_volume_id,
+    parse_mode, parse_owner, parse_salt, parse_size, parse_uuid, parse_volume_id,
 };
 use kiln_lib::{
-    BuildRequest, Compress, ExtRequest, FatRequest, Format, FsRequest, OutputRequest, SizeRequest,
-    TreeRequest,
+    BuildRequest, Compress, ExtRequest, FatRequest, Format, FsRequest, HashPlace, OutputRequest,
+    SizeRequest, TreeRequest, VerityRequest,
 };
 use kiln_sink::Durability;
 use kiln_tree::IdMap;
@@ -243,6 +243,45 @@ pub(crate) struct BuildArgs {
     /// compressed size.
     #[arg(long, value_name = "FILE.json", help_heading = "Output")]
     pub(crate) report: Option<PathBuf>,
+
+    /// Make a dm-verity hash tree of the image as it is written (SHA-256,
+    /// 4096-byte blocks, veritysetup's format): into a new FILE (the hash
+    /// device), or `append` to put it after the filesystem in the image's
+    /// own output (at a multiple of 4096 bytes; the offset is printed). The
+    /// root hash, salt and the `veritysetup open` line are printed and
+    /// reported. The filesystem is made read-only: ext gets the read-only
+    /// feature and no journal unless -O has_journal or -J asks for one.
+    #[arg(
+        long,
+        value_name = "FILE|append",
+        conflicts_with = "config",
+        help_heading = "dm-verity"
+    )]
+    pub(crate) verity: Option<PathBuf>,
+
+    /// The salt of the hash tree, in hex (`-` for none; default: 32 bytes
+    /// derived from the inputs, so the same inputs give the same tree).
+    #[arg(
+        long,
+        value_name = "HEX",
+        requires = "verity",
+        help_heading = "dm-verity"
+    )]
+    pub(crate) verity_salt: Option<String>,
+
+    /// The UUID in the verity superblock (default: derived from the salt).
+    #[arg(
+        long,
+        value_name = "UUID",
+        requires = "verity",
+        help_heading = "dm-verity"
+    )]
+    pub(crate) verity_uuid: Option<String>,
+
+    /// Write no verity superblock: the hash area is the tree alone, and
+    /// opening it takes every parameter (the printed command has them).
+    #[arg(long, requires = "verity", help_heading = "dm-verity")]
+    pub(crate) verity_no_superblock: bool,
 
     #[command(flatten)]
     pub(crate) tree: TreeArgs,
@@ -517,7 +556,37 @@ impl BuildArgs {
             tree: self.tree.request(layers, self.live, sde),
             fs: self.fs_request()?,
             output: self.output_request(),
+            verity: self.verity_request()?,
         })
+    }
+
+    /// The dm-verity flags.
+    fn verity_request(&self) -> Result<Option<VerityRequest>> {
+        let Some(place) = &self.verity else {
+            return Ok(None);
+        };
+        let hash = if place.as_os_str() == "append" {
+            HashPlace::Append
+        } else {
+            HashPlace::File(place.clone())
+        };
+        let uuid = self
+            .verity_uuid
+            .as_deref()
+            .map(parse_uuid)
+            .transpose()
+            .map_err(|e| anyhow!("--verity-uuid: {e}"))?;
+        Ok(Some(VerityRequest {
+            hash,
+            salt: self
+                .verity_salt
+                .as_deref()
+                .map(parse_salt)
+                .transpose()
+                .map_err(|e| anyhow!("--verity-salt: {e}"))?,
+            uuid,
+            superblock: !self.verity_no_superblock,
+        }))
     }
 
     /// The filesystem flags.

@@ -30,6 +30,7 @@ use crate::tree::{self, Stats, BLOCK_SIZE};
 
 mod fat;
 mod progress;
+mod verity;
 
 /// The inode size that `bench` asks both tools for.
 const INODE_SIZE: u64 = 256;
@@ -66,6 +67,10 @@ pub(crate) struct Args {
     /// ESP-like tree (about 490 MiB: kernels, initrds, EFI binaries, 3,000 small files).
     #[arg(long, conflicts_with_all = ["corpus", "fs_type", "scale", "progress"])]
     fat: bool,
+    /// Only the dm-verity row: on each --corpus (default: linux), ext4 without a journal by
+    /// kiln, kiln --verity append, kiln + veritysetup format, mke2fs -d + veritysetup format.
+    #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat"])]
+    verity: bool,
     /// Stop a run of mke2fs after this many seconds (it is quadratic in the size of a
     /// directory); a run that is stopped is not repeated and counts as "more than" this.
     #[arg(long, default_value_t = 300)]
@@ -278,18 +283,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     };
     eprintln!("load before: {}", load());
     if args.progress {
-        let names = if args.corpus.is_empty() {
-            vec![Source::Corpus(corpus::Name::Linux)]
-        } else {
-            args.corpus.clone()
-        };
-        let mut trees = Vec::new();
-        for source in names {
-            match source {
-                Source::Corpus(name) => trees.extend(corpus::prepare(name)?),
-                Source::Path(path) => trees.push(path),
-            }
-        }
+        let trees = trees_of(&args.corpus)?;
         let types = if args.fs_type.is_empty() {
             vec![FsType::Ext4]
         } else {
@@ -299,6 +293,16 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         eprintln!("load after: {}", load());
         print!("{table}");
         return Ok(());
+    }
+    if args.verity {
+        let mut rows = Vec::new();
+        for tree in trees_of(&args.corpus)? {
+            rows.push(bench.verity(&tree)?);
+        }
+        eprintln!("load after: {}", load());
+        drop(scratch);
+        verity::report(&rows);
+        return report(Vec::new(), &[], &[], None, bench.notes);
     }
     if args.fat {
         let fat = bench.fat()?;
@@ -372,6 +376,23 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     eprintln!("load after: {}", load());
     drop(scratch);
     report(rows, &streams, &models, fat.as_ref(), bench.notes)
+}
+
+/// The trees of `sources` (default: the Linux source tree).
+fn trees_of(sources: &[Source]) -> Result<Vec<PathBuf>> {
+    let names = if sources.is_empty() {
+        vec![Source::Corpus(corpus::Name::Linux)]
+    } else {
+        sources.to_vec()
+    };
+    let mut trees = Vec::new();
+    for source in names {
+        match source {
+            Source::Corpus(name) => trees.extend(corpus::prepare(name)?),
+            Source::Path(path) => trees.push(path),
+        }
+    }
+    Ok(trees)
 }
 
 /// What the tables call `tree`: its last component.

@@ -395,6 +395,17 @@ const TYPES: &[(&str, &str)] = &[
     ("root-riscv64", "72ec70a6-cf74-40e6-bd49-4bda08e8f224"),
     ("usr-x86-64", "8484680c-9521-48c6-9c11-b0720656f69e"),
     ("usr-arm64", "b0e01050-ee5f-4390-949a-9101b17104e9"),
+    // The dm-verity hash partitions of the roots and /usr above.
+    ("root-x86-verity", "d13c5d3b-b5d1-422a-b29f-9454fdc89d76"),
+    ("root-x86-64-verity", "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5"),
+    ("root-arm-verity", "7386cdf2-203c-47a9-a498-f2ecce45a2d6"),
+    ("root-arm64-verity", "df3300ce-d69f-4c92-978c-9bfb0f38d820"),
+    (
+        "root-riscv64-verity",
+        "b6ed5582-440b-4209-b8da-5ff7c419ea3d",
+    ),
+    ("usr-x86-64-verity", "77ff5f63-e7b6-4633-acf4-1565b864c0e6"),
+    ("usr-arm64-verity", "6e11a4e7-fbca-4ded-b9e9-e1a512bb664e"),
     ("bios-boot", "21686148-6449-6e6f-744e-656564454649"),
 ];
 

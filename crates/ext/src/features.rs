@@ -72,6 +72,7 @@ features! {
     DIR_NLINK = "dir_nlink", RoCompat, 0x20, "Directories with more than 65,000 subdirectories.";
     EXTRA_ISIZE = "extra_isize", RoCompat, 0x40, "Every large inode reserves its extra fields.";
     METADATA_CSUM = "metadata_csum", RoCompat, 0x400, "CRC32C checksums on all metadata.";
+    READ_ONLY = "read-only", RoCompat, 0x1000, "Never mounted read-write (EXT4_FEATURE_RO_COMPAT_READONLY): images under dm-verity.";
 }
 
 /// Features kiln does not write but knows by name (mke2fs's names), so
@@ -191,11 +192,6 @@ const NAMED: &[Feature] = &[
         name: "replica",
         word: Word::RoCompat,
         bit: 0x800,
-    },
-    Feature {
-        name: "read-only",
-        word: Word::RoCompat,
-        bit: 0x1000,
     },
     Feature {
         name: "project",

@@ -42,6 +42,7 @@ pub fn build_image(source: &Path, image: &Path) -> Result<BuildReport> {
         },
         fs: FsRequest::new(FsType::Ext4),
         output: OutputRequest::file(image),
+        verity: None,
     };
     kiln_lib::build(&request, &Quiet)
 }

@@ -100,5 +100,6 @@ fn partition(label: &str, type_name: &str, size: Size, content: Content) -> Part
         uuid: None,
         attributes: 0,
         content,
+        verity: None,
     }
 }

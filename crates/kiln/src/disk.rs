@@ -8,6 +8,14 @@
 //! 4. Emission in disk order into one sink: the primary GPT, each partition
 //!    (filesystems through an [`OffsetSink`], raw images copied), the backup
 //!    GPT; a streaming sink (zstd, stdout) sees one forward pass.
+//!    A dm-verity data partition is hashed as it is emitted and its tree
+//!    written into its hash partition ([`verity`]); when their UUIDs come
+//!    from the root hash, the whole GPT is written last (positional
+//!    outputs only).
+
+mod verity;
+
+pub use verity::PartitionVerity;
 
 use std::path::{Path, PathBuf};
 
@@ -16,11 +24,12 @@ use kiln_disk::layout::{
     self as disk, DiskLayout, DiskSpec, PartitionSpec, ALIGNMENT, SECTOR_SIZE as SECTOR,
 };
 use kiln_sink::{OffsetSink, Sink};
+use kiln_verity::{HashArea, VerityParams, VeritySink};
 use sha2::{Digest, Sha256};
 
 use crate::build::{counted, enter};
 use crate::fs::{FsInput, FsPlan};
-use crate::layout::{Content, Layout, Partition, Size, Table};
+use crate::layout::{Content, Layout, Partition, Size, Table, VerityRole};
 use crate::output::{block_device_size, Output, Target};
 use crate::{BuildReport, Observer, OutputRequest, Phase};
 
@@ -58,20 +67,23 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
         .map_or_else(|| "disk layout".to_string(), |f| f.display().to_string());
     let in_layout = |p: &Partition| format!("{name}: {}", p.key);
     let target = Target::check(&req.output, &inputs(layout))?;
+    let pairs = verity::pairs(layout);
+    verity::check_output(layout, &pairs, target.positional()).with_context(|| name.clone())?;
     let fillings = layout
         .partitions
         .iter()
         .map(|p| filling(p, req, target.place(), observer).with_context(|| in_layout(p)))
         .collect::<Result<Vec<_>>>()?;
     enter(observer, Phase::Planning);
-    let sizes = layout
+    let mut sizes = layout
         .partitions
         .iter()
         .zip(&fillings)
         .map(|(p, f)| needed_size(p, f).with_context(|| in_layout(p)))
         .collect::<Result<Vec<_>>>()?;
+    verity::size_hash_partitions(layout, &pairs, &mut sizes).with_context(|| name.clone())?;
     let seed = seed(&layout.identity, &fillings)?;
-    let placed = match layout.table {
+    let mut placed = match layout.table {
         Table::Gpt => disk::layout(&DiskSpec {
             partitions: layout
                 .partitions
@@ -112,17 +124,39 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
     for note in plans.iter().flatten().flat_map(FsPlan::notes) {
         observer.note(note);
     }
+    let trees = pairs
+        .iter()
+        .map(|pair| match &fillings[pair.data] {
+            Filling::Fs(fs) => {
+                verity::params(placed.partitions[pair.data].region.len, &fs.identity()?)
+            }
+            _ => bail!(
+                "{}: a verity data partition holds a filesystem",
+                layout.partitions[pair.data].key
+            ),
+        })
+        .collect::<Result<Vec<_>>>()?;
     let out = Output::open(&req.output, &target, placed.size)?;
     enter(observer, Phase::Writing);
     if let Some(progress) = observer.progress() {
         progress.set_bytes_total(plans.iter().flatten().map(FsPlan::bytes_to_write).sum());
     }
-    counted(out.sink(), observer, |sink| {
-        write_disk(sink, layout, &placed, &fillings, &plans, observer)
+    let disk = Disk {
+        layout,
+        fillings: &fillings,
+        plans: &plans,
+        pairs: &pairs,
+        trees: &trees,
+    };
+    let areas = counted(out.sink(), observer, |sink| {
+        disk.write(sink, &mut placed, observer)
     })?;
     enter(observer, Phase::Committing);
     let written = out.finish(req.output.durability)?;
     let mut report = BuildReport::disk(layout, &placed, &plans, written.compressed);
+    for (i, entry) in verity::report(layout, &pairs, &trees, &areas) {
+        report.partitions[i].verity = Some(entry);
+    }
     report.write_if_asked(&req.output, written.sha256)?;
     Ok(report)
 }
@@ -165,9 +199,10 @@ fn filling(
             let mut tree = fs.tree.clone();
             tree.live |= req.live;
             tree.source_date_epoch = req.source_date_epoch;
-            let opts = fs.fs.options(tree.live)?;
+            let fs_req = verity_data_read_only(p, &fs.fs, observer);
+            let opts = fs_req.options(tree.live)?;
             Filling::Fs(Box::new(FsInput::read(
-                &tree, &fs.fs, opts, output, observer,
+                &tree, &fs_req, opts, output, observer,
             )?))
         }
     })
@@ -248,45 +283,124 @@ fn seed(identity: &[u8], fillings: &[Filling]) -> Result<[u8; 16]> {
     Ok(out)
 }
 
-/// Writes the whole disk in order.
-fn write_disk(
-    sink: &dyn Sink,
-    layout_file: &Layout,
-    layout: &DiskLayout,
-    fillings: &[Filling],
-    plans: &[Option<FsPlan<'_>>],
-    observer: &dyn Observer,
-) -> Result<()> {
-    let gpt = match layout_file.table {
-        Table::Gpt => disk::gpt_writes(layout)?,
-        Table::None => Vec::new(),
-    };
-    let first_partition = layout.partitions[0].region.offset;
-    let (head, tail): (Vec<_>, Vec<_>) = gpt.iter().partition(|(at, _)| *at < first_partition);
-    for (at, bytes) in head {
-        sink.write_at(*at, bytes)?;
-    }
-    for ((placed, filling), plan) in layout.partitions.iter().zip(fillings).zip(plans) {
-        let region = placed.region;
-        sink.advance(region.offset)?;
-        match (filling, plan) {
-            (Filling::Fs(_), Some(plan)) => {
-                plan.emit(&OffsetSink::new(sink, region.offset), observer)?
-            }
-            (Filling::Image { path, len }, _) => copy_image(sink, path, *len, region.offset)?,
-            _ => {}
-        }
-        sink.advance(region.offset + region.len)?;
-    }
-    for (at, bytes) in tail {
-        sink.write_at(*at, bytes)?;
-    }
-    sink.advance(layout.size)?;
-    Ok(())
+/// What a disk's writing needs besides its layout on the disk.
+struct Disk<'a, 'p> {
+    layout: &'a Layout,
+    fillings: &'a [Filling],
+    plans: &'a [Option<FsPlan<'p>>],
+    pairs: &'a [verity::Pair],
+    /// Each pair's tree parameters.
+    trees: &'a [VerityParams],
 }
 
-/// Copies a raw image file to `offset`.
-fn copy_image(sink: &dyn Sink, path: &Path, len: u64, offset: u64) -> Result<()> {
+impl Disk<'_, '_> {
+    /// Writes the whole disk in order, and gives each pair's hash area.
+    /// When partition UUIDs come from root hashes they are set in
+    /// `placed`, and the GPT is written once they are known: last.
+    fn write(
+        &self,
+        sink: &dyn Sink,
+        placed: &mut DiskLayout,
+        observer: &dyn Observer,
+    ) -> Result<Vec<HashArea>> {
+        let gpt_last = verity::derives_uuids(self.layout, self.pairs);
+        let first_partition = placed.partitions[0].region.offset;
+        if !gpt_last {
+            for (at, bytes) in self.gpt(placed)? {
+                if at < first_partition {
+                    sink.write_at(at, &bytes)?;
+                }
+            }
+        }
+        let mut areas: Vec<Option<HashArea>> = vec![None; self.pairs.len()];
+        for (i, part) in placed.partitions.iter().enumerate() {
+            let region = part.region;
+            sink.advance(region.offset)?;
+            self.partition(
+                i,
+                &OffsetSink::new(sink, region.offset),
+                &mut areas,
+                observer,
+            )?;
+            sink.advance(region.end())?;
+        }
+        let areas: Vec<HashArea> = areas.into_iter().flatten().collect();
+        if gpt_last {
+            verity::set_uuids(self.layout, placed, self.pairs, &areas);
+        }
+        for (at, bytes) in self.gpt(placed)? {
+            if gpt_last || at >= first_partition {
+                sink.write_at(at, &bytes)?;
+            }
+        }
+        sink.advance(placed.size)?;
+        Ok(areas)
+    }
+
+    /// The GPT's writes (none without a table).
+    fn gpt(&self, placed: &DiskLayout) -> Result<Vec<(u64, Vec<u8>)>> {
+        Ok(match self.layout.table {
+            Table::Gpt => disk::gpt_writes(placed)?,
+            Table::None => Vec::new(),
+        })
+    }
+
+    /// Writes partition `i` into `sink` (at its start): its filesystem
+    /// (hashed on the way when it is a verity data partition), its raw
+    /// image, or its pair's hash area.
+    fn partition(
+        &self,
+        i: usize,
+        sink: &dyn Sink,
+        areas: &mut [Option<HashArea>],
+        observer: &dyn Observer,
+    ) -> Result<()> {
+        let pair = |role: fn(&verity::Pair) -> usize| self.pairs.iter().position(|p| role(p) == i);
+        if let Some(k) = pair(|p| p.hash) {
+            // The layout puts a hash partition after its data partition.
+            let area = areas[k]
+                .as_ref()
+                .context("a hash partition before its data")?;
+            sink.write_at(0, &area.bytes)?;
+            return Ok(());
+        }
+        match (&self.fillings[i], &self.plans[i], pair(|p| p.data)) {
+            (Filling::Fs(_), Some(plan), Some(k)) => {
+                let hashing = VeritySink::new(sink, self.trees[k].clone())?;
+                plan.emit(&hashing, observer)?;
+                areas[k] = Some(hashing.finish());
+            }
+            (Filling::Fs(_), Some(plan), None) => plan.emit(sink, observer)?,
+            (Filling::Image { path, len }, ..) => copy_image(sink, path, *len)?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The filesystem of partition `p`, made read-only when it is a verity
+/// data partition (a journal asked for anyway is kept, with a warning).
+fn verity_data_read_only(
+    p: &Partition,
+    fs: &crate::FsRequest,
+    observer: &dyn Observer,
+) -> crate::FsRequest {
+    if !p
+        .verity
+        .as_ref()
+        .is_some_and(|v| v.role == VerityRole::Data)
+    {
+        return fs.clone();
+    }
+    let (fs, warning) = fs.read_only();
+    if let Some(warning) = warning {
+        observer.warning(&format!("{}: {warning}", p.key));
+    }
+    fs
+}
+
+/// Copies a raw image file to the start of `sink`.
+fn copy_image(sink: &dyn Sink, path: &Path, len: u64) -> Result<()> {
     let file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
     let mut buf = vec![0u8; COPY_CHUNK];
     let mut at = 0;
@@ -297,7 +411,7 @@ fn copy_image(sink: &dyn Sink, path: &Path, len: u64, offset: u64) -> Result<()>
         if got < n {
             bail!("{}: shrank while being copied", path.display());
         }
-        sink.write_at(offset + at, &buf[..n])?;
+        sink.write_at(at, &buf[..n])?;
         at += n as u64;
     }
     Ok(())

@@ -18,6 +18,10 @@ use serde::Deserialize;
 use crate::values::{self, parse_size};
 use crate::{ExtRequest, FatRequest, Format, FsRequest, Layer, SizeRequest, TreeRequest};
 
+mod verity;
+
+pub use verity::{Verity, VerityRole};
+
 /// Why a disk layout file was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -112,6 +116,10 @@ struct RawPartition {
     attributes: Vec<toml::Value>,
     image: Option<PathBuf>,
     filesystem: Option<RawFilesystem>,
+    /// `data` or `hash`: a dm-verity pair's part.
+    verity: Option<String>,
+    /// The key pairing a verity data partition with its hash partition.
+    verity_match: Option<String>,
 }
 
 /// `[partition.filesystem]`: each key is a `kiln build` flag's long name
@@ -219,6 +227,8 @@ pub struct Partition {
     pub attributes: u64,
     /// What fills it.
     pub content: Content,
+    /// Its part in a dm-verity pair, if any.
+    pub verity: Option<Verity>,
 }
 
 /// A checked disk layout.
@@ -310,6 +320,7 @@ impl Layout {
         }
         let mut labels: Vec<&str> = partitions.iter().map(|p| p.label.as_str()).collect();
         labels.sort_unstable();
+        verity::check_pairs(&partitions)?;
         if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
             return layout_fail(format!(
                 "two partitions are labelled {:?}: labels pick partitions, so they must differ",
@@ -374,7 +385,9 @@ fn partition(n: usize, p: RawPartition, base: &Path, last: bool) -> Result<Parti
     if size == Size::Grow && !last {
         return fail(at("size"), "only the last partition can grow");
     }
-    if matches!(size, Size::Auto { .. }) && content == Content::Empty {
+    let verity = verity::role(&key, p.verity.as_deref(), p.verity_match, &content, &size)?;
+    let hash = verity.as_ref().is_some_and(|v| v.role == VerityRole::Hash);
+    if matches!(size, Size::Auto { .. }) && content == Content::Empty && !hash {
         return fail(at("size"), "an empty partition needs a fixed size");
     }
     Ok(Partition {
@@ -389,6 +402,7 @@ fn partition(n: usize, p: RawPartition, base: &Path, last: bool) -> Result<Parti
             .transpose()?,
         attributes: attributes(&at("attributes"), &p.attributes)?,
         content,
+        verity,
     })
 }
 

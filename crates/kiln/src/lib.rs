@@ -6,7 +6,8 @@
 //! Each operation takes a typed request and returns a report:
 //!
 //! - [`build`]: a [`BuildRequest`] (a [`TreeRequest`], an [`FsRequest`], an
-//!   [`OutputRequest`]) → a filesystem image and its [`BuildReport`];
+//!   [`OutputRequest`], optionally a [`VerityRequest`]) → a filesystem
+//!   image (and its dm-verity hash tree) and its [`BuildReport`];
 //! - [`build_disk`]: a [`DiskRequest`] (a [`Layout`] made in code or loaded
 //!   from a layout file) → a disk image;
 //! - [`verify`]: a [`VerifyRequest`] → a [`VerifyReport`];
@@ -31,6 +32,7 @@
 //!     },
 //!     fs: FsRequest::new(FsType::Ext4),
 //!     output: OutputRequest::file("root.img"),
+//!     verity: None,
 //! };
 //! let report = build(&request, &Quiet)?;
 //! println!("{} bytes", report.disk.size);
@@ -58,6 +60,7 @@ mod tree;
 mod utc;
 pub mod values;
 mod verify;
+mod verity;
 
 pub use build::build;
 pub use disk::{build_disk, DiskRequest};
@@ -66,13 +69,14 @@ pub use image::{FsKind, Image};
 pub use layout::Layout;
 pub use observer::{Observer, Quiet};
 pub use progress::{Phase, Progress};
-pub use report::{BuildReport, DiskReport, FsReport, PartitionReport};
+pub use report::{BuildReport, DiskReport, FsReport, PartitionReport, PartitionVerity};
 pub use request::{
-    BuildRequest, Compress, ExtRequest, FatRequest, Format, FsOptions, FsRequest, Layer,
-    OutputRequest, SizeRequest, TreeRequest,
+    BuildRequest, Compress, ExtRequest, FatRequest, Format, FsOptions, FsRequest, HashPlace, Layer,
+    OutputRequest, SizeRequest, TreeRequest, VerityRequest,
 };
 pub use utc::utc;
 pub use verify::{verify, VerifyReport, VerifyRequest};
+pub use verity::VerityReport;
 
 /// The crates below, for their types (`FsType`, `IdMap`, `Durability`, ...).
-pub use {kiln_ext, kiln_fat, kiln_sink, kiln_tree};
+pub use {kiln_ext, kiln_fat, kiln_sink, kiln_tree, kiln_verity};

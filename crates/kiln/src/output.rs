@@ -57,6 +57,12 @@ impl Target {
         })
     }
 
+    /// Whether the output takes writes at any offset in any order (a file
+    /// or a block device), not only a forward stream.
+    pub(crate) fn positional(&self) -> bool {
+        self.compression == Compression::None && self.kind != OutputKind::Stdout
+    }
+
     /// Where a file output goes, for the directory walk to refuse.
     pub(crate) fn place(&self) -> Option<&OutputPlace> {
         self.place.as_ref()

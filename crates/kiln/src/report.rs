@@ -10,8 +10,10 @@ use kiln_fat::FatPlan;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use crate::disk::PartitionVerity;
 use crate::fs::FsPlan;
 use crate::layout::{Layout, Table};
+use crate::verity::VerityReport;
 use crate::OutputRequest;
 use kiln_disk::layout::DiskLayout;
 
@@ -22,6 +24,9 @@ pub struct BuildReport {
     pub disk: DiskReport,
     /// Its partitions in disk order (a plain filesystem image is one).
     pub partitions: Vec<PartitionReport>,
+    /// The dm-verity tree of a plain image, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verity: Option<VerityReport>,
 }
 
 /// The whole image.
@@ -58,6 +63,9 @@ pub struct PartitionReport {
     pub size: u64,
     /// The filesystem built into it, if any.
     pub filesystem: Option<FsReport>,
+    /// Its part in a dm-verity pair, with the root hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verity: Option<PartitionVerity>,
 }
 
 /// A filesystem's numbers.
@@ -176,8 +184,10 @@ impl BuildReport {
                     offset: p.region.offset,
                     size: p.region.len,
                     filesystem: plan.as_ref().map(FsPlan::report),
+                    verity: None,
                 })
                 .collect(),
+            verity: None,
         }
     }
 
@@ -203,7 +213,9 @@ impl BuildReport {
                 offset: 0,
                 size: plan.size(),
                 filesystem: Some(plan.report()),
+                verity: None,
             }],
+            verity: None,
         }
     }
 

@@ -10,6 +10,8 @@ use kiln_fat::{FatOptions, FatVariant};
 use kiln_sink::Durability;
 use kiln_tree::{IdMap, Policy, TarOptions};
 
+pub use crate::verity::{HashPlace, VerityRequest};
+
 /// One layer of an image's tree. Layers apply in order: a source is laid
 /// over the tree so far (later entries add or replace earlier ones,
 /// directories merge), a spec edits it.
@@ -271,6 +273,39 @@ impl FsRequest {
         }
     }
 
+    /// The same filesystem made read-only by construction, for dm-verity:
+    /// ext gets the `read-only` feature (`EXT4_FEATURE_RO_COMPAT_READONLY`)
+    /// and loses the journal its type has by default, which a device that
+    /// is never written cannot replay anyway. A journal the request asks for
+    /// (`has_journal` in its features, or a journal size) is kept, with the
+    /// warning returned. FAT has no such flag and no journal: unchanged.
+    pub fn read_only(&self) -> (FsRequest, Option<String>) {
+        let Format::Ext(ext) = &self.format else {
+            return (self.clone(), None);
+        };
+        let asked = ext.journal_size.is_some()
+            || ext
+                .features
+                .iter()
+                .flat_map(|list| list.split(','))
+                .any(|f| f.trim() == "has_journal");
+        let mut ext = ext.clone();
+        if !asked {
+            ext.features.insert(0, "^has_journal".into());
+        }
+        ext.features.push("read-only".into());
+        let warning = asked.then(|| {
+            "a journal on a read-only (dm-verity) image is never used; leave out has_journal \
+             and -J to save its blocks"
+                .to_string()
+        });
+        let fs = FsRequest {
+            format: Format::Ext(ext),
+            ..self.clone()
+        };
+        (fs, warning)
+    }
+
     /// The ext writer's options.
     fn ext_options(&self, ext: &ExtRequest, live: bool) -> Result<BuildOptions, PlanError> {
         let mut opts = BuildOptions::new(ext.fs_type);
@@ -371,4 +406,7 @@ pub struct BuildRequest {
     pub fs: FsRequest,
     /// Where it goes.
     pub output: OutputRequest,
+    /// A dm-verity hash tree of the image, written beside it or after it;
+    /// the filesystem is then made read-only ([`FsRequest::read_only`]).
+    pub verity: Option<VerityRequest>,
 }
