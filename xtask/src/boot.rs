@@ -15,6 +15,17 @@
 //! with a manifest the case puts in the root; the disk is built twice and must be the
 //! same bytes. Firmware under software emulation makes it the slowest boot but one.
 //!
+//! `verity` and `verity-corrupt` (verity.rs) boot a read-only ext4 root (no journal) on
+//! dm-verity: the hash tree is a second disk, the command line carries the table as
+//! `dm-mod.create=` (dm-init's syntax), and the initramfs loads dm-mod and dm-verity
+//! (modules in Debian's kernel, so the kernel's own dm-init is absent) and makes the device
+//! with the host's dmsetup, which it carries with its libraries. The guest checks the
+//! device, its verified status and every name and byte of the tree; in `verity-corrupt`
+//! one byte of a file's block was flipped after the tree was made, and reading that file
+//! must fail with an I/O error. The tree comes from `veritysetup format` (package
+//! cryptsetup-bin) until kiln writes its own (issue 20). On a read-only root the check
+//! script shows that a write fails instead of writing.
+//!
 //! The kernel and busybox packages are fetched once with `apt-get download` into
 //! `$KILN_BOOT_DIR` (default /tmp/kiln-boot), and the initramfs (initrd.rs) is kept there
 //! too.
