@@ -15,8 +15,9 @@
 //! with a manifest the case puts in the root; the disk is built twice and must be the
 //! same bytes. Firmware under software emulation makes it the slowest boot but one.
 //!
-//! `verity` and `verity-corrupt` (verity.rs) boot a read-only ext4 root (no journal) on
-//! dm-verity: the hash tree is a second disk, the command line carries the table as
+//! `verity`, `verity-append` and `verity-corrupt` (verity.rs) boot a read-only ext4 root
+//! (no journal) on dm-verity: the hash tree is a second disk (in `verity-append`, after
+//! the filesystem on the same disk), the command line carries the table as
 //! `dm-mod.create=` (dm-init's syntax), and the initramfs loads dm-mod and dm-verity
 //! (modules in Debian's kernel, so the kernel's own dm-init is absent) and makes the device
 //! with the host's dmsetup, which it carries with its libraries. The guest checks the
@@ -180,6 +181,11 @@ const CASES: &[Case] = &[
     Case {
         name: "verity",
         run: verity::intact,
+        slow: 1,
+    },
+    Case {
+        name: "verity-append",
+        run: verity::append,
         slow: 1,
     },
     Case {

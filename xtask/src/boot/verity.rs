@@ -1,5 +1,7 @@
-//! The `verity` and `verity-corrupt` cases: a read-only ext4 root (no journal) on
-//! dm-verity. The hash tree is a second disk; the initramfs makes the verity device from
+//! The `verity`, `verity-append` and `verity-corrupt` cases: a read-only ext4 root (no
+//! journal) on dm-verity. The hash tree is a second disk, or in `verity-append` follows
+//! the filesystem on the same disk (as kiln's `--verity FILE` and `--verity append` will
+//! write it); the initramfs makes the verity device from
 //! the `dm-mod.create=` table on the command line (initrd.rs) and mounts it read-only as
 //! the root. The guest checks that its root is that device, verified (`dmsetup status`
 //! says `V`), and that it holds exactly the tree's names and bytes. `verity-corrupt`
@@ -14,7 +16,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
@@ -30,9 +32,19 @@ const BLOCK: u64 = 4096;
 const SALT: &str = "6b696c6e2d766572697479";
 const UUID: &str = "6b696c6e-7665-7269-7479-000000000014";
 
-/// The disks as the guest's kernel names them: the data image, then the hash tree.
+/// The disks as the guest's kernel names them: the data image, then the hash tree when it
+/// is a file of its own.
 const DATA_DISK: &str = "/dev/vda";
 const HASH_DISK: &str = "/dev/vdb";
+
+/// Where the hash tree goes, as kiln's `--verity FILE|append` will put it.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    /// A file of its own, the guest's second disk.
+    File,
+    /// After the filesystem in the image, from the first block past its end.
+    Append,
+}
 
 /// The device-mapper name of the root, and the block device it becomes (the first and
 /// only device-mapper device).
@@ -54,8 +66,11 @@ struct VerityTree {
     root_hash: String,
     salt: String,
     data_blocks: u64,
-    /// Where the tree starts in the hash device, in hash blocks (after the superblock).
-    hash_start: u64,
+    /// Where the verity superblock starts in the hash device, in bytes (the tree follows
+    /// it one hash block on).
+    hash_offset: u64,
+    /// The hash device as the guest names it.
+    hash_disk: &'static str,
 }
 
 impl VerityTree {
@@ -63,55 +78,81 @@ impl VerityTree {
     /// and hash disks (dm-init.rst; verity.rst gives the table's fields).
     fn dm_create(&self) -> String {
         let sectors = self.data_blocks * BLOCK / 512;
+        let hash_start = self.hash_offset / BLOCK + 1;
         format!(
-            "dm-mod.create=\"{DM_NAME},,,ro,0 {sectors} verity 1 {DATA_DISK} {HASH_DISK} \
-             {BLOCK} {BLOCK} {} {} sha256 {} {}\"",
-            self.data_blocks, self.hash_start, self.root_hash, self.salt
+            "dm-mod.create=\"{DM_NAME},,,ro,0 {sectors} verity 1 {DATA_DISK} {} \
+             {BLOCK} {BLOCK} {} {hash_start} sha256 {} {}\"",
+            self.hash_disk, self.data_blocks, self.root_hash, self.salt
         )
     }
 }
 
-/// Makes the hash tree of `image` at `tree` with `veritysetup format`, the stand-in for
-/// kiln's own writer: with kiln's `--verity FILE`, this reads the build's report instead.
-fn hash_tree(image: &Path, tree: &Path) -> Result<VerityTree> {
-    let out = run_cmd(
-        Command::new("veritysetup")
-            .args(["format", "--salt", SALT, "--uuid", UUID])
-            .args(["--data-block-size", "4096", "--hash-block-size", "4096"])
-            .arg(image)
-            .arg(tree),
-    )
-    .context("veritysetup format (apt-get install cryptsetup-bin)")?;
+/// Makes the hash tree of `image` with `veritysetup format` where `place` says (a file
+/// beside `image` for [`Place::File`]), the stand-in for kiln's own writer: with kiln's
+/// `--verity FILE|append`, this reads the build's report instead. Returns the tree and
+/// the file to attach as the second disk, if any.
+fn hash_tree(image: &Path, place: Place) -> Result<(VerityTree, Option<PathBuf>)> {
+    let mut cmd = Command::new("veritysetup");
+    cmd.args(["format", "--salt", SALT, "--uuid", UUID]).args([
+        "--data-block-size",
+        "4096",
+        "--hash-block-size",
+        "4096",
+    ]);
+    let size = fs::metadata(image)?.len();
+    let (hash_offset, hash_disk, file) = match place {
+        Place::File => {
+            let file = image.with_extension("hash");
+            cmd.arg(image).arg(&file);
+            (0, HASH_DISK, Some(file))
+        }
+        Place::Append => {
+            // The data is the filesystem alone: the tree must not hash itself.
+            cmd.arg(format!("--data-blocks={}", size / BLOCK))
+                .arg(format!("--hash-offset={size}"))
+                .arg(image)
+                .arg(image);
+            (size, DATA_DISK, None)
+        }
+    };
+    let out = run_cmd(&mut cmd).context("veritysetup format (apt-get install cryptsetup-bin)")?;
     let field = |name: &str| {
         out.lines()
             .find_map(|l| l.strip_prefix(name))
             .map(|v| v.trim().to_string())
             .with_context(|| format!("veritysetup printed no {name:?}"))
     };
-    Ok(VerityTree {
+    let tree = VerityTree {
         root_hash: field("Root hash:")?,
         salt: field("Salt:")?,
         data_blocks: field("Data blocks:")?.parse()?,
-        // veritysetup's superblock takes the first hash block.
-        hash_start: 1,
-    })
+        hash_offset,
+        hash_disk,
+    };
+    Ok((tree, file))
 }
 
-/// The intact root: every check passes and the device stays verified.
+/// The intact root, its tree on a second disk: every check passes and the device stays
+/// verified.
 pub(super) fn intact(h: &Harness, scratch: &Path) -> Result<Boot> {
-    verity_case(h, scratch, false)
+    verity_case(h, scratch, Place::File, false)
+}
+
+/// The intact root with its tree after the filesystem on the one disk.
+pub(super) fn append(h: &Harness, scratch: &Path) -> Result<Boot> {
+    verity_case(h, scratch, Place::Append, false)
 }
 
 /// The root with one byte flipped in the victim's block after the tree was made.
 pub(super) fn corrupt(h: &Harness, scratch: &Path) -> Result<Boot> {
-    verity_case(h, scratch, true)
+    verity_case(h, scratch, Place::File, true)
 }
 
-/// Builds the tree, the image and its hash tree (flipping the victim's byte if
+/// Builds the tree, the image and its hash tree at `place` (flipping the victim's byte if
 /// `corrupt`), and boots the image on dm-verity.
-fn verity_case(h: &Harness, scratch: &Path, corrupt: bool) -> Result<Boot> {
+fn verity_case(h: &Harness, scratch: &Path, place: Place, corrupt: bool) -> Result<Boot> {
     let root = scratch.join("root");
-    stage_root(h, &root, corrupt)?;
+    stage_root(h, &root, place, corrupt)?;
     let image = scratch.join("verity.img");
     let (r, i) = (root.display().to_string(), image.display().to_string());
     // No journal: nothing may write to a verity device, so nothing could replay it.
@@ -127,14 +168,13 @@ fn verity_case(h: &Harness, scratch: &Path, corrupt: bool) -> Result<Boot> {
         "--size",
         "64M",
     ])?;
-    let tree_file = scratch.join("verity.hash");
-    let tree = hash_tree(&image, &tree_file)?;
+    let (tree, tree_file) = hash_tree(&image, place)?;
     if corrupt {
         flip_byte(&image, VICTIM)?;
     }
     Ok(Boot {
         image,
-        extra_disks: vec![tree_file],
+        extra_disks: tree_file.into_iter().collect(),
         start: Start::Kernel {
             root: DM_DEVICE.into(),
             fs_type: "ext4",
@@ -146,8 +186,8 @@ fn verity_case(h: &Harness, scratch: &Path, corrupt: bool) -> Result<Boot> {
 
 /// The busybox tree with dmsetup (for `dmsetup status`), a 4 MiB payload (a thousand
 /// blocks, many hash blocks), the manifest of it all, and the victim; the checks.
-fn stage_root(h: &Harness, root: &Path, corrupt: bool) -> Result<()> {
-    h.busybox_tree(root, &checks(corrupt), Access::ReadOnly)?;
+fn stage_root(h: &Harness, root: &Path, place: Place, corrupt: bool) -> Result<()> {
+    h.busybox_tree(root, &checks(place, corrupt), Access::ReadOnly)?;
     copy_with_libraries(Path::new("/usr/sbin/dmsetup"), root)?;
     fs::write(root.join("etc/payload"), pattern(4 << 20, 9))?;
     let manifest = Manifest::of(&[root])?;
@@ -158,18 +198,23 @@ fn stage_root(h: &Harness, root: &Path, corrupt: bool) -> Result<()> {
     fs::write(root.join(VICTIM), victim()).context("write the victim")
 }
 
-/// The guest's checks: the root is the read-only verity device of the two disks with the
+/// The guest's checks: the root is the read-only verity device of the disks at `place`
+/// with the
 /// table's salt, its names and bytes are the manifest's (plus the lost+found that every
 /// ext image has), then the victim
 /// reads (or, if `corrupt`, fails with an I/O error the kernel blames on its block), and
 /// the device's status is verified (or corrupted). (busybox diff needs a writable /tmp.)
-fn checks(corrupt: bool) -> String {
+fn checks(place: Place, corrupt: bool) -> String {
+    let disks = match place {
+        Place::File => "vda vdb",
+        Place::Append => "vda",
+    };
     let mut checks = format!(
         r#"mount -t sysfs sys /sys
 mount -t tmpfs tmp /tmp
 expect root-mount 'grep " / " /proc/mounts | cut -d" " -f1-4 | cut -d, -f1' '{DM_DEVICE} / ext4 ro'
 expect dm-name 'cat /sys/block/dm-0/dm/name' {DM_NAME}
-expect dm-disks 'echo $(ls /sys/block/dm-0/slaves)' 'vda vdb'
+expect dm-disks 'echo $(ls /sys/block/dm-0/slaves)' '{disks}'
 expect dm-target 'dmsetup table {DM_NAME} | cut -d" " -f3,11,13' 'verity sha256 {SALT}'
 expect names 'cd / && find . -xdev | grep -v -e "^./{CASE_DIR}" -e "^./lost+found\$" | sort | diff /{CASE_DIR}/names - && echo same' same
 expect bytes 'cd / && sha256sum -c /{CASE_DIR}/sha256 | grep -v ": OK\$"; echo end' end
