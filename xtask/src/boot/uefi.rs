@@ -13,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
 
-use super::{partition_offset, run_cmd, sha256, Boot, Harness, Start};
+use super::{partition_offset, pattern, run_cmd, sha256, Access, Boot, Harness, Start};
 
 /// Debian's systemd-boot (package systemd-boot-efi), installed at the removable-media
 /// path, which firmware with no boot entries of its own (a fresh variable store) runs.
@@ -192,9 +192,7 @@ fn write_test_files(dir: &Path) -> Result<()> {
     let many = dir.join("many");
     fs::create_dir_all(&deep)?;
     fs::create_dir_all(&many)?;
-    let big: Vec<u8> = (0..1_048_699u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-        .collect();
+    let big = pattern(1_048_699, 11);
     let files: [(&str, &[u8]); 7] = [
         ("A long file name, with spaces.txt", b"long name\n"),
         ("MixedCase.Txt", b"mixed case\n"),
@@ -219,14 +217,14 @@ fn write_test_files(dir: &Path) -> Result<()> {
 
 /// What the ESP must hold, as the guest reads it: every name under it (`find .` sorted)
 /// and `sha256sum -c` lines for every file.
-struct Manifest {
-    names: String,
-    sums: String,
+pub(super) struct Manifest {
+    pub(super) names: String,
+    pub(super) sums: String,
 }
 
 impl Manifest {
     /// The manifest of `layers` laid over each other (here they share no file).
-    fn of(layers: &[&Path]) -> Result<Self> {
+    pub(super) fn of(layers: &[&Path]) -> Result<Self> {
         let mut entries = vec![(".".to_string(), None)];
         for layer in layers {
             walk(layer, ".", &mut entries)?;
@@ -284,7 +282,7 @@ expect esp-umount 'umount /boot/efi && echo ok' ok
         manifest.sums.lines().count()
     );
     let checks = checks + &other_variant_checks(tests.sums.lines().count());
-    h.busybox_tree(root, &checks)?;
+    h.busybox_tree(root, &checks, Access::Writable)?;
     fs::create_dir_all(root.join("boot/efi"))?;
     fs::create_dir_all(root.join("mnt"))?;
     fs::write(root.join("etc/esp.names"), &manifest.names)?;
