@@ -23,8 +23,8 @@
 //! with the host's dmsetup, which it carries with its libraries. The guest checks the
 //! device, its verified status and every name and byte of the tree; in `verity-corrupt`
 //! one byte of a file's block was flipped after the tree was made, and reading that file
-//! must fail with an I/O error. The tree comes from `veritysetup format` (package
-//! cryptsetup-bin) until kiln writes its own (issue 20). On a read-only root the check
+//! must fail with an I/O error. kiln writes the tree (`--verity FILE|append`), and the
+//! table takes its numbers from the build's `--report`. On a read-only root the check
 //! script shows that a write fails instead of writing.
 //!
 //! The kernel and busybox packages are fetched once with `apt-get download` into

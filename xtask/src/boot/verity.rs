@@ -1,7 +1,6 @@
 //! The `verity`, `verity-append` and `verity-corrupt` cases: a read-only ext4 root (no
 //! journal) on dm-verity. The hash tree is a second disk, or in `verity-append` follows
-//! the filesystem on the same disk (as kiln's `--verity FILE` and `--verity append` will
-//! write it); the initramfs makes the verity device from
+//! the filesystem on the same disk (kiln's `--verity FILE` and `--verity append`); the initramfs makes the verity device from
 //! the `dm-mod.create=` table on the command line (initrd.rs) and mounts it read-only as
 //! the root. The guest checks that its root is that device, verified (`dmsetup status`
 //! says `V`), and that it holds exactly the tree's names and bytes. `verity-corrupt`
@@ -9,9 +8,9 @@
 //! that file fails with an I/O error, the kernel names the block, and the device turns
 //! corrupted (`C`), while everything else still reads.
 //!
-//! Until kiln writes hash trees itself (issue 20), `veritysetup format` (package
-//! cryptsetup-bin) makes the tree on the host, without device-mapper; [`hash_tree`] is the
-//! one place that changes when kiln's `--verity FILE` and its report take over.
+//! kiln writes the tree (`--verity FILE|append` with a fixed salt and UUID) and its
+//! `--report` gives the root hash, salt, data block count and hash offset that the table
+//! names.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -37,7 +36,7 @@ const UUID: &str = "6b696c6e-7665-7269-7479-000000000014";
 const DATA_DISK: &str = "/dev/vda";
 const HASH_DISK: &str = "/dev/vdb";
 
-/// Where the hash tree goes, as kiln's `--verity FILE|append` will put it.
+/// Where the hash tree goes, as kiln's `--verity FILE|append` puts it.
 #[derive(Clone, Copy, PartialEq)]
 enum Place {
     /// A file of its own, the guest's second disk.
@@ -87,49 +86,56 @@ impl VerityTree {
     }
 }
 
-/// Makes the hash tree of `image` with `veritysetup format` where `place` says (a file
-/// beside `image` for [`Place::File`]), the stand-in for kiln's own writer: with kiln's
-/// `--verity FILE|append`, this reads the build's report instead. Returns the tree and
-/// the file to attach as the second disk, if any.
-fn hash_tree(image: &Path, place: Place) -> Result<(VerityTree, Option<PathBuf>)> {
-    let mut cmd = Command::new("veritysetup");
-    cmd.args(["format", "--salt", SALT, "--uuid", UUID]).args([
-        "--data-block-size",
-        "4096",
-        "--hash-block-size",
-        "4096",
-    ]);
-    let size = fs::metadata(image)?.len();
-    let (hash_offset, hash_disk, file) = match place {
-        Place::File => {
-            let file = image.with_extension("hash");
-            cmd.arg(image).arg(&file);
-            (0, HASH_DISK, Some(file))
-        }
-        Place::Append => {
-            // The data is the filesystem alone: the tree must not hash itself.
-            cmd.arg(format!("--data-blocks={}", size / BLOCK))
-                .arg(format!("--hash-offset={size}"))
-                .arg(image)
-                .arg(image);
-            (size, DATA_DISK, None)
-        }
+/// The build arguments of `image`'s hash tree where `place` says (a file beside `image`
+/// for [`Place::File`]) and of the report that tells the tree's numbers; the tree's file.
+fn verity_args(image: &Path, place: Place) -> (Vec<String>, Option<PathBuf>) {
+    let file = (place == Place::File).then(|| image.with_extension("hash"));
+    let at = file
+        .as_ref()
+        .map_or("append".to_string(), |f| f.display().to_string());
+    let report = image.with_extension("json").display().to_string();
+    let args = [
+        "--verity",
+        &at,
+        "--verity-salt",
+        SALT,
+        "--verity-uuid",
+        UUID,
+    ]
+    .into_iter()
+    .chain(["--report", &report])
+    .map(String::from)
+    .collect();
+    (args, file)
+}
+
+/// The tree kiln wrote for `image`, from its build's report.
+fn hash_tree(image: &Path, place: Place) -> Result<VerityTree> {
+    let report = image.with_extension("json");
+    let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(&report)?)
+        .with_context(|| report.display().to_string())?;
+    let verity = &json["verity"];
+    let text = |name: &str| {
+        verity[name]
+            .as_str()
+            .map(String::from)
+            .with_context(|| format!("{}: no verity.{name}", report.display()))
     };
-    let out = run_cmd(&mut cmd).context("veritysetup format (apt-get install cryptsetup-bin)")?;
-    let field = |name: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .with_context(|| format!("veritysetup printed no {name:?}"))
+    let number = |name: &str| {
+        verity[name]
+            .as_u64()
+            .with_context(|| format!("{}: no verity.{name}", report.display()))
     };
-    let tree = VerityTree {
-        root_hash: field("Root hash:")?,
-        salt: field("Salt:")?,
-        data_blocks: field("Data blocks:")?.parse()?,
-        hash_offset,
-        hash_disk,
-    };
-    Ok((tree, file))
+    Ok(VerityTree {
+        root_hash: text("root_hash")?,
+        salt: text("salt")?,
+        data_blocks: number("data_blocks")?,
+        hash_offset: number("hash_offset")?,
+        hash_disk: match place {
+            Place::File => HASH_DISK,
+            Place::Append => DATA_DISK,
+        },
+    })
 }
 
 /// The intact root, its tree on a second disk: every check passes and the device stays
@@ -155,20 +161,13 @@ fn verity_case(h: &Harness, scratch: &Path, place: Place, corrupt: bool) -> Resu
     stage_root(h, &root, place, corrupt)?;
     let image = scratch.join("verity.img");
     let (r, i) = (root.display().to_string(), image.display().to_string());
-    // No journal: nothing may write to a verity device, so nothing could replay it.
-    h.kiln(&[
-        "build",
-        &r,
-        "-o",
-        &i,
-        "-t",
-        "ext4",
-        "-O",
-        "^has_journal",
-        "--size",
-        "64M",
-    ])?;
-    let (tree, tree_file) = hash_tree(&image, place)?;
+    // kiln's verity images have no journal (nothing may write to a verity device, so
+    // nothing could replay it) and the read-only feature.
+    let (verity, tree_file) = verity_args(&image, place);
+    let mut args = vec!["build", &r, "-o", &i, "-t", "ext4", "--size", "64M"];
+    args.extend(verity.iter().map(String::as_str));
+    h.kiln(&args)?;
+    let tree = hash_tree(&image, place)?;
     if corrupt {
         flip_byte(&image, VICTIM)?;
     }
