@@ -1,7 +1,8 @@
 //! Issue 20, part 3: dm-verity data and hash partitions on a disk, judged
 //! by `sgdisk` (a valid GPT, the types, the UUIDs equal to the root hash's
-//! halves) and `veritysetup verify` of the data partition against the hash
-//! partition, both copied out of the disk by their offsets.
+//! halves), `systemd-dissect` (the pair matched by the root hash) and
+//! `veritysetup verify` of the data partition against the hash partition,
+//! both copied out of the disk by their offsets.
 
 use std::path::{Path, PathBuf};
 
@@ -131,7 +132,38 @@ fn data_and_hash_partitions_verify() {
     assert_eq!(sgdisk_guid(&disk, 2), dashed(&root[32..]));
     let types = run(tool("sgdisk").arg("-i").arg("2").arg(&disk));
     assert!(String::from_utf8_lossy(&types.stdout).contains("2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5"));
+    dissected_with_verity(&disk, root);
     assert_verifies(&case, &read_file(&disk), &json, root);
+}
+
+/// systemd-dissect (systemd-container; it reads the disk through a loop
+/// device, so as root) finds the root and its verity partition, and with
+/// the root hash matches the pair by their UUIDs: the root is read-only
+/// and verity-protected.
+fn dissected_with_verity(disk: &Path, root: &str) {
+    if !(require_tool("systemd-dissect") && require_root()) {
+        return;
+    }
+    let out = run(tool("systemd-dissect")
+        .arg("--json=short")
+        .arg(format!("--root-hash={root}"))
+        .arg(disk));
+    assert_success(&out, "systemd-dissect");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mounts = json["mounts"].as_array().unwrap();
+    let by = |designator: &str| {
+        mounts
+            .iter()
+            .find(|m| m["designator"] == designator)
+            .unwrap_or_else(|| panic!("no {designator} in {json}"))
+    };
+    let data = by("root");
+    assert_eq!(
+        (&data["rw"], &data["verity"], &data["fstype"]),
+        (&"ro".into(), &"yes".into(), &"ext4".into()),
+        "{json}"
+    );
+    assert_eq!(by("root-verity")["fstype"], "DM_verity_hash", "{json}");
 }
 
 /// A streamed disk needs the verity partitions' UUIDs given (the GPT
