@@ -135,6 +135,23 @@ pub fn parse_label(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// A salt in hex (`--verity-salt`, veritysetup's `--salt`): an even
+/// number of hex digits, at most 256 bytes; `-` is no salt, as
+/// veritysetup takes it.
+pub fn parse_salt(s: &str) -> Result<Vec<u8>, String> {
+    if s == "-" {
+        return Ok(Vec::new());
+    }
+    let bad = || format!("{s:?} is not a salt (hex digits in pairs, at most 256 bytes, or -)");
+    if s.len() % 2 != 0 || s.len() > 512 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| bad()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,21 +187,4 @@ mod tests {
         assert_eq!(parse_free("10%"), Ok(FreeSpace::Percent(10.0)));
         assert!(parse_free("-1%").is_err());
     }
-}
-
-/// A salt in hex (`--verity-salt`, veritysetup's `--salt`): an even
-/// number of hex digits, at most 256 bytes; `-` is no salt, as
-/// veritysetup takes it.
-pub fn parse_salt(s: &str) -> Result<Vec<u8>, String> {
-    if s == "-" {
-        return Ok(Vec::new());
-    }
-    let bad = || format!("{s:?} is not a salt (hex digits in pairs, at most 256 bytes, or -)");
-    if s.len() % 2 != 0 || s.len() > 512 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| bad()))
-        .collect()
 }
