@@ -143,7 +143,7 @@ impl Output {
 /// The part of a stream summary the report uses.
 fn summary(s: kiln_sink::stream::StreamSummary) -> Written {
     Written {
-        sha256: Some(s.sha256),
+        sha256: s.sha256,
         compressed: s.compressed_bytes,
     }
 }

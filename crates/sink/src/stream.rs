@@ -17,6 +17,7 @@
 //! [`SparseFile`](crate::SparseFile).
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -58,9 +59,11 @@ pub enum Compression {
 pub struct StreamSummary {
     /// The length of the raw (uncompressed) stream: the image size.
     pub size: u64,
-    /// The SHA-256 of the raw stream.
-    pub sha256: [u8; 32],
-    /// The length of the compressed output, when compressed.
+    /// The SHA-256 of the raw stream, when it was asked for (a container's
+    /// encoder is not given every byte, so it is not hashed).
+    pub sha256: Option<[u8; 32]>,
+    /// The length of the output, when it is not the image's own (a zstd
+    /// frame, a container).
     pub compressed_bytes: Option<u64>,
 }
 
@@ -86,36 +89,77 @@ impl<W: Write> Write for Counting<W> {
 
 type BoxWriter = Box<dyn Write + Send>;
 
-/// Where emitted bytes go.
-enum Output {
-    Raw(BufWriter<BoxWriter>),
-    #[cfg(feature = "zstd")]
-    Zstd(zstd::stream::write::Encoder<'static, Counting<BufWriter<BoxWriter>>>),
+/// The image, front to back, encoded into an output format: the raw bytes,
+/// a zstd frame, or a container (kiln-container's qcow2, VHD, VMDK, Android
+/// sparse).
+///
+/// A [`StreamSink`] calls it in image order: each byte of the image once,
+/// through [`data`](Encoder::data) where the emitter wrote and
+/// [`zeros`](Encoder::zeros) across the gaps it left, then
+/// [`finish`](Encoder::finish).
+pub trait Encoder: Send {
+    /// The next `buf.len()` bytes of the image, as written (they may hold
+    /// zeros too).
+    fn data(&mut self, buf: &[u8]) -> io::Result<()>;
+
+    /// The next `len` bytes of the image are zeros that nothing wrote.
+    fn zeros(&mut self, len: u64) -> io::Result<()>;
+
+    /// The image is complete: writes what remains and flushes. Returns the
+    /// length of the output when it is not the image's own (compressed, or
+    /// a container).
+    fn finish(self: Box<Self>) -> io::Result<Option<u64>>;
 }
 
-impl Output {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Output::Raw(w) => w.write_all(buf),
-            #[cfg(feature = "zstd")]
-            Output::Zstd(w) => w.write_all(buf),
-        }
+/// Writes `len` zeros to `w`, a bounded chunk at a time.
+pub fn write_zeros(w: &mut impl Write, mut len: u64) -> io::Result<()> {
+    while len > 0 {
+        let n = len.min(ZEROS.len() as u64) as usize;
+        w.write_all(&ZEROS[..n])?;
+        len -= n as u64;
+    }
+    Ok(())
+}
+
+/// The raw image bytes, zeros included, into a writer.
+struct RawEncoder(BufWriter<BoxWriter>);
+
+impl Encoder for RawEncoder {
+    fn data(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
     }
 
-    /// Ends the compressed frame and flushes everything to the writer;
-    /// returns the compressed length, if compressed.
-    fn finish(self) -> io::Result<Option<u64>> {
-        let (buffered, count) = match self {
-            Output::Raw(w) => (w, None),
-            #[cfg(feature = "zstd")]
-            Output::Zstd(enc) => {
-                let counting = enc.finish()?;
-                (counting.inner, Some(counting.count))
-            }
-        };
-        let mut inner = buffered.into_inner().map_err(|e| e.into_error())?;
+    fn zeros(&mut self, len: u64) -> io::Result<()> {
+        write_zeros(&mut self.0, len)
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<Option<u64>> {
+        let mut inner = self.0.into_inner().map_err(|e| e.into_error())?;
         inner.flush()?;
-        Ok(count)
+        Ok(None)
+    }
+}
+
+/// One zstd frame of the image.
+#[cfg(feature = "zstd")]
+struct ZstdEncoder(zstd::stream::write::Encoder<'static, Counting<BufWriter<BoxWriter>>>);
+
+#[cfg(feature = "zstd")]
+impl Encoder for ZstdEncoder {
+    fn data(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+
+    fn zeros(&mut self, len: u64) -> io::Result<()> {
+        write_zeros(&mut self.0, len)
+    }
+
+    /// Ends the frame; returns its length.
+    fn finish(self: Box<Self>) -> io::Result<Option<u64>> {
+        let counting = self.0.finish()?;
+        let mut inner = counting.inner.into_inner().map_err(|e| e.into_error())?;
+        inner.flush()?;
+        Ok(Some(counting.count))
     }
 }
 
@@ -128,9 +172,9 @@ struct State {
     /// The total length of `pending`.
     pending_bytes: u64,
     /// `None` once finished.
-    out: Option<Output>,
-    /// Of everything emitted.
-    hasher: Sha256,
+    out: Option<Box<dyn Encoder>>,
+    /// Of everything emitted, when asked for.
+    hasher: Option<Sha256>,
     /// Set when emitting failed: the stream is broken for good.
     failed: Option<(io::ErrorKind, String)>,
 }
@@ -164,8 +208,8 @@ impl std::fmt::Debug for StreamSink {
 impl StreamSink {
     /// A stream of the raw image bytes (`size` of them) into `writer`.
     pub fn raw(writer: impl Write + Send + 'static, size: u64) -> StreamSink {
-        let out = Output::Raw(BufWriter::with_capacity(OUT_BUFFER, Box::new(writer)));
-        StreamSink::with_output(out, size)
+        let out = RawEncoder(BufWriter::with_capacity(OUT_BUFFER, Box::new(writer)));
+        StreamSink::with_encoder(Box::new(out), size, true)
     }
 
     /// A stream of the image (`size` bytes) compressed into one zstd frame
@@ -180,7 +224,7 @@ impl StreamSink {
     ) -> Result<StreamSink, SinkError> {
         let out = zstd_output(Box::new(writer), size, level, threads)
             .map_err(|e| io_error(Path::new(DEFAULT_NAME), "setting up the zstd compressor", e))?;
-        Ok(StreamSink::with_output(out, size))
+        Ok(StreamSink::with_encoder(Box::new(out), size, true))
     }
 
     /// A stream into `writer`, compressed as asked.
@@ -216,7 +260,30 @@ impl StreamSink {
         Ok(StreamFile { sink, out })
     }
 
-    fn with_output(out: Output, size: u64) -> StreamSink {
+    /// Creates the temporary file beside `target` that an image of `size`
+    /// bytes is encoded into by the encoder `make` puts over the file (a
+    /// container format); [`StreamFile::commit`] renames it to `target`.
+    /// The image is not hashed. Fails early when `target` exists and
+    /// `force` is false.
+    pub fn to_file_encoded(
+        target: &Path,
+        size: u64,
+        force: bool,
+        make: impl FnOnce(File) -> io::Result<Box<dyn Encoder>>,
+    ) -> Result<StreamFile, SinkError> {
+        let out = TempOutput::create(target, force)?;
+        let encoder = out
+            .file()
+            .try_clone()
+            .and_then(make)
+            .map_err(|e| io_error(target, "setting up the output format", e))?;
+        let sink = StreamSink::with_encoder(encoder, size, false).named(target);
+        Ok(StreamFile { sink, out })
+    }
+
+    /// A stream of the image (`size` bytes) into `encoder`; with `hash`,
+    /// [`finish`](StreamSink::finish) reports the image's SHA-256.
+    pub fn with_encoder(encoder: Box<dyn Encoder>, size: u64, hash: bool) -> StreamSink {
         StreamSink {
             size,
             name: PathBuf::from(DEFAULT_NAME),
@@ -224,8 +291,8 @@ impl StreamSink {
                 cursor: 0,
                 pending: BTreeMap::new(),
                 pending_bytes: 0,
-                out: Some(out),
-                hasher: Sha256::new(),
+                out: Some(encoder),
+                hasher: hash.then(Sha256::new),
                 failed: None,
             }),
             drained: Condvar::new(),
@@ -290,7 +357,7 @@ impl StreamSink {
             .map_err(|e| io_error(&name, "finishing the stream", e))?;
         Ok(StreamSummary {
             size: self.size,
-            sha256: state.hasher.finalize().into(),
+            sha256: state.hasher.map(|h| h.finalize().into()),
             compressed_bytes,
         })
     }
@@ -307,15 +374,40 @@ impl StreamSink {
 
     /// Emits `buf` at the cursor; on failure the stream is broken for good.
     fn emit(&self, state: &mut State, buf: &[u8]) -> Result<(), SinkError> {
-        let at = state.cursor;
-        let out = state.out.as_mut().expect("not finished");
-        if let Err(source) = out.write_all(buf) {
+        let result = state.out.as_mut().expect("not finished").data(buf);
+        if let Some(h) = &mut state.hasher {
+            h.update(buf);
+        }
+        self.emitted(state, buf.len() as u64, result)
+    }
+
+    /// Emits `len` zeros (a gap nothing was written to) at the cursor.
+    fn emit_zeros(&self, state: &mut State, len: u64) -> Result<(), SinkError> {
+        let result = state.out.as_mut().expect("not finished").zeros(len);
+        if let Some(h) = &mut state.hasher {
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(ZEROS.len() as u64) as usize;
+                h.update(&ZEROS[..n]);
+                left -= n as u64;
+            }
+        }
+        self.emitted(state, len, result)
+    }
+
+    /// Moves the cursor past `len` emitted bytes, or breaks the stream.
+    fn emitted(
+        &self,
+        state: &mut State,
+        len: u64,
+        result: io::Result<()>,
+    ) -> Result<(), SinkError> {
+        if let Err(source) = result {
             state.failed = Some((source.kind(), source.to_string()));
             self.drained.notify_all();
-            return Err(write_error(&self.name, "writing", at, source));
+            return Err(write_error(&self.name, "writing", state.cursor, source));
         }
-        state.hasher.update(buf);
-        state.cursor += buf.len() as u64;
+        state.cursor += len;
         Ok(())
     }
 
@@ -370,7 +462,7 @@ fn rename_error(e: SinkError, target: &Path) -> SinkError {
 }
 
 #[cfg(feature = "zstd")]
-fn zstd_output(writer: BoxWriter, size: u64, level: i32, threads: u32) -> io::Result<Output> {
+fn zstd_output(writer: BoxWriter, size: u64, level: i32, threads: u32) -> io::Result<ZstdEncoder> {
     let counting = Counting {
         inner: BufWriter::with_capacity(OUT_BUFFER, writer),
         count: 0,
@@ -382,7 +474,7 @@ fn zstd_output(writer: BoxWriter, size: u64, level: i32, threads: u32) -> io::Re
     enc.include_checksum(true)?;
     enc.include_contentsize(true)?;
     enc.set_pledged_src_size(Some(size))?;
-    Ok(Output::Zstd(enc))
+    Ok(ZstdEncoder(enc))
 }
 
 impl Sink for StreamSink {
@@ -445,9 +537,9 @@ impl Sink for StreamSink {
                 Some(&next) => next.min(target),
                 None => target,
             };
-            while state.cursor < gap_end {
-                let n = (gap_end - state.cursor).min(ZEROS.len() as u64) as usize;
-                self.emit(&mut state, &ZEROS[..n])?;
+            if state.cursor < gap_end {
+                let len = gap_end - state.cursor;
+                self.emit_zeros(&mut state, len)?;
             }
         }
         self.drain_contiguous(&mut state)
