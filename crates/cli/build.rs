@@ -249,10 +249,13 @@ fn is_fat(fs: &FsReport) -> bool {
     fs.fs_type.starts_with("fat")
 }
 
-/// `, N bytes compressed` for a compressed output.
+/// `, N bytes compressed` for a compressed output, `, as qcow2 in N
+/// bytes` for a container.
 fn compressed(report: &BuildReport) -> String {
-    report
-        .disk
-        .zstd_bytes
-        .map_or(String::new(), |z| format!(", {z} bytes compressed"))
+    let disk = &report.disk;
+    match (disk.zstd_bytes, disk.format_bytes) {
+        (Some(z), _) => format!(", {z} bytes compressed"),
+        (None, Some(n)) => format!(", as {} in {n} bytes", disk.format),
+        (None, None) => String::new(),
+    }
 }

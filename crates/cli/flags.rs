@@ -15,7 +15,7 @@ use kiln_lib::values::{
     parse_mode, parse_owner, parse_salt, parse_size, parse_uuid, parse_volume_id,
 };
 use kiln_lib::{
-    BuildRequest, Compress, ExtRequest, FatRequest, Format, FsRequest, HashPlace, OutputRequest,
+    BuildRequest, Compress, ExtRequest, ImageFormat, FatRequest, Format, FsRequest, HashPlace, OutputRequest,
     SizeRequest, TreeRequest, VerityRequest,
 };
 use kiln_sink::Durability;
@@ -230,8 +230,30 @@ pub(crate) struct BuildArgs {
 
     /// Compress the output as it is written: `zstd`, `zstd:LEVEL` (1-22) or
     /// `none`. An output ending in `.zst` is zstd unless `none` is given.
+    /// For qcow2 it compresses the clusters: `zstd` or `deflate` (what
+    /// `qemu-img convert -c` writes).
     #[arg(long, value_name = "METHOD", value_parser = Compress::parse, help_heading = "Output")]
     pub(crate) compress: Option<Compress>,
+
+    /// The output's container format: raw, qcow2 (QEMU, libvirt,
+    /// OpenStack), vhd (fixed, whole MiB: Azure), vhd-dynamic, vmdk
+    /// (streamOptimized: VMware, VirtualBox, OVAs) or android-sparse
+    /// (fastboot). Default: from the output's extension (.qcow2, .vhd,
+    /// .vmdk, .simg), else raw. Written in the same pass as the image;
+    /// qcow2, vhd-dynamic and android-sparse need a file, the others also
+    /// stream to `-o -`.
+    #[arg(long, value_name = "FORMAT", value_parser = ImageFormat::parse, help_heading = "Output")]
+    pub(crate) format: Option<ImageFormat>,
+
+    /// Also write the bmap (bmaptool's, version 2.0: the blocks holding
+    /// data, with their SHA-256) of the raw image to FILE, for
+    /// `bmaptool copy`.
+    #[arg(long, value_name = "FILE.bmap", help_heading = "Output")]
+    pub(crate) bmap: Option<PathBuf>,
+
+    /// android-sparse: end the image with a CRC32 chunk of the whole image.
+    #[arg(long, help_heading = "Output")]
+    pub(crate) sparse_crc: bool,
 
     /// Write the image into the existing file IMAGE at this byte offset
     /// (e.g. into a partition of a disk made by other tools), in place.
@@ -666,6 +688,9 @@ impl BuildArgs {
             path: self.output.clone(),
             force: self.force,
             compress: self.compress,
+            format: self.format,
+            bmap: self.bmap.clone(),
+            sparse_crc: self.sparse_crc,
             offset: self.offset,
             durability: if self.sync {
                 Durability::Sync

@@ -109,7 +109,7 @@ impl ImageFormat {
     }
 
     /// Whether the format is written strictly front to back, so that it
-    /// can go to a pipe or through zstd. The others fill in their header
+    /// can go to a pipe. The others fill in their header
     /// (qcow2's table offsets, a dynamic VHD's block table, Android
     /// sparse's chunk count) once the image has passed, so they need a file.
     pub fn streams(self) -> bool {
@@ -117,12 +117,6 @@ impl ImageFormat {
             ImageFormat::Raw | ImageFormat::Vhd | ImageFormat::Vmdk => true,
             ImageFormat::Qcow2 | ImageFormat::VhdDynamic | ImageFormat::AndroidSparse => false,
         }
-    }
-
-    /// Whether compressing the output with zstd makes sense: not for a
-    /// format that compresses its own data (VMDK) or that needs a file.
-    pub fn takes_zstd(self) -> bool {
-        matches!(self, ImageFormat::Raw | ImageFormat::Vhd)
     }
 
     /// The container's virtual disk size for an image of `size` bytes: a

@@ -9,7 +9,7 @@ use kiln_sink::Sink;
 use kiln_verity::VeritySink;
 
 use crate::fs::{FsInput, FsPlan};
-use crate::output::{Output, Target};
+use crate::output::{Output, Provenance, Target};
 use crate::progress::CountingSink;
 use crate::verity::{VerityPlan, VerityReport};
 use crate::{BuildReport, BuildRequest, FsRequest, Observer, OutputRequest, Phase};
@@ -40,7 +40,12 @@ pub fn build(req: &BuildRequest, observer: &dyn Observer) -> Result<BuildReport>
         None => None,
     };
     let size = verity.as_ref().map_or(plan.size(), VerityPlan::output_size);
-    let out = Output::open(&req.output, &target, size)?;
+    let identity = fs.identity()?;
+    let provenance = Provenance {
+        identity: &identity,
+        timestamp: fs.timestamp,
+    };
+    let out = Output::open(&req.output, &target, size, &provenance)?;
     enter(observer, Phase::Writing);
     if let Some(progress) = observer.progress() {
         progress.set_bytes_total(plan.bytes_to_write());
@@ -48,7 +53,7 @@ pub fn build(req: &BuildRequest, observer: &dyn Observer) -> Result<BuildReport>
     let verity_report = emit(&plan, verity.as_ref(), out.sink(), &req.output, observer)?;
     enter(observer, Phase::Committing);
     let written = out.finish(req.output.durability)?;
-    let mut report = BuildReport::plain(&plan, written.compressed);
+    let mut report = BuildReport::plain(&plan, &written);
     report.disk.size = size;
     report.verity = verity_report;
     report.write_if_asked(&req.output, written.sha256)?;

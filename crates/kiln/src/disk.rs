@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::build::{counted, enter};
 use crate::fs::{FsInput, FsPlan};
 use crate::layout::{Content, Layout, Partition, Size, Table, VerityRole};
-use crate::output::{block_device_size, Output, Target};
+use crate::output::{block_device_size, Output, Provenance, Target};
 use crate::{BuildReport, Observer, OutputRequest, Phase};
 
 /// Bytes copied from a raw image at a time.
@@ -57,6 +57,16 @@ enum Filling {
     Fs(Box<FsInput>),
 }
 
+impl Filling {
+    /// A filesystem's timestamp (none for an empty or copied partition).
+    fn timestamp(&self) -> Option<i64> {
+        match self {
+            Filling::Fs(fs) => Some(fs.timestamp),
+            _ => None,
+        }
+    }
+}
+
 /// Builds the disk `req` asks for. The layout's options are already
 /// checked; the output is checked before any source is read.
 pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildReport> {
@@ -68,7 +78,8 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
     let in_layout = |p: &Partition| format!("{name}: {}", p.key);
     let target = Target::check(&req.output, &inputs(layout))?;
     let pairs = verity::pairs(layout);
-    verity::check_output(layout, &pairs, target.positional()).with_context(|| name.clone())?;
+    verity::check_output(layout, &pairs, target.positional(&req.output))
+        .with_context(|| name.clone())?;
     let fillings = layout
         .partitions
         .iter()
@@ -83,31 +94,23 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
         .collect::<Result<Vec<_>>>()?;
     verity::size_hash_partitions(layout, &pairs, &mut sizes).with_context(|| name.clone())?;
     let seed = seed(&layout.identity, &fillings)?;
-    let mut placed = match layout.table {
-        Table::Gpt => disk::layout(&DiskSpec {
-            partitions: layout
-                .partitions
-                .iter()
-                .zip(&sizes)
-                .map(|(p, &size)| PartitionSpec {
-                    label: p.label.clone(),
-                    type_guid: p.type_guid,
-                    size: size.unwrap_or(0),
-                    grow: p.size == Size::Grow,
-                    uuid: p.uuid,
-                    attributes: p.attributes,
-                })
-                .collect(),
-            size: match layout.size {
-                Some(size) => Some(size),
-                None => block_device_size(&req.output.path)?,
-            },
-            seed,
-            disk_guid: layout.uuid,
-        })
-        .with_context(|| name.clone())?,
-        Table::None => bare_layout(layout, &sizes)?,
+    let disk_size = match layout.size {
+        Some(size) => Some(size),
+        None => block_device_size(&req.output.path)?,
     };
+    let lay = |size| place(layout, &sizes, size, seed).with_context(|| name.clone());
+    let mut placed = lay(disk_size)?;
+    let whole = target.format().virtual_size(placed.size);
+    if whole != placed.size {
+        if disk_size.is_some() {
+            bail!(
+                "{name}: a {} disk is a whole number of MiB (Azure takes no other), and {} bytes is not",
+                target.format(),
+                placed.size
+            );
+        }
+        placed = lay(Some(whole))?;
+    }
     let plans = layout
         .partitions
         .iter()
@@ -136,7 +139,11 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
             ),
         })
         .collect::<Result<Vec<_>>>()?;
-    let out = Output::open(&req.output, &target, placed.size)?;
+    let provenance = Provenance {
+        identity: placed.disk_guid.as_bytes(),
+        timestamp: fillings.iter().filter_map(Filling::timestamp).max().unwrap_or(0),
+    };
+    let out = Output::open(&req.output, &target, placed.size, &provenance)?;
     enter(observer, Phase::Writing);
     if let Some(progress) = observer.progress() {
         progress.set_bytes_total(plans.iter().flatten().map(FsPlan::bytes_to_write).sum());
@@ -153,12 +160,39 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
     })?;
     enter(observer, Phase::Committing);
     let written = out.finish(req.output.durability)?;
-    let mut report = BuildReport::disk(layout, &placed, &plans, written.compressed);
+    let mut report = BuildReport::disk(layout, &placed, &plans, &written);
     for (i, entry) in verity::report(layout, &pairs, &trees, &areas) {
         report.partitions[i].verity = Some(entry);
     }
     report.write_if_asked(&req.output, written.sha256)?;
     Ok(report)
+}
+
+/// Lays the disk out: where each partition goes, on a disk of `size`
+/// bytes (None: as small as the partitions allow).
+fn place(layout: &Layout, sizes: &[Option<u64>], size: Option<u64>, seed: [u8; 16]) -> Result<DiskLayout> {
+    Ok(match layout.table {
+        Table::Gpt => disk::layout(&DiskSpec {
+            partitions: layout
+                .partitions
+                .iter()
+                .zip(sizes)
+                .map(|(p, &size)| PartitionSpec {
+                    label: p.label.clone(),
+                    type_guid: p.type_guid,
+                    size: size.unwrap_or(0),
+                    grow: p.size == Size::Grow,
+                    uuid: p.uuid,
+                    attributes: p.attributes,
+                })
+                .collect(),
+            size,
+            seed,
+            disk_guid: layout.uuid,
+        })
+?,
+        Table::None => bare_layout(layout, sizes)?,
+    })
 }
 
 /// The files a disk's build reads: the layout file, raw images, and each

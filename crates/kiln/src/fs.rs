@@ -21,6 +21,9 @@ const FAT_SIZE_STEP: u64 = 1 << 20;
 pub(crate) struct FsInput {
     pub(crate) tree: Tree,
     pub(crate) opts: FsOptions,
+    /// The filesystem timestamp (seconds since the epoch): ext's, and a
+    /// container's (a VHD's footer).
+    pub(crate) timestamp: i64,
 }
 
 /// A planned filesystem of either format.
@@ -43,12 +46,12 @@ impl FsInput {
         observer: &dyn Observer,
     ) -> Result<FsInput> {
         let tree_read = read_tree(tree, output, observer)?;
+        let timestamp = fs_timestamp(&tree_read, tree.timestamp.or(tree.source_date_epoch));
         // FAT's own times are the entries', and its volume id is derived
         // when planned.
         if let (FsOptions::Ext(opts), crate::Format::Ext(ext)) = (&mut opts, &fs.format) {
             {
-                opts.timestamp =
-                    fs_timestamp(&tree_read, tree.timestamp.or(tree.source_date_epoch));
+                opts.timestamp = timestamp;
                 let (uuid, seed) = kiln_ext::derive_ids(&tree_read, opts);
                 opts.uuid = ext.uuid.unwrap_or(uuid);
                 opts.hash_seed = ext.seed.unwrap_or(seed);
@@ -63,6 +66,7 @@ impl FsInput {
         Ok(FsInput {
             tree: tree_read,
             opts,
+            timestamp,
         })
     }
 

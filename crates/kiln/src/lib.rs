@@ -66,6 +66,7 @@ pub use build::build;
 pub use disk::{build_disk, DiskRequest};
 pub use extract::{extract, ExtractRequest};
 pub use image::{FsKind, Image};
+pub use kiln_container::ImageFormat;
 pub use layout::Layout;
 pub use observer::{Observer, Quiet};
 pub use progress::{Phase, Progress};

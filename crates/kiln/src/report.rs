@@ -14,6 +14,7 @@ pub use crate::disk::PartitionVerity;
 use crate::fs::FsPlan;
 use crate::layout::{Layout, Table};
 use crate::verity::VerityReport;
+use crate::output::Written;
 use crate::OutputRequest;
 use kiln_disk::layout::DiskLayout;
 
@@ -42,6 +43,11 @@ pub struct DiskReport {
     pub sha256: Option<String>,
     /// The size of the zstd stream, when compressed.
     pub zstd_bytes: Option<u64>,
+    /// The output's format: `raw`, or a container (`qcow2`, `vhd`,
+    /// `vhd-dynamic`, `vmdk`, `android-sparse`).
+    pub format: &'static str,
+    /// The size of the container file, for a container.
+    pub format_bytes: Option<u64>,
 }
 
 /// One partition.
@@ -160,7 +166,7 @@ impl BuildReport {
         layout_file: &Layout,
         layout: &DiskLayout,
         plans: &[Option<FsPlan<'_>>],
-        zstd: Option<u64>,
+        written: &Written,
     ) -> BuildReport {
         let gpt = layout_file.table == Table::Gpt;
         BuildReport {
@@ -169,7 +175,9 @@ impl BuildReport {
                 size: layout.size,
                 uuid: gpt.then(|| layout.disk_guid.to_string()),
                 sha256: None,
-                zstd_bytes: zstd,
+                zstd_bytes: written.zstd_bytes(),
+                format: written.format.name(),
+                format_bytes: written.format_bytes(),
             },
             partitions: layout
                 .partitions
@@ -192,14 +200,16 @@ impl BuildReport {
     }
 
     /// The report of a plain filesystem image.
-    pub(crate) fn plain(plan: &FsPlan<'_>, zstd: Option<u64>) -> BuildReport {
+    pub(crate) fn plain(plan: &FsPlan<'_>, written: &Written) -> BuildReport {
         BuildReport {
             disk: DiskReport {
                 table: "none",
                 size: plan.size(),
                 uuid: None,
                 sha256: None,
-                zstd_bytes: zstd,
+                zstd_bytes: written.zstd_bytes(),
+                format: written.format.name(),
+                format_bytes: written.format_bytes(),
             },
             partitions: vec![PartitionReport {
                 number: 1,

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg, PlanError};
+use kiln_container::ImageFormat;
 use kiln_fat::{FatOptions, FatVariant};
 use kiln_sink::Durability;
 use kiln_tree::{IdMap, Policy, TarOptions};
@@ -342,25 +343,31 @@ impl FsRequest {
 pub enum Compress {
     /// The raw image.
     None,
-    /// A zstd stream at this level (1-22).
+    /// A zstd stream at this level (1-22); for qcow2, zstd-compressed
+    /// clusters (at zstd's default level).
     Zstd(i32),
+    /// qcow2 only: deflate-compressed clusters, as `qemu-img convert -c`.
+    Deflate,
 }
 
 impl Compress {
     /// zstd's default level.
     pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
-    /// `none`, `zstd` or `zstd:LEVEL` (1-22).
+    /// `none`, `zstd`, `zstd:LEVEL` (1-22) or `deflate` (qcow2).
     pub fn parse(s: &str) -> Result<Compress, String> {
         match s {
             "none" => Ok(Compress::None),
             "zstd" => Ok(Compress::Zstd(Compress::DEFAULT_ZSTD_LEVEL)),
+            "deflate" => Ok(Compress::Deflate),
             other => other
                 .strip_prefix("zstd:")
                 .and_then(|l| l.parse::<i32>().ok())
                 .filter(|l| (1..=22).contains(l))
                 .map(Compress::Zstd)
-                .ok_or_else(|| format!("{other:?}: expected none, zstd or zstd:LEVEL (1-22)")),
+                .ok_or_else(|| {
+                    format!("{other:?}: expected none, zstd, zstd:LEVEL (1-22) or deflate")
+                }),
         }
     }
 }
@@ -373,8 +380,15 @@ pub struct OutputRequest {
     pub path: PathBuf,
     /// Overwrite an existing output.
     pub force: bool,
-    /// Compression (`None`: zstd when the path ends in `.zst`).
+    /// Compression (`None`: zstd when the path ends in `.zst`): of the
+    /// stream for raw and VHD outputs, of the clusters for qcow2.
     pub compress: Option<Compress>,
+    /// The container format (`None`: from the path's extension, else raw).
+    pub format: Option<ImageFormat>,
+    /// A bmap file (bmaptool's) of the raw image to write beside the output.
+    pub bmap: Option<PathBuf>,
+    /// Android sparse: end the image with a CRC32 chunk.
+    pub sparse_crc: bool,
     /// Write into the existing file `path` at this byte offset, in place.
     pub offset: Option<u64>,
     /// Whether a new file is flushed to stable storage before its rename.
@@ -390,6 +404,9 @@ impl OutputRequest {
             path: path.into(),
             force: false,
             compress: None,
+            format: None,
+            bmap: None,
+            sparse_crc: false,
             offset: None,
             durability: Durability::Writeback,
             report: None,

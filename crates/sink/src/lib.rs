@@ -164,9 +164,10 @@ pub enum Durability {
 
 /// A file beside an output's target, given the target's name on commit and
 /// leaving nothing if dropped (or interrupted, or killed) before: see
-/// [`kiln_host::OutputFile`].
+/// [`kiln_host::OutputFile`]. (A file written beside an image, such as its
+/// bmap, is made the same way.)
 #[derive(Debug)]
-pub(crate) struct TempOutput {
+pub struct TempOutput {
     out: kiln_host::OutputFile,
     target: PathBuf,
     force: bool,
@@ -175,7 +176,7 @@ pub(crate) struct TempOutput {
 impl TempOutput {
     /// Creates the file beside `target`; fails early when `target` exists
     /// and `force` is false.
-    pub(crate) fn create(target: &Path, force: bool) -> Result<TempOutput, SinkError> {
+    pub fn create(target: &Path, force: bool) -> Result<TempOutput, SinkError> {
         if !force && target.symlink_metadata().is_ok() {
             return Err(SinkError::Exists {
                 path: target.into(),
@@ -191,7 +192,7 @@ impl TempOutput {
     }
 
     /// The open file.
-    pub(crate) fn file(&self) -> &File {
+    pub fn file(&self) -> &File {
         self.out.file()
     }
 
@@ -202,7 +203,7 @@ impl TempOutput {
 
     /// Sets the default permissions, flushes to stable storage if asked and
     /// gives the file its target's name.
-    pub(crate) fn commit(self, durability: Durability) -> Result<(), SinkError> {
+    pub fn commit(self, durability: Durability) -> Result<(), SinkError> {
         let err = |what, e| io_error(&self.target, what, e);
         kiln_host::set_default_permissions(self.file())
             .map_err(|e| err("setting permissions", e))?;

@@ -233,11 +233,9 @@ impl StreamSink {
         size: u64,
         compression: Compression,
     ) -> Result<StreamSink, SinkError> {
-        match compression {
-            Compression::None => Ok(StreamSink::raw(writer, size)),
-            #[cfg(feature = "zstd")]
-            Compression::Zstd { level, threads } => StreamSink::zstd(writer, size, level, threads),
-        }
+        let out = encoder(Box::new(writer), size, compression)
+            .map_err(|e| io_error(Path::new(DEFAULT_NAME), "setting up the zstd compressor", e))?;
+        Ok(StreamSink::with_encoder(out, size, true))
     }
 
     /// Creates the temporary file beside `target` that a stream of `size`
@@ -263,12 +261,13 @@ impl StreamSink {
     /// Creates the temporary file beside `target` that an image of `size`
     /// bytes is encoded into by the encoder `make` puts over the file (a
     /// container format); [`StreamFile::commit`] renames it to `target`.
-    /// The image is not hashed. Fails early when `target` exists and
-    /// `force` is false.
+    /// With `hash`, the commit reports the image's SHA-256. Fails early
+    /// when `target` exists and `force` is false.
     pub fn to_file_encoded(
         target: &Path,
         size: u64,
         force: bool,
+        hash: bool,
         make: impl FnOnce(File) -> io::Result<Box<dyn Encoder>>,
     ) -> Result<StreamFile, SinkError> {
         let out = TempOutput::create(target, force)?;
@@ -277,7 +276,7 @@ impl StreamSink {
             .try_clone()
             .and_then(make)
             .map_err(|e| io_error(target, "setting up the output format", e))?;
-        let sink = StreamSink::with_encoder(encoder, size, false).named(target);
+        let sink = StreamSink::with_encoder(encoder, size, hash).named(target);
         Ok(StreamFile { sink, out })
     }
 
@@ -458,6 +457,25 @@ fn rename_error(e: SinkError, target: &Path) -> SinkError {
             source,
         },
         other => other,
+    }
+}
+
+/// The encoder of the image (`size` bytes) into `writer`: raw, or one zstd
+/// frame.
+#[cfg_attr(not(feature = "zstd"), allow(unused_variables))]
+pub fn encoder(
+    writer: Box<dyn Write + Send>,
+    size: u64,
+    compression: Compression,
+) -> io::Result<Box<dyn Encoder>> {
+    match compression {
+        Compression::None => Ok(Box::new(RawEncoder(BufWriter::with_capacity(
+            OUT_BUFFER, writer,
+        )))),
+        #[cfg(feature = "zstd")]
+        Compression::Zstd { level, threads } => {
+            Ok(Box::new(zstd_output(writer, size, level, threads)?))
+        }
     }
 }
 
