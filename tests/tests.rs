@@ -53,6 +53,9 @@ mod extract;
 mod verify;
 // Issue 19: FAT images and FAT partitions, judged by fsck.fat and mtools.
 mod fat;
+// Issue 21: qcow2, VHD, VMDK, Android sparse and bmap outputs, judged by qemu-img,
+// simg2img and bmaptool.
+mod containers;
 // Issue 7: random trees and options, judged by e2fsck, verify and the kernel.
 mod prop;
 // Issue 7: SIGINT and SIGTERM leave no partial output.

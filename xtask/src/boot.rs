@@ -101,6 +101,8 @@ struct Boot {
     start: Start,
     /// Where the root filesystem starts in the image (a partition's offset).
     offset: u64,
+    /// The image's format, as QEMU names its driver: `raw`, `qcow2`, `vpc` (VHD).
+    format: &'static str,
 }
 
 /// How QEMU starts the guest's kernel.
@@ -165,6 +167,16 @@ const CASES: &[Case] = &[
     Case {
         name: "gpt-partuuid",
         run: gpt_partuuid,
+        slow: 1,
+    },
+    Case {
+        name: "qcow2-gpt",
+        run: gpt_qcow2,
+        slow: 1,
+    },
+    Case {
+        name: "vhd-ext4",
+        run: vhd_ext4,
         slow: 1,
     },
     Case {
@@ -339,7 +351,11 @@ impl Harness {
     /// informative lines (`dpkg: ...`) and its marker line.
     fn boot(&self, boot: &Boot, timeout: u64, scratch: &Path) -> Result<String> {
         let log = scratch.join("serial.log");
-        let drive = format!("file={},format=raw,if=virtio", boot.image.display());
+        let drive = format!(
+            "file={},format={},if=virtio",
+            boot.image.display(),
+            boot.format
+        );
         let status = Command::new("timeout")
             .args(["--signal=KILL", &timeout.to_string(), "qemu-system-x86_64"])
             .args([
@@ -388,7 +404,7 @@ impl Harness {
         let Some(marker) = serial.lines().find(|l| l.starts_with(MARKER)) else {
             bail!("the guest did not print {MARKER}; serial log:\n{}", tail());
         };
-        self.judge_image(boot)?;
+        self.judge_image(boot, scratch)?;
         let said: Vec<&str> = serial
             .lines()
             .filter(|l| l.starts_with("dpkg: "))
@@ -418,13 +434,18 @@ impl Harness {
         }
     }
 
-    /// After the boot: no journal left to recover, and e2fsck finds nothing.
-    fn judge_image(&self, boot: &Boot) -> Result<()> {
+    /// After the boot: a container is consistent (`qemu-img check`) and is judged as the
+    /// raw image it holds; no journal left to recover, and e2fsck finds nothing.
+    fn judge_image(&self, boot: &Boot, scratch: &Path) -> Result<()> {
+        let image = match boot.format {
+            "raw" => boot.image.clone(),
+            format => raw_of_container(&boot.image, format, scratch)?,
+        };
         // e2fsprogs opens a filesystem inside a bigger file as `FILE?offset=BYTES`.
         let target = if boot.offset == 0 {
-            boot.image.display().to_string()
+            image.display().to_string()
         } else {
-            format!("{}?offset={}", boot.image.display(), boot.offset)
+            format!("{}?offset={}", image.display(), boot.offset)
         };
         let header = run_cmd(Command::new("dumpe2fs").args(["-h", &target]))?;
         ensure!(
@@ -435,6 +456,24 @@ impl Harness {
             .context("e2fsck -fn after the boot")?;
         Ok(())
     }
+}
+
+/// The raw image inside the container `image` (QEMU's driver `format`), after
+/// `qemu-img check` has found the container consistent (qcow2: the clusters QEMU
+/// allocated for the guest's writes among kiln's).
+fn raw_of_container(image: &Path, format: &str, scratch: &Path) -> Result<PathBuf> {
+    if format == "qcow2" {
+        run_cmd(Command::new("qemu-img").args(["check", "-f", format]).arg(image))
+            .context("qemu-img check after the boot")?;
+    }
+    let raw = scratch.join("judged.raw");
+    run_cmd(
+        Command::new("qemu-img")
+            .args(["convert", "-f", format, "-O", "raw"])
+            .arg(image)
+            .arg(&raw),
+    )?;
+    Ok(raw)
 }
 
 /// Where partition `number` of the GPT disk `image` starts, in bytes.
@@ -488,6 +527,7 @@ fn seed_ext3(h: &Harness, scratch: &Path) -> Result<Boot> {
         image,
         start: Start::root("/dev/vda", "ext3"),
         offset: 0,
+        format: "raw",
     })
 }
 
@@ -499,8 +539,14 @@ fn pattern(len: u32, shift: u32) -> Vec<u8> {
         .collect()
 }
 
-/// A payload file whose hash the guest checks, in a busybox tree built as `fs_type`.
-fn payload_case(h: &Harness, scratch: &Path, fs_type: &'static str) -> Result<Boot> {
+/// A payload file whose hash the guest checks, in a busybox tree built as `fs_type`, in
+/// the container QEMU's driver `format` reads (`raw`, or `vpc`: a VHD).
+fn payload_case(
+    h: &Harness,
+    scratch: &Path,
+    fs_type: &'static str,
+    format: &'static str,
+) -> Result<Boot> {
     let root = scratch.join("root");
     let payload = pattern(300_000, 13);
     let payload_file = scratch.join("payload");
@@ -509,7 +555,8 @@ fn payload_case(h: &Harness, scratch: &Path, fs_type: &'static str) -> Result<Bo
     let checks = format!("expect payload 'sha256sum /etc/payload | cut -d\" \" -f1' {want}\n");
     h.busybox_tree(&root, &checks, Access::Writable)?;
     fs::copy(&payload_file, root.join("etc/payload"))?;
-    let image = scratch.join(format!("{fs_type}.img"));
+    let extension = if format == "vpc" { "vhd" } else { "img" };
+    let image = scratch.join(format!("{fs_type}.{extension}"));
     let (r, i) = (root.display().to_string(), image.display().to_string());
     h.kiln(&["build", &r, "-o", &i, "-t", fs_type, "--size", "64M"])?;
     Ok(Boot {
@@ -517,17 +564,23 @@ fn payload_case(h: &Harness, scratch: &Path, fs_type: &'static str) -> Result<Bo
         image,
         start: Start::root("/dev/vda", fs_type),
         offset: 0,
+        format,
     })
 }
 
 /// ext4 with kiln's default features (extents, 64bit, flex_bg, metadata_csum, journal).
 fn plain_ext4(h: &Harness, scratch: &Path) -> Result<Boot> {
-    payload_case(h, scratch, "ext4")
+    payload_case(h, scratch, "ext4", "raw")
 }
 
 /// ext2: no journal, block maps.
 fn plain_ext2(h: &Harness, scratch: &Path) -> Result<Boot> {
-    payload_case(h, scratch, "ext2")
+    payload_case(h, scratch, "ext2", "raw")
+}
+
+/// ext4 written by kiln as a fixed VHD, which QEMU's `vpc` driver reads and writes.
+fn vhd_ext4(h: &Harness, scratch: &Path) -> Result<Boot> {
+    payload_case(h, scratch, "ext4", "vpc")
 }
 
 /// The root partition's unique GUID in [`gpt_partuuid`]'s layout.
@@ -536,6 +589,17 @@ const ROOT_PARTUUID: &str = "6f0c2f8e-3b1a-4c5d-9e7f-0a1b2c3d4e5f";
 /// A GPT disk from a layout file (an empty ESP, then root-x86-64 ext4), booted with
 /// `root=PARTUUID=`.
 fn gpt_partuuid(h: &Harness, scratch: &Path) -> Result<Boot> {
+    gpt_disk(h, scratch, "raw")
+}
+
+/// The same disk written by kiln as qcow2 and booted from it (`-drive format=qcow2`):
+/// the guest's writes make QEMU allocate clusters among kiln's.
+fn gpt_qcow2(h: &Harness, scratch: &Path) -> Result<Boot> {
+    gpt_disk(h, scratch, "qcow2")
+}
+
+/// [`gpt_partuuid`]'s disk, as a raw image or as qcow2 (`format`).
+fn gpt_disk(h: &Harness, scratch: &Path, format: &'static str) -> Result<Boot> {
     let root = scratch.join("root");
     h.busybox_tree(
         &root,
@@ -552,12 +616,22 @@ fn gpt_partuuid(h: &Harness, scratch: &Path) -> Result<Boot> {
     );
     let config = scratch.join("disk.toml");
     fs::write(&config, layout)?;
-    let image = scratch.join("disk.img");
-    let (c, i) = (config.display().to_string(), image.display().to_string());
-    h.kiln(&["build", "--config", &c, "-o", &i])?;
+    let image = scratch.join(if format == "qcow2" { "disk.qcow2" } else { "disk.img" });
+    let report = scratch.join("report.json");
+    let (c, i, r) = (
+        config.display().to_string(),
+        image.display().to_string(),
+        report.display().to_string(),
+    );
+    h.kiln(&["build", "--config", &c, "-o", &i, "--report", &r])?;
+    let report: serde_json::Value = serde_json::from_slice(&fs::read(&report)?)?;
+    let offset = report["partitions"][1]["offset"]
+        .as_u64()
+        .context("the report's offset of partition 2")?;
     Ok(Boot {
         extra_disks: Vec::new(),
-        offset: partition_offset(&image, 2)?,
+        offset,
+        format,
         image,
         start: Start::root(format!("PARTUUID={ROOT_PARTUUID}"), "ext4"),
     })
@@ -621,6 +695,7 @@ fn tar_by_user(h: &Harness, scratch: &Path) -> Result<Boot> {
         image,
         start: Start::root("/dev/vda", "ext4"),
         offset: 0,
+        format: "raw",
     })
 }
 
@@ -696,5 +771,6 @@ fn debian_rootfs(h: &Harness, scratch: &Path) -> Result<Boot> {
         image,
         start: Start::root("/dev/vda", "ext4"),
         offset: 0,
+        format: "raw",
     })
 }

@@ -116,6 +116,7 @@ pub(super) fn systemd_boot(h: &Harness, scratch: &Path) -> Result<Boot> {
     build_twice(h, &config, &image)?;
     Ok(Boot {
         offset: partition_offset(&image, ROOT_PARTITION)?,
+        format: "raw",
         image,
         extra_disks: others,
         start: Start::Firmware(Firmware::prepare(scratch)?),

@@ -180,6 +180,7 @@ fn verity_case(h: &Harness, scratch: &Path, place: Place, corrupt: bool) -> Resu
             args: format!("ro {}", tree.dm_create()),
         },
         offset: 0,
+        format: "raw",
     })
 }
 
