@@ -28,6 +28,7 @@ use clap::ValueEnum;
 use crate::corpus;
 use crate::tree::{self, Stats, BLOCK_SIZE};
 
+mod containers;
 mod fat;
 mod progress;
 mod verity;
@@ -71,6 +72,11 @@ pub(crate) struct Args {
     /// kiln, kiln --verity append, kiln + veritysetup format, mke2fs -d + veritysetup format.
     #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat"])]
     verity: bool,
+    /// Only the container row: on each --corpus (default: linux), kiln straight to qcow2
+    /// (plain and deflate-compressed) against kiln or `mke2fs -d` followed by
+    /// `qemu-img convert` (with and without `-c`), and the output sizes.
+    #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity"])]
+    containers: bool,
     /// Stop a run of mke2fs after this many seconds (it is quadratic in the size of a
     /// directory); a run that is stopped is not repeated and counts as "more than" this.
     #[arg(long, default_value_t = 300)]
@@ -302,6 +308,16 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         eprintln!("load after: {}", load());
         drop(scratch);
         verity::report(&rows);
+        return report(Vec::new(), &[], &[], None, bench.notes);
+    }
+    if args.containers {
+        let mut rows = Vec::new();
+        for tree in trees_of(&args.corpus)? {
+            rows.push(bench.containers(&tree)?);
+        }
+        eprintln!("load after: {}", load());
+        drop(scratch);
+        containers::report(&rows);
         return report(Vec::new(), &[], &[], None, bench.notes);
     }
     if args.fat {

@@ -119,6 +119,24 @@ impl ImageFormat {
         }
     }
 
+    /// Whether the format may be compressed as a whole into a zstd stream:
+    /// raw and a fixed VHD, which carry their data as it is. (VMDK
+    /// compresses its own grains and qcow2 its clusters; the others need a
+    /// file.)
+    pub fn takes_zstd(self) -> bool {
+        matches!(self, ImageFormat::Raw | ImageFormat::Vhd)
+    }
+
+    /// The length of the output for an image of `size` bytes, when the
+    /// format fixes it in advance (raw, a fixed VHD).
+    pub fn output_len(self, size: u64) -> Option<u64> {
+        match self {
+            ImageFormat::Raw => Some(size),
+            ImageFormat::Vhd => Some(self.virtual_size(size) + 512),
+            _ => None,
+        }
+    }
+
     /// The container's virtual disk size for an image of `size` bytes: a
     /// VHD's is rounded up to whole MiB (Azure takes no other), the others'
     /// is the image's.

@@ -198,27 +198,30 @@ impl Output {
                 None => base,
             })
         };
+        let encode = |out: Box<dyn Write + Send>, file: Option<std::fs::File>| {
+            let raw = target.format == ImageFormat::Raw;
+            let base = match (file, target.compression) {
+                (Some(file), Compression::None) => kiln_container::file_encoder(&options, file),
+                (_, compression) if raw => kiln_sink::stream::encoder(out, size, compression),
+                (_, Compression::Zstd { level, threads }) => {
+                    let len = target.format.output_len(size);
+                    kiln_sink::stream::zstd_over(out, len, level, threads, |w| {
+                        kiln_container::stream_encoder(&options, w)
+                    })
+                }
+                _ => kiln_container::stream_encoder(&options, out),
+            };
+            record(base?)
+        };
         Ok(match target.kind {
             OutputKind::Stdout => {
-                let stdout: Box<dyn Write + Send> = Box::new(std::io::stdout());
-                let base = match target.format {
-                    ImageFormat::Raw => kiln_sink::stream::encoder(stdout, size, target.compression),
-                    _ => kiln_container::stream_encoder(&options, stdout),
-                };
-                let encoder = base.and_then(record).context("<standard output>")?;
+                let encoder =
+                    encode(Box::new(std::io::stdout()), None).context("<standard output>")?;
                 let sink = StreamSink::with_encoder(encoder, size, hash).named("<standard output>");
                 Output::Stdout(sink, bmap, target.format)
             }
             _ => {
-                let make = |file: std::fs::File| match (target.format, target.compression) {
-                    (ImageFormat::Raw, Compression::None) => {
-                        record(kiln_container::file_encoder(&options, file)?)
-                    }
-                    (ImageFormat::Raw, compression) => {
-                        record(kiln_sink::stream::encoder(Box::new(file), size, compression)?)
-                    }
-                    _ => record(kiln_container::file_encoder(&options, file)?),
-                };
+                let make = |file: std::fs::File| encode(Box::new(file.try_clone()?), Some(file));
                 let file = StreamSink::to_file_encoded(path, size, args.force, hash, make)?;
                 Output::StreamFile(file, bmap, target.format)
             }
@@ -341,8 +344,8 @@ fn compression(args: &OutputRequest, format: ImageFormat) -> Result<(Compression
             bail!("--compress deflate compresses qcow2's clusters; {format} does not take it")
         }
     };
-    if format != ImageFormat::Raw {
-        bail!("{format} is not written as a zstd stream (a raw image is)");
+    if !format.takes_zstd() {
+        bail!("{format} is not written as a zstd stream (raw and vhd are)");
     }
     Ok((stream, ClusterCompression::None))
 }

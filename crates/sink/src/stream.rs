@@ -222,7 +222,7 @@ impl StreamSink {
         level: i32,
         threads: u32,
     ) -> Result<StreamSink, SinkError> {
-        let out = zstd_output(Box::new(writer), size, level, threads)
+        let out = zstd_output(Box::new(writer), Some(size), level, threads)
             .map_err(|e| io_error(Path::new(DEFAULT_NAME), "setting up the zstd compressor", e))?;
         Ok(StreamSink::with_encoder(Box::new(out), size, true))
     }
@@ -474,13 +474,77 @@ pub fn encoder(
         )))),
         #[cfg(feature = "zstd")]
         Compression::Zstd { level, threads } => {
-            Ok(Box::new(zstd_output(writer, size, level, threads)?))
+            Ok(Box::new(zstd_output(writer, Some(size), level, threads)?))
         }
     }
 }
 
+/// An encoder whose output is compressed into one zstd frame: `make` puts
+/// it over the compressor (a container format, `len` bytes long when known
+/// in advance, which the frame then records).
+/// Its [`finish`](Encoder::finish) ends the frame and returns the frame's
+/// length.
 #[cfg(feature = "zstd")]
-fn zstd_output(writer: BoxWriter, size: u64, level: i32, threads: u32) -> io::Result<ZstdEncoder> {
+pub fn zstd_over(
+    writer: Box<dyn Write + Send>,
+    len: Option<u64>,
+    level: i32,
+    threads: u32,
+    make: impl FnOnce(Box<dyn Write + Send>) -> io::Result<Box<dyn Encoder>>,
+) -> io::Result<Box<dyn Encoder>> {
+    use std::sync::{Arc, Mutex};
+    let ZstdEncoder(enc) = zstd_output(writer, len, level, threads)?;
+    // The frame ends when the inner encoder drops its writer, at the end of
+    // its own finish; the outcome is kept here for `ZstdOver::finish`.
+    let ended: Arc<Mutex<Option<io::Result<u64>>>> = Arc::default();
+    let slot = Arc::clone(&ended);
+    let compressor = enc.on_finish(move |result| {
+        let outcome = result.and_then(|counting| {
+            let count = counting.count;
+            let mut inner = counting.inner.into_inner().map_err(|e| e.into_error())?;
+            inner.flush()?;
+            Ok(count)
+        });
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+    });
+    let inner = make(Box::new(compressor))?;
+    Ok(Box::new(ZstdOver { inner, ended }))
+}
+
+/// An encoder writing through zstd (see [`zstd_over`]).
+#[cfg(feature = "zstd")]
+struct ZstdOver {
+    inner: Box<dyn Encoder>,
+    ended: std::sync::Arc<Mutex<Option<io::Result<u64>>>>,
+}
+
+#[cfg(feature = "zstd")]
+impl Encoder for ZstdOver {
+    fn data(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.data(buf)
+    }
+
+    fn zeros(&mut self, len: u64) -> io::Result<()> {
+        self.inner.zeros(len)
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<Option<u64>> {
+        self.inner.finish()?;
+        let ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let ended = ended.unwrap_or_else(|| {
+            Err(io::Error::other("the zstd frame was not ended by its encoder"))
+        });
+        ended.map(Some)
+    }
+}
+
+#[cfg(feature = "zstd")]
+fn zstd_output(
+    writer: BoxWriter,
+    size: Option<u64>,
+    level: i32,
+    threads: u32,
+) -> io::Result<ZstdEncoder> {
     let counting = Counting {
         inner: BufWriter::with_capacity(OUT_BUFFER, writer),
         count: 0,
@@ -490,8 +554,8 @@ fn zstd_output(writer: BoxWriter, size: u64, level: i32, threads: u32) -> io::Re
         enc.multithread(threads)?;
     }
     enc.include_checksum(true)?;
-    enc.include_contentsize(true)?;
-    enc.set_pledged_src_size(Some(size))?;
+    enc.include_contentsize(size.is_some())?;
+    enc.set_pledged_src_size(size)?;
     Ok(ZstdEncoder(enc))
 }
 

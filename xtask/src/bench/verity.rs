@@ -145,7 +145,7 @@ impl Bench<'_> {
 }
 
 /// `sh -c 'A && B'` for a chain of commands, timed as one.
-fn shell(chain: &[Vec<String>]) -> Command {
+pub(super) fn shell(chain: &[Vec<String>]) -> Command {
     // Each command's words are passed as positional arguments and named by number in the
     // script, so no path is ever quoted into it.
     let mut body = String::new();
