@@ -11,8 +11,8 @@
 //! their SHA-256, for `bmaptool copy`.
 //!
 //! Which formats need to seek back (to fill in a header that counts what
-//! follows) is [`ImageFormat::streams`]: those take a file, the others any
-//! writer.
+//! follows) is [`ImageFormat::streams`]: those take a file (or a spool file
+//! copied to a pipe at the end: [`forward_encoder`]), the others any writer.
 //!
 //! Everything written is a function of the image and the
 //! [`ContainerOptions`]: no clock, no random IDs, so two builds give the same
@@ -33,7 +33,7 @@ mod vmdk;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 pub use kiln_sink::stream::Encoder;
@@ -111,7 +111,8 @@ impl ImageFormat {
     /// Whether the format is written strictly front to back, so that it
     /// can go to a pipe. The others fill in their header
     /// (qcow2's table offsets, a dynamic VHD's block table, Android
-    /// sparse's chunk count) once the image has passed, so they need a file.
+    /// sparse's chunk count) once the image has passed, so they need a file
+    /// ([`forward_encoder`] makes them in a spool file for a pipe).
     pub fn streams(self) -> bool {
         match self {
             ImageFormat::Raw | ImageFormat::Vhd | ImageFormat::Vmdk => true,
@@ -248,6 +249,56 @@ pub fn file_encoder(options: &ContainerOptions, out: File) -> io::Result<Box<dyn
         ImageFormat::VhdDynamic => vhd::dynamic(options, out),
         ImageFormat::Vmdk => vmdk::encoder(options, Box::new(out)),
         ImageFormat::AndroidSparse => android::encoder(options, out),
+    }
+}
+
+/// The encoder of any format into a writer that only goes forward: a
+/// format that needs a file ([`ImageFormat::streams`] false) is written
+/// into `spool` (an unnamed temporary file) and copied to `out` when
+/// complete; the others go to `out` as they are made.
+///
+/// # Errors
+/// `InvalidInput` for options the format does not take.
+pub fn forward_encoder(
+    options: &ContainerOptions,
+    out: Box<dyn Write + Send>,
+    spool: impl FnOnce() -> io::Result<File>,
+) -> io::Result<Box<dyn Encoder>> {
+    if options.format.streams() {
+        return stream_encoder(options, out);
+    }
+    let spool = spool()?;
+    let inner = file_encoder(options, spool.try_clone()?)?;
+    Ok(Box::new(Spooled { inner, spool, out }))
+}
+
+/// A container made in a spool file, copied out at the end.
+struct Spooled {
+    inner: Box<dyn Encoder>,
+    spool: File,
+    out: Box<dyn Write + Send>,
+}
+
+impl Encoder for Spooled {
+    fn data(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.data(buf)
+    }
+
+    fn zeros(&mut self, len: u64) -> io::Result<()> {
+        self.inner.zeros(len)
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<Option<u64>> {
+        let Spooled {
+            inner,
+            mut spool,
+            mut out,
+        } = *self;
+        inner.finish()?;
+        spool.seek(SeekFrom::Start(0))?;
+        let copied = io::copy(&mut spool, &mut out)?;
+        out.flush()?;
+        Ok(Some(copied))
     }
 }
 

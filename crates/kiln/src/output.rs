@@ -89,8 +89,7 @@ impl Target {
 }
 
 /// Refuses a format that the kind of output cannot take: a container on a
-/// block device or in a region of a file, a format that needs a file on
-/// standard output.
+/// block device or in a region of a file.
 fn check_kind(
     args: &OutputRequest,
     kind: OutputKind,
@@ -111,10 +110,6 @@ fn check_kind(
         OutputKind::BlockDevice if format != ImageFormat::Raw => {
             bail!("{path}: a block device takes the raw image, not {format}")
         }
-        OutputKind::Stdout if !format.streams() => bail!(
-            "{format} cannot go to standard output: its header is filled in after the image has \
-             passed, so it needs a file (vhd, vmdk and raw stream)"
-        ),
         _ => Ok(()),
     }
 }
@@ -209,7 +204,8 @@ impl Output {
                         kiln_container::stream_encoder(&options, w)
                     })
                 }
-                _ => kiln_container::stream_encoder(&options, out),
+                // A format that needs a file is made in an unnamed one in $TMPDIR.
+                _ => kiln_container::forward_encoder(&options, out, tempfile::tempfile),
             };
             record(base?)
         };
