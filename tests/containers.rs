@@ -158,7 +158,10 @@ fn a_disk_in_each_format() {
     assert_eq!(size % (1 << 20), 0, "a VHD disk is whole MiB");
     assert_eq!(std::fs::metadata(&vhd).unwrap().len(), size + 512);
     let inner = d.join("vhd.raw");
-    judge("qemu-img", &["convert", "-f", "vpc", "-O", "raw", &s(&vhd), &s(&inner)]);
+    judge(
+        "qemu-img",
+        &["convert", "-f", "vpc", "-O", "raw", &s(&vhd), &s(&inner)],
+    );
     let verified = judge("sgdisk", &["-v", &s(&inner)]);
     assert!(verified.contains("No problems found"), "{verified}");
 }
@@ -174,16 +177,28 @@ fn bmap_restores_the_raw_image() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     build(d, "plain.img", &[]);
-    for (out, bmap) in [("mapped.img", "mapped.bmap"), ("mapped.qcow2", "qcow2.bmap")] {
+    for (out, bmap) in [
+        ("mapped.img", "mapped.bmap"),
+        ("mapped.qcow2", "qcow2.bmap"),
+    ] {
         build(d, out, &["--bmap", &s(&d.join(bmap))]);
         let copy = d.join(format!("{bmap}.copy"));
         judge(
             "bmaptool",
-            &["copy", "--bmap", &s(&d.join(bmap)), &s(&d.join("plain.img")), &s(&copy)],
+            &[
+                "copy",
+                "--bmap",
+                &s(&d.join(bmap)),
+                &s(&d.join("plain.img")),
+                &s(&copy),
+            ],
         );
         assert_eq!(read_file(&copy), read_file(&d.join("plain.img")), "{out}");
     }
-    assert_eq!(read_file(&d.join("mapped.img")), read_file(&d.join("plain.img")));
+    assert_eq!(
+        read_file(&d.join("mapped.img")),
+        read_file(&d.join("plain.img"))
+    );
 }
 
 /// `-o -` gives every format, the same bytes as its file (vhd and vmdk
@@ -207,7 +222,9 @@ fn streams_and_refusals() {
     ];
     for (format, file) in formats {
         build(d, file, &["--format", format]);
-        let out = kiln(["build", &src, "-o", "-", "-t", "ext4", "--size", "64M", "--format", format]);
+        let out = kiln([
+            "build", &src, "-o", "-", "-t", "ext4", "--size", "64M", "--format", format,
+        ]);
         assert_success(&out, format);
         let file = read_file(&d.join(file));
         if format == "vmdk" {
@@ -220,7 +237,10 @@ fn streams_and_refusals() {
     // A fixed VHD carries the image as it is, so it may go through zstd whole.
     build(d, "f.vhd.zst", &[]);
     let unpacked = d.join("unpacked.vhd");
-    judge("zstd", &["-q", "-d", &s(&d.join("f.vhd.zst")), "-o", &s(&unpacked)]);
+    judge(
+        "zstd",
+        &["-q", "-d", &s(&d.join("f.vhd.zst")), "-o", &s(&unpacked)],
+    );
     assert_eq!(read_file(&unpacked), read_file(&d.join("f.vhd")));
     let refused = |args: &[&str], says: &str| {
         let out = kiln(
@@ -234,10 +254,19 @@ fn streams_and_refusals() {
     };
     let out = |name: &str| s(&d.join(name));
     refused(&["-o", &out("x.qcow2.zst")], "not a .zst stream");
-    refused(&["-o", &out("x.vmdk"), "--compress", "deflate"], "vmdk does not take it");
-    refused(&["-o", &out("x.vmdk"), "--compress", "zstd"], "not written as a zstd stream");
+    refused(
+        &["-o", &out("x.vmdk"), "--compress", "deflate"],
+        "vmdk does not take it",
+    );
+    refused(
+        &["-o", &out("x.vmdk"), "--compress", "zstd"],
+        "not written as a zstd stream",
+    );
     refused(&["-o", &out("x.img"), "--sparse-crc"], "--sparse-crc");
-    refused(&["-o", &out("ext4.img"), "--offset", "0", "--format", "qcow2"], "raw image");
+    refused(
+        &["-o", &out("ext4.img"), "--offset", "0", "--format", "qcow2"],
+        "raw image",
+    );
     refused(&["-o", &out("y.img"), "--bmap", &out("y.img")], "--bmap");
     assert!(!d.join("x.qcow2.zst").exists() && !d.join("x.vmdk").exists());
 }

@@ -15,8 +15,8 @@ use kiln_lib::values::{
     parse_mode, parse_owner, parse_salt, parse_size, parse_uuid, parse_volume_id,
 };
 use kiln_lib::{
-    BuildRequest, Compress, ExtRequest, ImageFormat, FatRequest, Format, FsRequest, HashPlace, OutputRequest,
-    SizeRequest, TreeRequest, VerityRequest,
+    BuildRequest, Compress, ExtRequest, FatRequest, Format, FsRequest, HashPlace, ImageFormat,
+    OutputRequest, SizeRequest, TreeRequest, VerityRequest,
 };
 use kiln_sink::Durability;
 use kiln_tree::IdMap;

@@ -463,8 +463,12 @@ impl Harness {
 /// allocated for the guest's writes among kiln's).
 fn raw_of_container(image: &Path, format: &str, scratch: &Path) -> Result<PathBuf> {
     if format == "qcow2" {
-        run_cmd(Command::new("qemu-img").args(["check", "-f", format]).arg(image))
-            .context("qemu-img check after the boot")?;
+        run_cmd(
+            Command::new("qemu-img")
+                .args(["check", "-f", format])
+                .arg(image),
+        )
+        .context("qemu-img check after the boot")?;
     }
     let raw = scratch.join("judged.raw");
     run_cmd(
@@ -616,7 +620,11 @@ fn gpt_disk(h: &Harness, scratch: &Path, format: &'static str) -> Result<Boot> {
     );
     let config = scratch.join("disk.toml");
     fs::write(&config, layout)?;
-    let image = scratch.join(if format == "qcow2" { "disk.qcow2" } else { "disk.img" });
+    let image = scratch.join(if format == "qcow2" {
+        "disk.qcow2"
+    } else {
+        "disk.img"
+    });
     let report = scratch.join("report.json");
     let (c, i, r) = (
         config.display().to_string(),

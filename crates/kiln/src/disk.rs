@@ -141,7 +141,11 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
         .collect::<Result<Vec<_>>>()?;
     let provenance = Provenance {
         identity: placed.disk_guid.as_bytes(),
-        timestamp: fillings.iter().filter_map(Filling::timestamp).max().unwrap_or(0),
+        timestamp: fillings
+            .iter()
+            .filter_map(Filling::timestamp)
+            .max()
+            .unwrap_or(0),
     };
     let out = Output::open(&req.output, &target, placed.size, &provenance)?;
     enter(observer, Phase::Writing);
@@ -170,7 +174,12 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
 
 /// Lays the disk out: where each partition goes, on a disk of `size`
 /// bytes (None: as small as the partitions allow).
-fn place(layout: &Layout, sizes: &[Option<u64>], size: Option<u64>, seed: [u8; 16]) -> Result<DiskLayout> {
+fn place(
+    layout: &Layout,
+    sizes: &[Option<u64>],
+    size: Option<u64>,
+    seed: [u8; 16],
+) -> Result<DiskLayout> {
     Ok(match layout.table {
         Table::Gpt => disk::layout(&DiskSpec {
             partitions: layout
@@ -189,8 +198,7 @@ fn place(layout: &Layout, sizes: &[Option<u64>], size: Option<u64>, seed: [u8; 1
             size,
             seed,
             disk_guid: layout.uuid,
-        })
-?,
+        })?,
         Table::None => bare_layout(layout, sizes)?,
     })
 }

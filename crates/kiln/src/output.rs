@@ -50,7 +50,9 @@ impl Target {
         let (compression, clusters) = compression(args, format)?;
         check_kind(args, kind, format, compression)?;
         if args.sparse_crc && format != ImageFormat::AndroidSparse {
-            bail!("--sparse-crc: only an android-sparse output ends with a CRC32 chunk, not {format}");
+            bail!(
+                "--sparse-crc: only an android-sparse output ends with a CRC32 chunk, not {format}"
+            );
         }
         if let Some(bmap) = &args.bmap {
             check_bmap(bmap, args, inputs)?;
@@ -305,7 +307,11 @@ fn container_options(
     options.identity.copy_from_slice(&digest[..16]);
     options.timestamp = provenance.timestamp.max(0) as u64;
     options.sparse_crc = args.sparse_crc;
-    if let Some(name) = args.path.file_name().filter(|_| target.kind != OutputKind::Stdout) {
+    if let Some(name) = args
+        .path
+        .file_name()
+        .filter(|_| target.kind != OutputKind::Stdout)
+    {
         options.vmdk_extent_name = name.to_string_lossy().into_owned();
     }
     options
@@ -314,7 +320,10 @@ fn container_options(
 /// The compression asked for, split into zstd over the whole output and
 /// qcow2's compressed clusters; a `.zst` path asks for zstd. Refuses what
 /// the format does not take.
-fn compression(args: &OutputRequest, format: ImageFormat) -> Result<(Compression, ClusterCompression)> {
+fn compression(
+    args: &OutputRequest,
+    format: ImageFormat,
+) -> Result<(Compression, ClusterCompression)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let zstd = |level| Compression::Zstd { level, threads };
     let dot_zst = args.path.extension().is_some_and(|e| e == "zst");

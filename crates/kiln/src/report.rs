@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 pub use crate::disk::PartitionVerity;
 use crate::fs::FsPlan;
 use crate::layout::{Layout, Table};
-use crate::verity::VerityReport;
 use crate::output::Written;
+use crate::verity::VerityReport;
 use crate::OutputRequest;
 use kiln_disk::layout::DiskLayout;
 

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg, PlanError};
 use kiln_container::ImageFormat;
+use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg, PlanError};
 use kiln_fat::{FatOptions, FatVariant};
 use kiln_sink::Durability;
 use kiln_tree::{IdMap, Policy, TarOptions};

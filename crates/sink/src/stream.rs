@@ -530,9 +530,15 @@ impl Encoder for ZstdOver {
 
     fn finish(self: Box<Self>) -> io::Result<Option<u64>> {
         self.inner.finish()?;
-        let ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let ended = self
+            .ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let ended = ended.unwrap_or_else(|| {
-            Err(io::Error::other("the zstd frame was not ended by its encoder"))
+            Err(io::Error::other(
+                "the zstd frame was not ended by its encoder",
+            ))
         });
         ended.map(Some)
     }

@@ -143,7 +143,10 @@ impl Bench<'_> {
             return Ok(());
         };
         remove(raw)?;
-        let built = Command::new(&build[0]).args(&build[1..]).arg("--quiet").status()?;
+        let built = Command::new(&build[0])
+            .args(&build[1..])
+            .arg("--quiet")
+            .status()?;
         let compare = Command::new("qemu-img")
             .args(["compare", "-f", "raw", "-F", "qcow2"])
             .arg(raw)

@@ -33,7 +33,10 @@ pub fn require_tools(names: &[&str]) -> bool {
             let why = format!(
                 "the tool `{name}` is not installed (apt-get install qemu-utils android-sdk-libsparse-utils bmap-tools)"
             );
-            assert!(!in_ci(), "{why} (CI=true: a missing tool is a failure, not a skip)");
+            assert!(
+                !in_ci(),
+                "{why} (CI=true: a missing tool is a failure, not a skip)"
+            );
             eprintln!("SKIPPED: {why}");
             return false;
         }
@@ -194,7 +197,10 @@ pub fn encode_stream(options: &ContainerOptions, steps: &[Step]) -> Vec<u8> {
         }
     }
     let out = Shared::default();
-    feed(stream_encoder(options, Box::new(out.clone())).unwrap(), steps);
+    feed(
+        stream_encoder(options, Box::new(out.clone())).unwrap(),
+        steps,
+    );
     let bytes = out.0.lock().unwrap().clone();
     bytes
 }
