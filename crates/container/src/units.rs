@@ -159,7 +159,7 @@ impl Units {
 /// Whether every byte of `bytes` is zero (a word at a time).
 pub(crate) fn is_zero(bytes: &[u8]) -> bool {
     let mut words = bytes.chunks_exact(16);
-    let words_zero = (&mut words).all(|w| u128::from_ne_bytes(w.try_into().unwrap()) == 0);
+    let words_zero = words.by_ref().all(|w| u128::from_ne_bytes(w.try_into().unwrap()) == 0);
     words_zero && words.remainder().iter().all(|&b| b == 0)
 }
 
