@@ -6,6 +6,8 @@
 //! entries (ext4, with its htree index checked), the streamed zstd output against a raw build
 //! followed by `zstd -T0 -3`, the scale checks (`--scale` runs those alone), and the FAT row
 //! (bench/fat.rs; `--fat` runs it alone): kiln against `mkfs.fat` + `mcopy` on an ESP-like tree.
+//! `--verity` (bench/verity.rs) and `--containers` (bench/containers.rs: kiln straight to
+//! qcow2 against a build followed by `qemu-img convert`) run their rows alone.
 //!
 //! The tree is read once (counting it, then the floor) before anything is timed, so every
 //! timing is with a warm cache. Each tool runs `--runs` times and the median counts; each

@@ -27,6 +27,12 @@
 //! table takes its numbers from the build's `--report`. On a read-only root the check
 //! script shows that a write fails instead of writing.
 //!
+//! `qcow2-gpt` and `vhd-ext4` boot kiln's containers as QEMU reads them
+//! (`-drive format=qcow2`, `format=vpc`): a GPT disk written as qcow2, an ext4 written as
+//! a fixed VHD. The guest writes to them through QEMU's drivers (which allocate qcow2
+//! clusters among kiln's); afterwards `qemu-img check` finds the qcow2 consistent, and
+//! both are converted back to raw for the e2fsck judgement.
+//!
 //! The kernel and busybox packages are fetched once with `apt-get download` into
 //! `$KILN_BOOT_DIR` (default /tmp/kiln-boot), and the initramfs (initrd.rs) is kept there
 //! too.
