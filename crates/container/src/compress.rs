@@ -83,8 +83,13 @@ fn compress_all(clusters: &[(u64, Vec<u8>)], compress: CompressFn) -> io::Result
 
 /// Raw deflate with a 4 KiB window, as qcow2 reads it (QEMU inflates with
 /// a window of 2^12 bytes).
+///
+/// At the best level: on libraries, binaries, documentation and source,
+/// zlib-rs's default level comes out 0.2-4% larger than the C zlib that
+/// `qemu-img convert -c` runs at its default level; its best level is no
+/// larger, and still faster than that C zlib.
 pub(crate) fn raw_deflate_4k(bytes: &[u8]) -> io::Result<Vec<u8>> {
-    let mut c = flate2::Compress::new_with_window_bits(flate2::Compression::default(), false, 12);
+    let mut c = flate2::Compress::new_with_window_bits(flate2::Compression::best(), false, 12);
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8 + 64);
     loop {
         let read = c.total_in() as usize;
