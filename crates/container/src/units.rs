@@ -55,11 +55,6 @@ impl Units {
         }
     }
 
-    /// The unit size.
-    pub(crate) fn size(&self) -> usize {
-        self.size
-    }
-
     /// The next bytes of the image.
     pub(crate) fn data(
         &mut self,
@@ -159,7 +154,9 @@ impl Units {
 /// Whether every byte of `bytes` is zero (a word at a time).
 pub(crate) fn is_zero(bytes: &[u8]) -> bool {
     let mut words = bytes.chunks_exact(16);
-    let words_zero = words.by_ref().all(|w| u128::from_ne_bytes(w.try_into().unwrap()) == 0);
+    let words_zero = words
+        .by_ref()
+        .all(|w| u128::from_ne_bytes(w.try_into().unwrap()) == 0);
     words_zero && words.remainder().iter().all(|&b| b == 0)
 }
 
