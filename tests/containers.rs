@@ -170,6 +170,21 @@ fn a_disk_in_each_format() {
     );
     let verified = judge("sgdisk", &["-v", &s(&inner)]);
     assert!(verified.contains("No problems found"), "{verified}");
+    // A fixed disk size that is not whole MiB cannot be a VHD: refused, not rounded.
+    let odd = d.join("odd.toml");
+    write_file(
+        &odd,
+        layout
+            .replace("[disk]\n", "[disk]\nsize = \"33000K\"\n")
+            .as_bytes(),
+    );
+    let out = kiln(["build", "--config", &s(&odd), "-o", &s(&d.join("odd.vhd"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("whole number of MiB"),
+        "{err}"
+    );
+    assert!(!d.join("odd.vhd").exists());
 }
 
 /// `--bmap` beside a raw file, a qcow2 and a stream: `bmaptool copy`

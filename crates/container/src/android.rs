@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 
+use crate::length::{invalid, Length};
 use crate::units::{Unit, Units};
 use crate::{ContainerOptions, Encoder};
 
@@ -77,8 +78,7 @@ fn sparse_encoder(options: &ContainerOptions, out: File) -> io::Result<SparseEnc
     out.write_all(&header.encode())?;
     Ok(SparseEncoder {
         units: Units::new(blk_sz as usize),
-        size,
-        fed: 0,
+        length: Length::new("android-sparse", size),
         chunks: Chunks {
             out,
             header,
@@ -103,10 +103,6 @@ fn block_size(size: u64) -> io::Result<u64> {
                 "android-sparse: the image size {size} is not a multiple of 512 bytes (the smallest block size)"
             ))
         })
-}
-
-fn invalid(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
 /// The file header (`sparse_header_t`).
@@ -195,10 +191,8 @@ impl ChunkHeader {
 /// The encoder: the image cut into blocks, the blocks turned into chunks.
 struct SparseEncoder {
     units: Units,
-    /// The image size.
-    size: u64,
     /// The image bytes received so far.
-    fed: u64,
+    length: Length,
     chunks: Chunks,
 }
 
@@ -411,42 +405,21 @@ fn crc_zeros(crc: &mut crc32fast::Hasher, len: u64) {
     crc.update(&zeros[..(len % PIECE) as usize]);
 }
 
-impl SparseEncoder {
-    /// Counts `len` more image bytes; refuses any past the image size.
-    fn take(&mut self, len: u64) -> io::Result<()> {
-        match self.fed.checked_add(len) {
-            Some(fed) if fed <= self.size => {
-                self.fed = fed;
-                Ok(())
-            }
-            _ => Err(invalid(format!(
-                "android-sparse: {len} more bytes after {} run past the {}-byte image",
-                self.fed, self.size
-            ))),
-        }
-    }
-}
-
 impl Encoder for SparseEncoder {
     fn data(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.take(buf.len() as u64)?;
+        self.length.take(buf.len() as u64)?;
         let chunks = &mut self.chunks;
         self.units.data(buf, &mut |u| chunks.unit(u))
     }
 
     fn zeros(&mut self, len: u64) -> io::Result<()> {
-        self.take(len)?;
+        self.length.take(len)?;
         let chunks = &mut self.chunks;
         self.units.zeros(len, &mut |u| chunks.unit(u))
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<Option<u64>> {
-        if self.fed != self.size {
-            return Err(invalid(format!(
-                "android-sparse: the image ended after {} of its {} bytes",
-                self.fed, self.size
-            )));
-        }
+        self.length.complete()?;
         let chunks = &mut self.chunks;
         self.units.finish(&mut |u| chunks.unit(u))?;
         let len = self.chunks.finish()?;

@@ -17,6 +17,7 @@ use std::io::{self, Write};
 
 use sha2::{Digest, Sha256};
 
+use crate::length::{invalid, Length};
 use crate::units::{Unit, Units};
 use crate::Encoder;
 
@@ -38,7 +39,7 @@ pub struct Bmap {
     /// The image size.
     size: u64,
     /// The image bytes received so far.
-    fed: u64,
+    length: Length,
 }
 
 /// The mapped ranges found so far.
@@ -74,27 +75,9 @@ impl Bmap {
                 open: None,
             },
             size,
-            fed: 0,
+            length: Length::new("bmap", size),
         })
     }
-
-    /// Counts `len` more image bytes; refuses any past the image size.
-    fn take(&mut self, len: u64) -> io::Result<()> {
-        match self.fed.checked_add(len) {
-            Some(fed) if fed <= self.size => {
-                self.fed = fed;
-                Ok(())
-            }
-            _ => Err(invalid(format!(
-                "bmap: {len} more bytes after {} run past the {}-byte image",
-                self.fed, self.size
-            ))),
-        }
-    }
-}
-
-fn invalid(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
 impl Map {
@@ -227,7 +210,7 @@ fn human_size(size: u64) -> String {
 
 impl Encoder for Bmap {
     fn data(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.take(buf.len() as u64)?;
+        self.length.take(buf.len() as u64)?;
         self.inner.data(buf)?;
         let map = &mut self.map;
         self.units.data(buf, &mut |u| {
@@ -237,7 +220,7 @@ impl Encoder for Bmap {
     }
 
     fn zeros(&mut self, len: u64) -> io::Result<()> {
-        self.take(len)?;
+        self.length.take(len)?;
         self.inner.zeros(len)?;
         let map = &mut self.map;
         self.units.zeros(len, &mut |u| {
@@ -247,12 +230,7 @@ impl Encoder for Bmap {
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<Option<u64>> {
-        if self.fed != self.size {
-            return Err(invalid(format!(
-                "bmap: the image ended after {} of its {} bytes",
-                self.fed, self.size
-            )));
-        }
+        self.length.complete()?;
         if self.size == 0 {
             return Err(invalid("bmap: the image is empty".into()));
         }
@@ -278,21 +256,7 @@ impl Encoder for Bmap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    /// A writer whose bytes the test keeps.
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::bytes::Shared;
 
     fn bmap(size: u64, steps: &[(bool, Vec<u8>)]) -> (String, Vec<u8>) {
         let raw = Shared::default();
@@ -310,8 +274,8 @@ mod tests {
             }
         }
         assert_eq!(enc.finish().unwrap(), None);
-        let xml = String::from_utf8(xml.0.lock().unwrap().clone()).unwrap();
-        let raw = raw.0.lock().unwrap().clone();
+        let xml = String::from_utf8(xml.bytes()).unwrap();
+        let raw = raw.bytes();
         (xml, raw)
     }
 

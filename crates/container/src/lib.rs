@@ -24,7 +24,9 @@
 
 mod android;
 pub mod bmap;
+mod bytes;
 mod compress;
+mod length;
 mod qcow2;
 mod raw;
 mod units;

@@ -17,7 +17,9 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 
+use crate::bytes::{put_be16, put_be32, put_be64};
 use crate::compress::{raw_deflate_4k, zstd_frame, Batch};
+use crate::length::{invalid, Length};
 use crate::units::{Unit, Units};
 use crate::{ClusterCompression, ContainerOptions, Encoder};
 
@@ -90,7 +92,7 @@ pub(crate) fn encoder(options: &ContainerOptions, out: File) -> io::Result<Box<d
     Ok(Box::new(Qcow2 {
         size,
         compression_type,
-        fed: 0,
+        length: Length::new("qcow2", options.size),
         units: Units::new(CLUSTER as usize),
         store: Store {
             host,
@@ -98,11 +100,6 @@ pub(crate) fn encoder(options: &ContainerOptions, out: File) -> io::Result<Box<d
             entries: Vec::new(),
         },
     }))
-}
-
-/// An `InvalidInput` error: options or input the format cannot take.
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, message)
 }
 
 /// Entries of the L1 table of a virtual disk of `size` bytes.
@@ -117,7 +114,7 @@ struct Qcow2 {
     /// The header's compression_type.
     compression_type: u8,
     /// Image bytes received so far.
-    fed: u64,
+    length: Length,
     /// The cutter into clusters.
     units: Units,
     /// Where the clusters go.
@@ -126,13 +123,13 @@ struct Qcow2 {
 
 impl Encoder for Qcow2 {
     fn data(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.fed += buf.len() as u64;
+        self.length.take(buf.len() as u64)?;
         let store = &mut self.store;
         self.units.data(buf, &mut |unit| store.unit(unit))
     }
 
     fn zeros(&mut self, len: u64) -> io::Result<()> {
-        self.fed += len;
+        self.length.take(len)?;
         let store = &mut self.store;
         self.units.zeros(len, &mut |unit| store.unit(unit))
     }
@@ -141,15 +138,11 @@ impl Encoder for Qcow2 {
         let Qcow2 {
             size,
             compression_type,
-            fed,
+            length,
             mut units,
             mut store,
         } = *self;
-        if fed != size {
-            return Err(invalid(format!(
-                "qcow2: the image was {fed} bytes, the options say {size}"
-            )));
-        }
+        length.complete()?;
         units.finish(&mut |unit| store.unit(unit))?;
         store.drain()?;
         store.finish(size, compression_type).map(Some)
@@ -268,7 +261,7 @@ impl Store {
 fn l1_table(l1: &[(u64, u64)], l1_size: u64) -> Vec<u8> {
     let mut table = vec![0u8; (l1_size * 8) as usize];
     for &(index, entry) in l1 {
-        put_u64(&mut table, (index * 8) as usize, entry);
+        put_be64(&mut table, (index * 8) as usize, entry);
     }
     table
 }
@@ -277,7 +270,7 @@ fn l1_table(l1: &[(u64, u64)], l1_size: u64) -> Vec<u8> {
 fn l2_table(entries: &[(u64, u64)]) -> Vec<u8> {
     let mut table = vec![0u8; CLUSTER as usize];
     for &(guest, entry) in entries {
-        put_u64(&mut table, ((guest % L2_ENTRIES) * 8) as usize, entry);
+        put_be64(&mut table, ((guest % L2_ENTRIES) * 8) as usize, entry);
     }
     table
 }
@@ -464,7 +457,7 @@ impl Host {
         let table_len = blocks_offset - table_offset;
         let mut table = vec![0u8; table_len as usize];
         for block in 0..blocks {
-            put_u64(
+            put_be64(
                 &mut table,
                 (block * 8) as usize,
                 blocks_offset + block * CLUSTER,
@@ -495,7 +488,7 @@ fn refcount_block(refs: &[u16], block: u64) -> Vec<u8> {
     let start = (block * REFS_PER_BLOCK) as usize;
     let end = (start + REFS_PER_BLOCK as usize).min(refs.len());
     for (i, &count) in refs[start..end].iter().enumerate() {
-        put_u16(&mut bytes, i * 2, count);
+        put_be16(&mut bytes, i * 2, count);
     }
     bytes
 }
@@ -535,51 +528,24 @@ impl Header {
         // The extension area ends with an 8-byte zero type and length.
         let mut b = vec![0u8; HEADER_LENGTH as usize + 8];
         b[0..4].copy_from_slice(b"QFI\xfb"); // magic
-        put_u32(&mut b, 4, 3); // version
-        put_u32(&mut b, 20, CLUSTER_BITS); // cluster_bits
-        put_u64(&mut b, 24, self.size); // size
-        put_u32(&mut b, 36, self.l1_size); // l1_size
-        put_u64(&mut b, 40, self.l1_table_offset); // l1_table_offset
-        put_u64(&mut b, 48, self.refcount_table_offset); // refcount_table_offset
-        put_u32(&mut b, 56, self.refcount_table_clusters); // refcount_table_clusters
+        put_be32(&mut b, 4, 3); // version
+        put_be32(&mut b, 20, CLUSTER_BITS); // cluster_bits
+        put_be64(&mut b, 24, self.size); // size
+        put_be32(&mut b, 36, self.l1_size); // l1_size
+        put_be64(&mut b, 40, self.l1_table_offset); // l1_table_offset
+        put_be64(&mut b, 48, self.refcount_table_offset); // refcount_table_offset
+        put_be32(&mut b, 56, self.refcount_table_clusters); // refcount_table_clusters
         let incompatible = if self.compression_type == COMPRESSION_ZLIB {
             0
         } else {
             INCOMPAT_COMPRESSION_TYPE
         };
-        put_u64(&mut b, 72, incompatible); // incompatible_features
-        put_u32(&mut b, 96, REFCOUNT_ORDER); // refcount_order
-        put_u32(&mut b, 100, HEADER_LENGTH); // header_length
+        put_be64(&mut b, 72, incompatible); // incompatible_features
+        put_be32(&mut b, 96, REFCOUNT_ORDER); // refcount_order
+        put_be32(&mut b, 100, HEADER_LENGTH); // header_length
         b[104] = self.compression_type; // compression_type
         b
     }
-}
-
-/// Writes `v` big-endian at `buf[off..off + 2]`.
-///
-/// # Panics
-/// If the field does not lie inside `buf`.
-#[track_caller]
-fn put_u16(buf: &mut [u8], off: usize, v: u16) {
-    buf[off..off + 2].copy_from_slice(&v.to_be_bytes());
-}
-
-/// Writes `v` big-endian at `buf[off..off + 4]`.
-///
-/// # Panics
-/// If the field does not lie inside `buf`.
-#[track_caller]
-fn put_u32(buf: &mut [u8], off: usize, v: u32) {
-    buf[off..off + 4].copy_from_slice(&v.to_be_bytes());
-}
-
-/// Writes `v` big-endian at `buf[off..off + 8]`.
-///
-/// # Panics
-/// If the field does not lie inside `buf`.
-#[track_caller]
-fn put_u64(buf: &mut [u8], off: usize, v: u64) {
-    buf[off..off + 8].copy_from_slice(&v.to_be_bytes());
 }
 
 #[cfg(test)]

@@ -61,17 +61,11 @@ impl Units {
         mut bytes: &[u8],
         f: &mut impl FnMut(Unit<'_>) -> io::Result<()>,
     ) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let take = (self.size - self.buf.len()).min(bytes.len());
-            self.buf.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            if self.buf.len() < self.size {
-                return Ok(());
-            }
-            let unit = std::mem::take(&mut self.buf);
-            self.unit(&unit, f)?;
-            self.buf = unit;
-            self.buf.clear();
+        let take = self.room().min(bytes.len());
+        self.buf.extend_from_slice(&bytes[..take]);
+        bytes = &bytes[take..];
+        if !self.pass_full(f)? {
+            return Ok(());
         }
         let mut whole = bytes.chunks_exact(self.size);
         for unit in &mut whole {
@@ -87,21 +81,41 @@ impl Units {
         mut len: u64,
         f: &mut impl FnMut(Unit<'_>) -> io::Result<()>,
     ) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let take = ((self.size - self.buf.len()) as u64).min(len);
-            self.buf.resize(self.buf.len() + take as usize, 0);
-            len -= take;
-            if self.buf.len() < self.size {
-                return Ok(());
-            }
-            let unit = std::mem::take(&mut self.buf);
-            self.unit(&unit, f)?;
-            self.buf = unit;
-            self.buf.clear();
+        let take = (self.room() as u64).min(len);
+        self.buf.resize(self.buf.len() + take as usize, 0);
+        len -= take;
+        if !self.pass_full(f)? {
+            return Ok(());
         }
         self.zero_run += len / self.size as u64;
         self.buf.resize((len % self.size as u64) as usize, 0);
         Ok(())
+    }
+
+    /// What the unit being filled still takes: none when no unit is begun
+    /// (whole units then go on without a copy).
+    fn room(&self) -> usize {
+        if self.buf.is_empty() {
+            0
+        } else {
+            self.size - self.buf.len()
+        }
+    }
+
+    /// Passes on the unit being filled once it is full; false while it is
+    /// begun and not full (the input ran out before its end).
+    fn pass_full(&mut self, f: &mut impl FnMut(Unit<'_>) -> io::Result<()>) -> io::Result<bool> {
+        if self.buf.is_empty() {
+            return Ok(true);
+        }
+        if self.buf.len() < self.size {
+            return Ok(false);
+        }
+        let unit = std::mem::take(&mut self.buf);
+        self.unit(&unit, f)?;
+        self.buf = unit;
+        self.buf.clear();
+        Ok(true)
     }
 
     /// The image is complete: passes on the last unit (padded with zeros)

@@ -27,6 +27,8 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 
 use kiln_sink::stream::write_zeros;
 
+use crate::bytes::{put_be32, put_be64};
+use crate::length::Length;
 use crate::units::{Unit, Units};
 use crate::{ContainerOptions, Encoder, ImageFormat};
 
@@ -120,7 +122,7 @@ pub(crate) fn fixed(
     let virtual_size = checked_virtual_size(options)?;
     Ok(Box::new(Fixed {
         out: BufWriter::with_capacity(1 << 20, out),
-        input: Input::new(options.size),
+        input: Length::new("vhd", options.size),
         virtual_size,
         footer: encode_footer(&footer_fields(options, virtual_size, None)),
     }))
@@ -149,7 +151,7 @@ pub(crate) fn dynamic(options: &ContainerOptions, out: File) -> io::Result<Box<d
     out.write_all(&bat_bytes_of(&bat, bat_bytes))?;
     Ok(Box::new(Dynamic {
         out,
-        input: Input::new(options.size),
+        input: Length::new("vhd", options.size),
         units: Units::new(BLOCK_SIZE as usize),
         bat,
         table_offset,
@@ -174,39 +176,10 @@ fn checked_virtual_size(options: &ContainerOptions) -> io::Result<u64> {
     Ok(virtual_size)
 }
 
-/// Counts the image bytes an encoder is given, and refuses more than the
-/// image's size (they would land beyond the disk the footer describes).
-struct Input {
-    size: u64,
-    seen: u64,
-}
-
-impl Input {
-    fn new(size: u64) -> Input {
-        Input { size, seen: 0 }
-    }
-
-    fn take(&mut self, len: u64) -> io::Result<()> {
-        match self.seen.checked_add(len) {
-            Some(end) if end <= self.size => {
-                self.seen = end;
-                Ok(())
-            }
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{len} more bytes after {} run past the end of the {}-byte image",
-                    self.seen, self.size
-                ),
-            )),
-        }
-    }
-}
-
 /// A fixed VHD being written.
 struct Fixed {
     out: BufWriter<Box<dyn Write + Send>>,
-    input: Input,
+    input: Length,
     virtual_size: u64,
     footer: [u8; FOOTER_SIZE],
 }
@@ -223,7 +196,7 @@ impl Encoder for Fixed {
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<Option<u64>> {
-        write_zeros(&mut self.out, self.virtual_size - self.input.seen)?;
+        write_zeros(&mut self.out, self.virtual_size - self.input.seen())?;
         self.out.write_all(&self.footer)?;
         let mut inner = self.out.into_inner().map_err(|e| e.into_error())?;
         inner.flush()?;
@@ -234,7 +207,7 @@ impl Encoder for Fixed {
 /// A dynamic VHD being written.
 struct Dynamic {
     out: BufWriter<File>,
-    input: Input,
+    input: Length,
     units: Units,
     /// The sector of each block's bitmap, or [`UNALLOCATED`].
     bat: Vec<u32>,
@@ -438,29 +411,10 @@ fn chs(total_sectors: u64) -> (u16, u8, u8) {
     (cylinders as u16, heads as u8, sectors_per_track as u8)
 }
 
-/// Writes `v` at `off` as a big-endian u32.
-#[track_caller]
-fn put_be32(buf: &mut [u8], off: usize, v: u32) {
-    buf[off..off + 4].copy_from_slice(&v.to_be_bytes());
-}
-
-/// Writes `v` at `off` as a big-endian u64.
-#[track_caller]
-fn put_be64(buf: &mut [u8], off: usize, v: u64) {
-    buf[off..off + 8].copy_from_slice(&v.to_be_bytes());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn be32(b: &[u8], off: usize) -> u32 {
-        u32::from_be_bytes(b[off..off + 4].try_into().unwrap())
-    }
-
-    fn be64(b: &[u8], off: usize) -> u64 {
-        u64::from_be_bytes(b[off..off + 8].try_into().unwrap())
-    }
+    use crate::bytes::{be32, be64};
 
     /// Verifies a structure's checksum as a reader does: the field zeroed,
     /// the rest summed.

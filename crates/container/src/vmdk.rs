@@ -26,7 +26,9 @@ use std::io::{self, BufWriter, Write};
 
 use kiln_sink::stream::write_zeros;
 
+use crate::bytes::{put_le32, put_le64};
 use crate::compress::{zlib, Batch};
+use crate::length::Length;
 use crate::units::{Unit, Units};
 use crate::{ContainerOptions, Encoder};
 
@@ -168,8 +170,7 @@ pub(crate) fn encoder(
             gd: Vec::new(),
             groups: grains.div_ceil(GTES_PER_GT),
         },
-        size: options.size,
-        seen: 0,
+        length: Length::new("vmdk", options.size),
     }))
 }
 
@@ -179,9 +180,8 @@ struct Vmdk {
     /// Grains waiting to be compressed.
     batch: Batch,
     stream: Stream,
-    /// The image size, and the image bytes given so far.
-    size: u64,
-    seen: u64,
+    /// The image bytes given so far.
+    length: Length,
 }
 
 /// The output and what is known of its tables.
@@ -203,25 +203,6 @@ struct Stream {
     groups: u64,
 }
 
-impl Vmdk {
-    /// Counts `len` more image bytes, refusing any past the image's end.
-    fn take(&mut self, len: u64) -> io::Result<()> {
-        match self.seen.checked_add(len) {
-            Some(end) if end <= self.size => {
-                self.seen = end;
-                Ok(())
-            }
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{len} more bytes after {} run past the end of the {}-byte image",
-                    self.seen, self.size
-                ),
-            )),
-        }
-    }
-}
-
 /// Queues a grain that holds data; compresses and writes the batch once
 /// it is full.
 fn queue(unit: Unit<'_>, batch: &mut Batch, stream: &mut Stream) -> io::Result<()> {
@@ -235,7 +216,7 @@ fn queue(unit: Unit<'_>, batch: &mut Batch, stream: &mut Stream) -> io::Result<(
 
 impl Encoder for Vmdk {
     fn data(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.take(buf.len() as u64)?;
+        self.length.take(buf.len() as u64)?;
         let Vmdk {
             units,
             batch,
@@ -246,7 +227,7 @@ impl Encoder for Vmdk {
     }
 
     fn zeros(&mut self, len: u64) -> io::Result<()> {
-        self.take(len)?;
+        self.length.take(len)?;
         let Vmdk {
             units,
             batch,
@@ -261,8 +242,9 @@ impl Encoder for Vmdk {
             mut units,
             mut batch,
             mut stream,
-            ..
+            length,
         } = *self;
+        length.complete()?;
         units.finish(&mut |u| queue(u, &mut batch, &mut stream))?;
         batch.drain(|index, _, packed| stream.grain(index, packed))?;
         stream.finish().map(Some)
@@ -301,9 +283,9 @@ impl Stream {
         self.end_groups_before(index / GTES_PER_GT)?;
         let sector = self.sector()?;
         let mut head = [0u8; marker::GRAIN_HEADER];
-        put_u64(&mut head, marker::VAL, index * GRAIN_SECTORS);
+        put_le64(&mut head, marker::VAL, index * GRAIN_SECTORS);
         // A 64 KiB grain deflates to well under 4 GiB.
-        put_u32(&mut head, marker::SIZE, packed.len() as u32);
+        put_le32(&mut head, marker::SIZE, packed.len() as u32);
         self.write(&head)?;
         self.write(packed)?;
         self.pad()?;
@@ -335,8 +317,8 @@ impl Stream {
     /// A metadata marker: `sectors` of metadata of `kind` follow.
     fn metadata_marker(&mut self, sectors: u64, kind: u32) -> io::Result<()> {
         let mut m = [0u8; SECTOR as usize];
-        put_u64(&mut m, marker::VAL, sectors);
-        put_u32(&mut m, marker::TYPE, kind);
+        put_le64(&mut m, marker::VAL, sectors);
+        put_le32(&mut m, marker::TYPE, kind);
         self.write(&m)
     }
 
@@ -353,7 +335,7 @@ impl Stream {
 
         self.metadata_marker(1, marker::FOOTER)?;
         let mut footer = self.header;
-        put_u64(&mut footer, header::GD_OFFSET, gd_offset);
+        put_le64(&mut footer, header::GD_OFFSET, gd_offset);
         self.write(&footer)?;
         // The end of stream: a marker of no sectors, type 0 (a zero sector).
         self.metadata_marker(0, marker::END_OF_STREAM)?;
@@ -381,21 +363,21 @@ struct HeaderFields {
 /// footer).
 fn encode_header(f: &HeaderFields) -> [u8; SECTOR as usize] {
     let mut b = [0u8; SECTOR as usize];
-    put_u32(&mut b, header::MAGIC_NUMBER, MAGIC);
-    put_u32(&mut b, header::VERSION, VERSION);
-    put_u32(
+    put_le32(&mut b, header::MAGIC_NUMBER, MAGIC);
+    put_le32(&mut b, header::VERSION, VERSION);
+    put_le32(
         &mut b,
         header::FLAGS,
         FLAG_NEWLINE_DETECTION | FLAG_COMPRESSED | FLAG_MARKERS,
     );
-    put_u64(&mut b, header::CAPACITY, f.capacity);
-    put_u64(&mut b, header::GRAIN_SIZE, GRAIN_SECTORS);
-    put_u64(&mut b, header::DESCRIPTOR_OFFSET, DESCRIPTOR_OFFSET);
-    put_u64(&mut b, header::DESCRIPTOR_SIZE, f.descriptor_size);
-    put_u32(&mut b, header::NUM_GTES_PER_GT, GTES_PER_GT as u32);
-    put_u64(&mut b, header::RGD_OFFSET, 0);
-    put_u64(&mut b, header::GD_OFFSET, f.gd_offset);
-    put_u64(&mut b, header::OVER_HEAD, f.over_head);
+    put_le64(&mut b, header::CAPACITY, f.capacity);
+    put_le64(&mut b, header::GRAIN_SIZE, GRAIN_SECTORS);
+    put_le64(&mut b, header::DESCRIPTOR_OFFSET, DESCRIPTOR_OFFSET);
+    put_le64(&mut b, header::DESCRIPTOR_SIZE, f.descriptor_size);
+    put_le32(&mut b, header::NUM_GTES_PER_GT, GTES_PER_GT as u32);
+    put_le64(&mut b, header::RGD_OFFSET, 0);
+    put_le64(&mut b, header::GD_OFFSET, f.gd_offset);
+    put_le64(&mut b, header::OVER_HEAD, f.over_head);
     b[header::UNCLEAN_SHUTDOWN] = 0;
     b[header::SINGLE_END_LINE_CHAR] = b'\n';
     b[header::NON_END_LINE_CHAR] = b' ';
@@ -450,53 +432,19 @@ fn descriptor(capacity: u64, cid: u32, identity: &[u8; 16], name: &str) -> Strin
     )
 }
 
-/// Writes `v` at `off` as a little-endian u32.
-#[track_caller]
-fn put_u32(buf: &mut [u8], off: usize, v: u32) {
-    buf[off..off + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-/// Writes `v` at `off` as a little-endian u64.
-#[track_caller]
-fn put_u64(buf: &mut [u8], off: usize, v: u64) {
-    buf[off..off + 8].copy_from_slice(&v.to_le_bytes());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bytes::{le32, le64, Shared};
     use crate::ImageFormat;
     use std::io::Read;
-    use std::sync::{Arc, Mutex};
-
-    fn u32_at(b: &[u8], off: usize) -> u32 {
-        u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
-    }
-
-    fn u64_at(b: &[u8], off: usize) -> u64 {
-        u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
-    }
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     fn encode(options: &ContainerOptions, image: &[u8]) -> Vec<u8> {
         let out = Shared::default();
         let mut e = encoder(options, Box::new(out.clone())).unwrap();
         e.data(image).unwrap();
         let len = e.finish().unwrap().unwrap();
-        let bytes = out.0.lock().unwrap().clone();
+        let bytes = out.bytes();
         assert_eq!(len, bytes.len() as u64);
         bytes
     }
@@ -510,15 +458,15 @@ mod tests {
             over_head: 128,
         });
         assert_eq!(&h[..4], b"KDMV");
-        assert_eq!(u32_at(&h, header::VERSION), 3);
-        assert_eq!(u32_at(&h, header::FLAGS), 0x0003_0001);
-        assert_eq!(u64_at(&h, header::CAPACITY), 10240);
-        assert_eq!(u64_at(&h, header::GRAIN_SIZE), 128);
-        assert_eq!(u64_at(&h, header::DESCRIPTOR_OFFSET), 1);
-        assert_eq!(u64_at(&h, header::DESCRIPTOR_SIZE), 20);
-        assert_eq!(u32_at(&h, header::NUM_GTES_PER_GT), 512);
-        assert_eq!(u64_at(&h, header::GD_OFFSET), u64::MAX);
-        assert_eq!(u64_at(&h, header::OVER_HEAD), 128);
+        assert_eq!(le32(&h, header::VERSION), 3);
+        assert_eq!(le32(&h, header::FLAGS), 0x0003_0001);
+        assert_eq!(le64(&h, header::CAPACITY), 10240);
+        assert_eq!(le64(&h, header::GRAIN_SIZE), 128);
+        assert_eq!(le64(&h, header::DESCRIPTOR_OFFSET), 1);
+        assert_eq!(le64(&h, header::DESCRIPTOR_SIZE), 20);
+        assert_eq!(le32(&h, header::NUM_GTES_PER_GT), 512);
+        assert_eq!(le64(&h, header::GD_OFFSET), u64::MAX);
+        assert_eq!(le64(&h, header::OVER_HEAD), 128);
         // As QEMU writes them: "\n \r\n", then deflate (1).
         assert_eq!(&h[72..79], &[0, b'\n', b' ', b'\r', b'\n', 1, 0]);
         assert!(h[79..].iter().all(|&b| b == 0));
@@ -569,19 +517,19 @@ mod tests {
             f[..SECTOR as usize],
             {
                 let mut h = f[n - 1024..n - 512].to_vec();
-                put_u64(&mut h, header::GD_OFFSET, GD_AT_END);
+                put_le64(&mut h, header::GD_OFFSET, GD_AT_END);
                 h
             }[..]
         );
         assert!(f[n - 512..].iter().all(|&b| b == 0), "end of stream");
-        assert_eq!(u32_at(&f, n - 1536 + marker::TYPE), marker::FOOTER);
+        assert_eq!(le32(&f, n - 1536 + marker::TYPE), marker::FOOTER);
         let footer = &f[n - 1024..n - 512];
-        let gd_offset = u64_at(footer, header::GD_OFFSET) as usize * 512;
+        let gd_offset = le64(footer, header::GD_OFFSET) as usize * 512;
         assert_eq!(
-            u32_at(&f, gd_offset - 512 + marker::TYPE),
+            le32(&f, gd_offset - 512 + marker::TYPE),
             marker::GRAIN_DIRECTORY
         );
-        let gd: Vec<u32> = (0..3).map(|g| u32_at(&f, gd_offset + g * 4)).collect();
+        let gd: Vec<u32> = (0..3).map(|g| le32(&f, gd_offset + g * 4)).collect();
         assert_ne!(gd[0], 0);
         assert_eq!(gd[1], 0, "a group without data has no grain table");
         assert_ne!(gd[2], 0);
@@ -593,17 +541,17 @@ mod tests {
                 continue;
             }
             let gt = gt as usize * 512;
-            assert_eq!(u32_at(&f, gt - 512 + marker::TYPE), marker::GRAIN_TABLE);
-            assert_eq!(u64_at(&f, gt - 512 + marker::VAL), GT_SECTORS);
+            assert_eq!(le32(&f, gt - 512 + marker::TYPE), marker::GRAIN_TABLE);
+            assert_eq!(le64(&f, gt - 512 + marker::VAL), GT_SECTORS);
             for e in 0..GTES_PER_GT as usize {
-                let sector = u32_at(&f, gt + e * 4) as usize;
+                let sector = le32(&f, gt + e * 4) as usize;
                 if sector == 0 {
                     continue;
                 }
                 let grain = g * 512 + e;
                 let at = sector * 512;
-                assert_eq!(u64_at(&f, at), grain as u64 * GRAIN_SECTORS);
-                let len = u32_at(&f, at + 8) as usize;
+                assert_eq!(le64(&f, at), grain as u64 * GRAIN_SECTORS);
+                let len = le32(&f, at + 8) as usize;
                 let mut out = Vec::new();
                 flate2::read::ZlibDecoder::new(&f[at + 12..at + 12 + len])
                     .read_to_end(&mut out)

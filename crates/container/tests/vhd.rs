@@ -7,7 +7,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{encode_file, encode_stream, raw_bytes, require_tools, run, run_ok, test_image, Step};
+use common::{
+    encode_file, encode_stream, json_field, path_str, raw_bytes, require_tools, run, run_ok,
+    sparse_image, test_image, Step,
+};
 use kiln_container::{ContainerOptions, ImageFormat};
 
 const MIB: u64 = 1 << 20;
@@ -25,25 +28,6 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
     ]
 }
 
-/// A large image that is mostly gaps: a few pieces of [`test_image`] data
-/// at the start, in the middle of the second MiB block, past 64 MiB, and
-/// the last byte.
-fn sparse_image(seed: u64, size: u64) -> Vec<Step> {
-    let mut steps = Vec::new();
-    let mut at = 0;
-    for (i, start) in [0, 3 * MIB + 777, 66 * MIB + 4096].into_iter().enumerate() {
-        if start > at {
-            steps.push(Step::Gap(start - at));
-        }
-        let piece = test_image(seed + i as u64, 400_000);
-        at = start + 400_000;
-        steps.extend(piece);
-    }
-    steps.push(Step::Gap(size - 1 - at));
-    steps.push(Step::Data(vec![0x55]));
-    steps
-}
-
 fn options(format: ImageFormat, size: u64) -> ContainerOptions {
     let mut o = ContainerOptions::new(format, size);
     o.identity = *b"kiln-vhd-test-id";
@@ -56,26 +40,6 @@ fn write_padded_raw(steps: &[Step], len: u64, path: &Path) {
     let mut raw = raw_bytes(steps);
     raw.resize(len as usize, 0);
     std::fs::write(path, raw).unwrap();
-}
-
-/// The value of `"key": value` in `qemu-img info --output=json`.
-fn json_field(json: &str, key: &str) -> String {
-    let pat = format!("\"{key}\": ");
-    let at = json
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-        + pat.len();
-    json[at..]
-        .split([',', '\n'])
-        .next()
-        .unwrap()
-        .trim()
-        .trim_matches('"')
-        .to_string()
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `qemu-img check`, or a note that the driver has none.

@@ -147,6 +147,46 @@ pub fn test_image(seed: u64, size: u64) -> Vec<Step> {
     steps
 }
 
+/// A large image that is mostly gaps: pieces of [`test_image`] data at the
+/// start, at 3 MiB + 777, past 64 MiB, and the last byte.
+pub fn sparse_image(seed: u64, size: u64) -> Vec<Step> {
+    const MIB: u64 = 1 << 20;
+    let mut steps = Vec::new();
+    let mut at = 0;
+    for (i, start) in [0, 3 * MIB + 777, 66 * MIB + 4096].into_iter().enumerate() {
+        if start > at {
+            steps.push(Step::Gap(start - at));
+        }
+        let piece = test_image(seed + i as u64, 400_000);
+        at = start + 400_000;
+        steps.extend(piece);
+    }
+    steps.push(Step::Gap(size - 1 - at));
+    steps.push(Step::Data(vec![0x55]));
+    steps
+}
+
+/// The value of `"key": value` in `qemu-img info --output=json`.
+pub fn json_field(json: &str, key: &str) -> String {
+    let pat = format!("\"{key}\": ");
+    let at = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + pat.len();
+    json[at..]
+        .split([',', '\n'])
+        .next()
+        .unwrap()
+        .trim()
+        .trim_matches('"')
+        .to_string()
+}
+
+/// A path as the `&str` an argument list takes.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 /// The raw bytes of an image given as steps.
 pub fn raw_bytes(steps: &[Step]) -> Vec<u8> {
     let mut out = Vec::new();
