@@ -181,7 +181,10 @@ mod tests {
 
     /// What a cutter passes on, as (index, Some(bytes)) for data and
     /// (first, None) repeated per zero unit.
-    fn cut(size: usize, steps: &[(bool, Vec<u8>)]) -> (Vec<(u64, Option<Vec<u8>>)>, u64) {
+    /// Each unit passed on: its index, and its bytes if it holds data.
+    type Cut = Vec<(u64, Option<Vec<u8>>)>;
+
+    fn cut(size: usize, steps: &[(bool, Vec<u8>)]) -> (Cut, u64) {
         let mut got = Vec::new();
         let mut f = |u: Unit<'_>| {
             match u {

@@ -9,7 +9,9 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use common::{encode_file, require_tools, run, run_ok, test_image, Rng, Step};
+use common::{
+    assert_qemu_finds_raw, encode_file, require_tools, run, run_ok, test_image, Rng, Step,
+};
 use kiln_container::{file_encoder, ClusterCompression, ContainerOptions, ImageFormat};
 
 const KIB: u64 = 1 << 10;
@@ -127,22 +129,7 @@ fn judge(name: &str, size: u64, steps: &[Step]) -> Vec<(&'static str, u64, u64)>
             "{name} {mode}: the length finish returns"
         );
         assert_checks(&ours);
-        let same = run_ok(
-            "qemu-img",
-            &[
-                "compare",
-                "-f",
-                "raw",
-                "-F",
-                "qcow2",
-                raw.to_str().unwrap(),
-                ours.to_str().unwrap(),
-            ],
-        );
-        assert!(
-            same.contains("Images are identical."),
-            "{name} {mode}: {same}"
-        );
+        assert_qemu_finds_raw(&raw, &ours, "qcow2", &format!("{name} {mode}"));
         assert_info(&ours, size, compression);
         encode_file(&options(size, compression), steps, &again);
         assert!(
@@ -320,17 +307,5 @@ fn over_one_refcount_block() {
     write_sparse_raw(&steps, size, &raw);
     encode_file(&options(size, ClusterCompression::None), &steps, &image);
     assert_checks(&image);
-    let same = run_ok(
-        "qemu-img",
-        &[
-            "compare",
-            "-f",
-            "raw",
-            "-F",
-            "qcow2",
-            raw.to_str().unwrap(),
-            image.to_str().unwrap(),
-        ],
-    );
-    assert!(same.contains("Images are identical."), "{same}");
+    assert_qemu_finds_raw(&raw, &image, "qcow2", "two refcount blocks");
 }

@@ -8,8 +8,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    encode_file, encode_stream, json_field, path_str, raw_bytes, require_tools, run, run_ok,
-    sparse_image, test_image, Step,
+    assert_qemu_finds_raw, encode_file, encode_stream, json_field, path_str, raw_bytes,
+    require_tools, run, run_ok, sparse_image, test_image, Step,
 };
 use kiln_container::{ContainerOptions, ImageFormat};
 
@@ -71,19 +71,7 @@ fn judge_with_qemu(file: &Path, raw: &Path, probe_args: &[&str], virtual_size: u
         virtual_size.to_string(),
         "{info}"
     );
-    let compare = run_ok(
-        "qemu-img",
-        &[
-            "compare",
-            "-f",
-            "raw",
-            "-F",
-            "vpc",
-            path_str(raw),
-            path_str(file),
-        ],
-    );
-    assert!(compare.contains("Images are identical"), "{compare}");
+    assert_qemu_finds_raw(raw, file, "vpc", &file.display().to_string());
 }
 
 #[test]

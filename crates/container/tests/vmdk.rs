@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{
-    encode_file, encode_stream, json_field, path_str, raw_bytes, require_tools, run_ok,
-    sparse_image, test_image, write_raw, Step,
+    assert_qemu_finds_raw, encode_file, encode_stream, json_field, path_str, raw_bytes,
+    require_tools, run_ok, sparse_image, test_image, write_raw, Step,
 };
 use kiln_container::{ContainerOptions, ImageFormat};
 
@@ -68,22 +66,7 @@ fn vmdk_is_read_by_qemu() {
             virtual_size.to_string(),
             "{info}"
         );
-        let compare = run_ok(
-            "qemu-img",
-            &[
-                "compare",
-                "-f",
-                "raw",
-                "-F",
-                "vmdk",
-                path_str(&raw),
-                path_str(&file),
-            ],
-        );
-        assert!(
-            compare.contains("Images are identical"),
-            "{name}: {compare}"
-        );
+        assert_qemu_finds_raw(&raw, &file, "vmdk", name);
 
         assert_eq!(encode_stream(&o, &steps), bytes, "{name}: stream");
         encode_file(&o, &steps, &file);

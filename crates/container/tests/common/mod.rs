@@ -182,6 +182,24 @@ pub fn json_field(json: &str, key: &str) -> String {
         .to_string()
 }
 
+/// `qemu-img compare` of the raw image `raw` with `image` in QEMU's driver
+/// `driver`: asserts that it finds them identical (`what` names the case).
+pub fn assert_qemu_finds_raw(raw: &Path, image: &Path, driver: &str, what: &str) {
+    let said = run_ok(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "raw",
+            "-F",
+            driver,
+            path_str(raw),
+            path_str(image),
+        ],
+    );
+    assert!(said.contains("Images are identical"), "{what}: {said}");
+}
+
 /// A path as the `&str` an argument list takes.
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
