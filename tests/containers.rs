@@ -279,6 +279,10 @@ fn streams_and_refusals() {
     let out = |name: &str| s(&d.join(name));
     refused(&["-o", &out("x.qcow2.zst")], "not a .zst stream");
     refused(
+        &["-o", &out("x.qcow2"), "--compress", "zstd:19"],
+        "default level",
+    );
+    refused(
         &["-o", &out("x.vmdk"), "--compress", "deflate"],
         "vmdk does not take it",
     );

@@ -230,8 +230,8 @@ pub(crate) struct BuildArgs {
 
     /// Compress the output as it is written: `zstd`, `zstd:LEVEL` (1-22) or
     /// `none`. An output ending in `.zst` is zstd unless `none` is given.
-    /// For qcow2 it compresses the clusters: `zstd` or `deflate` (what
-    /// `qemu-img convert -c` writes).
+    /// For qcow2 it compresses the clusters: `zstd` (at its default level)
+    /// or `deflate` (what `qemu-img convert -c` writes).
     #[arg(long, value_name = "METHOD", value_parser = Compress::parse, help_heading = "Output")]
     pub(crate) compress: Option<Compress>,
 

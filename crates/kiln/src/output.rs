@@ -337,6 +337,10 @@ fn compression(
         }
         return Ok(match args.compress {
             None | Some(Compress::None) => none,
+            Some(Compress::Zstd(level)) if level != Compress::DEFAULT_ZSTD_LEVEL => bail!(
+                "--compress zstd:{level}: qcow2's zstd clusters are compressed at zstd's \
+                 default level (3); a level is for zstd streams"
+            ),
             Some(Compress::Zstd(_)) => (Compression::None, ClusterCompression::Zstd),
             Some(Compress::Deflate) => (Compression::None, ClusterCompression::Deflate),
         });
