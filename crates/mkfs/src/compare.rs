@@ -106,6 +106,18 @@ fn differences(p: &MkfsPlan, made: &Made) -> Vec<String> {
         format!("{ours:?}"),
         format!("{:?}", made.features),
     );
+    // What kiln's writer will be given (its options, checked) says the same.
+    match p.request.fs.options(false) {
+        Ok(kiln_lib::FsOptions::Ext(opts)) => {
+            let kiln: BTreeSet<String> = opts.features.list().into_iter().collect();
+            check(
+                "kiln's features",
+                format!("{kiln:?}"),
+                format!("{:?}", made.features),
+            );
+        }
+        other => check("kiln's options", format!("{other:?}"), "ext options".into()),
+    }
     let reserved = (made.blocks as f64 * ext.reserved_percent / 100.0) as u64;
     check(
         "reserved blocks",

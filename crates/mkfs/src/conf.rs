@@ -160,11 +160,14 @@ fn read_bounded(path: &Path) -> Result<String, ConfError> {
     String::from_utf8(bytes).map_err(|_| ConfError::Io("not UTF-8 text".into()))
 }
 
+/// The relations of a stanza or subsection, in file order.
+type Relations = Vec<(String, Node)>;
+
 /// The parser's state: the stanza being filled and the open subsections.
 struct Parser {
     profile: Profile,
     /// Open `{` subsections: their tag, relations so far and opening line.
-    open: Vec<(String, Vec<(String, Node)>, usize)>,
+    open: Vec<(String, Relations, usize)>,
 }
 
 impl Parser {

@@ -392,6 +392,12 @@ impl Resolver<'_> {
         match self.ctx.device_size {
             Some(n) if n > offset.unwrap_or(0) => {
                 self.note("fs-size", "the size of the device");
+                if offset.is_some() {
+                    self.note(
+                        "-E offset",
+                        "offset specified without an explicit file system size: the device's size past the offset",
+                    );
+                }
                 Ok(n - offset.unwrap_or(0))
             }
             _ => Err(MkfsError::usage(
@@ -874,6 +880,16 @@ mod tests {
         })
         .unwrap();
         assert_eq!(p.request.fs.size, SizeRequest::Fixed(8 << 20));
+        // As mke2fs: the device's size past the offset, with its warning.
+        let p = run_with(
+            "mke2fs",
+            &["-E", "offset=1048576", "img"],
+            &builtin(),
+            |c| c.device_size = Some(16 << 20),
+        )
+        .unwrap();
+        assert_eq!(p.request.fs.size, SizeRequest::Fixed(15 << 20));
+        assert!(p.notes.iter().any(|n| n.option == "-E offset"));
     }
 
     #[test]
