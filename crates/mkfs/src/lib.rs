@@ -2,7 +2,7 @@
 //! command line and mke2fs.conf resolved into a [`kiln_lib::BuildRequest`],
 //! so that kiln can stand in for `mke2fs -d`.
 //!
-//! The data flow: [`Args::parse`] (getopt, as mke2fs's) → [`plan`] (with a
+//! The data flow: [`Args::parse`] (getopt, as mke2fs's) → [`plan()`] (with a
 //! [`Context`]: the program name, the [`conf::Profile`] from
 //! [`conf::load`], the environment, the device's size) → a [`MkfsPlan`]
 //! holding the build request and [`Note`]s; an option that would change
