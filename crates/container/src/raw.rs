@@ -4,11 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 
-use crate::units::is_zero;
 use crate::Encoder;
-
-/// The granularity at which written data is checked for zeros to skip.
-const CHUNK: usize = 4096;
 
 /// The raw image into any writer.
 pub(crate) fn stream(out: Box<dyn Write + Send>) -> Box<dyn Encoder> {
@@ -55,8 +51,10 @@ struct SparseFile {
 
 impl SparseFile {
     fn skip(&mut self, len: u64) {
-        self.at += len;
-        self.skipped = true;
+        if len > 0 {
+            self.at += len;
+            self.skipped = true;
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -71,14 +69,15 @@ impl SparseFile {
 }
 
 impl Encoder for SparseFile {
+    /// Writes the chunks that are not all zero; seeks over the rest.
     fn data(&mut self, buf: &[u8]) -> io::Result<()> {
-        for chunk in buf.chunks(CHUNK) {
-            if is_zero(chunk) {
-                self.skip(chunk.len() as u64);
-            } else {
-                self.write(chunk)?;
-            }
+        let mut done = 0;
+        for (start, run) in kiln_sink::nonzero_runs(buf) {
+            self.skip((start - done) as u64);
+            self.write(run)?;
+            done = start + run.len();
         }
+        self.skip((buf.len() - done) as u64);
         Ok(())
     }
 

@@ -9,6 +9,8 @@
 
 use std::io;
 
+use kiln_sink::is_zero;
+
 /// One step of the cut image: a run of all-zero units, or one unit that
 /// holds data.
 #[derive(Debug, PartialEq, Eq)]
@@ -165,15 +167,6 @@ impl Units {
     }
 }
 
-/// Whether every byte of `bytes` is zero (a word at a time).
-pub(crate) fn is_zero(bytes: &[u8]) -> bool {
-    let mut words = bytes.chunks_exact(16);
-    let words_zero = words
-        .by_ref()
-        .all(|w| u128::from_ne_bytes(w.try_into().unwrap()) == 0);
-    words_zero && words.remainder().iter().all(|&b| b == 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,16 +252,5 @@ mod tests {
         units.zeros(8, &mut f).unwrap();
         assert_eq!(units.finish(&mut f).unwrap(), 6);
         assert_eq!(calls, vec![(0, 3, false), (3, 1, true), (4, 2, false)]);
-    }
-
-    #[test]
-    fn zero_check() {
-        assert!(is_zero(&[0; 33]));
-        let mut b = [0u8; 33];
-        b[32] = 1;
-        assert!(!is_zero(&b));
-        b[32] = 0;
-        b[7] = 1;
-        assert!(!is_zero(&b));
     }
 }

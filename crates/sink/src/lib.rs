@@ -307,25 +307,36 @@ impl Sink for SparseFile {
     }
 }
 
-/// Splits `buf` into maximal runs of chunks that are not all zero, with their
-/// start offsets within `buf`.
-fn nonzero_runs(buf: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+/// Splits `buf` into maximal runs of 4 KiB chunks that are not all zero,
+/// with their start offsets within `buf`: what a sparse output writes (the
+/// rest it leaves as holes).
+pub fn nonzero_runs(buf: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     let mut pos = 0;
+    let chunk_zero = |at: usize| is_zero(&buf[at..(at + ZERO_CHECK_CHUNK).min(buf.len())]);
     std::iter::from_fn(move || {
-        let is_zero = |c: &[u8]| c.iter().all(|&b| b == 0);
-        while pos < buf.len() && is_zero(&buf[pos..(pos + ZERO_CHECK_CHUNK).min(buf.len())]) {
+        while pos < buf.len() && chunk_zero(pos) {
             pos += ZERO_CHECK_CHUNK;
         }
         if pos >= buf.len() {
             return None;
         }
         let start = pos;
-        while pos < buf.len() && !is_zero(&buf[pos..(pos + ZERO_CHECK_CHUNK).min(buf.len())]) {
+        while pos < buf.len() && !chunk_zero(pos) {
             pos += ZERO_CHECK_CHUNK;
         }
         let end = pos.min(buf.len());
         Some((start, &buf[start..end]))
     })
+}
+
+/// Whether every byte of `bytes` is zero (a word at a time: this runs over
+/// every byte an image writes).
+pub fn is_zero(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(16);
+    let words_zero = words
+        .by_ref()
+        .all(|w| u128::from_ne_bytes(w.try_into().unwrap()) == 0);
+    words_zero && words.remainder().iter().all(|&b| b == 0)
 }
 
 #[cfg(test)]
@@ -345,6 +356,17 @@ mod tests {
                 (4 * ZERO_CHECK_CHUNK, 10)
             ]
         );
+    }
+
+    #[test]
+    fn zero_check() {
+        assert!(is_zero(&[0; 33]));
+        let mut b = [0u8; 33];
+        b[32] = 1;
+        assert!(!is_zero(&b));
+        b[32] = 0;
+        b[7] = 1;
+        assert!(!is_zero(&b));
     }
 
     #[test]
