@@ -67,10 +67,26 @@ pub(crate) enum Command {
     /// the image or a source cannot be read.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
+    /// Make an ext2/3/4 image from mke2fs 1.47's command line (`-d DIR`, `-t`,
+    /// `-b`, `-O`, `-E`, ..., device, fs-size), as kiln does when invoked as
+    /// `mke2fs` or `mkfs.ext2/3/4`; mke2fs.conf is read as mke2fs reads it.
+    Mkfs(MkfsArgs),
     /// Write man pages or shell completions into DIR (for packagers; `cargo
     /// xtask dist` writes them all into target/dist/).
     #[command(hide = true)]
     Generate(GenerateArgs),
+}
+
+/// `kiln mkfs`: mke2fs's arguments, passed on as they are.
+#[derive(Debug, Args)]
+pub(crate) struct MkfsArgs {
+    /// mke2fs's options and operands.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "MKE2FS_ARGS"
+    )]
+    pub(crate) args: Vec<std::ffi::OsString>,
 }
 
 /// Flags of `kiln generate`.
