@@ -115,6 +115,10 @@ const USAGE_BY_SIZE: [(u64, &str); 4] = [
     (16 << 40, "big"),
 ];
 
+/// The spec line of a filesystem made without -d: a comment, so the tree
+/// is the empty one kiln starts spec lines from.
+const EMPTY_TREE: &str = "# mke2fs without -d: an empty filesystem";
+
 /// Resolves `args` as mke2fs would, in `ctx`.
 pub fn plan(args: &Args, ctx: &Context) -> Result<MkfsPlan, MkfsError> {
     Resolver {
@@ -629,11 +633,12 @@ impl Resolver<'_> {
 
     /// -d and the times of the environment.
     fn tree(&mut self, ext: &ExtendedRequest) -> Result<TreeRequest, MkfsError> {
-        let layers = self
-            .args
-            .last('d')
-            .map(|d| vec![Layer::Source(PathBuf::from(d))])
-            .unwrap_or_default();
+        // Without -d mke2fs makes an empty filesystem: one spec line that
+        // only comments gives kiln the empty tree it starts specs from.
+        let layers = match self.args.last('d') {
+            Some(d) => vec![Layer::Source(PathBuf::from(d))],
+            None => vec![Layer::SpecLine(EMPTY_TREE.into())],
+        };
         Ok(TreeRequest {
             layers,
             root_owner: ext.root_owner,
