@@ -35,7 +35,7 @@ fn completions_for_every_shell() {
     ] {
         let text = generated(kind, dir.path(), file);
         // Every command is completed (clap_complete also offers the hidden `generate`).
-        for command in ["info", "ls", "cat", "extract", "verify"] {
+        for command in ["info", "ls", "cat", "extract", "verify", "mkfs"] {
             assert!(text.contains(command), "{file}: no {command}");
         }
     }
@@ -56,6 +56,7 @@ fn man_pages_for_kiln_and_each_command() {
             "kiln-extract.1",
             "kiln-info.1",
             "kiln-ls.1",
+            "kiln-mkfs.1",
             "kiln-verify.1",
             "kiln.1"
         ]
@@ -83,6 +84,14 @@ fn man_pages_for_kiln_and_each_command() {
     let text = plain_text(&String::from_utf8_lossy(&out.stdout));
     assert!(text.contains("--fs-type"), "{text}");
     assert!(text.contains("--progress"), "{text}");
+    // kiln mkfs's page carries kiln-mkfs's table of mke2fs options.
+    let out = run(tool("groff")
+        .args(["-man", "-Tutf8"])
+        .arg(dir.path().join("kiln-mkfs.1")));
+    assert_success(&out, "groff kiln-mkfs.1");
+    let text = plain_text(&String::from_utf8_lossy(&out.stdout));
+    assert!(text.contains("Differences from mke2fs"), "{text}");
+    assert!(text.contains("-E root_owner"), "{text}");
 }
 
 /// What a terminal shows of grotty's output: bold and underlined letters are

@@ -19,7 +19,7 @@ mod verify;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use kiln_lib::Observer;
 
 use flags::{Cli, Command};
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let matches = Cli::command().get_matches();
+    let matches = flags::command().get_matches();
     let result = Cli::from_arg_matches(&matches)
         .map_err(|e| e.exit())
         .and_then(|cli| match cli.command {

@@ -1,5 +1,5 @@
 //! kiln as `mke2fs`: invoked under the name `mke2fs`, `mkfs.ext2`,
-//! `mkfs.ext3` or `mkfs.ext4` (a symlink; argv[0] decides), or as `kiln
+//! `mkfs.ext3` or `mkfs.ext4` (a symlink; `argv[0]` decides), or as `kiln
 //! mkfs ARGS...`, it takes mke2fs 1.47's command line. `kiln-mkfs` resolves
 //! it with mke2fs.conf into a build request; this module reads what that
 //! needs from the environment (`MKE2FS_CONFIG`, `E2FSPROGS_FAKE_TIME`,
@@ -25,6 +25,13 @@ pub(crate) fn invoked_as() -> Option<String> {
 /// Runs the mke2fs command line `args` (after the program name) as
 /// `program` would.
 pub(crate) fn run(program: &str, args: Vec<OsString>) -> Result<()> {
+    // mke2fs has no --help; kiln's tells how it differs from mke2fs.
+    if args.first().is_some_and(|a| a == "--help") {
+        let mut command = crate::flags::command();
+        let mkfs = command.find_subcommand_mut("mkfs").expect("kiln mkfs");
+        print!("{}", mkfs.render_long_help());
+        return Ok(());
+    }
     let words = args
         .into_iter()
         .map(|a| {
@@ -44,7 +51,11 @@ pub(crate) fn run(program: &str, args: Vec<OsString>) -> Result<()> {
         fake_time: fake_time.as_deref(),
         source_date_epoch: source_date_epoch.as_deref(),
         device_size: device_size(&args.device)?,
+        existing_file: args.device.is_file(),
         ids: kiln_host::process_ids(),
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
     };
     let plan = kiln_mkfs::plan(&args, &ctx)?;
     if plan.version {

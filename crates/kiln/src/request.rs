@@ -71,6 +71,10 @@ pub struct TreeRequest {
     /// own time unless `timestamp` is set. The library reads no
     /// environment: callers pass it (the CLI from the variable).
     pub source_date_epoch: Option<i64>,
+    /// The filesystem's own time (superblock, lost+found) alone, the
+    /// entries' times left as read: mke2fs's `E2FSPROGS_FAKE_TIME`.
+    /// `timestamp` comes first, then this, then `source_date_epoch`.
+    pub fs_time: Option<i64>,
     /// The sources are a running system: entries that vanish while read
     /// are left out and files that change while copied are stored as they
     /// could be read, with warnings (otherwise each is an error).
