@@ -25,7 +25,7 @@ use crate::helpers::*;
 const NAMES: [&str; 4] = ["mke2fs", "mkfs.ext2", "mkfs.ext3", "mkfs.ext4"];
 
 /// `dumpe2fs -h` fields that must be the same as the real mke2fs's.
-const GEOMETRY: [&str; 16] = [
+const GEOMETRY: [&str; 18] = [
     "Filesystem volume name",
     "Filesystem magic number",
     "Filesystem revision #",
@@ -42,6 +42,8 @@ const GEOMETRY: [&str; 16] = [
     "Flex block group size",
     "Inode size",
     "Errors behavior",
+    "RAID stride",
+    "RAID stripe width",
 ];
 
 /// Fields that differ from the real mke2fs's by design, and why (printed
@@ -400,13 +402,15 @@ resize2fs $img $new_size"#,
 };
 
 /// debos, `actions/image_partition_action.go` (main 76a7b0fa, 2026-06):
-/// `formatPartition` for `fs: ext4` with a label and a UUID, on the
+/// `formatPartition` for `fs: ext4` with a label, extended options (RAID
+/// hints) and a UUID (the recipe's `fslabel`, `extendedoptions` and
+/// `fsuuid`), on the
 /// partition of its example recipe (936 MB), then filled as its
 /// `filesystem-deploy` action fills it (`cp -a ROOT/. MOUNTPOINT`).
 const DEBOS: Client = Client {
     name: "debos image-partition",
     make: r#"truncate -s 936000000 "$IMG"
-UNIX_IO_NOZEROOUT=1 mkfs.ext4 -L root -U 5c2a7f0e-61f5-4bd4-9b3e-0c6f9d0a7e21 "$IMG""#,
+UNIX_IO_NOZEROOUT=1 mkfs.ext4 -L root -E stride=16,stripe_width=64 -U 5c2a7f0e-61f5-4bd4-9b3e-0c6f9d0a7e21 "$IMG""#,
     finish: r#"mnt=$(mktemp -d)
 mount -o loop "$IMG" "$mnt"
 cp -a "$ROOT/." "$mnt"

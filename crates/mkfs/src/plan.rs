@@ -213,6 +213,7 @@ impl Resolver<'_> {
         ext.seed = extended.seed;
         ext.hash_alg = self.hash_alg(&types)?;
         ext.journal_size = journal_size;
+        ext.raid = extended.raid;
         let fs = FsRequest {
             format: Format::Ext(ext),
             size: SizeRequest::Fixed(blocks * u64::from(block_size)),

@@ -199,9 +199,21 @@ pub const EXTENDED: &[OptionInfo] = &[
         Honoured,
         "permission bits of the root directory (mke2fs 1.47.1)",
     ),
-    row("-E stride", Refused, "RAID stride"),
-    row("-E stripe_width", Refused, "RAID stripe width"),
-    row("-E stripe-width", Refused, "RAID stripe width"),
+    row(
+        "-E stride",
+        Honoured,
+        "RAID stride in blocks, recorded in the superblock for the kernel's allocator",
+    ),
+    row(
+        "-E stripe_width",
+        Honoured,
+        "RAID stripe width in blocks, recorded in the superblock",
+    ),
+    row(
+        "-E stripe-width",
+        Honoured,
+        "RAID stripe width in blocks, recorded in the superblock",
+    ),
     row("-E test_fs", Refused, "test_fs flag"),
 ];
 

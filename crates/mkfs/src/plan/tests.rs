@@ -109,7 +109,10 @@ fn refused_options_name_themselves() {
         (&["-e", "panic"], "-e: kiln cannot honour it"),
         (&["-r", "0"], "-r: kiln cannot honour it"),
         (&["-g", "1024"], "-g: kiln cannot honour it"),
-        (&["-E", "stride=4"], "-E stride: kiln cannot honour it"),
+        (
+            &["-E", "quotatype=usrquota"],
+            "-E quotatype: kiln cannot honour it",
+        ),
         (
             &["-O", "bigalloc"],
             "feature bigalloc: kiln cannot honour it",
@@ -174,15 +177,34 @@ fn extended_options_fill_the_request() {
     assert_eq!(r.output.format, Some(ImageFormat::AndroidSparse));
     assert!(r.output.force);
     assert_eq!(r.output.compress, Some(Compress::None));
-    // Only the last -E counts, as in mke2fs; root_owner alone is the caller's ids.
+    // Repeated -E options join, a later one winning (mke2fs 1.47.4);
+    // root_owner alone is the caller's ids.
     let p = run(
         "mkfs.ext4",
-        &["-E", "offset=4096", "-E", "root_owner", "img", "64M"],
+        &[
+            "-E",
+            "offset=4096,stride=16",
+            "-E",
+            "root_owner,stride=32",
+            "img",
+            "64M",
+        ],
     )
     .unwrap();
-    assert_eq!(p.request.output.offset, None);
+    assert_eq!(p.request.output.offset, Some(4096));
     assert_eq!(p.request.tree.root_owner, Some((1000, 100)));
     assert_eq!(p.request.output.format, Some(ImageFormat::Raw));
+    assert_eq!(p.ext().raid.stride, 32);
+    let p = run(
+        "mkfs.ext4",
+        &["-E", "stride=16,stripe-width=64", "img", "64M"],
+    )
+    .unwrap();
+    assert_eq!((p.ext().raid.stride, p.ext().raid.stripe_width), (16, 64));
+    assert!(err("mkfs.ext4", &["-E", "stride=70000", "img", "64M"]).starts_with("-E stride:"));
+    assert!(
+        err("mkfs.ext4", &["-E", "stripe_width=0", "img", "64M"]).starts_with("-E stripe_width:")
+    );
 }
 
 #[test]
