@@ -505,6 +505,47 @@ fn names_help_refusals_in_place_and_empty_filesystems() {
         "{features}"
     );
 
+    // -d takes a tar archive, also on standard input (mke2fs 1.47.1).
+    let tar = case.path("example.tar");
+    run_ok(
+        tool("tar")
+            .arg("-C")
+            .arg(&example)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."),
+        "tar",
+    );
+    let from_tar = case.path("tar.img");
+    let args = [
+        os("-q"),
+        os("-d"),
+        tar.clone().into(),
+        from_tar.clone().into(),
+        os("32M"),
+    ];
+    assert_success(
+        &as_program(&impostor, "mkfs.ext4", &args),
+        "mkfs.ext4 -d TAR",
+    );
+    e2fsck_clean(&from_tar);
+    let from_stdin = case.path("stdin.img");
+    let out = run(Command::new(impostor.dir.path().join("mkfs.ext4"))
+        .args([
+            os("-q"),
+            os("-d"),
+            os("-"),
+            from_stdin.clone().into(),
+            os("32M"),
+        ])
+        .stdin(std::fs::File::open(&tar).expect("open the tar")));
+    assert_success(&out, "mkfs.ext4 -d -");
+    assert_eq!(
+        read_file(&from_tar),
+        read_file(&from_stdin),
+        "-d - and -d TAR"
+    );
+
     // --help names the differences and every option.
     let out = as_program(&impostor, "mkfs.ext4", &[OsStr::new("--help")]);
     assert_success(&out, "mkfs.ext4 --help");
