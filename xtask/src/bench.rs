@@ -309,34 +309,13 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         return Ok(());
     }
     if args.verity {
-        let mut rows = Vec::new();
-        for tree in trees_of(&args.corpus)? {
-            rows.push(bench.verity(&tree)?);
-        }
-        eprintln!("load after: {}", load());
-        drop(scratch);
-        verity::report(&rows);
-        return report(Vec::new(), &[], &[], None, bench.notes);
+        return rows_alone(bench, scratch, Bench::verity, verity::report);
     }
     if args.containers {
-        let mut rows = Vec::new();
-        for tree in trees_of(&args.corpus)? {
-            rows.push(bench.containers(&tree)?);
-        }
-        eprintln!("load after: {}", load());
-        drop(scratch);
-        containers::report(&rows);
-        return report(Vec::new(), &[], &[], None, bench.notes);
+        return rows_alone(bench, scratch, Bench::containers, containers::report);
     }
     if args.mkfs {
-        let mut rows = Vec::new();
-        for tree in trees_of(&args.corpus)? {
-            rows.push(bench.mkfs(&tree)?);
-        }
-        eprintln!("load after: {}", load());
-        drop(scratch);
-        mkfs::report(&rows);
-        return report(Vec::new(), &[], &[], None, bench.notes);
+        return rows_alone(bench, scratch, Bench::mkfs, mkfs::report);
     }
     if args.fat {
         let fat = bench.fat()?;
@@ -410,6 +389,24 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     eprintln!("load after: {}", load());
     drop(scratch);
     report(rows, &streams, &models, fat.as_ref(), bench.notes)
+}
+
+/// One kind of row alone (`--verity`, `--containers`, `--mkfs`): `row` on each tree of
+/// `--corpus`, then their table by `table` and the notes.
+fn rows_alone<'a, R>(
+    mut bench: Bench<'a>,
+    scratch: tempfile::TempDir,
+    row: fn(&mut Bench<'a>, &Path) -> Result<R>,
+    table: fn(&[R]),
+) -> Result<()> {
+    let mut rows = Vec::new();
+    for tree in trees_of(&bench.args.corpus)? {
+        rows.push(row(&mut bench, &tree)?);
+    }
+    eprintln!("load after: {}", load());
+    drop(scratch);
+    table(&rows);
+    report(Vec::new(), &[], &[], None, bench.notes)
 }
 
 /// The trees of `sources` (default: the Linux source tree).
