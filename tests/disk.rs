@@ -26,7 +26,7 @@ const DISK_SIZE: u64 = 96 * MIB;
 /// The length of the raw image copied into the esp partition.
 const ESP_IMAGE_LEN: usize = 3 << 20;
 /// GPT's sector, in which sfdisk counts.
-const SECTOR: u64 = 512;
+pub const SECTOR: u64 = 512;
 
 /// The raw esp image: a deterministic pattern without a zero byte, so the
 /// zeros after it in the partition are told apart from it.
@@ -122,15 +122,15 @@ fn run_ok(cmd: &mut Command, what: &str) -> Output {
 
 /// One partition as `sfdisk --json` lists it (in sectors).
 #[derive(Debug)]
-struct SfdiskPart {
-    start: u64,
-    size: u64,
+pub struct SfdiskPart {
+    pub start: u64,
+    pub size: u64,
     type_guid: String,
     name: String,
 }
 
 /// The partitions of a disk image or device, from `sfdisk --json`.
-fn sfdisk_parts(disk: &Path) -> Vec<SfdiskPart> {
+pub fn sfdisk_parts(disk: &Path) -> Vec<SfdiskPart> {
     let out = run_ok(tool("sfdisk").arg("--json").arg(disk), "sfdisk --json");
     let json: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("sfdisk --json is not JSON ({e}): {}", describe(&out)));
@@ -152,7 +152,7 @@ fn sfdisk_parts(disk: &Path) -> Vec<SfdiskPart> {
 
 /// Asserts that `sgdisk -v` finds a valid GPT (not one it would create)
 /// and no problem in it.
-fn assert_sgdisk_clean(disk: &Path) {
+pub fn assert_sgdisk_clean(disk: &Path) {
     let out = run(tool("sgdisk").arg("-v").arg(disk));
     let text = describe(&out);
     assert!(
@@ -175,7 +175,7 @@ fn read_range(path: &Path, offset: u64, len: u64) -> Vec<u8> {
 }
 
 /// Copies `len` bytes at `offset` of `disk` into a new file `dest`.
-fn extract(disk: &Path, offset: u64, len: u64, dest: &Path) {
+pub fn extract(disk: &Path, offset: u64, len: u64, dest: &Path) {
     write_file(dest, &read_range(disk, offset, len));
 }
 

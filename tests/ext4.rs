@@ -108,7 +108,7 @@ const SDE: i64 = 1_600_000_000;
 
 /// Whether `d` is a time that SOURCE_DATE_EPOCH `limit` clamped: a later
 /// source time recorded as exactly `limit`.
-fn is_clamped_time(d: &Diff, limit: i64) -> bool {
+pub fn is_clamped_time(d: &Diff, limit: i64) -> bool {
     let sides = d
         .detail
         .strip_prefix("source ")

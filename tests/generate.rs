@@ -35,7 +35,7 @@ fn completions_for_every_shell() {
     ] {
         let text = generated(kind, dir.path(), file);
         // Every command is completed (clap_complete also offers the hidden `generate`).
-        for command in ["info", "ls", "cat", "extract", "verify"] {
+        for command in ["info", "ls", "cat", "extract", "verify", "mkfs"] {
             assert!(text.contains(command), "{file}: no {command}");
         }
     }
@@ -56,6 +56,7 @@ fn man_pages_for_kiln_and_each_command() {
             "kiln-extract.1",
             "kiln-info.1",
             "kiln-ls.1",
+            "kiln-mkfs.1",
             "kiln-verify.1",
             "kiln.1"
         ]
@@ -76,13 +77,20 @@ fn man_pages_for_kiln_and_each_command() {
         );
     }
     // And read as a man page: the options section names the flags.
-    let out = run(tool("groff")
-        .args(["-man", "-Tutf8"])
-        .arg(dir.path().join("kiln-build.1")));
-    assert_success(&out, "groff kiln-build.1");
-    let text = plain_text(&String::from_utf8_lossy(&out.stdout));
+    let text = as_read(&dir.path().join("kiln-build.1"));
     assert!(text.contains("--fs-type"), "{text}");
     assert!(text.contains("--progress"), "{text}");
+    // kiln mkfs's page carries kiln-mkfs's table of mke2fs options.
+    let text = as_read(&dir.path().join("kiln-mkfs.1"));
+    assert!(text.contains("Differences from mke2fs"), "{text}");
+    assert!(text.contains("-E root_owner"), "{text}");
+}
+
+/// The man page `page` as a terminal shows it (`groff -man -Tutf8`).
+fn as_read(page: &Path) -> String {
+    let out = run(tool("groff").args(["-man", "-Tutf8"]).arg(page));
+    assert_success(&out, &format!("groff {}", page.display()));
+    plain_text(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// What a terminal shows of grotty's output: bold and underlined letters are

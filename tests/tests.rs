@@ -97,3 +97,6 @@ mod progress;
 mod readme;
 // Issue 18, point 4: man pages (checked by groff) and shell completions.
 mod generate;
+// Issue 22: kiln as mke2fs, run by genimage, systemd-repart and the command
+// lines of Buildroot, Yocto, nixpkgs and debos; judged against e2fsprogs' mke2fs.
+mod mkfs;

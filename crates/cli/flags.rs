@@ -67,10 +67,35 @@ pub(crate) enum Command {
     /// the image or a source cannot be read.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
+    /// Make an ext2/3/4 image from mke2fs 1.47's command line (`-d DIR`, `-t`,
+    /// `-b`, `-O`, `-E`, ..., device, fs-size), as kiln does when invoked as
+    /// `mke2fs` or `mkfs.ext2/3/4`; mke2fs.conf is read as mke2fs reads it.
+    Mkfs(MkfsArgs),
     /// Write man pages or shell completions into DIR (for packagers; `cargo
     /// xtask dist` writes them all into target/dist/).
     #[command(hide = true)]
     Generate(GenerateArgs),
+}
+
+/// kiln's clap command, with `kiln mkfs`'s long help made from kiln-mkfs's
+/// table of mke2fs options, so `--help` and the man page cannot drift
+/// from what the plan does.
+pub(crate) fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command().mut_subcommand("mkfs", |mkfs| {
+        mkfs.after_long_help(kiln_mkfs::table::help())
+    })
+}
+
+/// `kiln mkfs`: mke2fs's arguments, passed on as they are.
+#[derive(Debug, Args)]
+pub(crate) struct MkfsArgs {
+    /// mke2fs's options and operands.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "MKE2FS_ARGS"
+    )]
+    pub(crate) args: Vec<std::ffi::OsString>,
 }
 
 /// Flags of `kiln generate`.
@@ -565,6 +590,7 @@ impl TreeArgs {
             root_owner: self.root_owner,
             root_mode: self.root_mode,
             timestamp: self.timestamp,
+            fs_time: None,
             source_date_epoch: sde,
             live,
         }
@@ -722,7 +748,7 @@ mod tests {
 
     #[test]
     fn layers_keep_command_line_order() {
-        use clap::{CommandFactory, FromArgMatches};
+        use clap::FromArgMatches;
         let argv = [
             "kiln",
             "build",
@@ -737,7 +763,7 @@ mod tests {
             "--device-table",
             "d",
         ];
-        let matches = Cli::command().get_matches_from(argv);
+        let matches = command().get_matches_from(argv);
         let Command::Build(args) = Cli::from_arg_matches(&matches).unwrap().command else {
             panic!("`kiln build` parsed as another command");
         };
@@ -757,7 +783,6 @@ mod tests {
 
     #[test]
     fn cli_definition_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 }

@@ -6,10 +6,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::flags::{Cli, GenerateArgs, Generated};
+use crate::flags::{command, GenerateArgs, Generated};
 
 /// Writes what `args` asks for into its directory (created if missing).
 pub(crate) fn generate(args: &GenerateArgs) -> Result<()> {
@@ -22,7 +21,7 @@ pub(crate) fn generate(args: &GenerateArgs) -> Result<()> {
         Generated::Fish => Shell::Fish,
         Generated::Powershell => Shell::PowerShell,
     };
-    let path = clap_complete::generate_to(shell, &mut Cli::command(), "kiln", dir)
+    let path = clap_complete::generate_to(shell, &mut command(), "kiln", dir)
         .with_context(|| dir.display().to_string())?;
     println!("{}", path.display());
     Ok(())
@@ -30,7 +29,7 @@ pub(crate) fn generate(args: &GenerateArgs) -> Result<()> {
 
 /// `kiln.1`, and a page per subcommand that is not hidden (`kiln-build.1`, ...).
 fn man_pages(dir: &Path) -> Result<()> {
-    clap_mangen::generate_to(Cli::command(), dir).with_context(|| dir.display().to_string())?;
+    clap_mangen::generate_to(command(), dir).with_context(|| dir.display().to_string())?;
     let mut pages: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|e| e == "1"))

@@ -13,12 +13,13 @@ mod extract;
 mod flags;
 mod generate;
 mod inspect;
+mod mkfs;
 mod verify;
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use kiln_lib::Observer;
 
 use flags::{Cli, Command};
@@ -33,7 +34,16 @@ fn main() -> ExitCode {
         eprintln!("kiln: interrupted: the partial output was removed");
         std::process::exit(130);
     });
-    let matches = Cli::command().get_matches();
+    if let Some(program) = mkfs::invoked_as() {
+        return match mkfs::run(&program, std::env::args_os().skip(1).collect()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{program}: {}", message(&e));
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let matches = flags::command().get_matches();
     let result = Cli::from_arg_matches(&matches)
         .map_err(|e| e.exit())
         .and_then(|cli| match cli.command {
@@ -54,6 +64,7 @@ fn main() -> ExitCode {
             Command::Cat(args) => inspect::cat(&args),
             Command::Extract(args) => extract::extract(&args),
             Command::Generate(args) => generate::generate(&args),
+            Command::Mkfs(args) => mkfs::run("mke2fs", args.args),
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,8 @@
 //! followed by `zstd -T0 -3`, the scale checks (`--scale` runs those alone), and the FAT row
 //! (bench/fat.rs; `--fat` runs it alone): kiln against `mkfs.fat` + `mcopy` on an ESP-like tree.
 //! `--verity` (bench/verity.rs) and `--containers` (bench/containers.rs: kiln straight to
-//! qcow2 against a build followed by `qemu-img convert`) run their rows alone.
+//! qcow2 against a build followed by `qemu-img convert`) and `--mkfs` (bench/mkfs.rs: a
+//! client's `mkfs.ext4 -d` line with kiln as mkfs.ext4) run their rows alone.
 //!
 //! The tree is read once (counting it, then the floor) before anything is timed, so every
 //! timing is with a warm cache. Each tool runs `--runs` times and the median counts; each
@@ -32,6 +33,7 @@ use crate::tree::{self, Stats, BLOCK_SIZE};
 
 mod containers;
 mod fat;
+mod mkfs;
 mod progress;
 mod verity;
 
@@ -79,6 +81,10 @@ pub(crate) struct Args {
     /// `qemu-img convert` (with and without `-c`), and the output sizes.
     #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity"])]
     containers: bool,
+    /// Only the drop-in mke2fs row: on each --corpus (default: linux), Buildroot's
+    /// `mkfs.ext4 -d` command line with e2fsprogs' mke2fs and with kiln as mkfs.ext4.
+    #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers"])]
+    mkfs: bool,
     /// Stop a run of mke2fs after this many seconds (it is quadratic in the size of a
     /// directory); a run that is stopped is not repeated and counts as "more than" this.
     #[arg(long, default_value_t = 300)]
@@ -303,24 +309,13 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         return Ok(());
     }
     if args.verity {
-        let mut rows = Vec::new();
-        for tree in trees_of(&args.corpus)? {
-            rows.push(bench.verity(&tree)?);
-        }
-        eprintln!("load after: {}", load());
-        drop(scratch);
-        verity::report(&rows);
-        return report(Vec::new(), &[], &[], None, bench.notes);
+        return rows_alone(bench, scratch, Bench::verity, verity::report);
     }
     if args.containers {
-        let mut rows = Vec::new();
-        for tree in trees_of(&args.corpus)? {
-            rows.push(bench.containers(&tree)?);
-        }
-        eprintln!("load after: {}", load());
-        drop(scratch);
-        containers::report(&rows);
-        return report(Vec::new(), &[], &[], None, bench.notes);
+        return rows_alone(bench, scratch, Bench::containers, containers::report);
+    }
+    if args.mkfs {
+        return rows_alone(bench, scratch, Bench::mkfs, mkfs::report);
     }
     if args.fat {
         let fat = bench.fat()?;
@@ -394,6 +389,24 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     eprintln!("load after: {}", load());
     drop(scratch);
     report(rows, &streams, &models, fat.as_ref(), bench.notes)
+}
+
+/// One kind of row alone (`--verity`, `--containers`, `--mkfs`): `row` on each tree of
+/// `--corpus`, then their table by `table` and the notes.
+fn rows_alone<'a, R>(
+    mut bench: Bench<'a>,
+    scratch: tempfile::TempDir,
+    row: fn(&mut Bench<'a>, &Path) -> Result<R>,
+    table: fn(&[R]),
+) -> Result<()> {
+    let mut rows = Vec::new();
+    for tree in trees_of(&bench.args.corpus)? {
+        rows.push(row(&mut bench, &tree)?);
+    }
+    eprintln!("load after: {}", load());
+    drop(scratch);
+    table(&rows);
+    report(Vec::new(), &[], &[], None, bench.notes)
 }
 
 /// The trees of `sources` (default: the Linux source tree).
@@ -934,18 +947,23 @@ fn is_htree(image: &Path) -> Result<bool> {
 
 /// The inode and block counts of an image, as `dumpe2fs -h` prints them.
 fn counts(image: &Path) -> Result<String> {
+    header_fields(image, &["Inode count:", "Block count:"])
+}
+
+/// The lines of `dumpe2fs -h` that start with one of `fields`, joined.
+fn header_fields(image: &Path, fields: &[&str]) -> Result<String> {
     let output = Command::new("dumpe2fs")
         .arg("-h")
         .arg(image)
         .output()
         .context("could not run dumpe2fs")?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let counts: Vec<String> = text
+    let lines: Vec<String> = text
         .lines()
-        .filter(|line| line.starts_with("Inode count:") || line.starts_with("Block count:"))
+        .filter(|line| fields.iter().any(|f| line.starts_with(f)))
         .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
-    Ok(counts.join(", "))
+    Ok(lines.join(", "))
 }
 
 /// The first `SHOWN_LINES` lines of a tool's output.

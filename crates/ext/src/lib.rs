@@ -63,7 +63,7 @@ pub use geometry::Geometry;
 pub use ids::derive_ids;
 pub use inode::{mode, stored_time, InodeView};
 pub use layout::{LINK_MAX, ROOT_INO};
-pub use options::{AutoSize, BuildOptions, FreeSpace, HashAlg};
+pub use options::{AutoSize, BuildOptions, FreeSpace, HashAlg, RaidHints};
 pub use plan::{plan, Plan, LOST_FOUND};
 pub use reader::{FileMap, ImageReader, MappedRun, WalkEntry};
 pub use superblock::{read_superblock, SuperblockView};

@@ -53,6 +53,16 @@ pub enum FreeSpace {
     Percent(f64),
 }
 
+/// RAID hints in the superblock (`s_raid_stride`, `s_raid_stripe_width`):
+/// the kernel's block allocator aligns to them. 0 means none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RaidHints {
+    /// Blocks written to one disk before the next (mke2fs `-E stride`).
+    pub stride: u16,
+    /// Blocks in a full stripe (mke2fs `-E stripe_width`).
+    pub stripe_width: u32,
+}
+
 /// Everything that shapes an image besides the tree; the CLI fills it from
 /// flags named as mke2fs users expect.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,6 +96,9 @@ pub struct BuildOptions {
     pub hash_alg: HashAlg,
     /// Journal size in bytes (`-J`); `None` picks mke2fs's default.
     pub journal_size: Option<u64>,
+    /// RAID hints for the kernel's allocator (mke2fs `-E stride`,
+    /// `stripe_width`), recorded in the superblock.
+    pub raid: RaidHints,
     /// Seconds since the epoch recorded as creation and write time of the
     /// filesystem and as the times of the inodes kiln creates itself.
     pub timestamp: i64,
@@ -115,6 +128,7 @@ impl BuildOptions {
             hash_seed: [0; 16],
             hash_alg: HashAlg::HalfMd4,
             journal_size: None,
+            raid: RaidHints::default(),
             timestamp: 0,
             live: false,
         }

@@ -146,11 +146,15 @@ pub struct Plan<'t> {
 /// Plans an image of `tree` with `opts`.
 pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanError> {
     opts.validate()?;
+    let mut notes = Vec::new();
+    let mut opts = opts.clone();
+    limits::large_file_if_needed(tree, &mut opts.features, &mut notes);
+    let opts = opts;
     let mut inodes = numbering::number_inodes(tree)?;
     let ino_of = numbering::ino_map(&inodes);
-    let dir_format = limits::dir_format(opts);
+    let dir_format = limits::dir_format(&opts);
     for ino in 1..=inodes.len() as u32 {
-        limits::prepare_inode(tree, opts, &dir_format, &mut inodes, &ino_of, ino)?;
+        limits::prepare_inode(tree, &opts, &dir_format, &mut inodes, &ino_of, ino)?;
     }
     let bs = opts.block_size;
     let data_blocks: u64 = inodes
@@ -158,7 +162,7 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
         .map(|p| p.blocks_needed(bs, p.uses_extents(&opts.features)))
         .sum();
     let sizing = Sizing {
-        opts,
+        opts: &opts,
         data_blocks,
         used_inodes: inodes.len() as u64,
     };
@@ -167,8 +171,7 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
         None => sizing.auto()?,
     };
     let image_size = opts.size.unwrap_or(geometry.blocks_count * u64::from(bs));
-    let mut opts = opts.clone();
-    let mut notes = Vec::new();
+    let mut opts = opts;
     // The resize inode is block-mapped: it cannot reach past 2^32 blocks, and
     // mke2fs leaves it out of such filesystems too. (Sizing left its reserved
     // GDT blocks out already.)
@@ -318,6 +321,27 @@ mod tests {
         let target = tree_with(b"l".to_vec(), Body::Symlink(vec![b'x'; 1024]));
         let err = plan_error(&target, 1024);
         assert!(err.starts_with("/sub/l:") && err.contains("1023"), "{err}");
+    }
+
+    #[test]
+    fn large_file_is_turned_on_for_a_file_of_2_gib() {
+        let all_hole = |size| {
+            let bytes = kiln_tree::Inline::new(Vec::new().into(), "spec".into());
+            let source = kiln_tree::DataSource::Bytes(std::sync::Arc::new(bytes));
+            Body::File(kiln_tree::FileData::new(source, size, Vec::new()))
+        };
+        let mut opts = BuildOptions::new(crate::FsType::Ext2);
+        opts.features.set(features::LARGE_FILE, false);
+        let small = tree_with(b"f".to_vec(), all_hole((1 << 31) - 1));
+        let p = plan(&small, &opts).unwrap();
+        assert!(!p.features().has(features::LARGE_FILE) && p.notes.is_empty());
+        let large = tree_with(b"f".to_vec(), all_hole(1 << 31));
+        let p = plan(&large, &opts).unwrap();
+        assert!(p.features().has(features::LARGE_FILE));
+        assert_eq!(
+            p.notes,
+            ["large_file turned on: /sub/f is 2 GiB or more (as mke2fs and the kernel do)"]
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::layout::{
     SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 };
 use crate::le::{get_u16, get_u32, put_u16, put_u32};
+use crate::options::RaidHints;
 
 /// `s_magic`.
 const EXT2_MAGIC: u16 = 0xEF53;
@@ -90,6 +91,8 @@ mod off {
     pub(super) const S_MIN_EXTRA_ISIZE: usize = 0x15C;
     pub(super) const S_WANT_EXTRA_ISIZE: usize = 0x15E;
     pub(super) const S_FLAGS: usize = 0x160;
+    pub(super) const S_RAID_STRIDE: usize = 0x164;
+    pub(super) const S_RAID_STRIPE_WIDTH: usize = 0x170;
     pub(super) const S_LOG_GROUPS_PER_FLEX: usize = 0x174;
     pub(super) const S_CHECKSUM_TYPE: usize = 0x175;
     /// `s_backup_bgs[2]`: the groups with superblock backups (sparse_super2).
@@ -118,6 +121,8 @@ pub(crate) struct SuperblockInfo {
     pub(crate) time: u32,
     /// Backup of the journal inode's `i_block` and size, if there is a journal.
     pub(crate) journal_backup: Option<([u8; I_BLOCK_LEN], u64)>,
+    /// `s_raid_stride` and `s_raid_stripe_width`.
+    pub(crate) raid: RaidHints,
 }
 
 /// Encodes the superblock copy for group `group`.
@@ -194,6 +199,8 @@ pub(crate) fn encode(geo: &Geometry, info: &SuperblockInfo, group: u32) -> [u8; 
         put_u16(&mut b, off::S_WANT_EXTRA_ISIZE, EXTRA_ISIZE);
     }
     put_u32(&mut b, off::S_FLAGS, FLAGS_SIGNED_HASH);
+    put_u16(&mut b, off::S_RAID_STRIDE, info.raid.stride);
+    put_u32(&mut b, off::S_RAID_STRIPE_WIDTH, info.raid.stripe_width);
     if f.has(features::FLEX_BG) {
         b[off::S_LOG_GROUPS_PER_FLEX] = geo.flex_log;
     }
@@ -530,6 +537,10 @@ mod tests {
             label: *b"root\0\0\0\0\0\0\0\0\0\0\0\0",
             time: 1_700_000_000,
             journal_backup: Some(([0; I_BLOCK_LEN], 64 << 20)),
+            raid: RaidHints {
+                stride: 16,
+                stripe_width: 64,
+            },
         };
         let mut img = vec![0u8; 2 * SUPERBLOCK_SIZE];
         img[SUPERBLOCK_SIZE..].copy_from_slice(&encode(&geo, &info, 0));
@@ -555,6 +566,9 @@ mod tests {
             (v.journal_inode, v.journal_size),
             (JOURNAL_INO, Some(64 << 20))
         );
+        let sb = &img[SUPERBLOCK_SIZE..];
+        assert_eq!(get_u16(sb, off::S_RAID_STRIDE), 16);
+        assert_eq!(get_u32(sb, off::S_RAID_STRIPE_WIDTH), 64);
     }
 
     #[test]

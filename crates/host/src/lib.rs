@@ -285,6 +285,12 @@ pub fn name_from_bytes(name: &[u8]) -> std::ffi::OsString {
     imp::name_from_bytes(name)
 }
 
+/// The process's effective user and group ids (0, 0 where the host has
+/// none): who a `mke2fs -d` root directory belongs to.
+pub fn process_ids() -> (u32, u32) {
+    imp::process_ids()
+}
+
 /// Opens an existing block device (or file) for reading and writing, neither
 /// creating nor truncating it. On Linux the open is exclusive (`O_EXCL`): the
 /// kernel refuses (`EBUSY`) a block device that is mounted or otherwise

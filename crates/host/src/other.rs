@@ -250,6 +250,11 @@ pub(crate) fn name_from_bytes(name: &[u8]) -> std::ffi::OsString {
     String::from_utf8_lossy(name).into_owned().into()
 }
 
+/// Windows has no uid/gid: root's, as `missing_metadata` documents.
+pub(crate) fn process_ids() -> (u32, u32) {
+    (0, 0)
+}
+
 pub(crate) fn open_device(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)

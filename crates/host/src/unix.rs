@@ -502,6 +502,13 @@ pub(crate) fn set_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()
     )?)
 }
 
+pub(crate) fn process_ids() -> (u32, u32) {
+    (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    )
+}
+
 pub(crate) fn open_device(path: &Path) -> io::Result<File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true).write(true);

@@ -46,7 +46,8 @@ impl FsInput {
         observer: &dyn Observer,
     ) -> Result<FsInput> {
         let tree_read = read_tree(tree, output, observer)?;
-        let timestamp = fs_timestamp(&tree_read, tree.timestamp.or(tree.source_date_epoch));
+        let fixed = tree.timestamp.or(tree.fs_time).or(tree.source_date_epoch);
+        let timestamp = fs_timestamp(&tree_read, fixed);
         // FAT's own times are the entries', and its volume id is derived
         // when planned.
         if let (FsOptions::Ext(opts), crate::Format::Ext(ext)) = (&mut opts, &fs.format) {

@@ -543,6 +543,7 @@ fn filesystem(
         root_mode: optional(&at("root_mode"), fs.root_mode, values::parse_mode)?,
         timestamp: fs.timestamp,
         source_date_epoch: None,
+        fs_time: None,
         live: false,
     };
     // Its size is the partition's: checked here with a placeholder.

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use kiln_container::ImageFormat;
-use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg, PlanError};
+use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg, PlanError, RaidHints};
 use kiln_fat::{FatOptions, FatVariant};
 use kiln_sink::Durability;
 use kiln_tree::{IdMap, Policy, TarOptions};
@@ -71,6 +71,10 @@ pub struct TreeRequest {
     /// own time unless `timestamp` is set. The library reads no
     /// environment: callers pass it (the CLI from the variable).
     pub source_date_epoch: Option<i64>,
+    /// The filesystem's own time (superblock, lost+found) alone, the
+    /// entries' times left as read: mke2fs's `E2FSPROGS_FAKE_TIME`.
+    /// `timestamp` comes first, then this, then `source_date_epoch`.
+    pub fs_time: Option<i64>,
     /// The sources are a running system: entries that vanish while read
     /// are left out and files that change while copied are stored as they
     /// could be read, with warnings (otherwise each is an error).
@@ -172,6 +176,9 @@ pub struct ExtRequest {
     pub hash_alg: HashAlg,
     /// Journal size in bytes (ext3, ext4 with a journal).
     pub journal_size: Option<u64>,
+    /// RAID hints recorded in the superblock (mke2fs `-E stride`,
+    /// `stripe_width`).
+    pub raid: RaidHints,
 }
 
 impl ExtRequest {
@@ -191,6 +198,7 @@ impl ExtRequest {
             seed: None,
             hash_alg: defaults.hash_alg,
             journal_size: None,
+            raid: RaidHints::default(),
         }
     }
 }
@@ -331,6 +339,7 @@ impl FsRequest {
         opts.reserved_percent = ext.reserved_percent;
         opts.label = self.label.clone().into_bytes();
         opts.journal_size = ext.journal_size;
+        opts.raid = ext.raid;
         opts.hash_alg = ext.hash_alg;
         opts.live = live;
         opts.validate()?;

@@ -148,8 +148,8 @@ fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| path.display().to_string())
 }
 
-/// The filesystem's own timestamps: `fixed` (the request's timestamp or
-/// `SOURCE_DATE_EPOCH`) if given, else the newest mtime in the tree, never
+/// The filesystem's own timestamps: `fixed` (the request's timestamp, fs
+/// time or `SOURCE_DATE_EPOCH`) if given, else the newest mtime in the tree, never
 /// later than now (e2fsck reports times in the future).
 pub(crate) fn fs_timestamp(tree: &Tree, fixed: Option<i64>) -> i64 {
     if let Some(secs) = fixed {

@@ -151,7 +151,9 @@ fn our_plan(program: &str, opts: &[&str], size: &str) -> Result<MkfsPlan, String
         fake_time: None,
         source_date_epoch: None,
         device_size: None,
+        existing_file: false,
         ids: (0, 0),
+        now: 1_700_000_000,
     };
     plan(&args, &ctx).map_err(|e| e.to_string())
 }

@@ -33,9 +33,15 @@ pub struct Context<'a> {
     /// The size in bytes of the device (or existing file), used when no
     /// fs-size is given; `None` when it does not exist.
     pub device_size: Option<u64>,
+    /// The device is an existing regular file: written in place, as mke2fs
+    /// writes it, so its length and any bytes past the filesystem stay.
+    pub existing_file: bool,
     /// The uid and gid of the user running the program: the root
     /// directory's owner for `-E root_owner` without a value.
     pub ids: (u32, u32),
+    /// The clock, in seconds since the epoch: the time of a filesystem
+    /// made without `-d` when the environment fixes none, as mke2fs takes it.
+    pub now: i64,
 }
 
 /// Something accepted that the image does not show, or a choice made as
@@ -115,6 +121,19 @@ const USAGE_BY_SIZE: [(u64, &str); 4] = [
     (16 << 40, "big"),
 ];
 
+/// The filesystem's time and the clamp on entry times, from the environment.
+struct Times {
+    /// SOURCE_DATE_EPOCH: the filesystem's time, and later times clamped to it.
+    clamp: Option<i64>,
+    /// E2FSPROGS_FAKE_TIME (when SOURCE_DATE_EPOCH is not set): the
+    /// filesystem's time alone.
+    fs_time: Option<i64>,
+}
+
+/// The root directory's mode that mke2fs 1.47.0 gives, with or without
+/// `-d`, unless `-E root_perms` says otherwise.
+const ROOT_MODE: u16 = 0o755;
+
 /// Resolves `args` as mke2fs would, in `ctx`.
 pub fn plan(args: &Args, ctx: &Context) -> Result<MkfsPlan, MkfsError> {
     Resolver {
@@ -173,7 +192,8 @@ impl Resolver<'_> {
         let journal_size = self.journal_size()?;
         let features = self.features(&types, blocks, journal_size.is_some())?;
         let inode_ratio = self.inode_ratio(&types)?;
-        let inodes = self.number('N')?;
+        // -N 0 is "not given" to mke2fs (Buildroot's default passes it).
+        let inodes = self.number('N')?.filter(|&n| n > 0);
         let inode_size = self.inode_size(&types)?;
         let inodes_wanted = inodes.unwrap_or(blocks * u64::from(block_size) / inode_ratio);
         check_inode_room(
@@ -193,6 +213,7 @@ impl Resolver<'_> {
         ext.seed = extended.seed;
         ext.hash_alg = self.hash_alg(&types)?;
         ext.journal_size = journal_size;
+        ext.raid = extended.raid;
         let fs = FsRequest {
             format: Format::Ext(ext),
             size: SizeRequest::Fixed(blocks * u64::from(block_size)),
@@ -201,7 +222,7 @@ impl Resolver<'_> {
         let request = BuildRequest {
             tree: self.tree(&extended)?,
             fs,
-            output: self.output(&extended),
+            output: self.output(&extended, blocks * u64::from(block_size)),
             verity: None,
         };
         Ok(MkfsPlan {
@@ -627,47 +648,56 @@ impl Resolver<'_> {
         }
     }
 
-    /// -d and the times of the environment.
+    /// -d and the times of the environment. The root directory is mke2fs's
+    /// (0:0, 0755) unless `-E root_owner`/`root_perms` say otherwise: a
+    /// source tree owned by the user who builds it must not give the image
+    /// a root directory owned by that user.
     fn tree(&mut self, ext: &ExtendedRequest) -> Result<TreeRequest, MkfsError> {
-        let layers = self
-            .args
-            .last('d')
-            .map(|d| vec![Layer::Source(PathBuf::from(d))])
-            .unwrap_or_default();
+        let mut times = self.times()?;
+        let layers = match self.args.last('d') {
+            Some(d) => vec![Layer::Source(PathBuf::from(d))],
+            None => {
+                // Without -d mke2fs makes an empty filesystem, its root
+                // directory made at the filesystem's time: the clock unless
+                // the environment fixes one.
+                let time = times.clamp.or(times.fs_time).unwrap_or(self.ctx.now);
+                times.fs_time = Some(time);
+                vec![Layer::SpecLine(format!("set / time={time} crtime={time}"))]
+            }
+        };
         Ok(TreeRequest {
             layers,
-            root_owner: ext.root_owner,
-            root_mode: ext.root_mode,
-            source_date_epoch: self.epoch()?,
+            root_owner: Some(ext.root_owner.unwrap_or((0, 0))),
+            root_mode: Some(ext.root_mode.unwrap_or(ROOT_MODE)),
+            source_date_epoch: times.clamp,
+            fs_time: times.fs_time,
             ..TreeRequest::default()
         })
     }
 
-    /// E2FSPROGS_FAKE_TIME (the filesystem's time, as mke2fs takes it),
-    /// else SOURCE_DATE_EPOCH (as mke2fs 1.47.1 and kiln take it).
-    fn epoch(&mut self) -> Result<Option<i64>, MkfsError> {
-        let parse = |name: &str, v: &str| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| MkfsError::usage(name, format!("{v:?} is not a number of seconds")))
-        };
-        if let Some(v) = self.ctx.fake_time {
-            let t = parse("E2FSPROGS_FAKE_TIME", v)?;
-            self.note(
-                "E2FSPROGS_FAKE_TIME",
-                "the filesystem's time; kiln also clamps later file times to it",
-            );
-            return Ok(Some(t));
-        }
-        self.ctx
-            .source_date_epoch
-            .map(|v| parse("SOURCE_DATE_EPOCH", v))
+    /// The times of the environment, as mke2fs 1.47.1 takes them:
+    /// SOURCE_DATE_EPOCH is the filesystem's time and clamps later entry
+    /// times; else E2FSPROGS_FAKE_TIME is the filesystem's time alone.
+    fn times(&self) -> Result<Times, MkfsError> {
+        let parse = |name: &str, v: Option<&str>| {
+            v.map(|v| {
+                v.trim().parse::<i64>().map_err(|_| {
+                    MkfsError::usage(name, format!("{v:?} is not a number of seconds"))
+                })
+            })
             .transpose()
+        };
+        let clamp = parse("SOURCE_DATE_EPOCH", self.ctx.source_date_epoch)?;
+        let fake = parse("E2FSPROGS_FAKE_TIME", self.ctx.fake_time)?;
+        Ok(Times {
+            clamp,
+            fs_time: if clamp.is_some() { None } else { fake },
+        })
     }
 
-    /// The device, written in place as mke2fs writes it: raw (whatever its
-    /// extension), uncompressed, flushed.
-    fn output(&mut self, ext: &ExtendedRequest) -> OutputRequest {
+    /// The device, written as mke2fs writes it: raw (whatever its
+    /// extension), uncompressed, flushed; `bytes` is the filesystem's size.
+    fn output(&mut self, ext: &ExtendedRequest, bytes: u64) -> OutputRequest {
         let mut out = OutputRequest::file(self.args.device.clone());
         out.force = true;
         out.compress = Some(Compress::None);
@@ -676,7 +706,12 @@ impl Resolver<'_> {
         } else {
             ImageFormat::Raw
         });
-        out.offset = ext.offset;
+        // An existing file that holds the filesystem is written in place,
+        // as mke2fs writes it; a shorter one grows, an Android sparse image
+        // replaces it.
+        let holds = self.ctx.device_size.is_some_and(|size| size >= bytes);
+        let in_place = self.ctx.existing_file && holds && !ext.android_sparse;
+        out.offset = ext.offset.or(in_place.then_some(0));
         out.durability = Durability::Sync;
         out
     }

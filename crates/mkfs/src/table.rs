@@ -57,7 +57,7 @@ pub const OPTIONS: &[OptionInfo] = &[
     row(
         "-g",
         Refused,
-        "blocks per group: only 8 × block size (the default) is honoured",
+        "blocks per group: only 8 times the block size (the default) is honoured",
     ),
     row(
         "-G",
@@ -199,11 +199,62 @@ pub const EXTENDED: &[OptionInfo] = &[
         Honoured,
         "permission bits of the root directory (mke2fs 1.47.1)",
     ),
-    row("-E stride", Refused, "RAID stride"),
-    row("-E stripe_width", Refused, "RAID stripe width"),
-    row("-E stripe-width", Refused, "RAID stripe width"),
+    row(
+        "-E stride",
+        Honoured,
+        "RAID stride in blocks, recorded in the superblock for the kernel's allocator",
+    ),
+    row(
+        "-E stripe_width",
+        Honoured,
+        "RAID stripe width in blocks, recorded in the superblock",
+    ),
+    row(
+        "-E stripe-width",
+        Honoured,
+        "RAID stripe width in blocks, recorded in the superblock",
+    ),
     row("-E test_fs", Refused, "test_fs flag"),
 ];
+
+/// What kiln does differently from mke2fs 1.47 when it is run as mke2fs.
+pub const DIFFERENCES: &[&str] = &[
+    "The UUID and the directory hash seed are derived from the inputs unless -U or -E hash_seed \
+     gives them: the same command line on the same tree gives the same bytes.",
+    "Directories get htrees (dir_index) as they are written, times keep their nanoseconds, and \
+     the filesystem's time is the newest in the -d tree (without -d, the clock).",
+    "SOURCE_DATE_EPOCH is taken as mke2fs 1.47.1 takes it: the filesystem's time, and later \
+     times of the tree clamped to it. E2FSPROGS_FAKE_TIME, when it is not set, is the \
+     filesystem's time alone.",
+    "With -d, the root directory is 0:0 and 0755, as mke2fs 1.47.0 makes it, unless \
+     -E root_owner or root_perms says otherwise; its times are the source directory's.",
+    "The journal superblock declares journal_checksum_v3 with metadata_csum (mke2fs leaves \
+     that to the kernel's first mount), and the overhead field is left 0 (the kernel computes it).",
+    "An existing file that holds the filesystem is written in place; the device is not \
+     discarded first, and no inode table or journal block is left for lazy initialisation.",
+    "Options that would change the image in a way kiln cannot make are refused, naming the \
+     option; options that only change how mke2fs runs are accepted and noted.",
+];
+
+/// `kiln mkfs`'s long help: the differences from mke2fs and every option
+/// with what kiln does with it, from [`DIFFERENCES`], [`OPTIONS`] and
+/// [`EXTENDED`].
+pub fn help() -> String {
+    let mut text = String::from("Differences from mke2fs:\n");
+    for d in DIFFERENCES {
+        text.push_str(&format!("  - {d}\n"));
+    }
+    text.push_str("\nmke2fs's options (honoured, accepted as a no-op, or refused):\n");
+    for row in OPTIONS.iter().chain(EXTENDED) {
+        let status = match row.status {
+            Status::Honoured => "honoured",
+            Status::NoOp => "no-op",
+            Status::Refused => "refused",
+        };
+        text.push_str(&format!("  {:<28} {status:<9} {}\n", row.name, row.what));
+    }
+    text
+}
 
 /// The row of `-letter`.
 pub fn option(letter: char) -> Option<&'static OptionInfo> {
@@ -260,5 +311,19 @@ mod tests {
         let n = names.len();
         names.dedup();
         assert_eq!(names.len(), n);
+    }
+
+    #[test]
+    fn help_names_every_option_once_with_its_status() {
+        let help = help();
+        // It goes into a man page too, which takes ASCII.
+        assert!(help.is_ascii());
+        for row in OPTIONS.iter().chain(EXTENDED) {
+            let line = help
+                .lines()
+                .find(|l| l.trim_start().split("  ").next() == Some(row.name))
+                .unwrap_or_else(|| panic!("{} is not in the help", row.name));
+            assert!(line.contains(row.what), "{line}");
+        }
     }
 }

@@ -45,6 +45,7 @@ pub(super) fn shared(plan: &Plan<'_>) -> Shared {
             label,
             time: fs_time(plan),
             journal_backup,
+            raid: plan.opts.raid,
         },
         gdt: group_desc::encode_table(&plan.geometry, &usage.counts(), plan.csum_seed()),
         usage,

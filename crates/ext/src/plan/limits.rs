@@ -275,12 +275,34 @@ pub(super) fn lost_found_blocks(bs: u32, entries_need: u32) -> u32 {
     entries_need.max(min)
 }
 
+/// The largest file without large_file: `i_size` is then 31 bits.
+const SMALL_FILE_MAX: u64 = (1 << 31) - 1;
+
+/// Turns large_file on when a file of 2 GiB or more needs it, as mke2fs
+/// (populating with `-d`) and the kernel do, with a note naming the file.
+pub(super) fn large_file_if_needed(tree: &Tree, features: &mut Features, notes: &mut Vec<String>) {
+    if features.has(features::LARGE_FILE) {
+        return;
+    }
+    let large = tree
+        .reachable()
+        .into_iter()
+        .find(|&id| matches!(&tree.node(id).body, Body::File(f) if f.size > SMALL_FILE_MAX));
+    if let Some(id) = large {
+        features.set(features::LARGE_FILE, true);
+        notes.push(format!(
+            "large_file turned on: {} is 2 GiB or more (as mke2fs and the kernel do)",
+            node_path(tree, id)
+        ));
+    }
+}
+
 /// The largest file a block map holds (as the kernel computes it without
 /// huge_file): the addressable blocks, and `i_blocks` counting 512-byte
 /// sectors in 32 bits, less the index blocks.
 pub(super) fn max_file_size(bs: u32, features: &Features) -> u64 {
     if !features.has(features::LARGE_FILE) {
-        return (1 << 31) - 1;
+        return SMALL_FILE_MAX;
     }
     let a = u64::from(bs / 4);
     let sectors_per_block = u64::from(bs / 512);

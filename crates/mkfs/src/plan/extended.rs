@@ -1,5 +1,6 @@
 //! The extended options (`-E`, `-R`, and mke2fs.conf's `options`).
 
+use kiln_lib::kiln_ext::RaidHints;
 use kiln_lib::values::{parse_mode, parse_owner, parse_uuid};
 
 use super::Resolver;
@@ -42,17 +43,19 @@ pub(super) struct ExtendedRequest {
     pub(super) seed: Option<[u8; 16]>,
     pub(super) offset: Option<u64>,
     pub(super) android_sparse: bool,
+    pub(super) raid: RaidHints,
 }
 
 impl Resolver<'_> {
-    /// mke2fs.conf's `options`, then the last -E (or -R): mke2fs keeps only
-    /// the last one given.
+    /// mke2fs.conf's `options`, then every -E (or -R) in order, a later
+    /// option overriding an earlier one: mke2fs 1.47.4 joins repeated -E
+    /// (Yocto appends its hash_seed to the user's -E).
     pub(super) fn extended(&mut self, types: &[String]) -> Result<ExtendedRequest, MkfsError> {
         let mut list = Vec::new();
         if let Some(conf) = self.ctx.profile.lookup(types, "options") {
             list.extend(parse_extended(conf));
         }
-        if let Some(value) = self.last_extended() {
+        for value in self.extended_args() {
             list.extend(parse_extended(value));
         }
         let mut req = ExtendedRequest::default();
@@ -62,23 +65,23 @@ impl Resolver<'_> {
         Ok(req)
     }
 
-    /// The argument of the last -E or -R.
-    fn last_extended(&self) -> Option<&str> {
+    /// The arguments of every -E and -R, in order.
+    fn extended_args(&self) -> impl Iterator<Item = &str> {
         self.args
             .options
             .iter()
-            .rev()
-            .find(|g| matches!(g.letter, 'E' | 'R'))
-            .and_then(|g| g.value.as_deref())
+            .filter(|g| matches!(g.letter, 'E' | 'R'))
+            .filter_map(|g| g.value.as_deref())
     }
 
-    /// `offset=` of the last -E, read early: the filesystem's size on a
-    /// device is what lies past it. A bad value is reported by `extended`.
+    /// The last `offset=` of the -E options, read early: the filesystem's
+    /// size on a device is what lies past it. A bad value is reported by
+    /// `extended`.
     pub(super) fn offset_arg(&self) -> Option<u64> {
-        parse_extended(self.last_extended()?)
-            .into_iter()
-            .rev()
-            .find(|e| e.name == "offset")
+        self.extended_args()
+            .flat_map(parse_extended)
+            .filter(|e| e.name == "offset")
+            .last()
             .and_then(|e| e.value?.parse().ok())
     }
 
@@ -100,6 +103,15 @@ impl Resolver<'_> {
                 )
             }
             "android_sparse" => req.android_sparse = true,
+            "stride" => {
+                req.raid.stride = parse_blocks(value)
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or_else(|| bad(format!("{value:?} is not a stride of 1 to 65535 blocks")))?
+            }
+            "stripe_width" | "stripe-width" => {
+                req.raid.stripe_width = parse_blocks(value)
+                    .ok_or_else(|| bad(format!("{value:?} is not a stripe width in blocks")))?
+            }
             "lazy_itable_init"
             | "lazy_journal_init"
             | "assume_storage_prezeroed"
@@ -117,4 +129,9 @@ impl Resolver<'_> {
         }
         Ok(())
     }
+}
+
+/// A positive count of blocks, as `stride=` and `stripe_width=` take it.
+fn parse_blocks(value: Option<&str>) -> Option<u32> {
+    value?.parse().ok().filter(|&n| n > 0)
 }

@@ -21,7 +21,9 @@ fn run_with(
         fake_time: None,
         source_date_epoch: None,
         device_size: None,
+        existing_file: false,
         ids: (1000, 100),
+        now: 1_700_000_000,
     };
     edit(&mut ctx);
     plan(&args, &ctx)
@@ -107,7 +109,10 @@ fn refused_options_name_themselves() {
         (&["-e", "panic"], "-e: kiln cannot honour it"),
         (&["-r", "0"], "-r: kiln cannot honour it"),
         (&["-g", "1024"], "-g: kiln cannot honour it"),
-        (&["-E", "stride=4"], "-E stride: kiln cannot honour it"),
+        (
+            &["-E", "quotatype=usrquota"],
+            "-E quotatype: kiln cannot honour it",
+        ),
         (
             &["-O", "bigalloc"],
             "feature bigalloc: kiln cannot honour it",
@@ -172,15 +177,34 @@ fn extended_options_fill_the_request() {
     assert_eq!(r.output.format, Some(ImageFormat::AndroidSparse));
     assert!(r.output.force);
     assert_eq!(r.output.compress, Some(Compress::None));
-    // Only the last -E counts, as in mke2fs; root_owner alone is the caller's ids.
+    // Repeated -E options join, a later one winning (mke2fs 1.47.4);
+    // root_owner alone is the caller's ids.
     let p = run(
         "mkfs.ext4",
-        &["-E", "offset=4096", "-E", "root_owner", "img", "64M"],
+        &[
+            "-E",
+            "offset=4096,stride=16",
+            "-E",
+            "root_owner,stride=32",
+            "img",
+            "64M",
+        ],
     )
     .unwrap();
-    assert_eq!(p.request.output.offset, None);
+    assert_eq!(p.request.output.offset, Some(4096));
     assert_eq!(p.request.tree.root_owner, Some((1000, 100)));
     assert_eq!(p.request.output.format, Some(ImageFormat::Raw));
+    assert_eq!(p.ext().raid.stride, 32);
+    let p = run(
+        "mkfs.ext4",
+        &["-E", "stride=16,stripe-width=64", "img", "64M"],
+    )
+    .unwrap();
+    assert_eq!((p.ext().raid.stride, p.ext().raid.stripe_width), (16, 64));
+    assert!(err("mkfs.ext4", &["-E", "stride=70000", "img", "64M"]).starts_with("-E stride:"));
+    assert!(
+        err("mkfs.ext4", &["-E", "stripe_width=0", "img", "64M"]).starts_with("-E stripe_width:")
+    );
 }
 
 #[test]
@@ -249,12 +273,19 @@ fn times_from_the_environment() {
     })
     .unwrap();
     assert_eq!(p.request.tree.source_date_epoch, Some(1_700_000_000));
-    let p = run_with("mke2fs", &["img", "8M"], &builtin(), |c| {
-        c.source_date_epoch = Some("5");
-        c.fake_time = Some("1000");
-    })
-    .unwrap();
-    assert_eq!(p.request.tree.source_date_epoch, Some(1000));
+    // SOURCE_DATE_EPOCH wins over E2FSPROGS_FAKE_TIME (mke2fs 1.47.1), which
+    // alone is the filesystem's time and clamps nothing.
+    let times = |sde, fake| {
+        let p = run_with("mke2fs", &["-d", "d", "img", "8M"], &builtin(), |c| {
+            c.source_date_epoch = sde;
+            c.fake_time = fake;
+        })
+        .unwrap();
+        (p.request.tree.source_date_epoch, p.request.tree.fs_time)
+    };
+    assert_eq!(times(Some("5"), Some("1000")), (Some(5), None));
+    assert_eq!(times(None, Some("1000")), (None, Some(1000)));
+    assert_eq!(times(None, None), (None, None));
     let e = run_with("mke2fs", &["img", "8M"], &builtin(), |c| {
         c.source_date_epoch = Some("soon")
     })
@@ -320,4 +351,69 @@ fn the_table_says_what_the_plan_does() {
             ),
         }
     }
+}
+
+#[test]
+fn without_d_an_empty_tree_at_the_filesystems_time() {
+    let p = run("mke2fs", &["img", "8M"]).unwrap();
+    let line = "set / time=1700000000 crtime=1700000000";
+    assert_eq!(p.request.tree.layers, [Layer::SpecLine(line.into())]);
+    assert_eq!(p.request.tree.fs_time, Some(1_700_000_000));
+    let p = run_with("mke2fs", &["img", "8M"], &builtin(), |c| {
+        c.fake_time = Some("1000");
+    })
+    .unwrap();
+    let line = "set / time=1000 crtime=1000";
+    assert_eq!(p.request.tree.layers, [Layer::SpecLine(line.into())]);
+    // With -d the times come from the tree, as in any kiln build.
+    let p = run("mke2fs", &["-d", "root", "img", "8M"]).unwrap();
+    assert_eq!(p.request.tree.layers, [Layer::Source("root".into())]);
+    assert_eq!(p.request.tree.source_date_epoch, None);
+}
+
+#[test]
+fn root_directory_is_mke2fs_s_unless_extended_options_say() {
+    let p = run("mke2fs", &["-d", "root", "img", "8M"]).unwrap();
+    assert_eq!(p.request.tree.root_owner, Some((0, 0)));
+    assert_eq!(p.request.tree.root_mode, Some(0o755));
+    let p = run("mke2fs", &["-E", "root_owner,root_perms=0700", "img", "8M"]).unwrap();
+    assert_eq!(p.request.tree.root_owner, Some((1000, 100)));
+    assert_eq!(p.request.tree.root_mode, Some(0o700));
+}
+
+#[test]
+fn zero_inodes_is_the_default_count() {
+    let p = run("mkfs.ext4", &["-N", "0", "img", "60M"]).unwrap();
+    assert_eq!(p.ext().inodes, None);
+    assert_eq!(
+        p.inodes_wanted,
+        run("mkfs.ext4", &["img", "60M"]).unwrap().inodes_wanted
+    );
+}
+
+#[test]
+fn an_existing_file_that_holds_the_filesystem_is_written_in_place() {
+    let offset = |size: u64, file: bool, argv: &[&str]| {
+        run_with("mkfs.ext4", argv, &builtin(), |c| {
+            c.device_size = Some(size);
+            c.existing_file = file;
+        })
+        .unwrap()
+        .request
+        .output
+        .offset
+    };
+    assert_eq!(offset(100 << 20, true, &["img", "64M"]), Some(0));
+    assert_eq!(offset(64 << 20, true, &["img"]), Some(0));
+    // A shorter file grows; a block device is written as it is.
+    assert_eq!(offset(1 << 20, true, &["img", "64M"]), None);
+    assert_eq!(offset(100 << 20, false, &["img", "64M"]), None);
+    assert_eq!(
+        offset(100 << 20, true, &["-E", "offset=4096", "img", "64M"]),
+        Some(4096)
+    );
+    assert_eq!(
+        offset(100 << 20, true, &["-E", "android_sparse", "img", "64M"]),
+        None
+    );
 }
