@@ -609,3 +609,72 @@ fn names_help_refusals_in_place_and_empty_filesystems() {
         .collect();
     assert_eq!(names, [".", "..", "lost+found"]);
 }
+
+/// The settings of e2fsprogs 1.47's own mke2fs.conf that matter here (its
+/// ext4 gets metadata_csum_seed and orphan_file, which Debian's leaves
+/// out), for MKE2FS_CONFIG.
+const UPSTREAM_CONF: &str = "[defaults]
+\tbase_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
+\tblocksize = 4096
+\tinode_size = 256
+\tinode_ratio = 16384
+[fs_types]
+\text4 = {
+\t\tfeatures = has_journal,extent,huge_file,flex_bg,metadata_csum,metadata_csum_seed,64bit,dir_nlink,extra_isize,orphan_file
+\t}
+\tsmall = {
+\t\tblocksize = 1024
+\t\tinode_ratio = 4096
+\t}
+";
+
+#[test]
+fn upstream_conf_metadata_csum_seed_written_orphan_file_left_out() {
+    if !judges("mke2fs") {
+        return;
+    }
+    let case = Case::new("ext4", 1024);
+    let conf = case.path("mke2fs.conf");
+    write_file(&conf, UPSTREAM_CONF.as_bytes());
+    let root = case.mkdir("root");
+    fixture::full(&root, 1024);
+    let snap = Snapshot::take(&[&root]);
+    let impostor = Impostor::new();
+    let image = |m: Mke2fs| case.path(&format!("{m:?}.img"));
+    let mut said = String::new();
+    for mke2fs in [Mke2fs::Kiln, Mke2fs::Real] {
+        let mut cmd = Command::new("mkfs.ext4");
+        cmd.args([OsStr::new("-q"), OsStr::new("-d"), root.as_os_str()])
+            .arg(image(mke2fs))
+            .arg("96M")
+            .env("MKE2FS_CONFIG", &conf);
+        mke2fs.apply(&impostor, &mut cmd);
+        let out = run(&mut cmd);
+        assert_success(&out, &format!("mkfs.ext4 with {mke2fs:?} mke2fs"));
+        if mke2fs == Mke2fs::Kiln {
+            said = String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+    }
+    // Even with -q, kiln says what it left out and why.
+    assert!(
+        said.contains("feature orphan_file") && said.contains("left out"),
+        "{said}"
+    );
+    let kiln = image(Mke2fs::Kiln);
+    let features = |i: &Path| dumpe2fs_header(i)["Filesystem features"].clone();
+    let theirs = features(&image(Mke2fs::Real));
+    assert!(
+        theirs.contains("orphan_file") && theirs.contains("metadata_csum_seed"),
+        "{theirs}"
+    );
+    let without_orphan_file: Vec<&str> =
+        theirs.split(' ').filter(|f| *f != "orphan_file").collect();
+    assert_eq!(features(&kiln), without_orphan_file.join(" "));
+    assert_holds(&kiln, &snap, Filler::Mke2fs, None);
+    // The seed kept in the superblock keeps the checksums valid after a UUID change.
+    run_ok(
+        tool("tune2fs").arg("-U").arg("random").arg(&kiln),
+        "tune2fs -U random",
+    );
+    e2fsck_clean(&kiln);
+}

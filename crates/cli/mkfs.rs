@@ -62,10 +62,9 @@ pub(crate) fn run(program: &str, args: Vec<OsString>) -> Result<()> {
         eprintln!("mke2fs 1.47.0 (kiln {})", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
-    if !plan.quiet {
-        for note in &plan.notes {
-            eprintln!("{program}: {}: {}", note.option, note.note);
-        }
+    let shown = if plan.quiet { &[][..] } else { &plan.notes[..] };
+    for note in shown.iter().chain(&plan.left_out) {
+        eprintln!("{program}: {}: {}", note.option, note.note);
     }
     if plan.dry_run {
         eprintln!(
