@@ -151,7 +151,7 @@ fn our_plan(program: &str, opts: &[&str], size: &str) -> Result<MkfsPlan, String
         fake_time: None,
         source_date_epoch: None,
         device_size: None,
-        existing_file: false,
+        device: crate::plan::Device::Missing,
         ids: (0, 0),
         now: 1_700_000_000,
     };

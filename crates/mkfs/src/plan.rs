@@ -3,7 +3,7 @@
 //! line, else mke2fs.conf, else mke2fs's built-in default) into kiln's
 //! [`BuildRequest`], with notes of what kiln accepted but does not act on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kiln_lib::kiln_ext::{FsType, HashAlg};
 use kiln_lib::kiln_sink::Durability;
@@ -33,15 +33,29 @@ pub struct Context<'a> {
     /// The size in bytes of the device (or existing file), used when no
     /// fs-size is given; `None` when it does not exist.
     pub device_size: Option<u64>,
-    /// The device is an existing regular file: written in place, as mke2fs
-    /// writes it, so its length and any bytes past the filesystem stay.
-    pub existing_file: bool,
+    /// What the device path names.
+    pub device: Device,
     /// The uid and gid of the user running the program: the root
     /// directory's owner for `-E root_owner` without a value.
     pub ids: (u32, u32),
     /// The clock, in seconds since the epoch: the time of a filesystem
     /// made without `-d` when the environment fixes none, as mke2fs takes it.
     pub now: i64,
+}
+
+/// What the device path names (links followed), which decides how it is
+/// written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// Nothing: a new file is made.
+    Missing,
+    /// A regular file: written in place, as mke2fs writes it, extended if
+    /// it is short; its other bytes stay.
+    File,
+    /// A block device.
+    BlockDevice,
+    /// Anything else (a character device, a FIFO, a directory): refused.
+    Other,
 }
 
 /// Something accepted that the image does not show, or a choice made as
@@ -228,7 +242,7 @@ impl Resolver<'_> {
         let request = BuildRequest {
             tree: self.tree(&extended)?,
             fs,
-            output: self.output(&extended, blocks * u64::from(block_size)),
+            output: self.output(&extended)?,
             verity: None,
         };
         Ok(MkfsPlan {
@@ -712,9 +726,14 @@ impl Resolver<'_> {
     }
 
     /// The device, written as mke2fs writes it: raw (whatever its
-    /// extension), uncompressed, flushed; `bytes` is the filesystem's size.
-    fn output(&mut self, ext: &ExtendedRequest, bytes: u64) -> OutputRequest {
-        let mut out = OutputRequest::file(self.args.device.clone());
+    /// extension), uncompressed, flushed.
+    fn output(&mut self, ext: &ExtendedRequest) -> Result<OutputRequest, MkfsError> {
+        // `-` is a file of that name to mke2fs, not standard output.
+        let path = match self.args.device.as_os_str() == "-" {
+            true => Path::new(".").join("-"),
+            false => self.args.device.clone(),
+        };
+        let mut out = OutputRequest::file(path);
         out.force = true;
         out.compress = Some(Compress::None);
         out.format = Some(if ext.android_sparse {
@@ -722,14 +741,30 @@ impl Resolver<'_> {
         } else {
             ImageFormat::Raw
         });
-        // An existing file that holds the filesystem is written in place,
-        // as mke2fs writes it; a shorter one grows, an Android sparse image
-        // replaces it.
-        let holds = self.ctx.device_size.is_some_and(|size| size >= bytes);
-        let in_place = self.ctx.existing_file && holds && !ext.android_sparse;
-        out.offset = ext.offset.or(in_place.then_some(0));
+        // A file is written in place, as mke2fs writes it (created or
+        // extended as needed); an Android sparse image replaces it.
+        match self.ctx.device {
+            Device::Other => {
+                return Err(MkfsError::usage(
+                    "device",
+                    format!(
+                        "{}: neither a regular file nor a block device",
+                        self.args.device.display()
+                    ),
+                ))
+            }
+            Device::File if !ext.android_sparse => {
+                out.offset = Some(ext.offset.unwrap_or(0));
+                out.grow = true;
+            }
+            Device::Missing if ext.offset.is_some() => {
+                out.offset = ext.offset;
+                out.grow = true;
+            }
+            _ => out.offset = ext.offset,
+        }
         out.durability = Durability::Sync;
-        out
+        Ok(out)
     }
 }
 

@@ -37,6 +37,10 @@ pub struct OutputRequest<'a> {
     pub force: bool,
     /// Write into an existing file from this byte on.
     pub offset: Option<u64>,
+    /// With `offset`: create the file if it is missing (mke2fs's device
+    /// file); [`BlockDevice::open_file_at`](crate::BlockDevice::open_file_at)
+    /// then extends a short one.
+    pub grow: bool,
     /// The files and directories the build reads (`-` is standard input):
     /// the output must be none of them.
     pub inputs: &'a [&'a Path],
@@ -146,10 +150,11 @@ pub fn check_output(req: &OutputRequest<'_>) -> Result<OutputKind, OutputError> 
         refuse_existing(path, req.inputs)?;
     }
     if let Some(offset) = req.offset {
-        if !exists {
-            return Err(OutputError::NoFileForOffset { path: path.into() });
+        match (exists, req.grow) {
+            (true, _) => check_writable(path, path)?,
+            (false, true) => check_directory(path)?,
+            (false, false) => return Err(OutputError::NoFileForOffset { path: path.into() }),
         }
-        check_writable(path, path)?;
         return Ok(OutputKind::Region(offset));
     }
     if is_block_device(path) {

@@ -21,7 +21,7 @@ fn run_with(
         fake_time: None,
         source_date_epoch: None,
         device_size: None,
-        existing_file: false,
+        device: Device::Missing,
         ids: (1000, 100),
         now: 1_700_000_000,
     };
@@ -392,30 +392,28 @@ fn zero_inodes_is_the_default_count() {
 }
 
 #[test]
-fn an_existing_file_that_holds_the_filesystem_is_written_in_place() {
-    let offset = |size: u64, file: bool, argv: &[&str]| {
+fn a_file_is_written_in_place_created_or_extended() {
+    let out = |device: Device, argv: &[&str]| {
         run_with("mkfs.ext4", argv, &builtin(), |c| {
-            c.device_size = Some(size);
-            c.existing_file = file;
+            c.device_size = (device == Device::File).then_some(100 << 20);
+            c.device = device;
         })
-        .unwrap()
-        .request
-        .output
-        .offset
+        .map(|p| (p.request.output.offset, p.request.output.grow))
     };
-    assert_eq!(offset(100 << 20, true, &["img", "64M"]), Some(0));
-    assert_eq!(offset(64 << 20, true, &["img"]), Some(0));
-    // A shorter file grows; a block device is written as it is.
-    assert_eq!(offset(1 << 20, true, &["img", "64M"]), None);
-    assert_eq!(offset(100 << 20, false, &["img", "64M"]), None);
-    assert_eq!(
-        offset(100 << 20, true, &["-E", "offset=4096", "img", "64M"]),
-        Some(4096)
-    );
-    assert_eq!(
-        offset(100 << 20, true, &["-E", "android_sparse", "img", "64M"]),
-        None
-    );
+    assert_eq!(out(Device::File, &["img", "64M"]), Ok((Some(0), true)));
+    assert_eq!(out(Device::File, &["img", "200M"]), Ok((Some(0), true)));
+    assert_eq!(out(Device::File, &["-E", "offset=4096", "img", "64M"]), Ok((Some(4096), true)));
+    // An Android sparse image replaces the file, as mke2fs's does.
+    assert_eq!(out(Device::File, &["-E", "android_sparse", "img", "64M"]), Ok((None, false)));
+    // A new file is made whole, or grown to hold the filesystem at -E offset.
+    assert_eq!(out(Device::Missing, &["img", "64M"]), Ok((None, false)));
+    assert_eq!(out(Device::Missing, &["-E", "offset=4096", "img", "64M"]), Ok((Some(4096), true)));
+    assert_eq!(out(Device::BlockDevice, &["img", "64M"]), Ok((None, false)));
+    let e = out(Device::Other, &["img", "64M"]).unwrap_err().to_string();
+    assert!(e.contains("neither a regular file nor a block device"), "{e}");
+    // `-` is a file named so, not standard output.
+    let p = run("mkfs.ext4", &["-", "64M"]).unwrap();
+    assert_eq!(p.request.output.path, Path::new("./-"));
 }
 
 /// e2fsprogs 1.47's own mke2fs.conf for ext4 (Debian's leaves out the last two).
