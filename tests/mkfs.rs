@@ -678,3 +678,39 @@ fn upstream_conf_metadata_csum_seed_written_orphan_file_left_out() {
     );
     e2fsck_clean(&kiln);
 }
+
+/// mke2fs command lines whose inode count takes its rounding: whole inode
+/// table blocks, then whole bitmap bytes, with 4 inodes a block (1 KiB
+/// blocks of 256-byte inodes, mkfs.ext4's choice below 512 MiB).
+const INODE_ROUNDING: [(&str, &[&str]); 6] = [
+    ("mkfs.ext4", &["100M"]),
+    ("mkfs.ext4", &["20M"]),
+    ("mkfs.ext4", &["110M"]),
+    ("mkfs.ext2", &["-N", "5000", "32M"]),
+    ("mkfs.ext3", &["-i", "8192", "-b", "1024", "200M"]),
+    ("mkfs.ext4", &["-T", "news", "300M"]),
+];
+
+#[test]
+fn inode_counts_as_mke2fs_rounds_them() {
+    if !require_tool("mke2fs") || !require_tool("dumpe2fs") || !require_tool("e2fsck") {
+        return;
+    }
+    let case = Case::new("ext4", 1024);
+    let impostor = Impostor::new();
+    for (i, (program, args)) in INODE_ROUNDING.iter().enumerate() {
+        let image = |m: Mke2fs| case.path(&format!("{i}-{m:?}.img"));
+        for mke2fs in [Mke2fs::Kiln, Mke2fs::Real] {
+            let mut cmd = Command::new(program);
+            cmd.args(["-q", "-F"]).arg(image(mke2fs)).args(args.iter());
+            mke2fs.apply(&impostor, &mut cmd);
+            run_ok(
+                &mut cmd,
+                &format!("{program} {args:?} with {mke2fs:?} mke2fs"),
+            );
+        }
+        e2fsck_clean(&image(Mke2fs::Kiln));
+        let what = format!("{program} {}", args.join(" "));
+        assert_same_geometry(&what, &image(Mke2fs::Kiln), &image(Mke2fs::Real));
+    }
+}

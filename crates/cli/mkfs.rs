@@ -9,8 +9,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _, Result};
-use kiln_lib::Quiet;
 use kiln_lib::kiln_sink::target::is_block_device;
+use kiln_lib::Quiet;
 use kiln_mkfs::{conf, Args, Context, Device};
 
 /// The program names under which kiln is mke2fs.

@@ -521,6 +521,7 @@ mod tests {
             block_size: 4096,
             blocks: 1 << 20,
             inodes: 65536,
+            min_inodes: 0,
             inode_size: 256,
             resize_inode: true,
             sparse_super: true,

@@ -124,11 +124,12 @@ fn differences(p: &MkfsPlan, made: &Made) -> Vec<String> {
         reserved.to_string(),
         made.reserved.to_string(),
     );
-    // mke2fs rounds the wanted count up to whole inode table blocks (and
-    // bitmap bytes) in each group, and never makes fewer than 16 a group.
+    // mke2fs rounds the wanted count per group up to whole inode table
+    // blocks, then down to whole bitmap bytes (at most 4 fewer a group
+    // with 4 inodes a block), and never makes fewer than 16 a group.
     let groups = made.blocks.div_ceil(8 * u64::from(made.block_size));
     let per_block = u64::from(made.block_size / u32::from(made.inode_size)).max(8);
-    let low = p.inodes_wanted.min(made.inodes);
+    let low = p.inodes_wanted.saturating_sub(4 * groups);
     let high = p.inodes_wanted.max(16 * groups) + groups * per_block;
     if made.inodes < low || made.inodes > high {
         diffs.push(format!(

@@ -402,15 +402,27 @@ fn a_file_is_written_in_place_created_or_extended() {
     };
     assert_eq!(out(Device::File, &["img", "64M"]), Ok((Some(0), true)));
     assert_eq!(out(Device::File, &["img", "200M"]), Ok((Some(0), true)));
-    assert_eq!(out(Device::File, &["-E", "offset=4096", "img", "64M"]), Ok((Some(4096), true)));
+    assert_eq!(
+        out(Device::File, &["-E", "offset=4096", "img", "64M"]),
+        Ok((Some(4096), true))
+    );
     // An Android sparse image replaces the file, as mke2fs's does.
-    assert_eq!(out(Device::File, &["-E", "android_sparse", "img", "64M"]), Ok((None, false)));
+    assert_eq!(
+        out(Device::File, &["-E", "android_sparse", "img", "64M"]),
+        Ok((None, false))
+    );
     // A new file is made whole, or grown to hold the filesystem at -E offset.
     assert_eq!(out(Device::Missing, &["img", "64M"]), Ok((None, false)));
-    assert_eq!(out(Device::Missing, &["-E", "offset=4096", "img", "64M"]), Ok((Some(4096), true)));
+    assert_eq!(
+        out(Device::Missing, &["-E", "offset=4096", "img", "64M"]),
+        Ok((Some(4096), true))
+    );
     assert_eq!(out(Device::BlockDevice, &["img", "64M"]), Ok((None, false)));
     let e = out(Device::Other, &["img", "64M"]).unwrap_err().to_string();
-    assert!(e.contains("neither a regular file nor a block device"), "{e}");
+    assert!(
+        e.contains("neither a regular file nor a block device"),
+        "{e}"
+    );
     // `-` is a file named so, not standard output.
     let p = run("mkfs.ext4", &["-", "64M"]).unwrap();
     assert_eq!(p.request.output.path, Path::new("./-"));
