@@ -20,6 +20,7 @@ use crate::disk::{assert_sgdisk_clean, extract, sfdisk_parts, SECTOR};
 use crate::ext4::is_clamped_time;
 use crate::fixture;
 use crate::helpers::*;
+use crate::sys;
 
 /// The names under which kiln is mke2fs.
 const NAMES: [&str; 4] = ["mke2fs", "mkfs.ext2", "mkfs.ext3", "mkfs.ext4"];
@@ -546,6 +547,15 @@ fn names_help_refusals_in_place_and_empty_filesystems() {
         "-d - and -d TAR"
     );
 
+    // -V alone prints the version, as scripts probe mke2fs.
+    let out = as_program(&impostor, "mkfs.ext4", &[OsStr::new("-V")]);
+    assert_success(&out, "mkfs.ext4 -V");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("mke2fs 1.47"),
+        "{}",
+        describe(&out)
+    );
+
     // --help names the differences and every option.
     let out = as_program(&impostor, "mkfs.ext4", &[OsStr::new("--help")]);
     assert_success(&out, "mkfs.ext4 --help");
@@ -713,4 +723,67 @@ fn inode_counts_as_mke2fs_rounds_them() {
         let what = format!("{program} {}", args.join(" "));
         assert_same_geometry(&what, &image(Mke2fs::Kiln), &image(Mke2fs::Real));
     }
+}
+
+#[test]
+fn the_device_is_written_as_mke2fs_opens_it() {
+    if !require_root() || !require_tool("e2fsck") {
+        return;
+    }
+    let case = Case::new("ext4", 1024);
+    let impostor = Impostor::new();
+    let os = |s: &str| OsString::from(s);
+
+    // A link to a short file: the file is extended and written through it.
+    let short = case.path("short.img");
+    write_file(&short, &[0u8; 1 << 20]);
+    let link = case.path("link.img");
+    std::os::unix::fs::symlink(&short, &link).expect("symlink");
+    let out = as_program(
+        &impostor,
+        "mkfs.ext4",
+        &[os("-q"), link.clone().into(), os("32M")],
+    );
+    assert_success(&out, "mkfs.ext4 LINK 32M");
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::metadata(&short).unwrap().len(), 32 << 20);
+    e2fsck_clean(&short);
+
+    // -E offset names where the filesystem starts in a new file.
+    let disk = case.path("disk.img");
+    let args = [
+        os("-q"),
+        os("-E"),
+        os("offset=1048576"),
+        disk.clone().into(),
+        os("16M"),
+    ];
+    assert_success(
+        &as_program(&impostor, "mkfs.ext4", &args),
+        "-E offset, new file",
+    );
+    let bytes = read_file(&disk);
+    assert_eq!(bytes.len(), 17 << 20);
+    assert!(
+        bytes[..1 << 20].iter().all(|&b| b == 0),
+        "bytes before the offset"
+    );
+    let fs = case.path("disk-fs.img");
+    write_file(&fs, &bytes[1 << 20..]);
+    e2fsck_clean(&fs);
+
+    // Neither a file nor a block device: refused, and left as it is.
+    let null = case.path("null");
+    sys::mknod(&null, sys::Kind::CharDev, 0o666, 1, 3);
+    let out = as_program(
+        &impostor,
+        "mkfs.ext4",
+        &[os("-q"), null.clone().into(), os("16M")],
+    );
+    let text = describe(&out);
+    assert!(
+        !out.status.success() && text.contains("neither a regular file nor a block device"),
+        "{text}"
+    );
+    assert_eq!(sys::lstat(&null).unwrap().kind, sys::Kind::CharDev);
 }

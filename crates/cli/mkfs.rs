@@ -41,6 +41,10 @@ pub(crate) fn run(program: &str, args: Vec<OsString>) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let args = Args::parse(words)?;
+    if args.count('V') > 0 {
+        eprintln!("mke2fs 1.47.0 (kiln {})", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
     let config = std::env::var_os("MKE2FS_CONFIG").map(PathBuf::from);
     let (profile, _) =
         conf::load(config.as_deref()).map_err(|(source, e)| anyhow!("{source}: {e}"))?;
@@ -60,10 +64,6 @@ pub(crate) fn run(program: &str, args: Vec<OsString>) -> Result<()> {
             .map_or(0, |d| d.as_secs() as i64),
     };
     let plan = kiln_mkfs::plan(&args, &ctx)?;
-    if plan.version {
-        eprintln!("mke2fs 1.47.0 (kiln {})", env!("CARGO_PKG_VERSION"));
-        return Ok(());
-    }
     let shown = if plan.quiet { &[][..] } else { &plan.notes[..] };
     for note in shown.iter().chain(&plan.left_out) {
         eprintln!("{program}: {}: {}", note.option, note.note);
@@ -77,8 +77,8 @@ pub(crate) fn run(program: &str, args: Vec<OsString>) -> Result<()> {
         );
         return Ok(());
     }
-    let report = kiln_lib::build(&plan.request, &Quiet)
-        .with_context(|| args.device.display().to_string())?;
+    // kiln-lib's errors name the output or the source they are about.
+    let report = kiln_lib::build(&plan.request, &Quiet)?;
     if !plan.quiet {
         for fs in report
             .partitions

@@ -169,13 +169,13 @@ fn check_inode_room(
     inodes: u64,
     inode_size: u16,
     bytes: u64,
-    from_n: bool,
+    from: &'static str,
 ) -> Result<(), MkfsError> {
     if inodes.saturating_mul(u64::from(inode_size)) < bytes {
         return Ok(());
     }
     Err(MkfsError::usage(
-        if from_n { "-N" } else { "-i" },
+        from,
         format!(
             "{inodes} inodes of {inode_size} bytes do not fit in {bytes} bytes; ask for fewer inodes (-N) or a higher ratio (-i)"
         ),
@@ -220,7 +220,11 @@ impl Resolver<'_> {
             inodes_wanted,
             inode_size,
             blocks * u64::from(block_size),
-            inodes.is_some(),
+            match (inodes.is_some(), self.args.last('i').is_some()) {
+                (true, _) => "-N",
+                (false, true) => "-i",
+                (false, false) => "fs-size",
+            },
         )?;
         let mut ext = ExtRequest::new(fs_type);
         ext.features = vec![format!("none,{}", features.join(","))];
@@ -389,7 +393,13 @@ impl Resolver<'_> {
     fn fs_bytes(&mut self, b: Option<i64>, offset: Option<u64>) -> Result<u64, MkfsError> {
         let explicit = b.filter(|n| *n > 0).map(|n| n as u32);
         if let Some(s) = &self.args.fs_size {
-            return parse_fs_size(s, explicit);
+            return match parse_fs_size(s, explicit)? {
+                0 => Err(MkfsError::usage(
+                    "fs-size",
+                    format!("{s:?}: a filesystem of no bytes"),
+                )),
+                n => Ok(n),
+            };
         }
         match self.ctx.device_size {
             Some(n) if n > offset.unwrap_or(0) => {
@@ -568,6 +578,10 @@ impl Resolver<'_> {
         }
         if self.args.count('j') > 0 || self.args.last('J').is_some() {
             set.edit("has_journal", "-j")?;
+        }
+        // mke2fs run as mkfs.ext3 always adds a journal, -O ^has_journal or not.
+        if self.ctx.program == "mkfs.ext3" {
+            set.edit("has_journal", "the program name mkfs.ext3")?;
         }
         if set.has("has_journal") && blocks < MIN_BLOCKS_FOR_JOURNAL && !sized_journal {
             set.edit("^has_journal", "size")?;

@@ -260,10 +260,21 @@ mod tests {
     use super::*;
 
     fn check(path: &Path, force: bool, offset: Option<u64>, inputs: &[&Path]) -> String {
+        check_growing(path, force, offset, false, inputs)
+    }
+
+    fn check_growing(
+        path: &Path,
+        force: bool,
+        offset: Option<u64>,
+        grow: bool,
+        inputs: &[&Path],
+    ) -> String {
         let req = OutputRequest {
             path,
             force,
             offset,
+            grow,
             inputs,
         };
         match check_output(&req) {
@@ -299,6 +310,12 @@ mod tests {
         }
         assert!(check(&d.join("none"), false, Some(0), &[]).contains("existing file"));
         assert_eq!(check(&file, false, Some(512), &[]), "Region(512)");
+        // Growing (mke2fs's device file): a missing file is made, if its
+        // directory is there.
+        let grown = check_growing(&d.join("none"), false, Some(0), true, &[]);
+        assert_eq!(grown, "Region(0)");
+        let nowhere = check_growing(&missing, false, Some(0), true, &[]);
+        assert!(nowhere.contains("does not exist"), "{nowhere}");
         assert_eq!(check(Path::new("-"), false, None, &[]), "Stdout");
         assert!(check(Path::new("-"), false, Some(1), &[]).contains("standard output"));
     }

@@ -201,15 +201,39 @@ fn extended_options_fill_the_request() {
     )
     .unwrap();
     assert_eq!((p.ext().raid.stride, p.ext().raid.stripe_width), (16, 64));
-    assert!(err("mkfs.ext4", &["-E", "stride=70000", "img", "64M"]).starts_with("-E stride:"));
-    assert!(
-        err("mkfs.ext4", &["-E", "stripe_width=0", "img", "64M"]).starts_with("-E stripe_width:")
+    let e = err("mkfs.ext4", &["-E", "stride=70000", "img", "64M"]);
+    assert_eq!(
+        e,
+        "-E stride: \"70000\" is not a stride of 0 to 65535 blocks"
     );
+    assert!(
+        err("mkfs.ext4", &["-E", "stripe_width=x", "img", "64M"]).starts_with("-E stripe_width:")
+    );
+    // strtoul's bases, and 0 (none), as mke2fs takes them.
+    let p = run(
+        "mkfs.ext4",
+        &["-E", "stride=0x10,stripe_width=030", "img", "64M"],
+    )
+    .unwrap();
+    assert_eq!((p.ext().raid.stride, p.ext().raid.stripe_width), (16, 24));
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.note.contains("multiple of the stride")),
+        "{:?}",
+        p.notes
+    );
+    let p = run("mkfs.ext4", &["-E", "stride=0,stripe_width=", "img", "64M"]).unwrap();
+    assert_eq!(p.ext().raid, kiln_lib::kiln_ext::RaidHints::default());
 }
 
 #[test]
 fn features_follow_conf_then_options() {
-    let p = run("mkfs.ext3", &["-O", "^has_journal,extents", "img", "64M"]).unwrap();
+    let p = run(
+        "mke2fs",
+        &["-t", "ext3", "-O", "^has_journal,extents", "img", "64M"],
+    )
+    .unwrap();
     assert!(!p.features.contains(&"has_journal".to_string()));
     assert!(p.features.contains(&"extent".to_string()));
     assert!(p.ext().features[0].starts_with("none,"));
@@ -457,4 +481,16 @@ fn orphan_file_from_the_conf_is_left_out_and_said() {
         e.starts_with("feature orphan_file: kiln cannot honour it"),
         "{e}"
     );
+}
+
+#[test]
+fn mkfs_ext3_always_has_a_journal() {
+    let p = run("mkfs.ext3", &["-O", "^has_journal", "img", "64M"]).unwrap();
+    assert!(p.features.contains(&"has_journal".to_string()));
+    let p = run(
+        "mke2fs",
+        &["-t", "ext3", "-O", "^has_journal", "img", "64M"],
+    )
+    .unwrap();
+    assert!(!p.features.contains(&"has_journal".to_string()));
 }
