@@ -38,7 +38,7 @@ pub struct OutputRequest<'a> {
     /// Write into an existing file from this byte on.
     pub offset: Option<u64>,
     /// With `offset`: create the file if it is missing (mke2fs's device
-    /// file); [`BlockDevice::open_file_at`](crate::BlockDevice::open_file_at)
+    /// file); [`BlockDevice::open_file_at`](crate::device::BlockDevice::open_file_at)
     /// then extends a short one.
     pub grow: bool,
     /// The files and directories the build reads (`-` is standard input):
