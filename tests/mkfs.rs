@@ -20,6 +20,7 @@ use crate::disk::{assert_sgdisk_clean, extract, sfdisk_parts, SECTOR};
 use crate::ext4::is_clamped_time;
 use crate::fixture;
 use crate::helpers::*;
+use crate::sys;
 
 /// The names under which kiln is mke2fs.
 const NAMES: [&str; 4] = ["mke2fs", "mkfs.ext2", "mkfs.ext3", "mkfs.ext4"];
@@ -546,6 +547,15 @@ fn names_help_refusals_in_place_and_empty_filesystems() {
         "-d - and -d TAR"
     );
 
+    // -V alone prints the version, as scripts probe mke2fs.
+    let out = as_program(&impostor, "mkfs.ext4", &[OsStr::new("-V")]);
+    assert_success(&out, "mkfs.ext4 -V");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("mke2fs 1.47"),
+        "{}",
+        describe(&out)
+    );
+
     // --help names the differences and every option.
     let out = as_program(&impostor, "mkfs.ext4", &[OsStr::new("--help")]);
     assert_success(&out, "mkfs.ext4 --help");
@@ -608,4 +618,172 @@ fn names_help_refusals_in_place_and_empty_filesystems() {
         .filter_map(|l| l.split('/').nth(5).map(str::to_string))
         .collect();
     assert_eq!(names, [".", "..", "lost+found"]);
+}
+
+/// The settings of e2fsprogs 1.47's own mke2fs.conf that matter here (its
+/// ext4 gets metadata_csum_seed and orphan_file, which Debian's leaves
+/// out), for MKE2FS_CONFIG.
+const UPSTREAM_CONF: &str = "[defaults]
+\tbase_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
+\tblocksize = 4096
+\tinode_size = 256
+\tinode_ratio = 16384
+[fs_types]
+\text4 = {
+\t\tfeatures = has_journal,extent,huge_file,flex_bg,metadata_csum,metadata_csum_seed,64bit,dir_nlink,extra_isize,orphan_file
+\t}
+\tsmall = {
+\t\tblocksize = 1024
+\t\tinode_ratio = 4096
+\t}
+";
+
+#[test]
+fn upstream_conf_metadata_csum_seed_written_orphan_file_left_out() {
+    if !judges("mke2fs") {
+        return;
+    }
+    let case = Case::new("ext4", 1024);
+    let conf = case.path("mke2fs.conf");
+    write_file(&conf, UPSTREAM_CONF.as_bytes());
+    let root = case.mkdir("root");
+    fixture::full(&root, 1024);
+    let snap = Snapshot::take(&[&root]);
+    let impostor = Impostor::new();
+    let image = |m: Mke2fs| case.path(&format!("{m:?}.img"));
+    let mut said = String::new();
+    for mke2fs in [Mke2fs::Kiln, Mke2fs::Real] {
+        let mut cmd = Command::new("mkfs.ext4");
+        cmd.args([OsStr::new("-q"), OsStr::new("-d"), root.as_os_str()])
+            .arg(image(mke2fs))
+            .arg("96M")
+            .env("MKE2FS_CONFIG", &conf);
+        mke2fs.apply(&impostor, &mut cmd);
+        let out = run(&mut cmd);
+        assert_success(&out, &format!("mkfs.ext4 with {mke2fs:?} mke2fs"));
+        if mke2fs == Mke2fs::Kiln {
+            said = String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+    }
+    // Even with -q, kiln says what it left out and why.
+    assert!(
+        said.contains("feature orphan_file") && said.contains("left out"),
+        "{said}"
+    );
+    let kiln = image(Mke2fs::Kiln);
+    let features = |i: &Path| dumpe2fs_header(i)["Filesystem features"].clone();
+    let theirs = features(&image(Mke2fs::Real));
+    assert!(
+        theirs.contains("orphan_file") && theirs.contains("metadata_csum_seed"),
+        "{theirs}"
+    );
+    let without_orphan_file: Vec<&str> =
+        theirs.split(' ').filter(|f| *f != "orphan_file").collect();
+    assert_eq!(features(&kiln), without_orphan_file.join(" "));
+    assert_holds(&kiln, &snap, Filler::Mke2fs, None);
+    // The seed kept in the superblock keeps the checksums valid after a UUID change.
+    run_ok(
+        tool("tune2fs").arg("-U").arg("random").arg(&kiln),
+        "tune2fs -U random",
+    );
+    e2fsck_clean(&kiln);
+}
+
+/// mke2fs command lines whose inode count takes its rounding: whole inode
+/// table blocks, then whole bitmap bytes, with 4 inodes a block (1 KiB
+/// blocks of 256-byte inodes, mkfs.ext4's choice below 512 MiB).
+const INODE_ROUNDING: [(&str, &[&str]); 6] = [
+    ("mkfs.ext4", &["100M"]),
+    ("mkfs.ext4", &["20M"]),
+    ("mkfs.ext4", &["110M"]),
+    ("mkfs.ext2", &["-N", "5000", "32M"]),
+    ("mkfs.ext3", &["-i", "8192", "-b", "1024", "200M"]),
+    ("mkfs.ext4", &["-T", "news", "300M"]),
+];
+
+#[test]
+fn inode_counts_as_mke2fs_rounds_them() {
+    if !require_tool("mke2fs") || !require_tool("dumpe2fs") || !require_tool("e2fsck") {
+        return;
+    }
+    let case = Case::new("ext4", 1024);
+    let impostor = Impostor::new();
+    for (i, (program, args)) in INODE_ROUNDING.iter().enumerate() {
+        let image = |m: Mke2fs| case.path(&format!("{i}-{m:?}.img"));
+        for mke2fs in [Mke2fs::Kiln, Mke2fs::Real] {
+            let mut cmd = Command::new(program);
+            cmd.args(["-q", "-F"]).arg(image(mke2fs)).args(args.iter());
+            mke2fs.apply(&impostor, &mut cmd);
+            run_ok(
+                &mut cmd,
+                &format!("{program} {args:?} with {mke2fs:?} mke2fs"),
+            );
+        }
+        e2fsck_clean(&image(Mke2fs::Kiln));
+        let what = format!("{program} {}", args.join(" "));
+        assert_same_geometry(&what, &image(Mke2fs::Kiln), &image(Mke2fs::Real));
+    }
+}
+
+#[test]
+fn the_device_is_written_as_mke2fs_opens_it() {
+    if !require_root() || !require_tool("e2fsck") {
+        return;
+    }
+    let case = Case::new("ext4", 1024);
+    let impostor = Impostor::new();
+    let os = |s: &str| OsString::from(s);
+
+    // A link to a short file: the file is extended and written through it.
+    let short = case.path("short.img");
+    write_file(&short, &[0u8; 1 << 20]);
+    let link = case.path("link.img");
+    std::os::unix::fs::symlink(&short, &link).expect("symlink");
+    let out = as_program(
+        &impostor,
+        "mkfs.ext4",
+        &[os("-q"), link.clone().into(), os("32M")],
+    );
+    assert_success(&out, "mkfs.ext4 LINK 32M");
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::metadata(&short).unwrap().len(), 32 << 20);
+    e2fsck_clean(&short);
+
+    // -E offset names where the filesystem starts in a new file.
+    let disk = case.path("disk.img");
+    let args = [
+        os("-q"),
+        os("-E"),
+        os("offset=1048576"),
+        disk.clone().into(),
+        os("16M"),
+    ];
+    assert_success(
+        &as_program(&impostor, "mkfs.ext4", &args),
+        "-E offset, new file",
+    );
+    let bytes = read_file(&disk);
+    assert_eq!(bytes.len(), 17 << 20);
+    assert!(
+        bytes[..1 << 20].iter().all(|&b| b == 0),
+        "bytes before the offset"
+    );
+    let fs = case.path("disk-fs.img");
+    write_file(&fs, &bytes[1 << 20..]);
+    e2fsck_clean(&fs);
+
+    // Neither a file nor a block device: refused, and left as it is.
+    let null = case.path("null");
+    sys::mknod(&null, sys::Kind::CharDev, 0o666, 1, 3);
+    let out = as_program(
+        &impostor,
+        "mkfs.ext4",
+        &[os("-q"), null.clone().into(), os("16M")],
+    );
+    let text = describe(&out);
+    assert!(
+        !out.status.success() && text.contains("neither a regular file nor a block device"),
+        "{text}"
+    );
+    assert_eq!(sys::lstat(&null).unwrap().kind, sys::Kind::CharDev);
 }

@@ -718,6 +718,7 @@ impl BuildArgs {
             bmap: self.bmap.clone(),
             sparse_crc: self.sparse_crc,
             offset: self.offset,
+            grow: false,
             durability: if self.sync {
                 Durability::Sync
             } else {

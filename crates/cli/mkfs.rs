@@ -9,8 +9,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _, Result};
+use kiln_lib::kiln_sink::target::is_block_device;
 use kiln_lib::Quiet;
-use kiln_mkfs::{conf, Args, Context};
+use kiln_mkfs::{conf, Args, Context, Device};
 
 /// The program names under which kiln is mke2fs.
 const NAMES: [&str; 4] = ["mke2fs", "mkfs.ext2", "mkfs.ext3", "mkfs.ext4"];
@@ -40,32 +41,32 @@ pub(crate) fn run(program: &str, args: Vec<OsString>) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let args = Args::parse(words)?;
+    if args.count('V') > 0 {
+        eprintln!("mke2fs 1.47.0 (kiln {})", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
     let config = std::env::var_os("MKE2FS_CONFIG").map(PathBuf::from);
     let (profile, _) =
         conf::load(config.as_deref()).map_err(|(source, e)| anyhow!("{source}: {e}"))?;
     let fake_time = std::env::var("E2FSPROGS_FAKE_TIME").ok();
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let (device, device_size) = examine_device(&args.device)?;
     let ctx = Context {
         program,
         profile: &profile,
         fake_time: fake_time.as_deref(),
         source_date_epoch: source_date_epoch.as_deref(),
-        device_size: device_size(&args.device)?,
-        existing_file: args.device.is_file(),
+        device_size,
+        device,
         ids: kiln_host::process_ids(),
         now: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     };
     let plan = kiln_mkfs::plan(&args, &ctx)?;
-    if plan.version {
-        eprintln!("mke2fs 1.47.0 (kiln {})", env!("CARGO_PKG_VERSION"));
-        return Ok(());
-    }
-    if !plan.quiet {
-        for note in &plan.notes {
-            eprintln!("{program}: {}: {}", note.option, note.note);
-        }
+    let shown = if plan.quiet { &[][..] } else { &plan.notes[..] };
+    for note in shown.iter().chain(&plan.left_out) {
+        eprintln!("{program}: {}: {}", note.option, note.note);
     }
     if plan.dry_run {
         eprintln!(
@@ -76,8 +77,8 @@ pub(crate) fn run(program: &str, args: Vec<OsString>) -> Result<()> {
         );
         return Ok(());
     }
-    let report = kiln_lib::build(&plan.request, &Quiet)
-        .with_context(|| args.device.display().to_string())?;
+    // kiln-lib's errors name the output or the source they are about.
+    let report = kiln_lib::build(&plan.request, &Quiet)?;
     if !plan.quiet {
         for fs in report
             .partitions
@@ -97,17 +98,19 @@ pub(crate) fn run(program: &str, args: Vec<OsString>) -> Result<()> {
     Ok(())
 }
 
-/// The size of an existing device or file, which an fs-size left out
-/// fills, as mke2fs does.
-fn device_size(path: &Path) -> Result<Option<u64>> {
+/// What the device path names and its size (a file's length, a block
+/// device's), which an fs-size left out fills, as mke2fs does. Nothing
+/// else is opened: a FIFO would block.
+fn examine_device(path: &Path) -> Result<(Device, Option<u64>)> {
     match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => Ok(Some(m.len())),
-        Ok(_) => {
+        Ok(m) if m.is_file() => Ok((Device::File, Some(m.len()))),
+        Ok(_) if is_block_device(path) => {
             use std::io::{Seek, SeekFrom};
             let mut f = std::fs::File::open(path).with_context(|| path.display().to_string())?;
-            Ok(Some(f.seek(SeekFrom::End(0))?))
+            Ok((Device::BlockDevice, Some(f.seek(SeekFrom::End(0))?)))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Ok(_) => Ok((Device::Other, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Device::Missing, None)),
         Err(e) => Err(e).with_context(|| path.display().to_string()),
     }
 }

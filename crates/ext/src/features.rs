@@ -64,6 +64,7 @@ features! {
     EXTENT = "extent", Incompat, 0x40, "Files mapped by extent trees.";
     BIT64 = "64bit", Incompat, 0x80, "64-bit block numbers and 64-byte group descriptors.";
     FLEX_BG = "flex_bg", Incompat, 0x200, "Bitmaps and inode tables of 16 groups packed together.";
+    METADATA_CSUM_SEED = "metadata_csum_seed", Incompat, 0x2000, "The checksum seed kept in the superblock, so the UUID can change.";
     LARGE_DIR = "large_dir", Incompat, 0x4000, "Three-level htrees and directories over 2 GiB.";
     INLINE_DATA = "inline_data", Incompat, 0x8000, "Small files and directories inside the inode.";
     SPARSE_SUPER = "sparse_super", RoCompat, 0x1, "Superblock backups only in groups 0, 1 and powers of 3, 5, 7.";
@@ -147,11 +148,6 @@ const NAMED: &[Feature] = &[
         name: "dirdata",
         word: Word::Incompat,
         bit: 0x1000,
-    },
-    Feature {
-        name: "metadata_csum_seed",
-        word: Word::Incompat,
-        bit: 0x2000,
     },
     Feature {
         name: "encrypt",
@@ -338,6 +334,9 @@ impl Features {
         }
         if self.has(RESIZE_INODE) && !self.has(SPARSE_SUPER) {
             return refuse("resize_inode needs sparse_super");
+        }
+        if self.has(METADATA_CSUM_SEED) && !self.has(METADATA_CSUM) {
+            return refuse("metadata_csum_seed needs metadata_csum");
         }
         Ok(())
     }

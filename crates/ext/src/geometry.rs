@@ -28,6 +28,9 @@ pub(crate) struct GeometryInput {
     pub(crate) block_size: u32,
     pub(crate) blocks: u64,
     pub(crate) inodes: u64,
+    /// The inodes the filesystem must hold (the tree's, or an exact count
+    /// asked for): mke2fs's rounding down never goes below it.
+    pub(crate) min_inodes: u64,
     pub(crate) inode_size: u16,
     pub(crate) resize_inode: bool,
     pub(crate) sparse_super: bool,
@@ -202,10 +205,15 @@ impl Geometry {
         self.groups = u32::try_from(groups)
             .map_err(|_| PlanError::Options("too many block groups".into()))?;
         let per_block = b / u64::from(input.inode_size);
-        // Whole inode-table blocks, and whole bytes of the inode bitmap.
-        let align = per_block.max(8);
         let wanted = input.inodes.max(u64::from(FIRST_INO) + 1);
-        let ipg = wanted.div_ceil(groups).div_ceil(align) * align;
+        // As mke2fs: whole inode-table blocks, then down to whole bytes of
+        // the inode bitmap (8 inodes), which with 4 inodes a block can give
+        // fewer than wanted; up instead where that would not hold the tree.
+        let filled = wanted.div_ceil(groups).div_ceil(per_block) * per_block;
+        let mut ipg = (filled & !7).max(8);
+        if ipg * groups < input.min_inodes {
+            ipg = filled.div_ceil(8) * 8;
+        }
         let max_ipg = (8 * b).min(65_536 - per_block);
         if ipg > max_ipg || ipg * groups > u64::from(u32::MAX) {
             return Err(PlanError::TooManyInodes {
@@ -423,6 +431,7 @@ mod tests {
             block_size,
             blocks,
             inodes,
+            min_inodes: 0,
             inode_size: 256,
             resize_inode: true,
             sparse_super: true,

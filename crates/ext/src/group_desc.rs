@@ -199,6 +199,7 @@ mod tests {
             block_size: 4096,
             blocks,
             inodes: 65536,
+            min_inodes: 0,
             inode_size: 256,
             resize_inode: true,
             sparse_super: true,

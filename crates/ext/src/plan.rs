@@ -181,6 +181,14 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
             "resize_inode left out: it cannot map past 2^32 blocks (as mke2fs does)".to_string(),
         );
     }
+    // The resize inode's size (the end of its double-indirect range) and a
+    // journal's count as a file's do.
+    if opts.features.has(features::RESIZE_INODE) {
+        let size = crate::resize::size(&geometry);
+        limits::large_file_for("the resize inode", size, &mut opts.features, &mut notes);
+    }
+    let journal = u64::from(journal_blocks) * u64::from(bs);
+    limits::large_file_for("the journal", journal, &mut opts.features, &mut notes);
     let mut plan = Plan {
         tree,
         opts,
@@ -332,6 +340,7 @@ mod tests {
         };
         let mut opts = BuildOptions::new(crate::FsType::Ext2);
         opts.features.set(features::LARGE_FILE, false);
+        opts.block_size = 1024;
         let small = tree_with(b"f".to_vec(), all_hole((1 << 31) - 1));
         let p = plan(&small, &opts).unwrap();
         assert!(!p.features().has(features::LARGE_FILE) && p.notes.is_empty());
@@ -342,6 +351,11 @@ mod tests {
             p.notes,
             ["large_file turned on: /sub/f is 2 GiB or more (as mke2fs and the kernel do)"]
         );
+        // With 4 KiB blocks the resize inode's range ends past 4 GiB.
+        opts.block_size = 4096;
+        let p = plan(&small, &opts).unwrap();
+        assert!(p.features().has(features::LARGE_FILE));
+        assert!(p.notes[0].contains("the resize inode"), "{:?}", p.notes);
     }
 
     #[test]

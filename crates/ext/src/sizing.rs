@@ -30,16 +30,19 @@ enum InodeRule {
 }
 
 impl Sizing<'_> {
-    /// The inode count asked for (or picked) for `blocks` blocks.
-    fn inodes_for(&self, blocks: u64, rule: InodeRule) -> u64 {
+    /// The inode count asked for (or picked) for `blocks` blocks, and the
+    /// count the filesystem must hold at least: the tree's, or all of an
+    /// exact count.
+    fn inodes_for(&self, blocks: u64, rule: InodeRule) -> (u64, u64) {
         let bytes = blocks * u64::from(self.opts.block_size);
         match (self.opts.inodes, self.opts.bytes_per_inode, rule) {
-            (Some(n), _, _) => n,
-            (None, Some(ratio), _) => bytes / ratio,
-            (None, None, InodeRule::Exactly(n)) => n,
-            (None, None, InodeRule::Default) => {
-                (bytes / DEFAULT_BYTES_PER_INODE).max(self.used_inodes + self.used_inodes / 4 + 16)
-            }
+            (Some(n), _, _) => (n, self.used_inodes),
+            (None, Some(ratio), _) => (bytes / ratio, self.used_inodes),
+            (None, None, InodeRule::Exactly(n)) => (n, n),
+            (None, None, InodeRule::Default) => (
+                (bytes / DEFAULT_BYTES_PER_INODE).max(self.used_inodes + self.used_inodes / 4 + 16),
+                self.used_inodes,
+            ),
         }
     }
 
@@ -70,10 +73,12 @@ impl Sizing<'_> {
     /// Checks that a filesystem of `blocks` blocks holds everything.
     fn try_blocks(&self, blocks: u64, rule: InodeRule) -> Result<(Geometry, u32), PlanError> {
         let f = &self.opts.features;
+        let (inodes, min_inodes) = self.inodes_for(blocks, rule);
         let geo = Geometry::new(GeometryInput {
             block_size: self.opts.block_size,
             blocks,
-            inodes: self.inodes_for(blocks, rule),
+            inodes,
+            min_inodes,
             inode_size: self.opts.inode_size,
             resize_inode: f.has(features::RESIZE_INODE) && blocks <= u64::from(u32::MAX),
             sparse_super: f.has(features::SPARSE_SUPER),

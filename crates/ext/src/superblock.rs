@@ -4,7 +4,7 @@
 //! [`encode`] writes it; [`read_superblock`] decodes the primary copy of an
 //! image for `kiln info`. Both use the field offsets of [`off`].
 
-use crate::checksum::crc32c;
+use crate::checksum::{crc32c, fs_seed};
 use crate::error::ReadError;
 use crate::features::{self, Features, FsType};
 use crate::geometry::Geometry;
@@ -37,9 +37,6 @@ const JNL_BACKUP_BLOCKS: u8 = 1;
 const CHECKSUM_CRC32C: u8 = 1;
 /// The largest `s_log_block_size` the format allows (64 KiB blocks).
 const MAX_LOG_BLOCK_SIZE: u32 = 6;
-/// `s_feature_incompat`: `s_checksum_seed` holds the checksum seed
-/// (a feature kiln does not write, but the checker reads).
-const INCOMPAT_CSUM_SEED: u32 = 0x2000;
 /// Bytes of `i_block` that `s_jnl_blocks[0..15]` copies.
 const I_BLOCK_LEN: usize = 60;
 
@@ -203,6 +200,11 @@ pub(crate) fn encode(geo: &Geometry, info: &SuperblockInfo, group: u32) -> [u8; 
     put_u32(&mut b, off::S_RAID_STRIPE_WIDTH, info.raid.stripe_width);
     if f.has(features::FLEX_BG) {
         b[off::S_LOG_GROUPS_PER_FLEX] = geo.flex_log;
+    }
+    if f.has(features::METADATA_CSUM_SEED) {
+        // The seed the UUID gives: kept here so that a later UUID change
+        // (tune2fs -U) leaves every checksum valid.
+        put_u32(&mut b, off::S_CHECKSUM_SEED, fs_seed(&info.uuid));
     }
     if f.has(features::METADATA_CSUM) {
         b[off::S_CHECKSUM_TYPE] = CHECKSUM_CRC32C;
@@ -500,7 +502,7 @@ fn decode(b: &[u8], features: Features) -> SuperblockView {
             get_u32(b, off::S_BACKUP_BGS),
             get_u32(b, off::S_BACKUP_BGS + 4),
         ],
-        csum_seed: if features.incompat & INCOMPAT_CSUM_SEED != 0 {
+        csum_seed: if features.has(features::METADATA_CSUM_SEED) {
             get_u32(b, off::S_CHECKSUM_SEED)
         } else {
             crate::checksum::fs_seed(&bytes16(b, off::S_UUID))
@@ -519,6 +521,7 @@ mod tests {
             block_size: 4096,
             blocks: 1 << 20,
             inodes: 65536,
+            min_inodes: 0,
             inode_size: 256,
             resize_inode: true,
             sparse_super: true,

@@ -41,6 +41,7 @@ impl Target {
             path: &args.path,
             force: args.force,
             offset: args.offset,
+            grow: args.grow,
             inputs,
         })?;
         let format = args
@@ -123,6 +124,7 @@ fn check_bmap(bmap: &Path, args: &OutputRequest, inputs: &[&Path]) -> Result<()>
         path: bmap,
         force: args.force,
         offset: None,
+        grow: false,
         inputs,
     })
     .context("--bmap")?;
@@ -175,7 +177,7 @@ impl Output {
         if target.positional(args) {
             return Ok(match target.kind {
                 OutputKind::Region(offset) => {
-                    Output::InPlace(BlockDevice::open_file_at(path, offset, size)?)
+                    Output::InPlace(BlockDevice::open_file_at(path, offset, size, args.grow)?)
                 }
                 OutputKind::BlockDevice => Output::InPlace(BlockDevice::open(path, size)?),
                 _ => Output::Sparse(SparseFile::create(path, size, args.force)?),

@@ -400,6 +400,9 @@ pub struct OutputRequest {
     pub sparse_crc: bool,
     /// Write into the existing file `path` at this byte offset, in place.
     pub offset: Option<u64>,
+    /// With `offset`: create a missing file and extend a short one first,
+    /// as mke2fs treats its device file.
+    pub grow: bool,
     /// Whether a new file is flushed to stable storage before its rename.
     pub durability: Durability,
     /// A JSON report to write (sizes, UUIDs, counts, SHA-256).
@@ -417,6 +420,7 @@ impl OutputRequest {
             bmap: None,
             sparse_crc: false,
             offset: None,
+            grow: false,
             durability: Durability::Writeback,
             report: None,
         }

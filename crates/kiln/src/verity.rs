@@ -72,6 +72,7 @@ impl VerityRequest {
             path,
             force: output.force,
             offset: None,
+            grow: false,
             inputs: &inputs,
         })
         .with_context(|| format!("--verity {}", path.display()))?;

@@ -98,9 +98,17 @@ impl Args {
 
     fn operands(&mut self, operands: Vec<String>) -> Result<(), MkfsError> {
         let mut it = operands.into_iter();
-        let device = it.next().ok_or_else(|| {
-            MkfsError::usage("device", "missing (mke2fs [options] device [fs-size])")
-        })?;
+        // `mke2fs -V` alone prints the version: scripts probe it so.
+        let device = match it.next() {
+            Some(device) => device,
+            None if self.count('V') > 0 => return Ok(()),
+            None => {
+                return Err(MkfsError::usage(
+                    "device",
+                    "missing (mke2fs [options] device [fs-size])",
+                ))
+            }
+        };
         self.device = PathBuf::from(device);
         self.fs_size = it.next();
         if let Some(extra) = it.next() {
@@ -187,6 +195,13 @@ mod tests {
             letter,
             value: value.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn version_alone_needs_no_device() {
+        assert_eq!(Args::parse(["-V"]).unwrap().count('V'), 1);
+        let e = Args::parse(["-q"]).unwrap_err().to_string();
+        assert!(e.starts_with("device: missing"), "{e}");
     }
 
     #[test]

@@ -123,16 +123,16 @@ impl std::fmt::Display for ConfSource {
 }
 
 /// The profile mke2fs would read: the file `mke2fs_config` names (the
-/// value of `MKE2FS_CONFIG`) if given, else [`SYSTEM_CONF`] if it exists,
-/// else [`BUILTIN_CONF`].
+/// value of `MKE2FS_CONFIG`) if given, else [`SYSTEM_CONF`]; where that
+/// file does not exist, [`BUILTIN_CONF`], as mke2fs falls back to its own.
 pub fn load(
     mke2fs_config: Option<&Path>,
 ) -> Result<(Profile, ConfSource), (ConfSource, ConfError)> {
-    let path = match mke2fs_config {
-        Some(p) => p.to_path_buf(),
-        None if Path::new(SYSTEM_CONF).exists() => PathBuf::from(SYSTEM_CONF),
-        None => return Ok((builtin(), ConfSource::Builtin)),
-    };
+    let path = mke2fs_config.unwrap_or(Path::new(SYSTEM_CONF));
+    if !path.exists() {
+        return Ok((builtin(), ConfSource::Builtin));
+    }
+    let path = path.to_path_buf();
     let source = ConfSource::File(path.clone());
     let text = read_bounded(&path).map_err(|e| (source.clone(), e))?;
     Profile::parse(&text)
@@ -470,7 +470,9 @@ mod tests {
         std::fs::write(&path, "[defaults\n").unwrap();
         let (_, err) = load(Some(&path)).unwrap_err();
         assert!(err.to_string().starts_with("line 1:"), "{err}");
-        assert!(load(Some(&dir.path().join("absent"))).is_err());
+        // A file that is not there gives the built-in profile, as in mke2fs.
+        let (_, source) = load(Some(&dir.path().join("absent"))).unwrap();
+        assert_eq!(source, ConfSource::Builtin);
     }
 
     proptest::proptest! {

@@ -29,4 +29,4 @@ mod test_tools;
 
 pub use args::Args;
 pub use error::MkfsError;
-pub use plan::{plan, Context, MkfsPlan, Note};
+pub use plan::{plan, Context, Device, MkfsPlan, Note};

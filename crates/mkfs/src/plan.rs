@@ -3,7 +3,7 @@
 //! line, else mke2fs.conf, else mke2fs's built-in default) into kiln's
 //! [`BuildRequest`], with notes of what kiln accepted but does not act on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kiln_lib::kiln_ext::{FsType, HashAlg};
 use kiln_lib::kiln_sink::Durability;
@@ -33,15 +33,29 @@ pub struct Context<'a> {
     /// The size in bytes of the device (or existing file), used when no
     /// fs-size is given; `None` when it does not exist.
     pub device_size: Option<u64>,
-    /// The device is an existing regular file: written in place, as mke2fs
-    /// writes it, so its length and any bytes past the filesystem stay.
-    pub existing_file: bool,
+    /// What the device path names.
+    pub device: Device,
     /// The uid and gid of the user running the program: the root
     /// directory's owner for `-E root_owner` without a value.
     pub ids: (u32, u32),
     /// The clock, in seconds since the epoch: the time of a filesystem
     /// made without `-d` when the environment fixes none, as mke2fs takes it.
     pub now: i64,
+}
+
+/// What the device path names (links followed), which decides how it is
+/// written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// Nothing: a new file is made.
+    Missing,
+    /// A regular file: written in place, as mke2fs writes it, extended if
+    /// it is short; its other bytes stay.
+    File,
+    /// A block device.
+    BlockDevice,
+    /// Anything else (a character device, a FIFO, a directory): refused.
+    Other,
 }
 
 /// Something accepted that the image does not show, or a choice made as
@@ -79,6 +93,10 @@ pub struct MkfsPlan {
     pub verbose: bool,
     /// Accepted options and choices, in order.
     pub notes: Vec<Note>,
+    /// Features mke2fs.conf turned on that kiln leaves out (compat
+    /// features every kernel mounts the filesystem without): the image
+    /// differs from mke2fs's, so the caller tells the user even with `-q`.
+    pub left_out: Vec<Note>,
 }
 
 impl MkfsPlan {
@@ -140,6 +158,7 @@ pub fn plan(args: &Args, ctx: &Context) -> Result<MkfsPlan, MkfsError> {
         args,
         ctx,
         notes: Vec::new(),
+        left_out: Vec::new(),
     }
     .run()
 }
@@ -150,13 +169,13 @@ fn check_inode_room(
     inodes: u64,
     inode_size: u16,
     bytes: u64,
-    from_n: bool,
+    from: &'static str,
 ) -> Result<(), MkfsError> {
     if inodes.saturating_mul(u64::from(inode_size)) < bytes {
         return Ok(());
     }
     Err(MkfsError::usage(
-        if from_n { "-N" } else { "-i" },
+        from,
         format!(
             "{inodes} inodes of {inode_size} bytes do not fit in {bytes} bytes; ask for fewer inodes (-N) or a higher ratio (-i)"
         ),
@@ -167,6 +186,7 @@ struct Resolver<'a> {
     args: &'a Args,
     ctx: &'a Context<'a>,
     notes: Vec<Note>,
+    left_out: Vec<Note>,
 }
 
 impl Resolver<'_> {
@@ -200,7 +220,11 @@ impl Resolver<'_> {
             inodes_wanted,
             inode_size,
             blocks * u64::from(block_size),
-            inodes.is_some(),
+            match (inodes.is_some(), self.args.last('i').is_some()) {
+                (true, _) => "-N",
+                (false, true) => "-i",
+                (false, false) => "fs-size",
+            },
         )?;
         let mut ext = ExtRequest::new(fs_type);
         ext.features = vec![format!("none,{}", features.join(","))];
@@ -222,7 +246,7 @@ impl Resolver<'_> {
         let request = BuildRequest {
             tree: self.tree(&extended)?,
             fs,
-            output: self.output(&extended, blocks * u64::from(block_size)),
+            output: self.output(&extended)?,
             verity: None,
         };
         Ok(MkfsPlan {
@@ -236,6 +260,7 @@ impl Resolver<'_> {
             quiet: self.args.count('q') > 0,
             verbose: self.args.count('v') > 0,
             notes: self.notes,
+            left_out: self.left_out,
         })
     }
 
@@ -368,7 +393,13 @@ impl Resolver<'_> {
     fn fs_bytes(&mut self, b: Option<i64>, offset: Option<u64>) -> Result<u64, MkfsError> {
         let explicit = b.filter(|n| *n > 0).map(|n| n as u32);
         if let Some(s) = &self.args.fs_size {
-            return parse_fs_size(s, explicit);
+            return match parse_fs_size(s, explicit)? {
+                0 => Err(MkfsError::usage(
+                    "fs-size",
+                    format!("{s:?}: a filesystem of no bytes"),
+                )),
+                n => Ok(n),
+            };
         }
         match self.ctx.device_size {
             Some(n) if n > offset.unwrap_or(0) => {
@@ -548,9 +579,22 @@ impl Resolver<'_> {
         if self.args.count('j') > 0 || self.args.last('J').is_some() {
             set.edit("has_journal", "-j")?;
         }
+        // mke2fs run as mkfs.ext3 always adds a journal, -O ^has_journal or not.
+        if self.ctx.program == "mkfs.ext3" {
+            set.edit("has_journal", "the program name mkfs.ext3")?;
+        }
         if set.has("has_journal") && blocks < MIN_BLOCKS_FOR_JOURNAL && !sized_journal {
             set.edit("^has_journal", "size")?;
             self.note("has_journal", "Filesystem too small for a journal");
+        }
+        for (name, source) in set.leave_out_conf_compat() {
+            self.left_out.push(Note {
+                option: format!("feature {name}"),
+                note: format!(
+                    "turned on by {source}, left out: kiln cannot write it yet, and every \
+                     kernel and e2fsck take the filesystem without it"
+                ),
+            });
         }
         set.check_kiln()?;
         Ok(set.names())
@@ -696,9 +740,14 @@ impl Resolver<'_> {
     }
 
     /// The device, written as mke2fs writes it: raw (whatever its
-    /// extension), uncompressed, flushed; `bytes` is the filesystem's size.
-    fn output(&mut self, ext: &ExtendedRequest, bytes: u64) -> OutputRequest {
-        let mut out = OutputRequest::file(self.args.device.clone());
+    /// extension), uncompressed, flushed.
+    fn output(&mut self, ext: &ExtendedRequest) -> Result<OutputRequest, MkfsError> {
+        // `-` is a file of that name to mke2fs, not standard output.
+        let path = match self.args.device.as_os_str() == "-" {
+            true => Path::new(".").join("-"),
+            false => self.args.device.clone(),
+        };
+        let mut out = OutputRequest::file(path);
         out.force = true;
         out.compress = Some(Compress::None);
         out.format = Some(if ext.android_sparse {
@@ -706,14 +755,30 @@ impl Resolver<'_> {
         } else {
             ImageFormat::Raw
         });
-        // An existing file that holds the filesystem is written in place,
-        // as mke2fs writes it; a shorter one grows, an Android sparse image
-        // replaces it.
-        let holds = self.ctx.device_size.is_some_and(|size| size >= bytes);
-        let in_place = self.ctx.existing_file && holds && !ext.android_sparse;
-        out.offset = ext.offset.or(in_place.then_some(0));
+        // A file is written in place, as mke2fs writes it (created or
+        // extended as needed); an Android sparse image replaces it.
+        match self.ctx.device {
+            Device::Other => {
+                return Err(MkfsError::usage(
+                    "device",
+                    format!(
+                        "{}: neither a regular file nor a block device",
+                        self.args.device.display()
+                    ),
+                ))
+            }
+            Device::File if !ext.android_sparse => {
+                out.offset = Some(ext.offset.unwrap_or(0));
+                out.grow = true;
+            }
+            Device::Missing if ext.offset.is_some() => {
+                out.offset = ext.offset;
+                out.grow = true;
+            }
+            _ => out.offset = ext.offset,
+        }
         out.durability = Durability::Sync;
-        out
+        Ok(out)
     }
 }
 

@@ -202,7 +202,8 @@ pub const EXTENDED: &[OptionInfo] = &[
     row(
         "-E stride",
         Honoured,
-        "RAID stride in blocks, recorded in the superblock for the kernel's allocator",
+        "RAID stride in blocks, recorded in the superblock for the kernel's allocator \
+         (without flex_bg mke2fs also staggers the bitmaps by it; kiln does not)",
     ),
     row(
         "-E stripe_width",
@@ -230,10 +231,15 @@ pub const DIFFERENCES: &[&str] = &[
      -E root_owner or root_perms says otherwise; its times are the source directory's.",
     "The journal superblock declares journal_checksum_v3 with metadata_csum (mke2fs leaves \
      that to the kernel's first mount), and the overhead field is left 0 (the kernel computes it).",
-    "An existing file that holds the filesystem is written in place; the device is not \
-     discarded first, and no inode table or journal block is left for lazy initialisation.",
+    "The device is written as mke2fs writes it: a regular file in place (made, or extended \
+     to hold the filesystem, through links), a block device from its start; anything else \
+     is refused. It is not discarded first, and no inode table or journal block is left for \
+     lazy initialisation.",
     "Options that would change the image in a way kiln cannot make are refused, naming the \
      option; options that only change how mke2fs runs are accepted and noted.",
+    "orphan_file, which e2fsprogs 1.47's own mke2fs.conf turns on for ext4, is left out when \
+     mke2fs.conf asks for it, with a message even under -q: every kernel and e2fsck take the \
+     filesystem without it. Asked for with -O, it is refused.",
 ];
 
 /// `kiln mkfs`'s long help: the differences from mke2fs and every option

@@ -36,19 +36,33 @@ impl BlockDevice {
     /// Opens the existing file at `path` to write an image of `size` bytes
     /// in place at byte `offset` (`--offset`: a filesystem inside a disk
     /// image made by other tools). The file must already extend past the
-    /// image; bytes outside it are left alone. Like a device, the file may
-    /// hold old bytes, so everything is written, zeros included.
-    pub fn open_file_at(path: &Path, offset: u64, size: u64) -> Result<BlockDevice, SinkError> {
+    /// image, unless `grow`: then a missing file is created and a short one
+    /// extended (as mke2fs treats its device file). Bytes outside the image
+    /// are left alone. Like a device, the file may hold old bytes, so
+    /// everything is written, zeros included.
+    pub fn open_file_at(
+        path: &Path,
+        offset: u64,
+        size: u64,
+        grow: bool,
+    ) -> Result<BlockDevice, SinkError> {
         let io_err = |what, source| io_error(path, what, source);
         let file = std::fs::OpenOptions::new()
             .write(true)
+            .create(grow)
+            .truncate(false)
             .open(path)
             .map_err(|e| io_err("opening the file", e))?;
-        let len = file
+        let mut len = file
             .metadata()
             .map_err(|e| io_err("reading the file size", e))?
             .len();
         let end = offset.saturating_add(size);
+        if len < end && grow {
+            file.set_len(end)
+                .map_err(|e| io_err("extending the file", e))?;
+            len = end;
+        }
         if len < end {
             return Err(io_err(
                 "checking the file size",

@@ -37,6 +37,10 @@ pub struct OutputRequest<'a> {
     pub force: bool,
     /// Write into an existing file from this byte on.
     pub offset: Option<u64>,
+    /// With `offset`: create the file if it is missing (mke2fs's device
+    /// file); [`BlockDevice::open_file_at`](crate::device::BlockDevice::open_file_at)
+    /// then extends a short one.
+    pub grow: bool,
     /// The files and directories the build reads (`-` is standard input):
     /// the output must be none of them.
     pub inputs: &'a [&'a Path],
@@ -146,10 +150,11 @@ pub fn check_output(req: &OutputRequest<'_>) -> Result<OutputKind, OutputError> 
         refuse_existing(path, req.inputs)?;
     }
     if let Some(offset) = req.offset {
-        if !exists {
-            return Err(OutputError::NoFileForOffset { path: path.into() });
+        match (exists, req.grow) {
+            (true, _) => check_writable(path, path)?,
+            (false, true) => check_directory(path)?,
+            (false, false) => return Err(OutputError::NoFileForOffset { path: path.into() }),
         }
-        check_writable(path, path)?;
         return Ok(OutputKind::Region(offset));
     }
     if is_block_device(path) {
@@ -255,10 +260,21 @@ mod tests {
     use super::*;
 
     fn check(path: &Path, force: bool, offset: Option<u64>, inputs: &[&Path]) -> String {
+        check_growing(path, force, offset, false, inputs)
+    }
+
+    fn check_growing(
+        path: &Path,
+        force: bool,
+        offset: Option<u64>,
+        grow: bool,
+        inputs: &[&Path],
+    ) -> String {
         let req = OutputRequest {
             path,
             force,
             offset,
+            grow,
             inputs,
         };
         match check_output(&req) {
@@ -294,6 +310,12 @@ mod tests {
         }
         assert!(check(&d.join("none"), false, Some(0), &[]).contains("existing file"));
         assert_eq!(check(&file, false, Some(512), &[]), "Region(512)");
+        // Growing (mke2fs's device file): a missing file is made, if its
+        // directory is there.
+        let grown = check_growing(&d.join("none"), false, Some(0), true, &[]);
+        assert_eq!(grown, "Region(0)");
+        let nowhere = check_growing(&missing, false, Some(0), true, &[]);
+        assert!(nowhere.contains("does not exist"), "{nowhere}");
         assert_eq!(check(Path::new("-"), false, None, &[]), "Stdout");
         assert!(check(Path::new("-"), false, Some(1), &[]).contains("standard output"));
     }

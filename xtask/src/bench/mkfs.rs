@@ -55,7 +55,7 @@ impl Bench<'_> {
         std::fs::create_dir_all(&bin)?;
         let link = bin.join("mkfs.ext4");
         remove(&link)?;
-        std::os::unix::fs::symlink(&self.kiln, &link)?;
+        link_kiln(&self.kiln, &link)?;
         let path = |p: &Path| p.display().to_string();
         let paths = [
             SYSTEM_PATH.to_string(),
@@ -104,6 +104,18 @@ impl Bench<'_> {
             ways,
         })
     }
+}
+
+/// Makes `link` run `kiln` under the link's name (`argv[0]` decides).
+#[cfg(unix)]
+fn link_kiln(kiln: &Path, link: &Path) -> Result<()> {
+    Ok(std::os::unix::fs::symlink(kiln, link)?)
+}
+
+/// mke2fs and the clients that call it are Unix programs.
+#[cfg(not(unix))]
+fn link_kiln(_: &Path, _: &Path) -> Result<()> {
+    anyhow::bail!("--mkfs runs mke2fs and kiln as mkfs.ext4: a Unix host is needed")
 }
 
 /// Buildroot's `ROOTFS_EXT2_CMD` with its default options and ext4, under `search` as

@@ -278,8 +278,7 @@ pub(super) fn lost_found_blocks(bs: u32, entries_need: u32) -> u32 {
 /// The largest file without large_file: `i_size` is then 31 bits.
 const SMALL_FILE_MAX: u64 = (1 << 31) - 1;
 
-/// Turns large_file on when a file of 2 GiB or more needs it, as mke2fs
-/// (populating with `-d`) and the kernel do, with a note naming the file.
+/// Turns large_file on when a file of the tree is 2 GiB or more.
 pub(super) fn large_file_if_needed(tree: &Tree, features: &mut Features, notes: &mut Vec<String>) {
     if features.has(features::LARGE_FILE) {
         return;
@@ -289,10 +288,23 @@ pub(super) fn large_file_if_needed(tree: &Tree, features: &mut Features, notes: 
         .into_iter()
         .find(|&id| matches!(&tree.node(id).body, Body::File(f) if f.size > SMALL_FILE_MAX));
     if let Some(id) = large {
+        large_file_for(&node_path(tree, id), u64::MAX, features, notes);
+    }
+}
+
+/// Turns large_file on for `what` (a file, the resize inode, the journal)
+/// of `size` bytes if it is 2 GiB or more, as mke2fs and the kernel do,
+/// with a note naming it.
+pub(super) fn large_file_for(
+    what: &str,
+    size: u64,
+    features: &mut Features,
+    notes: &mut Vec<String>,
+) {
+    if size > SMALL_FILE_MAX && !features.has(features::LARGE_FILE) {
         features.set(features::LARGE_FILE, true);
         notes.push(format!(
-            "large_file turned on: {} is 2 GiB or more (as mke2fs and the kernel do)",
-            node_path(tree, id)
+            "large_file turned on: {what} is 2 GiB or more (as mke2fs and the kernel do)"
         ));
     }
 }

@@ -62,6 +62,18 @@ impl Resolver<'_> {
         for opt in &list {
             self.one_extended(opt, &mut req)?;
         }
+        let RaidHints {
+            stride,
+            stripe_width,
+        } = req.raid;
+        if stride > 0 && stripe_width % u32::from(stride) != 0 {
+            self.note(
+                "-E stripe_width",
+                format!(
+                    "{stripe_width} should be a multiple of the stride, {stride} (as mke2fs warns)"
+                ),
+            );
+        }
         Ok(req)
     }
 
@@ -106,11 +118,20 @@ impl Resolver<'_> {
             "stride" => {
                 req.raid.stride = parse_blocks(value)
                     .and_then(|n| u16::try_from(n).ok())
-                    .ok_or_else(|| bad(format!("{value:?} is not a stride of 1 to 65535 blocks")))?
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "{:?} is not a stride of 0 to 65535 blocks",
+                            value.unwrap_or("")
+                        ))
+                    })?
             }
             "stripe_width" | "stripe-width" => {
-                req.raid.stripe_width = parse_blocks(value)
-                    .ok_or_else(|| bad(format!("{value:?} is not a stripe width in blocks")))?
+                req.raid.stripe_width = parse_blocks(value).ok_or_else(|| {
+                    bad(format!(
+                        "{:?} is not a stripe width in blocks",
+                        value.unwrap_or("")
+                    ))
+                })?
             }
             "lazy_itable_init"
             | "lazy_journal_init"
@@ -131,7 +152,16 @@ impl Resolver<'_> {
     }
 }
 
-/// A positive count of blocks, as `stride=` and `stripe_width=` take it.
+/// A count of blocks as mke2fs reads `stride=` and `stripe_width=`
+/// (strtoul in base 0: decimal, `0x` hex, `0` octal; empty is 0, none).
 fn parse_blocks(value: Option<&str>) -> Option<u32> {
-    value?.parse().ok().filter(|&n| n > 0)
+    let v = value?;
+    if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        return u32::from_str_radix(hex, 16).ok();
+    }
+    match v {
+        "" => Some(0),
+        _ if v.len() > 1 && v.starts_with('0') => u32::from_str_radix(&v[1..], 8).ok(),
+        _ => v.parse().ok(),
+    }
 }

@@ -21,7 +21,7 @@ fn run_with(
         fake_time: None,
         source_date_epoch: None,
         device_size: None,
-        existing_file: false,
+        device: Device::Missing,
         ids: (1000, 100),
         now: 1_700_000_000,
     };
@@ -201,15 +201,39 @@ fn extended_options_fill_the_request() {
     )
     .unwrap();
     assert_eq!((p.ext().raid.stride, p.ext().raid.stripe_width), (16, 64));
-    assert!(err("mkfs.ext4", &["-E", "stride=70000", "img", "64M"]).starts_with("-E stride:"));
-    assert!(
-        err("mkfs.ext4", &["-E", "stripe_width=0", "img", "64M"]).starts_with("-E stripe_width:")
+    let e = err("mkfs.ext4", &["-E", "stride=70000", "img", "64M"]);
+    assert_eq!(
+        e,
+        "-E stride: \"70000\" is not a stride of 0 to 65535 blocks"
     );
+    assert!(
+        err("mkfs.ext4", &["-E", "stripe_width=x", "img", "64M"]).starts_with("-E stripe_width:")
+    );
+    // strtoul's bases, and 0 (none), as mke2fs takes them.
+    let p = run(
+        "mkfs.ext4",
+        &["-E", "stride=0x10,stripe_width=030", "img", "64M"],
+    )
+    .unwrap();
+    assert_eq!((p.ext().raid.stride, p.ext().raid.stripe_width), (16, 24));
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.note.contains("multiple of the stride")),
+        "{:?}",
+        p.notes
+    );
+    let p = run("mkfs.ext4", &["-E", "stride=0,stripe_width=", "img", "64M"]).unwrap();
+    assert_eq!(p.ext().raid, kiln_lib::kiln_ext::RaidHints::default());
 }
 
 #[test]
 fn features_follow_conf_then_options() {
-    let p = run("mkfs.ext3", &["-O", "^has_journal,extents", "img", "64M"]).unwrap();
+    let p = run(
+        "mke2fs",
+        &["-t", "ext3", "-O", "^has_journal,extents", "img", "64M"],
+    )
+    .unwrap();
     assert!(!p.features.contains(&"has_journal".to_string()));
     assert!(p.features.contains(&"extent".to_string()));
     assert!(p.ext().features[0].starts_with("none,"));
@@ -392,28 +416,81 @@ fn zero_inodes_is_the_default_count() {
 }
 
 #[test]
-fn an_existing_file_that_holds_the_filesystem_is_written_in_place() {
-    let offset = |size: u64, file: bool, argv: &[&str]| {
+fn a_file_is_written_in_place_created_or_extended() {
+    let out = |device: Device, argv: &[&str]| {
         run_with("mkfs.ext4", argv, &builtin(), |c| {
-            c.device_size = Some(size);
-            c.existing_file = file;
+            c.device_size = (device == Device::File).then_some(100 << 20);
+            c.device = device;
         })
-        .unwrap()
-        .request
-        .output
-        .offset
+        .map(|p| (p.request.output.offset, p.request.output.grow))
     };
-    assert_eq!(offset(100 << 20, true, &["img", "64M"]), Some(0));
-    assert_eq!(offset(64 << 20, true, &["img"]), Some(0));
-    // A shorter file grows; a block device is written as it is.
-    assert_eq!(offset(1 << 20, true, &["img", "64M"]), None);
-    assert_eq!(offset(100 << 20, false, &["img", "64M"]), None);
+    assert_eq!(out(Device::File, &["img", "64M"]), Ok((Some(0), true)));
+    assert_eq!(out(Device::File, &["img", "200M"]), Ok((Some(0), true)));
     assert_eq!(
-        offset(100 << 20, true, &["-E", "offset=4096", "img", "64M"]),
-        Some(4096)
+        out(Device::File, &["-E", "offset=4096", "img", "64M"]),
+        Ok((Some(4096), true))
     );
+    // An Android sparse image replaces the file, as mke2fs's does.
     assert_eq!(
-        offset(100 << 20, true, &["-E", "android_sparse", "img", "64M"]),
-        None
+        out(Device::File, &["-E", "android_sparse", "img", "64M"]),
+        Ok((None, false))
     );
+    // A new file is made whole, or grown to hold the filesystem at -E offset.
+    assert_eq!(out(Device::Missing, &["img", "64M"]), Ok((None, false)));
+    assert_eq!(
+        out(Device::Missing, &["-E", "offset=4096", "img", "64M"]),
+        Ok((Some(4096), true))
+    );
+    assert_eq!(out(Device::BlockDevice, &["img", "64M"]), Ok((None, false)));
+    let e = out(Device::Other, &["img", "64M"]).unwrap_err().to_string();
+    assert!(
+        e.contains("neither a regular file nor a block device"),
+        "{e}"
+    );
+    // `-` is a file named so, not standard output.
+    let p = run("mkfs.ext4", &["-", "64M"]).unwrap();
+    assert_eq!(p.request.output.path, Path::new("./-"));
+}
+
+/// e2fsprogs 1.47's own mke2fs.conf for ext4 (Debian's leaves out the last two).
+const UPSTREAM_EXT4: &str = "[fs_types]\n ext4 = {\n  features = has_journal,extent,huge_file,flex_bg,metadata_csum,metadata_csum_seed,64bit,dir_nlink,extra_isize,orphan_file\n }\n";
+
+#[test]
+fn orphan_file_from_the_conf_is_left_out_and_said() {
+    let conf = Profile::parse(UPSTREAM_EXT4).unwrap();
+    let p = run_with("mkfs.ext4", &["-q", "img", "64M"], &conf, |_| {}).unwrap();
+    assert!(p.features.contains(&"metadata_csum_seed".to_string()));
+    assert!(!p.features.contains(&"orphan_file".to_string()));
+    assert_eq!(p.left_out.len(), 1);
+    assert_eq!(p.left_out[0].option, "feature orphan_file");
+    assert!(
+        p.left_out[0].note.contains("fs_types.ext4.features"),
+        "{:?}",
+        p.left_out
+    );
+    // Asked for on the command line, it is refused.
+    let e = run_with(
+        "mkfs.ext4",
+        &["-O", "orphan_file", "img", "64M"],
+        &conf,
+        |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("feature orphan_file: kiln cannot honour it"),
+        "{e}"
+    );
+}
+
+#[test]
+fn mkfs_ext3_always_has_a_journal() {
+    let p = run("mkfs.ext3", &["-O", "^has_journal", "img", "64M"]).unwrap();
+    assert!(p.features.contains(&"has_journal".to_string()));
+    let p = run(
+        "mke2fs",
+        &["-t", "ext3", "-O", "^has_journal", "img", "64M"],
+    )
+    .unwrap();
+    assert!(!p.features.contains(&"has_journal".to_string()));
 }
