@@ -37,7 +37,7 @@ pub const OPTIONS: &[OptionInfo] = &[
     row(
         "-b",
         Honoured,
-        "block size: 1024, 2048 or 4096 (larger ones are refused); -N as a minimum",
+        "block size: 1024, 2048 or 4096 (larger ones are refused); a negative value is a minimum, as in mke2fs",
     ),
     row("-c", Refused, "bad block scan of the device"),
     row("-C", Refused, "cluster size: kiln has no bigalloc"),
@@ -94,7 +94,11 @@ pub const OPTIONS: &[OptionInfo] = &[
         Honoured,
         "dry run: the plan is made, nothing is written (the caller's part)",
     ),
-    row("-N", Honoured, "inode count (at least)"),
+    row(
+        "-N",
+        Honoured,
+        "inode count, rounded as mke2fs rounds it (whole inode-table blocks, then whole bitmap bytes)",
+    ),
     row(
         "-o",
         Refused,
