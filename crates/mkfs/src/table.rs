@@ -241,9 +241,6 @@ pub const DIFFERENCES: &[&str] = &[
      lazy initialisation.",
     "Options that would change the image in a way kiln cannot make are refused, naming the \
      option; options that only change how mke2fs runs are accepted and noted.",
-    "orphan_file, which e2fsprogs 1.47's own mke2fs.conf turns on for ext4, is left out when \
-     mke2fs.conf asks for it, with a message even under -q: every kernel and e2fsck take the \
-     filesystem without it. Asked for with -O, it is refused.",
 ];
 
 /// `kiln mkfs`'s long help: the differences from mke2fs and every option
