@@ -64,9 +64,10 @@ pub(crate) fn run(program: &str, args: Vec<OsString>) -> Result<()> {
             .map_or(0, |d| d.as_secs() as i64),
     };
     let plan = kiln_mkfs::plan(&args, &ctx)?;
-    let shown = if plan.quiet { &[][..] } else { &plan.notes[..] };
-    for note in shown.iter().chain(&plan.left_out) {
-        eprintln!("{program}: {}: {}", note.option, note.note);
+    if !plan.quiet {
+        for note in &plan.notes {
+            eprintln!("{program}: {}: {}", note.option, note.note);
+        }
     }
     if plan.dry_run {
         eprintln!(

@@ -291,7 +291,11 @@ impl<'r> Checker<'r> {
     /// `i_blocks`. Returns what the bitmaps and link counts need.
     fn check_inodes(&mut self, walk: &[WalkEntry]) -> Result<HashMap<u32, InodeInfo>, ReadError> {
         let first_ino = self.sb.first_ino;
-        let mut inos: Vec<u32> = (1..first_ino).chain(walk.iter().map(|e| e.ino)).collect();
+        // The orphan file is in use, though no directory names it.
+        let mut inos: Vec<u32> = (1..first_ino)
+            .chain(self.sb.orphan_file_ino)
+            .chain(walk.iter().map(|e| e.ino))
+            .collect();
         inos.sort_unstable();
         inos.dedup();
         let mut out = HashMap::with_capacity(inos.len());

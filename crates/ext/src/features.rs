@@ -60,6 +60,7 @@ features! {
     EXT_ATTR = "ext_attr", Compat, 0x8, "Extended attributes.";
     RESIZE_INODE = "resize_inode", Compat, 0x10, "Reserved GDT blocks and the resize inode.";
     DIR_INDEX = "dir_index", Compat, 0x20, "Hash-indexed (htree) directories.";
+    ORPHAN_FILE = "orphan_file", Compat, 0x1000, "Orphan inodes listed in a file of their own rather than chained from the superblock (Linux 5.15).";
     FILETYPE = "filetype", Incompat, 0x2, "Directory entries record the file type.";
     EXTENT = "extent", Incompat, 0x40, "Files mapped by extent trees.";
     BIT64 = "64bit", Incompat, 0x80, "64-bit block numbers and 64-byte group descriptors.";
@@ -108,11 +109,6 @@ const NAMED: &[Feature] = &[
         name: "stable_inodes",
         word: Word::Compat,
         bit: 0x800,
-    },
-    Feature {
-        name: "orphan_file",
-        word: Word::Compat,
-        bit: 0x1000,
     },
     Feature {
         name: "compression",
@@ -334,6 +330,9 @@ impl Features {
         }
         if self.has(RESIZE_INODE) && !self.has(SPARSE_SUPER) {
             return refuse("resize_inode needs sparse_super");
+        }
+        if self.has(ORPHAN_FILE) && !self.has(HAS_JOURNAL) {
+            return refuse("orphan_file needs has_journal (as in mke2fs)");
         }
         if self.has(METADATA_CSUM_SEED) && !self.has(METADATA_CSUM) {
             return refuse("metadata_csum_seed needs metadata_csum");

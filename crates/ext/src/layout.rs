@@ -26,6 +26,9 @@ pub(crate) const JOURNAL_INO: u32 = 8;
 pub(crate) const FIRST_INO: u32 = 11;
 /// lost+found, as mke2fs makes it.
 pub(crate) const LOST_FOUND_INO: u32 = 11;
+/// The orphan file's inode (orphan_file): the first after lost+found, as
+/// mke2fs makes it before it fills the filesystem.
+pub(crate) const ORPHAN_FILE_INO: u32 = 12;
 /// mke2fs grows lost+found to at least this many bytes (and two blocks), so
 /// e2fsck can reconnect files without allocating.
 pub(crate) const LOST_FOUND_MIN_BYTES: u64 = 16 * 1024;

@@ -44,6 +44,7 @@ mod journal;
 mod layout;
 mod le;
 mod options;
+mod orphan;
 mod plan;
 mod reader;
 mod resize;

@@ -42,6 +42,8 @@ pub(crate) enum Slot {
     Resize,
     /// The journal.
     Journal,
+    /// The orphan file (orphan_file).
+    OrphanFile,
 }
 
 /// The plan of one inode.
@@ -150,7 +152,8 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
     let mut opts = opts.clone();
     limits::large_file_if_needed(tree, &mut opts.features, &mut notes);
     let opts = opts;
-    let mut inodes = numbering::number_inodes(tree)?;
+    let orphan_file = opts.features.has(features::ORPHAN_FILE);
+    let mut inodes = numbering::number_inodes(tree, orphan_file)?;
     let ino_of = numbering::ino_map(&inodes);
     let dir_format = limits::dir_format(&opts);
     for ino in 1..=inodes.len() as u32 {

@@ -10,7 +10,7 @@ use crate::features::{self, Features, FsType};
 use crate::geometry::Geometry;
 use crate::layout::{
     DESC_SIZE, DESC_SIZE_64, EXTRA_ISIZE, FIRST_INO, GOOD_OLD_INODE_SIZE, JOURNAL_INO,
-    SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
+    ORPHAN_FILE_INO, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 };
 use crate::le::{get_u16, get_u32, put_u16, put_u32};
 use crate::options::RaidHints;
@@ -96,6 +96,8 @@ mod off {
     pub(super) const S_BACKUP_BGS: usize = 0x24C;
     /// `s_checksum_seed` (with the csum_seed feature).
     pub(super) const S_CHECKSUM_SEED: usize = 0x270;
+    /// `s_orphan_file_inum` (with orphan_file).
+    pub(super) const S_ORPHAN_FILE_INUM: usize = 0x280;
     pub(super) const S_WTIME_HI: usize = 0x274;
     pub(super) const S_MKFS_TIME_HI: usize = 0x275;
     /// `s_checksum`, the last field: the checksum covers all before it.
@@ -201,6 +203,9 @@ pub(crate) fn encode(geo: &Geometry, info: &SuperblockInfo, group: u32) -> [u8; 
     if f.has(features::FLEX_BG) {
         b[off::S_LOG_GROUPS_PER_FLEX] = geo.flex_log;
     }
+    if f.has(features::ORPHAN_FILE) {
+        put_u32(&mut b, off::S_ORPHAN_FILE_INUM, ORPHAN_FILE_INO);
+    }
     if f.has(features::METADATA_CSUM_SEED) {
         // The seed the UUID gives: kept here so that a later UUID change
         // (tune2fs -U) leaves every checksum valid.
@@ -267,6 +272,9 @@ pub struct SuperblockView {
     pub journal_size: Option<u64>,
     /// `s_first_ino`: the first inode not reserved (11 in the original revision).
     pub(crate) first_ino: u32,
+    /// `s_orphan_file_inum`, with orphan_file: an inode in use that no
+    /// directory names.
+    pub(crate) orphan_file_ino: Option<u32>,
     /// `s_reserved_gdt_blocks`.
     pub(crate) reserved_gdt_blocks: u32,
     /// `s_backup_bgs`: the groups holding backups with sparse_super2.
@@ -497,6 +505,9 @@ fn decode(b: &[u8], features: Features) -> SuperblockView {
         } else {
             get_u32(b, off::S_FIRST_INO)
         },
+        orphan_file_ino: features
+            .has(features::ORPHAN_FILE)
+            .then(|| get_u32(b, off::S_ORPHAN_FILE_INUM)),
         reserved_gdt_blocks: u32::from(get_u16(b, off::S_RESERVED_GDT_BLOCKS)),
         backup_bgs: [
             get_u32(b, off::S_BACKUP_BGS),

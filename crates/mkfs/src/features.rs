@@ -56,16 +56,6 @@ const MKE2FS_FEATURES: &[(&str, &str)] = &[
     ("fname_encoding", "casefold"),
 ];
 
-/// Features kiln cannot write that mke2fs.conf may turn on and kiln leaves
-/// out: compat features, without which every kernel and e2fsck read and
-/// mount the filesystem. orphan_file is in e2fsprogs 1.47's own
-/// mke2fs.conf for ext4 (Debian's leaves it out); without it the kernel
-/// keeps orphan inodes in the superblock's list, as before Linux 5.15.
-const LEAVABLE: &[&str] = &["orphan_file"];
-
-/// How the plan names a source in mke2fs.conf (`mke2fs.conf fs_types.ext4.features`).
-pub(crate) const CONF: &str = "mke2fs.conf";
-
 /// The features turned on so far, each with the edit that turned it on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct FeatureSet {
@@ -103,18 +93,6 @@ impl FeatureSet {
     /// The names on, in the order they were turned on.
     pub(crate) fn names(&self) -> Vec<String> {
         self.on.iter().map(|(n, _)| n.to_string()).collect()
-    }
-
-    /// Turns off the features from mke2fs.conf that kiln cannot write but
-    /// may leave out ([`LEAVABLE`]), and returns them with their source.
-    /// Asked for with -O, they are refused by [`check_kiln`](Self::check_kiln).
-    pub(crate) fn leave_out_conf_compat(&mut self) -> Vec<(&'static str, String)> {
-        let (left, kept) = self
-            .on
-            .drain(..)
-            .partition(|(name, source)| LEAVABLE.contains(name) && source.starts_with(CONF));
-        self.on = kept;
-        left
     }
 
     /// Refuses the first feature kiln cannot write, naming where it came

@@ -93,10 +93,6 @@ pub struct MkfsPlan {
     pub verbose: bool,
     /// Accepted options and choices, in order.
     pub notes: Vec<Note>,
-    /// Features mke2fs.conf turned on that kiln leaves out (compat
-    /// features every kernel mounts the filesystem without): the image
-    /// differs from mke2fs's, so the caller tells the user even with `-q`.
-    pub left_out: Vec<Note>,
 }
 
 impl MkfsPlan {
@@ -158,7 +154,6 @@ pub fn plan(args: &Args, ctx: &Context) -> Result<MkfsPlan, MkfsError> {
         args,
         ctx,
         notes: Vec::new(),
-        left_out: Vec::new(),
     }
     .run()
 }
@@ -186,7 +181,6 @@ struct Resolver<'a> {
     args: &'a Args,
     ctx: &'a Context<'a>,
     notes: Vec<Note>,
-    left_out: Vec<Note>,
 }
 
 impl Resolver<'_> {
@@ -260,7 +254,6 @@ impl Resolver<'_> {
             quiet: self.args.count('q') > 0,
             verbose: self.args.count('v') > 0,
             notes: self.notes,
-            left_out: self.left_out,
         })
     }
 
@@ -586,15 +579,6 @@ impl Resolver<'_> {
         if set.has("has_journal") && blocks < MIN_BLOCKS_FOR_JOURNAL && !sized_journal {
             set.edit("^has_journal", "size")?;
             self.note("has_journal", "Filesystem too small for a journal");
-        }
-        for (name, source) in set.leave_out_conf_compat() {
-            self.left_out.push(Note {
-                option: format!("feature {name}"),
-                note: format!(
-                    "turned on by {source}, left out: kiln cannot write it yet, and every \
-                     kernel and e2fsck take the filesystem without it"
-                ),
-            });
         }
         set.check_kiln()?;
         Ok(set.names())

@@ -37,7 +37,7 @@ pub const OPTIONS: &[OptionInfo] = &[
     row(
         "-b",
         Honoured,
-        "block size: 1024, 2048 or 4096 (larger ones are refused); -N as a minimum",
+        "block size: 1024, 2048 or 4096 (larger ones are refused); a negative value is a minimum, as in mke2fs",
     ),
     row("-c", Refused, "bad block scan of the device"),
     row("-C", Refused, "cluster size: kiln has no bigalloc"),
@@ -94,7 +94,11 @@ pub const OPTIONS: &[OptionInfo] = &[
         Honoured,
         "dry run: the plan is made, nothing is written (the caller's part)",
     ),
-    row("-N", Honoured, "inode count (at least)"),
+    row(
+        "-N",
+        Honoured,
+        "inode count, rounded as mke2fs rounds it (whole inode-table blocks, then whole bitmap bytes)",
+    ),
     row(
         "-o",
         Refused,
@@ -237,9 +241,6 @@ pub const DIFFERENCES: &[&str] = &[
      lazy initialisation.",
     "Options that would change the image in a way kiln cannot make are refused, naming the \
      option; options that only change how mke2fs runs are accepted and noted.",
-    "orphan_file, which e2fsprogs 1.47's own mke2fs.conf turns on for ext4, is left out when \
-     mke2fs.conf asks for it, with a message even under -q: every kernel and e2fsck take the \
-     filesystem without it. Asked for with -O, it is refused.",
 ];
 
 /// `kiln mkfs`'s long help: the differences from mke2fs and every option

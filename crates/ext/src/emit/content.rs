@@ -11,7 +11,7 @@ use crate::alloc::Mapping;
 use crate::dir::{ftype, DirEntry};
 use crate::layout::{LOST_FOUND_INO, ROOT_INO};
 use crate::plan::{adds_lost_found, Plan, Slot, LOST_FOUND};
-use crate::{checksum, journal, xattr, EmitError};
+use crate::{checksum, journal, orphan, xattr, EmitError};
 
 /// Writes every block of inode `ino`: content, index blocks, xattr block.
 pub(super) fn write_inode_blocks(
@@ -42,6 +42,10 @@ pub(super) fn write_inode_blocks(
             _ => Vec::new(),
         },
         Slot::LostFound => dir_content(plan, ino),
+        Slot::OrphanFile => {
+            write_index_blocks(plan, sink, &index)?;
+            return write_orphan_blocks(plan, sink, ino, &p.mapping);
+        }
         Slot::Journal => journal::encode_superblock(
             bs,
             plan.journal_blocks,
@@ -52,6 +56,24 @@ pub(super) fn write_inode_blocks(
     };
     write_index_blocks(plan, sink, &index)?;
     write_logical(plan, sink, &p.mapping, &content)
+}
+
+/// Writes the orphan file's blocks: each empty, its checksum over its own
+/// physical block number.
+fn write_orphan_blocks(
+    plan: &Plan<'_>,
+    sink: &dyn Sink,
+    ino: u32,
+    mapping: &Mapping,
+) -> Result<(), EmitError> {
+    let geo = &plan.geometry;
+    for run in mapping.data_runs() {
+        for pblk in run.pblk..run.pblk + u64::from(run.len) {
+            let block = orphan::encode_block(geo.block_size, plan.csum_seed(), ino, pblk);
+            sink.write_at(geo.offset(pblk), &block)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes index blocks (indirect blocks, extent tree nodes) where they go.

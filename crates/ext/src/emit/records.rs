@@ -81,6 +81,12 @@ fn inode_record(
             u64::from(plan.journal_blocks) * u64::from(bs),
             p.mapping.i_block(bs),
         )),
+        Slot::OrphanFile => Some(kiln_made(
+            mode::S_IFREG | 0o600,
+            1,
+            block_bytes(&p.mapping, bs),
+            p.mapping.i_block(bs),
+        )),
         Slot::LostFound => Some(kiln_made(
             mode::S_IFDIR | 0o700,
             2,

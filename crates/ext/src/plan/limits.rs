@@ -34,6 +34,14 @@ pub(super) fn prepare_inode(
     let idx = (ino - 1) as usize;
     match inodes[idx].slot {
         Slot::Empty | Slot::Resize | Slot::Journal => Ok(()),
+        Slot::OrphanFile => {
+            // Sized as mke2fs sizes it for the filesystem; an image sized
+            // to its tree gets the smallest.
+            let blocks = opts.size.map_or(0, |bytes| bytes / u64::from(bs));
+            inodes[idx].links = 1;
+            inodes[idx].logical = vec![0..crate::orphan::default_blocks(blocks)];
+            Ok(())
+        }
         Slot::LostFound => {
             inodes[idx].links = 2;
             inodes[idx].parent = ROOT_INO;

@@ -1,5 +1,6 @@
-//! Inode numbers: the reserved ones, root, lost+found, then the tree in
-//! breadth-first order of sorted names; and the links each inode gets.
+//! Inode numbers: the reserved ones, root, lost+found, the orphan file,
+//! then the tree in breadth-first order of sorted names; and the links each
+//! inode gets.
 
 use kiln_tree::{NodeId, Tree};
 
@@ -8,9 +9,10 @@ use super::{InodePlan, Slot, LOST_FOUND};
 use crate::layout::{FIRST_INO, JOURNAL_INO, LINK_MAX, RESIZE_INO, ROOT_INO};
 use crate::PlanError;
 
-/// Assigns inode numbers: reserved ones, root, lost+found, then the tree in
+/// Assigns inode numbers: reserved ones, root, lost+found, the orphan file
+/// (with `orphan_file`: inode 12, as mke2fs makes it), then the tree in
 /// breadth-first order. Returns the plans of inodes 1..=last.
-pub(super) fn number_inodes(tree: &Tree) -> Result<Vec<InodePlan>, PlanError> {
+pub(super) fn number_inodes(tree: &Tree, orphan_file: bool) -> Result<Vec<InodePlan>, PlanError> {
     let order = tree.reachable();
     // Sized once: grown by doubling, this vector was the largest part of a
     // build's memory.
@@ -30,6 +32,9 @@ pub(super) fn number_inodes(tree: &Tree) -> Result<Vec<InodePlan>, PlanError> {
         None => Slot::LostFound,
     };
     inodes.push(InodePlan::new(lost_found));
+    if orphan_file {
+        inodes.push(InodePlan::new(Slot::OrphanFile));
+    }
     let others = order
         .into_iter()
         .filter(|&id| id != Tree::ROOT && Slot::Node(id) != lost_found);
