@@ -180,7 +180,7 @@ pub const EXTENDED: &[OptionInfo] = &[
     row(
         "-E orphan_file_size",
         Refused,
-        "orphan_file: kiln cannot write it",
+        "orphan file of a chosen size: kiln gives it the size mke2fs picks",
     ),
     row(
         "-E packed_meta_blocks",
