@@ -150,10 +150,9 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
     opts.validate()?;
     let mut notes = Vec::new();
     let mut opts = opts.clone();
-    limits::large_file_if_needed(tree, &mut opts.features, &mut notes);
-    let opts = opts;
     let orphan_file = opts.features.has(features::ORPHAN_FILE);
     let mut inodes = numbering::number_inodes(tree, orphan_file)?;
+    limits::large_file_if_needed(tree, &inodes, &mut opts.features, &mut notes);
     let ino_of = numbering::ino_map(&inodes);
     let dir_format = limits::dir_format(&opts);
     for ino in 1..=inodes.len() as u32 {
@@ -174,7 +173,6 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
         None => sizing.auto()?,
     };
     let image_size = opts.size.unwrap_or(geometry.blocks_count * u64::from(bs));
-    let mut opts = opts;
     // The resize inode is block-mapped: it cannot reach past 2^32 blocks, and
     // mke2fs leaves it out of such filesystems too. (Sizing left its reserved
     // GDT blocks out already.)

@@ -286,17 +286,26 @@ pub(super) fn lost_found_blocks(bs: u32, entries_need: u32) -> u32 {
 /// The largest file without large_file: `i_size` is then 31 bits.
 const SMALL_FILE_MAX: u64 = (1 << 31) - 1;
 
-/// Turns large_file on when a file of the tree is 2 GiB or more.
-pub(super) fn large_file_if_needed(tree: &Tree, features: &mut Features, notes: &mut Vec<String>) {
+/// Turns large_file on when a file the image holds (the nodes of `inodes`)
+/// is 2 GiB or more.
+pub(super) fn large_file_if_needed(
+    tree: &Tree,
+    inodes: &[InodePlan],
+    features: &mut Features,
+    notes: &mut Vec<String>,
+) {
     if features.has(features::LARGE_FILE) {
         return;
     }
-    let large = tree
-        .reachable()
-        .into_iter()
-        .find(|&id| matches!(&tree.node(id).body, Body::File(f) if f.size > SMALL_FILE_MAX));
-    if let Some(id) = large {
-        large_file_for(&node_path(tree, id), u64::MAX, features, notes);
+    let large = inodes.iter().find_map(|p| match p.slot {
+        Slot::Node(id) => match &tree.node(id).body {
+            Body::File(f) if f.size > SMALL_FILE_MAX => Some((id, f.size)),
+            _ => None,
+        },
+        _ => None,
+    });
+    if let Some((id, size)) = large {
+        large_file_for(&node_path(tree, id), size, features, notes);
     }
 }
 
