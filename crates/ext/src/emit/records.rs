@@ -8,7 +8,7 @@ use super::files::Sources;
 use crate::alloc::Mapping;
 use crate::inode::{self, encode_device, mode, InodeRecord};
 use crate::layout::{FAST_SYMLINK_MAX, GOOD_OLD_INODE_SIZE, LINK_MAX};
-use crate::plan::{ibody_space, Plan, Slot};
+use crate::plan::{ibody_space, InodePlan, Plan, Slot};
 use crate::xattr::{self, DiskXattr};
 use crate::{checksum, htree, inline, resize, EmitError};
 
@@ -96,7 +96,7 @@ fn inode_record(
         Slot::Node(id) => Some(node_record(
             plan,
             sources,
-            ino,
+            (ino, &p),
             plan.tree.node(id),
             fs_blocks,
         )?),
@@ -110,11 +110,10 @@ fn block_bytes(mapping: &Mapping, bs: u32) -> u64 {
 fn node_record(
     plan: &Plan<'_>,
     sources: &Sources,
-    ino: u32,
+    (ino, p): (u32, &InodePlan),
     node: &Node,
     fs_blocks: u64,
 ) -> Result<InodeRecord, EmitError> {
-    let p = plan.inode(ino);
     let bs = plan.geometry.block_size;
     let (type_bits, mut size, mut i_block) = match &node.body {
         Body::Dir(_) => (
@@ -139,7 +138,7 @@ fn node_record(
     let mut flags = p.mapping.flags() | if p.indexed { htree::INDEX_FL } else { 0 };
     let mut ibody = p.ibody_xattrs().to_vec();
     if p.inline.is_some() {
-        let (head, spill, inline_size) = inline_content(plan, sources, ino, node)?;
+        let (head, spill, inline_size) = inline_content(plan, sources, (ino, p), node)?;
         i_block = head;
         size = inline_size;
         flags |= inline::INLINE_DATA_FL;
@@ -174,7 +173,7 @@ fn node_record(
 fn inline_content(
     plan: &Plan<'_>,
     sources: &Sources,
-    ino: u32,
+    (ino, p): (u32, &InodePlan),
     node: &Node,
 ) -> Result<([u8; 60], Vec<u8>, u64), EmitError> {
     match &node.body {
@@ -184,7 +183,7 @@ fn inline_content(
             Ok((head, spill, f.size))
         }
         _ => {
-            let (head, spill) = inline::encode_dir(plan.inode(ino).parent, &dir_entries(plan, ino));
+            let (head, spill) = inline::encode_dir(p.parent, &dir_entries(plan, ino));
             let size = inline::dir_size(spill.len());
             Ok((head, spill, size))
         }
