@@ -24,6 +24,8 @@ mod sys;
 mod fixture;
 // Tree comparator: (layered) sources against a mounted image.
 mod compare;
+// POSIX ustar headers for the archives tests make.
+mod ustar;
 
 // Building the fixture: e2fsck clean, debugfs metadata, mount comparison.
 mod build;

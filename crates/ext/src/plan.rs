@@ -46,7 +46,7 @@ pub(crate) enum Slot {
     OrphanFile,
 }
 
-/// What the plan keeps of each inode: 16 bytes. Everything else about it
+/// What the plan keeps of each inode: 12 bytes. Everything else about it
 /// (its shape, xattrs and block mapping) is worked out again from the tree
 /// when it is needed ([`Plan::inode`]), as the plan worked it out: a build's
 /// memory grows by these bytes per entry, not by a whole [`InodePlan`].
@@ -54,11 +54,15 @@ pub(crate) enum Slot {
 pub(crate) struct Kept {
     /// The [`Slot`], packed ([`Kept::slot`]).
     slot: u32,
-    /// Links to the inode (directories: "." and their subdirectories' "..").
-    links: u32,
+    /// Links to the inode (directories: "." and their subdirectories'
+    /// ".."), saturating: past [`LINK_MAX`](crate::layout::LINK_MAX) the count only has to stay past it.
+    links: u16,
     /// The first block the allocation cursor held when this inode's blocks
-    /// were handed out.
-    start: u64,
+    /// were handed out: 48 bits, as block numbers are below 2^48 (the one
+    /// position past them, the end of a full filesystem of 2^48 blocks, is
+    /// only ever the start of an inode without blocks, never read). In
+    /// halves of 16 bits, so that the whole aligns to 4 bytes.
+    start: [u16; 3],
 }
 
 /// Packed [`Slot`]s past the largest node id.
@@ -88,8 +92,29 @@ impl Kept {
         Some(Kept {
             slot,
             links: 0,
-            start: 0,
+            start: [0; 3],
         })
+    }
+
+    /// Where the cursor stood for this inode.
+    fn start(&self) -> u64 {
+        let [a, b, c] = self.start.map(u64::from);
+        a | b << 16 | c << 32
+    }
+
+    /// Keeps where the cursor stood for this inode.
+    fn set_start(&mut self, block: u64) {
+        self.start = [block as u16, (block >> 16) as u16, (block >> 32) as u16];
+    }
+
+    /// The links counted so far.
+    pub(crate) fn links(&self) -> u32 {
+        u32::from(self.links)
+    }
+
+    /// Counts `n` more links.
+    pub(crate) fn add_links(&mut self, n: u16) {
+        self.links = self.links.saturating_add(n);
     }
 
     /// What the inode holds.
@@ -284,7 +309,7 @@ impl Plan<'_> {
     /// [`plan`] worked it out, its blocks handed out from where the cursor
     /// stood for it then.
     pub(crate) fn inode(&self, ino: u32) -> InodePlan {
-        let start = self.inodes[(ino - 1) as usize].start;
+        let start = self.inodes[(ino - 1) as usize].start();
         self.place(ino, &mut Cursor::at(&self.geometry, start))
     }
 
@@ -311,7 +336,7 @@ impl Plan<'_> {
         }
         InodePlan {
             slot,
-            links: kept.links,
+            links: kept.links(),
             parent: self.parent(ino),
             mapping,
             xattrs,
@@ -371,6 +396,27 @@ mod tests {
     use super::*;
     use kiln_tree::Body;
     use kiln_tree::Node;
+
+    #[test]
+    fn an_inode_keeps_12_bytes_and_any_start() {
+        assert_eq!(std::mem::size_of::<Kept>(), 12);
+        let mut kept = Kept::new(Slot::Node(7)).unwrap();
+        for block in [0, 1, u64::from(u32::MAX), 1 << 40, (1 << 48) - 1] {
+            kept.set_start(block);
+            assert_eq!(kept.start(), block);
+        }
+        assert_eq!(kept.slot(), Slot::Node(7));
+        for slot in [
+            Slot::Empty,
+            Slot::LostFound,
+            Slot::Resize,
+            Slot::Journal,
+            Slot::OrphanFile,
+        ] {
+            assert_eq!(Kept::new(slot).unwrap().slot(), slot);
+        }
+        assert!(Kept::new(Slot::Node(SLOT_FIRST_SPECIAL as NodeId)).is_none());
+    }
 
     #[test]
     fn logical_ranges_merge_and_round() {

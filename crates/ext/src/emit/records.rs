@@ -1,6 +1,9 @@
 //! Inode records: each group's inode table, one record per inode, from
 //! the plan and the tree (kiln's own inodes: resize, journal, lost+found).
 
+use std::ops::Range;
+
+use kiln_sink::Sink;
 use kiln_tree::{Body, Node, Timestamp};
 
 use super::content::dir_entries;
@@ -12,20 +15,42 @@ use crate::plan::{ibody_space, InodePlan, Plan, Slot};
 use crate::xattr::{self, DiskXattr};
 use crate::{checksum, htree, inline, resize, EmitError};
 
-/// The used part of group `g`'s inode table (the rest stays zero).
-pub(super) fn inode_table(
+/// Inode records rendered at a time: a group's table can take megabytes,
+/// and every worker renders one.
+const RECORDS_PER_CHUNK: u32 = 1024;
+
+/// Writes the used part of group `g`'s inode table (the rest stays zero)
+/// in chunks; returns its bytes.
+pub(super) fn write_inode_table(
     plan: &Plan<'_>,
     sources: &Sources,
+    sink: &dyn Sink,
     g: u32,
+) -> Result<u64, EmitError> {
+    let geo = &plan.geometry;
+    let isz = u64::from(geo.inode_size);
+    let first = g * geo.inodes_per_group + 1;
+    let end = first + plan.used_inodes(g);
+    let at = geo.offset(geo.inode_table(g));
+    for start in (first..end).step_by(RECORDS_PER_CHUNK as usize) {
+        let inos = start..end.min(start + RECORDS_PER_CHUNK);
+        let chunk = inode_records(plan, sources, inos)?;
+        sink.write_at(at + u64::from(start - first) * isz, &chunk)?;
+    }
+    Ok(u64::from(end - first) * isz)
+}
+
+/// The inode records of `inos`, in the table's layout.
+fn inode_records(
+    plan: &Plan<'_>,
+    sources: &Sources,
+    inos: Range<u32>,
 ) -> Result<Vec<u8>, EmitError> {
     let geo = &plan.geometry;
     let isz = usize::from(geo.inode_size);
-    let used = plan.used_inodes(g) as usize;
-    let mut table = vec![0u8; used * isz];
-    let first = g * geo.inodes_per_group + 1;
+    let mut records = vec![0u8; inos.len() * isz];
     let seed = plan.csum_seed();
-    for (k, slot) in table.chunks_exact_mut(isz).enumerate() {
-        let ino = first + k as u32;
+    for (ino, slot) in inos.zip(records.chunks_exact_mut(isz)) {
         if let Some(rec) = inode_record(plan, sources, ino)? {
             rec.encode(slot, geo.block_size);
             if let Some(seed) = seed {
@@ -33,7 +58,7 @@ pub(super) fn inode_table(
             }
         }
     }
-    Ok(table)
+    Ok(records)
 }
 
 /// The inode record of `ino`, `None` for reserved inodes left zero.

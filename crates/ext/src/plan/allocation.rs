@@ -23,7 +23,7 @@ impl Plan<'_> {
         for ino in 1..=self.last_ino() {
             let start = cursor.position();
             self.place(ino, &mut cursor);
-            self.inodes[(ino - 1) as usize].start = start;
+            self.inodes[(ino - 1) as usize].set_start(start);
         }
         if cursor.overflow {
             return Err(PlanError::TooSmall {

@@ -42,9 +42,9 @@ impl Work<'_> {
         let slot = inodes[(ino - 1) as usize].slot();
         let shaped = self.shape_and_xattrs(slot, ino)?;
         match slot {
-            Slot::OrphanFile => inodes[(ino - 1) as usize].links = 1,
+            Slot::OrphanFile => inodes[(ino - 1) as usize].add_links(1),
             Slot::LostFound => {
-                inodes[(ino - 1) as usize].links = 2;
+                inodes[(ino - 1) as usize].add_links(2);
                 parents.push((ino, ROOT_INO));
             }
             Slot::Node(id) => {

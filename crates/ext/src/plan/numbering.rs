@@ -88,21 +88,21 @@ pub(super) fn count_links(
     }
     let idx = (ino - 1) as usize;
     // "." and the entry in the parent (the root's ".." is itself).
-    inodes[idx].links += 2;
+    inodes[idx].add_links(2);
     if id == Tree::ROOT {
         parents.push((ino, ROOT_INO));
         if adds_lost_found(tree) {
-            inodes[idx].links += 1;
+            inodes[idx].add_links(1);
         }
     }
     for (_, child) in node.entries() {
         let c = (ino_of[child] - 1) as usize;
         if tree.node(child).is_dir() {
-            inodes[idx].links += 1;
+            inodes[idx].add_links(1);
             parents.push((ino_of[child], ino));
         } else {
-            inodes[c].links += 1;
-            if inodes[c].links > LINK_MAX {
+            inodes[c].add_links(1);
+            if inodes[c].links() > LINK_MAX {
                 return Err(limit(
                     node_path(tree, child),
                     format!("more than {LINK_MAX} hard links"),
@@ -111,7 +111,7 @@ pub(super) fn count_links(
         }
     }
     // With dir_nlink a directory past the limit records 1 ("not counted").
-    if inodes[idx].links > LINK_MAX && !dir_nlink {
+    if inodes[idx].links() > LINK_MAX && !dir_nlink {
         return Err(limit(
             node_path(tree, id),
             format!(
