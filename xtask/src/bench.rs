@@ -287,6 +287,10 @@ struct StreamRow {
 /// Runs the benchmark and prints its tables (Markdown, for BENCHMARKS.md). Fails if a tool
 /// failed, an image is not clean, or the two tools' images differ in block or inode count.
 pub(crate) fn run(args: &Args) -> Result<()> {
+    if args.cold {
+        // Before kiln is built and the corpora are prepared: a refusal should not wait.
+        cold::check_drop_caches()?;
+    }
     let kiln = match &args.kiln {
         Some(path) => path.clone(),
         None => crate::build_kiln(crate::Profile::Release)?,
@@ -331,8 +335,6 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         return rows_alone(bench, scratch, Bench::mkfs, mkfs::report);
     }
     if args.cold {
-        // Before the corpora are prepared: a refusal should not wait for them.
-        cold::check_drop_caches()?;
         return rows_alone(bench, scratch, Bench::cold, cold::report);
     }
     if args.memory {
