@@ -7,8 +7,9 @@
 //! followed by `zstd -T0 -3`, the scale checks (`--scale` runs those alone), and the FAT row
 //! (bench/fat.rs; `--fat` runs it alone): kiln against `mkfs.fat` + `mcopy` on an ESP-like tree.
 //! `--verity` (bench/verity.rs) and `--containers` (bench/containers.rs: kiln straight to
-//! qcow2 against a build followed by `qemu-img convert`) and `--mkfs` (bench/mkfs.rs: a
-//! client's `mkfs.ext4 -d` line with kiln as mkfs.ext4) run their rows alone.
+//! qcow2 against a build followed by `qemu-img convert`), `--mkfs` (bench/mkfs.rs: a
+//! client's `mkfs.ext4 -d` line with kiln as mkfs.ext4) and `--reflink` (bench/reflink.rs:
+//! shared extents on XFS and btrfs loop filesystems) run their rows alone.
 //!
 //! The tree is read once (counting it, then the floor) before anything is timed, so every
 //! timing is with a warm cache. Each tool runs `--runs` times and the median counts; each
@@ -35,6 +36,7 @@ mod containers;
 mod fat;
 mod mkfs;
 mod progress;
+mod reflink;
 mod verity;
 
 /// The inode size that `bench` asks both tools for.
@@ -85,6 +87,11 @@ pub(crate) struct Args {
     /// `mkfs.ext4 -d` command line with e2fsprogs' mke2fs and with kiln as mkfs.ext4.
     #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers"])]
     mkfs: bool,
+    /// Only the shared-extents rows (issue 23): on an XFS (reflink=1) and a btrfs loop
+    /// filesystem made here, the Linux tree and a 20 GiB tree of 200 files, each built by
+    /// kiln (cloning), kiln --no-reflink and mke2fs -d, image beside the tree (root).
+    #[arg(long, conflicts_with_all = ["corpus", "fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
+    reflink: bool,
     /// Stop a run of mke2fs after this many seconds (it is quadratic in the size of a
     /// directory); a run that is stopped is not repeated and counts as "more than" this.
     #[arg(long, default_value_t = 300)]
@@ -316,6 +323,13 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     if args.mkfs {
         return rows_alone(bench, scratch, Bench::mkfs, mkfs::report);
+    }
+    if args.reflink {
+        let rows = bench.reflink()?;
+        eprintln!("load after: {}", load());
+        drop(scratch);
+        reflink::report(&rows);
+        return report(Vec::new(), &[], &[], None, bench.notes);
     }
     if args.fat {
         let fat = bench.fat()?;
