@@ -102,3 +102,6 @@ mod generate;
 // Issue 22: kiln as mke2fs, run by genimage, systemd-repart and the command
 // lines of Buildroot, Yocto, nixpkgs and debos; judged against e2fsprogs' mke2fs.
 mod mkfs;
+// Issue 23, part 1: source extents shared with the image on XFS (reflink=1) and
+// btrfs loop filesystems; byte-identical to --no-reflink.
+mod reflink;

@@ -8,9 +8,11 @@
 //! (bench/fat.rs; `--fat` runs it alone): kiln against `mkfs.fat` + `mcopy` on an ESP-like tree.
 //! `--verity` (bench/verity.rs) and `--containers` (bench/containers.rs: kiln straight to
 //! qcow2 against a build followed by `qemu-img convert`) and `--mkfs` (bench/mkfs.rs: a
-//! client's `mkfs.ext4 -d` line with kiln as mkfs.ext4) run their rows alone, and so do
-//! `--cold` (bench/cold.rs: kiln against `mke2fs -d` with the page cache dropped before
-//! every run) and `--memory` (bench/memory.rs: kiln's peak RSS per entry at scale).
+//! client's `mkfs.ext4 -d` line with kiln as mkfs.ext4) run their rows alone. So do issue
+//! 23's rows, alone or together in one run: `--cold` (bench/cold.rs: kiln against `mke2fs -d`
+//! with the page cache dropped before every run), `--memory` (bench/memory.rs: kiln's peak
+//! RSS per entry at scale) and `--reflink` (bench/reflink.rs: shared extents on XFS and btrfs
+//! loop filesystems).
 //!
 //! The tree is read once (counting it, then the floor) before anything is timed, so every
 //! timing is with a warm cache. Each tool runs `--runs` times and the median counts; each
@@ -39,6 +41,7 @@ mod fat;
 mod memory;
 mod mkfs;
 mod progress;
+mod reflink;
 mod verity;
 
 /// The inode size that `bench` asks both tools for.
@@ -91,13 +94,21 @@ pub(crate) struct Args {
     mkfs: bool,
     /// Only the cold-cache row (root): on each --corpus (default: linux; issue 23 asks for
     /// linux and rootfs), kiln and `mke2fs -d` as the ext4 rows run them, alternating, with
-    /// `sync; echo 3 > /proc/sys/vm/drop_caches` before every run.
+    /// `sync; echo 3 > /proc/sys/vm/drop_caches` before every run. With --memory and
+    /// --reflink in the same run.
     #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
     cold: bool,
     /// Only the memory row: kiln's peak RSS per entry, past the names, on manyfiles' 500,000
     /// files, 5,000,000 files in a tar, and the 1,000,000-entry directory (one run each).
-    #[arg(long, conflicts_with_all = ["corpus", "fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs", "cold"])]
+    /// With --cold and --reflink in the same run (--corpus is --cold's).
+    #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
     memory: bool,
+    /// Only the shared-extents rows (issue 23): on an XFS (reflink=1) and a btrfs loop
+    /// filesystem made here, the Linux tree and a 20 GiB tree of 200 files, each built by
+    /// kiln (cloning), kiln --no-reflink and mke2fs -d, image beside the tree (root). With
+    /// --cold and --memory in the same run (--corpus is --cold's).
+    #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
+    reflink: bool,
     /// Stop a run of mke2fs after this many seconds (it is quadratic in the size of a
     /// directory); a run that is stopped is not repeated and counts as "more than" this.
     #[arg(long, default_value_t = 300)]
@@ -334,12 +345,8 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     if args.mkfs {
         return rows_alone(bench, scratch, Bench::mkfs, mkfs::report);
     }
-    if args.cold {
-        return rows_alone(bench, scratch, Bench::cold, cold::report);
-    }
-    if args.memory {
-        let table = bench.memory()?;
-        return table_alone(bench, scratch, &table, memory::report);
+    if args.cold || args.memory || args.reflink {
+        return beyond_copying(bench, scratch);
     }
     if args.fat {
         let fat = bench.fat()?;
@@ -428,6 +435,31 @@ fn rows_alone<'a, R>(
         rows.push(row(&mut bench, &tree)?);
     }
     table_alone(bench, scratch, rows.as_slice(), table)
+}
+
+/// Issue 23's rows, those asked for, in one run: cold caches, memory, shared extents.
+fn beyond_copying(mut bench: Bench<'_>, scratch: tempfile::TempDir) -> Result<()> {
+    let args = bench.args;
+    let mut cold_rows = Vec::new();
+    if args.cold {
+        for tree in trees_of(&args.corpus)? {
+            cold_rows.push(bench.cold(&tree)?);
+        }
+    }
+    let memory_table = args.memory.then(|| bench.memory()).transpose()?;
+    let reflink_rows = args.reflink.then(|| bench.reflink()).transpose()?;
+    eprintln!("load after: {}", load());
+    drop(scratch);
+    if args.cold {
+        cold::report(&cold_rows);
+    }
+    if let Some(table) = &memory_table {
+        memory::report(table);
+    }
+    if let Some(rows) = &reflink_rows {
+        reflink::report(rows);
+    }
+    report(Vec::new(), &[], &[], None, bench.notes)
 }
 
 /// The end of a run of one kind of row alone: the scratch folder removed, `rows` printed by

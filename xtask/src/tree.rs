@@ -93,6 +93,29 @@ pub(crate) fn make_sparse(dir: &Path, size: u64, chunk: u64) -> Result<()> {
     Ok(())
 }
 
+/// Makes `dir` holding `count` files `large-N` of `size` bytes each, every byte of them
+/// data (pseudo-random, 1 MiB at a time, each MiB its own), unless they are already there.
+pub(crate) fn make_large_files(dir: &Path, count: u64, size: u64) -> Result<()> {
+    use std::io::Write;
+
+    const CHUNK: u64 = 1 << 20;
+    fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    for n in 0..count {
+        let file = dir.join(format!("large-{n:03}"));
+        if fs::symlink_metadata(&file).is_ok_and(|meta| meta.len() == size) {
+            continue;
+        }
+        let mut out =
+            fs::File::create(&file).with_context(|| format!("create {}", file.display()))?;
+        for at in (0..size).step_by(CHUNK as usize) {
+            let data = pseudo_random((n << 32) | (at / CHUNK), CHUNK.min(size - at) as usize);
+            out.write_all(&data)
+                .with_context(|| format!("write {}", file.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Bytes of no pattern that a tool could skip or compress (xorshift64 from `seed`), as the
 /// data of kernels, initrds and firmware looks.
 fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {

@@ -184,6 +184,25 @@ impl Sink for CountingSink<'_> {
         self.count(buf);
         Ok(())
     }
+
+    fn clones(&self) -> bool {
+        self.inner.clones()
+    }
+
+    /// Counted as written: the cloned bytes are part of the image.
+    fn clone_range(
+        &self,
+        offset: u64,
+        src: &std::fs::File,
+        src_offset: u64,
+        len: u64,
+    ) -> Result<u64, SinkError> {
+        let done = self.inner.clone_range(offset, src, src_offset, len)?;
+        self.progress
+            .bytes_written
+            .fetch_add(done, Ordering::Relaxed);
+        Ok(done)
+    }
 }
 
 #[cfg(test)]
