@@ -441,16 +441,7 @@ mod tests {
     }
 
     fn empty_meta() -> kiln_tree::Metadata {
-        kiln_tree::Metadata {
-            perm: 0o755,
-            uid: 0,
-            gid: 0,
-            atime: Default::default(),
-            mtime: Default::default(),
-            ctime: Default::default(),
-            crtime: None,
-            xattrs: Default::default(),
-        }
+        kiln_tree::Metadata::made(0o755, 0, 0)
     }
 
     fn tree_with(name: Vec<u8>, body: Body) -> Tree {

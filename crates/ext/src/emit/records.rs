@@ -170,15 +170,16 @@ fn node_record(
         // system.data goes first: the plan reserved its room in the inode.
         ibody.insert(0, DiskXattr::system_data(spill));
     }
+    let times = meta.times();
     Ok(InodeRecord {
         mode: type_bits | (meta.perm & 0o7777),
         uid: meta.uid,
         gid: meta.gid,
         size,
-        atime: meta.atime,
-        ctime: meta.ctime,
-        mtime: meta.mtime,
-        crtime: if large { meta.crtime } else { None },
+        atime: times.atime,
+        ctime: times.ctime,
+        mtime: times.mtime,
+        crtime: if large { times.crtime } else { None },
         // Past the limit (dir_nlink) a directory records 1: "too many to count".
         links: if p.links > LINK_MAX {
             1

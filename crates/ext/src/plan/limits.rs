@@ -193,10 +193,10 @@ fn place_xattrs(
 ) -> Result<Option<Box<XattrPlan>>, PlanError> {
     let bs = opts.block_size;
     let ibody_space = ibody_space(opts.inode_size);
-    if !node.meta.xattrs.is_empty() && !opts.features.has(features::EXT_ATTR) {
+    if !node.meta.xattrs().is_empty() && !opts.features.has(features::EXT_ATTR) {
         return Err(limit(path(), "has extended attributes but ext_attr is off"));
     }
-    let prepared = xattr::prepare(&node.meta.xattrs).map_err(|e| limit(path(), e))?;
+    let prepared = xattr::prepare(node.meta.xattrs()).map_err(|e| limit(path(), e))?;
     let reserved = shape.inline.map_or(0, |spill| {
         xattr::entry_cost(xattr::SYSTEM_DATA_NAME.len(), spill as usize)
     });
