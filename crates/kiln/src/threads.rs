@@ -10,8 +10,8 @@ const THREADS_PER_CORE: usize = 8;
 /// At most this many threads, unless there are more cores.
 const MAX_THREADS: usize = 32;
 
-/// Sizes rayon's global pool for kiln: [`THREADS_PER_CORE`] per core, at
-/// most [`MAX_THREADS`] (or one per core where there are more). Call it
+/// Sizes rayon's global pool for kiln: 8 threads per core, at most 32 (or
+/// one per core where there are more). Call it
 /// before the first build. `RAYON_NUM_THREADS`, if set, wins, and a pool
 /// that is already running is left as it is: a program that sizes its own
 /// pool need not call this.
