@@ -311,7 +311,7 @@ pub(super) fn report(rows: &[ReflinkRow]) {
         let mke2fs = row.ways[2].0;
         for (way, &(secs, grew)) in WAYS.iter().zip(&row.ways) {
             println!(
-                "| {} | {} | {} | {} | {way} | {secs:.3} | {:.3} | {} | {:.1} % |",
+                "| {} | {} | {} | {} | {way} | {secs:.3} | {:.3} | {} | {:.2} % |",
                 row.host,
                 row.name,
                 mib(row.bytes),
