@@ -447,10 +447,10 @@ pub(crate) struct BuildArgs {
 
     /// Copy every byte of the source files into the image. By default, when
     /// the output is a raw image file on a filesystem that shares extents
-    /// (XFS with reflink=1, btrfs) and a source file is on the same one,
-    /// its whole blocks are cloned into the image (copy_file_range), which
-    /// takes neither the time to copy them nor disk space of their own;
-    /// its tail is copied. The image's bytes are the same either way, only
+    /// (XFS with reflink=1, btrfs) and a source file of 64 KiB or more is on
+    /// the same one, its whole blocks are cloned into the image
+    /// (copy_file_range), which takes neither the time to copy them nor
+    /// disk space of their own; its tail is copied. The image's bytes are the same either way, only
     /// the all-zero blocks of a cloned range stay allocated (shared) rather
     /// than becoming holes of the image file. The summary says how many
     /// bytes were shared.

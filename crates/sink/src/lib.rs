@@ -5,8 +5,10 @@
 //! ranges never written read as zeros. [`SparseFile`]: a file created
 //! beside the target, kept sparse (all-zero blocks are never written) and
 //! renamed over the target only by [`SparseFile::commit`], so a failed build
-//! leaves nothing behind. [`stream::StreamSink`]: one forward stream, raw or
-//! zstd-compressed, to a file or stdout. [`device::BlockDevice`]: a block device or a
+//! leaves nothing behind; on a filesystem that shares extents it clones
+//! whole blocks of source files into itself ([`Sink::clone_range`]).
+//! [`stream::StreamSink`]: one forward stream, raw or zstd-compressed, to a
+//! file or stdout. [`device::BlockDevice`]: a block device or a
 //! region of an existing file, written in place. [`OffsetSink`]: one
 //! partition of a disk's sink (where the partition is, kiln-disk decides).
 //! [`target::check_output`] checks an output path before any source is read.

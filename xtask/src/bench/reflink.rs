@@ -36,6 +36,9 @@ const LARGE_RUNS: u32 = 1;
 /// room for the filesystem's own metadata.
 const LOOP_BYTES: u64 = 48 << 30;
 
+/// How many seconds [`LoopFs::used`] waits at most for `df` to settle.
+const SETTLE_TRIES: u32 = 30;
+
 /// A filesystem that shares extents, as the bench makes it.
 struct Host {
     /// What the table calls it.
@@ -103,8 +106,24 @@ impl LoopFs {
         Ok(LoopFs { backing, mount })
     }
 
-    /// Bytes in use, as `df` says once everything written is on the device.
+    /// Bytes in use, as `df` says once everything written is on the device and the blocks
+    /// of removed files are free: XFS and btrfs free them in the background, after `sync`,
+    /// so `df` is read until it stops changing.
     fn used(&self) -> Result<u64> {
+        let mut last = self.df()?;
+        for _ in 0..SETTLE_TRIES {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let now = self.df()?;
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        Ok(last)
+    }
+
+    /// `df`'s bytes in use, after a `sync -f`.
+    fn df(&self) -> Result<u64> {
         run(Command::new("sync").arg("-f").arg(&self.mount))?;
         let out = Command::new("df")
             .args(["-B1", "--output=used"])
@@ -292,7 +311,7 @@ pub(super) fn report(rows: &[ReflinkRow]) {
         let mke2fs = row.ways[2].0;
         for (way, &(secs, grew)) in WAYS.iter().zip(&row.ways) {
             println!(
-                "| {} | {} | {} | {} | {way} | {secs:.3} | {:.3} | {} | {:.1} % |",
+                "| {} | {} | {} | {} | {way} | {secs:.3} | {:.3} | {} | {:.2} % |",
                 row.host,
                 row.name,
                 mib(row.bytes),

@@ -2,8 +2,8 @@
 //!
 //! Into a sink that clones ([`Sink::clones`]: an output file on a
 //! filesystem that shares extents with the source), the whole blocks of a
-//! file of at least a block are cloned ([`Sink::clone_range`]) and only its
-//! tail is copied; the image's bytes are the same either way.
+//! file of at least [`CLONE_MIN`] bytes are cloned ([`Sink::clone_range`])
+//! and only its tail is copied; the image's bytes are the same either way.
 //!
 //! Each copy is checked against what the tree recorded of the file
 //! ([`Freshness`]: one `fstat` after the copy). Trouble with a source file
@@ -223,14 +223,19 @@ pub(super) fn write_file(
 }
 
 /// Whether `f`'s data may be cloned into `sink` rather than copied: a sink
-/// that clones ([`Sink::clone_range`]) and a file of at least one block.
+/// that clones ([`Sink::clone_range`]) and a file of at least [`CLONE_MIN`]
+/// bytes.
 fn may_clone(sink: &dyn Sink, f: &FileData) -> bool {
     sink.clones() && f.size >= CLONE_MIN
 }
 
-/// The smallest file whose data is handed to [`Sink::clone_range`]: one
-/// block of the usual 4 KiB; a smaller one has no whole block to share.
-const CLONE_MIN: u64 = 4096;
+/// The smallest file whose data is handed to [`Sink::clone_range`]. A clone
+/// costs a filesystem transaction whatever its length: on XFS (reflink=1)
+/// cloning every file of a block or more made the Linux tree's build about
+/// twice as slow as writing it; from 64 KiB on it is as fast, and the image
+/// still adds 830 MiB to the filesystem instead of 1,458 (BENCHMARKS.md,
+/// "Shared extents").
+const CLONE_MIN: u64 = 64 << 10;
 
 /// Copies a source file's data runs into their blocks: the whole blocks
 /// that the sink can clone first, the rest chunk by chunk as it is read;
