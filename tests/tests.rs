@@ -24,6 +24,8 @@ mod sys;
 mod fixture;
 // Tree comparator: (layered) sources against a mounted image.
 mod compare;
+// POSIX ustar headers for the archives tests make.
+mod ustar;
 
 // Building the fixture: e2fsck clean, debugfs metadata, mount comparison.
 mod build;
@@ -100,3 +102,6 @@ mod generate;
 // Issue 22: kiln as mke2fs, run by genimage, systemd-repart and the command
 // lines of Buildroot, Yocto, nixpkgs and debos; judged against e2fsprogs' mke2fs.
 mod mkfs;
+// Issue 23, part 1: source extents shared with the image on XFS (reflink=1) and
+// btrfs loop filesystems; byte-identical to --no-reflink.
+mod reflink;

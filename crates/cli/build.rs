@@ -138,9 +138,10 @@ fn print_summary(report: &BuildReport, output: &Path) {
             )
         };
         eprintln!(
-            "kiln: wrote {} ({} bytes{zstd}): {}, {counts}",
+            "kiln: wrote {} ({} bytes{zstd}{}): {}, {counts}",
             output.display(),
             d.size,
+            shared(report),
             fs.fs_type,
         );
     }
@@ -212,9 +213,10 @@ fn print_low_room(report: &BuildReport, output: &Path, disk: bool) {
 fn print_disk_summary(report: &BuildReport, output: &Path) {
     let zstd = compressed(report);
     eprintln!(
-        "kiln: wrote {} ({} bytes{zstd})",
+        "kiln: wrote {} ({} bytes{zstd}{})",
         output.display(),
-        report.disk.size
+        report.disk.size,
+        shared(report)
     );
     for p in &report.partitions {
         let fs = p
@@ -247,6 +249,15 @@ fn print_disk_summary(report: &BuildReport, output: &Path) {
 /// Whether a filesystem is FAT, which counts clusters and has no inodes.
 fn is_fat(fs: &FsReport) -> bool {
     fs.fs_type.starts_with("fat")
+}
+
+/// `, N bytes shared with the sources` when source ranges were cloned into
+/// the image.
+fn shared(report: &BuildReport) -> String {
+    match report.disk.shared_bytes {
+        0 => String::new(),
+        n => format!(", {n} bytes shared with the sources"),
+    }
 }
 
 /// `, N bytes compressed` for a compressed output, `, as qcow2 in N

@@ -445,6 +445,18 @@ pub(crate) struct BuildArgs {
     #[arg(long, help_heading = "Output")]
     pub(crate) sync: bool,
 
+    /// Copy every byte of the source files into the image. By default, when
+    /// the output is a raw image file on a filesystem that shares extents
+    /// (XFS with reflink=1, btrfs) and a source file of 64 KiB or more is on
+    /// the same one, its whole blocks are cloned into the image
+    /// (copy_file_range), which takes neither the time to copy them nor
+    /// disk space of their own; its tail is copied. The image's bytes are the same either way, only
+    /// the all-zero blocks of a cloned range stay allocated (shared) rather
+    /// than becoming holes of the image file. The summary says how many
+    /// bytes were shared.
+    #[arg(long = "no-reflink", help_heading = "Output")]
+    pub(crate) no_reflink: bool,
+
     /// When to show the progress display on standard error (the phase;
     /// entries read; bytes written of those to write, throughput and time
     /// left), for builds that take over a second: `auto` when standard
@@ -725,6 +737,7 @@ impl BuildArgs {
                 Durability::Writeback
             },
             report: self.report.clone(),
+            reflink: !self.no_reflink,
         }
     }
 }

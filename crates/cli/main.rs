@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         eprintln!("kiln: interrupted: the partial output was removed");
         std::process::exit(130);
     });
+    kiln_lib::size_thread_pool();
     if let Some(program) = mkfs::invoked_as() {
         return match mkfs::run(&program, std::env::args_os().skip(1).collect()) {
             Ok(()) => ExitCode::SUCCESS,

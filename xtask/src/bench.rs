@@ -8,7 +8,11 @@
 //! (bench/fat.rs; `--fat` runs it alone): kiln against `mkfs.fat` + `mcopy` on an ESP-like tree.
 //! `--verity` (bench/verity.rs) and `--containers` (bench/containers.rs: kiln straight to
 //! qcow2 against a build followed by `qemu-img convert`) and `--mkfs` (bench/mkfs.rs: a
-//! client's `mkfs.ext4 -d` line with kiln as mkfs.ext4) run their rows alone.
+//! client's `mkfs.ext4 -d` line with kiln as mkfs.ext4) run their rows alone. So do issue
+//! 23's rows, alone or together in one run: `--cold` (bench/cold.rs: kiln against `mke2fs -d`
+//! with the page cache dropped before every run), `--memory` (bench/memory.rs: kiln's peak
+//! RSS per entry at scale) and `--reflink` (bench/reflink.rs: shared extents on XFS and btrfs
+//! loop filesystems).
 //!
 //! The tree is read once (counting it, then the floor) before anything is timed, so every
 //! timing is with a warm cache. Each tool runs `--runs` times and the median counts; each
@@ -31,10 +35,13 @@ use clap::ValueEnum;
 use crate::corpus;
 use crate::tree::{self, Stats, BLOCK_SIZE};
 
+mod cold;
 mod containers;
 mod fat;
+mod memory;
 mod mkfs;
 mod progress;
+mod reflink;
 mod verity;
 
 /// The inode size that `bench` asks both tools for.
@@ -85,6 +92,23 @@ pub(crate) struct Args {
     /// `mkfs.ext4 -d` command line with e2fsprogs' mke2fs and with kiln as mkfs.ext4.
     #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers"])]
     mkfs: bool,
+    /// Only the cold-cache row (root): on each --corpus (default: linux; issue 23 asks for
+    /// linux and rootfs), kiln and `mke2fs -d` as the ext4 rows run them, alternating, with
+    /// `sync; echo 3 > /proc/sys/vm/drop_caches` before every run. With --memory and
+    /// --reflink in the same run.
+    #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
+    cold: bool,
+    /// Only the memory row: kiln's peak RSS per entry, past the names, on manyfiles' 500,000
+    /// files, 5,000,000 files in a tar, and the 1,000,000-entry directory (one run each).
+    /// With --cold and --reflink in the same run (--corpus is --cold's).
+    #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
+    memory: bool,
+    /// Only the shared-extents rows (issue 23): on an XFS (reflink=1) and a btrfs loop
+    /// filesystem made here, the Linux tree and a 20 GiB tree of 200 files, each built by
+    /// kiln (cloning), kiln --no-reflink and mke2fs -d, image beside the tree (root). With
+    /// --cold and --memory in the same run (--corpus is --cold's).
+    #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
+    reflink: bool,
     /// Stop a run of mke2fs after this many seconds (it is quadratic in the size of a
     /// directory); a run that is stopped is not repeated and counts as "more than" this.
     #[arg(long, default_value_t = 300)]
@@ -274,6 +298,10 @@ struct StreamRow {
 /// Runs the benchmark and prints its tables (Markdown, for BENCHMARKS.md). Fails if a tool
 /// failed, an image is not clean, or the two tools' images differ in block or inode count.
 pub(crate) fn run(args: &Args) -> Result<()> {
+    if args.cold {
+        // Before kiln is built and the corpora are prepared: a refusal should not wait.
+        cold::check_drop_caches()?;
+    }
     let kiln = match &args.kiln {
         Some(path) => path.clone(),
         None => crate::build_kiln(crate::Profile::Release)?,
@@ -316,6 +344,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     if args.mkfs {
         return rows_alone(bench, scratch, Bench::mkfs, mkfs::report);
+    }
+    if args.cold || args.memory || args.reflink {
+        return beyond_copying(bench, scratch);
     }
     if args.fat {
         let fat = bench.fat()?;
@@ -403,9 +434,45 @@ fn rows_alone<'a, R>(
     for tree in trees_of(&bench.args.corpus)? {
         rows.push(row(&mut bench, &tree)?);
     }
+    table_alone(bench, scratch, rows.as_slice(), table)
+}
+
+/// Issue 23's rows, those asked for, in one run: cold caches, memory, shared extents.
+fn beyond_copying(mut bench: Bench<'_>, scratch: tempfile::TempDir) -> Result<()> {
+    let args = bench.args;
+    let mut cold_rows = Vec::new();
+    if args.cold {
+        for tree in trees_of(&args.corpus)? {
+            cold_rows.push(bench.cold(&tree)?);
+        }
+    }
+    let memory_table = args.memory.then(|| bench.memory()).transpose()?;
+    let reflink_rows = args.reflink.then(|| bench.reflink()).transpose()?;
     eprintln!("load after: {}", load());
     drop(scratch);
-    table(&rows);
+    if args.cold {
+        cold::report(&cold_rows);
+    }
+    if let Some(table) = &memory_table {
+        memory::report(table);
+    }
+    if let Some(rows) = &reflink_rows {
+        reflink::report(rows);
+    }
+    report(Vec::new(), &[], &[], None, bench.notes)
+}
+
+/// The end of a run of one kind of row alone: the scratch folder removed, `rows` printed by
+/// `table`, then the notes.
+fn table_alone<T: ?Sized>(
+    bench: Bench<'_>,
+    scratch: tempfile::TempDir,
+    rows: &T,
+    table: fn(&T),
+) -> Result<()> {
+    eprintln!("load after: {}", load());
+    drop(scratch);
+    table(rows);
     report(Vec::new(), &[], &[], None, bench.notes)
 }
 
@@ -541,25 +608,8 @@ impl Bench<'_> {
         );
         let kiln_image = self.scratch.join("kiln.img");
         let mke2fs_image = self.scratch.join("mke2fs.img");
-        let kiln_cmd = || {
-            let mut cmd = Command::new(&self.kiln);
-            cmd.arg("build")
-                .arg(tree)
-                .arg("-o")
-                .arg(&kiln_image)
-                .args(&options)
-                .arg("--size")
-                .arg(geometry.size.to_string());
-            cmd
-        };
-        let mke2fs_cmd = || {
-            let mut cmd = Command::new("mke2fs");
-            cmd.args(["-q", "-F"]).args(&options);
-            // A size with a `k` suffix is read in KiB whatever the block size.
-            let size = format!("{}k", geometry.size / 1024);
-            cmd.arg("-d").arg(tree).arg(&mke2fs_image).arg(size);
-            cmd
-        };
+        let kiln_cmd = || self.kiln_build(tree, &kiln_image, &options, geometry.size);
+        let mke2fs_cmd = || mke2fs_build(tree, &mke2fs_image, &options, geometry.size);
         let kiln = self.measure(&kiln_image, None, htree, kiln_cmd);
         let kiln_sync = self.measure(&kiln_image, None, htree, || {
             let mut cmd = kiln_cmd();
@@ -594,6 +644,20 @@ impl Bench<'_> {
             kiln_sync: Some(kiln_sync),
             mke2fs: Some(mke2fs),
         })
+    }
+
+    /// `kiln build TREE -o IMAGE OPTIONS --size SIZE`: kiln as the rows with a [`Geometry`]
+    /// run it, `options` being the geometry's.
+    fn kiln_build(&self, tree: &Path, image: &Path, options: &[String], size: u64) -> Command {
+        let mut cmd = Command::new(&self.kiln);
+        cmd.arg("build")
+            .arg(tree)
+            .arg("-o")
+            .arg(image)
+            .args(options)
+            .arg("--size")
+            .arg(size.to_string());
+        cmd
     }
 
     /// Notes each tool that failed or left an image that is not clean.
@@ -743,17 +807,7 @@ impl Bench<'_> {
         let raw = self.scratch.join("raw.img");
         let raw_zst = self.scratch.join("raw.img.zst");
         let streamed = self.scratch.join("streamed.img.zst");
-        let build = |out: &Path| {
-            let mut cmd = Command::new(&self.kiln);
-            cmd.arg("build")
-                .arg(tree)
-                .arg("-o")
-                .arg(out)
-                .args(&options)
-                .arg("--size")
-                .arg(geometry.size.to_string());
-            cmd
-        };
+        let build = |out: &Path| self.kiln_build(tree, out, &options, geometry.size);
         eprintln!("bench zstd: streamed against raw + zstd -T0 -3");
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let (mut a_rss, mut b_rss) = (0, 0);
@@ -844,19 +898,10 @@ impl Bench<'_> {
     /// Five million small files (a tar archive made once), as ext4 with inline_data and an
     /// automatic size, by kiln alone and once: the scale check of the tree model.
     fn many_files(&mut self) -> Result<Row> {
-        let tar = corpus::base().join("files5m.tar");
-        eprintln!("bench 5,000,000 files: making {} if needed", tar.display());
-        let stats = tree::make_many_files_tar(&tar, MANY_FILES, 1000)?;
-        eprintln!(
-            "bench 5,000,000 files: {} entries, ext4 -O inline_data --size auto",
-            stats.entries
-        );
+        let (tar, stats) = many_files_tar()?;
         let image = self.scratch.join("kiln.img");
         let kiln = self.measure_runs(&image, None, false, 1, || {
-            let mut cmd = Command::new(&self.kiln);
-            cmd.arg("build").arg(&tar).arg("-o").arg(&image);
-            cmd.args(["-t", "ext4", "-O", "inline_data", "--size", "auto"]);
-            cmd
+            self.many_files_build(&tar, &image)
         });
         self.note_failures("5,000,000 files", &[("kiln", &kiln)])?;
         remove(&image)?;
@@ -870,10 +915,44 @@ impl Bench<'_> {
             mke2fs: None,
         })
     }
+
+    /// `kiln build TAR -o IMAGE -t ext4 -O inline_data --size auto`: the many-files build.
+    fn many_files_build(&self, tar: &Path, image: &Path) -> Command {
+        let mut cmd = Command::new(&self.kiln);
+        cmd.arg("build").arg(tar).arg("-o").arg(image);
+        cmd.args(["-t", "ext4", "-O", "inline_data", "--size", "auto"]);
+        cmd
+    }
 }
 
 /// The number of files of the many-files scale check.
 const MANY_FILES: u64 = 5_000_000;
+
+/// The many-files archive (`files5m.tar` under the corpus base, made if missing) and its
+/// tree's counts.
+fn many_files_tar() -> Result<(PathBuf, Stats)> {
+    let tar = corpus::base().join("files5m.tar");
+    eprintln!("bench 5,000,000 files: making {} if needed", tar.display());
+    let stats = tree::make_many_files_tar(&tar, MANY_FILES, 1000)?;
+    eprintln!(
+        "bench 5,000,000 files: {} entries, ext4 -O inline_data --size auto",
+        stats.entries
+    );
+    Ok((tar, stats))
+}
+
+/// `mke2fs -q -F OPTIONS -d TREE IMAGE SIZEk`: e2fsprogs' build of the same image as
+/// [`Bench::kiln_build`].
+fn mke2fs_build(tree: &Path, image: &Path, options: &[String], size: u64) -> Command {
+    let mut cmd = Command::new("mke2fs");
+    cmd.args(["-q", "-F"]).args(options);
+    // A size with a `k` suffix is read in KiB whatever the block size.
+    cmd.arg("-d")
+        .arg(tree)
+        .arg(image)
+        .arg(format!("{}k", size / 1024));
+    cmd
+}
 
 /// Reads every file of the tree once, so that the timed runs find it in the page cache.
 fn warm(tree: &Path) -> Result<()> {
@@ -1185,6 +1264,7 @@ mod tests {
             inodes: 900,
             bytes: 10 << 20,
             block_bytes: 12 << 20,
+            name_bytes: 10_000,
         };
         let geometry = Geometry::for_tree(&stats);
         assert_eq!(geometry.inodes, 900 + 180 + 64);
@@ -1199,6 +1279,7 @@ mod tests {
             inodes: 1_000_001,
             bytes: 0,
             block_bytes: 4096,
+            name_bytes: 14_000_007,
         };
         let geometry = Geometry::for_tree(&stats);
         assert!(geometry.size >= geometry.inodes * BLOCK_SIZE);

@@ -23,12 +23,18 @@ pub(crate) struct Stats {
     /// takes in an image than `bytes`, because most files of a rootfs are far smaller than a
     /// block.
     pub(crate) block_bytes: u64,
+    /// Bytes of the entries' names, the root's excepted (as kiln-tree's
+    /// `Tree::entries_and_name_bytes` counts them): what the tree model must keep whatever
+    /// its layout, and what `bench --memory` takes off the peak RSS before dividing it.
+    pub(crate) name_bytes: u64,
 }
 
 impl Stats {
-    /// Counts one entry, and its size if its inode was not seen before.
-    fn add(&mut self, meta: &Metadata, seen: &mut HashSet<(u64, u64)>) {
+    /// Counts one entry of a name `name_len` bytes long, and its size if its inode was not
+    /// seen before.
+    fn add(&mut self, meta: &Metadata, name_len: usize, seen: &mut HashSet<(u64, u64)>) {
         self.entries += 1;
+        self.name_bytes += name_len as u64;
         if let Some(key) = inode_key(meta) {
             if !seen.insert(key) {
                 return;
@@ -45,7 +51,8 @@ pub(crate) fn stats(root: &Path) -> Result<Stats> {
     let mut stats = Stats::default();
     let mut seen = HashSet::new();
     let meta = fs::symlink_metadata(root).with_context(|| format!("lstat {}", root.display()))?;
-    stats.add(&meta, &mut seen);
+    // The root's name is not the tree's: it counts no name bytes.
+    stats.add(&meta, 0, &mut seen);
     // An explicit stack rather than recursion: the torture tree nests 200 levels deep.
     let mut dirs: Vec<PathBuf> = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -56,7 +63,7 @@ pub(crate) fn stats(root: &Path) -> Result<Stats> {
             let meta = entry
                 .metadata()
                 .with_context(|| format!("lstat {}", entry.path().display()))?;
-            stats.add(&meta, &mut seen);
+            stats.add(&meta, entry.file_name().len(), &mut seen);
             if meta.is_dir() {
                 dirs.push(entry.path());
             }
@@ -83,6 +90,29 @@ pub(crate) fn make_sparse(dir: &Path, size: u64, chunk: u64) -> Result<()> {
         out.write_all(&data)?;
     }
     out.sync_all()?;
+    Ok(())
+}
+
+/// Makes `dir` holding `count` files `large-N` of `size` bytes each, every byte of them
+/// data (pseudo-random, 1 MiB at a time, each MiB its own), unless they are already there.
+pub(crate) fn make_large_files(dir: &Path, count: u64, size: u64) -> Result<()> {
+    use std::io::Write;
+
+    const CHUNK: u64 = 1 << 20;
+    fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    for n in 0..count {
+        let file = dir.join(format!("large-{n:03}"));
+        if fs::symlink_metadata(&file).is_ok_and(|meta| meta.len() == size) {
+            continue;
+        }
+        let mut out =
+            fs::File::create(&file).with_context(|| format!("create {}", file.display()))?;
+        for at in (0..size).step_by(CHUNK as usize) {
+            let data = pseudo_random((n << 32) | (at / CHUNK), CHUNK.min(size - at) as usize);
+            out.write_all(&data)
+                .with_context(|| format!("write {}", file.display()))?;
+        }
+    }
     Ok(())
 }
 
@@ -182,7 +212,10 @@ pub(crate) fn make_many_files_tar(path: &Path, files: u64, per_dir: u64) -> Resu
 
     let dirs = files.div_ceil(per_dir);
     let size_of = |i: u64| i % 61;
+    let dir_name = |d: u64| format!("d{d:05}");
+    let file_name = |i: u64| format!("f{i:07}");
     let bytes: u64 = (0..files).map(size_of).sum();
+    let name_len = |name: String| name.len() as u64;
     let stats = Stats {
         entries: 1 + dirs + files,
         inodes: 1 + dirs + files,
@@ -190,6 +223,8 @@ pub(crate) fn make_many_files_tar(path: &Path, files: u64, per_dir: u64) -> Resu
         block_bytes: (0..files)
             .map(|i| size_of(i).div_ceil(BLOCK_SIZE) * BLOCK_SIZE)
             .sum(),
+        name_bytes: (0..dirs).map(|d| name_len(dir_name(d))).sum::<u64>()
+            + (0..files).map(|i| name_len(file_name(i))).sum::<u64>(),
     };
     let data_blocks: u64 = (0..files).map(|i| size_of(i).div_ceil(512)).sum();
     let tar_len = (dirs + files + data_blocks + 2) * 512;
@@ -201,11 +236,11 @@ pub(crate) fn make_many_files_tar(path: &Path, files: u64, per_dir: u64) -> Resu
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut block = [0u8; 512];
     for d in 0..dirs {
-        out.write_all(&ustar_header(&format!("d{d:05}/"), b'5', 0o755, 0))?;
+        out.write_all(&ustar_header(&format!("{}/", dir_name(d)), b'5', 0o755, 0))?;
         for i in d * per_dir..((d + 1) * per_dir).min(files) {
             let size = size_of(i);
             out.write_all(&ustar_header(
-                &format!("d{d:05}/f{i:07}"),
+                &format!("{}/{}", dir_name(d), file_name(i)),
                 b'0',
                 0o644,
                 size,
@@ -270,6 +305,8 @@ mod tests {
         // The root, bin, etc and its 4 files, usr, usr/bin, hello, usr/share, doc, kiln,
         // README, var, var/log and its README.
         assert_eq!(stats.entries, 17);
+        // The 16 names but the root's, as `find fixtures/example` lists them.
+        assert_eq!(stats.name_bytes, 71, "{stats:?}");
         assert_eq!(stats.inodes, 17);
         assert!(stats.bytes > 3000, "{stats:?}");
         assert_eq!(stats.block_bytes % BLOCK_SIZE, 0);
@@ -321,6 +358,10 @@ mod tests {
         let stats = make_many_files_tar(&tar, 25, 10).unwrap();
         assert_eq!(stats.entries, 1 + 3 + 25);
         assert_eq!(stats.bytes, (0..25).sum::<u64>());
+        assert_eq!(
+            stats.name_bytes,
+            3 * "d00000".len() as u64 + 25 * "f0000000".len() as u64
+        );
         let out = std::process::Command::new("tar")
             .arg("-tvf")
             .arg(&tar)

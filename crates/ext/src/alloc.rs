@@ -34,6 +34,18 @@ impl<'g> Cursor<'g> {
         }
     }
 
+    /// A cursor at `block`, as [`new`](Self::new)'s was when it had handed
+    /// out everything below `block`: every metadata range that starts below
+    /// it is passed (the cursor never stops inside one).
+    pub(crate) fn at(geo: &'g Geometry, block: u64) -> Cursor<'g> {
+        Cursor {
+            geo,
+            block,
+            next_meta: geo.metadata().partition_point(|r| r.start < block),
+            overflow: false,
+        }
+    }
+
     /// The first block not handed out yet.
     pub(crate) fn position(&self) -> u64 {
         self.block

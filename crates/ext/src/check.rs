@@ -838,9 +838,11 @@ mod tests {
     /// root) into `dir/name.img`.
     fn build(src: &Path, dir: &Path, name: &str, opts: &BuildOptions) -> PathBuf {
         let mut tree = kiln_tree::read_dir_tree(src).unwrap();
-        tree.node_mut(Tree::ROOT).meta.xattrs.push(Xattr {
-            name: b"user.big".to_vec(),
-            value: vec![7u8; 800],
+        tree.node_mut(Tree::ROOT).meta.edit_xattrs(|xattrs| {
+            xattrs.push(Xattr {
+                name: b"user.big".to_vec(),
+                value: vec![7u8; 800],
+            })
         });
         let plan = crate::plan(&tree, opts).unwrap();
         let path = dir.join(format!("{name}.img"));

@@ -61,11 +61,11 @@ enum Piece {
 /// the [`EmitReport`].
 pub fn emit(plan: &Plan<'_>, sink: &dyn Sink) -> Result<EmitReport, EmitError> {
     let shared = shared(plan);
-    for range in data_extents(plan) {
+    let (pieces, extents) = pieces_and_extents(plan);
+    for range in extents {
         sink.reserve(range)?;
     }
-    let pieces = pieces(plan);
-    let queue = Queue::new(&pieces, plan.image_size, plan.geometry.block_size);
+    let queue = Queue::new(pieces, plan.image_size, plan.geometry.block_size);
     let sources = Sources::new(plan.opts.live);
     let render = |piece: Piece| match piece {
         Piece::Group(g) => write_group(plan, &shared, &sources, sink, g),
@@ -100,35 +100,11 @@ pub fn emit(plan: &Plan<'_>, sink: &dyn Sink) -> Result<EmitReport, EmitError> {
 /// (they hold index blocks or block group metadata, written anyway).
 const RESERVE_GAP: u64 = 16;
 
-/// The byte ranges that file and directory data fill, in block order, with
-/// small gaps merged: what [`Sink::reserve`] is told before the writes.
-fn data_extents(plan: &Plan<'_>) -> Vec<Range<u64>> {
-    let mut blocks: Vec<Range<u64>> = Vec::new();
-    for ino in 1..=plan.last_ino() {
-        let p = plan.inode(ino);
-        if !matches!(p.slot, Slot::Node(_)) {
-            continue;
-        }
-        for run in p.mapping.data_runs() {
-            let run = run.pblk..run.pblk + u64::from(run.len);
-            match blocks.last_mut() {
-                Some(last) if run.start >= last.end && run.start - last.end <= RESERVE_GAP => {
-                    last.end = run.end;
-                }
-                _ => blocks.push(run),
-            }
-        }
-    }
-    let geo = &plan.geometry;
-    blocks
-        .into_iter()
-        .map(|r| geo.offset(r.start)..geo.offset(r.end))
-        .collect()
-}
-
 /// The pieces with their first block (the lowest block each writes), in
-/// that order.
-fn pieces(plan: &Plan<'_>) -> Vec<(u64, Piece)> {
+/// that order; and the byte ranges that file and directory data fill, in
+/// block order, with small gaps merged: what [`Sink::reserve`] is told
+/// before the writes. One pass, as each inode's plan is worked out anew.
+fn pieces_and_extents(plan: &Plan<'_>) -> (Vec<(u64, Piece)>, Vec<Range<u64>>) {
     let geo = &plan.geometry;
     let mut pieces: Vec<(u64, Piece)> = (0..geo.groups)
         .map(|g| (group_first_block(geo, g), Piece::Group(g)))
@@ -136,6 +112,7 @@ fn pieces(plan: &Plan<'_>) -> Vec<(u64, Piece)> {
     if plan.resize_dind != 0 {
         pieces.push((plan.resize_dind, Piece::ResizeDind));
     }
+    let mut blocks: Vec<Range<u64>> = Vec::new();
     for ino in 1..=plan.last_ino() {
         let p = plan.inode(ino);
         let first = p
@@ -147,9 +124,30 @@ fn pieces(plan: &Plan<'_>) -> Vec<(u64, Piece)> {
         if let Some(first) = first {
             pieces.push((first, Piece::Inode(ino)));
         }
+        if matches!(p.slot, Slot::Node(_)) {
+            add_runs(&mut blocks, &p.mapping);
+        }
     }
     pieces.sort_by_key(|&(block, _)| block);
-    pieces
+    let extents = blocks
+        .into_iter()
+        .map(|r| geo.offset(r.start)..geo.offset(r.end))
+        .collect();
+    (pieces, extents)
+}
+
+/// Adds the data runs of `mapping` to `blocks`, merging runs that are
+/// apart by at most [`RESERVE_GAP`] blocks.
+fn add_runs(blocks: &mut Vec<Range<u64>>, mapping: &crate::alloc::Mapping) {
+    for run in mapping.data_runs() {
+        let run = run.pblk..run.pblk + u64::from(run.len);
+        match blocks.last_mut() {
+            Some(last) if run.start >= last.end && run.start - last.end <= RESERVE_GAP => {
+                last.end = run.end;
+            }
+            _ => blocks.push(run),
+        }
+    }
 }
 
 /// The lowest block a group piece writes: its superblock copy, or with

@@ -32,12 +32,12 @@ pub fn derive_ids(tree: &Tree, opts: &BuildOptions) -> ([u8; 16], [u8; 16]) {
                 m.perm,
                 m.uid,
                 m.gid,
-                { m.mtime.secs },
-                { m.mtime.nanos }
+                { m.mtime().secs },
+                { m.mtime().nanos }
             )
             .as_bytes(),
         );
-        for x in &m.xattrs {
+        for x in m.xattrs() {
             h.update((x.name.len() as u64).to_le_bytes());
             h.update(&x.name);
             h.update((x.value.len() as u64).to_le_bytes());

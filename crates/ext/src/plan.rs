@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use kiln_tree::{NodeId, Tree};
 
-use crate::alloc::Mapping;
+use crate::alloc::{Cursor, Mapping};
 use crate::dir::DirFormat;
 use crate::features::{self, Features};
 use crate::geometry::Geometry;
@@ -46,17 +46,100 @@ pub(crate) enum Slot {
     OrphanFile,
 }
 
-/// The plan of one inode.
+/// What the plan keeps of each inode: 12 bytes. Everything else about it
+/// (its shape, xattrs and block mapping) is worked out again from the tree
+/// when it is needed ([`Plan::inode`]), as the plan worked it out: a build's
+/// memory grows by these bytes per entry, not by a whole [`InodePlan`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kept {
+    /// The [`Slot`], packed ([`Kept::slot`]).
+    slot: u32,
+    /// Links to the inode (directories: "." and their subdirectories'
+    /// ".."), saturating: past [`LINK_MAX`](crate::layout::LINK_MAX) the count only has to stay past it.
+    links: u16,
+    /// The first block the allocation cursor held when this inode's blocks
+    /// were handed out: 48 bits, as block numbers are below 2^48 (the one
+    /// position past them, the end of a full filesystem of 2^48 blocks, is
+    /// only ever the start of an inode without blocks, never read). In
+    /// halves of 16 bits, so that the whole aligns to 4 bytes.
+    start: [u16; 3],
+}
+
+/// Packed [`Slot`]s past the largest node id.
+const SLOT_EMPTY: u32 = u32::MAX;
+const SLOT_LOST_FOUND: u32 = u32::MAX - 1;
+const SLOT_RESIZE: u32 = u32::MAX - 2;
+const SLOT_JOURNAL: u32 = u32::MAX - 3;
+const SLOT_ORPHAN_FILE: u32 = u32::MAX - 4;
+/// Node ids from here on cannot be packed (a tree that large would not fit
+/// in memory anyway).
+const SLOT_FIRST_SPECIAL: u32 = SLOT_ORPHAN_FILE;
+
+impl Kept {
+    /// An inode of `slot`, with no links yet; None for a node id that does
+    /// not pack.
+    fn new(slot: Slot) -> Option<Kept> {
+        let slot = match slot {
+            Slot::Node(id) => u32::try_from(id)
+                .ok()
+                .filter(|&id| id < SLOT_FIRST_SPECIAL)?,
+            Slot::Empty => SLOT_EMPTY,
+            Slot::LostFound => SLOT_LOST_FOUND,
+            Slot::Resize => SLOT_RESIZE,
+            Slot::Journal => SLOT_JOURNAL,
+            Slot::OrphanFile => SLOT_ORPHAN_FILE,
+        };
+        Some(Kept {
+            slot,
+            links: 0,
+            start: [0; 3],
+        })
+    }
+
+    /// Where the cursor stood for this inode.
+    fn start(&self) -> u64 {
+        let [a, b, c] = self.start.map(u64::from);
+        a | b << 16 | c << 32
+    }
+
+    /// Keeps where the cursor stood for this inode.
+    fn set_start(&mut self, block: u64) {
+        self.start = [block as u16, (block >> 16) as u16, (block >> 32) as u16];
+    }
+
+    /// The links counted so far.
+    pub(crate) fn links(&self) -> u32 {
+        u32::from(self.links)
+    }
+
+    /// Counts `n` more links.
+    pub(crate) fn add_links(&mut self, n: u16) {
+        self.links = self.links.saturating_add(n);
+    }
+
+    /// What the inode holds.
+    pub(crate) fn slot(&self) -> Slot {
+        match self.slot {
+            SLOT_EMPTY => Slot::Empty,
+            SLOT_LOST_FOUND => Slot::LostFound,
+            SLOT_RESIZE => Slot::Resize,
+            SLOT_JOURNAL => Slot::Journal,
+            SLOT_ORPHAN_FILE => Slot::OrphanFile,
+            id => Slot::Node(id as NodeId),
+        }
+    }
+}
+
+/// One inode as the plan sees it, worked out from the tree and the [`Kept`]
+/// numbers by [`Plan::inode`].
 #[derive(Clone, Debug)]
 pub(crate) struct InodePlan {
     pub(crate) slot: Slot,
     pub(crate) links: u32,
     /// For directories: the parent's inode number.
     pub(crate) parent: u32,
-    /// Logical blocks to allocate (data, directory or symlink blocks).
-    pub(crate) logical: Vec<Range<u32>>,
     pub(crate) mapping: Mapping,
-    /// Boxed, as few inodes have any: one pointer per inode, not three fields.
+    /// Boxed, as few inodes have any.
     pub(crate) xattrs: Option<Box<XattrPlan>>,
     /// For directories: block 0 is an htree root.
     pub(crate) indexed: bool,
@@ -76,26 +159,18 @@ pub(crate) struct XattrPlan {
     pub(crate) block_addr: u64,
 }
 
+/// How an inode stores its content, before allocation.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Shape {
+    /// Logical blocks to allocate (data, directory or symlink blocks).
+    pub(crate) logical: Vec<Range<u32>>,
+    /// For directories: block 0 is an htree root.
+    pub(crate) indexed: bool,
+    /// With inline_data: the bytes that spill into `system.data`.
+    pub(crate) inline: Option<u32>,
+}
+
 impl InodePlan {
-    fn new(slot: Slot) -> InodePlan {
-        InodePlan {
-            slot,
-            links: 0,
-            parent: 0,
-            logical: Vec::new(),
-            mapping: Mapping::None,
-            xattrs: None,
-            indexed: false,
-            inline: None,
-        }
-    }
-
-    /// Blocks this inode will hold at most.
-    fn blocks_needed(&self, block_size: u32, extents: bool) -> u64 {
-        Mapping::blocks_needed(&self.logical, block_size, extents)
-            + u64::from(!self.block_xattrs().is_empty())
-    }
-
     /// The extended attributes stored in the inode body.
     pub(crate) fn ibody_xattrs(&self) -> &[DiskXattr] {
         self.xattrs.as_ref().map_or(&[], |x| &x.ibody)
@@ -110,12 +185,12 @@ impl InodePlan {
     pub(crate) fn xattr_block(&self) -> u64 {
         self.xattrs.as_ref().map_or(0, |x| x.block_addr)
     }
+}
 
-    /// Whether this inode is mapped by an extent tree (everything but the
-    /// resize inode, when the filesystem has extents).
-    fn uses_extents(&self, features: &Features) -> bool {
-        features.has(features::EXTENT) && self.slot != Slot::Resize
-    }
+/// Whether an inode of `slot` is mapped by an extent tree (everything but
+/// the resize inode, when the filesystem has extents).
+fn uses_extents(slot: Slot, features: &Features) -> bool {
+    features.has(features::EXTENT) && slot != Slot::Resize
 }
 
 /// Every decision about the image: geometry, inode numbers, block addresses.
@@ -132,8 +207,10 @@ pub struct Plan<'t> {
     pub image_size: u64,
     /// Adjustments the plan made to the options, for the user to read.
     pub notes: Vec<String>,
-    /// Plans of inodes 1..=last used, index = inode number - 1.
-    pub(crate) inodes: Vec<InodePlan>,
+    /// What is kept of inodes 1..=last used, index = inode number - 1.
+    pub(crate) inodes: Vec<Kept>,
+    /// Each directory's inode number with its parent's, ascending.
+    pub(crate) parents: Vec<(u32, u32)>,
     /// Inode number of each tree node (0 where unreachable).
     pub(crate) ino_of: Vec<u32>,
     /// The first block no inode uses.
@@ -155,14 +232,23 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
     limits::large_file_if_needed(tree, &inodes, &mut opts.features, &mut notes);
     let ino_of = numbering::ino_map(&inodes);
     let dir_format = limits::dir_format(&opts);
+    let mut parents = Vec::new();
+    let mut data_blocks = 0;
     for ino in 1..=inodes.len() as u32 {
-        limits::prepare_inode(tree, &opts, &dir_format, &mut inodes, &ino_of, ino)?;
+        let work = limits::Work {
+            tree,
+            opts: &opts,
+            dir_format: &dir_format,
+            journal_blocks: 0,
+        };
+        let (shape, xattrs) = work.prepare_inode(&mut inodes, &mut parents, &ino_of, ino)?;
+        let slot = inodes[(ino - 1) as usize].slot();
+        let extents = uses_extents(slot, &opts.features);
+        data_blocks += Mapping::blocks_needed(&shape.logical, opts.block_size, extents)
+            + u64::from(xattrs.as_ref().is_some_and(|x| !x.block.is_empty()));
     }
+    parents.sort_unstable();
     let bs = opts.block_size;
-    let data_blocks: u64 = inodes
-        .iter()
-        .map(|p| p.blocks_needed(bs, p.uses_extents(&opts.features)))
-        .sum();
     let sizing = Sizing {
         opts: &opts,
         data_blocks,
@@ -197,6 +283,7 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
         image_size,
         notes,
         inodes,
+        parents,
         ino_of,
         cursor: 0,
         journal_blocks,
@@ -213,14 +300,61 @@ impl Plan<'_> {
         self.inodes.len() as u32
     }
 
-    /// The plan of inode `ino`.
-    pub(crate) fn inode(&self, ino: u32) -> &InodePlan {
-        &self.inodes[(ino - 1) as usize]
+    /// What inode `ino` holds.
+    pub(crate) fn slot(&self, ino: u32) -> Slot {
+        self.inodes[(ino - 1) as usize].slot()
+    }
+
+    /// The plan of inode `ino`, worked out again from the tree as
+    /// [`plan`] worked it out, its blocks handed out from where the cursor
+    /// stood for it then.
+    pub(crate) fn inode(&self, ino: u32) -> InodePlan {
+        let start = self.inodes[(ino - 1) as usize].start();
+        self.place(ino, &mut Cursor::at(&self.geometry, start))
+    }
+
+    /// Works out inode `ino` and hands out its blocks from `cursor`: data
+    /// and index blocks, then its xattr block.
+    fn place(&self, ino: u32, cursor: &mut Cursor<'_>) -> InodePlan {
+        let kept = self.inodes[(ino - 1) as usize];
+        let slot = kept.slot();
+        let work = limits::Work {
+            tree: self.tree,
+            opts: &self.opts,
+            dir_format: &self.dir_format,
+            journal_blocks: self.journal_blocks,
+        };
+        // plan() ran the same checks on every inode and stopped at the
+        // first that failed: they pass now.
+        let (shape, mut xattrs) = work
+            .shape_and_xattrs(slot, ino)
+            .expect("the plan checked every inode");
+        let extents = uses_extents(slot, self.features());
+        let mapping = Mapping::allocate(&shape.logical, self.geometry.block_size, extents, cursor);
+        if let Some(x) = xattrs.as_mut().filter(|x| !x.block.is_empty()) {
+            x.block_addr = cursor.next();
+        }
+        InodePlan {
+            slot,
+            links: kept.links(),
+            parent: self.parent(ino),
+            mapping,
+            xattrs,
+            indexed: shape.indexed,
+            inline: shape.inline,
+        }
+    }
+
+    /// The parent of directory inode `ino` (0 for other inodes).
+    fn parent(&self, ino: u32) -> u32 {
+        self.parents
+            .binary_search_by_key(&ino, |&(dir, _)| dir)
+            .map_or(0, |i| self.parents[i].1)
     }
 
     /// Is inode `ino` a directory?
     pub(crate) fn is_dir(&self, ino: u32) -> bool {
-        match self.inode(ino).slot {
+        match self.slot(ino) {
             Slot::Node(id) => self.tree.node(id).is_dir(),
             Slot::LostFound => true,
             _ => false,
@@ -264,6 +398,27 @@ mod tests {
     use kiln_tree::Node;
 
     #[test]
+    fn an_inode_keeps_12_bytes_and_any_start() {
+        assert_eq!(std::mem::size_of::<Kept>(), 12);
+        let mut kept = Kept::new(Slot::Node(7)).unwrap();
+        for block in [0, 1, u64::from(u32::MAX), 1 << 40, (1 << 48) - 1] {
+            kept.set_start(block);
+            assert_eq!(kept.start(), block);
+        }
+        assert_eq!(kept.slot(), Slot::Node(7));
+        for slot in [
+            Slot::Empty,
+            Slot::LostFound,
+            Slot::Resize,
+            Slot::Journal,
+            Slot::OrphanFile,
+        ] {
+            assert_eq!(Kept::new(slot).unwrap().slot(), slot);
+        }
+        assert!(Kept::new(Slot::Node(SLOT_FIRST_SPECIAL as NodeId)).is_none());
+    }
+
+    #[test]
     fn logical_ranges_merge_and_round() {
         let r = logical_ranges(&[0..10, 1000..1030, 4096..8192, 8192..9000], 9000, 1024);
         assert_eq!(r, vec![0..2, 4..9]);
@@ -286,16 +441,7 @@ mod tests {
     }
 
     fn empty_meta() -> kiln_tree::Metadata {
-        kiln_tree::Metadata {
-            perm: 0o755,
-            uid: 0,
-            gid: 0,
-            atime: Default::default(),
-            mtime: Default::default(),
-            ctime: Default::default(),
-            crtime: None,
-            xattrs: Default::default(),
-        }
+        kiln_tree::Metadata::made(0o755, 0, 0)
     }
 
     fn tree_with(name: Vec<u8>, body: Body) -> Tree {

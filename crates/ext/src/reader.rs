@@ -399,19 +399,14 @@ mod tests {
             secs: 4_102_444_800,
             nanos: 123_456_789,
         };
-        Metadata {
-            perm: 0o750,
-            uid: 100_000,
-            gid: 70_000,
-            atime: t,
-            mtime: t,
-            ctime: t,
-            crtime: None,
-            xattrs: xattrs
+        let mut meta = Metadata::new(0o750, 100_000, 70_000, kiln_tree::Times::at(t));
+        meta.set_xattrs(
+            xattrs
                 .into_iter()
                 .map(|(name, value)| Xattr { name, value })
                 .collect(),
-        }
+        );
+        meta
     }
 
     /// Builds an ext4 image of a root with xattrs and a character device.

@@ -452,9 +452,9 @@ fn entry(
         name,
         attr,
         nt_res,
-        created: FatTime::from(meta.crtime.unwrap_or(meta.mtime)),
-        accessed: FatTime::from(meta.atime),
-        written: FatTime::from(meta.mtime),
+        created: FatTime::from(meta.crtime().unwrap_or(meta.mtime())),
+        accessed: FatTime::from(meta.atime()),
+        written: FatTime::from(meta.mtime()),
         cluster,
         size,
     }

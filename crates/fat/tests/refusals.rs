@@ -12,7 +12,9 @@ use kiln_tree::{Body, DataSource, FileData, Inline, Metadata, Node, NodeId, Tree
 
 fn meta() -> Metadata {
     let mut m = Metadata::made(0o644, 1000, 1000);
-    m.mtime.secs = 1_700_000_000;
+    let mut times = m.times();
+    times.mtime.secs = 1_700_000_000;
+    m.set_times(times);
     m
 }
 
@@ -275,7 +277,10 @@ fn attributes_and_times() {
     let ro = file(&mut t, Tree::ROOT, "read-only.txt", b"ro");
     t.node_mut(ro).meta.perm = 0o444;
     // 2023-11-14T22:13:21Z; an access time before 1980 is clamped.
-    t.node_mut(ro).meta.mtime.secs = 1_700_000_001;
+    let meta = &mut t.node_mut(ro).meta;
+    let mut times = meta.times();
+    times.mtime.secs = 1_700_000_001;
+    meta.set_times(times);
     t.finish();
     t.set_dos_attributes(
         efi_binary,

@@ -5,8 +5,9 @@
 //! the data ranges of sparse files ([`data_ranges`]), opening a source without
 //! touching its access time ([`open_source`]), positional reads and writes
 //! ([`read_at`], [`write_at`]) and output files that take their name only
-//! when complete ([`OutputFile`]: `O_TMPFILE` on Linux). The rest of the
-//! workspace is host-neutral.
+//! when complete ([`OutputFile`]: `O_TMPFILE` on Linux), ranges shared
+//! between files where the filesystem can ([`clone_range`], `reflink.rs`).
+//! The rest of the workspace is host-neutral.
 //!
 //! On Unix hosts the real calls are made through `rustix` and `std::os::unix`;
 //! on other hosts the functions return the documented defaults (no xattrs, a
@@ -25,10 +26,12 @@ use std::path::Path;
 pub use dest::DestDir;
 pub use output::OutputFile;
 pub use partial::{partial_outputs, remove_partial_outputs, PartialOutputs};
+pub use reflink::{clone_range, reflink_block, same_filesystem};
 
 mod dest;
 mod output;
 mod partial;
+mod reflink;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

@@ -56,6 +56,7 @@ mod output;
 mod progress;
 mod report;
 mod request;
+mod threads;
 mod tree;
 mod utc;
 pub mod values;
@@ -75,6 +76,7 @@ pub use request::{
     BuildRequest, Compress, ExtRequest, FatRequest, Format, FsOptions, FsRequest, HashPlace, Layer,
     OutputRequest, SizeRequest, TreeRequest, VerityRequest,
 };
+pub use threads::size_thread_pool;
 pub use utc::utc;
 pub use verify::{verify, VerifyReport, VerifyRequest};
 pub use verity::VerityReport;

@@ -146,13 +146,15 @@ pub(crate) enum Output {
 }
 
 /// What was written: the image's SHA-256 when known without reading it
-/// back, and the output's own length when it is not the image's (a zstd
-/// stream, a container).
+/// back, the output's own length when it is not the image's (a zstd
+/// stream, a container), and the bytes shared with the sources.
 pub(crate) struct Written {
     pub(crate) sha256: Option<[u8; 32]>,
     /// The output's length when it is not the image's.
     encoded: Option<u64>,
     pub(crate) format: ImageFormat,
+    /// The bytes cloned from source files rather than written.
+    pub(crate) shared: u64,
 }
 
 /// What a container records of the image besides its bytes: an identity
@@ -180,7 +182,7 @@ impl Output {
                     Output::InPlace(BlockDevice::open_file_at(path, offset, size, args.grow)?)
                 }
                 OutputKind::BlockDevice => Output::InPlace(BlockDevice::open(path, size)?),
-                _ => Output::Sparse(SparseFile::create(path, size, args.force)?),
+                _ => Output::Sparse(sparse_file(args, size)?),
             });
         }
         let bmap = match &args.bmap {
@@ -244,8 +246,15 @@ impl Output {
     pub(crate) fn finish(self, durability: Durability) -> Result<Written> {
         let (written, bmap) = match self {
             Output::Sparse(s) => {
+                let shared = s.shared_bytes();
                 s.commit(durability)?;
-                (Written::raw(), None)
+                (
+                    Written {
+                        shared,
+                        ..Written::raw()
+                    },
+                    None,
+                )
             }
             Output::StreamFile(s, bmap, format) => {
                 (Written::stream(s.commit(durability)?, format), bmap)
@@ -270,6 +279,7 @@ impl Written {
             sha256: None,
             encoded: None,
             format: ImageFormat::Raw,
+            shared: 0,
         }
     }
 
@@ -279,6 +289,7 @@ impl Written {
             sha256: s.sha256,
             encoded: s.compressed_bytes,
             format,
+            shared: 0,
         }
     }
 
@@ -291,6 +302,16 @@ impl Written {
     pub(crate) fn format_bytes(&self) -> Option<u64> {
         self.encoded.filter(|_| self.format != ImageFormat::Raw)
     }
+}
+
+/// A new raw image file of `size` bytes, cloning source ranges into it
+/// unless `--no-reflink`.
+fn sparse_file(args: &OutputRequest, size: u64) -> Result<SparseFile> {
+    let mut file = SparseFile::create(&args.path, size, args.force)?;
+    if args.reflink {
+        file.share_extents();
+    }
+    Ok(file)
 }
 
 /// A container's options for an image of `size` bytes.

@@ -184,6 +184,25 @@ impl Sink for CountingSink<'_> {
         self.count(buf);
         Ok(())
     }
+
+    fn clones(&self) -> bool {
+        self.inner.clones()
+    }
+
+    /// Counted as written: the cloned bytes are part of the image.
+    fn clone_range(
+        &self,
+        offset: u64,
+        src: &std::fs::File,
+        src_offset: u64,
+        len: u64,
+    ) -> Result<u64, SinkError> {
+        let done = self.inner.clone_range(offset, src, src_offset, len)?;
+        self.progress
+            .bytes_written
+            .fetch_add(done, Ordering::Relaxed);
+        Ok(done)
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +248,21 @@ mod tests {
             self.calls.lock().unwrap().push(call);
             Ok(())
         }
+        fn clones(&self) -> bool {
+            true
+        }
+        /// Takes the whole 4 KiB blocks.
+        fn clone_range(
+            &self,
+            offset: u64,
+            _src: &std::fs::File,
+            src_offset: u64,
+            len: u64,
+        ) -> Result<u64, SinkError> {
+            let call = format!("clone {offset} {src_offset} {len}");
+            self.calls.lock().unwrap().push(call);
+            Ok(len - len % 4096)
+        }
     }
 
     #[test]
@@ -240,8 +274,13 @@ mod tests {
         sink.write_at(0, &[1; 100]).unwrap();
         sink.zero(4096..8192).unwrap();
         sink.rewrite_at(0, &[2; 10]).unwrap();
+        let src = tempfile::tempfile().unwrap();
+        assert_eq!(sink.clone_range(8192, &src, 4096, 5000).unwrap(), 4096);
         sink.advance(4096).unwrap();
-        assert_eq!((sink.pending(), sink.rewrites()), (7, true));
+        assert_eq!(
+            (sink.pending(), sink.rewrites(), sink.clones()),
+            (7, true, true)
+        );
         assert_eq!(
             *inner.calls.lock().unwrap(),
             [
@@ -249,10 +288,11 @@ mod tests {
                 "write 0 100",
                 "zero 4096..8192",
                 "rewrite 0 10",
+                "clone 8192 4096 5000",
                 "advance 4096"
             ]
         );
-        assert_eq!(progress.bytes_written(), 110);
+        assert_eq!(progress.bytes_written(), 110 + 4096);
     }
 
     #[test]

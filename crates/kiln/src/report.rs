@@ -48,6 +48,10 @@ pub struct DiskReport {
     pub format: &'static str,
     /// The size of the container file, for a container.
     pub format_bytes: Option<u64>,
+    /// The bytes of source files cloned into the image rather than written
+    /// ([`OutputRequest::reflink`]): they take no disk space of their own
+    /// until either copy is changed.
+    pub shared_bytes: u64,
 }
 
 /// One partition.
@@ -178,6 +182,7 @@ impl BuildReport {
                 zstd_bytes: written.zstd_bytes(),
                 format: written.format.name(),
                 format_bytes: written.format_bytes(),
+                shared_bytes: written.shared,
             },
             partitions: layout
                 .partitions
@@ -210,6 +215,7 @@ impl BuildReport {
                 zstd_bytes: written.zstd_bytes(),
                 format: written.format.name(),
                 format_bytes: written.format_bytes(),
+                shared_bytes: written.shared,
             },
             partitions: vec![PartitionReport {
                 number: 1,

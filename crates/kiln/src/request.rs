@@ -407,6 +407,12 @@ pub struct OutputRequest {
     pub durability: Durability,
     /// A JSON report to write (sizes, UUIDs, counts, SHA-256).
     pub report: Option<PathBuf>,
+    /// Share the extents of source files rather than copying their bytes,
+    /// where the output is a raw file on a filesystem that can (XFS with
+    /// `reflink=1`, btrfs) and a source file is on the same one: its whole
+    /// blocks are cloned, its tail copied. The image's bytes are the same
+    /// either way; see [`DiskReport::shared_bytes`](crate::DiskReport::shared_bytes).
+    pub reflink: bool,
 }
 
 impl OutputRequest {
@@ -423,6 +429,7 @@ impl OutputRequest {
             grow: false,
             durability: Durability::Writeback,
             report: None,
+            reflink: true,
         }
     }
 }

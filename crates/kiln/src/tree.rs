@@ -161,7 +161,7 @@ pub(crate) fn fs_timestamp(tree: &Tree, fixed: Option<i64>) -> i64 {
     let newest = tree
         .reachable()
         .into_iter()
-        .map(|id| tree.node(id).meta.mtime.secs)
+        .map(|id| tree.node(id).meta.mtime().secs)
         .max()
         .unwrap_or(0);
     newest.clamp(0, now)

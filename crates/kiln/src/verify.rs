@@ -337,24 +337,25 @@ impl Verifier<'_, '_> {
         self.out.field(path, "uid", inode.uid, meta.uid);
         self.out.field(path, "gid", inode.gid, meta.gid);
         let stored = |t: Timestamp| Time(stored_time(t, self.large));
+        let times = meta.times();
         // readlink gives a symlink whose mtime or ctime is not older than
         // its atime a new atime every time (relatime), the build's and this
         // comparison's own readlink included: such an atime cannot be
         // pinned down.
-        let atime_moves = symlink && (meta.mtime >= meta.atime || meta.ctime >= meta.atime);
+        let atime_moves = symlink && (times.mtime >= times.atime || times.ctime >= times.atime);
         if !self.no_atime
             && !atime_moves
             && self
                 .out
-                .field(path, "atime", Time(inode.atime), stored(meta.atime))
+                .field(path, "atime", Time(inode.atime), stored(times.atime))
         {
             self.out.atimes += 1;
         }
         self.out
-            .field(path, "mtime", Time(inode.mtime), stored(meta.mtime));
+            .field(path, "mtime", Time(inode.mtime), stored(times.mtime));
         self.out
-            .field(path, "ctime", Time(inode.ctime), stored(meta.ctime));
-        if let (Some(want), true) = (meta.crtime, self.large) {
+            .field(path, "ctime", Time(inode.ctime), stored(times.ctime));
+        if let (Some(want), true) = (times.crtime, self.large) {
             self.out.field(
                 path,
                 "crtime",
@@ -365,7 +366,7 @@ impl Verifier<'_, '_> {
         let mut got = self.reader.xattrs(ino)?;
         got.sort();
         let mut want: Vec<(Vec<u8>, Vec<u8>)> = meta
-            .xattrs
+            .xattrs()
             .iter()
             .map(|x| (x.name.clone(), x.value.clone()))
             .collect();

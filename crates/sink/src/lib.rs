@@ -5,8 +5,10 @@
 //! ranges never written read as zeros. [`SparseFile`]: a file created
 //! beside the target, kept sparse (all-zero blocks are never written) and
 //! renamed over the target only by [`SparseFile::commit`], so a failed build
-//! leaves nothing behind. [`stream::StreamSink`]: one forward stream, raw or
-//! zstd-compressed, to a file or stdout. [`device::BlockDevice`]: a block device or a
+//! leaves nothing behind; on a filesystem that shares extents it clones
+//! whole blocks of source files into itself ([`Sink::clone_range`]).
+//! [`stream::StreamSink`]: one forward stream, raw or zstd-compressed, to a
+//! file or stdout. [`device::BlockDevice`]: a block device or a
 //! region of an existing file, written in place. [`OffsetSink`]: one
 //! partition of a disk's sink (where the partition is, kiln-disk decides).
 //! [`target::check_output`] checks an output path before any source is read.
@@ -18,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod clone;
 pub mod device;
 pub mod size;
 pub mod stream;
@@ -105,6 +108,32 @@ pub trait Sink: Sync {
     fn rewrite_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
         self.write_at(offset, buf)
     }
+
+    /// Whether [`clone_range`](Sink::clone_range) may share a source's
+    /// extents: an output file on a filesystem that shares extents, with
+    /// cloning asked for. A hint for the emitter, which then hands whole
+    /// blocks of large enough files to `clone_range` first.
+    fn clones(&self) -> bool {
+        false
+    }
+
+    /// Makes the image's bytes from `offset` those of `src` from
+    /// `src_offset`, up to `len` bytes, by sharing the source's extents
+    /// rather than copying them, where it can; the caller writes the rest.
+    /// Returns how many bytes from `offset` on it took: 0 when it cannot
+    /// (the default), else a whole number of the output filesystem's blocks
+    /// (or fewer when `src` ends first). A cloned range is written data, as
+    /// a `write_at` of its bytes, but its zero blocks stay as the source
+    /// keeps them (allocated, shared) instead of becoming holes.
+    fn clone_range(
+        &self,
+        _offset: u64,
+        _src: &File,
+        _src_offset: u64,
+        _len: u64,
+    ) -> Result<u64, SinkError> {
+        Ok(0)
+    }
 }
 
 /// A part of another sink that starts `base` bytes into it: a partition of
@@ -147,6 +176,21 @@ impl Sink for OffsetSink<'_> {
 
     fn rewrite_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
         self.inner.rewrite_at(self.base + offset, buf)
+    }
+
+    fn clones(&self) -> bool {
+        self.inner.clones()
+    }
+
+    fn clone_range(
+        &self,
+        offset: u64,
+        src: &File,
+        src_offset: u64,
+        len: u64,
+    ) -> Result<u64, SinkError> {
+        self.inner
+            .clone_range(self.base + offset, src, src_offset, len)
     }
 }
 
@@ -250,9 +294,14 @@ pub(crate) fn write_error(
 }
 
 /// A sparse image file, written beside its final path and renamed when complete.
+///
+/// With [`share_extents`](SparseFile::share_extents), on a filesystem that
+/// shares extents, [`Sink::clone_range`] clones whole blocks of source
+/// files on the same filesystem into it.
 #[derive(Debug)]
 pub struct SparseFile {
     out: TempOutput,
+    cloning: Option<clone::Cloning>,
 }
 
 impl SparseFile {
@@ -264,7 +313,27 @@ impl SparseFile {
         out.file()
             .set_len(size)
             .map_err(|e| io_error(target, "setting the image size", e))?;
-        Ok(SparseFile { out })
+        Ok(SparseFile { out, cloning: None })
+    }
+
+    /// Clones source ranges into the file from now on, where its
+    /// filesystem shares extents (probed in the target's directory); no
+    /// change elsewhere. The file's data extents are then no longer
+    /// preallocated ([`Sink::reserve`]): a clone would replace the blocks
+    /// allocated for it, which costs more than it saves.
+    pub fn share_extents(&mut self) {
+        let target = self.out.target();
+        let dir = match target.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        self.cloning = clone::Cloning::probe(dir);
+    }
+
+    /// The bytes cloned from sources so far (shared with them rather than
+    /// written).
+    pub fn shared_bytes(&self) -> u64 {
+        self.cloning.as_ref().map_or(0, clone::Cloning::shared)
     }
 
     fn file(&self) -> &File {
@@ -291,8 +360,11 @@ impl Sink for SparseFile {
 
     /// Allocates the range in the file, so that the parallel writes do not
     /// each allocate blocks while holding the file's lock.
+    /// Not where it clones (see [`SparseFile::share_extents`]).
     fn reserve(&self, range: std::ops::Range<u64>) -> Result<(), SinkError> {
-        kiln_host::preallocate(self.file(), range);
+        if self.cloning.is_none() {
+            kiln_host::preallocate(self.file(), range);
+        }
         Ok(())
     }
 
@@ -304,6 +376,22 @@ impl Sink for SparseFile {
     fn rewrite_at(&self, offset: u64, buf: &[u8]) -> Result<(), SinkError> {
         kiln_host::write_at(self.file(), buf, offset)
             .map_err(|e| write_error(self.out.target(), "writing", offset, e))
+    }
+
+    fn clones(&self) -> bool {
+        self.cloning.as_ref().is_some_and(clone::Cloning::on)
+    }
+
+    fn clone_range(
+        &self,
+        offset: u64,
+        src: &File,
+        src_offset: u64,
+        len: u64,
+    ) -> Result<u64, SinkError> {
+        Ok(self.cloning.as_ref().map_or(0, |c| {
+            c.clone_into(self.file(), offset, src, src_offset, len)
+        }))
     }
 }
 

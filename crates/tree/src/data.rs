@@ -414,6 +414,23 @@ impl DataReader<'_> {
         Ok(())
     }
 
+    /// Where bytes `pos..pos + len` of the file lie in a host file, for a
+    /// sink that clones them rather than copying them: the file, the offset
+    /// of byte `pos` in it, and how many of the bytes it holds (a host file
+    /// as much as it had when opened, which [`read_exact_at`](Self::read_exact_at)
+    /// reads past as zeros). `None` for bytes in memory and sparse archive
+    /// members, whose bytes are not one range of a file.
+    pub fn backing(&self, pos: u64, len: u64) -> Option<(&File, u64, u64)> {
+        match self {
+            DataReader::Host(host) => {
+                let held = host.opened.size.saturating_sub(pos).min(len);
+                Some((&host.file, pos, held))
+            }
+            DataReader::Archive(f, base) => Some((f, base + pos, len)),
+            DataReader::Bytes(_) | DataReader::ArchiveSparse(_) => None,
+        }
+    }
+
     /// After a copy: how the file compares with what the tree recorded,
     /// `size` bytes and its fingerprint (one `fstat`).
     pub fn check(&self, size: u64) -> Result<Freshness, DataError> {

@@ -10,7 +10,7 @@ use kiln_host::{HostFileType, HostMeta};
 use rayon::prelude::*;
 use thin_vec::ThinVec;
 
-use crate::model::{Body, FileData, Metadata, Node, NodeId, Tree, Xattr};
+use crate::model::{Body, FileData, Metadata, Node, NodeId, Times, Tree, Xattr};
 use crate::{DataSource, Fingerprint, HostPath, Pruning, Timestamp, TreeError};
 
 /// Reads the directory `root` and everything below it into a [`Tree`]
@@ -342,16 +342,13 @@ impl Ancestry {
 }
 
 fn metadata(meta: &HostMeta) -> Metadata {
-    Metadata {
-        perm: meta.perm,
-        uid: meta.uid,
-        gid: meta.gid,
+    let times = Times {
         atime: meta.atime,
         mtime: meta.mtime,
         ctime: meta.ctime,
         crtime: meta.crtime,
-        xattrs: ThinVec::new(),
-    }
+    };
+    Metadata::new(meta.perm, meta.uid, meta.gid, times)
 }
 
 /// The body as far as `lstat` tells; file data ranges and symlink targets
@@ -410,12 +407,13 @@ fn fill_details(
             .collect::<Result<_, _>>()?;
         for (id, d) in details {
             let node = tree.node_mut(id);
-            node.meta.xattrs = d.xattrs;
+            node.meta.set_xattrs(d.xattrs);
             if let Some(body) = d.body {
                 node.body = body;
             }
             if let Some(atime) = d.atime {
-                node.meta.atime = atime;
+                let times = node.meta.times();
+                node.meta.set_times(Times { atime, ..times });
             }
         }
     }

@@ -38,7 +38,7 @@ pub use error::TreeError;
 pub use escape::{escape, Escaped};
 pub use exclude::{Excludes, Pruning};
 pub use kiln_host::HostTime as Timestamp;
-pub use model::{Body, DosAttributes, FileData, Metadata, Node, NodeId, Tree, Xattr};
+pub use model::{Body, DosAttributes, FileData, Metadata, Node, NodeId, Times, Tree, Xattr};
 pub use policy::{IdMap, Policy};
 pub use sniff::Looks;
 pub use spec::{

@@ -24,15 +24,10 @@ pub struct Xattr {
     pub value: Vec<u8>,
 }
 
-/// Metadata common to every kind of node.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Metadata {
-    /// The 12 permission bits (setuid, setgid, sticky, rwxrwxrwx).
-    pub perm: u16,
-    /// Owner user id (32 bits).
-    pub uid: u32,
-    /// Owner group id (32 bits).
-    pub gid: u32,
+/// A node's four times, as one value: what [`Metadata::times`] returns and
+/// [`Metadata::set_times`] takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Times {
     /// Last access time.
     pub atime: Timestamp,
     /// Last modification time.
@@ -41,25 +36,200 @@ pub struct Metadata {
     pub ctime: Timestamp,
     /// Creation time, where the source knows it.
     pub crtime: Option<Timestamp>,
-    /// Extended attributes, sorted by name (one word when there are none,
-    /// as for most files).
-    pub xattrs: ThinVec<Xattr>,
+}
+
+impl Times {
+    /// Access, modification and change time all `time`, no creation time.
+    pub fn at(time: Timestamp) -> Times {
+        Times {
+            atime: time,
+            mtime: time,
+            ctime: time,
+            crtime: None,
+        }
+    }
+}
+
+/// What most entries' metadata does without: an access or change time
+/// other than the modification time, a creation time, extended attributes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Extra {
+    atime: Timestamp,
+    ctime: Timestamp,
+    crtime: Option<Timestamp>,
+    xattrs: ThinVec<Xattr>,
+}
+
+impl Extra {
+    /// True when this says nothing that metadata with modification time
+    /// `mtime` and no `Extra` would not say.
+    fn is_redundant(&self, mtime: Timestamp) -> bool {
+        self.atime == mtime
+            && self.ctime == mtime
+            && self.crtime.is_none()
+            && self.xattrs.is_empty()
+    }
+}
+
+/// Metadata common to every kind of node.
+///
+/// 32 bytes: the access and change times, the creation time and the
+/// extended attributes live in a box of their own, there only when some
+/// of them say something (the access or change time is not the
+/// modification time, the creation time is neither unknown nor the
+/// modification time, or there is an xattr). Entries of a tar archive
+/// without PAX times or xattrs, and entries without xattrs after
+/// `--timestamp`, have no box: their metadata costs these 32 bytes alone.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Metadata {
+    /// `None` exactly when the access and change times are the
+    /// modification time, the creation time is unknown or the modification
+    /// time, and there is no xattr (so the derived comparisons compare
+    /// values). Its creation time is `None` when `crtime_is_mtime`.
+    extra: Option<Box<Extra>>,
+    mtime: Timestamp,
+    /// Owner user id (32 bits).
+    pub uid: u32,
+    /// Owner group id (32 bits).
+    pub gid: u32,
+    /// The 12 permission bits (setuid, setgid, sticky, rwxrwxrwx).
+    pub perm: u16,
+    /// The creation time is known and is the modification time (as
+    /// `--timestamp` leaves every entry): said in a byte that would be
+    /// padding, so that needs no box.
+    crtime_is_mtime: bool,
+}
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let times = self.times();
+        f.debug_struct("Metadata")
+            .field("perm", &self.perm)
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .field("atime", &times.atime)
+            .field("mtime", &times.mtime)
+            .field("ctime", &times.ctime)
+            .field("crtime", &times.crtime)
+            .field("xattrs", &self.xattrs())
+            .finish()
+    }
 }
 
 impl Metadata {
+    /// Permission bits `perm`, owner `uid:gid`, times `times`, no xattrs.
+    pub fn new(perm: u16, uid: u32, gid: u32, times: Times) -> Metadata {
+        let mut meta = Metadata {
+            extra: None,
+            mtime: times.mtime,
+            uid,
+            gid,
+            perm,
+            crtime_is_mtime: false,
+        };
+        meta.set_times(times);
+        meta
+    }
+
     /// Permission bits `perm`, owner `uid:gid`, every time the epoch, no
     /// xattrs: what kiln gives the entries it makes itself (implied parent
     /// directories, spec entries without times), so nothing depends on the clock.
     pub fn made(perm: u16, uid: u32, gid: u32) -> Metadata {
-        Metadata {
-            perm,
-            uid,
-            gid,
-            atime: Timestamp::default(),
-            mtime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            crtime: None,
-            xattrs: ThinVec::new(),
+        Metadata::new(perm, uid, gid, Times::default())
+    }
+
+    /// All four times.
+    pub fn times(&self) -> Times {
+        Times {
+            atime: self.atime(),
+            mtime: self.mtime,
+            ctime: self.ctime(),
+            crtime: self.crtime(),
+        }
+    }
+
+    /// Replaces all four times.
+    pub fn set_times(&mut self, times: Times) {
+        self.mtime = times.mtime;
+        self.crtime_is_mtime = times.crtime == Some(times.mtime);
+        let crtime = times.crtime.filter(|_| !self.crtime_is_mtime);
+        let plain = times.atime == times.mtime && times.ctime == times.mtime && crtime.is_none();
+        if self.extra.is_none() && plain {
+            return;
+        }
+        let extra = self.extra_mut();
+        extra.atime = times.atime;
+        extra.ctime = times.ctime;
+        extra.crtime = crtime;
+        self.tidy();
+    }
+
+    /// Last access time.
+    pub fn atime(&self) -> Timestamp {
+        self.extra.as_ref().map_or(self.mtime, |extra| extra.atime)
+    }
+
+    /// Last modification time.
+    pub fn mtime(&self) -> Timestamp {
+        self.mtime
+    }
+
+    /// Last status change time.
+    pub fn ctime(&self) -> Timestamp {
+        self.extra.as_ref().map_or(self.mtime, |extra| extra.ctime)
+    }
+
+    /// Creation time, where the source knows it.
+    pub fn crtime(&self) -> Option<Timestamp> {
+        if self.crtime_is_mtime {
+            return Some(self.mtime);
+        }
+        self.extra.as_ref().and_then(|extra| extra.crtime)
+    }
+
+    /// Extended attributes, sorted by name.
+    pub fn xattrs(&self) -> &[Xattr] {
+        self.extra.as_ref().map_or(&[], |extra| &extra.xattrs)
+    }
+
+    /// Replaces the extended attributes with `xattrs` (sorted by name).
+    pub fn set_xattrs(&mut self, xattrs: ThinVec<Xattr>) {
+        if self.extra.is_none() && xattrs.is_empty() {
+            return;
+        }
+        self.extra_mut().xattrs = xattrs;
+        self.tidy();
+    }
+
+    /// Edits the extended attributes with `edit` (which keeps them sorted
+    /// by name) and returns what it returns.
+    pub fn edit_xattrs<R>(&mut self, edit: impl FnOnce(&mut ThinVec<Xattr>) -> R) -> R {
+        let result = edit(&mut self.extra_mut().xattrs);
+        self.tidy();
+        result
+    }
+
+    /// The boxed part, made (saying nothing yet) if there is none.
+    fn extra_mut(&mut self) -> &mut Extra {
+        let mtime = self.mtime;
+        self.extra.get_or_insert_with(|| {
+            Box::new(Extra {
+                atime: mtime,
+                ctime: mtime,
+                crtime: None,
+                xattrs: ThinVec::new(),
+            })
+        })
+    }
+
+    /// Drops the boxed part if it says nothing (keeping the invariant).
+    fn tidy(&mut self) {
+        if self
+            .extra
+            .as_ref()
+            .is_some_and(|extra| extra.is_redundant(self.mtime))
+        {
+            self.extra = None;
         }
     }
 }
@@ -73,7 +243,8 @@ pub struct FileData {
     pub size: u64,
     /// The byte ranges that hold data, where the file has holes; `None`
     /// when all of it is data (most files: no range list to keep).
-    holes: Option<Box<[Range<u64>]>>,
+    /// (A thin pointer, so the file's body stays 40 bytes.)
+    holes: Option<ThinVec<Range<u64>>>,
 }
 
 /// True when the data ranges `data` of a file of `size` bytes are all of it
@@ -94,7 +265,7 @@ impl FileData {
         FileData {
             source,
             size,
-            holes: (!dense).then(|| data.into_boxed_slice()),
+            holes: (!dense).then(|| data.into()),
         }
     }
 
@@ -140,6 +311,15 @@ pub enum Body {
     /// A Unix domain socket.
     Socket,
 }
+
+// What a node costs, held at compile time (issue 23: the tree is kept
+// for the whole build, one node per inode, five million of them and more).
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(std::mem::size_of::<Metadata>() <= 32);
+    assert!(std::mem::size_of::<Body>() <= 40);
+    assert!(std::mem::size_of::<Node>() <= 72);
+};
 
 /// One inode of the tree: metadata plus body.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -527,6 +707,81 @@ mod tests {
         assert_eq!(names(&base, "etc"), vec![b"kept".to_vec()]);
         assert_eq!(names(&base, "var"), vec![b"new".to_vec()]);
         assert!(names(&base, "fresh").is_empty());
+    }
+
+    #[test]
+    fn metadata_keeps_what_it_is_given_and_compares_by_value() {
+        let t = |secs| Timestamp { secs, nanos: 3 };
+        let plain = Metadata::new(0o644, 1, 2, Times::at(t(5)));
+        assert!(plain.extra.is_none());
+        assert_eq!(plain.times(), Times::at(t(5)));
+        assert!(plain.xattrs().is_empty());
+
+        let times = Times {
+            atime: t(1),
+            mtime: t(5),
+            ctime: t(6),
+            crtime: Some(t(0)),
+        };
+        let mut meta = plain.clone();
+        meta.set_times(times);
+        assert_eq!(meta.times(), times);
+        assert_eq!(
+            (meta.atime(), meta.mtime(), meta.ctime(), meta.crtime()),
+            (t(1), t(5), t(6), Some(t(0)))
+        );
+        assert_ne!(meta, plain);
+        meta.set_times(Times::at(t(5)));
+        assert!(meta.extra.is_none());
+        assert_eq!(meta, plain);
+
+        // A creation time that is the modification time (as --timestamp
+        // leaves it) needs no box, and moves with it.
+        let born = Times {
+            crtime: Some(t(5)),
+            ..Times::at(t(5))
+        };
+        meta.set_times(born);
+        assert!(meta.extra.is_none());
+        assert_eq!(meta.times(), born);
+        assert_ne!(meta, plain);
+        meta.set_times(Times {
+            crtime: Some(t(5)),
+            ..Times::at(t(9))
+        });
+        assert_eq!(meta.crtime(), Some(t(5)));
+        assert!(meta.extra.is_some());
+
+        let x = Xattr {
+            name: b"user.a".to_vec(),
+            value: b"1".to_vec(),
+        };
+        let mut meta = plain.clone();
+        meta.set_xattrs([x.clone()].into());
+        assert_eq!(meta.xattrs(), std::slice::from_ref(&x));
+        assert_eq!(meta.times(), Times::at(t(5)));
+        meta.edit_xattrs(|xattrs| xattrs.clear());
+        assert!(meta.extra.is_none());
+        assert_eq!(meta, plain);
+        meta.set_xattrs(ThinVec::new());
+        assert!(meta.extra.is_none());
+        assert_eq!(format!("{meta:?}"), format!("{plain:?}"));
+    }
+
+    #[test]
+    fn a_file_with_holes_keeps_its_data_ranges() {
+        let inline = crate::data::Inline::new(Arc::from(&b""[..]), PathBuf::from("spec"));
+        let source = DataSource::Bytes(Arc::new(inline));
+        let dense = FileData::new(source.clone(), 10, vec![0..10]);
+        assert!(dense.holes.is_none());
+        assert_eq!(*dense.data(), [0..10]);
+        let empty = FileData::new(source.clone(), 0, vec![]);
+        assert!(empty.data().is_empty());
+        let hole = FileData::new(source.clone(), 10, vec![]);
+        assert!(hole.data().is_empty());
+        assert!(hole.holes.is_some());
+        let sparse = FileData::new(source, 10, vec![2..4, 6..8]);
+        assert_eq!(*sparse.data(), [2..4, 6..8]);
     }
 
     #[test]

@@ -101,15 +101,17 @@ impl Policy {
         }
         for id in tree.reachable() {
             let meta = &mut tree.node_mut(id).meta;
+            let mut times = meta.times();
             if self.set_time.is_some() {
                 // Every time, creation time too, whether the source had one
                 // (a directory) or not (an archive): the same image either way.
-                meta.crtime.get_or_insert_default();
+                times.crtime.get_or_insert_default();
             }
-            let times = [&mut meta.atime, &mut meta.mtime, &mut meta.ctime];
-            for t in times.into_iter().chain(meta.crtime.as_mut()) {
+            let clocks = [&mut times.atime, &mut times.mtime, &mut times.ctime];
+            for t in clocks.into_iter().chain(times.crtime.as_mut()) {
                 *t = self.time(*t);
             }
+            meta.set_times(times);
         }
         let root = &mut tree.node_mut(Tree::ROOT).meta;
         if let Some((uid, gid)) = self.root_owner {
@@ -144,19 +146,10 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Body, Metadata, Node, NodeId};
+    use crate::model::{Body, Metadata, Node, NodeId, Times};
 
     fn meta(uid: u32, secs: i64) -> Metadata {
-        Metadata {
-            perm: 0o755,
-            uid,
-            gid: uid,
-            atime: Timestamp { secs, nanos: 7 },
-            mtime: Timestamp { secs, nanos: 7 },
-            ctime: Timestamp { secs, nanos: 7 },
-            crtime: None,
-            xattrs: Default::default(),
-        }
+        Metadata::new(0o755, uid, uid, Times::at(Timestamp { secs, nanos: 7 }))
     }
 
     fn tree() -> (Tree, NodeId) {
@@ -197,14 +190,14 @@ mod tests {
         };
         policy.apply_to_image(&mut t).unwrap();
         assert_eq!(
-            t.node(f).meta.mtime,
+            t.node(f).meta.mtime(),
             Timestamp {
                 secs: 1_000,
                 nanos: 0
             }
         );
         assert_eq!(
-            t.node(Tree::ROOT).meta.mtime,
+            t.node(Tree::ROOT).meta.mtime(),
             Timestamp {
                 secs: 100,
                 nanos: 7
@@ -217,9 +210,12 @@ mod tests {
         };
         set.apply_to_source(&mut t);
         set.apply_to_image(&mut t).unwrap();
-        assert_eq!(t.node(f).meta.crtime, Some(Timestamp { secs: 5, nanos: 0 }));
         assert_eq!(
-            t.node(Tree::ROOT).meta.atime,
+            t.node(f).meta.crtime(),
+            Some(Timestamp { secs: 5, nanos: 0 })
+        );
+        assert_eq!(
+            t.node(Tree::ROOT).meta.atime(),
             Timestamp { secs: 5, nanos: 0 }
         );
         assert_eq!(t.node(f).meta.uid, 0);

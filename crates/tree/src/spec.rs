@@ -78,7 +78,7 @@ pub use time::{civil_from_days, days_from_civil};
 use kiln_host::HostFileType;
 use thin_vec::ThinVec;
 
-use crate::model::{Body, DosAttributes, Metadata, Xattr};
+use crate::model::{Body, DosAttributes, Metadata, Times, Xattr};
 use crate::{Timestamp, Tree, TreeError};
 use glob::Glob;
 
@@ -258,25 +258,24 @@ enum XattrEdit {
 impl Attrs {
     /// Writes the options into `meta`.
     fn apply_to(&self, meta: &mut Metadata) {
-        let times = [
-            (self.atime, &mut meta.atime),
-            (self.mtime, &mut meta.mtime),
-            (self.ctime, &mut meta.ctime),
-        ];
-        for (new, old) in times {
-            if let Some(t) = new {
-                *old = t;
+        let old = meta.times();
+        meta.set_times(Times {
+            atime: self.atime.unwrap_or(old.atime),
+            mtime: self.mtime.unwrap_or(old.mtime),
+            ctime: self.ctime.unwrap_or(old.ctime),
+            crtime: self.crtime.or(old.crtime),
+        });
+        if self.xattrs.is_empty() {
+            return;
+        }
+        meta.edit_xattrs(|xattrs| {
+            for edit in &self.xattrs {
+                match edit {
+                    XattrEdit::Set(x) => set_xattr(xattrs, x.clone()),
+                    XattrEdit::Remove(name) => xattrs.retain(|x| x.name != *name),
+                }
             }
-        }
-        if self.crtime.is_some() {
-            meta.crtime = self.crtime;
-        }
-        for edit in &self.xattrs {
-            match edit {
-                XattrEdit::Set(x) => set_xattr(&mut meta.xattrs, x.clone()),
-                XattrEdit::Remove(name) => meta.xattrs.retain(|x| x.name != *name),
-            }
-        }
+        });
     }
 }
 

@@ -66,7 +66,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::model::{Body, FileData, Metadata, Node, Tree, Xattr};
+use crate::model::{Body, FileData, Metadata, Node, Times, Tree, Xattr};
 use crate::{Looks, Timestamp, TreeError};
 use build::{components, Builder, Components};
 use header::{Header, BLOCK};
@@ -638,25 +638,28 @@ fn metadata(header: &Header, ext: &mut Extended) -> Result<Metadata, String> {
     };
     let (gnu_atime, gnu_ctime) = header.gnu_times()?;
     let perm = ext.settle_acls(header.perm()?)?;
-    Ok(Metadata {
-        perm,
-        uid: match ext.uid {
-            Some(uid) => uid,
-            None => header.uid()?,
-        },
-        gid: match ext.gid {
-            Some(gid) => gid,
-            None => header.gid()?,
-        },
+    let uid = match ext.uid {
+        Some(uid) => uid,
+        None => header.uid()?,
+    };
+    let gid = match ext.gid {
+        Some(gid) => gid,
+        None => header.gid()?,
+    };
+    let times = Times {
         atime: ext.atime.or(gnu_atime.map(secs)).unwrap_or(mtime),
         mtime,
         ctime: ext.ctime.or(gnu_ctime.map(secs)).unwrap_or(mtime),
         crtime: None,
-        xattrs: std::mem::take(&mut ext.xattrs)
+    };
+    let mut meta = Metadata::new(perm, uid, gid, times);
+    meta.set_xattrs(
+        std::mem::take(&mut ext.xattrs)
             .into_iter()
             .map(|(name, value)| Xattr { name, value })
             .collect(),
-    })
+    );
+    Ok(meta)
 }
 
 /// Raw bytes for a message.

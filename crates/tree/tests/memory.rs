@@ -1,6 +1,9 @@
-//! The tree model's cost: at most 200 heap bytes per entry past the names,
-//! for a directory source and for an archive listed out of name order,
-//! counted by dhat's allocator once the tree is finished.
+//! The tree model's cost in heap bytes per entry past the names, counted
+//! by dhat's allocator once the tree is finished: at most 200 (issue 8's
+//! budget) for a directory source, whose entries each keep their own
+//! access, change and creation times, and at most 100 (issue 23) for an
+//! archive listed out of name order, whose entries without PAX times keep
+//! only a modification time.
 //!
 //! One test in its own binary: the allocator counts every thread, so
 //! nothing else may run beside it.
@@ -14,11 +17,19 @@ use kiln_tree::{read_dir_tree, read_tar, Tree};
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-/// The issue's budget: heap bytes per entry, the names not counted.
-const BUDGET: f64 = 200.0;
+/// Heap bytes per entry of a directory source, the names not counted
+/// (138 when this was written: a 72-byte node, a 48-byte box of times, a
+/// 16-byte directory entry, and the test's holes and xattrs).
+const DIR_BUDGET: f64 = 200.0;
+
+/// Heap bytes per entry of an archive, the names not counted (92 when this
+/// was written: a 72-byte node, a 16-byte directory entry, and the test's
+/// holes and xattrs; the 5,000,000-file benchmark needs the whole build
+/// under 120).
+const ARCHIVE_BUDGET: f64 = 100.0;
 
 #[test]
-fn the_tree_model_takes_at_most_200_bytes_per_entry_past_the_names() {
+fn the_tree_model_keeps_to_its_bytes_per_entry_past_the_names() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     let (dirs, files) = make_tree(&src);
@@ -32,13 +43,13 @@ fn the_tree_model_takes_at_most_200_bytes_per_entry_past_the_names() {
     let (entries, per_entry) = measure(|| read_dir_tree(&src).unwrap());
     assert_eq!(entries, listed, "entries of the directory source");
     assert!(
-        per_entry <= BUDGET,
+        per_entry <= DIR_BUDGET,
         "directory source: {per_entry:.1} bytes per entry"
     );
     let (entries, per_entry) = measure(|| read_tar(&archive).unwrap());
     assert_eq!(entries, listed, "entries of the archive");
     assert!(
-        per_entry <= BUDGET,
+        per_entry <= ARCHIVE_BUDGET,
         "archive: {per_entry:.1} bytes per entry"
     );
 }

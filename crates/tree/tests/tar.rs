@@ -277,24 +277,28 @@ fn compare(
 
 fn compare_meta(e: &Metadata, g: &Metadata, path: &str, keeps: Keeps) {
     assert_eq!((e.perm, e.uid, e.gid), (g.perm, g.uid, g.gid), "{path}");
-    assert_eq!(g.crtime, None, "{path}");
+    assert_eq!(g.crtime(), None, "{path}");
     if keeps.pax_times {
         assert_eq!(
-            (e.mtime, e.atime, e.ctime),
-            (g.mtime, g.atime, g.ctime),
+            (e.mtime(), e.atime(), e.ctime()),
+            (g.mtime(), g.atime(), g.ctime()),
             "{path}"
         );
     } else {
         let secs = Timestamp {
-            secs: e.mtime.secs,
+            secs: e.mtime().secs,
             nanos: 0,
         };
-        assert_eq!((g.mtime, g.atime, g.ctime), (secs, secs, secs), "{path}");
+        assert_eq!(
+            (g.mtime(), g.atime(), g.ctime()),
+            (secs, secs, secs),
+            "{path}"
+        );
     }
     if keeps.xattrs {
-        assert_eq!(e.xattrs, g.xattrs, "{path}");
+        assert_eq!(e.xattrs(), g.xattrs(), "{path}");
     } else {
-        assert!(g.xattrs.is_empty(), "{path}");
+        assert!(g.xattrs().is_empty(), "{path}");
     }
 }
 
@@ -349,7 +353,7 @@ fn acls_as_text() {
     let got = read_tar(&s.archive("acl.tar", &["--format=posix", "--acls"])).unwrap();
     let acls = |tree: &Tree, name: &str| {
         let id = tree.lookup(Tree::ROOT, name.as_bytes()).unwrap();
-        let mut xattrs = tree.node(id).meta.xattrs.clone();
+        let mut xattrs = tree.node(id).meta.xattrs().to_vec();
         xattrs.retain(|x| x.name.starts_with(b"system.posix_acl_"));
         xattrs
     };

@@ -10,7 +10,7 @@ use super::files::{self, Sources};
 use crate::alloc::Mapping;
 use crate::dir::{ftype, DirEntry};
 use crate::layout::{LOST_FOUND_INO, ROOT_INO};
-use crate::plan::{adds_lost_found, Plan, Slot, LOST_FOUND};
+use crate::plan::{adds_lost_found, InodePlan, Plan, Slot, LOST_FOUND};
 use crate::{checksum, journal, orphan, xattr, EmitError};
 
 /// Writes every block of inode `ino`: content, index blocks, xattr block.
@@ -38,10 +38,10 @@ pub(super) fn write_inode_blocks(
         Slot::Node(id) => match &plan.tree.node(id).body {
             Body::File(f) => return files::write_file(plan, sources, sink, &p.mapping, &index, f),
             Body::Symlink(t) => t.clone(),
-            Body::Dir(_) => dir_content(plan, ino),
+            Body::Dir(_) => dir_content(plan, ino, &p),
             _ => Vec::new(),
         },
-        Slot::LostFound => dir_content(plan, ino),
+        Slot::LostFound => dir_content(plan, ino, &p),
         Slot::OrphanFile => {
             write_index_blocks(plan, sink, &index)?;
             return write_orphan_blocks(plan, sink, ino, &p.mapping);
@@ -122,9 +122,8 @@ pub(super) fn zero_run_tail(
     Ok(sink.zero(at + written..at + run_bytes)?)
 }
 
-/// The directory blocks of directory inode `ino`.
-fn dir_content(plan: &Plan<'_>, ino: u32) -> Vec<u8> {
-    let p = plan.inode(ino);
+/// The directory blocks of directory inode `ino`, planned as `p`.
+fn dir_content(plan: &Plan<'_>, ino: u32, p: &InodePlan) -> Vec<u8> {
     let blocks = p.mapping.data_blocks() as u32;
     plan.dir_format.encode(
         ino,
@@ -139,7 +138,7 @@ fn dir_content(plan: &Plan<'_>, ino: u32) -> Vec<u8> {
 /// The entries of directory inode `ino` besides "." and "..".
 pub(super) fn dir_entries<'t>(plan: &Plan<'t>, ino: u32) -> Vec<DirEntry<'t>> {
     let mut entries = Vec::new();
-    if let Slot::Node(id) = plan.inode(ino).slot {
+    if let Slot::Node(id) = plan.slot(ino) {
         let tree = plan.tree;
         if ino == ROOT_INO && adds_lost_found(tree) {
             entries.push(DirEntry {

@@ -1,5 +1,10 @@
 //! Copying regular files from their sources into their blocks.
 //!
+//! Into a sink that clones ([`Sink::clones`]: an output file on a
+//! filesystem that shares extents with the source), the whole blocks of a
+//! file of at least [`CLONE_MIN`] bytes are cloned ([`Sink::clone_range`])
+//! and only its tail is copied; the image's bytes are the same either way.
+//!
 //! Each copy is checked against what the tree recorded of the file
 //! ([`Freshness`]: one `fstat` after the copy). Trouble with a source file
 //! (unreadable, vanished, changed) is collected in [`Sources`] rather than
@@ -206,7 +211,8 @@ pub(super) fn write_file(
     f: &FileData,
 ) -> Result<(), EmitError> {
     let bs = u64::from(plan.geometry.block_size);
-    if let Some(span) = small_span(mapping, index, bs) {
+    let span = small_span(mapping, index, bs).filter(|_| !may_clone(sink, f));
+    if let Some(span) = span {
         return write_file_span(plan, sources, sink, mapping, index, f, span);
     }
     write_index_blocks(plan, sink, index)?;
@@ -216,9 +222,25 @@ pub(super) fn write_file(
     copy_file(plan, sources, sink, mapping, f)
 }
 
-/// Copies a source file's data runs into their blocks, chunk by chunk as
-/// they are read: once, or under `--live` into a sink that rewrites, again
-/// over the same blocks while it changes (every byte then, zeros included).
+/// Whether `f`'s data may be cloned into `sink` rather than copied: a sink
+/// that clones ([`Sink::clone_range`]) and a file of at least [`CLONE_MIN`]
+/// bytes.
+fn may_clone(sink: &dyn Sink, f: &FileData) -> bool {
+    sink.clones() && f.size >= CLONE_MIN
+}
+
+/// The smallest file whose data is handed to [`Sink::clone_range`]. A clone
+/// costs a filesystem transaction whatever its length: on XFS (reflink=1)
+/// cloning every file of a block or more made the Linux tree's build about
+/// twice as slow as writing it; from 64 KiB on it is as fast, and the image
+/// still adds 830 MiB to the filesystem instead of 1,458 (BENCHMARKS.md,
+/// "Shared extents").
+const CLONE_MIN: u64 = 64 << 10;
+
+/// Copies a source file's data runs into their blocks: the whole blocks
+/// that the sink can clone first, the rest chunk by chunk as it is read;
+/// once, or under `--live` into a sink that rewrites, again over the same
+/// blocks while it changes (every byte then, zeros included).
 fn copy_file(
     plan: &Plan<'_>,
     sources: &Sources,
@@ -243,11 +265,12 @@ fn copy_file(
         for run in mapping.data_runs() {
             let start = u64::from(run.lblk) * bs;
             let end = (start + u64::from(run.len) * bs).min(f.size);
-            let mut pos = start;
+            let run_at = geo.offset(run.pblk);
+            let mut pos = start + clone_part(sink, reader, run_at, start..end)?;
             while pos < end {
                 let n = ((end - pos) as usize).min(buf.len());
                 reader.read_exact_at(&mut buf[..n], pos)?;
-                let at = geo.offset(run.pblk) + (pos - start);
+                let at = run_at + (pos - start);
                 if again {
                     sink.rewrite_at(at, &buf[..n])?;
                 } else {
@@ -256,7 +279,7 @@ fn copy_file(
                 pos += n as u64;
             }
             let written = end.saturating_sub(start);
-            zero_run_tail(sink, geo.offset(run.pblk), run.len, bs, written)?;
+            zero_run_tail(sink, run_at, run.len, bs, written)?;
         }
         Ok(())
     })?;
@@ -278,6 +301,24 @@ fn copy_file(
         }
     }
     Ok(())
+}
+
+/// Clones what `sink` can of the file's bytes `range`, whose place in the
+/// image starts at byte `at`, from the start of the range: returns how many
+/// bytes it took (the caller copies the rest).
+fn clone_part(
+    sink: &dyn Sink,
+    reader: &DataReader<'_>,
+    at: u64,
+    range: Range<u64>,
+) -> Result<u64, SinkError> {
+    if !sink.clones() {
+        return Ok(0);
+    }
+    match reader.backing(range.start, range.end - range.start) {
+        Some((file, offset, len)) => sink.clone_range(at, file, offset, len),
+        None => Ok(0),
+    }
 }
 
 /// The blocks of a mapping (data and index blocks) when they are one

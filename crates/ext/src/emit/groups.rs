@@ -4,7 +4,7 @@
 use kiln_sink::Sink;
 
 use super::files::Sources;
-use super::records::inode_table;
+use super::records::write_inode_table;
 use crate::group_desc;
 use crate::layout::{JOURNAL_INO, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
 use crate::plan::Plan;
@@ -84,12 +84,11 @@ pub(super) fn write_group(
     let usage = &shared.usage;
     sink.write_at(geo.offset(geo.block_bitmap(g)), usage.block_bitmap(g))?;
     sink.write_at(geo.offset(geo.inode_bitmap(g)), usage.inode_bitmap(g))?;
-    let table = inode_table(plan, sources, g)?;
+    let used = write_inode_table(plan, sources, sink, g)?;
     let at = geo.offset(geo.inode_table(g));
-    sink.write_at(at, &table)?;
     // The descriptors say the tables are zeroed (BG_INODE_ZEROED).
     let table_bytes = u64::from(geo.inode_table_blocks) * u64::from(geo.block_size);
-    sink.zero(at + table.len() as u64..at + table_bytes)?;
+    sink.zero(at + used..at + table_bytes)?;
     Ok(())
 }
 

@@ -36,12 +36,13 @@ struct QueueState {
 impl Queue {
     /// The queue of `pieces` (first block, piece) of an image of
     /// `image_size` bytes.
-    pub(super) fn new(pieces: &[(u64, Piece)], image_size: u64, block_size: u32) -> Queue {
+    pub(super) fn new(mut pieces: Vec<(u64, Piece)>, image_size: u64, block_size: u32) -> Queue {
+        // In place: a copy would double the list while both live.
+        for (first, _) in &mut pieces {
+            *first *= u64::from(block_size);
+        }
         Queue {
-            pieces: pieces
-                .iter()
-                .map(|&(block, p)| (block * u64::from(block_size), p))
-                .collect(),
+            pieces,
             image_size,
             state: Mutex::new(QueueState::default()),
         }

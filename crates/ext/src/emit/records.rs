@@ -1,6 +1,9 @@
 //! Inode records: each group's inode table, one record per inode, from
 //! the plan and the tree (kiln's own inodes: resize, journal, lost+found).
 
+use std::ops::Range;
+
+use kiln_sink::Sink;
 use kiln_tree::{Body, Node, Timestamp};
 
 use super::content::dir_entries;
@@ -8,24 +11,46 @@ use super::files::Sources;
 use crate::alloc::Mapping;
 use crate::inode::{self, encode_device, mode, InodeRecord};
 use crate::layout::{FAST_SYMLINK_MAX, GOOD_OLD_INODE_SIZE, LINK_MAX};
-use crate::plan::{ibody_space, Plan, Slot};
+use crate::plan::{ibody_space, InodePlan, Plan, Slot};
 use crate::xattr::{self, DiskXattr};
 use crate::{checksum, htree, inline, resize, EmitError};
 
-/// The used part of group `g`'s inode table (the rest stays zero).
-pub(super) fn inode_table(
+/// Inode records rendered at a time: a group's table can take megabytes,
+/// and every worker renders one.
+const RECORDS_PER_CHUNK: u32 = 1024;
+
+/// Writes the used part of group `g`'s inode table (the rest stays zero)
+/// in chunks; returns its bytes.
+pub(super) fn write_inode_table(
     plan: &Plan<'_>,
     sources: &Sources,
+    sink: &dyn Sink,
     g: u32,
+) -> Result<u64, EmitError> {
+    let geo = &plan.geometry;
+    let isz = u64::from(geo.inode_size);
+    let first = g * geo.inodes_per_group + 1;
+    let end = first + plan.used_inodes(g);
+    let at = geo.offset(geo.inode_table(g));
+    for start in (first..end).step_by(RECORDS_PER_CHUNK as usize) {
+        let inos = start..end.min(start + RECORDS_PER_CHUNK);
+        let chunk = inode_records(plan, sources, inos)?;
+        sink.write_at(at + u64::from(start - first) * isz, &chunk)?;
+    }
+    Ok(u64::from(end - first) * isz)
+}
+
+/// The inode records of `inos`, in the table's layout.
+fn inode_records(
+    plan: &Plan<'_>,
+    sources: &Sources,
+    inos: Range<u32>,
 ) -> Result<Vec<u8>, EmitError> {
     let geo = &plan.geometry;
     let isz = usize::from(geo.inode_size);
-    let used = plan.used_inodes(g) as usize;
-    let mut table = vec![0u8; used * isz];
-    let first = g * geo.inodes_per_group + 1;
+    let mut records = vec![0u8; inos.len() * isz];
     let seed = plan.csum_seed();
-    for (k, slot) in table.chunks_exact_mut(isz).enumerate() {
-        let ino = first + k as u32;
+    for (ino, slot) in inos.zip(records.chunks_exact_mut(isz)) {
         if let Some(rec) = inode_record(plan, sources, ino)? {
             rec.encode(slot, geo.block_size);
             if let Some(seed) = seed {
@@ -33,7 +58,7 @@ pub(super) fn inode_table(
             }
         }
     }
-    Ok(table)
+    Ok(records)
 }
 
 /// The inode record of `ino`, `None` for reserved inodes left zero.
@@ -96,7 +121,7 @@ fn inode_record(
         Slot::Node(id) => Some(node_record(
             plan,
             sources,
-            ino,
+            (ino, &p),
             plan.tree.node(id),
             fs_blocks,
         )?),
@@ -110,11 +135,10 @@ fn block_bytes(mapping: &Mapping, bs: u32) -> u64 {
 fn node_record(
     plan: &Plan<'_>,
     sources: &Sources,
-    ino: u32,
+    (ino, p): (u32, &InodePlan),
     node: &Node,
     fs_blocks: u64,
 ) -> Result<InodeRecord, EmitError> {
-    let p = plan.inode(ino);
     let bs = plan.geometry.block_size;
     let (type_bits, mut size, mut i_block) = match &node.body {
         Body::Dir(_) => (
@@ -139,22 +163,23 @@ fn node_record(
     let mut flags = p.mapping.flags() | if p.indexed { htree::INDEX_FL } else { 0 };
     let mut ibody = p.ibody_xattrs().to_vec();
     if p.inline.is_some() {
-        let (head, spill, inline_size) = inline_content(plan, sources, ino, node)?;
+        let (head, spill, inline_size) = inline_content(plan, sources, (ino, p), node)?;
         i_block = head;
         size = inline_size;
         flags |= inline::INLINE_DATA_FL;
         // system.data goes first: the plan reserved its room in the inode.
         ibody.insert(0, DiskXattr::system_data(spill));
     }
+    let times = meta.times();
     Ok(InodeRecord {
         mode: type_bits | (meta.perm & 0o7777),
         uid: meta.uid,
         gid: meta.gid,
         size,
-        atime: meta.atime,
-        ctime: meta.ctime,
-        mtime: meta.mtime,
-        crtime: if large { meta.crtime } else { None },
+        atime: times.atime,
+        ctime: times.ctime,
+        mtime: times.mtime,
+        crtime: if large { times.crtime } else { None },
         // Past the limit (dir_nlink) a directory records 1: "too many to count".
         links: if p.links > LINK_MAX {
             1
@@ -174,7 +199,7 @@ fn node_record(
 fn inline_content(
     plan: &Plan<'_>,
     sources: &Sources,
-    ino: u32,
+    (ino, p): (u32, &InodePlan),
     node: &Node,
 ) -> Result<([u8; 60], Vec<u8>, u64), EmitError> {
     match &node.body {
@@ -184,7 +209,7 @@ fn inline_content(
             Ok((head, spill, f.size))
         }
         _ => {
-            let (head, spill) = inline::encode_dir(plan.inode(ino).parent, &dir_entries(plan, ino));
+            let (head, spill) = inline::encode_dir(p.parent, &dir_entries(plan, ino));
             let size = inline::dir_size(spill.len());
             Ok((head, spill, size))
         }

@@ -6,30 +6,24 @@
 use std::ops::Range;
 
 use super::Plan;
-use crate::alloc::{Cursor, Mapping};
+use crate::alloc::Cursor;
 use crate::features;
-use crate::layout::JOURNAL_INO;
 use crate::PlanError;
 
 impl Plan<'_> {
     /// Hands out blocks: resize inode, then every inode in number order.
     pub(super) fn allocate(&mut self) -> Result<(), PlanError> {
-        let geo = &self.geometry;
-        let mut cursor = Cursor::new(geo);
+        // The cursor reads a copy of the geometry, so the starts can be
+        // kept as it goes.
+        let geo = self.geometry.clone();
+        let mut cursor = Cursor::new(&geo);
         if self.features().has(features::RESIZE_INODE) {
             self.resize_dind = cursor.next();
         }
-        if self.journal_blocks > 0 {
-            self.inodes[(JOURNAL_INO - 1) as usize].logical = vec![0..self.journal_blocks];
-        }
-        for p in &mut self.inodes {
-            let extents = p.uses_extents(&self.opts.features);
-            p.mapping = Mapping::allocate(&p.logical, geo.block_size, extents, &mut cursor);
-            // The mapping has it all now; a vector per inode less to keep.
-            p.logical = Vec::new();
-            if let Some(x) = p.xattrs.as_mut().filter(|x| !x.block.is_empty()) {
-                x.block_addr = cursor.next();
-            }
+        for ino in 1..=self.last_ino() {
+            let start = cursor.position();
+            self.place(ino, &mut cursor);
+            self.inodes[(ino - 1) as usize].set_start(start);
         }
         if cursor.overflow {
             return Err(PlanError::TooSmall {

@@ -8,7 +8,7 @@ use std::ops::Range;
 use kiln_tree::{Body, NodeId, Tree};
 
 use super::numbering::{count_links, dir_children, node_path};
-use super::{InodePlan, Slot, XattrPlan};
+use super::{Kept, Shape, Slot, XattrPlan};
 use crate::blockmap;
 use crate::dir::{DirFormat, DirShape};
 use crate::features::{self, Features};
@@ -20,145 +20,149 @@ use crate::layout::{
 use crate::xattr;
 use crate::{checksum, inline, BuildOptions, PlanError};
 
-/// Checks one inode against the format's limits and works out its links,
-/// logical blocks and xattr placement.
-pub(super) fn prepare_inode(
-    tree: &Tree,
-    opts: &BuildOptions,
-    dir_format: &DirFormat,
-    inodes: &mut [InodePlan],
-    ino_of: &[u32],
-    ino: u32,
-) -> Result<(), PlanError> {
-    let bs = opts.block_size;
-    let idx = (ino - 1) as usize;
-    match inodes[idx].slot {
-        Slot::Empty | Slot::Resize | Slot::Journal => Ok(()),
-        Slot::OrphanFile => {
-            // Sized as mke2fs sizes it for the filesystem; an image sized
-            // to its tree gets the smallest.
-            let blocks = opts.size.map_or(0, |bytes| bytes / u64::from(bs));
-            inodes[idx].links = 1;
-            inodes[idx].logical = vec![0..crate::orphan::default_blocks(blocks)];
-            Ok(())
-        }
-        Slot::LostFound => {
-            inodes[idx].links = 2;
-            inodes[idx].parent = ROOT_INO;
-            let blocks = lost_found_blocks(
-                bs,
-                dir_shape(dir_format, tree, None, ino, String::new)?.blocks,
-            );
-            inodes[idx].logical = vec![0..blocks];
-            Ok(())
-        }
-        Slot::Node(id) => prepare_node(tree, opts, dir_format, inodes, ino_of, ino, id),
-    }
+/// What working out an inode reads: the tree, the options and the
+/// journal's size (0 until sizing has set it).
+pub(crate) struct Work<'a> {
+    pub(crate) tree: &'a Tree,
+    pub(crate) opts: &'a BuildOptions,
+    pub(crate) dir_format: &'a DirFormat,
+    pub(crate) journal_blocks: u32,
 }
 
-/// [`prepare_inode`] for inode `ino`, tree node `id`: its content's shape,
-/// its names, its xattrs and its links.
-fn prepare_node(
-    tree: &Tree,
-    opts: &BuildOptions,
-    dir_format: &DirFormat,
-    inodes: &mut [InodePlan],
-    ino_of: &[u32],
-    ino: u32,
-    id: NodeId,
-) -> Result<(), PlanError> {
-    let node = tree.node(id);
-    let path = || node_path(tree, id);
-    let p = &mut inodes[(ino - 1) as usize];
-    shape_content(p, tree, opts, dir_format, ino, id)?;
-    check_names(tree, id, path)?;
-    place_xattrs(p, node, opts, path)?;
-    count_links(
-        tree,
-        inodes,
-        ino_of,
-        id,
-        ino,
-        opts.features.has(features::DIR_NLINK),
-    )
-}
-
-/// Works out how inode `ino` (tree node `id`) stores its content: inline,
-/// or its logical blocks (a directory's, indexed or not; a file's data
-/// ranges; a slow symlink's block), refusing what the format cannot hold.
-fn shape_content(
-    p: &mut InodePlan,
-    tree: &Tree,
-    opts: &BuildOptions,
-    dir_format: &DirFormat,
-    ino: u32,
-    id: NodeId,
-) -> Result<(), PlanError> {
-    let bs = opts.block_size;
-    let node = tree.node(id);
-    let path = || node_path(tree, id);
-    let ibody_space = ibody_space(opts.inode_size);
-    let inline_ok = opts.features.has(features::INLINE_DATA) && ibody_space > 0;
-    match &node.body {
-        // The kernel refuses a root directory without blocks, and
-        // lost+found must have blocks ready: neither is inline.
-        Body::Dir(_)
-            if inline_ok
-                && ino != ROOT_INO
-                && ino != LOST_FOUND_INO
-                && inline_dir_fits(tree, id, ibody_space) =>
-        {
-            let (_, spill) = inline::dir_split(dir_children(tree, id).map(<[u8]>::len));
-            p.inline = Some(spill as u32);
-        }
-        Body::File(f) if inline_ok && inline::file_fits(f.size, ibody_space) => {
-            p.inline = Some(f.size.saturating_sub(inline::I_BLOCK_BYTES as u64) as u32);
-        }
-        Body::Dir(_) => {
-            let shape = dir_shape(dir_format, tree, Some(id), ino, path)?;
-            p.indexed = shape.indexed;
-            let mut blocks = shape.blocks;
-            if ino == LOST_FOUND_INO {
-                blocks = lost_found_blocks(bs, blocks);
+impl Work<'_> {
+    /// Checks inode `ino` against the format's limits, counts its links
+    /// (and its subdirectories' parents) and works out its shape and xattrs.
+    pub(super) fn prepare_inode(
+        &self,
+        inodes: &mut [Kept],
+        parents: &mut Vec<(u32, u32)>,
+        ino_of: &[u32],
+        ino: u32,
+    ) -> Result<(Shape, Option<Box<XattrPlan>>), PlanError> {
+        let slot = inodes[(ino - 1) as usize].slot();
+        let shaped = self.shape_and_xattrs(slot, ino)?;
+        match slot {
+            Slot::OrphanFile => inodes[(ino - 1) as usize].add_links(1),
+            Slot::LostFound => {
+                inodes[(ino - 1) as usize].add_links(2);
+                parents.push((ino, ROOT_INO));
             }
-            if u64::from(blocks) > blockmap::max_blocks(bs) {
-                return Err(limit(path(), "directory too large for a block map"));
+            Slot::Node(id) => {
+                check_names(self.tree, id, || node_path(self.tree, id))?;
+                let dir_nlink = self.opts.features.has(features::DIR_NLINK);
+                count_links(self.tree, inodes, parents, ino_of, id, ino, dir_nlink)?;
             }
-            p.logical = vec![0..blocks];
+            Slot::Empty | Slot::Resize | Slot::Journal => {}
         }
-        Body::File(f) => {
-            let max = max_file_size(bs, &opts.features);
-            if f.size > max {
-                return Err(limit(
-                    path(),
-                    format!(
-                        "file of {} bytes is larger than the {max} bytes these features allow with {bs}-byte blocks ({}); use a larger block size or ext4",
-                        f.size,
-                        opts.features.names(),
-                    ),
-                ));
-            }
-            p.logical = logical_ranges(&f.data(), f.size, bs);
-        }
-        Body::Symlink(target) => {
-            if target.is_empty() || target.len() > SYMLINK_MAX || target.len() >= bs as usize {
-                return Err(limit(
-                    path(),
-                    format!(
-                        "symlink target of {} bytes (must be 1 to {} bytes with {} blocks)",
-                        target.len(),
-                        SYMLINK_MAX.min(bs as usize - 1),
-                        bs
-                    ),
-                ));
-            }
-            if target.len() > FAST_SYMLINK_MAX {
-                p.logical = vec![0..1];
-            }
-        }
-        _ => {}
+        Ok(shaped)
     }
-    Ok(())
+
+    /// How inode `ino` (holding `slot`) stores its content, and where its
+    /// xattrs go, refusing what the format cannot hold.
+    pub(crate) fn shape_and_xattrs(
+        &self,
+        slot: Slot,
+        ino: u32,
+    ) -> Result<(Shape, Option<Box<XattrPlan>>), PlanError> {
+        let bs = self.opts.block_size;
+        let blocks = |n: u32| Shape {
+            logical: if n > 0 { vec![0..n] } else { Vec::new() },
+            ..Shape::default()
+        };
+        Ok(match slot {
+            Slot::Empty | Slot::Resize => (Shape::default(), None),
+            Slot::Journal => (blocks(self.journal_blocks), None),
+            Slot::OrphanFile => {
+                // Sized as mke2fs sizes it for the filesystem; an image sized
+                // to its tree gets the smallest.
+                let fs_blocks = self.opts.size.map_or(0, |bytes| bytes / u64::from(bs));
+                (blocks(crate::orphan::default_blocks(fs_blocks)), None)
+            }
+            Slot::LostFound => {
+                let shape = dir_shape(self.dir_format, self.tree, None, ino, String::new)?;
+                (blocks(lost_found_blocks(bs, shape.blocks)), None)
+            }
+            Slot::Node(id) => {
+                let path = || node_path(self.tree, id);
+                let shape = self.shape_content(ino, id)?;
+                let xattrs = place_xattrs(&shape, self.tree.node(id), self.opts, path)?;
+                (shape, xattrs)
+            }
+        })
+    }
+
+    /// How inode `ino` (tree node `id`) stores its content: inline, or its
+    /// logical blocks (a directory's, indexed or not; a file's data
+    /// ranges; a slow symlink's block), refusing what the format cannot hold.
+    fn shape_content(&self, ino: u32, id: NodeId) -> Result<Shape, PlanError> {
+        let (tree, opts) = (self.tree, self.opts);
+        let bs = opts.block_size;
+        let node = tree.node(id);
+        let path = || node_path(tree, id);
+        let ibody_space = ibody_space(opts.inode_size);
+        let inline_ok = opts.features.has(features::INLINE_DATA) && ibody_space > 0;
+        let mut shape = Shape::default();
+        match &node.body {
+            // The kernel refuses a root directory without blocks, and
+            // lost+found must have blocks ready: neither is inline.
+            Body::Dir(_)
+                if inline_ok
+                    && ino != ROOT_INO
+                    && ino != LOST_FOUND_INO
+                    && inline_dir_fits(tree, id, ibody_space) =>
+            {
+                let (_, spill) = inline::dir_split(dir_children(tree, id).map(<[u8]>::len));
+                shape.inline = Some(spill as u32);
+            }
+            Body::File(f) if inline_ok && inline::file_fits(f.size, ibody_space) => {
+                shape.inline = Some(f.size.saturating_sub(inline::I_BLOCK_BYTES as u64) as u32);
+            }
+            Body::Dir(_) => {
+                let dir = dir_shape(self.dir_format, tree, Some(id), ino, path)?;
+                shape.indexed = dir.indexed;
+                let mut blocks = dir.blocks;
+                if ino == LOST_FOUND_INO {
+                    blocks = lost_found_blocks(bs, blocks);
+                }
+                if u64::from(blocks) > blockmap::max_blocks(bs) {
+                    return Err(limit(path(), "directory too large for a block map"));
+                }
+                shape.logical = vec![0..blocks];
+            }
+            Body::File(f) => {
+                let max = max_file_size(bs, &opts.features);
+                if f.size > max {
+                    return Err(limit(
+                        path(),
+                        format!(
+                            "file of {} bytes is larger than the {max} bytes these features allow with {bs}-byte blocks ({}); use a larger block size or ext4",
+                            f.size,
+                            opts.features.names(),
+                        ),
+                    ));
+                }
+                shape.logical = logical_ranges(&f.data(), f.size, bs);
+            }
+            Body::Symlink(target) => {
+                if target.is_empty() || target.len() > SYMLINK_MAX || target.len() >= bs as usize {
+                    return Err(limit(
+                        path(),
+                        format!(
+                            "symlink target of {} bytes (must be 1 to {} bytes with {} blocks)",
+                            target.len(),
+                            SYMLINK_MAX.min(bs as usize - 1),
+                            bs
+                        ),
+                    ));
+                }
+                if target.len() > FAST_SYMLINK_MAX {
+                    shape.logical = vec![0..1];
+                }
+            }
+            _ => {}
+        }
+        Ok(shape)
+    }
 }
 
 /// Refuses a directory entry name longer than the format allows.
@@ -182,18 +186,18 @@ fn check_names(tree: &Tree, id: NodeId, path: impl Fn() -> String) -> Result<(),
 /// Splits the node's xattrs between the inode body and an xattr block,
 /// leaving room in the body for inline data's `system.data`.
 fn place_xattrs(
-    p: &mut InodePlan,
+    shape: &Shape,
     node: &kiln_tree::Node,
     opts: &BuildOptions,
     path: impl Fn() -> String,
-) -> Result<(), PlanError> {
+) -> Result<Option<Box<XattrPlan>>, PlanError> {
     let bs = opts.block_size;
     let ibody_space = ibody_space(opts.inode_size);
-    if !node.meta.xattrs.is_empty() && !opts.features.has(features::EXT_ATTR) {
+    if !node.meta.xattrs().is_empty() && !opts.features.has(features::EXT_ATTR) {
         return Err(limit(path(), "has extended attributes but ext_attr is off"));
     }
-    let prepared = xattr::prepare(&node.meta.xattrs).map_err(|e| limit(path(), e))?;
-    let reserved = p.inline.map_or(0, |spill| {
+    let prepared = xattr::prepare(node.meta.xattrs()).map_err(|e| limit(path(), e))?;
+    let reserved = shape.inline.map_or(0, |spill| {
         xattr::entry_cost(xattr::SYSTEM_DATA_NAME.len(), spill as usize)
     });
     let (ibody, block) =
@@ -203,14 +207,13 @@ fn place_xattrs(
                 format!("extended attributes do not fit in one {bs}-byte block"),
             )
         })?;
-    if !ibody.is_empty() || !block.is_empty() {
-        p.xattrs = Some(Box::new(XattrPlan {
+    Ok((!ibody.is_empty() || !block.is_empty()).then(|| {
+        Box::new(XattrPlan {
             ibody,
             block,
             block_addr: 0,
-        }));
-    }
-    Ok(())
+        })
+    }))
 }
 
 /// A limit of the format that the entry at `path` breaks.
@@ -290,14 +293,14 @@ const SMALL_FILE_MAX: u64 = (1 << 31) - 1;
 /// is 2 GiB or more.
 pub(super) fn large_file_if_needed(
     tree: &Tree,
-    inodes: &[InodePlan],
+    inodes: &[Kept],
     features: &mut Features,
     notes: &mut Vec<String>,
 ) {
     if features.has(features::LARGE_FILE) {
         return;
     }
-    let large = inodes.iter().find_map(|p| match p.slot {
+    let large = inodes.iter().find_map(|p| match p.slot() {
         Slot::Node(id) => match &tree.node(id).body {
             Body::File(f) if f.size > SMALL_FILE_MAX => Some((id, f.size)),
             _ => None,

@@ -5,22 +5,15 @@
 use kiln_tree::{NodeId, Tree};
 
 use super::limits::limit;
-use super::{InodePlan, Slot, LOST_FOUND};
+use super::{Kept, Slot, LOST_FOUND};
 use crate::layout::{FIRST_INO, JOURNAL_INO, LINK_MAX, RESIZE_INO, ROOT_INO};
 use crate::PlanError;
 
 /// Assigns inode numbers: reserved ones, root, lost+found, the orphan file
 /// (with `orphan_file`: inode 12, as mke2fs makes it), then the tree in
 /// breadth-first order. Returns the plans of inodes 1..=last.
-pub(super) fn number_inodes(tree: &Tree, orphan_file: bool) -> Result<Vec<InodePlan>, PlanError> {
+pub(super) fn number_inodes(tree: &Tree, orphan_file: bool) -> Result<Vec<Kept>, PlanError> {
     let order = tree.reachable();
-    // Sized once: grown by doubling, this vector was the largest part of a
-    // build's memory.
-    let mut inodes: Vec<InodePlan> = Vec::with_capacity(FIRST_INO as usize + order.len());
-    inodes.extend((1..FIRST_INO).map(|_| InodePlan::new(Slot::Empty)));
-    inodes[(ROOT_INO - 1) as usize].slot = Slot::Node(Tree::ROOT);
-    inodes[(RESIZE_INO - 1) as usize].slot = Slot::Resize;
-    inodes[(JOURNAL_INO - 1) as usize].slot = Slot::Journal;
     let lost_found = match tree.lookup(Tree::ROOT, LOST_FOUND) {
         Some(id) if tree.node(id).is_dir() => Slot::Node(id),
         Some(_) => {
@@ -31,28 +24,40 @@ pub(super) fn number_inodes(tree: &Tree, orphan_file: bool) -> Result<Vec<InodeP
         }
         None => Slot::LostFound,
     };
-    inodes.push(InodePlan::new(lost_found));
-    if orphan_file {
-        inodes.push(InodePlan::new(Slot::OrphanFile));
-    }
+    let reserved = (1..FIRST_INO).map(|ino| match ino {
+        ROOT_INO => Slot::Node(Tree::ROOT),
+        RESIZE_INO => Slot::Resize,
+        JOURNAL_INO => Slot::Journal,
+        _ => Slot::Empty,
+    });
+    let orphan = orphan_file.then_some(Slot::OrphanFile);
     let others = order
-        .into_iter()
-        .filter(|&id| id != Tree::ROOT && Slot::Node(id) != lost_found);
-    inodes.extend(others.map(|id| InodePlan::new(Slot::Node(id))));
-    if inodes.len() > u32::MAX as usize {
-        return Err(PlanError::NotEnoughInodes {
-            needed: inodes.len() as u64,
-            have: u64::from(u32::MAX),
-        });
+        .iter()
+        .filter(|&&id| id != Tree::ROOT && Slot::Node(id) != lost_found)
+        .map(|&id| Slot::Node(id));
+    let needed = FIRST_INO as usize + order.len();
+    let too_many = || PlanError::NotEnoughInodes {
+        needed: needed as u64,
+        have: u64::from(u32::MAX),
+    };
+    if needed > u32::MAX as usize {
+        return Err(too_many());
+    }
+    // Sized once: grown by doubling, this vector was the largest part of a
+    // build's memory.
+    let mut inodes = Vec::with_capacity(needed);
+    let slots = reserved.chain([lost_found]).chain(orphan).chain(others);
+    for slot in slots {
+        inodes.push(Kept::new(slot).ok_or_else(too_many)?);
     }
     Ok(inodes)
 }
 
 /// The inode number of each tree node (0 where unreachable).
-pub(super) fn ino_map(inodes: &[InodePlan]) -> Vec<u32> {
+pub(super) fn ino_map(inodes: &[Kept]) -> Vec<u32> {
     let len = inodes
         .iter()
-        .filter_map(|p| match p.slot {
+        .filter_map(|p| match p.slot() {
             Slot::Node(id) => Some(id + 1),
             _ => None,
         })
@@ -60,7 +65,7 @@ pub(super) fn ino_map(inodes: &[InodePlan]) -> Vec<u32> {
         .unwrap_or(0);
     let mut map = vec![0u32; len.max(1)];
     for (i, p) in inodes.iter().enumerate() {
-        if let Slot::Node(id) = p.slot {
+        if let Slot::Node(id) = p.slot() {
             map[id] = i as u32 + 1;
         }
     }
@@ -70,7 +75,8 @@ pub(super) fn ino_map(inodes: &[InodePlan]) -> Vec<u32> {
 /// Adds the links of node `id` (at inode `ino`) to itself and its children.
 pub(super) fn count_links(
     tree: &Tree,
-    inodes: &mut [InodePlan],
+    inodes: &mut [Kept],
+    parents: &mut Vec<(u32, u32)>,
     ino_of: &[u32],
     id: NodeId,
     ino: u32,
@@ -82,21 +88,21 @@ pub(super) fn count_links(
     }
     let idx = (ino - 1) as usize;
     // "." and the entry in the parent (the root's ".." is itself).
-    inodes[idx].links += 2;
+    inodes[idx].add_links(2);
     if id == Tree::ROOT {
-        inodes[idx].parent = ROOT_INO;
+        parents.push((ino, ROOT_INO));
         if adds_lost_found(tree) {
-            inodes[idx].links += 1;
+            inodes[idx].add_links(1);
         }
     }
     for (_, child) in node.entries() {
         let c = (ino_of[child] - 1) as usize;
         if tree.node(child).is_dir() {
-            inodes[idx].links += 1;
-            inodes[c].parent = ino;
+            inodes[idx].add_links(1);
+            parents.push((ino_of[child], ino));
         } else {
-            inodes[c].links += 1;
-            if inodes[c].links > LINK_MAX {
+            inodes[c].add_links(1);
+            if inodes[c].links() > LINK_MAX {
                 return Err(limit(
                     node_path(tree, child),
                     format!("more than {LINK_MAX} hard links"),
@@ -105,7 +111,7 @@ pub(super) fn count_links(
         }
     }
     // With dir_nlink a directory past the limit records 1 ("not counted").
-    if inodes[idx].links > LINK_MAX && !dir_nlink {
+    if inodes[idx].links() > LINK_MAX && !dir_nlink {
         return Err(limit(
             node_path(tree, id),
             format!(

@@ -73,8 +73,12 @@ pub fn tree_of(dir: &Path) -> Tree {
     let mut tree = kiln_tree::read_dir_tree(dir).unwrap();
     for id in tree.reachable() {
         let meta = &mut tree.node_mut(id).meta;
-        meta.crtime = None;
-        meta.atime = meta.mtime;
+        let times = meta.times();
+        meta.set_times(kiln_tree::Times {
+            atime: times.mtime,
+            crtime: None,
+            ..times
+        });
     }
     tree.finish();
     tree

@@ -104,7 +104,7 @@ impl FatVerifier<'_, '_> {
             path,
             "mtime",
             Time(e.mtime),
-            Time(kiln_fat::stored_mtime(node.meta.mtime)),
+            Time(kiln_fat::stored_mtime(node.meta.mtime())),
         );
         if let Body::File(data) = &node.body {
             self.compare_file(path, e, data)?;

@@ -189,7 +189,9 @@ impl FileContexts {
                 name: XATTR_NAME.to_vec(),
                 value: label.to_vec(),
             };
-            set_xattr(&mut tree.node_mut(id).meta.xattrs, xattr);
+            tree.node_mut(id)
+                .meta
+                .edit_xattrs(|xattrs| set_xattr(xattrs, xattr));
         }
     }
 

@@ -10,16 +10,7 @@ use crate::HostPath;
 mod fuzz;
 
 fn meta(perm: u16) -> Metadata {
-    Metadata {
-        perm,
-        uid: 0,
-        gid: 0,
-        atime: Timestamp { secs: 7, nanos: 0 },
-        mtime: Timestamp { secs: 7, nanos: 0 },
-        ctime: Timestamp { secs: 7, nanos: 0 },
-        crtime: None,
-        xattrs: ThinVec::new(),
-    }
+    Metadata::new(perm, 0, 0, Times::at(Timestamp { secs: 7, nanos: 0 }))
 }
 
 /// `/etc/passwd`, `/etc/shadow`, `/bin/sh`, `/bin/run.sh`, `/bin/ls -> sh`.
@@ -62,7 +53,11 @@ fn node<'a>(tree: &'a Tree, path: &str) -> &'a Node {
 }
 
 fn xattr<'a>(node: &'a Node, name: &str) -> Option<&'a [u8]> {
-    let x = node.meta.xattrs.iter().find(|x| x.name == name.as_bytes());
+    let x = node
+        .meta
+        .xattrs()
+        .iter()
+        .find(|x| x.name == name.as_bytes());
     x.map(|x| x.value.as_slice())
 }
 
@@ -114,12 +109,12 @@ fn creates_every_kind() {
     let www = node(&tree, "/srv/www");
     assert!(www.is_dir());
     assert_eq!((www.meta.perm, www.meta.uid, www.meta.gid), (0o750, 33, 33));
-    assert_eq!({ www.meta.mtime.secs }, 1_714_564_800);
-    assert_eq!(www.meta.atime, Timestamp::default());
+    assert_eq!({ www.meta.mtime().secs }, 1_714_564_800);
+    assert_eq!(www.meta.atime(), Timestamp::default());
     // The parent made on the way: 0755, root's, at the epoch.
     let srv = node(&tree, "/srv");
     assert_eq!(
-        (srv.meta.perm, srv.meta.uid, srv.meta.mtime.secs),
+        (srv.meta.perm, srv.meta.uid, srv.meta.mtime().secs),
         (0o755, 0, 0)
     );
     match &node(&tree, "/etc/hostname").body {
@@ -142,7 +137,7 @@ fn creates_every_kind() {
     assert_eq!(node(&tree, "/run/initctl").body, Body::Fifo);
     let log = node(&tree, "/run/log");
     assert_eq!(
-        (log.body.clone(), log.meta.atime.nanos),
+        (log.body.clone(), log.meta.atime().nanos),
         (Body::Socket, 500_000_000)
     );
 }
@@ -201,7 +196,7 @@ fn a_dir_line_updates_an_existing_directory() {
     let etc = node(&tree, "/etc");
     assert_eq!((etc.meta.perm, etc.meta.uid, etc.meta.gid), (0o700, 1, 2));
     assert_eq!(
-        { etc.meta.mtime.secs },
+        { etc.meta.mtime().secs },
         7,
         "times the line does not name stay"
     );
@@ -232,19 +227,24 @@ fn modify_rules_match_globs() {
     .unwrap();
     let run = node(&tree, "/bin/run.sh");
     assert_eq!(run.meta.perm, 0o700);
-    assert_eq!({ run.meta.mtime.secs }, 946_684_800);
-    assert_eq!({ node(&tree, "/bin/sh").meta.mtime.secs }, 7);
+    assert_eq!({ run.meta.mtime().secs }, 946_684_800);
+    assert_eq!({ node(&tree, "/bin/sh").meta.mtime().secs }, 7);
     assert_eq!(node(&tree, "/etc").meta.uid, 10);
     assert_eq!(node(&tree, "/etc/passwd").meta.uid, 10);
     assert_eq!(node(&tree, "/bin").meta.uid, 0);
     let shadow = node(&tree, "/etc/shadow");
     assert_eq!((shadow.meta.uid, shadow.meta.gid), (10, 0));
     assert_eq!(
-        ({ shadow.meta.mtime.secs }, { shadow.meta.ctime.secs }),
+        ({ shadow.meta.mtime().secs }, { shadow.meta.ctime().secs }),
         (0, 1)
     );
-    assert_eq!(shadow.meta.crtime, Some(Timestamp { secs: 2, nanos: 0 }));
-    let names: Vec<_> = shadow.meta.xattrs.iter().map(|x| x.name.clone()).collect();
+    assert_eq!(shadow.meta.crtime(), Some(Timestamp { secs: 2, nanos: 0 }));
+    let names: Vec<_> = shadow
+        .meta
+        .xattrs()
+        .iter()
+        .map(|x| x.name.clone())
+        .collect();
     assert_eq!(
         names,
         [
@@ -563,10 +563,13 @@ fn file_contexts_label_paths() {
     let contexts = parse_file_contexts(CONTEXTS, Path::new("file_contexts")).unwrap();
     let mut tree = small_tree();
     let run = at(&tree, "/bin/run.sh").unwrap();
-    tree.node_mut(run).meta.xattrs.push(Xattr {
-        name: b"security.selinux".to_vec(),
-        value: b"kept\0".to_vec(),
-    });
+    tree.node_mut(run).meta.set_xattrs(
+        [Xattr {
+            name: b"security.selinux".to_vec(),
+            value: b"kept\0".to_vec(),
+        }]
+        .into(),
+    );
     contexts.apply(&mut tree);
     let label = |path: &str| xattr(node(&tree, path), "security.selinux").map(|v| v.to_vec());
     let expect = |t: &str| Some(format!("system_u:object_r:{t}:s0\0").into_bytes());

@@ -194,15 +194,15 @@ fn every_member_type() {
     let meta = &t.node(file).meta;
     assert_eq!((meta.perm, meta.uid, meta.gid), (0o640, 1000, 100));
     assert_eq!(
-        meta.mtime,
+        meta.mtime(),
         Timestamp {
             secs: 1_000_000_000,
             nanos: 0
         }
     );
     assert_eq!(
-        (meta.atime, meta.ctime, meta.crtime),
-        (meta.mtime, meta.mtime, None)
+        (meta.atime(), meta.ctime(), meta.crtime()),
+        (meta.mtime(), meta.mtime(), None)
     );
     let Body::File(f) = &t.node(file).body else {
         unreachable!()
@@ -241,17 +241,17 @@ fn pax_and_gnu_extensions() {
     let t = read(&bytes).unwrap();
     let meta = &t.node(at(&t, &long)).meta;
     assert_eq!(
-        meta.mtime,
+        meta.mtime(),
         Timestamp {
             secs: -2,
             nanos: 750_000_000
         }
     );
-    assert_eq!(meta.atime, Timestamp { secs: 5, nanos: 1 });
-    assert_eq!(meta.ctime, meta.mtime);
+    assert_eq!(meta.atime(), Timestamp { secs: 5, nanos: 1 });
+    assert_eq!(meta.ctime(), meta.mtime());
     assert_eq!(meta.uid, 4_000_000_000);
     let names: Vec<_> = meta
-        .xattrs
+        .xattrs()
         .iter()
         .map(|x| (&x.name[..], &x.value[..]))
         .collect();
@@ -295,7 +295,7 @@ fn later_members_replace_and_directories_merge() {
     assert_eq!(t.node(at(&t, "a")).meta.perm, 0o640);
     let implied = &t.node(at(&t, "a/b")).meta;
     assert_eq!(
-        (implied.perm, implied.uid, implied.mtime),
+        (implied.perm, implied.uid, implied.mtime()),
         (0o755, 0, Timestamp::default())
     );
     assert!(t.node(at(&t, "x")).is_dir());
