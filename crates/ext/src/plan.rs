@@ -234,13 +234,13 @@ pub fn plan<'t>(tree: &'t Tree, opts: &BuildOptions) -> Result<Plan<'t>, PlanErr
     let dir_format = limits::dir_format(&opts);
     let mut parents = Vec::new();
     let mut data_blocks = 0;
+    let work = limits::Work {
+        tree,
+        opts: &opts,
+        dir_format: &dir_format,
+        journal_blocks: 0,
+    };
     for ino in 1..=inodes.len() as u32 {
-        let work = limits::Work {
-            tree,
-            opts: &opts,
-            dir_format: &dir_format,
-            journal_blocks: 0,
-        };
         let (shape, xattrs) = work.prepare_inode(&mut inodes, &mut parents, &ino_of, ino)?;
         let slot = inodes[(ino - 1) as usize].slot();
         let extents = uses_extents(slot, &opts.features);

@@ -24,9 +24,9 @@ use std::ops::Range;
 use std::path::Path;
 
 pub use dest::DestDir;
-pub use output::OutputFile;
+pub use output::{parent_dir, OutputFile};
 pub use partial::{partial_outputs, remove_partial_outputs, PartialOutputs};
-pub use reflink::{clone_range, reflink_block, same_filesystem};
+pub use reflink::{clone_range, filesystem_of, reflink_block};
 
 mod dest;
 mod output;

@@ -86,8 +86,9 @@ impl OutputFile {
     }
 }
 
-/// The directory that `target` is created in.
-fn parent_dir(target: &Path) -> &Path {
+/// The directory that a file named `target` is created in (`.` for a bare
+/// name).
+pub fn parent_dir(target: &Path) -> &Path {
     match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

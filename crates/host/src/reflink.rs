@@ -9,18 +9,18 @@ use std::path::Path;
 
 /// The block size at which files in directory `dir` share extents, if its
 /// filesystem can: probed by cloning (`FICLONE`) a block between two
-/// unnamed temporary files there, so a filesystem that could but has it
-/// turned off (XFS made with `reflink=0`) says no. `None` on other hosts,
-/// filesystems without it, and when the probe cannot be made.
+/// unnamed (`O_TMPFILE`) temporary files there, so that the probe never
+/// leaves a name behind and a filesystem that could but has it turned off
+/// (XFS made with `reflink=0`) says no. `None` on other hosts, filesystems
+/// without it or without `O_TMPFILE`, and when the probe cannot be made.
 pub fn reflink_block(dir: &Path) -> Option<u64> {
     imp::reflink_block(dir)
 }
 
-/// Whether two open files are on the same filesystem (the same device
-/// number): extents are shared only within one. False where the host cannot
-/// tell.
-pub fn same_filesystem(a: &File, b: &File) -> bool {
-    imp::same_filesystem(a, b)
+/// The filesystem an open file is on (its device number): extents are
+/// shared only within one. `None` where the host cannot tell.
+pub fn filesystem_of(file: &File) -> Option<u64> {
+    imp::filesystem_of(file)
 }
 
 /// Makes bytes `dst_offset..dst_offset + len` of `dst` those of `src` from
@@ -50,19 +50,20 @@ mod imp {
     const PROBE_BYTES: usize = 4096;
 
     pub(super) fn reflink_block(dir: &Path) -> Option<u64> {
-        let src = tempfile::tempfile_in(dir).ok()?;
+        // Unnamed files only: a named one would be left in the output's
+        // directory by a build killed during the probe. A filesystem
+        // without O_TMPFILE is taken not to clone.
+        let unnamed = || crate::unix::open_unnamed(dir).ok().flatten();
+        let src = unnamed()?;
         src.write_all_at(&[1; PROBE_BYTES], 0).ok()?;
-        let dst = tempfile::tempfile_in(dir).ok()?;
+        let dst = unnamed()?;
         rustix::fs::ioctl_ficlone(&dst, &src).ok()?;
         let block = dst.metadata().ok()?.blksize();
         Some(block.max(PROBE_BYTES as u64))
     }
 
-    pub(super) fn same_filesystem(a: &File, b: &File) -> bool {
-        match (a.metadata(), b.metadata()) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev(),
-            _ => false,
-        }
+    pub(super) fn filesystem_of(file: &File) -> Option<u64> {
+        file.metadata().ok().map(|meta| meta.dev())
     }
 
     pub(super) fn clone_range(
@@ -99,8 +100,8 @@ mod imp {
         None
     }
 
-    pub(super) fn same_filesystem(_a: &File, _b: &File) -> bool {
-        false
+    pub(super) fn filesystem_of(_file: &File) -> Option<u64> {
+        None
     }
 
     pub(super) fn clone_range(
@@ -126,7 +127,8 @@ mod tests {
         let bytes: Vec<u8> = (0..3 * 4096 + 100).map(|i| (i % 251) as u8).collect();
         src.write_all_at(&bytes, 0).unwrap();
         let dst = tempfile::tempfile_in(dir.path()).unwrap();
-        assert!(same_filesystem(&src, &dst));
+        assert!(filesystem_of(&src).is_some());
+        assert_eq!(filesystem_of(&src), filesystem_of(&dst));
         // Past the source's end: short.
         assert_eq!(
             clone_range(&src, 4096, &dst, 8192, 3 * 4096).unwrap(),

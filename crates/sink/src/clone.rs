@@ -19,6 +19,8 @@ pub(crate) struct Cloning {
     /// The output filesystem's block size: what offsets and lengths must be
     /// multiples of.
     block: u64,
+    /// The output's filesystem, read once: a source is cloned only from it.
+    filesystem: u64,
     /// Set after a clone failed: no more tries.
     off: AtomicBool,
     /// The bytes cloned so far.
@@ -26,10 +28,12 @@ pub(crate) struct Cloning {
 }
 
 impl Cloning {
-    /// Cloning into files in `dir`, if its filesystem shares extents.
-    pub(crate) fn probe(dir: &Path) -> Option<Cloning> {
+    /// Cloning into `out`, a new file named `target`, if the filesystem of
+    /// its directory shares extents.
+    pub(crate) fn probe(target: &Path, out: &File) -> Option<Cloning> {
         Some(Cloning {
-            block: kiln_host::reflink_block(dir)?,
+            block: kiln_host::reflink_block(kiln_host::parent_dir(target))?,
+            filesystem: kiln_host::filesystem_of(out)?,
             off: AtomicBool::new(false),
             shared: AtomicU64::new(0),
         })
@@ -56,7 +60,8 @@ impl Cloning {
         len: u64,
     ) -> u64 {
         let len = aligned_len(offset, src_offset, len, self.block);
-        if len == 0 || !self.on() || !kiln_host::same_filesystem(src, out) {
+        let same_filesystem = kiln_host::filesystem_of(src) == Some(self.filesystem);
+        if len == 0 || !self.on() || !same_filesystem {
             return 0;
         }
         match kiln_host::clone_range(src, src_offset, out, offset, len) {

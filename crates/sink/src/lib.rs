@@ -322,12 +322,7 @@ impl SparseFile {
     /// preallocated ([`Sink::reserve`]): a clone would replace the blocks
     /// allocated for it, which costs more than it saves.
     pub fn share_extents(&mut self) {
-        let target = self.out.target();
-        let dir = match target.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        self.cloning = clone::Cloning::probe(dir);
+        self.cloning = clone::Cloning::probe(self.out.target(), self.file());
     }
 
     /// The bytes cloned from sources so far (shared with them rather than

@@ -215,10 +215,7 @@ fn is_same_file(a: &Path, b: &Path) -> bool {
 /// Checks that the directory a new output file goes in exists and can be
 /// written (the file is created there, beside the output's name).
 fn check_directory(path: &Path) -> Result<(), OutputError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = kiln_host::parent_dir(path);
     let no_directory = |what| OutputError::NoDirectory {
         path: path.into(),
         dir: dir.into(),
