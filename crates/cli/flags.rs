@@ -241,7 +241,9 @@ pub(crate) struct BuildArgs {
     /// Sources, layered in command-line order with --spec, -p and
     /// --device-table: later ones add or replace entries of earlier ones
     /// (directories present in both are merged). A directory (like `cp -ax`,
-    /// other filesystems mounted below it are not descended into), or a tar
+    /// other filesystems mounted below it are not descended into), an
+    /// ext2/3/4 or FAT image (IMAGE:PART for a partition of a GPT disk
+    /// image, by number or label; its lost+found left out), or a tar
     /// archive (plain, gzip, xz, zstd or bzip2; `-` reads stdin).
     #[arg(value_name = "SOURCE", required_unless_present_any = ["spec", "spec_lines", "device_table", "config"])]
     pub(crate) sources: Vec<PathBuf>,
@@ -521,6 +523,12 @@ pub(crate) struct TreeArgs {
     #[arg(long = "ignore-zeros", help_heading = "Layers")]
     pub(crate) ignore_zeros: bool,
 
+    /// Read image sources on past metadata checksums that do not match,
+    /// with a warning (by default a mismatch is an error naming the
+    /// structure).
+    #[arg(long = "ignore-checksums", help_heading = "Layers")]
+    pub(crate) ignore_checksums: bool,
+
     /// Every entry owned by root (uid and gid 0), whoever owns the sources.
     #[arg(long = "all-root", help_heading = "Ownership")]
     pub(crate) all_root: bool,
@@ -596,6 +604,7 @@ impl TreeArgs {
             exclude: self.exclude.clone(),
             whiteouts: self.whiteouts,
             ignore_zeros: self.ignore_zeros,
+            ignore_checksums: self.ignore_checksums,
             all_root: self.all_root,
             uid_map: self.uid_map.clone(),
             gid_map: self.gid_map.clone(),

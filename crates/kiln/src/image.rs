@@ -1,12 +1,14 @@
 //! Opening an image to look inside: a plain filesystem image, or a
 //! partition of a GPT disk image (`IMAGE:PART`, by number or label), as
-//! ext2/3/4 or FAT, told by its bytes ([`Image::kind`]).
+//! ext2/3/4 or FAT, told by its bytes ([`Image::kind`]); and telling a
+//! source that is an image from a directory or an archive
+//! ([`Image::source`]).
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use kiln_disk::{partition, Region};
 use kiln_ext::ImageReader;
 use kiln_fat::FatReader;
@@ -19,6 +21,10 @@ const HEAD: u64 = 2048;
 /// Where the ext superblock's `s_magic` is, and its value.
 const EXT_MAGIC_AT: usize = 1080;
 const EXT_MAGIC: [u8; 2] = [0x53, 0xEF];
+/// Where a tar header's `magic` field is (`ustar`, POSIX and GNU alike).
+const TAR_MAGIC_AT: usize = 257;
+/// The GPT header's signature, in the second 512-byte sector of a disk.
+const GPT_SIGNATURE: (usize, &[u8]) = (512, b"EFI PART");
 
 /// The filesystem types kiln reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +72,41 @@ impl Image {
             None => None,
         };
         Ok(Image { path, region, name })
+    }
+
+    /// The image a build source names, if it names one: `IMAGE:PART`, or a
+    /// file that holds an ext2/3/4 or FAT filesystem (and no tar header).
+    /// A whole GPT disk is refused: its partition must be named. `None`
+    /// for directories, archives and anything else (read as an archive).
+    pub fn source(arg: &Path) -> Result<Option<Image>> {
+        let (path, part) = partition::split_image_arg(arg.as_os_str());
+        if part.is_some() {
+            return Image::resolve(arg.as_os_str()).map(Some);
+        }
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let image = Image {
+            path,
+            region: None,
+            name: arg.display().to_string(),
+        };
+        let head = image.head(HEAD)?;
+        if head.get(TAR_MAGIC_AT..TAR_MAGIC_AT + 5) == Some(b"ustar") {
+            return Ok(None);
+        }
+        let (at, signature) = GPT_SIGNATURE;
+        if head.get(at..at + signature.len()) == Some(signature) {
+            bail!(
+                "{}: a partitioned disk image: name the partition to read \
+                 ({}:NUMBER or {}:LABEL)",
+                image.name,
+                image.name,
+                image.name
+            );
+        }
+        let ext = head.get(EXT_MAGIC_AT..EXT_MAGIC_AT + 2) == Some(&EXT_MAGIC[..]);
+        Ok((ext || kiln_fat::probe(&head)).then_some(image))
     }
 
     /// Where the filesystem starts in the file.

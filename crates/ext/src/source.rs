@@ -1,0 +1,336 @@
+//! An ext2/3/4 image as a source: its tree read into a [`Tree`] like a
+//! directory's, and its files read when the new image is written.
+//!
+//! Every entry becomes a node with all its metadata (owner, mode, the four
+//! times with nanoseconds, xattrs and ACLs), hard links stay links, holes
+//! and uninitialised extents stay holes; the root's lost+found is left out
+//! (the new image makes its own). A file's data is not copied: the tree
+//! names it by inode number ([`DataSource::Image`]), and [`ImageSource`]
+//! opens it through the reader again at emit time, after checking that the
+//! image has not changed since.
+//!
+//! The image is untrusted, and everything the reader refuses is refused
+//! here (see [`ImageReader`]); besides, a directory reached twice, a tree
+//! nested deeper than the walk allows, and a file linked from two places
+//! with a link count of one are corrupt, so the tree holds no more nodes
+//! than the image has directory entries and no file is stored twice.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use kiln_tree::{
+    escape, Body, DataError, DataSource, FileData, ImageFile, ImageFiles, Metadata, Node, NodeId,
+    SourceImage, Times, Tree, Xattr,
+};
+
+use crate::error::ReadError;
+use crate::inode::{mode, InodeView};
+use crate::layout::ROOT_INO;
+use crate::plan::LOST_FOUND;
+use crate::reader::{FileMap, ImageReader, MAX_DEPTH};
+use crate::xattr::XattrPair;
+
+/// Why an image's tree could not be read: what the reader found, and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct SourceError {
+    /// The path inside the image (escaped for display).
+    pub path: String,
+    /// What the reader found.
+    #[source]
+    pub source: ReadError,
+}
+
+/// An ext2/3/4 image whose tree is a source: the reader, shared by the tree
+/// it was read into (its files name it) and opened again for each file
+/// when the new image is written.
+#[derive(Debug)]
+pub struct ImageSource {
+    reader: ImageReader,
+    /// The image as messages name it (`disk.img:2`).
+    origin: PathBuf,
+    /// The image file's size and modification time when the tree was read:
+    /// its files' bytes are read later, from an image that must not have
+    /// changed.
+    stamp: (u64, SystemTime),
+}
+
+impl ImageSource {
+    /// The image `reader` reads, named `origin` in messages. Refuses an
+    /// image whose metadata is not its tree ([`SuperblockView::unsettled`](crate::SuperblockView::unsettled))
+    /// or that the reader would misread ([`ImageReader::refuse_unreadable`]).
+    pub fn new(reader: ImageReader, origin: PathBuf) -> Result<ImageSource, ReadError> {
+        reader.refuse_unreadable()?;
+        if let Some(why) = reader.superblock().unsettled() {
+            return Err(ReadError::Unsettled { why });
+        }
+        let stamp = file_stamp(&reader.file)?;
+        Ok(ImageSource {
+            reader,
+            origin,
+            stamp,
+        })
+    }
+
+    /// Reads the image's tree: every entry under the root but lost+found,
+    /// with its metadata; `entries` (if given) counts them as they are read.
+    pub fn read_tree(self, entries: Option<&AtomicU64>) -> Result<Tree, SourceError> {
+        let source = Arc::new(self);
+        let at_root = |source| SourceError {
+            path: "/".into(),
+            source,
+        };
+        let (root, xattrs) = source.reader.inode_and_xattrs(ROOT_INO).map_err(at_root)?;
+        if root.kind() != mode::S_IFDIR {
+            return Err(at_root(ReadError::CorruptInode {
+                ino: ROOT_INO,
+                what: "the root is not a directory".into(),
+            }));
+        }
+        let mut read = TreeRead {
+            tree: Tree::new(metadata(&root, xattrs)),
+            image: SourceImage(Arc::clone(&source) as Arc<dyn ImageFiles>),
+            source: &source,
+            dirs: HashSet::from([ROOT_INO]),
+            linked: HashMap::new(),
+            single: HashSet::new(),
+            entries,
+        };
+        let mut pending = vec![(ROOT_INO, Tree::ROOT, b"/".to_vec(), 0)];
+        while let Some((ino, node, path, depth)) = pending.pop() {
+            read.dir(ino, node, &path, depth, &mut pending)?;
+        }
+        let mut tree = read.tree;
+        tree.finish();
+        Ok(tree)
+    }
+
+    /// Fails if the image file changed since the tree was read.
+    fn check_unchanged(&self) -> Result<(), DataError> {
+        let now = file_stamp(&self.reader.file)?;
+        if now != self.stamp {
+            return Err(DataError::Changed(
+                "the source image was modified after its tree was read".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A file's size and modification time.
+fn file_stamp(file: &File) -> std::io::Result<(u64, SystemTime)> {
+    let meta = file.metadata()?;
+    Ok((meta.len(), meta.modified()?))
+}
+
+impl ImageFiles for ImageSource {
+    fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    fn open_file(&self, ino: u32) -> Result<Box<dyn ImageFile + '_>, DataError> {
+        self.check_unchanged()?;
+        let corrupt = |e: ReadError| DataError::Corrupt(format!("inode {ino} of the image: {e}"));
+        let inode = self.reader.inode(ino).map_err(corrupt)?;
+        let map = self.reader.file_map(ino, &inode).map_err(corrupt)?;
+        Ok(Box::new(OpenFile {
+            reader: &self.reader,
+            ino,
+            map,
+        }))
+    }
+}
+
+/// A regular file of a source image, its map read.
+#[derive(Debug)]
+struct OpenFile<'a> {
+    reader: &'a ImageReader,
+    ino: u32,
+    map: FileMap,
+}
+
+impl ImageFile for OpenFile<'_> {
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> Result<(), DataError> {
+        self.reader
+            .read_file(&self.map, pos, buf)
+            .map_err(|e| DataError::Corrupt(format!("inode {} of the image: {e}", self.ino)))
+    }
+
+    fn backing(&self, pos: u64, len: u64) -> Option<(&File, u64, u64)> {
+        let FileMap::Blocks { runs, .. } = &self.map else {
+            return None;
+        };
+        let bs = u64::from(self.reader.superblock().block_size);
+        let run = runs
+            .iter()
+            .find(|r| r.lblk * bs <= pos && pos < (r.lblk + r.len) * bs)
+            .filter(|r| !r.uninit)?;
+        let at = (run.pblk * bs).checked_add(pos - run.lblk * bs)?;
+        let held = ((run.lblk + run.len) * bs - pos).min(len);
+        Some((&self.reader.file, self.reader.base.checked_add(at)?, held))
+    }
+}
+
+/// A tree being read from an image.
+struct TreeRead<'a> {
+    tree: Tree,
+    /// The image, as the tree's files name it.
+    image: SourceImage,
+    source: &'a ImageSource,
+    /// The directories reached so far: one reached twice is corrupt.
+    dirs: HashSet<u32>,
+    /// Non-directories with more than one link, by inode: their node.
+    linked: HashMap<u32, NodeId>,
+    /// Non-directories with one link reached so far.
+    single: HashSet<u32>,
+    entries: Option<&'a AtomicU64>,
+}
+
+impl TreeRead<'_> {
+    /// Reads the entries of directory `ino` (at `path`, node `node`) into
+    /// the tree, and queues its subdirectories.
+    fn dir(
+        &mut self,
+        ino: u32,
+        node: NodeId,
+        path: &[u8],
+        depth: usize,
+        pending: &mut Vec<(u32, NodeId, Vec<u8>, usize)>,
+    ) -> Result<(), SourceError> {
+        let reader = &self.source.reader;
+        let mut list = reader.read_dir(ino).map_err(at(path))?;
+        // In name order: each insert then appends (no index kept).
+        list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        for entry in list {
+            if ino == ROOT_INO && entry.name == LOST_FOUND {
+                continue;
+            }
+            let (child, is_dir) = self.entry(entry.ino, depth).map_err(|source| SourceError {
+                path: escape(&join(path, &entry.name)),
+                source,
+            })?;
+            self.tree.link(node, &entry.name, child);
+            if is_dir {
+                pending.push((entry.ino, child, join(path, &entry.name), depth + 1));
+            }
+            if let Some(counter) = self.entries {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// The node of inode `ino`, reached `depth` directories below the
+    /// root: a new one, or the node of a hard link already read; and
+    /// whether it is a directory to read.
+    fn entry(&mut self, ino: u32, depth: usize) -> Result<(NodeId, bool), ReadError> {
+        if let Some(&node) = self.linked.get(&ino) {
+            return Ok((node, false));
+        }
+        let corrupt = |what: String| ReadError::CorruptInode { ino, what };
+        let (inode, xattrs) = self.source.reader.inode_and_xattrs(ino)?;
+        let is_dir = inode.kind() == mode::S_IFDIR;
+        if is_dir {
+            if !self.dirs.insert(ino) {
+                return Err(corrupt("directory reached twice".into()));
+            }
+            if depth >= MAX_DEPTH {
+                return Err(corrupt(format!(
+                    "directories nest deeper than {MAX_DEPTH} levels"
+                )));
+            }
+        } else if inode.links <= 1 && !self.single.insert(ino) {
+            return Err(corrupt(
+                "linked from two directory entries, with a link count of 1".into(),
+            ));
+        }
+        let node = self.tree.add(Node {
+            body: self.body(ino, &inode)?,
+            meta: metadata(&inode, xattrs),
+        });
+        if inode.links > 1 && !is_dir {
+            self.linked.insert(ino, node);
+        }
+        Ok((node, is_dir))
+    }
+
+    /// What inode `ino` holds, by its type.
+    fn body(&self, ino: u32, inode: &InodeView) -> Result<Body, ReadError> {
+        let reader = &self.source.reader;
+        Ok(match inode.kind() {
+            mode::S_IFDIR => Body::Dir(Box::default()),
+            mode::S_IFREG => {
+                let map = reader.file_map(ino, inode)?;
+                let bs = reader.superblock().block_size;
+                let source = DataSource::Image(self.image.clone(), ino);
+                Body::File(FileData::new(
+                    source,
+                    inode.size,
+                    map.data_ranges(inode.size, bs),
+                ))
+            }
+            mode::S_IFLNK => Body::Symlink(reader.read_link(ino, inode)?),
+            mode::S_IFCHR | mode::S_IFBLK => {
+                // OK: device() is Some for both kinds.
+                let (major, minor) = inode.device().expect("a device number");
+                if inode.kind() == mode::S_IFCHR {
+                    Body::CharDevice(major, minor)
+                } else {
+                    Body::BlockDevice(major, minor)
+                }
+            }
+            mode::S_IFIFO => Body::Fifo,
+            mode::S_IFSOCK => Body::Socket,
+            kind => {
+                return Err(ReadError::CorruptInode {
+                    ino,
+                    what: format!("unknown file type {kind:#o}"),
+                })
+            }
+        })
+    }
+}
+
+/// The tree metadata of `inode` with its xattrs, sorted by name as a
+/// directory source's are (the image keeps in-inode ones first).
+fn metadata(inode: &InodeView, mut xattrs: Vec<XattrPair>) -> Metadata {
+    let times = Times {
+        atime: inode.atime,
+        mtime: inode.mtime,
+        ctime: inode.ctime,
+        crtime: inode.crtime,
+    };
+    let mut meta = Metadata::new(inode.perm(), inode.uid, inode.gid, times);
+    if !xattrs.is_empty() {
+        xattrs.sort();
+        meta.set_xattrs(
+            xattrs
+                .into_iter()
+                .map(|(name, value)| Xattr { name, value })
+                .collect(),
+        );
+    }
+    meta
+}
+
+/// `name` below the directory at `path` (`/` for the root).
+fn join(path: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut out = path.to_vec();
+    if !out.ends_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(name);
+    out
+}
+
+/// The [`SourceError`] of a read at `path`.
+fn at(path: &[u8]) -> impl FnOnce(ReadError) -> SourceError + '_ {
+    move |source| SourceError {
+        path: escape(path),
+        source,
+    }
+}
