@@ -24,7 +24,7 @@ use std::time::SystemTime;
 
 use kiln_tree::{
     escape, Body, DataError, DataSource, FileData, ImageFile, ImageFiles, Metadata, Node, NodeId,
-    SourceImage, Times, Tree, Xattr,
+    SourceImage, Times, Timestamp, Tree, Xattr,
 };
 
 use crate::error::ReadError;
@@ -296,13 +296,16 @@ impl TreeRead<'_> {
 }
 
 /// The tree metadata of `inode` with its xattrs, sorted by name as a
-/// directory source's are (the image keeps in-inode ones first).
+/// directory source's are (the image keeps in-inode ones first). A
+/// creation time of 0 is what a writer stores for one it did not know
+/// (kiln for a tar member, for one): unknown again here, which writes the
+/// same bytes and keeps the node's metadata small.
 fn metadata(inode: &InodeView, mut xattrs: Vec<XattrPair>) -> Metadata {
     let times = Times {
         atime: inode.atime,
         mtime: inode.mtime,
         ctime: inode.ctime,
-        crtime: inode.crtime,
+        crtime: inode.crtime.filter(|t| *t != Timestamp::default()),
     };
     let mut meta = Metadata::new(inode.perm(), inode.uid, inode.gid, times);
     if !xattrs.is_empty() {
