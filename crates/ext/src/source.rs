@@ -337,3 +337,226 @@ fn at(path: &[u8]) -> impl FnOnce(ReadError) -> SourceError + '_ {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use kiln_tree::{Body, DataSource, FileData, Inline, Metadata, Node, Times, Tree, Xattr};
+
+    use super::*;
+    use crate::{BuildOptions, FsType};
+
+    /// Metadata with nanosecond times, a creation time and an owner.
+    fn meta(perm: u16, secs: i64) -> Metadata {
+        let t = |s: i64| Timestamp {
+            secs: s,
+            nanos: 5_000,
+        };
+        let times = Times {
+            atime: t(secs + 1),
+            mtime: t(secs),
+            ctime: t(secs + 2),
+            crtime: Some(t(secs - 1)),
+        };
+        Metadata::new(perm, 1000, 100, times)
+    }
+
+    /// A file holding `bytes`, with data in `data`.
+    fn file(bytes: Vec<u8>, data: Vec<std::ops::Range<u64>>) -> Body {
+        let size = bytes.len() as u64;
+        let inline = Inline::new(bytes.into(), "test".into());
+        Body::File(FileData::new(
+            DataSource::Bytes(Arc::new(inline)),
+            size,
+            data,
+        ))
+    }
+
+    /// A tree with every kind of entry: a sparse file, a hard link, a slow
+    /// symlink, devices, a FIFO, a socket, xattrs, nested directories.
+    fn tree() -> Tree {
+        let mut tree = Tree::new(meta(0o755, 1_600_000_000));
+        let sub = tree.add(Node {
+            meta: meta(0o700, 1_600_000_100),
+            body: Body::Dir(Box::default()),
+        });
+        tree.link(Tree::ROOT, b"sub", sub);
+        let mut sparse = vec![0u8; 3 << 20];
+        sparse[..5].copy_from_slice(b"start");
+        sparse[(2 << 20)..(2 << 20) + 3].copy_from_slice(b"end");
+        let mut with_xattrs = meta(0o644, 1_600_000_200);
+        with_xattrs.set_xattrs(
+            [(b"user.b", b"2"), (b"user.a", b"1")]
+                .into_iter()
+                .map(|(n, v)| Xattr {
+                    name: n.to_vec(),
+                    value: v.to_vec(),
+                })
+                .collect(),
+        );
+        let body = file(sparse, vec![0..4096, (2 << 20)..(3 << 20)]);
+        let f = tree.add(Node {
+            meta: with_xattrs,
+            body,
+        });
+        tree.link(Tree::ROOT, b"sparse", f);
+        tree.link(sub, b"link-to-sparse", f);
+        let others = [
+            (&b"long"[..], Body::Symlink(vec![b'x'; 300])),
+            (b"chr", Body::CharDevice(4, 64)),
+            (b"blk", Body::BlockDevice(259, 70_000)),
+            (b"fifo", Body::Fifo),
+            (b"sock", Body::Socket),
+            (b"empty", file(Vec::new(), Vec::new())),
+        ];
+        for (i, (name, body)) in others.into_iter().enumerate() {
+            let id = tree.add(Node {
+                meta: meta(0o640, 1_600_001_000 + i as i64),
+                body,
+            });
+            tree.link(sub, name, id);
+        }
+        tree.finish();
+        tree
+    }
+
+    /// Writes `tree` as an image at `path` with `opts`.
+    fn write(tree: &Tree, opts: &BuildOptions, path: &Path) {
+        let plan = crate::plan(tree, opts).unwrap();
+        let sink = kiln_sink::SparseFile::create(path, plan.image_size, false).unwrap();
+        crate::emit(&plan, &sink).unwrap();
+        sink.commit(kiln_sink::Durability::Writeback).unwrap();
+    }
+
+    /// The image at `path` read as a source.
+    fn read(path: &Path) -> Result<Tree, SourceError> {
+        let reader = ImageReader::open(path).unwrap();
+        ImageSource::new(reader, path.into())
+            .unwrap()
+            .read_tree(None)
+    }
+
+    /// Every entry of `tree` by path: metadata, kind and bytes (files read
+    /// whole), and for each hard-linked node the paths naming it.
+    fn listing(tree: &Tree) -> Vec<(Vec<u8>, String)> {
+        let mut out = Vec::new();
+        let mut pending = vec![(b"".to_vec(), Tree::ROOT)];
+        while let Some((path, id)) = pending.pop() {
+            let node = tree.node(id);
+            let body = match &node.body {
+                Body::File(f) => format!("file {:?} {:?}", f.data(), f.read_all().unwrap()),
+                Body::Dir(_) => {
+                    for (name, child) in node.entries() {
+                        pending.push(([&path[..], b"/", name].concat(), child));
+                    }
+                    "dir".into()
+                }
+                other => format!("{other:?}"),
+            };
+            let mut xattrs = node.meta.xattrs().to_vec();
+            xattrs.sort();
+            let m = &node.meta;
+            let line = format!(
+                "{} {}:{} {:?} {xattrs:?} {body}",
+                m.perm,
+                m.uid,
+                m.gid,
+                m.times()
+            );
+            out.push((path, line));
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn an_image_reads_back_as_the_tree_it_was_written_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = tree();
+        for (fs_type, bs) in [
+            (FsType::Ext4, 4096),
+            (FsType::Ext2, 1024),
+            (FsType::Ext3, 2048),
+        ] {
+            let mut opts = BuildOptions::new(fs_type);
+            opts.block_size = bs;
+            let path = dir.path().join(format!("{fs_type:?}.img"));
+            write(&tree, &opts, &path);
+            let back = read(&path).unwrap();
+            assert_eq!(
+                listing(&back),
+                listing(&tree),
+                "{fs_type:?}, {bs}-byte blocks"
+            );
+            // The hard link is one node; lost+found is left out.
+            let sub = back.lookup(Tree::ROOT, b"sub").unwrap();
+            assert_eq!(
+                back.lookup(Tree::ROOT, b"sparse"),
+                back.lookup(sub, b"link-to-sparse")
+            );
+            assert_eq!(back.lookup(Tree::ROOT, LOST_FOUND), None);
+            // The same tree again: the same bytes.
+            let again = dir.path().join(format!("{fs_type:?}-again.img"));
+            write(&back, &opts, &again);
+            assert!(std::fs::read(&again).unwrap() == std::fs::read(&path).unwrap());
+        }
+    }
+
+    /// The byte offset of the superblock's incompat feature word, and its
+    /// `s_state`.
+    const INCOMPAT_AT: u64 = 1024 + 0x60;
+    const STATE_AT: u64 = 1024 + 0x3A;
+
+    #[test]
+    fn an_unsettled_image_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.img");
+        // No metadata_csum: the superblock's bytes can be edited as they are.
+        let mut opts = BuildOptions::new(FsType::Ext3);
+        opts.block_size = 1024;
+        write(&tree(), &opts, &path);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let refusal = || {
+            let reader = ImageReader::open(&path).unwrap();
+            ImageSource::new(reader, path.clone())
+                .unwrap_err()
+                .to_string()
+        };
+        kiln_host::write_at(&file, &0u16.to_le_bytes(), STATE_AT).unwrap();
+        assert!(refusal().contains("not cleanly unmounted"), "{}", refusal());
+        kiln_host::write_at(&file, &2u16.to_le_bytes(), STATE_AT).unwrap();
+        assert!(refusal().contains("errors recorded"), "{}", refusal());
+        let mut word = [0u8; 4];
+        kiln_host::read_at(&file, &mut word, INCOMPAT_AT).unwrap();
+        let incompat = u32::from_le_bytes(word) | 0x4;
+        kiln_host::write_at(&file, &incompat.to_le_bytes(), INCOMPAT_AT).unwrap();
+        let e = refusal();
+        assert!(
+            e.contains("needs recovery") && e.contains("e2fsck -f"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_file_of_a_changed_image_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.img");
+        write(&tree(), &BuildOptions::new(FsType::Ext4), &path);
+        let back = read(&path).unwrap();
+        let id = back.lookup(Tree::ROOT, b"sparse").unwrap();
+        let Body::File(f) = &back.node(id).body else {
+            panic!("a file")
+        };
+        assert!(f.read_all().is_ok());
+        let len = std::fs::metadata(&path).unwrap().len();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(len + 4096).unwrap();
+        let e = f.read_all().unwrap_err().to_string();
+        assert!(e.contains("source image was modified"), "{e}");
+    }
+}
