@@ -105,3 +105,6 @@ mod mkfs;
 // Issue 23, part 1: source extents shared with the image on XFS (reflink=1) and
 // btrfs loop filesystems; byte-identical to --no-reflink.
 mod reflink;
+// Issue 24: ext2/3/4 images and GPT partitions as build sources: round trips,
+// mke2fs images, conversions, tailoring, refusals.
+mod image_source;
