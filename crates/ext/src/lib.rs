@@ -68,6 +68,6 @@ pub use layout::{LINK_MAX, ROOT_INO};
 pub use options::{AutoSize, BuildOptions, FreeSpace, HashAlg, RaidHints};
 pub use plan::{plan, Plan, LOST_FOUND};
 pub use reader::{FileMap, ImageReader, MappedRun, WalkEntry};
-pub use source::{ImageSource, SourceError};
+pub use source::{ImageSource, SourceError, Unkept};
 pub use superblock::{read_superblock, SuperblockView};
 pub use xattr::XattrPair;

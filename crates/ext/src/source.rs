@@ -15,7 +15,7 @@
 //! with a link count of one are corrupt, so the tree holds no more nodes
 //! than the image has directory entries and no file is stored twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,6 +65,14 @@ impl ImageSource {
     /// or that the reader would misread ([`ImageReader::refuse_unreadable`]).
     pub fn new(reader: ImageReader, origin: PathBuf) -> Result<ImageSource, ReadError> {
         reader.refuse_unreadable()?;
+        let unknown = reader.superblock().features.unknown();
+        if !unknown.is_empty() {
+            // Read-only compatible ones could be read, but what they mean
+            // would be lost without a word: refused as well.
+            return Err(ReadError::Unsupported {
+                features: unknown.join(" "),
+            });
+        }
         if let Some(why) = reader.superblock().unsettled() {
             return Err(ReadError::Unsettled { why });
         }
@@ -78,7 +86,8 @@ impl ImageSource {
 
     /// Reads the image's tree: every entry under the root but lost+found,
     /// with its metadata; `entries` (if given) counts them as they are read.
-    pub fn read_tree(self, entries: Option<&AtomicU64>) -> Result<Tree, SourceError> {
+    /// Also returns what of the image the tree does not keep.
+    pub fn read_tree(self, entries: Option<&AtomicU64>) -> Result<(Tree, Unkept), SourceError> {
         let source = Arc::new(self);
         let at_root = |source| SourceError {
             path: "/".into(),
@@ -99,14 +108,16 @@ impl ImageSource {
             linked: HashMap::new(),
             single: HashSet::new(),
             entries,
+            unkept: Unkept::default(),
         };
+        read.unkept.note(root.flags, b"/");
         let mut pending = vec![(ROOT_INO, Tree::ROOT, b"/".to_vec(), 0)];
         while let Some((ino, node, path, depth)) = pending.pop() {
             read.dir(ino, node, &path, depth, &mut pending)?;
         }
         let mut tree = read.tree;
         tree.finish();
-        Ok(tree)
+        Ok((tree, read.unkept))
     }
 
     /// Fails if the image file changed since the tree was read.
@@ -188,6 +199,59 @@ struct TreeRead<'a> {
     /// Non-directories with one link reached so far.
     single: HashSet<u32>,
     entries: Option<&'a AtomicU64>,
+    unkept: Unkept,
+}
+
+/// The inode flags (`chattr` attributes) that a tree, and so the new
+/// image, does not keep, with the names lsattr gives them.
+const UNKEPT_FLAGS: [(u32, &str); 12] = [
+    (0x1, "secure deletion"),
+    (0x2, "undeletable"),
+    (0x8, "synchronous updates"),
+    (0x10, "immutable"),
+    (0x20, "append only"),
+    (0x40, "no dump"),
+    (0x80, "no atime updates"),
+    (0x4000, "data journalling"),
+    (0x1_0000, "synchronous directory updates"),
+    (0x10_0000, "verity"),
+    (0x2000_0000, "project hierarchy"),
+    (0x4000_0000, "casefold"),
+];
+
+/// What an image source held that its tree does not keep: inode flags
+/// (immutable, append only, ...) by name, and the entries that had them.
+#[derive(Debug, Default)]
+pub struct Unkept {
+    /// The flags' names.
+    pub flags: BTreeSet<&'static str>,
+    /// How many entries had any.
+    pub entries: u64,
+    /// The first few of their paths (escaped).
+    pub paths: Vec<String>,
+}
+
+impl Unkept {
+    /// How many paths are kept to name.
+    const SHOWN: usize = 3;
+
+    /// Whether `flags` hold any flag the tree does not keep.
+    fn any(flags: u32) -> bool {
+        UNKEPT_FLAGS.iter().any(|(bit, _)| flags & bit != 0)
+    }
+
+    /// Notes the flags `flags` of the entry at `path`, if any is unkept.
+    fn note(&mut self, flags: u32, path: &[u8]) {
+        if !Unkept::any(flags) {
+            return;
+        }
+        let names = UNKEPT_FLAGS.iter().filter(|(bit, _)| flags & bit != 0);
+        self.flags.extend(names.map(|(_, name)| *name));
+        self.entries += 1;
+        if self.paths.len() < Self::SHOWN {
+            self.paths.push(escape(path));
+        }
+    }
 }
 
 impl TreeRead<'_> {
@@ -209,10 +273,14 @@ impl TreeRead<'_> {
             if ino == ROOT_INO && entry.name == LOST_FOUND {
                 continue;
             }
-            let (child, is_dir) = self.entry(entry.ino, depth).map_err(|source| SourceError {
-                path: escape(&join(path, &entry.name)),
-                source,
-            })?;
+            let (child, is_dir, flags) =
+                self.entry(entry.ino, depth).map_err(|source| SourceError {
+                    path: escape(&join(path, &entry.name)),
+                    source,
+                })?;
+            if Unkept::any(flags) {
+                self.unkept.note(flags, &join(path, &entry.name));
+            }
             self.tree.link(node, &entry.name, child);
             if is_dir {
                 pending.push((entry.ino, child, join(path, &entry.name), depth + 1));
@@ -225,11 +293,12 @@ impl TreeRead<'_> {
     }
 
     /// The node of inode `ino`, reached `depth` directories below the
-    /// root: a new one, or the node of a hard link already read; and
-    /// whether it is a directory to read.
-    fn entry(&mut self, ino: u32, depth: usize) -> Result<(NodeId, bool), ReadError> {
+    /// root: a new one, or the node of a hard link already read (its
+    /// flags 0: noted at its first name); whether it is a directory to
+    /// read; and its inode flags.
+    fn entry(&mut self, ino: u32, depth: usize) -> Result<(NodeId, bool, u32), ReadError> {
         if let Some(&node) = self.linked.get(&ino) {
-            return Ok((node, false));
+            return Ok((node, false, 0));
         }
         let corrupt = |what: String| ReadError::CorruptInode { ino, what };
         let (inode, xattrs) = self.source.reader.inode_and_xattrs(ino)?;
@@ -255,7 +324,7 @@ impl TreeRead<'_> {
         if inode.links > 1 && !is_dir {
             self.linked.insert(ino, node);
         }
-        Ok((node, is_dir))
+        Ok((node, is_dir, inode.flags))
     }
 
     /// What inode `ino` holds, by its type.
@@ -432,9 +501,8 @@ mod tests {
     /// The image at `path` read as a source.
     fn read(path: &Path) -> Result<Tree, SourceError> {
         let reader = ImageReader::open(path).unwrap();
-        ImageSource::new(reader, path.into())
-            .unwrap()
-            .read_tree(None)
+        let source = ImageSource::new(reader, path.into()).unwrap();
+        Ok(source.read_tree(None)?.0)
     }
 
     /// Every entry of `tree` by path: metadata, kind and bytes (files read

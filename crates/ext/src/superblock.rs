@@ -380,6 +380,13 @@ fn check_geometry(sb: &SuperblockView) -> Result<(), ReadError> {
     let bad = |field, value: u32| Err(ReadError::BadField { field, value });
     let bits_per_block = sb.block_size * 8;
     if sb.blocks_per_group > bits_per_block || sb.blocks_per_group % 8 != 0 {
+        if sb.features.list().iter().any(|f| f == "bigalloc") {
+            // Groups of clusters: a layout the reader does not know, not
+            // a corrupt count.
+            return Err(ReadError::Unsupported {
+                features: "bigalloc".into(),
+            });
+        }
         return bad("s_blocks_per_group", sb.blocks_per_group);
     }
     let inodes_per_block = sb.block_size / u32::from(sb.inode_size);

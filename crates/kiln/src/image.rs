@@ -109,6 +109,18 @@ impl Image {
         Ok((ext || kiln_fat::probe(&head)).then_some(image))
     }
 
+    /// The filesystem type of the image a build source names, which a
+    /// build not told a type makes (`ext2`, `ext3`, `ext4` as its features
+    /// make it, or `vfat`); `None` if the source is no image or cannot be
+    /// read (reading the source says why).
+    pub fn source_fs_type(arg: &Path) -> Option<&'static str> {
+        let image = Image::source(arg).ok()??;
+        match image.kind().ok()? {
+            FsKind::Ext => Some(image.reader().ok()?.superblock().fs_type().name()),
+            FsKind::Fat => Some("vfat"),
+        }
+    }
+
     /// Where the filesystem starts in the file.
     pub fn offset(&self) -> u64 {
         self.region.as_ref().map_or(0, |r| r.offset)

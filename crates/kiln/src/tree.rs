@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::sync::atomic::AtomicU64;
 
 use anyhow::{bail, Context, Result};
-use kiln_ext::ImageSource;
+use kiln_ext::{ImageSource, Unkept};
 use kiln_tree::{
     parse_device_table, parse_file_contexts, Excludes, Metadata, OutputPlace, Policy, Spec,
     TarOptions, Tree, WalkOptions,
@@ -150,10 +150,31 @@ fn read_image(
         FsKind::Ext => {
             let reader = image.reader_checked(ignore_checksums, observer)?;
             let source = ImageSource::new(reader, origin).with_context(name)?;
-            Ok(source.read_tree(entries).with_context(name)?)
+            let (tree, unkept) = source.read_tree(entries).with_context(name)?;
+            warn_unkept(&image.name, &unkept, observer);
+            Ok(tree)
         }
         FsKind::Fat => bail!("{}: FAT images are not read as sources yet", image.name),
     }
+}
+
+/// Warns of what an image source held that the new image does not keep.
+fn warn_unkept(image: &str, unkept: &Unkept, observer: &dyn Observer) {
+    if unkept.entries == 0 {
+        return;
+    }
+    let flags: Vec<&str> = unkept.flags.iter().copied().collect();
+    let more = if unkept.entries > unkept.paths.len() as u64 {
+        ", ..."
+    } else {
+        ""
+    };
+    observer.warning(&format!(
+        "{image}: {} entries have inode flags the new image does not keep ({}): {}{more}",
+        unkept.entries,
+        flags.join(", "),
+        unkept.paths.join(", ")
+    ));
 }
 
 /// Warns of the entries that vanished while the tree was read (`live`):
