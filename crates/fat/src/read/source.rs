@@ -106,7 +106,8 @@ impl FatSource {
                 // OK: number_files gave a key to every file of the walk.
                 let key = files.next().expect("a key per file");
                 let size = u64::from(w.entry.size);
-                let data = if size == 0 { Vec::new() } else { vec![0..size] };
+                // No holes: one data range, or none when empty.
+                let data = (size > 0).then_some(0..size).into_iter().collect();
                 Body::File(FileData::new(
                     DataSource::Image(image.clone(), key),
                     size,
