@@ -91,6 +91,9 @@ mod verity_disk;
 mod live;
 // Issue 19 (readers): info, ls, cat, extract and verify of FAT images and partitions; hostile FAT images.
 mod fat_read;
+// Issue 24, FAT part: FAT images and FAT partitions as build sources, rebuilt as
+// ext4 and FAT, judged by e2fsck, fsck.fat and mtools.
+mod fat_source;
 // Issue 18: every flag checked before any source is read.
 mod flags;
 // Issue 18, point 4: the progress display on a terminal (under `script`), -q and -v.

@@ -58,8 +58,8 @@ impl FsInput {
                 opts.hash_seed = ext.seed.unwrap_or(seed);
                 if tree_read.has_dos_attributes() {
                     observer.note(
-                        "attr lines: DOS attributes are FAT's; an ext image has no place for \
-                         them, ignored",
+                        "DOS attributes are FAT's (attr lines, a FAT source's hidden and \
+                         system bits); an ext image has no place for them, ignored",
                     );
                 }
             }

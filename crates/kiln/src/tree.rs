@@ -7,8 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::atomic::AtomicU64;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use kiln_ext::{ImageSource, Unkept};
+use kiln_fat::FatSource;
 use kiln_tree::{
     parse_device_table, parse_file_contexts, Excludes, Metadata, OutputPlace, Policy, Spec,
     TarOptions, Tree, WalkOptions,
@@ -154,7 +155,11 @@ fn read_image(
             warn_unkept(&image.name, &unkept, observer);
             Ok(tree)
         }
-        FsKind::Fat => bail!("{}: FAT images are not read as sources yet", image.name),
+        // FAT has no checksums: `ignore_checksums` has nothing to relax.
+        FsKind::Fat => {
+            let source = FatSource::new(image.fat_reader()?, origin).with_context(name)?;
+            Ok(source.read_tree(entries).with_context(name)?)
+        }
     }
 }
 
