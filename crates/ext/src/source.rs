@@ -20,11 +20,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use kiln_tree::{
     escape, Body, DataError, DataSource, FileData, ImageFile, ImageFiles, Metadata, Node, NodeId,
-    SourceImage, Times, Timestamp, Tree, Xattr,
+    SourceImage, Times, Timestamp, Tree, Unchanged, Xattr,
 };
 
 use crate::error::ReadError;
@@ -56,7 +55,7 @@ pub struct ImageSource {
     /// The image file's size and modification time when the tree was read:
     /// its files' bytes are read later, from an image that must not have
     /// changed.
-    stamp: (u64, SystemTime),
+    stamp: Unchanged,
 }
 
 impl ImageSource {
@@ -76,7 +75,7 @@ impl ImageSource {
         if let Some(why) = reader.superblock().unsettled() {
             return Err(ReadError::Unsettled { why });
         }
-        let stamp = file_stamp(&reader.file)?;
+        let stamp = Unchanged::of(&reader.file)?;
         Ok(ImageSource {
             reader,
             origin,
@@ -119,23 +118,6 @@ impl ImageSource {
         tree.finish();
         Ok((tree, read.unkept))
     }
-
-    /// Fails if the image file changed since the tree was read.
-    fn check_unchanged(&self) -> Result<(), DataError> {
-        let now = file_stamp(&self.reader.file)?;
-        if now != self.stamp {
-            return Err(DataError::Changed(
-                "the source image was modified after its tree was read".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// A file's size and modification time.
-fn file_stamp(file: &File) -> std::io::Result<(u64, SystemTime)> {
-    let meta = file.metadata()?;
-    Ok((meta.len(), meta.modified()?))
 }
 
 impl ImageFiles for ImageSource {
@@ -144,7 +126,7 @@ impl ImageFiles for ImageSource {
     }
 
     fn open_file(&self, ino: u32) -> Result<Box<dyn ImageFile + '_>, DataError> {
-        self.check_unchanged()?;
+        self.stamp.check(&self.reader.file, "source image")?;
         let corrupt = |e: ReadError| DataError::Corrupt(format!("inode {ino} of the image: {e}"));
         let inode = self.reader.inode(ino).map_err(corrupt)?;
         let map = self.reader.file_map(ino, &inode).map_err(corrupt)?;
@@ -625,6 +607,6 @@ mod tests {
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(len + 4096).unwrap();
         let e = f.read_all().unwrap_err().to_string();
-        assert!(e.contains("source image was modified"), "{e}");
+        assert!(e.contains("the source image was"), "{e}");
     }
 }

@@ -211,7 +211,8 @@ fn files_of_a_changed_image_are_refused() {
     let e = f.source.open().unwrap_err();
     assert!(matches!(e, DataError::Changed(_)), "{e}");
     assert!(
-        e.to_string().contains("modified after its tree was read"),
+        e.to_string()
+            .contains("the source image was modified after it was read"),
         "{e}"
     );
 }

@@ -234,7 +234,46 @@ pub struct ArchiveData {
     archive: PathBuf,
     /// For an archive read in place: its size and modification time when it
     /// was opened, which must not have changed when its data is read.
-    in_place: Option<(u64, SystemTime)>,
+    in_place: Option<Unchanged>,
+}
+
+/// A file read in place long after it was opened (a plain archive, a
+/// source image): its size and modification time then, which must still
+/// be its own whenever its bytes are read, or the tree no longer describes
+/// them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unchanged {
+    len: u64,
+    mtime: SystemTime,
+}
+
+impl Unchanged {
+    /// The size and modification time of `file` now.
+    pub fn of(file: &File) -> io::Result<Unchanged> {
+        let meta = file.metadata()?;
+        Ok(Unchanged {
+            len: meta.len(),
+            mtime: meta.modified()?,
+        })
+    }
+
+    /// Fails if `file` (the `what` of messages: `archive`, `source image`)
+    /// has another size or modification time now.
+    pub fn check(&self, file: &File, what: &str) -> Result<(), DataError> {
+        let now = Unchanged::of(file)?;
+        if now.len != self.len {
+            return Err(DataError::Changed(format!(
+                "the {what} was {} bytes when read, now {}",
+                self.len, now.len
+            )));
+        }
+        if now.mtime != self.mtime {
+            return Err(DataError::Changed(format!(
+                "the {what} was modified after it was read"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl ArchiveData {
@@ -250,9 +289,8 @@ impl ArchiveData {
     /// The plain archive `file` (at `archive`), its members' data read in
     /// place as long as it keeps its present size and modification time.
     pub(crate) fn in_place(file: File, archive: PathBuf) -> io::Result<ArchiveData> {
-        let meta = file.metadata()?;
         Ok(ArchiveData {
-            in_place: Some((meta.len(), meta.modified()?)),
+            in_place: Some(Unchanged::of(&file)?),
             file,
             archive,
         })
@@ -266,22 +304,10 @@ impl ArchiveData {
     /// Fails if an archive read in place has changed since it was opened:
     /// its data would no longer be the members' that the tree describes.
     fn check_unchanged(&self) -> Result<(), DataError> {
-        let Some((len, mtime)) = self.in_place else {
-            return Ok(());
-        };
-        let meta = self.file.metadata()?;
-        if meta.len() != len {
-            return Err(DataError::Changed(format!(
-                "the archive was {len} bytes when read, now {}",
-                meta.len()
-            )));
+        match &self.in_place {
+            Some(stamp) => stamp.check(&self.file, "archive"),
+            None => Ok(()),
         }
-        if meta.modified()? != mtime {
-            return Err(DataError::Changed(
-                "the archive was modified after it was read".into(),
-            ));
-        }
-        Ok(())
     }
 }
 

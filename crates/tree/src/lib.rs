@@ -30,7 +30,7 @@ mod tar;
 
 pub use data::{
     ArchiveData, DataError, DataReader, DataSource, Fingerprint, Freshness, HostPath, HostReader,
-    ImageFile, ImageFiles, Inline, SourceImage, SparseData,
+    ImageFile, ImageFiles, Inline, SourceImage, SparseData, Unchanged,
 };
 pub use dir::{read_dir_tree, read_dir_tree_with, OutputPlace, WalkOptions};
 pub use entries::{Dir, Entries};

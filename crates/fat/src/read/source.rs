@@ -30,11 +30,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use kiln_tree::{
     escape, Body, DataError, DataSource, DosAttributes, FileData, ImageFile, ImageFiles, Metadata,
-    Node, NodeId, SourceImage, Times, Tree,
+    Node, NodeId, SourceImage, Times, Tree, Unchanged,
 };
 
 use super::{DirEntry, FatReader, FileMap, WalkEntry};
@@ -59,7 +58,7 @@ pub struct FatSource {
     /// The image file's size and modification time when the source was
     /// made: its files' bytes are read later, from an image that must not
     /// have changed.
-    stamp: (u64, SystemTime),
+    stamp: Unchanged,
     /// Each file's first cluster and size, indexed by its key. Filled
     /// while the tree is read, before the source is shared.
     files: Vec<(u32, u32)>,
@@ -68,7 +67,7 @@ pub struct FatSource {
 impl FatSource {
     /// The image `reader` reads, named `origin` in messages.
     pub fn new(reader: FatReader, origin: PathBuf) -> Result<FatSource, ReadError> {
-        let stamp = file_stamp(&reader.file)?;
+        let stamp = Unchanged::of(&reader.file)?;
         Ok(FatSource {
             reader,
             origin,
@@ -150,22 +149,6 @@ impl FatSource {
         }
         Ok(keys)
     }
-
-    /// Fails if the image file changed since the source was made.
-    fn check_unchanged(&self) -> Result<(), DataError> {
-        if file_stamp(&self.reader.file)? != self.stamp {
-            return Err(DataError::Changed(
-                "the source image was modified after its tree was read".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// A file's size and modification time.
-fn file_stamp(file: &File) -> std::io::Result<(u64, SystemTime)> {
-    let meta = file.metadata()?;
-    Ok((meta.len(), meta.modified()?))
 }
 
 impl ImageFiles for FatSource {
@@ -174,7 +157,7 @@ impl ImageFiles for FatSource {
     }
 
     fn open_file(&self, key: u32) -> Result<Box<dyn ImageFile + '_>, DataError> {
-        self.check_unchanged()?;
+        self.stamp.check(&self.reader.file, "source image")?;
         let what = || format!("file {key} of the image");
         let &(cluster, size) = usize::try_from(key)
             .ok()
