@@ -34,8 +34,8 @@ fn rich_source(case: &Case) -> PathBuf {
 }
 
 /// `kiln build ARGS` (the source list and flags as given).
-fn kiln_build(args: &[&OsStr]) -> Output {
-    kiln(std::iter::once(OsStr::new("build")).chain(args.iter().copied()))
+fn kiln_build(args: &[&dyn AsRef<OsStr>]) -> Output {
+    kiln(std::iter::once(OsStr::new("build")).chain(args.iter().map(|a| a.as_ref())))
 }
 
 /// `p` as an argument.
@@ -200,13 +200,7 @@ fn mke2fs_image_copied_exactly() {
     mke2fs(&src, &image, "ext4", &[], "96M");
     e2fsck_clean(&image);
     let copy = case.path("copy.img");
-    let out = kiln_build(&[
-        arg(&image),
-        "-o".as_ref(),
-        arg(&copy),
-        "-t".as_ref(),
-        "ext4".as_ref(),
-    ]);
+    let out = kiln_build(&[&image, &"-o", &copy, &"-t", &"ext4"]);
     assert_success(&out, "kiln build mke2fs.img");
     e2fsck_clean(&copy);
     assert_same_tree(&image, "ext4", &copy, 4096);
@@ -241,15 +235,7 @@ fn ext3_1k_converted_to_ext4_4k() {
     mke2fs(&src, &ext3, "ext3", &["-b", "1024"], "160M");
     e2fsck_clean(&ext3);
     let ext4 = case.path("ext4.img");
-    let out = kiln_build(&[
-        arg(&ext3),
-        "-o".as_ref(),
-        arg(&ext4),
-        "-t".as_ref(),
-        "ext4".as_ref(),
-        "-b".as_ref(),
-        "4096".as_ref(),
-    ]);
+    let out = kiln_build(&[&ext3, &"-o", &ext4, &"-t", &"ext4", &"-b", &"4096"]);
     assert_success(&out, "kiln build ext3.img -t ext4 -b 4096");
     e2fsck_clean(&ext4);
     let header = dumpe2fs_header(&ext4);
@@ -288,15 +274,7 @@ fn size_auto_shrinks_an_image() {
     let image = case.path("big.img");
     mke2fs(&src, &image, "ext4", &[], "64M");
     let small = case.path("small.img");
-    let out = kiln_build(&[
-        arg(&image),
-        "-o".as_ref(),
-        arg(&small),
-        "-t".as_ref(),
-        "ext4".as_ref(),
-        "--size".as_ref(),
-        "auto".as_ref(),
-    ]);
+    let out = kiln_build(&[&image, &"-o", &small, &"-t", &"ext4", &"--size", &"auto"]);
     assert_success(&out, "kiln build big.img --size auto");
     let len = std::fs::metadata(&small).expect("small.img").len();
     assert!(
@@ -340,17 +318,17 @@ fn image_tailored() {
     let overlay = case.path("overlay");
     let new = case.path("new.img");
     let out = kiln_build(&[
-        arg(&base),
-        arg(&overlay),
-        "-p".as_ref(),
-        r#"file /etc/hostname 0644 0 0 text "vm1\n""#.as_ref(),
-        "--exclude".as_ref(),
-        "/opt/junk".as_ref(),
-        "--whiteouts".as_ref(),
-        "-o".as_ref(),
-        arg(&new),
-        "-t".as_ref(),
-        "ext4".as_ref(),
+        &base,
+        &overlay,
+        &"-p",
+        &r#"file /etc/hostname 0644 0 0 text "vm1\n""#,
+        &"--exclude",
+        &"/opt/junk",
+        &"--whiteouts",
+        &"-o",
+        &new,
+        &"-t",
+        &"ext4",
     ]);
     assert_success(&out, "kiln build base.img overlay -p ...");
     e2fsck_clean(&new);
@@ -391,7 +369,7 @@ fn ownership_policies_apply_to_image_entries() {
     assert_eq!(owner(&base, "/home/alice/notes"), (1000, 1001));
 
     let root = case.path("root.img");
-    let out = kiln_build(&[arg(&base), "-o".as_ref(), arg(&root), "--all-root".as_ref()]);
+    let out = kiln_build(&[&base, &"-o", &root, &"--all-root"]);
     assert_success(&out, "kiln build base.img --all-root");
     for path in ["/home/alice", "/home/alice/notes"] {
         assert_eq!(owner(&root, path), (0, 0), "{path} with --all-root");
@@ -399,13 +377,13 @@ fn ownership_policies_apply_to_image_entries() {
 
     let mapped = case.path("mapped.img");
     let out = kiln_build(&[
-        arg(&base),
-        "-o".as_ref(),
-        arg(&mapped),
-        "--uid-map".as_ref(),
-        "1000:2000:1".as_ref(),
-        "--gid-map".as_ref(),
-        "1000:3000:2".as_ref(),
+        &base,
+        &"-o",
+        &mapped,
+        &"--uid-map",
+        &"1000:2000:1",
+        &"--gid-map",
+        &"1000:3000:2",
     ]);
     assert_success(&out, "kiln build base.img --uid-map --gid-map");
     assert_eq!(owner(&mapped, "/home/alice"), (2000, 3000));
@@ -426,7 +404,7 @@ fn build_disk(case: &Case, src: &Path) -> PathBuf {
     );
     write_file(&config, text.as_bytes());
     let disk = case.path("disk.img");
-    let out = kiln_build(&["--config".as_ref(), arg(&config), "-o".as_ref(), arg(&disk)]);
+    let out = kiln_build(&[&"--config", &config, &"-o", &disk]);
     assert_success(&out, "kiln build --config");
     disk
 }
@@ -467,13 +445,7 @@ fn gpt_partition_as_source() {
     for (name, out) in [(":2", &by_number), (":root", &by_label)] {
         let mut source = disk.clone().into_os_string();
         source.push(name);
-        let res = kiln_build(&[
-            &source,
-            "-o".as_ref(),
-            arg(out),
-            "-t".as_ref(),
-            "ext4".as_ref(),
-        ]);
+        let res = kiln_build(&[&source, &"-o", &out, &"-t", &"ext4"]);
         assert_success(&res, &format!("kiln build disk.img{name}"));
         e2fsck_clean(out);
     }
@@ -486,7 +458,7 @@ fn gpt_partition_as_source() {
     );
 
     let whole = case.path("x.img");
-    let res = kiln_build(&[arg(&disk), "-o".as_ref(), arg(&whole)]);
+    let res = kiln_build(&[&disk, &"-o", &whole]);
     assert_refused(&res, &whole, &["disk.img", "partition"]);
 }
 
@@ -508,13 +480,7 @@ fn small_image(case: &Case, name: &str, extra: &[&str]) -> PathBuf {
 /// refused naming the image and each needle.
 fn assert_source_refused(case: &Case, image: &Path, needles: &[&str]) {
     let out_img = case.path("out.img");
-    let res = kiln_build(&[
-        arg(image),
-        "-o".as_ref(),
-        arg(&out_img),
-        "-t".as_ref(),
-        "ext4".as_ref(),
-    ]);
+    let res = kiln_build(&[&image, &"-o", &out_img, &"-t", &"ext4"]);
     let name = image.file_name().unwrap().to_string_lossy().to_string();
     let mut all = vec![name.as_str()];
     all.extend_from_slice(needles);
@@ -586,12 +552,12 @@ fn inode_checksum_refused_unless_ignored() {
 
     let out_img = case.path("ignored.img");
     let res = kiln_build(&[
-        arg(&image),
-        "-o".as_ref(),
-        arg(&out_img),
-        "-t".as_ref(),
-        "ext4".as_ref(),
-        "--ignore-checksums".as_ref(),
+        &image,
+        &"-o",
+        &out_img,
+        &"-t",
+        &"ext4",
+        &"--ignore-checksums",
     ]);
     assert_success(&res, "kiln build bad.img --ignore-checksums");
     let stderr = String::from_utf8_lossy(&res.stderr);
@@ -611,7 +577,7 @@ fn output_is_a_source_image_refused() {
     let case = Case::new("ext4", 4096);
     let image = small_image(&case, "a.img", &[]);
     let before = read_file(&image);
-    let res = kiln_build(&[arg(&image), "-o".as_ref(), arg(&image), "--force".as_ref()]);
+    let res = kiln_build(&[&image, &"-o", &image, &"--force"]);
     assert!(
         res.status.code() == Some(1)
             && String::from_utf8_lossy(&res.stderr).contains("kiln: error:"),
@@ -625,7 +591,7 @@ fn output_is_a_source_image_refused() {
     let before = read_file(&disk);
     let mut part = disk.clone().into_os_string();
     part.push(":2");
-    let res = kiln_build(&[&part, "-o".as_ref(), arg(&disk), "--force".as_ref()]);
+    let res = kiln_build(&[&part, &"-o", &disk, &"--force"]);
     assert!(
         res.status.code() == Some(1)
             && String::from_utf8_lossy(&res.stderr).contains("kiln: error:"),
@@ -668,13 +634,7 @@ fn mke2fs_feature_variants_copied_exactly() {
         let copy = case.path("copy.img");
         let _ = std::fs::remove_file(&copy);
         mke2fs(&src, &image, fs_type, extra, "160M");
-        let out = kiln_build(&[
-            arg(&image),
-            "-o".as_ref(),
-            arg(&copy),
-            "-t".as_ref(),
-            "ext4".as_ref(),
-        ]);
+        let out = kiln_build(&[&image, &"-o", &copy, &"-t", &"ext4"]);
         assert_success(&out, &format!("kiln build of an image of {what}"));
         e2fsck_clean(&copy);
         eprintln!("{what}:");
@@ -764,13 +724,7 @@ fn kernel_written_image_copied_exactly() {
     }
     e2fsck_clean(&image);
     let copy = case.path("copy.img");
-    let out = kiln_build(&[
-        arg(&image),
-        "-o".as_ref(),
-        arg(&copy),
-        "-t".as_ref(),
-        "ext4".as_ref(),
-    ]);
+    let out = kiln_build(&[&image, &"-o", &copy, &"-t", &"ext4"]);
     assert_success(&out, "kiln build kernel.img");
     e2fsck_clean(&copy);
     assert_same_tree(&image, "ext4", &copy, 4096);
