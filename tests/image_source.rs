@@ -731,3 +731,90 @@ fn kernel_written_image_copied_exactly() {
     let stat = DebugfsStat::parse(&debugfs_stat(&copy, "/prealloc"));
     assert_eq!(stat.size, 8 * MIB);
 }
+
+/// A tailored image keeps its source's type, label and UUID unless told
+/// otherwise (an fstab or boot loader inside may name them): an ext4 image
+/// stays ext4 without `-t`, and `-L`, `-U` and `-t` still win.
+#[test]
+fn a_tailored_image_keeps_the_type_label_and_uuid_of_its_source() {
+    if !(require_tool("mke2fs") && require_tool("dumpe2fs") && require_tool("e2fsck")) {
+        return;
+    }
+    let case = Case::new("ext4", 4096);
+    let src = case.mkdir("src");
+    write_file(
+        &src.join("fstab"),
+        b"LABEL=cloudimg-rootfs / ext4 defaults 0 1\n",
+    );
+    let base = case.path("base.img");
+    let uuid = "11111111-2222-3333-4444-555555555555";
+    mke2fs(
+        &src,
+        &base,
+        "ext4",
+        &["-L", "cloudimg-rootfs", "-U", uuid],
+        "32M",
+    );
+    let hostname = r#"file /etc/hostname 0644 0 0 text "vm1\n""#;
+    let kept = case.path("kept.img");
+    let out = kiln_build(&[&base, &"-p", &hostname, &"-o", &kept]);
+    assert_success(&out, "kiln build base.img -p ...");
+    e2fsck_clean(&kept);
+    let header = dumpe2fs_header(&kept);
+    assert_eq!(header["Filesystem volume name"], "cloudimg-rootfs");
+    assert_eq!(header["Filesystem UUID"], uuid);
+    let features = &header["Filesystem features"];
+    assert!(
+        features.contains("extent") && features.contains("64bit"),
+        "{features}"
+    );
+
+    let told = case.path("told.img");
+    let other = "11111111-2222-3333-4444-666666666666";
+    let flags: [&dyn AsRef<OsStr>; 9] = [
+        &base, &"-o", &told, &"-L", &"other", &"-U", &other, &"-t", &"ext2",
+    ];
+    assert_success(&kiln_build(&flags), "kiln build base.img -L -U -t");
+    let header = dumpe2fs_header(&told);
+    assert_eq!(header["Filesystem volume name"], "other");
+    assert_eq!(header["Filesystem UUID"], other);
+    assert!(!header["Filesystem features"].contains("extent"));
+}
+
+/// A FAT image kiln built, rebuilt from itself without `-t` and with the
+/// same `--timestamp`: the same bytes, label and volume id included.
+#[test]
+fn a_fat_image_rebuilt_from_itself_is_the_same_bytes() {
+    if !require_tool("fsck.fat") {
+        return;
+    }
+    let case = Case::new("vfat", 4096);
+    let src = case.mkdir("src");
+    write_file(&src.join("hello.txt"), b"hello\n");
+    std::fs::create_dir(src.join("EFI")).expect("mkdir");
+    write_file(&src.join("EFI/boot.efi"), &fixture::bytes(7, 100_000));
+    let a = case.path("a.img");
+    let b = case.path("b.img");
+    let t = "1700000000";
+    let first: [&dyn AsRef<OsStr>; 8] = [
+        &src,
+        &"-o",
+        &a,
+        &"-t",
+        &"vfat",
+        &"-L",
+        &"MYESP",
+        &"--timestamp",
+    ];
+    assert_success(
+        &kiln_build(&[first.as_slice(), &[&t]].concat()),
+        "kiln build -t vfat",
+    );
+    assert_success(
+        &kiln_build(&[&a, &"-o", &b, &"--timestamp", &t]),
+        "kiln build a.img",
+    );
+    assert_identical(&a, &b, 512, "a FAT image rebuilt from itself");
+    let fsck = run(tool("fsck.fat").arg("-n").arg(&b));
+    assert_success(&fsck, "fsck.fat -n");
+}
