@@ -234,3 +234,27 @@ fn a_broken_chain_is_an_error_naming_the_file() {
     assert!(e.contains("file /EFI/BOOT/BOOTX64.EFI"), "{e}");
     assert!(e.contains("loops"), "{e}");
 }
+
+/// A volume whose dirty bit is set (Linux sets it while mounted) is
+/// refused as a source, naming the cause; fsck.fat clears it.
+#[test]
+fn a_dirty_volume_is_refused() {
+    let src = tempfile::tempdir().unwrap();
+    source(src.path());
+    let work = tempfile::tempdir().unwrap();
+    let image = work.path().join("fat.img");
+    write(&tree_of(src.path()), &image);
+    let reader = FatReader::open(&image).unwrap();
+    // BS_Reserved1: byte 1 of the extended BPB (at 36, or 64 on FAT32).
+    let at = if reader.volume().variant == FatVariant::Fat32 {
+        65
+    } else {
+        37
+    };
+    patch(&image, at, &[1]);
+    let reader = FatReader::open(&image).unwrap();
+    assert!(reader.volume().dirty);
+    let e = FatSource::new(reader, image.clone()).unwrap_err();
+    assert!(matches!(e, kiln_fat::ReadError::Dirty), "{e}");
+    assert!(e.to_string().contains("fsck.fat"), "{e}");
+}

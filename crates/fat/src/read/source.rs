@@ -65,8 +65,12 @@ pub struct FatSource {
 }
 
 impl FatSource {
-    /// The image `reader` reads, named `origin` in messages.
+    /// The image `reader` reads, named `origin` in messages; refused if
+    /// its dirty bit is set ([`ReadError::Dirty`]).
     pub fn new(reader: FatReader, origin: PathBuf) -> Result<FatSource, ReadError> {
+        if reader.volume().dirty {
+            return Err(ReadError::Dirty);
+        }
         let stamp = Unchanged::of(&reader.file)?;
         Ok(FatSource {
             reader,
