@@ -24,8 +24,8 @@ use crate::tree;
 
 /// The time of every entry, and of the filesystem, in both builds.
 const TIMESTAMP: &str = "1700000000";
-/// The UUID and the directory hash seed of both builds (otherwise derived from the inputs'
-/// names too).
+/// The UUID and the directory hash seed of both builds (otherwise a build from an image
+/// keeps the image's UUID, where one from a directory derives it from the tree).
 const UUID: &str = "6b696c6e-696d-6167-6573-726300000024";
 const SEED: &str = "6b696c6e-7365-6564-0000-000000000024";
 
