@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use kiln_disk::{partition, Region};
 use kiln_ext::ImageReader;
 use kiln_fat::FatReader;
+use kiln_tree::{Looks, SNIFF_LEN};
 
 use crate::Observer;
 
@@ -23,8 +24,6 @@ const EXT_MAGIC_AT: usize = 1080;
 const EXT_MAGIC: [u8; 2] = [0x53, 0xEF];
 /// Where a tar header's `magic` field is (`ustar`, POSIX and GNU alike).
 const TAR_MAGIC_AT: usize = 257;
-/// The GPT header's signature, in the second 512-byte sector of a disk.
-const GPT_SIGNATURE: (usize, &[u8]) = (512, b"EFI PART");
 
 /// The filesystem types kiln reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,22 +90,21 @@ impl Image {
             region: None,
             name: arg.display().to_string(),
         };
-        let head = image.head(HEAD)?;
+        let head = image.head(SNIFF_LEN as u64)?;
         if head.get(TAR_MAGIC_AT..TAR_MAGIC_AT + 5) == Some(b"ustar") {
             return Ok(None);
         }
-        let (at, signature) = GPT_SIGNATURE;
-        if head.get(at..at + signature.len()) == Some(signature) {
-            bail!(
+        match Looks::sniff(&head) {
+            Looks::Ext(_) | Looks::Fat => Ok(Some(image)),
+            Looks::Gpt => bail!(
                 "{}: a partitioned disk image: name the partition to read \
                  ({}:NUMBER or {}:LABEL)",
                 image.name,
                 image.name,
                 image.name
-            );
+            ),
+            _ => Ok(None),
         }
-        let ext = head.get(EXT_MAGIC_AT..EXT_MAGIC_AT + 2) == Some(&EXT_MAGIC[..]);
-        Ok((ext || kiln_fat::probe(&head)).then_some(image))
     }
 
     /// The filesystem type of the image a build source names, which a
