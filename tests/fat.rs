@@ -44,7 +44,7 @@ fn source(root: &Path) -> PathBuf {
 }
 
 /// The tools the tests judge with; false after a skip (outside CI).
-fn judges() -> bool {
+pub(crate) fn judges() -> bool {
     ["fsck.fat", "mcopy", "mattrib"]
         .iter()
         .all(|t| require_tool(t))
@@ -52,7 +52,7 @@ fn judges() -> bool {
 
 /// An mtools command on `image` (at byte `offset`), its configuration
 /// check off (kiln's geometry is not a floppy's).
-fn mtools(tool: &str, image: &Path, offset: u64, args: &[&str]) -> std::process::Output {
+pub(crate) fn mtools(tool: &str, image: &Path, offset: u64, args: &[&str]) -> std::process::Output {
     let target = format!("{}@@{offset}", image.display());
     run(Command::new(tool)
         .env("MTOOLS_SKIP_CHECK", "1")
@@ -61,7 +61,7 @@ fn mtools(tool: &str, image: &Path, offset: u64, args: &[&str]) -> std::process:
 }
 
 /// `fsck.fat -n` finds nothing to fix in `image`.
-fn fsck_clean(image: &Path) {
+pub(crate) fn fsck_clean(image: &Path) {
     let out = run(Command::new("fsck.fat").arg("-n").arg(image));
     assert_success(&out, "fsck.fat -n");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -72,7 +72,7 @@ fn fsck_clean(image: &Path) {
 }
 
 /// mtools copies the whole volume out, and it equals `src`, names and bytes.
-fn reads_back(image: &Path, offset: u64, src: &Path, scratch: &Path) {
+pub(crate) fn reads_back(image: &Path, offset: u64, src: &Path, scratch: &Path) {
     let out_dir = scratch.join("mcopy");
     let _ = std::fs::remove_dir_all(&out_dir);
     std::fs::create_dir_all(&out_dir).unwrap();

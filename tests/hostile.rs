@@ -1,12 +1,20 @@
 //! Issue 16, point 6: the catalogue of hostile images. Each case builds a
 //! valid image with kiln, edits bytes of it as an attacker would, and runs
 //! the reading commands on it (`info`, `info --json`, `ls -lR`, `cat`,
-//! `extract`, `verify`). Every command must end by itself within a time
-//! and a memory bound, with status 0, 1 or 2 and a `kiln: error:` message
-//! on failure, never a panic or a signal; print no raw control bytes; and
-//! write nothing outside DEST (canary directories beside it, reachable by
-//! absolute and relative symlinks), leaving no DEST after a failed extract.
-//! On top of that each class has its expected result.
+//! `extract`, `verify`) and a build with the image as its source (`build
+//! IMAGE -o DEST`, issue 24). Every command must end by itself within a
+//! time and a memory bound, with status 0, 1 or 2 and a `kiln: error:`
+//! message on failure, never a panic or a signal; print no raw control
+//! bytes; and write nothing outside DEST (canary directories beside it,
+//! reachable by absolute and relative symlinks), leaving no DEST after a
+//! failed extract or build (a build's output that is left must be clean
+//! for `e2fsck -fn`). On top of that each class has its expected result:
+//! a build from an image with damaged structures (names, links, maps,
+//! trees, superblock counts, an unsettled or unknown filesystem) must
+//! fail; one whose damage leaves the tree readable (htree indexes, which
+//! a linear read of the directory does without; an unknown RO_COMPAT
+//! feature) may succeed, and a build with `--ignore-checksums` past a
+//! wrong checksum must.
 //!
 //! Where the image has metadata_csum, a class comes in two variants: the
 //! checksums recomputed after the edit (only a semantic check can stop
@@ -103,6 +111,7 @@ fn escaping_name(
     h.check(v)
         .extract(fails(&["inode", shown]))
         .verify(fails(&[]))
+        .build(fails(&[]))
         .run();
 }
 
@@ -173,6 +182,7 @@ fn duplicate_names(v: Variant) {
     h.check(v)
         .extract(fails(&["dup1"]))
         .verify(fails(&[]))
+        .build(fails(&["dup1"]))
         .run();
 }
 
@@ -208,6 +218,7 @@ fn symlink_claims_a_tebibyte(v: Variant) {
         .cat("/fast", Expect::OutputsOrFails(b"keep\n".to_vec()))
         .extract(fails(&[]))
         .verify(fails(&[]))
+        .build(fails(&[]))
         .run();
 }
 
@@ -280,6 +291,7 @@ fn extent_tree_edited(v: Variant, edit: impl FnOnce(&Editor, &FragTree)) {
         .cat("/frag", fails(&[]))
         .extract(fails(&[]))
         .verify(fails(&[]))
+        .build(fails(&[]))
         .run();
 }
 
@@ -346,6 +358,7 @@ fn block_map_edited(v: Variant, block_size: u32, len: usize, edit: impl FnOnce(&
         .cat("/big", fails(&[]))
         .extract(fails(&[]))
         .verify(fails(&[]))
+        .build(fails(&[]))
         .run();
 }
 
@@ -393,7 +406,8 @@ hostile!(double_indirect_points_at_itself: no_checksums, as_nobody);
 // Class 6: absurd superblock counts.
 
 /// An ext4 image with superblock fields (offset, value) set: verify must
-/// fail (1 or 2) without a panic, in time.
+/// fail (1 or 2) without a panic, in time, and a build refuse the
+/// superblock.
 fn superblock_fields(v: Variant, fields: &[(usize, u32)]) {
     let h = ext4_edited(
         v,
@@ -404,7 +418,10 @@ fn superblock_fields(v: Variant, fields: &[(usize, u32)]) {
             }
         },
     );
-    h.check(v).verify(fails(&[])).run();
+    h.check(v)
+        .verify(fails(&[]))
+        .build(fails(&["superblock"]))
+        .run();
 }
 
 fn absurd_inodes_count(v: Variant) {
@@ -441,7 +458,11 @@ fn root_is_not_a_directory(v: Variant) {
         |_| {},
         |ed| ed.edit_inode(2, |s| put_u16(s, inode::I_MODE, 0o100_644)),
     );
-    h.check(v).extract(fails(&[])).verify(fails(&[])).run();
+    h.check(v)
+        .extract(fails(&[]))
+        .verify(fails(&[]))
+        .build(fails(&[]))
+        .run();
 }
 
 hostile!(root_is_not_a_directory: checksums_recomputed, checksums_stale);
@@ -479,6 +500,7 @@ fn directories_shared_not_cyclic(v: Variant) {
         .ls(fails(&["twice|again"]))
         .extract(fails(&[]))
         .verify(fails(&[]))
+        .build(fails(&["twice|again"]))
         .run();
 }
 
@@ -525,6 +547,7 @@ fn control_chars_in_names(v: Variant) {
         .expect(Kind::Ls, &[], prints(&names))
         .expect(Kind::Ls, &["-l"], prints(&names))
         .ls(prints(&names))
+        .build(prints(&[]))
         .run();
 }
 
@@ -536,6 +559,7 @@ fn control_chars_in_symlink_target(v: Variant) {
     h.check(v)
         .expect(Kind::Ls, &["-l"], prints(&[&target]))
         .ls(prints(&[&target]))
+        .build(prints(&[]))
         .run();
 }
 
@@ -565,6 +589,7 @@ fn control_chars_in_label(v: Variant) {
     h.check(v)
         .info(prints(&[&escaped(CONTROL_LABEL)]))
         .info_json(Expect::Custom(json_label_exact))
+        .build(prints(&[]))
         .run();
 }
 
@@ -575,20 +600,22 @@ hostile!(control_chars_in_label: checksums_recomputed);
 // Class 9: a checksum wrong and nothing else. Only the checksum's own bit
 // is flipped, so the data read is what it should be.
 
-/// `cat` and `extract` must refuse, naming the structure (`what`) and the
-/// checksum; with `--ignore-checksums` they go on and warn.
+/// `cat`, `extract` and `build` must refuse, naming the structure (`what`)
+/// and the checksum; with `--ignore-checksums` they go on and warn.
 fn checksum_flipped(h: &Hostile, path: &str, what: &str) {
     let v = variant::checksum_wrong();
     let named = [what, "checksum"];
     h.check(v)
         .cat(path, fails(&named))
         .extract(fails(&named))
+        .build(fails(&named))
         .expect(
             Kind::Cat(path.into()),
             &["--ignore-checksums"],
             warns(&["checksum"]),
         )
         .expect(Kind::Extract, &["--ignore-checksums"], warns(&["checksum"]))
+        .expect(Kind::Build, &["--ignore-checksums"], warns(&["checksum"]))
         .run();
 }
 
@@ -659,6 +686,7 @@ fn unknown_incompat_feature(v: Variant) {
         .cat("/keep", fails(&["feature"]))
         .extract(fails(&["feature"]))
         .verify(fails(&["feature"]))
+        .build(fails(&["feature"]))
         .run();
 }
 
@@ -682,6 +710,7 @@ fn needs_recovery(v: Variant) {
     h.check(v)
         .info(prints(&["needs_recovery"]))
         .verify(fails(&["recovery"]))
+        .build(fails(&["recovery"]))
         .run();
 }
 
@@ -759,6 +788,7 @@ fn filesystem_larger_than_partition(v: Variant) {
         .cat("/keep", fails(&["partition"]))
         .extract(fails(&["partition"]))
         .verify(fails(&["partition"]))
+        .build(fails(&["partition"]))
         .run();
 }
 
@@ -827,6 +857,7 @@ fn pristine_image(v: Variant) {
         .cat("/usr/big", prints(&[]))
         .extract(prints(&[]))
         .verify(prints(&[]))
+        .build(prints(&[]))
         .run();
 }
 

@@ -158,3 +158,33 @@ fn without_reflinks_nothing_is_shared() {
     assert!(!summary.contains("shared"), "{summary}");
     e2fsck_clean(&image);
 }
+
+/// Issue 24: an image source's files are cloned from the source image, run
+/// by run, where the sink clones: the same bytes as a `--no-reflink`
+/// build, and every whole block of the sources' files shared (the same
+/// tree is laid out as in the source image, so its runs line up).
+#[test]
+fn on_xfs_an_image_source_is_cloned_from_the_image() {
+    let Some((_case, mount)) = reflink_fs("xfs", "mkfs.xfs", &["-q", "-m", "reflink=1"]) else {
+        return;
+    };
+    let root = mount.path();
+    let src = root.join("src");
+    let whole_blocks = sources(&src);
+    let base = root.join("base.img");
+    build(&src, &base, "4096", &["--no-reflink"], root);
+    let cloned = root.join("cloned.img");
+    let copied = root.join("copied.img");
+    let (summary, cloned_grew) = build(&base, &cloned, "4096", &[], root);
+    let (_, copied_grew) = build(&base, &copied, "4096", &["--no-reflink"], root);
+    assert!(
+        read_file(&cloned) == read_file(&copied),
+        "the image cloned from the source image differs from the copied one"
+    );
+    e2fsck_clean(&cloned);
+    assert_eq!(shared_bytes(&summary), whole_blocks, "{summary}");
+    assert!(
+        cloned_grew < copied_grew / 4,
+        "the cloned image took {cloned_grew} bytes, the copied one {copied_grew}"
+    );
+}

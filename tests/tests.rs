@@ -91,6 +91,9 @@ mod verity_disk;
 mod live;
 // Issue 19 (readers): info, ls, cat, extract and verify of FAT images and partitions; hostile FAT images.
 mod fat_read;
+// Issue 24, FAT part: FAT images and FAT partitions as build sources, rebuilt as
+// ext4 and FAT, judged by e2fsck, fsck.fat and mtools.
+mod fat_source;
 // Issue 18: every flag checked before any source is read.
 mod flags;
 // Issue 18, point 4: the progress display on a terminal (under `script`), -q and -v.
@@ -105,3 +108,6 @@ mod mkfs;
 // Issue 23, part 1: source extents shared with the image on XFS (reflink=1) and
 // btrfs loop filesystems; byte-identical to --no-reflink.
 mod reflink;
+// Issue 24: ext2/3/4 images and GPT partitions as build sources: round trips,
+// mke2fs images, conversions, tailoring, refusals.
+mod image_source;

@@ -15,8 +15,8 @@ use kiln_lib::values::{
     parse_mode, parse_owner, parse_salt, parse_size, parse_uuid, parse_volume_id,
 };
 use kiln_lib::{
-    BuildRequest, Compress, ExtRequest, FatRequest, Format, FsRequest, HashPlace, ImageFormat,
-    OutputRequest, SizeRequest, TreeRequest, VerityRequest,
+    BuildRequest, Compress, ExtRequest, FatRequest, Format, FsRequest, HashPlace, Image,
+    ImageFormat, OutputRequest, SizeRequest, TreeRequest, VerityRequest,
 };
 use kiln_sink::Durability;
 use kiln_tree::IdMap;
@@ -241,7 +241,9 @@ pub(crate) struct BuildArgs {
     /// Sources, layered in command-line order with --spec, -p and
     /// --device-table: later ones add or replace entries of earlier ones
     /// (directories present in both are merged). A directory (like `cp -ax`,
-    /// other filesystems mounted below it are not descended into), or a tar
+    /// other filesystems mounted below it are not descended into), an
+    /// ext2/3/4 or FAT image (IMAGE:PART for a partition of a GPT disk
+    /// image, by number or label; its lost+found left out), or a tar
     /// archive (plain, gzip, xz, zstd or bzip2; `-` reads stdin).
     #[arg(value_name = "SOURCE", required_unless_present_any = ["spec", "spec_lines", "device_table", "config"])]
     pub(crate) sources: Vec<PathBuf>,
@@ -352,8 +354,9 @@ pub(crate) struct BuildArgs {
 
     /// Filesystem type: ext2, ext3, ext4; vfat (FAT12, FAT16 or FAT32 as
     /// the size calls for, as mkfs.fat picks), fat12, fat16, fat32.
-    #[arg(short = 't', long = "fs-type", value_name = "TYPE", default_value = "ext3", value_parser = ["ext2", "ext3", "ext4", "vfat", "fat12", "fat16", "fat32"])]
-    pub(crate) fs_type: String,
+    /// Default: the type of the first source if it is an image, else ext3.
+    #[arg(short = 't', long = "fs-type", value_name = "TYPE", value_parser = ["ext2", "ext3", "ext4", "vfat", "fat12", "fat16", "fat32"])]
+    pub(crate) fs_type: Option<String>,
 
     /// Features to add to or remove from the type's defaults, as with mke2fs
     /// -O: a comma-separated list, `^` removes (`-O ^metadata_csum,^64bit`).
@@ -521,6 +524,12 @@ pub(crate) struct TreeArgs {
     #[arg(long = "ignore-zeros", help_heading = "Layers")]
     pub(crate) ignore_zeros: bool,
 
+    /// Read image sources on past metadata checksums that do not match,
+    /// with a warning (by default a mismatch is an error naming the
+    /// structure).
+    #[arg(long = "ignore-checksums", help_heading = "Layers")]
+    pub(crate) ignore_checksums: bool,
+
     /// Every entry owned by root (uid and gid 0), whoever owns the sources.
     #[arg(long = "all-root", help_heading = "Ownership")]
     pub(crate) all_root: bool,
@@ -596,6 +605,7 @@ impl TreeArgs {
             exclude: self.exclude.clone(),
             whiteouts: self.whiteouts,
             ignore_zeros: self.ignore_zeros,
+            ignore_checksums: self.ignore_checksums,
             all_root: self.all_root,
             uid_map: self.uid_map.clone(),
             gid_map: self.gid_map.clone(),
@@ -613,8 +623,8 @@ impl BuildArgs {
     /// The request of a plain filesystem image (`--config` aside).
     pub(crate) fn request(&self, layers: Vec<Layer>, sde: Option<i64>) -> Result<BuildRequest> {
         Ok(BuildRequest {
+            fs: self.fs_request(&self.fs_type(&layers))?,
             tree: self.tree.request(layers, self.live, sde),
-            fs: self.fs_request()?,
             output: self.output_request(),
             verity: self.verity_request()?,
         })
@@ -649,10 +659,24 @@ impl BuildArgs {
         }))
     }
 
-    /// The filesystem flags.
-    fn fs_request(&self) -> Result<FsRequest> {
-        // OK: clap's value_parser admits only the names parse_format takes.
-        let mut fs = parse_format(&self.fs_type).expect("a known type");
+    /// The filesystem type: as given, else the first source's if that is
+    /// an image (tailoring keeps the type), else ext3.
+    fn fs_type(&self, layers: &[Layer]) -> String {
+        let first_image = || match layers.first() {
+            Some(Layer::Source(path)) => Image::source_fs_type(path),
+            _ => None,
+        };
+        self.fs_type
+            .clone()
+            .or_else(|| first_image().map(str::to_string))
+            .unwrap_or_else(|| "ext3".into())
+    }
+
+    /// The filesystem flags, for a filesystem of type `fs_type`.
+    fn fs_request(&self, fs_type: &str) -> Result<FsRequest> {
+        // OK: clap's value_parser admits only the names parse_format takes,
+        // and fs_type() gives only those.
+        let mut fs = parse_format(fs_type).expect("a known type");
         fs.size = match (self.size, self.free, self.free_inodes) {
             (Some(SizeArg::Fixed(_)), Some(_), _) | (Some(SizeArg::Fixed(_)), _, Some(_)) => {
                 bail!("--free and --free-inodes go with --size auto, not a fixed size")
@@ -664,7 +688,7 @@ impl BuildArgs {
         fs.label = self.label.clone().unwrap_or_default();
         match &mut fs.format {
             Format::Ext(ext) => self.ext_request(ext)?,
-            Format::Fat(fat) => self.fat_request(fat)?,
+            Format::Fat(fat) => self.fat_request(fat, fs_type)?,
         }
         Ok(fs)
     }
@@ -692,8 +716,8 @@ impl BuildArgs {
         Ok(())
     }
 
-    /// The flags of a FAT volume; ext's own are refused.
-    fn fat_request(&self, fat: &mut FatRequest) -> Result<()> {
+    /// The flags of a FAT volume of type `fs_type`; ext's own are refused.
+    fn fat_request(&self, fat: &mut FatRequest, fs_type: &str) -> Result<()> {
         let ext_only = [
             ("-O", !self.features.is_empty()),
             ("-I", self.inode_size.is_some()),
@@ -705,10 +729,7 @@ impl BuildArgs {
             ("-J", self.journal_size.is_some()),
         ];
         if let Some((flag, _)) = ext_only.iter().find(|(_, given)| *given) {
-            bail!(
-                "{flag}: an ext option; -t {} has no such option",
-                self.fs_type
-            );
+            bail!("{flag}: an ext option; -t {fs_type} has no such option");
         }
         fat.cluster_size = self.block_size;
         fat.volume_id = self

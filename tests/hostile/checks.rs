@@ -1,6 +1,9 @@
-//! One hostile image and the reading commands run on it: every command
-//! ends normally within the bounds, writes nothing outside DEST, and does
-//! what its class expects.
+//! One hostile image and the commands run on it: the reading commands,
+//! and `kiln build IMAGE -o DEST` (the image as a source, issue 24). Every
+//! command ends normally within the bounds, writes nothing outside DEST,
+//! and does what its class expects; a build leaves no DEST (nor a
+//! temporary file beside it) when it fails, and an image `e2fsck -fn`
+//! finds clean when it succeeds.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -118,7 +121,8 @@ fn mentions(text: &str, needles: &[String]) -> bool {
         .all(|n| n.split('|').any(|alt| text.contains(&alt.to_lowercase())))
 }
 
-/// The reading commands.
+/// The commands run on an image: the reading commands, and a build with
+/// the image as its source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     Info,
@@ -126,6 +130,8 @@ pub enum Kind {
     Cat(String),
     Extract,
     Verify,
+    /// `kiln build IMAGE -o DEST -t ext4`: DEST is the new image.
+    Build,
 }
 
 /// One command to run and what it must do.
@@ -137,8 +143,9 @@ struct Cmd {
 
 impl Hostile {
     /// The commands to run on the image: by default `info`, `info
-    /// --json`, `ls -lR /`, `verify --against SRC` and `extract`, each
-    /// expected only to end normally.
+    /// --json`, `ls -lR /`, `verify --against SRC`, `extract` and `build`,
+    /// each expected only to end normally (and a build that succeeds to
+    /// make a clean image).
     pub fn check(&self, v: Variant) -> Checks<'_> {
         let any = |kind, flags| Cmd {
             kind,
@@ -154,6 +161,7 @@ impl Hostile {
                 any(Kind::Ls, vec!["-lR"]),
                 any(Kind::Verify, vec![]),
                 any(Kind::Extract, vec![]),
+                any(Kind::Build, vec![]),
             ],
         }
     }
@@ -211,6 +219,11 @@ impl Checks<'_> {
         self.expect(Kind::Verify, &[], expect)
     }
 
+    /// `build IMAGE -o DEST -t ext4`.
+    pub fn build(self, expect: Expect) -> Self {
+        self.expect(Kind::Build, &[], expect)
+    }
+
     /// Runs every command and panics with every failure found (not only
     /// the first: the list tells what a broken build still gets wrong).
     pub fn run(self) {
@@ -227,9 +240,16 @@ impl Checks<'_> {
             let mut problems = ended_normally(&out, cmd);
             problems.extend(self.met(&out, cmd));
             problems.extend(changes(&before, &snapshot(h.case.dir(), &h.dest())));
-            if cmd.kind == Kind::Extract {
-                problems.extend(dest_problems(&h.dest(), &out, image_len));
-                remove_dest(&h.dest());
+            match cmd.kind {
+                Kind::Extract => {
+                    problems.extend(dest_problems(&h.dest(), &out, image_len));
+                    remove_dest(&h.dest());
+                }
+                Kind::Build => {
+                    problems.extend(built_image_problems(&h.dest(), &out));
+                    remove_dest(&h.dest());
+                }
+                _ => {}
             }
             failures.extend(
                 problems
@@ -257,6 +277,7 @@ impl Checks<'_> {
             Kind::Cat(_) => word("cat"),
             Kind::Extract => word("extract"),
             Kind::Verify => word("verify"),
+            Kind::Build => word("build"),
         }
         cmd.flags.iter().for_each(|f| word(f));
         args.push(h.image_arg());
@@ -266,6 +287,7 @@ impl Checks<'_> {
             Kind::Cat(path) => args.push(path.into()),
             Kind::Extract => args.push(h.dest().into()),
             Kind::Verify => args.extend(["--against".into(), h.src.clone().into()]),
+            Kind::Build => args.extend(["-o".into(), h.dest().into(), "-t".into(), "ext4".into()]),
         }
         let shown = args
             .iter()
@@ -398,6 +420,39 @@ fn ended_normally(out: &Finished, cmd: &Cmd) -> Vec<String> {
 /// A byte a terminal acts on rather than shows (line ends and tabs aside).
 fn is_raw_control(c: u8) -> bool {
     (c < 0x20 && c != b'\n' && c != b'\t') || c == 0x7F
+}
+
+/// What a build left wrong in DEST, its output: after a failure, DEST must
+/// not exist (a temporary file left beside it is a change outside DEST,
+/// which the snapshots catch); after a success, it must be an image
+/// `e2fsck -fn` finds clean.
+fn built_image_problems(dest: &Path, out: &Finished) -> Vec<String> {
+    if out.code() != Some(0) {
+        return match dest.symlink_metadata() {
+            Ok(_) => vec!["failed but left its output behind".into()],
+            Err(_) => Vec::new(),
+        };
+    }
+    if !dest.is_file() {
+        return vec!["succeeded but wrote no image".into()];
+    }
+    if !require_tool("e2fsck") {
+        return Vec::new();
+    }
+    let fsck = bounded::run_within(tool("e2fsck").arg("-fn").arg(dest), E2FSCK_TIME_LIMIT);
+    if fsck.code() == Some(0) {
+        return Vec::new();
+    }
+    let text = fsck.text();
+    let complaints: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("Pass ") && !l.starts_with("e2fsck "))
+        .take(8)
+        .collect();
+    vec![format!(
+        "succeeded, but e2fsck -fn finds its output unclean ({}): {complaints:?}",
+        fsck.describe().lines().next().unwrap_or_default()
+    )]
 }
 
 /// What an extract left wrong in DEST: after a failure, DEST must be gone;

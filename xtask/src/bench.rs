@@ -12,7 +12,9 @@
 //! 23's rows, alone or together in one run: `--cold` (bench/cold.rs: kiln against `mke2fs -d`
 //! with the page cache dropped before every run), `--memory` (bench/memory.rs: kiln's peak
 //! RSS per entry at scale) and `--reflink` (bench/reflink.rs: shared extents on XFS and btrfs
-//! loop filesystems).
+//! loop filesystems). So does issue 24's `--image-source` (bench/image_source.rs: kiln
+//! reading a tree from an ext4 image of it against reading it from its directory), alone or
+//! with those.
 //!
 //! The tree is read once (counting it, then the floor) before anything is timed, so every
 //! timing is with a warm cache. Each tool runs `--runs` times and the median counts; each
@@ -38,6 +40,7 @@ use crate::tree::{self, Stats, BLOCK_SIZE};
 mod cold;
 mod containers;
 mod fat;
+mod image_source;
 mod memory;
 mod mkfs;
 mod progress;
@@ -94,21 +97,27 @@ pub(crate) struct Args {
     mkfs: bool,
     /// Only the cold-cache row (root): on each --corpus (default: linux; issue 23 asks for
     /// linux and rootfs), kiln and `mke2fs -d` as the ext4 rows run them, alternating, with
-    /// `sync; echo 3 > /proc/sys/vm/drop_caches` before every run. With --memory and
-    /// --reflink in the same run.
+    /// `sync; echo 3 > /proc/sys/vm/drop_caches` before every run. With --memory, --reflink
+    /// and --image-source in the same run.
     #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
     cold: bool,
     /// Only the memory row: kiln's peak RSS per entry, past the names, on manyfiles' 500,000
     /// files, 5,000,000 files in a tar, and the 1,000,000-entry directory (one run each).
-    /// With --cold and --reflink in the same run (--corpus is --cold's).
+    /// With --cold, --reflink and --image-source in the same run (--corpus is --cold's).
     #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
     memory: bool,
     /// Only the shared-extents rows (issue 23): on an XFS (reflink=1) and a btrfs loop
     /// filesystem made here, the Linux tree and a 20 GiB tree of 200 files, each built by
     /// kiln (cloning), kiln --no-reflink and mke2fs -d, image beside the tree (root). With
-    /// --cold and --memory in the same run (--corpus is --cold's).
+    /// --cold, --memory and --image-source in the same run (--corpus is --cold's).
     #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
     reflink: bool,
+    /// Only the image-source row (issue 24): on each --corpus (default: linux), kiln
+    /// building the same image from the tree's directory and from an ext4 image of it
+    /// (built first by kiln, not timed), interleaved; the two images must be the same
+    /// bytes. With --cold, --memory and --reflink in the same run (--corpus is shared).
+    #[arg(long, conflicts_with_all = ["fs_type", "scale", "progress", "fat", "verity", "containers", "mkfs"])]
+    image_source: bool,
     /// Stop a run of mke2fs after this many seconds (it is quadratic in the size of a
     /// directory); a run that is stopped is not repeated and counts as "more than" this.
     #[arg(long, default_value_t = 300)]
@@ -216,6 +225,14 @@ struct Bench<'a> {
 /// One child's run: wall-clock seconds and peak RSS.
 struct Run {
     secs: f64,
+    rss_kib: u64,
+}
+
+/// One child's run with its CPU time ([`Bench::cpu_timed`]): wall-clock seconds, CPU
+/// seconds (user + system, all threads) and peak RSS.
+struct CpuRun {
+    wall: f64,
+    cpu: f64,
     rss_kib: u64,
 }
 
@@ -345,7 +362,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     if args.mkfs {
         return rows_alone(bench, scratch, Bench::mkfs, mkfs::report);
     }
-    if args.cold || args.memory || args.reflink {
+    if args.cold || args.memory || args.reflink || args.image_source {
         return beyond_copying(bench, scratch);
     }
     if args.fat {
@@ -437,13 +454,20 @@ fn rows_alone<'a, R>(
     table_alone(bench, scratch, rows.as_slice(), table)
 }
 
-/// Issue 23's rows, those asked for, in one run: cold caches, memory, shared extents.
+/// Issue 23's and 24's rows, those asked for, in one run: cold caches, memory, shared
+/// extents, image sources.
 fn beyond_copying(mut bench: Bench<'_>, scratch: tempfile::TempDir) -> Result<()> {
     let args = bench.args;
     let mut cold_rows = Vec::new();
     if args.cold {
         for tree in trees_of(&args.corpus)? {
             cold_rows.push(bench.cold(&tree)?);
+        }
+    }
+    let mut image_rows = Vec::new();
+    if args.image_source {
+        for tree in trees_of(&args.corpus)? {
+            image_rows.push(bench.image_source(&tree)?);
         }
     }
     let memory_table = args.memory.then(|| bench.memory()).transpose()?;
@@ -459,6 +483,7 @@ fn beyond_copying(mut bench: Bench<'_>, scratch: tempfile::TempDir) -> Result<()
     if let Some(rows) = &reflink_rows {
         reflink::report(rows);
     }
+    image_source::report(&image_rows);
     report(Vec::new(), &[], &[], None, bench.notes)
 }
 

@@ -33,6 +33,12 @@
 //! clusters among kiln's); afterwards `qemu-img check` finds the qcow2 consistent, and
 //! both are converted back to raw for the e2fsck judgement.
 //!
+//! `tailored-rootfs` (tailored.rs; issue 24) boots an image whose source is an image:
+//! the Debian tree made into ext4 by `mke2fs -d`, then tailored by kiln with an overlay
+//! and a spec line (`kiln build base.img OVERLAY/ -p 'file /etc/hostname …'`). The guest
+//! checks the spec's hostname and runs the Debian case's `dpkg --verify` on the files kiln
+//! read out of mke2fs's image.
+//!
 //! The kernel and busybox packages are fetched once with `apt-get download` into
 //! `$KILN_BOOT_DIR` (default /tmp/kiln-boot), and the initramfs (initrd.rs) is kept there
 //! too.
@@ -47,6 +53,7 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 
 mod initrd;
+mod tailored;
 mod uefi;
 mod verity;
 
@@ -214,6 +221,12 @@ const CASES: &[Case] = &[
     Case {
         name: "debian-dpkg-verify",
         run: debian_rootfs,
+        slow: 5,
+    },
+    Case {
+        name: "tailored-rootfs",
+        run: tailored::tailored_rootfs,
+        // The same `dpkg --verify` as debian-dpkg-verify.
         slow: 5,
     },
 ];
@@ -755,6 +768,15 @@ fn debian_tree() -> Result<PathBuf> {
     Ok(dest)
 }
 
+/// The checks of a Debian root: `dpkg --verify` (every installed file against the package
+/// database's checksums) and `dpkg --audit` report nothing. The package count guards
+/// against a database that is not there (nothing to verify).
+const DPKG_CHECKS: &str =
+    "expect dpkg-database 'test $(dpkg-query -W -f=. | wc -c) -gt 50 && echo ok' ok\n\
+     expect dpkg-verify 'dpkg --verify; echo rc=$?' 'rc=0'\n\
+     expect dpkg-audit 'dpkg --audit; echo rc=$?' 'rc=0'\n\
+     echo \"dpkg: $(dpkg-query -W -f=. | wc -c) packages verified\"\n";
+
 /// The Debian minbase rootfs (../shared/corpus/make_rootfs.sh) built by kiln: the guest
 /// runs `dpkg --verify` (every installed file against the package database's checksums)
 /// and `dpkg --audit`, and both must report nothing.
@@ -762,14 +784,9 @@ fn debian_rootfs(h: &Harness, scratch: &Path) -> Result<Boot> {
     let tree = debian_tree()?;
     let overlay = scratch.join("overlay");
     fs::create_dir_all(&overlay)?;
-    // The package count guards against a database that is not there (nothing to verify).
-    let checks = "expect dpkg-database 'test $(dpkg-query -W -f=. | wc -c) -gt 50 && echo ok' ok\n\
-                  expect dpkg-verify 'dpkg --verify; echo rc=$?' 'rc=0'\n\
-                  expect dpkg-audit 'dpkg --audit; echo rc=$?' 'rc=0'\n\
-                  echo \"dpkg: $(dpkg-query -W -f=. | wc -c) packages verified\"\n";
     write_executable(
         &overlay.join("kiln-check"),
-        &check_script("/bin/sh", checks, Access::Writable),
+        &check_script("/bin/sh", DPKG_CHECKS, Access::Writable),
     )?;
     let image = scratch.join("debian.img");
     let (t, o, i) = (

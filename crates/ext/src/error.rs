@@ -300,6 +300,14 @@ pub enum ReadError {
         /// Bytes of the partition.
         len: u64,
     },
+    /// The metadata as it stands is not the filesystem's tree (see
+    /// [`SuperblockView::unsettled`](crate::SuperblockView::unsettled)):
+    /// refused as a source.
+    #[error("the filesystem {why}; run e2fsck -f on it first")]
+    Unsettled {
+        /// What is pending.
+        why: &'static str,
+    },
     /// An inode's xattrs are malformed (or use ea_inode, not supported).
     #[error("inode {ino}: corrupt xattrs: {what}")]
     CorruptXattrs {

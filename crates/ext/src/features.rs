@@ -218,6 +218,8 @@ const READABLE_INCOMPAT: u32 =
 
 /// `needs_recovery`.
 const INCOMPAT_RECOVER: u32 = 0x4;
+/// `orphan_present`: the orphan file is not empty.
+const RO_COMPAT_ORPHAN_PRESENT: u32 = 0x10000;
 /// `s_feature_compat`: superblock backups only in `s_backup_bgs`
 /// (sparse_super2; read, never written).
 pub(crate) const COMPAT_SPARSE_SUPER2: u32 = 0x200;
@@ -407,6 +409,12 @@ impl Features {
     /// (`needs_recovery`): what a reader sees is then stale.
     pub fn needs_recovery(&self) -> bool {
         self.incompat & INCOMPAT_RECOVER != 0
+    }
+
+    /// Whether the orphan file lists inodes still to be finished
+    /// (`orphan_present`).
+    pub fn orphans_present(&self) -> bool {
+        self.ro_compat & RO_COMPAT_ORPHAN_PRESENT != 0
     }
 
     /// The filesystem type these features make, as blkid names it: ext4 with

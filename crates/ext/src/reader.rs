@@ -28,6 +28,7 @@ mod dirs;
 mod map;
 
 pub use dirs::WalkEntry;
+pub(crate) use dirs::MAX_DEPTH;
 pub use map::{FileMap, MappedRun};
 
 /// The structure named by errors about the group descriptor table.
@@ -41,9 +42,9 @@ const HEAD_LEN: usize = 2048;
 /// An open image and its decoded superblock.
 #[derive(Debug)]
 pub struct ImageReader {
-    file: File,
+    pub(crate) file: File,
     /// Where the filesystem starts in the file (a partition's offset).
-    base: u64,
+    pub(crate) base: u64,
     sb: SuperblockView,
     /// The superblock's counts and group arithmetic.
     geo: Geometry,
@@ -147,15 +148,21 @@ impl ImageReader {
     /// `system.data` (inline data, not an attribute to the user, which the
     /// kernel does not list either) is left out.
     pub fn xattrs(&self, ino: u32) -> Result<Vec<XattrPair>, ReadError> {
+        Ok(self.inode_and_xattrs(ino)?.1)
+    }
+
+    /// Inode `ino` and its extended attributes (as [`xattrs`](Self::xattrs)
+    /// gives them), from one read of its slot.
+    pub fn inode_and_xattrs(&self, ino: u32) -> Result<(InodeView, Vec<XattrPair>), ReadError> {
         let slot = self.checked_slot(ino)?;
         let corrupt = |e| xattr_error(ino, 0, e);
         let mut out = xattr::decode_ibody(inode::ibody_area(&slot)).map_err(corrupt)?;
-        let block = inode::decode(&slot, self.bit64()).file_acl;
-        if block != 0 {
-            out.extend(self.xattr_block(ino, block)?);
+        let inode = inode::decode(&slot, self.bit64());
+        if inode.file_acl != 0 {
+            out.extend(self.xattr_block(ino, inode.file_acl)?);
         }
         out.retain(|(name, _)| !is_system_data(name));
-        Ok(out)
+        Ok((inode, out))
     }
 
     /// The value of inode `ino`'s `system.data` attribute (the inline data

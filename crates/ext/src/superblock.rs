@@ -19,6 +19,8 @@ use crate::options::RaidHints;
 const EXT2_MAGIC: u16 = 0xEF53;
 /// `s_state`: cleanly unmounted.
 const STATE_CLEAN: u16 = 1;
+/// `s_state`: errors detected.
+const STATE_ERRORS: u16 = 2;
 /// `s_errors`: continue on errors (mke2fs's default).
 const ERRORS_CONTINUE: u16 = 1;
 /// `s_rev_level`: the original format, fixed 128-byte inodes and no features.
@@ -70,6 +72,7 @@ mod off {
     pub(super) const S_VOLUME_NAME: usize = 0x78;
     pub(super) const S_RESERVED_GDT_BLOCKS: usize = 0xCE;
     pub(super) const S_JOURNAL_INUM: usize = 0xE0;
+    pub(super) const S_LAST_ORPHAN: usize = 0xE8;
     pub(super) const S_HASH_SEED: usize = 0xEC;
     pub(super) const S_DEF_HASH_VERSION: usize = 0xFC;
     pub(super) const S_JNL_BACKUP_TYPE: usize = 0xFD;
@@ -270,6 +273,11 @@ pub struct SuperblockView {
     /// The journal's size in bytes, from the superblock's backup of the
     /// journal inode (`s_jnl_blocks`); `None` without a journal or backup.
     pub journal_size: Option<u64>,
+    /// `s_state`: bit 0 cleanly unmounted, bit 1 errors detected.
+    pub state: u16,
+    /// `s_last_orphan`: the head of the list of inodes deleted or truncated
+    /// while open, which the next mount or e2fsck finishes (0: none).
+    pub last_orphan: u32,
     /// `s_first_ino`: the first inode not reserved (11 in the original revision).
     pub(crate) first_ino: u32,
     /// `s_orphan_file_inum`, with orphan_file: an inode in use that no
@@ -285,6 +293,24 @@ pub struct SuperblockView {
 }
 
 impl SuperblockView {
+    /// Why the metadata as it stands is not the filesystem's tree, if it
+    /// is not: a journal to replay, orphan inodes to finish, errors found,
+    /// or a filesystem not cleanly unmounted. e2fsck (or a mount) settles
+    /// each.
+    pub fn unsettled(&self) -> Option<&'static str> {
+        if self.features.needs_recovery() {
+            Some("needs recovery: its journal holds changes not yet written to it")
+        } else if self.last_orphan != 0 || self.features.orphans_present() {
+            Some("has orphan inodes, deleted or truncated while open, still to be finished")
+        } else if self.state & STATE_ERRORS != 0 {
+            Some("has errors recorded in its superblock")
+        } else if self.state & STATE_CLEAN == 0 {
+            Some("was not cleanly unmounted (or is mounted)")
+        } else {
+            None
+        }
+    }
+
     /// ext2, ext3 or ext4, as the features make it (see [`Features::fs_type`]).
     pub fn fs_type(&self) -> FsType {
         self.features.fs_type()
@@ -354,6 +380,13 @@ fn check_geometry(sb: &SuperblockView) -> Result<(), ReadError> {
     let bad = |field, value: u32| Err(ReadError::BadField { field, value });
     let bits_per_block = sb.block_size * 8;
     if sb.blocks_per_group > bits_per_block || sb.blocks_per_group % 8 != 0 {
+        if sb.features.list().iter().any(|f| f == "bigalloc") {
+            // Groups of clusters: a layout the reader does not know, not
+            // a corrupt count.
+            return Err(ReadError::Unsupported {
+                features: "bigalloc".into(),
+            });
+        }
         return bad("s_blocks_per_group", sb.blocks_per_group);
     }
     let inodes_per_block = sb.block_size / u32::from(sb.inode_size);
@@ -500,6 +533,8 @@ fn decode(b: &[u8], features: Features) -> SuperblockView {
         write_time: time(b, off::S_WTIME, off::S_WTIME_HI),
         journal_inode,
         journal_size,
+        state: get_u16(b, off::S_STATE),
+        last_orphan: get_u32(b, off::S_LAST_ORPHAN),
         first_ino: if rev_level == REV_GOOD_OLD {
             FIRST_INO
         } else {

@@ -73,6 +73,9 @@ pub(crate) mod off {
     /// FAT32; its fields are relative to it.
     pub(crate) const EXT_FAT16: usize = 36;
     pub(crate) const EXT_FAT32: usize = 64;
+    /// `BS_Reserved1`, relative to the extended BPB: Windows NT and Linux
+    /// set its bit 0 while the volume is mounted (the "dirty bit").
+    pub(crate) const STATE: usize = 1;
     /// `BS_BootSig`, relative to the extended BPB.
     pub(crate) const BOOT_SIG: usize = 2;
     /// `BS_VolID`, relative to the extended BPB.

@@ -136,6 +136,12 @@ pub enum ReadError {
         /// The path up to the file.
         path: String,
     },
+    /// The volume's dirty bit is set: mounted, or not cleanly unmounted,
+    /// so its FAT and directories may not agree. Refused as a source.
+    #[error(
+        "the volume is marked dirty (mounted, or not cleanly unmounted); run fsck.fat on it first"
+    )]
+    Dirty,
     /// The boot sector claims more bytes than the partition or file
     /// holding it has.
     #[error("the volume ({fs_bytes} bytes) is larger than its {container} ({len} bytes)")]

@@ -21,6 +21,8 @@
 //! offsets and treats every image as hostile: a malformed one is a
 //! [`ReadError::Corrupt`]. [`probe`] tells a FAT boot sector from other
 //! bytes; [`stored_mtime`] is what the writer makes of a modification time.
+//! [`FatSource`] makes an image a build source: its tree read into a
+//! [`kiln_tree::Tree`], its files' bytes read from the image at emit time.
 //!
 //! What FAT cannot hold is refused with an error naming the image path
 //! ([`FatError`]): names with `" * : < > ? \ |` or control characters,
@@ -53,7 +55,7 @@ pub use emit::{emit, FatReport};
 pub use error::{FatError, ReadError};
 pub use geometry::Geometry;
 pub use plan::{plan, FatPlan};
-pub use read::{probe, DirEntry, FatReader, FileMap, Volume, WalkEntry};
+pub use read::{probe, DirEntry, FatReader, FatSource, FileMap, Volume, WalkEntry};
 pub use time::stored_mtime;
 
 /// The three FAT variants, by the width of a FAT entry.

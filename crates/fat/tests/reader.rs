@@ -141,22 +141,6 @@ fn fat16(dir: &Path) -> (std::path::PathBuf, FatReader) {
     (image, r)
 }
 
-/// Writes `bytes` at `at` in the image.
-fn patch(image: &Path, at: u64, bytes: &[u8]) {
-    use std::os::unix::fs::FileExt;
-    let f = fs::OpenOptions::new().write(true).open(image).unwrap();
-    f.write_all_at(bytes, at).unwrap();
-}
-
-/// Sets FAT16 entry `n` to `value` in both FAT copies.
-fn set_fat(image: &Path, r: &FatReader, n: u32, value: u16) {
-    let v = r.volume();
-    for i in 0..v.fat_count {
-        let fat = u64::from(v.reserved_sectors + i * v.fat_sectors) * 512;
-        patch(image, fat + u64::from(n) * 2, &value.to_le_bytes());
-    }
-}
-
 /// The byte offset of `name`'s short entry in the fixed root directory.
 fn root_entry(image: &Path, r: &FatReader, short: &[u8; 11]) -> u64 {
     let v = r.volume();

@@ -2,7 +2,7 @@
 //! sources → tree → plan → emit → sink.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use kiln_sink::Sink;
@@ -22,7 +22,8 @@ pub fn build(req: &BuildRequest, observer: &dyn Observer) -> Result<BuildReport>
     let opts = fs_req
         .options(req.tree.live)
         .with_context(|| req.output.path.display().to_string())?;
-    let inputs: Vec<&Path> = req.tree.input_files().collect();
+    let input_files: Vec<PathBuf> = req.tree.input_files().collect();
+    let inputs: Vec<&Path> = input_files.iter().map(PathBuf::as_path).collect();
     let target = Target::check(&req.output, &inputs)?;
     if let Some(verity) = &req.verity {
         verity.check(&req.output, &inputs)?;

@@ -76,7 +76,9 @@ pub fn build_disk(req: &DiskRequest, observer: &dyn Observer) -> Result<BuildRep
         .as_deref()
         .map_or_else(|| "disk layout".to_string(), |f| f.display().to_string());
     let in_layout = |p: &Partition| format!("{name}: {}", p.key);
-    let target = Target::check(&req.output, &inputs(layout))?;
+    let input_files = inputs(layout);
+    let inputs: Vec<&Path> = input_files.iter().map(PathBuf::as_path).collect();
+    let target = Target::check(&req.output, &inputs)?;
     let pairs = verity::pairs(layout);
     verity::check_output(layout, &pairs, target.positional(&req.output))
         .with_context(|| name.clone())?;
@@ -205,12 +207,12 @@ fn place(
 
 /// The files a disk's build reads: the layout file, raw images, and each
 /// filesystem's layers.
-fn inputs(layout: &Layout) -> Vec<&Path> {
-    let mut files: Vec<&Path> = layout.file.as_deref().into_iter().collect();
+fn inputs(layout: &Layout) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = layout.file.clone().into_iter().collect();
     for p in &layout.partitions {
         match &p.content {
             Content::Empty => {}
-            Content::Image(path) => files.push(path),
+            Content::Image(path) => files.push(path.clone()),
             Content::Filesystem(fs) => files.extend(fs.tree.input_files()),
         }
     }

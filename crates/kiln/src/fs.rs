@@ -11,7 +11,7 @@ use kiln_tree::{OutputPlace, Tree};
 use crate::build::warn_stored_anyway;
 use crate::report::FsReport;
 use crate::tree::{fs_timestamp, read_tree};
-use crate::{FsOptions, FsRequest, Observer, TreeRequest};
+use crate::{FsKind, FsOptions, FsRequest, Image, Layer, Observer, TreeRequest};
 
 /// Steps of a FAT volume's size under `--size auto`, as kiln-fat's
 /// default sizes are.
@@ -33,10 +33,47 @@ pub(crate) enum FsPlan<'t> {
     Fat(FatPlan<'t>),
 }
 
+/// What a tailored image keeps of the image it tailors, the first layer,
+/// when that is an image of the format being built and `fs` does not say
+/// otherwise: its label (set in `opts` here) and its UUID (returned, for
+/// ext) or volume id (set, for FAT). The tree inside may name them (an
+/// fstab's `LABEL=` or `UUID=`, a boot loader's `root=`), so a tailored or
+/// converted image stays a drop-in replacement, as a copy would be.
+fn kept_identity(tree: &TreeRequest, fs: &FsRequest, opts: &mut FsOptions) -> Option<[u8; 16]> {
+    let Some(Layer::Source(first)) = tree.layers.first() else {
+        return None;
+    };
+    let image = Image::source(first).ok()??;
+    let keep_label = fs.label.is_empty();
+    match (opts, image.kind().ok()?) {
+        (FsOptions::Ext(opts), FsKind::Ext) => {
+            let reader = image.reader().ok()?;
+            let sb = reader.superblock();
+            if keep_label {
+                opts.label = sb.label_bytes().to_vec();
+            }
+            Some(sb.uuid)
+        }
+        (FsOptions::Fat(opts, _), FsKind::Fat) => {
+            let reader = image.fat_reader().ok()?;
+            let volume = reader.volume();
+            opts.volume_id = opts.volume_id.or(volume.volume_id);
+            let label = volume.label.as_deref().filter(|l| *l != b"NO NAME");
+            if keep_label && opts.label.is_none() {
+                opts.label = label.map(|l| String::from_utf8_lossy(l).into_owned());
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
 impl FsInput {
     /// Reads the tree of `tree` and settles what depends on it: for ext
     /// the filesystem timestamp, and the UUID and hash seed derived from
-    /// the inputs unless `fs` fixes them. `output` is where a file output
+    /// the inputs unless `fs` fixes them; the label and UUID (FAT: volume
+    /// id) of an image of the same format that is the first layer, unless
+    /// `fs` sets them ([`kept_identity`]). `output` is where a file output
     /// goes, which no directory source may hold.
     pub(crate) fn read(
         tree: &TreeRequest,
@@ -46,6 +83,7 @@ impl FsInput {
         observer: &dyn Observer,
     ) -> Result<FsInput> {
         let tree_read = read_tree(tree, output, observer)?;
+        let kept = kept_identity(tree, fs, &mut opts);
         let fixed = tree.timestamp.or(tree.fs_time).or(tree.source_date_epoch);
         let timestamp = fs_timestamp(&tree_read, fixed);
         // FAT's own times are the entries', and its volume id is derived
@@ -54,12 +92,12 @@ impl FsInput {
             {
                 opts.timestamp = timestamp;
                 let (uuid, seed) = kiln_ext::derive_ids(&tree_read, opts);
-                opts.uuid = ext.uuid.unwrap_or(uuid);
+                opts.uuid = ext.uuid.or(kept).unwrap_or(uuid);
                 opts.hash_seed = ext.seed.unwrap_or(seed);
                 if tree_read.has_dos_attributes() {
                     observer.note(
-                        "attr lines: DOS attributes are FAT's; an ext image has no place for \
-                         them, ignored",
+                        "DOS attributes are FAT's (attr lines, a FAT source's hidden and \
+                         system bits); an ext image has no place for them, ignored",
                     );
                 }
             }

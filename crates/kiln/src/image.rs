@@ -1,15 +1,18 @@
 //! Opening an image to look inside: a plain filesystem image, or a
 //! partition of a GPT disk image (`IMAGE:PART`, by number or label), as
-//! ext2/3/4 or FAT, told by its bytes ([`Image::kind`]).
+//! ext2/3/4 or FAT, told by its bytes ([`Image::kind`]); and telling a
+//! source that is an image from a directory or an archive
+//! ([`Image::source`]).
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use kiln_disk::{partition, Region};
 use kiln_ext::ImageReader;
 use kiln_fat::FatReader;
+use kiln_tree::{Looks, SNIFF_LEN};
 
 use crate::Observer;
 
@@ -19,6 +22,8 @@ const HEAD: u64 = 2048;
 /// Where the ext superblock's `s_magic` is, and its value.
 const EXT_MAGIC_AT: usize = 1080;
 const EXT_MAGIC: [u8; 2] = [0x53, 0xEF];
+/// Where a tar header's `magic` field is (`ustar`, POSIX and GNU alike).
+const TAR_MAGIC_AT: usize = 257;
 
 /// The filesystem types kiln reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +71,52 @@ impl Image {
             None => None,
         };
         Ok(Image { path, region, name })
+    }
+
+    /// The image a build source names, if it names one: `IMAGE:PART`, or a
+    /// file that holds an ext2/3/4 or FAT filesystem (and no tar header).
+    /// A whole GPT disk is refused: its partition must be named. `None`
+    /// for directories, archives and anything else (read as an archive).
+    pub fn source(arg: &Path) -> Result<Option<Image>> {
+        let (path, part) = partition::split_image_arg(arg.as_os_str());
+        if part.is_some() {
+            return Image::resolve(arg.as_os_str()).map(Some);
+        }
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let image = Image {
+            path,
+            region: None,
+            name: arg.display().to_string(),
+        };
+        let head = image.head(SNIFF_LEN as u64)?;
+        if head.get(TAR_MAGIC_AT..TAR_MAGIC_AT + 5) == Some(b"ustar") {
+            return Ok(None);
+        }
+        match Looks::sniff(&head) {
+            Looks::Ext(_) | Looks::Fat => Ok(Some(image)),
+            Looks::Gpt => bail!(
+                "{}: a partitioned disk image: name the partition to read \
+                 ({}:NUMBER or {}:LABEL)",
+                image.name,
+                image.name,
+                image.name
+            ),
+            _ => Ok(None),
+        }
+    }
+
+    /// The filesystem type of the image a build source names, which a
+    /// build not told a type makes (`ext2`, `ext3`, `ext4` as its features
+    /// make it, or `vfat`); `None` if the source is no image or cannot be
+    /// read (reading the source says why).
+    pub fn source_fs_type(arg: &Path) -> Option<&'static str> {
+        let image = Image::source(arg).ok()??;
+        match image.kind().ok()? {
+            FsKind::Ext => Some(image.reader().ok()?.superblock().fs_type().name()),
+            FsKind::Fat => Some("vfat"),
+        }
     }
 
     /// Where the filesystem starts in the file.

@@ -3,9 +3,10 @@
 //! its keys, a program by hand; [`FsRequest::options`] and
 //! [`Compress::parse`] settle and check them before any source is read.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kiln_container::ImageFormat;
+use kiln_disk::partition;
 use kiln_ext::{AutoSize, BuildOptions, FreeSpace, FsType, HashAlg, PlanError, RaidHints};
 use kiln_fat::{FatOptions, FatVariant};
 use kiln_sink::Durability;
@@ -18,8 +19,9 @@ pub use crate::verity::{HashPlace, VerityRequest};
 /// directories merge), a spec edits it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Layer {
-    /// A directory (walked like `cp -ax`) or a tar archive (plain or
-    /// compressed; `-` is standard input).
+    /// A directory (walked like `cp -ax`), an ext2/3/4 or FAT image (or
+    /// a partition of a GPT disk image, `disk.img:2`), or a tar archive
+    /// (plain or compressed; `-` is standard input).
     Source(PathBuf),
     /// A spec file (docs/spec-format.md).
     Spec(PathBuf),
@@ -30,11 +32,12 @@ pub enum Layer {
 }
 
 impl Layer {
-    /// The file this layer reads, if any (a directory source too: the
-    /// output must be none of them).
-    pub fn file(&self) -> Option<&Path> {
+    /// The file this layer reads, if any (a directory source too, and the
+    /// disk image of a partition: the output must be none of them).
+    pub fn file(&self) -> Option<PathBuf> {
         match self {
-            Layer::Source(path) | Layer::Spec(path) | Layer::DeviceTable(path) => Some(path),
+            Layer::Source(path) => Some(partition::split_image_arg(path.as_os_str()).0),
+            Layer::Spec(path) | Layer::DeviceTable(path) => Some(path.clone()),
             Layer::SpecLine(_) => None,
         }
     }
@@ -75,6 +78,9 @@ pub struct TreeRequest {
     /// entries' times left as read: mke2fs's `E2FSPROGS_FAKE_TIME`.
     /// `timestamp` comes first, then this, then `source_date_epoch`.
     pub fs_time: Option<i64>,
+    /// Image sources are read without verifying their metadata checksums
+    /// (warned about).
+    pub ignore_checksums: bool,
     /// The sources are a running system: entries that vanish while read
     /// are left out and files that change while copied are stored as they
     /// could be read, with warnings (otherwise each is an error).
@@ -83,11 +89,11 @@ pub struct TreeRequest {
 
 impl TreeRequest {
     /// The files the tree is read from (layers and file_contexts).
-    pub fn input_files(&self) -> impl Iterator<Item = &Path> {
+    pub fn input_files(&self) -> impl Iterator<Item = PathBuf> + '_ {
         self.layers
             .iter()
             .filter_map(Layer::file)
-            .chain(self.file_contexts.as_deref())
+            .chain(self.file_contexts.clone())
     }
 
     /// How tar sources are read.

@@ -5,13 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::atomic::AtomicU64;
+
 use anyhow::{Context, Result};
+use kiln_ext::{ImageSource, Unkept};
+use kiln_fat::FatSource;
 use kiln_tree::{
     parse_device_table, parse_file_contexts, Excludes, Metadata, OutputPlace, Policy, Spec,
     TarOptions, Tree, WalkOptions,
 };
 
-use crate::{Layer, Observer, TreeRequest};
+use crate::{FsKind, Image, Layer, Observer, TreeRequest};
 
 /// Reads the tree of `req`. `output` is where a file output goes, which no
 /// directory source may hold.
@@ -68,7 +72,7 @@ fn read_layers(
             live: req.live,
             entries: progress.map(|p| &**p.entries_counter()),
         };
-        let mut upper = read_source(path, &tar, &walk, observer)?;
+        let mut upper = read_source(path, req, &tar, &walk, observer)?;
         policy.apply_to_source(&mut upper);
         match &mut tree {
             Some(lower) => lower.overlay(&upper, req.whiteouts),
@@ -101,15 +105,23 @@ fn empty_tree() -> Tree {
     Tree::new(Metadata::made(0o755, 0, 0))
 }
 
-/// A directory (walked as `walk` says), or else a tar archive (`-` is
-/// stdin), read with `tar`.
+/// A directory (walked as `walk` says), a filesystem image (or a disk
+/// image's partition), or else a tar archive (`-` is stdin), read with
+/// `tar`.
 fn read_source(
     path: &Path,
+    req: &TreeRequest,
     tar: &TarOptions,
     walk: &WalkOptions<'_>,
     observer: &dyn Observer,
 ) -> Result<Tree> {
-    if path.as_os_str() != "-" && path.is_dir() {
+    if path.as_os_str() == "-" {
+        return Ok(tar.read(path)?);
+    }
+    if let Some(image) = Image::source(path)? {
+        return read_image(&image, req.ignore_checksums, walk.entries, observer);
+    }
+    if path.is_dir() {
         if let Some(missing) = kiln_host::missing_metadata() {
             observer.warning(&format!(
                 "{}: this host does not keep {missing}; set what matters \
@@ -123,6 +135,51 @@ fn read_source(
     } else {
         Ok(tar.read(path)?)
     }
+}
+
+/// The tree of a filesystem image: everything but the root's lost+found,
+/// its files' bytes read from the image when the new image is written.
+fn read_image(
+    image: &Image,
+    ignore_checksums: bool,
+    entries: Option<&AtomicU64>,
+    observer: &dyn Observer,
+) -> Result<Tree> {
+    let name = || image.name.clone();
+    let origin = PathBuf::from(&image.name);
+    match image.kind()? {
+        FsKind::Ext => {
+            let reader = image.reader_checked(ignore_checksums, observer)?;
+            let source = ImageSource::new(reader, origin).with_context(name)?;
+            let (tree, unkept) = source.read_tree(entries).with_context(name)?;
+            warn_unkept(&image.name, &unkept, observer);
+            Ok(tree)
+        }
+        // FAT has no checksums: `ignore_checksums` has nothing to relax.
+        FsKind::Fat => {
+            let source = FatSource::new(image.fat_reader()?, origin).with_context(name)?;
+            Ok(source.read_tree(entries).with_context(name)?)
+        }
+    }
+}
+
+/// Warns of what an image source held that the new image does not keep.
+fn warn_unkept(image: &str, unkept: &Unkept, observer: &dyn Observer) {
+    if unkept.entries == 0 {
+        return;
+    }
+    let flags: Vec<&str> = unkept.flags.iter().copied().collect();
+    let more = if unkept.entries > unkept.paths.len() as u64 {
+        ", ..."
+    } else {
+        ""
+    };
+    observer.warning(&format!(
+        "{image}: {} entries have inode flags the new image does not keep ({}): {}{more}",
+        unkept.entries,
+        flags.join(", "),
+        unkept.paths.join(", ")
+    ));
 }
 
 /// Warns of the entries that vanished while the tree was read (`live`):

@@ -9,8 +9,12 @@
 //! data file: a plain tar archive itself, read in place (and checked for
 //! changes since the tree was read), or a spool file that the reader fills
 //! while it reads a stream (stdin, a compressed archive), each file at its
-//! own base offset with its holes left as holes.
+//! own base offset with its holes left as holes. A filesystem image used as
+//! a source keeps its files' bytes where they are: [`ImageFiles`] (which
+//! the image's reader implements) opens a file by the number the reader
+//! put in the tree, and reads it when the new image is written.
 
+use std::fmt;
 use std::fs::File;
 use std::hash::{Hash as _, Hasher as _};
 use std::io;
@@ -35,6 +39,9 @@ pub enum DataSource {
     /// A sparse member of a plain archive, read in place: its data ranges
     /// lie one after another in the archive.
     ArchiveSparse(Arc<SparseData>),
+    /// File `key` of a filesystem image (its inode number, or what else its
+    /// reader numbers files by).
+    Image(SourceImage, u32),
 }
 
 impl DataSource {
@@ -45,7 +52,51 @@ impl DataSource {
             DataSource::Bytes(inline) => inline.origin.clone(),
             DataSource::Archive(data, _) => data.archive.clone(),
             DataSource::ArchiveSparse(sparse) => sparse.data.archive.clone(),
+            DataSource::Image(image, _) => image.0.origin().to_path_buf(),
         }
+    }
+}
+
+/// The files of a filesystem image that is a source: its reader, which
+/// opens a file by the key it put in the tree when the new image is
+/// written. The image is untrusted: a file that cannot be read is a
+/// [`DataError`], never a panic.
+pub trait ImageFiles: fmt::Debug + Send + Sync {
+    /// The image, as messages name it (`disk.img:2`).
+    fn origin(&self) -> &Path;
+
+    /// Opens file `key`; fails if the image changed since the tree was read
+    /// from it, or the file cannot be read.
+    fn open_file(&self, key: u32) -> Result<Box<dyn ImageFile + '_>, DataError>;
+}
+
+/// One open file of a source image.
+pub trait ImageFile: fmt::Debug + Send + Sync {
+    /// Fills `buf` from byte `pos` of the file; its holes read as zeros.
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> Result<(), DataError>;
+
+    /// Where bytes `pos..pos + len` of the file lie in the image file, for
+    /// a sink that clones them (see [`DataReader::backing`]): the file, the
+    /// offset of byte `pos` and how many bytes from there lie in one piece.
+    fn backing(&self, pos: u64, len: u64) -> Option<(&File, u64, u64)>;
+}
+
+/// A source image's files, shared by every file the image put in the tree.
+/// Two are equal when they are the same image reader.
+#[derive(Clone, Debug)]
+pub struct SourceImage(pub Arc<dyn ImageFiles>);
+
+impl PartialEq for SourceImage {
+    fn eq(&self, other: &SourceImage) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.0), Arc::as_ptr(&other.0))
+    }
+}
+
+impl Eq for SourceImage {}
+
+impl std::hash::Hash for SourceImage {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.origin().hash(state);
     }
 }
 
@@ -183,7 +234,46 @@ pub struct ArchiveData {
     archive: PathBuf,
     /// For an archive read in place: its size and modification time when it
     /// was opened, which must not have changed when its data is read.
-    in_place: Option<(u64, SystemTime)>,
+    in_place: Option<Unchanged>,
+}
+
+/// A file read in place long after it was opened (a plain archive, a
+/// source image): its size and modification time then, which must still
+/// be its own whenever its bytes are read, or the tree no longer describes
+/// them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unchanged {
+    len: u64,
+    mtime: SystemTime,
+}
+
+impl Unchanged {
+    /// The size and modification time of `file` now.
+    pub fn of(file: &File) -> io::Result<Unchanged> {
+        let meta = file.metadata()?;
+        Ok(Unchanged {
+            len: meta.len(),
+            mtime: meta.modified()?,
+        })
+    }
+
+    /// Fails if `file` (the `what` of messages: `archive`, `source image`)
+    /// has another size or modification time now.
+    pub fn check(&self, file: &File, what: &str) -> Result<(), DataError> {
+        let now = Unchanged::of(file)?;
+        if now.len != self.len {
+            return Err(DataError::Changed(format!(
+                "the {what} was {} bytes when read, now {}",
+                self.len, now.len
+            )));
+        }
+        if now.mtime != self.mtime {
+            return Err(DataError::Changed(format!(
+                "the {what} was modified after it was read"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl ArchiveData {
@@ -199,9 +289,8 @@ impl ArchiveData {
     /// The plain archive `file` (at `archive`), its members' data read in
     /// place as long as it keeps its present size and modification time.
     pub(crate) fn in_place(file: File, archive: PathBuf) -> io::Result<ArchiveData> {
-        let meta = file.metadata()?;
         Ok(ArchiveData {
-            in_place: Some((meta.len(), meta.modified()?)),
+            in_place: Some(Unchanged::of(&file)?),
             file,
             archive,
         })
@@ -215,22 +304,10 @@ impl ArchiveData {
     /// Fails if an archive read in place has changed since it was opened:
     /// its data would no longer be the members' that the tree describes.
     fn check_unchanged(&self) -> Result<(), DataError> {
-        let Some((len, mtime)) = self.in_place else {
-            return Ok(());
-        };
-        let meta = self.file.metadata()?;
-        if meta.len() != len {
-            return Err(DataError::Changed(format!(
-                "the archive was {len} bytes when read, now {}",
-                meta.len()
-            )));
+        match &self.in_place {
+            Some(stamp) => stamp.check(&self.file, "archive"),
+            None => Ok(()),
         }
-        if meta.modified()? != mtime {
-            return Err(DataError::Changed(
-                "the archive was modified after it was read".into(),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -310,6 +387,10 @@ pub enum DataError {
     /// A host file changed while it was read.
     #[error("the file changed while the image was being built ({0})")]
     Changed(String),
+    /// A source image's structures could not be read (the reader's
+    /// message).
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 /// An open source of file bytes.
@@ -323,6 +404,8 @@ pub enum DataReader<'a> {
     Archive(&'a File, u64),
     /// A sparse member of an archive read in place.
     ArchiveSparse(&'a SparseData),
+    /// A file of a source image.
+    Image(Box<dyn ImageFile + 'a>),
 }
 
 /// An open host file, with what the tree recorded of it and its stamp when
@@ -377,6 +460,7 @@ impl DataSource {
                 sparse.data.check_unchanged()?;
                 Ok(DataReader::ArchiveSparse(sparse))
             }
+            DataSource::Image(image, key) => Ok(DataReader::Image(image.0.open_file(*key)?)),
         }
     }
 }
@@ -397,6 +481,7 @@ impl DataReader<'_> {
             }
             DataReader::Archive(f, base) => (kiln_host::read_at(f, buf, base + pos)?, buf.len()),
             DataReader::ArchiveSparse(sparse) => (sparse.read_at(buf, pos)?, buf.len()),
+            DataReader::Image(file) => return file.read_exact_at(buf, pos),
             DataReader::Bytes(b) => {
                 let start = (pos as usize).min(b.len());
                 let n = buf.len().min(b.len() - start);
@@ -418,8 +503,9 @@ impl DataReader<'_> {
     /// sink that clones them rather than copying them: the file, the offset
     /// of byte `pos` in it, and how many of the bytes it holds (a host file
     /// as much as it had when opened, which [`read_exact_at`](Self::read_exact_at)
-    /// reads past as zeros). `None` for bytes in memory and sparse archive
-    /// members, whose bytes are not one range of a file.
+    /// reads past as zeros; an image's file as much as lies in one piece).
+    /// `None` for bytes in memory and sparse archive members, whose bytes
+    /// are not one range of a file.
     pub fn backing(&self, pos: u64, len: u64) -> Option<(&File, u64, u64)> {
         match self {
             DataReader::Host(host) => {
@@ -427,6 +513,7 @@ impl DataReader<'_> {
                 Some((&host.file, pos, held))
             }
             DataReader::Archive(f, base) => Some((f, base + pos, len)),
+            DataReader::Image(file) => file.backing(pos, len),
             DataReader::Bytes(_) | DataReader::ArchiveSparse(_) => None,
         }
     }

@@ -30,7 +30,7 @@ mod tar;
 
 pub use data::{
     ArchiveData, DataError, DataReader, DataSource, Fingerprint, Freshness, HostPath, HostReader,
-    Inline, SparseData,
+    ImageFile, ImageFiles, Inline, SourceImage, SparseData, Unchanged,
 };
 pub use dir::{read_dir_tree, read_dir_tree_with, OutputPlace, WalkOptions};
 pub use entries::{Dir, Entries};
@@ -40,7 +40,7 @@ pub use exclude::{Excludes, Pruning};
 pub use kiln_host::HostTime as Timestamp;
 pub use model::{Body, DosAttributes, FileData, Metadata, Node, NodeId, Times, Tree, Xattr};
 pub use policy::{IdMap, Policy};
-pub use sniff::Looks;
+pub use sniff::{Looks, SNIFF_LEN};
 pub use spec::{
     civil_from_days, days_from_civil, parse_device_table, parse_file_contexts, FileContexts, Spec,
 };

@@ -506,7 +506,8 @@ impl Tree {
 
     /// Lays `upper` over this tree: entries of `upper` add to or replace ours;
     /// where both have a directory of the same name the two are merged and the
-    /// directory takes `upper`'s metadata. Hard links within `upper` stay links.
+    /// directory takes `upper`'s metadata (and DOS attributes). Hard links
+    /// within `upper` stay links.
     ///
     /// With `whiteouts` (OCI and overlayfs layers), `.wh.NAME` in `upper`
     /// deletes NAME from the layers below and `.wh..wh..opq` makes its
@@ -514,6 +515,7 @@ impl Tree {
     pub fn overlay(&mut self, upper: &Tree, whiteouts: bool) {
         let mut imported = HashMap::new();
         self.nodes[Tree::ROOT].meta = upper.nodes[Tree::ROOT].meta.clone();
+        self.take_dos_attributes(Tree::ROOT, upper, Tree::ROOT);
         let layer = Layer { upper, whiteouts };
         self.merge_dir(Tree::ROOT, &layer, Tree::ROOT, &mut imported);
     }
@@ -549,6 +551,7 @@ impl Tree {
             match both_dirs {
                 Some(ours) => {
                     self.nodes[ours].meta = upper.nodes[up_child].meta.clone();
+                    self.take_dos_attributes(ours, upper, up_child);
                     self.merge_dir(ours, layer, up_child, imported);
                 }
                 None => {
@@ -557,6 +560,15 @@ impl Tree {
                 }
             }
         }
+    }
+
+    /// Gives node `id` the DOS attributes of node `up_id` of `upper`, or
+    /// none if it has none: they go with the metadata an overlay takes.
+    fn take_dos_attributes(&mut self, id: NodeId, upper: &Tree, up_id: NodeId) {
+        match upper.dos_attributes(up_id) {
+            Some(dos) => self.dos_attributes.insert(id, dos),
+            None => self.dos_attributes.remove(&id),
+        };
     }
 
     /// Copies node `id` of `other` (and, for a directory, everything below it)
@@ -580,6 +592,7 @@ impl Tree {
             },
         });
         imported.insert(id, new_id);
+        self.take_dos_attributes(new_id, other, id);
         for (name, child) in node.entries() {
             // A whiteout has nothing below it to hide here: drop it.
             if layer.whiteout(name).is_some() {
@@ -673,6 +686,38 @@ mod tests {
         assert_eq!(base.node(fstab).body, Body::Symlink(b"new".to_vec()));
         assert_eq!(base.lookup(etc, b"hostname"), Some(fstab));
         assert!(base.lookup(etc, b"passwd").is_some());
+    }
+
+    #[test]
+    fn overlay_takes_the_upper_layers_dos_attributes() {
+        let hidden = DosAttributes {
+            hidden: true,
+            ..DosAttributes::default()
+        };
+        let mut base = Tree::new(meta(0o755));
+        let boot = dir(&mut base, Tree::ROOT, "boot", 0o755);
+        base.set_dos_attributes(boot, hidden);
+        let kept = file(&mut base, Tree::ROOT, "kept", "x");
+        base.set_dos_attributes(kept, hidden);
+
+        let mut top = Tree::new(meta(0o755));
+        dir(&mut top, Tree::ROOT, "boot", 0o755);
+        let sys = file(&mut top, Tree::ROOT, "sys", "x");
+        let system = DosAttributes {
+            system: true,
+            ..DosAttributes::default()
+        };
+        top.set_dos_attributes(sys, system);
+
+        base.overlay(&top, false);
+        let dos = |name: &[u8]| base.dos_attributes(base.lookup(Tree::ROOT, name).unwrap());
+        assert_eq!(
+            dos(b"boot"),
+            None,
+            "a merged directory takes upper's (none)"
+        );
+        assert_eq!(dos(b"kept"), Some(hidden));
+        assert_eq!(dos(b"sys"), Some(system));
     }
 
     #[test]

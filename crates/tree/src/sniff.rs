@@ -2,16 +2,17 @@
 //! images people mistake for archives (ext and FAT filesystems, GPT and MBR
 //! disks), told apart by the magic numbers in their first bytes.
 //!
-//! This is only for the message that refuses such a source (an ext image
+//! This is for the message that refuses such a source (an ext image
 //! starts with 1024 zero bytes, which a tar reader takes for the end of an
-//! empty archive). It reads a handful of fields, trusts none of them and
-//! decodes nothing else: the tree still knows nothing of ext.
+//! empty archive), and for kiln-lib to tell an image source from an archive
+//! before either is read. It reads a handful of fields, trusts none of them
+//! and decodes nothing else: the tree still knows nothing of ext.
 
 use std::fmt;
 
 /// How many bytes of a stream sniffing looks at: through the GPT header of
 /// a disk with 4096-byte sectors.
-pub(crate) const SNIFF_LEN: usize = GPT_HEADER_AT[1] + GPT_SIGNATURE.len();
+pub const SNIFF_LEN: usize = GPT_HEADER_AT[1] + GPT_SIGNATURE.len();
 
 /// Where the ext superblock starts, in every block size.
 const EXT_SUPERBLOCK: usize = 1024;
@@ -79,7 +80,7 @@ pub enum Looks {
 impl Looks {
     /// What the stream whose first bytes are `head` looks like (give it
     /// [`SNIFF_LEN`] bytes where the stream has them).
-    pub(crate) fn sniff(head: &[u8]) -> Looks {
+    pub fn sniff(head: &[u8]) -> Looks {
         if head.is_empty() {
             Looks::Empty
         } else if is_gpt(head) {

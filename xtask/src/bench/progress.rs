@@ -14,7 +14,7 @@ use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
 
-use super::{median, remove, tree_name, Bench, FsType, Geometry};
+use super::{median, remove, tree_name, Bench, CpuRun, FsType, Geometry};
 use crate::tree;
 
 /// One tree and type: the medians of each variant.
@@ -110,11 +110,11 @@ impl Bench<'_> {
             for k in 0..variants.len() {
                 let i = (k + round as usize) % variants.len();
                 remove(&image)?;
-                let (wall, cpu) = self.cpu_timed(&variants[i].1)?;
+                let run = self.cpu_timed(&variants[i].1)?;
                 // Round 0 is the warm-up.
                 if round > 0 {
-                    times[i].0.push(wall);
-                    times[i].1.push(cpu);
+                    times[i].0.push(run.wall);
+                    times[i].1.push(run.cpu);
                 }
             }
         }
@@ -138,11 +138,11 @@ impl Bench<'_> {
 
 impl Bench<'_> {
     /// Runs `command` under `/usr/bin/time` and returns its wall-clock and CPU seconds
-    /// (user + system, of all its threads).
-    fn cpu_timed(&self, command: &Command) -> Result<(f64, f64)> {
+    /// (user + system, of all its threads) and its peak RSS.
+    pub(super) fn cpu_timed(&self, command: &Command) -> Result<CpuRun> {
         let times = self.scratch.join("times");
         let output = Command::new("/usr/bin/time")
-            .args(["-f", "%e %U %S", "-o"])
+            .args(["-f", "%e %U %S %M", "-o"])
             .arg(&times)
             .arg(command.get_program())
             .args(command.get_args())
@@ -162,9 +162,14 @@ impl Bench<'_> {
             .split_whitespace()
             .filter_map(|n| n.parse().ok())
             .collect();
-        let [wall, user, system] = numbers[..] else {
+        let [wall, user, system, rss_kib] = numbers[..] else {
             anyhow::bail!("no times in /usr/bin/time's output {text:?}");
         };
-        Ok((wall, user + system))
+        Ok(CpuRun {
+            wall,
+            cpu: user + system,
+            // time prints the peak RSS as a whole number of KiB.
+            rss_kib: rss_kib as u64,
+        })
     }
 }

@@ -19,7 +19,7 @@ use crate::plan::LOST_FOUND;
 const INLINE_PARENT: usize = 4;
 /// The deepest path a walk follows: a corrupt image can link a directory
 /// into its own subtree, and real trees are far shallower.
-const MAX_DEPTH: usize = 4096;
+pub(crate) const MAX_DEPTH: usize = 4096;
 /// The most symbolic links one [`ImageReader::resolve`] follows (the
 /// kernel's `MAXSYMLINKS`): a loop of links is then an error, not a hang.
 pub(crate) const MAX_SYMLINKS: usize = 40;

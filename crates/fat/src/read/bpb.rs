@@ -65,6 +65,9 @@ pub struct Volume {
     pub label: Option<Vec<u8>>,
     /// `BPB_HiddSec`.
     pub hidden_sectors: u32,
+    /// The boot sector's dirty bit (`BS_Reserved1` bit 0) is set: the
+    /// volume is mounted, or was not cleanly unmounted.
+    pub dirty: bool,
 }
 
 impl Volume {
@@ -236,6 +239,7 @@ pub(crate) fn decode(b: &[u8; BOOT_SECTOR]) -> Result<Volume, ReadError> {
         volume_id: None,
         label: None,
         hidden_sectors: get_u32(b, off::HIDD_SEC),
+        dirty: false,
     };
     if vol.fat_bytes_used() > vol.sector_offset(u64::from(fat_sectors)) {
         return Err(bad(format!(
@@ -288,6 +292,7 @@ fn extended_bpb(b: &[u8; BOOT_SECTOR], vol: &mut Volume) {
     let sig = b[ext + off::BOOT_SIG];
     if sig == EXT_BOOT_SIG || sig == EXT_BOOT_SIG_OLD {
         vol.volume_id = Some(get_u32(b, ext + off::VOL_ID));
+        vol.dirty = b[ext + off::STATE] & 1 != 0;
     }
     if sig == EXT_BOOT_SIG {
         let label = &b[ext + off::VOL_LAB..ext + off::VOL_LAB + 11];

@@ -143,6 +143,7 @@ mod tests {
             volume_id: None,
             label: None,
             hidden_sectors: 0,
+            dirty: false,
         };
         let mut fat = vec![0xF8, 0xFF, 0xFF, 0xFF];
         for e in entries {

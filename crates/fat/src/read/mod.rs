@@ -31,11 +31,13 @@ pub(crate) mod bpb;
 mod chain;
 mod check;
 pub(crate) mod dir;
+mod source;
 
 pub use bpb::{probe, Volume};
 pub use chain::Run;
 pub use check::CheckReport;
 pub use dir::DirEntry;
+pub use source::FatSource;
 
 /// The most entries of a directory (the FAT specification's limit, which
 /// the writer keeps too): bounds every directory's chain.
@@ -360,14 +362,25 @@ impl FatReader {
 
     /// Where file `e`'s bytes are: its chain, which must hold its size.
     pub fn file_map(&self, e: &DirEntry) -> Result<FileMap, ReadError> {
-        let size = u64::from(e.size);
+        self.chain_map(e.cluster, e.size, &|| format!("file {}", escape(&e.name)))
+    }
+
+    /// Where the `size` bytes of the file whose chain starts at `cluster`
+    /// are (see [`file_map`](Self::file_map)); `what` names the file in
+    /// errors.
+    pub(crate) fn chain_map(
+        &self,
+        cluster: u32,
+        size: u32,
+        what: &dyn Fn() -> String,
+    ) -> Result<FileMap, ReadError> {
+        let size = u64::from(size);
         if size == 0 {
             return Ok(self.map_of(Vec::new(), 0));
         }
         let cb = u64::from(self.vol.cluster_bytes());
         let need = size.div_ceil(cb);
-        let what = || format!("file {}", escape(&e.name));
-        let chain = chain::walk(&self.vol, &self.fat, e.cluster, need)
+        let chain = chain::walk(&self.vol, &self.fat, cluster, need)
             .map_err(|b| ReadError::corrupt(what(), format!("its chain: {b}")))?;
         if chain.len < need {
             return Err(ReadError::corrupt(

@@ -300,3 +300,19 @@ pub fn bytes(len: usize, seed: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Writes `bytes` at `at` in the image.
+pub fn patch(image: &Path, at: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new().write(true).open(image).unwrap();
+    f.write_all_at(bytes, at).unwrap();
+}
+
+/// Sets FAT16 entry `n` to `value` in both FAT copies.
+pub fn set_fat(image: &Path, r: &kiln_fat::FatReader, n: u32, value: u16) {
+    let v = r.volume();
+    for i in 0..v.fat_count {
+        let fat = u64::from(v.reserved_sectors + i * v.fat_sectors) * 512;
+        patch(image, fat + u64::from(n) * 2, &value.to_le_bytes());
+    }
+}
