@@ -462,6 +462,29 @@ fn gpt_partition_as_source() {
     assert_refused(&res, &whole, &["disk.img", "partition"]);
 }
 
+/// Point 1's "or a new layout file": an image as the source of a disk
+/// layout's partition holds the image's tree (through the kernel) and keeps
+/// its UUID and label.
+#[test]
+fn an_image_is_the_source_of_a_layout_partition() {
+    if !(require_mount() && require_tool("sfdisk") && require_tool("mke2fs")) {
+        return;
+    }
+    let case = Case::new("ext4", 1024);
+    let src = rich_source(&case);
+    let base = case.path("base.img");
+    mke2fs(&src, &base, "ext4", &["-L", "oldroot"], "96M");
+    let disk = build_disk(&case, &base);
+    let part = case.path("part.img");
+    copy_partition(&disk, 2, &part);
+    e2fsck_clean(&part);
+    assert_same_tree(&base, "ext4", &part, 4096);
+    let (old, new) = (dumpe2fs_header(&base), dumpe2fs_header(&part));
+    for key in ["Filesystem UUID", "Filesystem volume name"] {
+        assert_eq!(old[key], new[key], "{key}");
+    }
+}
+
 /// A small ext4 image of `src` (`extra` build flags: `-O ^metadata_csum`
 /// for byte edits without checksums).
 fn small_image(case: &Case, name: &str, extra: &[&str]) -> PathBuf {

@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use crate::checksum::inode_seed;
 use crate::error::ReadError;
@@ -55,7 +56,18 @@ pub struct ImageReader {
     short_partition: Option<u64>,
     /// Whether metadata checksums are verified on what is read.
     checksums: bool,
+    /// The primary group descriptor table, read whole at the first inode
+    /// read where it takes at most [`GDT_CACHE_MAX`] bytes (`None` then:
+    /// each descriptor is read where it is needed); a tree of inodes would
+    /// otherwise read one descriptor per inode.
+    gdt: OnceLock<Option<Vec<u8>>>,
 }
+
+/// The largest group descriptor table kept in memory: that of an 8 TiB
+/// filesystem with 64-byte descriptors (16 TiB with 32-byte ones), beyond
+/// what an image source is, and a small bound on what a corrupt superblock
+/// can make the reader hold.
+const GDT_CACHE_MAX: u64 = 4 << 20;
 
 impl ImageReader {
     /// Opens the image at `path` and decodes its superblock.
@@ -88,6 +100,7 @@ impl ImageReader {
             readable_blocks,
             short_partition,
             checksums: true,
+            gdt: OnceLock::new(),
         })
     }
 
@@ -268,8 +281,15 @@ impl ImageReader {
     /// starts in the block after the superblock's, its checksum verified.
     fn group_desc(&self, group: u32) -> Result<group_desc::GroupDesc, ReadError> {
         let size = u32::from(self.sb.desc_size);
-        let at = self.gdt_offset() + u64::from(group) * u64::from(size);
-        let bytes = self.read(at, size, GDT)?;
+        let start = u64::from(group) * u64::from(size);
+        let cached = self.cached_gdt().and_then(|gdt| {
+            let start = usize::try_from(start).ok()?;
+            gdt.get(start..start + size as usize)
+        });
+        let bytes = match cached {
+            Some(bytes) => bytes.to_vec(),
+            None => self.read(self.gdt_offset() + start, size, GDT)?,
+        };
         let desc = group_desc::decode(&bytes);
         if let Some(seed) = self.csum_seed() {
             let computed = group_desc::checksum(seed, group, &bytes);
@@ -280,6 +300,18 @@ impl ImageReader {
             )?;
         }
         Ok(desc)
+    }
+
+    /// The primary group descriptor table, read once, if it is at most
+    /// [`GDT_CACHE_MAX`] bytes and could be read whole.
+    fn cached_gdt(&self) -> Option<&[u8]> {
+        self.gdt
+            .get_or_init(|| {
+                let groups = u32::try_from(self.sb.groups()).ok()?;
+                let len = u64::from(groups) * u64::from(self.sb.desc_size);
+                (len <= GDT_CACHE_MAX).then(|| self.raw_gdt(groups).ok())?
+            })
+            .as_deref()
     }
 
     /// The raw primary group descriptor table: `groups` descriptors of
