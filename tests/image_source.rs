@@ -841,3 +841,34 @@ fn a_fat_image_rebuilt_from_itself_is_the_same_bytes() {
     let fsck = run(tool("fsck.fat").arg("-n").arg(&b));
     assert_success(&fsck, "fsck.fat -n");
 }
+
+/// Inode flags a tree cannot keep (here immutable, set by debugfs) are not
+/// dropped silently: the build warns, naming the flag and the entry, and
+/// the copy is clean without them.
+#[test]
+fn unkept_inode_flags_are_warned_about() {
+    if !(require_tool("mke2fs") && require_tool("debugfs") && require_tool("e2fsck")) {
+        return;
+    }
+    let case = Case::new("ext4", 4096);
+    let src = case.mkdir("src");
+    write_file(&src.join("locked"), b"do not touch\n");
+    let base = case.path("base.img");
+    mke2fs(&src, &base, "ext4", &[], "16M");
+    // EXT4_EXTENTS_FL | EXT4_IMMUTABLE_FL.
+    let set = run(tool("debugfs")
+        .args(["-w", "-R", "set_inode_field /locked flags 0x80010"])
+        .arg(&base));
+    assert_success(&set, "debugfs set_inode_field");
+    let copy = case.path("copy.img");
+    let out = kiln_build(&[&base, &"-o", &copy]);
+    assert_success(&out, "kiln build base.img");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning") && stderr.contains("immutable") && stderr.contains("/locked"),
+        "{stderr}"
+    );
+    e2fsck_clean(&copy);
+    let stat = debugfs_stat(&copy, "/locked");
+    assert!(!stat.contains("Flags: 0x80010"), "{stat}");
+}

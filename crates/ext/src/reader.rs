@@ -11,6 +11,7 @@
 //! (`kiln verify` does: its own check reports them all). [`map`] reads where
 //! a file's bytes are, [`dirs`] reads directories and walks the tree.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -287,8 +288,8 @@ impl ImageReader {
             gdt.get(start..start + size as usize)
         });
         let bytes = match cached {
-            Some(bytes) => bytes.to_vec(),
-            None => self.read(self.gdt_offset() + start, size, GDT)?,
+            Some(bytes) => Cow::Borrowed(bytes),
+            None => Cow::Owned(self.read(self.gdt_offset() + start, size, GDT)?),
         };
         let desc = group_desc::decode(&bytes);
         if let Some(seed) = self.csum_seed() {
@@ -439,12 +440,7 @@ mod tests {
             nanos: 123_456_789,
         };
         let mut meta = Metadata::new(0o750, 100_000, 70_000, kiln_tree::Times::at(t));
-        meta.set_xattrs(
-            xattrs
-                .into_iter()
-                .map(|(name, value)| Xattr { name, value })
-                .collect(),
-        );
+        meta.set_xattrs(xattrs.into_iter().map(Xattr::from).collect());
         meta
     }
 

@@ -109,7 +109,7 @@ impl ImageSource {
             entries,
             unkept: Unkept::default(),
         };
-        read.unkept.note(root.flags, b"/");
+        read.unkept.note(root.flags, || b"/".to_vec());
         let mut pending = vec![(ROOT_INO, Tree::ROOT, b"/".to_vec(), 0)];
         while let Some((ino, node, path, depth)) = pending.pop() {
             read.dir(ino, node, &path, depth, &mut pending)?;
@@ -217,21 +217,22 @@ impl Unkept {
     /// How many paths are kept to name.
     const SHOWN: usize = 3;
 
-    /// Whether `flags` hold any flag the tree does not keep.
-    fn any(flags: u32) -> bool {
-        UNKEPT_FLAGS.iter().any(|(bit, _)| flags & bit != 0)
-    }
-
-    /// Notes the flags `flags` of the entry at `path`, if any is unkept.
-    fn note(&mut self, flags: u32, path: &[u8]) {
-        if !Unkept::any(flags) {
+    /// Notes the flags `flags` of the entry at `path` (made only if
+    /// named), if any is unkept.
+    fn note(&mut self, flags: u32, path: impl FnOnce() -> Vec<u8>) {
+        // Empty for most entries, which allocates nothing.
+        let names: Vec<&str> = UNKEPT_FLAGS
+            .iter()
+            .filter(|(bit, _)| flags & bit != 0)
+            .map(|(_, name)| *name)
+            .collect();
+        if names.is_empty() {
             return;
         }
-        let names = UNKEPT_FLAGS.iter().filter(|(bit, _)| flags & bit != 0);
-        self.flags.extend(names.map(|(_, name)| *name));
+        self.flags.extend(names);
         self.entries += 1;
         if self.paths.len() < Self::SHOWN {
-            self.paths.push(escape(path));
+            self.paths.push(escape(&path()));
         }
     }
 }
@@ -260,9 +261,7 @@ impl TreeRead<'_> {
                     path: escape(&join(path, &entry.name)),
                     source,
                 })?;
-            if Unkept::any(flags) {
-                self.unkept.note(flags, &join(path, &entry.name));
-            }
+            self.unkept.note(flags, || join(path, &entry.name));
             self.tree.link(node, &entry.name, child);
             if is_dir {
                 pending.push((entry.ino, child, join(path, &entry.name), depth + 1));
@@ -361,12 +360,7 @@ fn metadata(inode: &InodeView, mut xattrs: Vec<XattrPair>) -> Metadata {
     let mut meta = Metadata::new(inode.perm(), inode.uid, inode.gid, times);
     if !xattrs.is_empty() {
         xattrs.sort();
-        meta.set_xattrs(
-            xattrs
-                .into_iter()
-                .map(|(name, value)| Xattr { name, value })
-                .collect(),
-        );
+        meta.set_xattrs(xattrs.into_iter().map(Xattr::from).collect());
     }
     meta
 }

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use kiln_ext::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK};
 use kiln_ext::{ImageReader, InodeView, ReadError, WalkEntry, ROOT_INO};
 use kiln_host::{DestDir, HostTime, NodeKind};
-use kiln_tree::{escape, Timestamp};
+use kiln_tree::{escape, split_parent, Timestamp};
 
 /// Bytes copied at a time.
 const CHUNK: usize = 1 << 20;
@@ -283,14 +283,6 @@ impl At {
     /// Its parent directory below the staging directory, and its name.
     fn parent_and_name(&self) -> (&[u8], &[u8]) {
         split_parent(&self.staged)
-    }
-}
-
-/// `path` (`/`-joined) as its parent's path (empty at the top) and its name.
-fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|&c| c == b'/') {
-        Some(slash) => (&path[..slash], &path[slash + 1..]),
-        None => (&[], path),
     }
 }
 

@@ -475,7 +475,7 @@ fn read_details(host: &HostPath, meta: &Probe) -> Result<Details, TreeError> {
     let xattrs = kiln_host::read_xattrs(&path)
         .map_err(err)?
         .into_iter()
-        .map(|(name, value)| Xattr { name, value })
+        .map(Xattr::from)
         .collect();
     let mut details = Details {
         xattrs,

@@ -38,7 +38,9 @@ pub use error::TreeError;
 pub use escape::{escape, Escaped};
 pub use exclude::{Excludes, Pruning};
 pub use kiln_host::HostTime as Timestamp;
-pub use model::{Body, DosAttributes, FileData, Metadata, Node, NodeId, Times, Tree, Xattr};
+pub use model::{
+    split_parent, Body, DosAttributes, FileData, Metadata, Node, NodeId, Times, Tree, Xattr,
+};
 pub use policy::{IdMap, Policy};
 pub use sniff::{Looks, SNIFF_LEN};
 pub use spec::{

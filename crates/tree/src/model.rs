@@ -24,6 +24,22 @@ pub struct Xattr {
     pub value: Vec<u8>,
 }
 
+impl From<(Vec<u8>, Vec<u8>)> for Xattr {
+    /// The xattr of a (full name, value) pair, as readers list them.
+    fn from((name, value): (Vec<u8>, Vec<u8>)) -> Xattr {
+        Xattr { name, value }
+    }
+}
+
+/// A `/`-joined path as its parent's path (empty at the top) and its last
+/// component.
+pub fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&c| c == b'/') {
+        Some(slash) => (&path[..slash], &path[slash + 1..]),
+        None => (&[], path),
+    }
+}
+
 /// A node's four times, as one value: what [`Metadata::times`] returns and
 /// [`Metadata::set_times`] takes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -656,7 +656,7 @@ fn metadata(header: &Header, ext: &mut Extended) -> Result<Metadata, String> {
     meta.set_xattrs(
         std::mem::take(&mut ext.xattrs)
             .into_iter()
-            .map(|(name, value)| Xattr { name, value })
+            .map(Xattr::from)
             .collect(),
     );
     Ok(meta)

@@ -32,8 +32,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use kiln_tree::{
-    escape, Body, DataError, DataSource, DosAttributes, FileData, ImageFile, ImageFiles, Metadata,
-    Node, NodeId, SourceImage, Times, Tree, Unchanged,
+    escape, split_parent, Body, DataError, DataSource, DosAttributes, FileData, ImageFile,
+    ImageFiles, Metadata, Node, NodeId, SourceImage, Times, Tree, Unchanged,
 };
 
 use super::{DirEntry, FatReader, FileMap, WalkEntry};
@@ -96,7 +96,7 @@ impl FatSource {
         let mut dirs: HashMap<&[u8], NodeId> = HashMap::from([(&[][..], Tree::ROOT)]);
         let mut files = keys.into_iter();
         for w in walk.iter().skip(1) {
-            let (parent, name) = split(&w.path);
+            let (parent, name) = split_parent(&w.path);
             let &dir = dirs.get(parent).ok_or_else(|| {
                 ReadError::corrupt(
                     format!("entry /{}", escape(&w.path)),
@@ -246,12 +246,4 @@ fn dos_attributes(e: &DirEntry) -> Option<DosAttributes> {
         system: e.attributes & ATTR_SYSTEM != 0,
     };
     (dos != DosAttributes::default()).then_some(dos)
-}
-
-/// A walk path's directory (empty for the root) and name.
-fn split(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|&c| c == b'/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (&[], path),
-    }
 }
